@@ -1,0 +1,1737 @@
+/* modelload.h - v0.1.0 - safetensors loading and tiered weight placement in one C header.
+   MIT licence (see the end of this file). No warranty implied; use at your own risk.
+
+   ==========================================================================
+   DO THIS in exactly one C or C++ file, before any other #include:
+
+       #define MODELLOAD_IMPLEMENTATION
+       #include "modelload.h"
+
+   Every other file just #includes "modelload.h". On Linux the implementation
+   defines _GNU_SOURCE (for pread/fstat) when it is not already defined; if
+   that file has included system headers before modelload.h, compile it with
+   -D_GNU_SOURCE (or -D_POSIX_C_SOURCE=200809L) instead.
+
+   ==========================================================================
+   QUICK START: list the tensors of a file and read one
+
+       mload_file_desc fd = {0};
+       mload_file *f; mload_error e;
+       fd.path = "model.safetensors";
+       if (mload_file_open(&fd, &f, &e) != MLOAD_OK) {
+           fprintf(stderr, "%s: %s\n", mload_result_string(e.code), e.message);
+           return 1;
+       }
+       for (uint64_t i = 0; i < mload_file_count(f); ++i) {
+           const mload_tensor *t = mload_file_tensor(f, i);
+           printf("%s %s %llu bytes\n", t->name, mload_dtype_name(t->dtype),
+                  (unsigned long long)t->nbytes);
+       }
+       const mload_tensor *w = mload_file_find(f, "lm_head.weight");
+       void *buf = malloc(w->nbytes);
+       mload_file_read(f, w, buf, w->nbytes, &e);
+       mload_file_close(f);
+
+   ==========================================================================
+   CONFIGURATION (define before including the implementation)
+
+     MODELLOAD_IMPLEMENTATION  compile the implementation into this file
+     MODELLOAD_STATIC          make every function static (private copy)
+     MODELLOAD_API             override the declaration prefix of functions
+                               (default: extern, or static with MODELLOAD_STATIC)
+     MODELLOAD_ASSERT(x)       internal invariant check (default: assert(x))
+     MODELLOAD_MALLOC(sz)      \
+     MODELLOAD_REALLOC(p, sz)   > default allocator; define all three or none
+     MODELLOAD_FREE(p)         /  (default: malloc / realloc / free)
+     MODELLOAD_NO_STDIO        no file system access: only in-memory buffers
+                               and user sources (mload_source) can be opened
+
+   Every *_desc struct also carries an mload_allocator: when both of its
+   function pointers are set, the library allocates only through them; when
+   both are NULL the macros above are used; one without the other is
+   MLOAD_ERR_INVALID_ARGUMENT.
+
+   ==========================================================================
+   CONVENTIONS
+
+   - Descs are zero-initialisable: 0 / NULL always means "the default".
+   - Every fallible call returns an mload_result and takes an optional
+     mload_error* (may be NULL) that receives the code, a one-sentence message,
+     the byte offset in the file where it applies (MLOAD_NO_OFFSET when none),
+     the tensor or key involved, and the file index. There is no global or
+     thread-local error state.
+   - Sizes, offsets and counts are uint64_t; nothing is an int.
+   - Strings returned by the library (tensor names, metadata) are owned by the
+     object they came from and live until it is closed. Names are
+     NUL-terminated; a name may contain an embedded NUL (JSON "\u0000"), so
+     name_len is authoritative.
+
+   ==========================================================================
+   ERRORS (mload_result; mload_result_string() gives the class name)
+
+   The format classes mirror the reference safetensors implementation:
+     HeaderTooSmall            file shorter than 8 bytes
+     HeaderTooLarge            header length N > 100,000,000
+     InvalidHeaderLength       8 + N exceeds the file size
+     InvalidHeader             header is not valid UTF-8
+     InvalidHeaderDeserialization  header is not strict JSON of the schema
+     InvalidOffset             data offsets not contiguous (names the tensor)
+     ValidationOverflow        element or bit count overflows 64 bits
+     MisalignedSlice           bit count not a multiple of 8
+     TensorInvalidInfo         data_offsets size disagrees with dtype x shape
+     MetadataIncompleteBuffer  data buffer longer or shorter than the tensors
+   and the library's own:
+     DuplicateKey              a tensor name, metadata key or __metadata__
+                               given twice (the reference silently keeps the
+                               last one; modelload.h refuses)
+     InvalidIndex NotFound InvalidArgument IO CannotOpen OutOfMemory Budget
+     Cancelled Unsupported Device
+
+   ==========================================================================
+   THREAD SAFETY
+
+   No global state. A parsed mload_file is immutable after open: any number of
+   threads may query it and call mload_file_read() on it concurrently (the
+   built-in POSIX and memory sources are positional and stateless). A user
+   source must be safe for concurrent read_at() calls if the file is shared.
+   Closing while another thread uses the object is the caller's bug.
+
+   ==========================================================================
+   STRICTNESS
+
+   The parser accepts exactly what the reference implementation accepts, with
+   one deliberate difference: duplicate tensor names and metadata keys are
+   errors. JSON is parsed without recursion; nested unknown values deeper than
+   127 levels (the root object counts as one, as in serde_json) are rejected.
+   Parsing reads the 8-byte length and the header only, never tensor data.
+*/
+#ifndef MODELLOAD_H
+#define MODELLOAD_H
+
+#if defined(MODELLOAD_IMPLEMENTATION) && defined(__linux__) && !defined(_GNU_SOURCE)
+#define _GNU_SOURCE 1
+#endif
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define MODELLOAD_VERSION_MAJOR 0
+#define MODELLOAD_VERSION_MINOR 1
+#define MODELLOAD_VERSION_PATCH 0
+/* single number: major * 10000 + minor * 100 + patch */
+#define MODELLOAD_VERSION (MODELLOAD_VERSION_MAJOR * 10000 + MODELLOAD_VERSION_MINOR * 100 + MODELLOAD_VERSION_PATCH)
+#define MODELLOAD_VERSION_STRING "0.1.0"
+
+#ifndef MODELLOAD_API
+#ifdef MODELLOAD_STATIC
+#define MODELLOAD_API static
+#else
+#define MODELLOAD_API extern
+#endif
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------- results */
+
+/* X-macro: the one list of result codes and their class names. */
+#define MLOAD__RESULT_LIST(X)                                                  \
+    X(MLOAD_OK, "Ok")                                                          \
+    X(MLOAD_ERR_HEADER_TOO_SMALL, "HeaderTooSmall")                            \
+    X(MLOAD_ERR_HEADER_TOO_LARGE, "HeaderTooLarge")                            \
+    X(MLOAD_ERR_INVALID_HEADER_LENGTH, "InvalidHeaderLength")                  \
+    X(MLOAD_ERR_INVALID_HEADER, "InvalidHeader")                               \
+    X(MLOAD_ERR_INVALID_HEADER_DESERIALIZATION, "InvalidHeaderDeserialization") \
+    X(MLOAD_ERR_INVALID_OFFSET, "InvalidOffset")                               \
+    X(MLOAD_ERR_VALIDATION_OVERFLOW, "ValidationOverflow")                     \
+    X(MLOAD_ERR_MISALIGNED_SLICE, "MisalignedSlice")                           \
+    X(MLOAD_ERR_TENSOR_INVALID_INFO, "TensorInvalidInfo")                      \
+    X(MLOAD_ERR_METADATA_INCOMPLETE_BUFFER, "MetadataIncompleteBuffer")        \
+    X(MLOAD_ERR_DUPLICATE_KEY, "DuplicateKey")                                 \
+    X(MLOAD_ERR_INVALID_INDEX, "InvalidIndex")                                 \
+    X(MLOAD_ERR_NOT_FOUND, "NotFound")                                         \
+    X(MLOAD_ERR_INVALID_ARGUMENT, "InvalidArgument")                           \
+    X(MLOAD_ERR_IO, "IO")                                                      \
+    X(MLOAD_ERR_CANNOT_OPEN, "CannotOpen")                                     \
+    X(MLOAD_ERR_OUT_OF_MEMORY, "OutOfMemory")                                  \
+    X(MLOAD_ERR_BUDGET, "Budget")                                              \
+    X(MLOAD_ERR_CANCELLED, "Cancelled")                                        \
+    X(MLOAD_ERR_UNSUPPORTED, "Unsupported")                                    \
+    X(MLOAD_ERR_DEVICE, "Device")
+
+#define MLOAD__RESULT_ENUM(code, str) code,
+typedef enum mload_result {
+    MLOAD__RESULT_LIST(MLOAD__RESULT_ENUM)
+    MLOAD__RESULT_COUNT
+} mload_result;
+#undef MLOAD__RESULT_ENUM
+
+/* Class name of a result ("InvalidOffset", ...); "Unknown" for values outside
+   the enum. The string is static. */
+MODELLOAD_API const char *mload_result_string(mload_result r);
+
+/* Sentinel for mload_error.offset when no byte offset applies. */
+#define MLOAD_NO_OFFSET UINT64_MAX
+
+/* Optional error detail, filled by every fallible call that is given one.
+   On MLOAD_OK it is left untouched. */
+typedef struct mload_error {
+    mload_result code;
+    uint64_t offset;      /* byte offset in the file, or MLOAD_NO_OFFSET */
+    uint32_t file_index;  /* which file of a multi-file object (0 for a file) */
+    char tensor[128];     /* tensor name or key involved, truncated; "" if none */
+    char message[256];    /* one human sentence, NUL-terminated */
+} mload_error;
+
+/* Library version as MODELLOAD_VERSION (major*10000 + minor*100 + patch). */
+MODELLOAD_API uint32_t mload_version(void);
+/* Library version as the static string MODELLOAD_VERSION_STRING. */
+MODELLOAD_API const char *mload_version_string(void);
+
+/* -------------------------------------------------------------- allocator */
+
+/* Runtime allocator. alloc returns memory aligned to `align` (a power of two)
+   or NULL; free receives the size that was requested. All zero = default. */
+typedef struct mload_allocator {
+    void *(*alloc)(size_t size, size_t align, void *user);
+    void (*free)(void *ptr, size_t size, void *user);
+    void *user;
+} mload_allocator;
+
+/* ----------------------------------------------------------------- dtypes */
+
+typedef enum mload_dtype {
+    MLOAD_DTYPE_INVALID = 0,
+    MLOAD_BOOL,
+    MLOAD_F4,          /* float4_e2m1fn, two elements per byte */
+    MLOAD_F6_E2M3,
+    MLOAD_F6_E3M2,
+    MLOAD_U8,
+    MLOAD_I8,
+    MLOAD_F8_E5M2,
+    MLOAD_F8_E4M3,     /* torch float8_e4m3fn: no Inf, max 448 */
+    MLOAD_F8_E8M0,     /* float8_e8m0fnu: power-of-two scale */
+    MLOAD_F8_E4M3FNUZ,
+    MLOAD_F8_E5M2FNUZ,
+    MLOAD_I16,
+    MLOAD_U16,
+    MLOAD_F16,
+    MLOAD_BF16,
+    MLOAD_I32,
+    MLOAD_U32,
+    MLOAD_F32,
+    MLOAD_C64,
+    MLOAD_F64,
+    MLOAD_I64,
+    MLOAD_U64,
+    MLOAD_DTYPE_COUNT
+} mload_dtype;
+
+typedef enum mload_dtype_kind {
+    MLOAD_KIND_INVALID = 0,
+    MLOAD_KIND_BOOL,
+    MLOAD_KIND_UINT,
+    MLOAD_KIND_SINT,
+    MLOAD_KIND_FLOAT,
+    MLOAD_KIND_COMPLEX
+} mload_dtype_kind;
+
+/* Dtype from its exact, case-sensitive safetensors name (len bytes, no NUL
+   needed). "F" or "f32" or "F8_E4M3FN" give MLOAD_DTYPE_INVALID. */
+MODELLOAD_API mload_dtype mload_dtype_from_name(const char *name, size_t len);
+/* Safetensors name of a dtype ("BF16"); NULL for invalid values. Static. */
+MODELLOAD_API const char *mload_dtype_name(mload_dtype t);
+/* Bits per element (4 for F4, 6 for F6_*); 0 for invalid values. */
+MODELLOAD_API uint32_t mload_dtype_bits(mload_dtype t);
+/* Kind of a dtype; MLOAD_KIND_INVALID for invalid values. */
+MODELLOAD_API mload_dtype_kind mload_dtype_kind_of(mload_dtype t);
+
+/* ---------------------------------------------------------------- sources */
+
+/* The one I/O path. read_at must fill exactly `size` bytes at `offset` or
+   return an error (MLOAD_ERR_IO for a short read). size reports the current
+   total size. close (optional) releases `user`. */
+typedef struct mload_source {
+    mload_result (*read_at)(void *user, uint64_t offset, void *dst, size_t size);
+    mload_result (*size)(void *user, uint64_t *out_size);
+    void (*close)(void *user);
+    void *user;
+} mload_source;
+
+/* A source over caller memory. The bytes are not copied and must outlive
+   every object that uses the source. `a` may be NULL (default allocator).
+   Release with mload_source_close(). */
+MODELLOAD_API mload_result mload_source_memory(const void *data, uint64_t size,
+                                               const mload_allocator *a,
+                                               mload_source *out);
+/* A source over a file opened read-only (POSIX pread; stdio elsewhere).
+   Returns MLOAD_ERR_CANNOT_OPEN when the path cannot be opened or is a
+   directory. MLOAD_ERR_UNSUPPORTED under MODELLOAD_NO_STDIO. */
+MODELLOAD_API mload_result mload_source_path(const char *path,
+                                             const mload_allocator *a,
+                                             mload_source *out,
+                                             mload_error *err);
+/* Calls s->close (when set) and zeroes *s. NULL is ignored. */
+MODELLOAD_API void mload_source_close(mload_source *s);
+
+/* ------------------------------------------------------------------- file */
+
+typedef struct mload_tensor {
+    const char *name;      /* NUL-terminated, may contain NUL: see name_len */
+    size_t name_len;
+    mload_dtype dtype;
+    uint32_t rank;         /* number of dims; 0 for a scalar */
+    const uint64_t *shape; /* rank dims (never NULL, even for rank 0) */
+    uint64_t numel;        /* product of the dims (1 for a scalar) */
+    uint64_t nbytes;       /* numel * bits / 8 */
+    uint64_t offset;       /* absolute byte offset in the source */
+    uint32_t file_index;   /* which file of a map; 0 for a single file */
+} mload_tensor;
+
+typedef struct mload_kv {
+    const char *key;   size_t key_len;   /* NUL-terminated, see key_len */
+    const char *value; size_t value_len;
+} mload_kv;
+
+typedef struct mload_file_desc {
+    /* exactly one of: */
+    const char *path;           /* a file path (not with MODELLOAD_NO_STDIO) */
+    const void *data;           /* caller memory, not copied: must outlive */
+    uint64_t data_size;         /*   the file object */
+    const mload_source *source; /* a user source: the file takes ownership
+                                   and calls its close, on failure too */
+    mload_allocator allocator;
+} mload_file_desc;
+
+typedef struct mload_file mload_file;
+
+/* Opens and fully validates a safetensors file: the 8-byte length and the
+   header are read, never the data. On success *out owns a parsed table; on
+   failure *out is NULL, nothing leaks and err (if given) says why. */
+MODELLOAD_API mload_result mload_file_open(const mload_file_desc *desc,
+                                           mload_file **out, mload_error *err);
+/* Frees the file and closes its source. NULL is ignored. */
+MODELLOAD_API void mload_file_close(mload_file *f);
+
+/* Number of tensors. */
+MODELLOAD_API uint64_t mload_file_count(const mload_file *f);
+/* Tensor i, in file order (ascending data offset; ties keep header order).
+   NULL when i >= count. */
+MODELLOAD_API const mload_tensor *mload_file_tensor(const mload_file *f, uint64_t i);
+/* Tensor by exact name (a C string): O(1). NULL when absent. */
+MODELLOAD_API const mload_tensor *mload_file_find(const mload_file *f, const char *name);
+/* Tensor by exact name of len bytes (may contain NUL). NULL when absent. */
+MODELLOAD_API const mload_tensor *mload_file_find_n(const mload_file *f, const char *name, size_t len);
+/* Index of tensor t in this file's table (t must come from this file). */
+MODELLOAD_API uint64_t mload_file_index_of(const mload_file *f, const mload_tensor *t);
+
+/* Number of __metadata__ entries (0 when absent or null). */
+MODELLOAD_API uint64_t mload_file_metadata_count(const mload_file *f);
+/* Metadata entry i in header order; NULL when i >= count. */
+MODELLOAD_API const mload_kv *mload_file_metadata_at(const mload_file *f, uint64_t i);
+/* Metadata value by exact key (C string); NULL when absent. */
+MODELLOAD_API const mload_kv *mload_file_metadata_find(const mload_file *f, const char *key);
+/* 1 when the header had a __metadata__ object (even empty), else 0. */
+MODELLOAD_API int mload_file_has_metadata(const mload_file *f);
+
+/* Header length N as stored in the first 8 bytes. */
+MODELLOAD_API uint64_t mload_file_header_size(const mload_file *f);
+/* Absolute offset of the data buffer: 8 + N. */
+MODELLOAD_API uint64_t mload_file_data_offset(const mload_file *f);
+/* Total size of the source when it was opened. */
+MODELLOAD_API uint64_t mload_file_size(const mload_file *f);
+
+/* Reads tensor t's raw bytes into dst (dst_size >= t->nbytes, else
+   MLOAD_ERR_INVALID_ARGUMENT). t must come from this file. A file that
+   shrank since open gives MLOAD_ERR_IO. Safe to call from several threads. */
+MODELLOAD_API mload_result mload_file_read(mload_file *f, const mload_tensor *t,
+                                           void *dst, uint64_t dst_size,
+                                           mload_error *err);
+/* Reads bytes [byte_begin, byte_begin + size) of tensor t's data into dst.
+   The range must lie inside the tensor (else MLOAD_ERR_INVALID_ARGUMENT). */
+MODELLOAD_API mload_result mload_file_read_bytes(mload_file *f, const mload_tensor *t,
+                                                 uint64_t byte_begin, uint64_t size,
+                                                 void *dst, mload_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MODELLOAD_H */
+
+/* ======================================================================== */
+/*                             IMPLEMENTATION                               */
+/* ======================================================================== */
+#if defined(MODELLOAD_IMPLEMENTATION) && !defined(MODELLOAD__IMPLEMENTED)
+#define MODELLOAD__IMPLEMENTED
+
+#include <string.h>
+#include <stdarg.h>
+#include <stdlib.h> /* qsort */
+
+#if defined(MODELLOAD_MALLOC) && defined(MODELLOAD_REALLOC) && defined(MODELLOAD_FREE)
+/* all three given */
+#elif !defined(MODELLOAD_MALLOC) && !defined(MODELLOAD_REALLOC) && !defined(MODELLOAD_FREE)
+#include <stdlib.h>
+#define MODELLOAD_MALLOC(sz) malloc(sz)
+#define MODELLOAD_REALLOC(p, sz) realloc(p, sz)
+#define MODELLOAD_FREE(p) free(p)
+#else
+#error "modelload.h: define all of MODELLOAD_MALLOC, MODELLOAD_REALLOC and MODELLOAD_FREE, or none"
+#endif
+
+#ifndef MODELLOAD_ASSERT
+#include <assert.h>
+#define MODELLOAD_ASSERT(x) assert(x)
+#endif
+
+#if !defined(MODELLOAD_NO_STDIO)
+#if defined(__unix__) || defined(__APPLE__) || defined(__linux__)
+#define MLOAD__POSIX 1
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+#else
+#define MLOAD__STDIO 1
+#include <stdio.h>
+#endif
+#endif
+
+#ifdef __cplusplus
+#define MLOAD__CAST(T, x) static_cast<T>(x)
+#define MLOAD__PCAST(T, x) reinterpret_cast<T>(x)
+#else
+#define MLOAD__CAST(T, x) ((T)(x))
+#define MLOAD__PCAST(T, x) ((T)(x))
+#endif
+
+#define MLOAD__MAX_HEADER 100000000u
+#define MLOAD__JSON_MAX_DEPTH 127u
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------- results / errors */
+
+#define MLOAD__RESULT_STR(code, str) str,
+static const char *const mload__result_strings[] = {MLOAD__RESULT_LIST(MLOAD__RESULT_STR)};
+#undef MLOAD__RESULT_STR
+
+MODELLOAD_API const char *mload_result_string(mload_result r) {
+    unsigned i = MLOAD__CAST(unsigned, r);
+    if (i >= MLOAD__CAST(unsigned, MLOAD__RESULT_COUNT)) return "Unknown";
+    return mload__result_strings[i];
+}
+
+MODELLOAD_API uint32_t mload_version(void) { return MODELLOAD_VERSION; }
+MODELLOAD_API const char *mload_version_string(void) { return MODELLOAD_VERSION_STRING; }
+
+/* Tiny formatter (no stdio needed): %s = const char*, %U = uint64_t,
+   %% = '%'. Always NUL-terminates within cap. */
+static void mload__vfmt(char *out, size_t cap, const char *fmt, va_list ap) {
+    size_t n = 0;
+    if (cap == 0) return;
+    for (; *fmt && n + 1 < cap; ++fmt) {
+        if (*fmt != '%' || fmt[1] == '\0') { out[n++] = *fmt; continue; }
+        ++fmt;
+        if (*fmt == 's') {
+            const char *s = va_arg(ap, const char *);
+            if (!s) s = "(null)";
+            while (*s && n + 1 < cap) out[n++] = *s++;
+        } else if (*fmt == 'U') {
+            uint64_t v = va_arg(ap, uint64_t);
+            char tmp[24];
+            size_t k = 0;
+            do { tmp[k++] = MLOAD__CAST(char, '0' + MLOAD__CAST(int, v % 10u)); v /= 10u; } while (v);
+            while (k && n + 1 < cap) out[n++] = tmp[--k];
+        } else {
+            out[n++] = *fmt;
+        }
+    }
+    out[n] = '\0';
+}
+
+/* Fills err (when given) and returns code. name/name_len may be NULL/0. */
+static mload_result mload__fail(mload_error *err, mload_result code, uint64_t offset,
+                                const char *name, size_t name_len, const char *fmt, ...) {
+    if (err) {
+        va_list ap;
+        size_t k = name_len < sizeof(err->tensor) - 1 ? name_len : sizeof(err->tensor) - 1;
+        err->code = code;
+        err->offset = offset;
+        err->file_index = 0;
+        if (name && k) memcpy(err->tensor, name, k);
+        err->tensor[k] = '\0';
+        va_start(ap, fmt);
+        mload__vfmt(err->message, sizeof(err->message), fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+/* ------------------------------------------------------------- allocation */
+
+typedef struct mload__alloc_hdr { void *base; } mload__alloc_hdr;
+
+static int mload__allocator_ok(const mload_allocator *a) {
+    return !a || ((a->alloc == NULL) == (a->free == NULL));
+}
+
+static void *mload__malloc(const mload_allocator *a, size_t size, size_t align) {
+    if (size == 0) size = 1;
+    if (a && a->alloc) return a->alloc(size, align, a->user);
+    if (align <= sizeof(void *)) return MODELLOAD_MALLOC(size);
+    {   /* over-allocate and stash the base pointer just below the block */
+        size_t extra = align + sizeof(mload__alloc_hdr);
+        unsigned char *base, *p;
+        uintptr_t u;
+        if (size > SIZE_MAX - extra) return NULL;
+        base = MLOAD__CAST(unsigned char *, MODELLOAD_MALLOC(size + extra));
+        if (!base) return NULL;
+        u = MLOAD__PCAST(uintptr_t, base + sizeof(mload__alloc_hdr));
+        u = (u + (align - 1)) & ~MLOAD__CAST(uintptr_t, align - 1);
+        p = base + (u - MLOAD__PCAST(uintptr_t, base));
+        {
+            mload__alloc_hdr h;
+            h.base = base;
+            memcpy(p - sizeof(h), &h, sizeof(h));
+        }
+        return p;
+    }
+}
+
+static void mload__free(const mload_allocator *a, void *p, size_t size, size_t align) {
+    if (!p) return;
+    if (size == 0) size = 1;
+    if (a && a->free) { a->free(p, size, a->user); return; }
+    if (align <= sizeof(void *)) { MODELLOAD_FREE(p); return; }
+    {
+        mload__alloc_hdr h;
+        memcpy(&h, MLOAD__CAST(unsigned char *, p) - sizeof(h), sizeof(h));
+        MODELLOAD_FREE(h.base);
+    }
+}
+
+/* Grows an array of elem-sized items (alignment <= sizeof(void*)) from
+   *cap to at least `need` elements. Returns the (possibly moved) array, or
+   NULL on overflow / out of memory, in which case arr is left untouched. */
+static void *mload__grow(const mload_allocator *a, void *arr, size_t *cap, size_t need, size_t elem) {
+    size_t ncap = *cap ? *cap : 16;
+    void *np;
+    if (need <= *cap) return arr;
+    while (ncap < need) {
+        if (ncap > (SIZE_MAX / elem) / 2) return NULL;
+        ncap *= 2;
+    }
+    if (ncap > SIZE_MAX / elem) return NULL;
+    if (a && a->alloc) {
+        np = a->alloc(ncap * elem, sizeof(void *), a->user);
+        if (!np) return NULL;
+        if (arr) {
+            memcpy(np, arr, *cap * elem);
+            a->free(arr, *cap * elem, a->user);
+        }
+    } else {
+        np = MODELLOAD_REALLOC(arr, ncap * elem);
+        if (!np) return NULL;
+    }
+    *cap = ncap;
+    return np;
+}
+
+/* checked arithmetic, one place */
+static int mload__mul_u64(uint64_t a, uint64_t b, uint64_t *out) {
+    if (a != 0 && b > UINT64_MAX / a) return 0;
+    *out = a * b;
+    return 1;
+}
+
+/* ----------------------------------------------------------------- dtypes */
+
+typedef struct mload__dtype_info {
+    const char *name;
+    uint8_t name_len;
+    uint8_t bits;
+    uint8_t kind;
+} mload__dtype_info;
+
+static const mload__dtype_info mload__dtypes[MLOAD_DTYPE_COUNT] = {
+    {"", 0, 0, MLOAD_KIND_INVALID},
+    {"BOOL", 4, 8, MLOAD_KIND_BOOL},
+    {"F4", 2, 4, MLOAD_KIND_FLOAT},
+    {"F6_E2M3", 7, 6, MLOAD_KIND_FLOAT},
+    {"F6_E3M2", 7, 6, MLOAD_KIND_FLOAT},
+    {"U8", 2, 8, MLOAD_KIND_UINT},
+    {"I8", 2, 8, MLOAD_KIND_SINT},
+    {"F8_E5M2", 7, 8, MLOAD_KIND_FLOAT},
+    {"F8_E4M3", 7, 8, MLOAD_KIND_FLOAT},
+    {"F8_E8M0", 7, 8, MLOAD_KIND_FLOAT},
+    {"F8_E4M3FNUZ", 11, 8, MLOAD_KIND_FLOAT},
+    {"F8_E5M2FNUZ", 11, 8, MLOAD_KIND_FLOAT},
+    {"I16", 3, 16, MLOAD_KIND_SINT},
+    {"U16", 3, 16, MLOAD_KIND_UINT},
+    {"F16", 3, 16, MLOAD_KIND_FLOAT},
+    {"BF16", 4, 16, MLOAD_KIND_FLOAT},
+    {"I32", 3, 32, MLOAD_KIND_SINT},
+    {"U32", 3, 32, MLOAD_KIND_UINT},
+    {"F32", 3, 32, MLOAD_KIND_FLOAT},
+    {"C64", 3, 64, MLOAD_KIND_COMPLEX},
+    {"F64", 3, 64, MLOAD_KIND_FLOAT},
+    {"I64", 3, 64, MLOAD_KIND_SINT},
+    {"U64", 3, 64, MLOAD_KIND_UINT},
+};
+
+MODELLOAD_API mload_dtype mload_dtype_from_name(const char *name, size_t len) {
+    int i;
+    if (!name) return MLOAD_DTYPE_INVALID;
+    for (i = 1; i < MLOAD_DTYPE_COUNT; ++i) {
+        if (mload__dtypes[i].name_len == len && memcmp(mload__dtypes[i].name, name, len) == 0)
+            return MLOAD__CAST(mload_dtype, i);
+    }
+    return MLOAD_DTYPE_INVALID;
+}
+
+static int mload__dtype_valid(mload_dtype t) {
+    return MLOAD__CAST(int, t) > 0 && MLOAD__CAST(int, t) < MLOAD_DTYPE_COUNT;
+}
+
+MODELLOAD_API const char *mload_dtype_name(mload_dtype t) {
+    return mload__dtype_valid(t) ? mload__dtypes[t].name : NULL;
+}
+MODELLOAD_API uint32_t mload_dtype_bits(mload_dtype t) {
+    return mload__dtype_valid(t) ? mload__dtypes[t].bits : 0u;
+}
+MODELLOAD_API mload_dtype_kind mload_dtype_kind_of(mload_dtype t) {
+    return mload__dtype_valid(t) ? MLOAD__CAST(mload_dtype_kind, mload__dtypes[t].kind) : MLOAD_KIND_INVALID;
+}
+
+/* ---------------------------------------------------------------- sources */
+
+typedef struct mload__mem_src {
+    const unsigned char *data;
+    uint64_t size;
+    mload_allocator alloc;
+} mload__mem_src;
+
+static mload_result mload__mem_read(void *user, uint64_t offset, void *dst, size_t size) {
+    const mload__mem_src *m = MLOAD__CAST(const mload__mem_src *, user);
+    if (offset > m->size || size > m->size - offset) return MLOAD_ERR_IO;
+    if (size) memcpy(dst, m->data + offset, size);
+    return MLOAD_OK;
+}
+static mload_result mload__mem_size(void *user, uint64_t *out) {
+    *out = MLOAD__CAST(const mload__mem_src *, user)->size;
+    return MLOAD_OK;
+}
+static void mload__mem_close(void *user) {
+    mload__mem_src *m = MLOAD__CAST(mload__mem_src *, user);
+    mload_allocator a = m->alloc;
+    mload__free(&a, m, sizeof(*m), sizeof(void *));
+}
+
+MODELLOAD_API mload_result mload_source_memory(const void *data, uint64_t size,
+                                               const mload_allocator *a, mload_source *out) {
+    mload__mem_src *m;
+    if (!out || (!data && size) || !mload__allocator_ok(a)) return MLOAD_ERR_INVALID_ARGUMENT;
+    memset(out, 0, sizeof(*out));
+    m = MLOAD__CAST(mload__mem_src *, mload__malloc(a, sizeof(*m), sizeof(void *)));
+    if (!m) return MLOAD_ERR_OUT_OF_MEMORY;
+    memset(m, 0, sizeof(*m));
+    m->data = MLOAD__CAST(const unsigned char *, data);
+    m->size = size;
+    if (a) m->alloc = *a;
+    out->read_at = mload__mem_read;
+    out->size = mload__mem_size;
+    out->close = mload__mem_close;
+    out->user = m;
+    return MLOAD_OK;
+}
+
+#if defined(MLOAD__POSIX)
+typedef struct mload__fd_src {
+    int fd;
+    mload_allocator alloc;
+} mload__fd_src;
+
+static mload_result mload__fd_read(void *user, uint64_t offset, void *dst, size_t size) {
+    const mload__fd_src *s = MLOAD__CAST(const mload__fd_src *, user);
+    unsigned char *p = MLOAD__CAST(unsigned char *, dst);
+    while (size > 0) {
+        size_t chunk = size > (size_t)0x40000000u ? (size_t)0x40000000u : size;
+        ssize_t r;
+        if (offset > (uint64_t)INT64_MAX) return MLOAD_ERR_IO;
+        r = pread(s->fd, p, chunk, MLOAD__CAST(off_t, offset));
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            return MLOAD_ERR_IO;
+        }
+        if (r == 0) return MLOAD_ERR_IO; /* end of file: the file shrank */
+        p += r;
+        size -= MLOAD__CAST(size_t, r);
+        offset += MLOAD__CAST(uint64_t, r);
+    }
+    return MLOAD_OK;
+}
+static mload_result mload__fd_size(void *user, uint64_t *out) {
+    struct stat st;
+    if (fstat(MLOAD__CAST(const mload__fd_src *, user)->fd, &st) != 0 || st.st_size < 0) return MLOAD_ERR_IO;
+    *out = MLOAD__CAST(uint64_t, st.st_size);
+    return MLOAD_OK;
+}
+static void mload__fd_close(void *user) {
+    mload__fd_src *s = MLOAD__CAST(mload__fd_src *, user);
+    mload_allocator a = s->alloc;
+    close(s->fd);
+    mload__free(&a, s, sizeof(*s), sizeof(void *));
+}
+#elif defined(MLOAD__STDIO)
+/* Fallback for platforms without pread: stdio, not safe for concurrent reads
+   of one file. */
+typedef struct mload__fd_src {
+    FILE *fp;
+    mload_allocator alloc;
+} mload__fd_src;
+
+static mload_result mload__fd_read(void *user, uint64_t offset, void *dst, size_t size) {
+    const mload__fd_src *s = MLOAD__CAST(const mload__fd_src *, user);
+#if defined(_WIN32)
+    if (_fseeki64(s->fp, MLOAD__CAST(long long, offset), SEEK_SET) != 0) return MLOAD_ERR_IO;
+#else
+    if (offset > 0x7fffffffu || fseek(s->fp, MLOAD__CAST(long, offset), SEEK_SET) != 0) return MLOAD_ERR_IO;
+#endif
+    if (fread(dst, 1, size, s->fp) != size) return MLOAD_ERR_IO;
+    return MLOAD_OK;
+}
+static mload_result mload__fd_size(void *user, uint64_t *out) {
+    const mload__fd_src *s = MLOAD__CAST(const mload__fd_src *, user);
+#if defined(_WIN32)
+    long long n;
+    if (_fseeki64(s->fp, 0, SEEK_END) != 0) return MLOAD_ERR_IO;
+    n = _ftelli64(s->fp);
+#else
+    long n;
+    if (fseek(s->fp, 0, SEEK_END) != 0) return MLOAD_ERR_IO;
+    n = ftell(s->fp);
+#endif
+    if (n < 0) return MLOAD_ERR_IO;
+    *out = MLOAD__CAST(uint64_t, n);
+    return MLOAD_OK;
+}
+static void mload__fd_close(void *user) {
+    mload__fd_src *s = MLOAD__CAST(mload__fd_src *, user);
+    mload_allocator a = s->alloc;
+    fclose(s->fp);
+    mload__free(&a, s, sizeof(*s), sizeof(void *));
+}
+#endif
+
+MODELLOAD_API mload_result mload_source_path(const char *path, const mload_allocator *a,
+                                             mload_source *out, mload_error *err) {
+#if defined(MLOAD__POSIX) || defined(MLOAD__STDIO)
+    mload__fd_src *s;
+    if (!out || !path || !mload__allocator_ok(a))
+        return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "path source: NULL argument or half-set allocator");
+    memset(out, 0, sizeof(*out));
+    s = MLOAD__CAST(mload__fd_src *, mload__malloc(a, sizeof(*s), sizeof(void *)));
+    if (!s) return mload__fail(err, MLOAD_ERR_OUT_OF_MEMORY, MLOAD_NO_OFFSET, NULL, 0, "out of memory");
+    memset(s, 0, sizeof(*s));
+    if (a) s->alloc = *a;
+#if defined(MLOAD__POSIX)
+    {
+        struct stat st;
+        int flags = O_RDONLY;
+#ifdef O_CLOEXEC
+        flags |= O_CLOEXEC;
+#endif
+        do { s->fd = open(path, flags); } while (s->fd < 0 && errno == EINTR);
+        if (s->fd < 0) {
+            mload__free(a, s, sizeof(*s), sizeof(void *));
+            return mload__fail(err, MLOAD_ERR_CANNOT_OPEN, MLOAD_NO_OFFSET, NULL, 0, "cannot open '%s'", path);
+        }
+        if (fstat(s->fd, &st) != 0 || S_ISDIR(st.st_mode)) {
+            close(s->fd);
+            mload__free(a, s, sizeof(*s), sizeof(void *));
+            return mload__fail(err, MLOAD_ERR_CANNOT_OPEN, MLOAD_NO_OFFSET, NULL, 0, "'%s' is not a regular file", path);
+        }
+    }
+#else
+    s->fp = fopen(path, "rb");
+    if (!s->fp) {
+        mload__free(a, s, sizeof(*s), sizeof(void *));
+        return mload__fail(err, MLOAD_ERR_CANNOT_OPEN, MLOAD_NO_OFFSET, NULL, 0, "cannot open '%s'", path);
+    }
+#endif
+    out->read_at = mload__fd_read;
+    out->size = mload__fd_size;
+    out->close = mload__fd_close;
+    out->user = s;
+    return MLOAD_OK;
+#else
+    (void)path; (void)a;
+    if (out) memset(out, 0, sizeof(*out));
+    return mload__fail(err, MLOAD_ERR_UNSUPPORTED, MLOAD_NO_OFFSET, NULL, 0, "built with MODELLOAD_NO_STDIO: no file access");
+#endif
+}
+
+MODELLOAD_API void mload_source_close(mload_source *s) {
+    if (!s) return;
+    if (s->close) s->close(s->user);
+    memset(s, 0, sizeof(*s));
+}
+
+/* ------------------------------------------------------------------ UTF-8 */
+
+/* Returns the index of the first invalid byte, or len when the whole buffer
+   is valid UTF-8 (no overlong forms, no surrogates, <= U+10FFFF). */
+static size_t mload__utf8_check(const unsigned char *s, size_t len) {
+    size_t i = 0;
+    while (i < len) {
+        unsigned c;
+        /* ASCII fast path, 8 bytes at a time */
+        while (i + 8 <= len) {
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            if (w & 0x8080808080808080ull) break;
+            i += 8;
+        }
+        if (i >= len) break;
+        c = s[i];
+        if (c < 0x80) { ++i; continue; }
+        if (c >= 0xC2 && c <= 0xDF) {
+            if (i + 1 >= len || (s[i + 1] & 0xC0) != 0x80) return i;
+            i += 2;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            unsigned lo = 0x80, hi = 0xBF;
+            if (c == 0xE0) lo = 0xA0;
+            if (c == 0xED) hi = 0x9F;
+            if (i + 2 >= len || s[i + 1] < lo || s[i + 1] > hi || (s[i + 2] & 0xC0) != 0x80) return i;
+            i += 3;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            unsigned lo = 0x80, hi = 0xBF;
+            if (c == 0xF0) lo = 0x90;
+            if (c == 0xF4) hi = 0x8F;
+            if (i + 3 >= len || s[i + 1] < lo || s[i + 1] > hi || (s[i + 2] & 0xC0) != 0x80 ||
+                (s[i + 3] & 0xC0) != 0x80)
+                return i;
+            i += 4;
+        } else {
+            return i;
+        }
+    }
+    return len;
+}
+
+/* ------------------------------------------------------------------- JSON */
+
+/* A strict, non-recursive reader specialised to the safetensors header.
+   The header buffer is owned and NUL-terminated one past its end; strings
+   are decoded in place (a decoded string is never longer than its escaped
+   form) and NUL-terminated where their closing quote was. */
+typedef struct mload__json {
+    char *p;
+    char *end;
+    char *base;
+    mload_error *err;
+} mload__json;
+
+static mload_result mload__json_fail(mload__json *j, const char *what) {
+    return mload__fail(j->err, MLOAD_ERR_INVALID_HEADER_DESERIALIZATION,
+                       8u + MLOAD__CAST(uint64_t, j->p - j->base), NULL, 0,
+                       "invalid header JSON: %s", what);
+}
+
+static void mload__json_ws(mload__json *j) {
+    char *p = j->p;
+    while (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t') ++p;
+    j->p = p;
+}
+
+static int mload__hex4(const char *p, unsigned *out) {
+    unsigned v = 0;
+    int k;
+    for (k = 0; k < 4; ++k) {
+        char c = p[k];
+        unsigned d;
+        if (c >= '0' && c <= '9') d = MLOAD__CAST(unsigned, c - '0');
+        else if (c >= 'a' && c <= 'f') d = MLOAD__CAST(unsigned, c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F') d = MLOAD__CAST(unsigned, c - 'A' + 10);
+        else return 0;
+        v = v * 16u + d;
+    }
+    *out = v;
+    return 1;
+}
+
+/* Lookup: 1 for bytes that end the fast scan of a string body. */
+static const unsigned char mload__str_stop[256] = {
+    1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1, 1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,
+    0,0,1,0,0,0,0,0,0,0,0,0,0,0,0,0, 0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,
+    0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0, 0,0,0,0,0,0,0,0,0,0,0,0,1,0,0,0,
+};
+
+/* Parses a string at j->p (which must be '"'). On success *s and *len give
+   the decoded, NUL-terminated bytes inside the buffer. */
+static mload_result mload__json_string(mload__json *j, const char **s, size_t *len) {
+    char *start = j->p + 1, *r = start, *w;
+    if (*j->p != '"') return mload__json_fail(j, "expected a string");
+    while (!mload__str_stop[MLOAD__CAST(unsigned char, *r)]) ++r;
+    if (*r == '"') {
+        *s = start;
+        *len = MLOAD__CAST(size_t, r - start);
+        *r = '\0';
+        j->p = r + 1;
+        return MLOAD_OK;
+    }
+    w = r;
+    for (;;) {
+        unsigned char c = MLOAD__CAST(unsigned char, *r);
+        if (c == '"') break;
+        if (c < 0x20) {
+            j->p = r;
+            return mload__json_fail(j, r >= j->end ? "unterminated string" : "control character in string");
+        }
+        if (c != '\\') { *w++ = *r++; continue; }
+        ++r;
+        switch (*r) {
+        case '"': *w++ = '"'; ++r; break;
+        case '\\': *w++ = '\\'; ++r; break;
+        case '/': *w++ = '/'; ++r; break;
+        case 'b': *w++ = '\b'; ++r; break;
+        case 'f': *w++ = '\f'; ++r; break;
+        case 'n': *w++ = '\n'; ++r; break;
+        case 'r': *w++ = '\r'; ++r; break;
+        case 't': *w++ = '\t'; ++r; break;
+        case 'u': {
+            unsigned cp, lo;
+            if (!mload__hex4(r + 1, &cp)) { j->p = r; return mload__json_fail(j, "bad \\u escape"); }
+            r += 5;
+            if (cp >= 0xDC00 && cp <= 0xDFFF) { j->p = r; return mload__json_fail(j, "lone low surrogate"); }
+            if (cp >= 0xD800 && cp <= 0xDBFF) {
+                if (r[0] != '\\' || r[1] != 'u' || !mload__hex4(r + 2, &lo) || lo < 0xDC00 || lo > 0xDFFF) {
+                    j->p = r;
+                    return mload__json_fail(j, "lone high surrogate");
+                }
+                r += 6;
+                cp = 0x10000u + ((cp - 0xD800u) << 10) + (lo - 0xDC00u);
+            }
+            if (cp < 0x80) {
+                *w++ = MLOAD__CAST(char, cp);
+            } else if (cp < 0x800) {
+                *w++ = MLOAD__CAST(char, 0xC0 | (cp >> 6));
+                *w++ = MLOAD__CAST(char, 0x80 | (cp & 0x3F));
+            } else if (cp < 0x10000) {
+                *w++ = MLOAD__CAST(char, 0xE0 | (cp >> 12));
+                *w++ = MLOAD__CAST(char, 0x80 | ((cp >> 6) & 0x3F));
+                *w++ = MLOAD__CAST(char, 0x80 | (cp & 0x3F));
+            } else {
+                *w++ = MLOAD__CAST(char, 0xF0 | (cp >> 18));
+                *w++ = MLOAD__CAST(char, 0x80 | ((cp >> 12) & 0x3F));
+                *w++ = MLOAD__CAST(char, 0x80 | ((cp >> 6) & 0x3F));
+                *w++ = MLOAD__CAST(char, 0x80 | (cp & 0x3F));
+            }
+            break;
+        }
+        default:
+            j->p = r;
+            return mload__json_fail(j, "invalid escape");
+        }
+    }
+    *s = start;
+    *len = MLOAD__CAST(size_t, w - start);
+    *w = '\0';
+    j->p = r + 1;
+    return MLOAD_OK;
+}
+
+/* A plain non-negative integer that fits in 64 bits. */
+static mload_result mload__json_u64(mload__json *j, uint64_t *out) {
+    char *p = j->p;
+    uint64_t v = 0;
+    if (*p == '-') return mload__json_fail(j, "expected a non-negative integer");
+    if (*p < '0' || *p > '9') return mload__json_fail(j, "expected an integer");
+    if (*p == '0' && p[1] >= '0' && p[1] <= '9') return mload__json_fail(j, "leading zero in integer");
+    while (*p >= '0' && *p <= '9') {
+        unsigned d = MLOAD__CAST(unsigned, *p - '0');
+        if (v > (UINT64_MAX - d) / 10u) { j->p = p; return mload__json_fail(j, "integer does not fit in 64 bits"); }
+        v = v * 10u + d;
+        ++p;
+    }
+    if (*p == '.' || *p == 'e' || *p == 'E') { j->p = p; return mload__json_fail(j, "expected an integer, got a float"); }
+    j->p = p;
+    *out = v;
+    return MLOAD_OK;
+}
+
+/* Skips any JSON number, rejecting (like serde_json) values whose magnitude
+   overflows a double. */
+static mload_result mload__json_skip_number(mload__json *j) {
+    char *p = j->p;
+    const char *sig = NULL; /* first non-zero digit of the mantissa */
+    int64_t int_digits_after_sig = 0, dexp = 0, e = 0;
+    int esign = 1, big_e = 0;
+    if (*p == '-') ++p;
+    if (*p == '0') {
+        ++p;
+    } else if (*p >= '1' && *p <= '9') {
+        sig = p;
+        while (*p >= '0' && *p <= '9') { ++p; ++int_digits_after_sig; }
+    } else {
+        j->p = p;
+        return mload__json_fail(j, "invalid number");
+    }
+    if (*p == '.') {
+        ++p;
+        if (*p < '0' || *p > '9') { j->p = p; return mload__json_fail(j, "invalid number"); }
+        while (*p >= '0' && *p <= '9') {
+            if (!sig) {
+                if (*p != '0') sig = p; else --dexp;
+            }
+            ++p;
+        }
+    }
+    if (*p == 'e' || *p == 'E') {
+        ++p;
+        if (*p == '+' || *p == '-') { if (*p == '-') esign = -1; ++p; }
+        if (*p < '0' || *p > '9') { j->p = p; return mload__json_fail(j, "invalid number"); }
+        while (*p >= '0' && *p <= '9') {
+            if (e < 100000) e = e * 10 + (*p - '0'); else big_e = 1;
+            ++p;
+        }
+    }
+    if (sig && esign > 0) {
+        /* decimal exponent of the leading significant digit */
+        int64_t mag = (int_digits_after_sig > 0 ? int_digits_after_sig - 1 : dexp - 1) + e;
+        int over = big_e || mag > 308;
+        if (!over && mag == 308) {
+            /* compare the leading significant digits with DBL_MAX rounded
+               at its half-way point to the next power of two */
+            static const char lim[] = "17976931348623158";
+            const char *q = sig;
+            int k = 0, cmp = 0;
+            while (lim[k]) {
+                char d;
+                if (*q == '.') { ++q; continue; }
+                d = (*q >= '0' && *q <= '9') ? *q : '0';
+                if (d != lim[k]) { cmp = d > lim[k] ? 1 : -1; break; }
+                if (*q >= '0' && *q <= '9') ++q;
+                ++k;
+            }
+            if (cmp >= 0) over = 1;
+        }
+        if (over) { j->p = p; return mload__json_fail(j, "number out of range"); }
+    }
+    j->p = p;
+    return MLOAD_OK;
+}
+
+static int mload__json_lit(mload__json *j, const char *lit, size_t n) {
+    if (MLOAD__CAST(size_t, j->end - j->p) < n || memcmp(j->p, lit, n) != 0) return 0;
+    j->p += n;
+    return 1;
+}
+
+/* Skips one value of any type without recursion. depth is the nesting level
+   of the container holding the value (root object = 1). */
+static mload_result mload__json_skip(mload__json *j, unsigned depth) {
+    unsigned char stack[MLOAD__JSON_MAX_DEPTH + 1]; /* '[' or '{' per level */
+    unsigned top = 0;
+    mload_result r;
+    for (;;) {
+        /* parse one value */
+        mload__json_ws(j);
+        switch (*j->p) {
+        case '{':
+        case '[':
+            if (depth + top + 1 > MLOAD__JSON_MAX_DEPTH) return mload__json_fail(j, "nesting too deep");
+            stack[top++] = MLOAD__CAST(unsigned char, *j->p);
+            ++j->p;
+            mload__json_ws(j);
+            if ((stack[top - 1] == '[' && *j->p == ']') || (stack[top - 1] == '{' && *j->p == '}')) {
+                ++j->p;
+                --top;
+                break; /* empty container: a complete value */
+            }
+            if (stack[top - 1] == '{') {
+                const char *k; size_t kl;
+                if ((r = mload__json_string(j, &k, &kl)) != MLOAD_OK) return r;
+                mload__json_ws(j);
+                if (*j->p != ':') return mload__json_fail(j, "expected ':'");
+                ++j->p;
+            }
+            continue; /* parse the first element */
+        case '"': {
+            const char *s; size_t sl;
+            if ((r = mload__json_string(j, &s, &sl)) != MLOAD_OK) return r;
+            break;
+        }
+        case 't': if (!mload__json_lit(j, "true", 4)) return mload__json_fail(j, "invalid literal"); break;
+        case 'f': if (!mload__json_lit(j, "false", 5)) return mload__json_fail(j, "invalid literal"); break;
+        case 'n': if (!mload__json_lit(j, "null", 4)) return mload__json_fail(j, "invalid literal"); break;
+        default:
+            if (*j->p == '-' || (*j->p >= '0' && *j->p <= '9')) {
+                if ((r = mload__json_skip_number(j)) != MLOAD_OK) return r;
+                break;
+            }
+            return mload__json_fail(j, "expected a value");
+        }
+        /* a value is complete: close containers / move to the next element */
+        for (;;) {
+            if (top == 0) return MLOAD_OK;
+            mload__json_ws(j);
+            if (*j->p == ',') {
+                ++j->p;
+                if (stack[top - 1] == '{') {
+                    const char *k; size_t kl;
+                    mload__json_ws(j);
+                    if ((r = mload__json_string(j, &k, &kl)) != MLOAD_OK) return r;
+                    mload__json_ws(j);
+                    if (*j->p != ':') return mload__json_fail(j, "expected ':'");
+                    ++j->p;
+                }
+                break; /* parse the next element */
+            }
+            if ((stack[top - 1] == '[' && *j->p == ']') || (stack[top - 1] == '{' && *j->p == '}')) {
+                ++j->p;
+                --top;
+                continue;
+            }
+            return mload__json_fail(j, stack[top - 1] == '[' ? "expected ',' or ']'" : "expected ',' or '}'");
+        }
+    }
+}
+
+/* ------------------------------------------------------------------- file */
+
+struct mload_file {
+    mload_allocator alloc;
+    mload_source src;
+    uint64_t file_size;
+    uint64_t header_size;
+    char *header;          /* header_size + 1 bytes, strings decoded in place */
+    mload_tensor *tensors; /* file order */
+    size_t count, cap;
+    uint64_t *dims;        /* all shapes, one array */
+    size_t ndims, dims_cap;
+    uint32_t *slots;       /* open-addressing index into tensors, UINT32_MAX = empty */
+    size_t slot_mask;
+    mload_kv *meta;
+    size_t meta_count, meta_cap;
+    uint32_t *meta_slots;
+    size_t meta_mask;
+    int has_meta;
+    uint64_t zero_dim;     /* shape storage for scalars */
+};
+
+/* 64-bit hash of a byte string, 8 bytes per step. */
+static uint64_t mload__hash(const char *s, size_t n) {
+    uint64_t h = 0x9E3779B97F4A7C15ull ^ (n * 0xff51afd7ed558ccdull);
+    while (n >= 8) {
+        uint64_t w;
+        memcpy(&w, s, 8);
+        h = (h ^ w) * 0x100000001B3ull;
+        h ^= h >> 29;
+        s += 8;
+        n -= 8;
+    }
+    if (n) {
+        uint64_t w = 0;
+        memcpy(&w, s, n);
+        h = (h ^ w) * 0x100000001B3ull;
+    }
+    h ^= h >> 32;
+    h *= 0xd6e8feb86659fd93ull;
+    h ^= h >> 32;
+    return h;
+}
+
+/* Builds an open-addressing index over count items of `stride` bytes whose
+   first members are `const char *name; size_t len`. Returns the index of
+   the first duplicate name in *dup (or SIZE_MAX). 0 on out of memory. */
+static int mload__index_build(const mload_allocator *a, const void *items, size_t stride, size_t count,
+                              uint32_t **slots_out, size_t *mask_out, size_t *dup) {
+    size_t cap = 16, i;
+    uint32_t *slots;
+    *dup = SIZE_MAX;
+    while (cap < count * 2) cap *= 2;
+    slots = MLOAD__CAST(uint32_t *, mload__malloc(a, cap * sizeof(uint32_t), sizeof(uint32_t)));
+    if (!slots) return 0;
+    memset(slots, 0xFF, cap * sizeof(uint32_t));
+    for (i = 0; i < count; ++i) {
+        const unsigned char *it = MLOAD__CAST(const unsigned char *, items) + i * stride;
+        const char *name;
+        size_t len, h;
+        memcpy(&name, it, sizeof(name));
+        memcpy(&len, it + sizeof(const char *), sizeof(len));
+        h = MLOAD__CAST(size_t, mload__hash(name, len)) & (cap - 1);
+        for (;;) {
+            uint32_t e = slots[h];
+            const unsigned char *other;
+            const char *oname;
+            size_t olen;
+            if (e == UINT32_MAX) { slots[h] = MLOAD__CAST(uint32_t, i); break; }
+            other = MLOAD__CAST(const unsigned char *, items) + MLOAD__CAST(size_t, e) * stride;
+            memcpy(&oname, other, sizeof(oname));
+            memcpy(&olen, other + sizeof(const char *), sizeof(olen));
+            if (olen == len && memcmp(oname, name, len) == 0) {
+                *dup = i;
+                break;
+            }
+            h = (h + 1) & (cap - 1);
+        }
+        if (*dup != SIZE_MAX) break;
+    }
+    *slots_out = slots;
+    *mask_out = cap - 1;
+    return 1;
+}
+
+static const void *mload__index_find(const void *items, size_t stride, const uint32_t *slots, size_t mask,
+                                     const char *name, size_t len) {
+    size_t h;
+    if (!slots || !name) return NULL;
+    h = MLOAD__CAST(size_t, mload__hash(name, len)) & mask;
+    for (;;) {
+        uint32_t e = slots[h];
+        const unsigned char *it;
+        const char *oname;
+        size_t olen;
+        if (e == UINT32_MAX) return NULL;
+        it = MLOAD__CAST(const unsigned char *, items) + MLOAD__CAST(size_t, e) * stride;
+        memcpy(&oname, it, sizeof(oname));
+        memcpy(&olen, it + sizeof(const char *), sizeof(olen));
+        if (olen == len && memcmp(oname, name, len) == 0) return it;
+        h = (h + 1) & mask;
+    }
+}
+
+static void mload__file_free(mload_file *f) {
+    mload_allocator a = f->alloc;
+    mload_source_close(&f->src);
+    mload__free(&a, f->header, MLOAD__CAST(size_t, f->header_size) + 1, 1);
+    mload__free(&a, f->tensors, f->cap * sizeof(mload_tensor), sizeof(void *));
+    mload__free(&a, f->dims, f->dims_cap * sizeof(uint64_t), sizeof(void *));
+    mload__free(&a, f->slots, (f->slots ? f->slot_mask + 1 : 0) * sizeof(uint32_t), sizeof(uint32_t));
+    mload__free(&a, f->meta, f->meta_cap * sizeof(mload_kv), sizeof(void *));
+    mload__free(&a, f->meta_slots, (f->meta_slots ? f->meta_mask + 1 : 0) * sizeof(uint32_t), sizeof(uint32_t));
+    mload__free(&a, f, sizeof(*f), sizeof(void *));
+}
+
+static mload_result mload__oom(mload_error *err) {
+    return mload__fail(err, MLOAD_ERR_OUT_OF_MEMORY, MLOAD_NO_OFFSET, NULL, 0, "out of memory");
+}
+
+/* __metadata__: null or an object of string -> string. */
+static mload_result mload__parse_metadata(mload_file *f, mload__json *j) {
+    mload_result r;
+    if (mload__json_lit(j, "null", 4)) return MLOAD_OK;
+    if (*j->p != '{') return mload__json_fail(j, "__metadata__ must be an object of strings or null");
+    f->has_meta = 1;
+    ++j->p;
+    mload__json_ws(j);
+    if (*j->p == '}') { ++j->p; return MLOAD_OK; }
+    for (;;) {
+        mload_kv kv;
+        mload__json_ws(j);
+        if ((r = mload__json_string(j, &kv.key, &kv.key_len)) != MLOAD_OK) return r;
+        mload__json_ws(j);
+        if (*j->p != ':') return mload__json_fail(j, "expected ':'");
+        ++j->p;
+        mload__json_ws(j);
+        if (*j->p != '"') return mload__json_fail(j, "__metadata__ values must be strings");
+        if ((r = mload__json_string(j, &kv.value, &kv.value_len)) != MLOAD_OK) return r;
+        {
+            void *np = mload__grow(&f->alloc, f->meta, &f->meta_cap, f->meta_count + 1, sizeof(mload_kv));
+            if (!np) return mload__oom(j->err);
+            f->meta = MLOAD__CAST(mload_kv *, np);
+        }
+        f->meta[f->meta_count++] = kv;
+        mload__json_ws(j);
+        if (*j->p == ',') { ++j->p; continue; }
+        if (*j->p == '}') { ++j->p; return MLOAD_OK; }
+        return mload__json_fail(j, "expected ',' or '}' in __metadata__");
+    }
+}
+
+/* One tensor entry {"dtype":..., "shape":[...], "data_offsets":[b,e], ...}.
+   begin/end are returned through *off (2 values). */
+static mload_result mload__parse_entry(mload_file *f, mload__json *j, mload_tensor *t, uint64_t *off) {
+    int have_dtype = 0, have_shape = 0, have_offsets = 0;
+    mload_result r;
+    if (*j->p != '{') return mload__json_fail(j, "tensor entry must be an object");
+    ++j->p;
+    mload__json_ws(j);
+    if (*j->p == '}') return mload__json_fail(j, "missing field dtype");
+    for (;;) {
+        const char *k;
+        size_t kl;
+        mload__json_ws(j);
+        if ((r = mload__json_string(j, &k, &kl)) != MLOAD_OK) return r;
+        mload__json_ws(j);
+        if (*j->p != ':') return mload__json_fail(j, "expected ':'");
+        ++j->p;
+        mload__json_ws(j);
+        if (kl == 5 && memcmp(k, "dtype", 5) == 0) {
+            const char *s;
+            size_t sl;
+            char *vpos = j->p;
+            if (have_dtype) return mload__json_fail(j, "duplicate field dtype");
+            have_dtype = 1;
+            if (*j->p != '"') return mload__json_fail(j, "dtype must be a string");
+            if ((r = mload__json_string(j, &s, &sl)) != MLOAD_OK) return r;
+            t->dtype = mload_dtype_from_name(s, sl);
+            if (t->dtype == MLOAD_DTYPE_INVALID) {
+                j->p = vpos;
+                return mload__json_fail(j, "unknown dtype");
+            }
+        } else if (kl == 5 && memcmp(k, "shape", 5) == 0) {
+            size_t first = f->ndims;
+            if (have_shape) return mload__json_fail(j, "duplicate field shape");
+            have_shape = 1;
+            if (*j->p != '[') return mload__json_fail(j, "shape must be an array of integers");
+            ++j->p;
+            mload__json_ws(j);
+            if (*j->p == ']') {
+                ++j->p;
+            } else {
+                for (;;) {
+                    uint64_t d;
+                    mload__json_ws(j);
+                    if ((r = mload__json_u64(j, &d)) != MLOAD_OK) return r;
+                    if (f->ndims == f->dims_cap) {
+                        void *np = mload__grow(&f->alloc, f->dims, &f->dims_cap, f->ndims + 1, sizeof(uint64_t));
+                        if (!np) return mload__oom(j->err);
+                        f->dims = MLOAD__CAST(uint64_t *, np);
+                    }
+                    f->dims[f->ndims++] = d;
+                    mload__json_ws(j);
+                    if (*j->p == ',') { ++j->p; continue; }
+                    if (*j->p == ']') { ++j->p; break; }
+                    return mload__json_fail(j, "expected ',' or ']' in shape");
+                }
+            }
+            if (f->ndims - first > UINT32_MAX) return mload__json_fail(j, "too many dimensions");
+            t->rank = MLOAD__CAST(uint32_t, f->ndims - first);
+        } else if (kl == 12 && memcmp(k, "data_offsets", 12) == 0) {
+            if (have_offsets) return mload__json_fail(j, "duplicate field data_offsets");
+            have_offsets = 1;
+            if (*j->p != '[') return mload__json_fail(j, "data_offsets must be an array of 2 integers");
+            ++j->p;
+            mload__json_ws(j);
+            if ((r = mload__json_u64(j, &off[0])) != MLOAD_OK) return r;
+            mload__json_ws(j);
+            if (*j->p != ',') return mload__json_fail(j, "data_offsets must have exactly 2 integers");
+            ++j->p;
+            mload__json_ws(j);
+            if ((r = mload__json_u64(j, &off[1])) != MLOAD_OK) return r;
+            mload__json_ws(j);
+            if (*j->p != ']') return mload__json_fail(j, "data_offsets must have exactly 2 integers");
+            ++j->p;
+        } else {
+            if ((r = mload__json_skip(j, 2)) != MLOAD_OK) return r; /* unknown field: ignored */
+        }
+        mload__json_ws(j);
+        if (*j->p == ',') { ++j->p; continue; }
+        if (*j->p == '}') { ++j->p; break; }
+        return mload__json_fail(j, "expected ',' or '}' in tensor entry");
+    }
+    if (!have_dtype) return mload__json_fail(j, "missing field dtype");
+    if (!have_shape) return mload__json_fail(j, "missing field shape");
+    if (!have_offsets) return mload__json_fail(j, "missing field data_offsets");
+    return MLOAD_OK;
+}
+
+/* Tensors are parsed with their relative data offsets in `offset` (begin)
+   and a parallel array of ends. */
+static mload_result mload__parse_header(mload_file *f, mload_error *err, uint64_t **ends_out, size_t *ends_cap) {
+    mload__json j;
+    mload_result r;
+    int seen_meta = 0;
+    j.base = f->header;
+    j.p = f->header;
+    j.end = f->header + f->header_size;
+    j.err = err;
+    mload__json_ws(&j);
+    if (*j.p != '{') return mload__json_fail(&j, "the header must be a JSON object");
+    ++j.p;
+    mload__json_ws(&j);
+    if (*j.p == '}') {
+        ++j.p;
+    } else {
+        for (;;) {
+            const char *k;
+            size_t kl;
+            char *kpos;
+            mload__json_ws(&j);
+            kpos = j.p;
+            if ((r = mload__json_string(&j, &k, &kl)) != MLOAD_OK) return r;
+            mload__json_ws(&j);
+            if (*j.p != ':') return mload__json_fail(&j, "expected ':'");
+            ++j.p;
+            mload__json_ws(&j);
+            if (kl == 12 && memcmp(k, "__metadata__", 12) == 0) {
+                if (seen_meta)
+                    return mload__fail(err, MLOAD_ERR_DUPLICATE_KEY, 8u + MLOAD__CAST(uint64_t, kpos - j.base), k, kl,
+                                       "__metadata__ is given twice");
+                seen_meta = 1;
+                if ((r = mload__parse_metadata(f, &j)) != MLOAD_OK) return r;
+            } else {
+                mload_tensor *t;
+                uint64_t off[2] = {0, 0};
+                if (f->count == f->cap || f->count == *ends_cap) {
+                    void *np = mload__grow(&f->alloc, f->tensors, &f->cap, f->count + 1, sizeof(mload_tensor));
+                    if (!np) return mload__oom(err);
+                    f->tensors = MLOAD__CAST(mload_tensor *, np);
+                    np = mload__grow(&f->alloc, *ends_out, ends_cap, f->count + 1, sizeof(uint64_t));
+                    if (!np) return mload__oom(err);
+                    *ends_out = MLOAD__CAST(uint64_t *, np);
+                }
+                t = &f->tensors[f->count];
+                memset(t, 0, sizeof(*t));
+                t->name = k;
+                t->name_len = kl;
+                if ((r = mload__parse_entry(f, &j, t, off)) != MLOAD_OK) return r;
+                t->offset = off[0];
+                (*ends_out)[f->count] = off[1];
+                /* remember the key position for error reports in numel */
+                t->numel = MLOAD__CAST(uint64_t, kpos - j.base);
+                f->count++;
+            }
+            mload__json_ws(&j);
+            if (*j.p == ',') { ++j.p; continue; }
+            if (*j.p == '}') { ++j.p; break; }
+            return mload__json_fail(&j, "expected ',' or '}'");
+        }
+    }
+    mload__json_ws(&j);
+    if (j.p != j.end) return mload__json_fail(&j, "trailing characters after the header object");
+    if (f->count > UINT32_MAX - 1) return mload__fail(err, MLOAD_ERR_INVALID_HEADER_DESERIALIZATION, 8, NULL, 0, "too many tensors");
+    return MLOAD_OK;
+}
+
+/* sort record: (begin, end, original index) */
+typedef struct mload__ord { uint64_t begin, end; size_t idx; } mload__ord;
+
+static int mload__ord_cmp(const void *a, const void *b) {
+    const mload__ord *x = MLOAD__CAST(const mload__ord *, a), *y = MLOAD__CAST(const mload__ord *, b);
+    if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
+    if (x->end != y->end) return x->end < y->end ? -1 : 1;
+    return x->idx < y->idx ? -1 : (x->idx > y->idx ? 1 : 0);
+}
+
+MODELLOAD_API mload_result mload_file_open(const mload_file_desc *desc, mload_file **out, mload_error *err) {
+    mload_file *f;
+    mload_result r;
+    unsigned char lenbuf[8];
+    uint64_t n = 0, data_len, data_off, prev_end = 0;
+    uint64_t *ends = NULL;
+    size_t ends_cap = 0, i, dup, bad;
+    mload__ord *ord = NULL;
+    const mload_allocator *a;
+    int nsrc;
+
+    if (out) *out = NULL;
+    if (!desc || !out) return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "NULL desc or out");
+    nsrc = (desc->path != NULL) + (desc->data != NULL) + (desc->source != NULL);
+    if (nsrc != 1 || !mload__allocator_ok(&desc->allocator)) {
+        if (desc->source) { mload_source s = *desc->source; mload_source_close(&s); }
+        return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0,
+                           "give exactly one of path, data or source, and both or neither allocator functions");
+    }
+    a = &desc->allocator;
+    f = MLOAD__CAST(mload_file *, mload__malloc(a, sizeof(mload_file), sizeof(void *)));
+    if (!f) {
+        if (desc->source) { mload_source s = *desc->source; mload_source_close(&s); }
+        return mload__oom(err);
+    }
+    memset(f, 0, sizeof(*f));
+    f->alloc = *a;
+    if (desc->source) {
+        f->src = *desc->source;
+        if (!f->src.read_at || !f->src.size) {
+            r = mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "source without read_at or size");
+            goto fail;
+        }
+    } else if (desc->data) {
+        if ((r = mload_source_memory(desc->data, desc->data_size, a, &f->src)) != MLOAD_OK) {
+            r = mload__oom(err);
+            goto fail;
+        }
+    } else if ((r = mload_source_path(desc->path, a, &f->src, err)) != MLOAD_OK) {
+        goto fail;
+    }
+
+    if (f->src.size(f->src.user, &f->file_size) != MLOAD_OK) {
+        r = mload__fail(err, MLOAD_ERR_IO, MLOAD_NO_OFFSET, NULL, 0, "cannot get the file size");
+        goto fail;
+    }
+    /* 1. length prefix */
+    if (f->file_size < 8) {
+        r = mload__fail(err, MLOAD_ERR_HEADER_TOO_SMALL, 0, NULL, 0, "file has %U bytes, fewer than the 8-byte header length", f->file_size);
+        goto fail;
+    }
+    if (f->src.read_at(f->src.user, 0, lenbuf, 8) != MLOAD_OK) {
+        r = mload__fail(err, MLOAD_ERR_IO, 0, NULL, 0, "cannot read the header length");
+        goto fail;
+    }
+    for (i = 8; i-- > 0;) n = (n << 8) | lenbuf[i];
+    /* 2. bound */
+    if (n > MLOAD__MAX_HEADER) {
+        r = mload__fail(err, MLOAD_ERR_HEADER_TOO_LARGE, 0, NULL, 0, "header length %U exceeds the limit of 100000000", n);
+        goto fail;
+    }
+    /* 3. fits in the file (n <= 1e8, so 8 + n cannot overflow) */
+    if (8u + n > f->file_size) {
+        r = mload__fail(err, MLOAD_ERR_INVALID_HEADER_LENGTH, 0, NULL, 0,
+                        "header length %U runs past the end of the %U-byte file", n, f->file_size);
+        goto fail;
+    }
+    f->header_size = n;
+    f->header = MLOAD__CAST(char *, mload__malloc(a, MLOAD__CAST(size_t, n) + 1, 1));
+    if (!f->header) { r = mload__oom(err); goto fail; }
+    f->header[n] = '\0';
+    if (n && f->src.read_at(f->src.user, 8, f->header, MLOAD__CAST(size_t, n)) != MLOAD_OK) {
+        r = mload__fail(err, MLOAD_ERR_IO, 8, NULL, 0, "cannot read the %U-byte header", n);
+        goto fail;
+    }
+    /* 4. UTF-8 */
+    bad = mload__utf8_check(MLOAD__PCAST(const unsigned char *, f->header), MLOAD__CAST(size_t, n));
+    if (bad != MLOAD__CAST(size_t, n)) {
+        r = mload__fail(err, MLOAD_ERR_INVALID_HEADER, 8u + MLOAD__CAST(uint64_t, bad), NULL, 0, "header is not valid UTF-8");
+        goto fail;
+    }
+    /* 5. JSON into the schema */
+    if ((r = mload__parse_header(f, err, &ends, &ends_cap)) != MLOAD_OK) goto fail;
+
+    /* shapes: dims were appended in tensor order */
+    {
+        size_t d = 0;
+        for (i = 0; i < f->count; ++i) {
+            f->tensors[i].shape = f->tensors[i].rank ? f->dims + d : &f->zero_dim;
+            d += f->tensors[i].rank;
+        }
+    }
+    /* file order: by (begin, end), stable */
+    if (f->count > 1) {
+        int sorted = 1;
+        for (i = 1; i < f->count; ++i) {
+            if (f->tensors[i].offset < f->tensors[i - 1].offset ||
+                (f->tensors[i].offset == f->tensors[i - 1].offset && ends[i] < ends[i - 1])) { sorted = 0; break; }
+        }
+        if (!sorted) {
+            mload_tensor *nt;
+            uint64_t *ne;
+            ord = MLOAD__CAST(mload__ord *, mload__malloc(a, f->count * sizeof(mload__ord), sizeof(void *)));
+            nt = MLOAD__CAST(mload_tensor *, mload__malloc(a, f->count * sizeof(mload_tensor), sizeof(void *)));
+            ne = MLOAD__CAST(uint64_t *, mload__malloc(a, f->count * sizeof(uint64_t), sizeof(void *)));
+            if (!ord || !nt || !ne) {
+                mload__free(a, nt, f->count * sizeof(mload_tensor), sizeof(void *));
+                mload__free(a, ne, f->count * sizeof(uint64_t), sizeof(void *));
+                r = mload__oom(err);
+                goto fail;
+            }
+            for (i = 0; i < f->count; ++i) {
+                ord[i].begin = f->tensors[i].offset;
+                ord[i].end = ends[i];
+                ord[i].idx = i;
+            }
+            qsort(ord, f->count, sizeof(mload__ord), mload__ord_cmp);
+            for (i = 0; i < f->count; ++i) {
+                nt[i] = f->tensors[ord[i].idx];
+                ne[i] = ends[ord[i].idx];
+            }
+            mload__free(a, f->tensors, f->cap * sizeof(mload_tensor), sizeof(void *));
+            mload__free(a, ends, ends_cap * sizeof(uint64_t), sizeof(void *));
+            mload__free(a, ord, f->count * sizeof(mload__ord), sizeof(void *));
+            ord = NULL;
+            f->tensors = nt;
+            f->cap = f->count;
+            ends = ne;
+            ends_cap = f->count;
+        }
+    }
+    /* duplicates (stricter than the reference) */
+    if (!mload__index_build(a, f->tensors, sizeof(mload_tensor), f->count, &f->slots, &f->slot_mask, &dup)) {
+        r = mload__oom(err);
+        goto fail;
+    }
+    if (dup != SIZE_MAX) {
+        const mload_tensor *t = &f->tensors[dup];
+        r = mload__fail(err, MLOAD_ERR_DUPLICATE_KEY, 8u + t->numel, t->name, t->name_len, "tensor '%s' is given twice", t->name);
+        goto fail;
+    }
+    if (!mload__index_build(a, f->meta, sizeof(mload_kv), f->meta_count, &f->meta_slots, &f->meta_mask, &dup)) {
+        r = mload__oom(err);
+        goto fail;
+    }
+    if (dup != SIZE_MAX) {
+        const mload_kv *kv = &f->meta[dup];
+        r = mload__fail(err, MLOAD_ERR_DUPLICATE_KEY, MLOAD__CAST(uint64_t, kv->key - f->header) + 7u, kv->key, kv->key_len,
+                        "__metadata__ key '%s' is given twice", kv->key);
+        goto fail;
+    }
+    /* 6. offsets, sizes */
+    data_off = 8u + n;
+    data_len = f->file_size - data_off;
+    for (i = 0; i < f->count; ++i) {
+        mload_tensor *t = &f->tensors[i];
+        uint64_t begin = t->offset, end = ends[i], numel = 1, nbits;
+        uint64_t at = 8u + t->numel; /* key position, stashed by the parser */
+        uint32_t d;
+        if (begin != prev_end || end < begin) {
+            r = mload__fail(err, MLOAD_ERR_INVALID_OFFSET, at, t->name, t->name_len,
+                            "tensor '%s': data_offsets [%U, %U] do not start where the previous tensor ends (%U)",
+                            t->name, begin, end, prev_end);
+            goto fail;
+        }
+        prev_end = end;
+        for (d = 0; d < t->rank; ++d) {
+            if (!mload__mul_u64(numel, t->shape[d], &numel)) {
+                r = mload__fail(err, MLOAD_ERR_VALIDATION_OVERFLOW, at, t->name, t->name_len,
+                                "tensor '%s': element count overflows 64 bits", t->name);
+                goto fail;
+            }
+        }
+        if (!mload__mul_u64(numel, mload__dtypes[t->dtype].bits, &nbits)) {
+            r = mload__fail(err, MLOAD_ERR_VALIDATION_OVERFLOW, at, t->name, t->name_len,
+                            "tensor '%s': bit count overflows 64 bits", t->name);
+            goto fail;
+        }
+        if (nbits % 8u != 0) {
+            r = mload__fail(err, MLOAD_ERR_MISALIGNED_SLICE, at, t->name, t->name_len,
+                            "tensor '%s': %U elements of %s do not fill whole bytes", t->name, numel,
+                            mload__dtypes[t->dtype].name);
+            goto fail;
+        }
+        if (end - begin != nbits / 8u) {
+            r = mload__fail(err, MLOAD_ERR_TENSOR_INVALID_INFO, at, t->name, t->name_len,
+                            "tensor '%s': data_offsets span %U bytes but dtype and shape need %U", t->name,
+                            end - begin, nbits / 8u);
+            goto fail;
+        }
+        t->numel = numel;
+        t->nbytes = nbits / 8u;
+        t->offset = data_off + begin; /* begin <= data_len once step 7 passes */
+    }
+    /* 7. the data buffer is exactly the tensors */
+    if (prev_end != data_len) {
+        r = mload__fail(err, MLOAD_ERR_METADATA_INCOMPLETE_BUFFER, data_off, NULL, 0,
+                        "tensors cover %U bytes but the data buffer has %U", prev_end, data_len);
+        goto fail;
+    }
+    mload__free(a, ends, ends_cap * sizeof(uint64_t), sizeof(void *));
+    *out = f;
+    return MLOAD_OK;
+fail:
+    mload__free(a, ends, ends_cap * sizeof(uint64_t), sizeof(void *));
+    mload__free(a, ord, f->count * sizeof(mload__ord), sizeof(void *));
+    mload__file_free(f);
+    return r;
+}
+
+MODELLOAD_API void mload_file_close(mload_file *f) {
+    if (f) mload__file_free(f);
+}
+
+MODELLOAD_API uint64_t mload_file_count(const mload_file *f) { return f ? f->count : 0; }
+
+MODELLOAD_API const mload_tensor *mload_file_tensor(const mload_file *f, uint64_t i) {
+    return (f && i < f->count) ? &f->tensors[i] : NULL;
+}
+
+MODELLOAD_API const mload_tensor *mload_file_find_n(const mload_file *f, const char *name, size_t len) {
+    if (!f) return NULL;
+    return MLOAD__CAST(const mload_tensor *,
+                       mload__index_find(f->tensors, sizeof(mload_tensor), f->slots, f->slot_mask, name, len));
+}
+
+MODELLOAD_API const mload_tensor *mload_file_find(const mload_file *f, const char *name) {
+    return name ? mload_file_find_n(f, name, strlen(name)) : NULL;
+}
+
+MODELLOAD_API uint64_t mload_file_index_of(const mload_file *f, const mload_tensor *t) {
+    return MLOAD__CAST(uint64_t, t - f->tensors);
+}
+
+MODELLOAD_API uint64_t mload_file_metadata_count(const mload_file *f) { return f ? f->meta_count : 0; }
+
+MODELLOAD_API const mload_kv *mload_file_metadata_at(const mload_file *f, uint64_t i) {
+    return (f && i < f->meta_count) ? &f->meta[i] : NULL;
+}
+
+MODELLOAD_API const mload_kv *mload_file_metadata_find(const mload_file *f, const char *key) {
+    if (!f || !key) return NULL;
+    return MLOAD__CAST(const mload_kv *,
+                       mload__index_find(f->meta, sizeof(mload_kv), f->meta_slots, f->meta_mask, key, strlen(key)));
+}
+
+MODELLOAD_API int mload_file_has_metadata(const mload_file *f) { return f ? f->has_meta : 0; }
+MODELLOAD_API uint64_t mload_file_header_size(const mload_file *f) { return f ? f->header_size : 0; }
+MODELLOAD_API uint64_t mload_file_data_offset(const mload_file *f) { return f ? 8u + f->header_size : 0; }
+MODELLOAD_API uint64_t mload_file_size(const mload_file *f) { return f ? f->file_size : 0; }
+
+static int mload__owns(const mload_file *f, const mload_tensor *t) {
+    uintptr_t b = MLOAD__PCAST(uintptr_t, f->tensors), p = MLOAD__PCAST(uintptr_t, t);
+    return f->count && p >= b && p < b + f->count * sizeof(mload_tensor) && (p - b) % sizeof(mload_tensor) == 0;
+}
+
+MODELLOAD_API mload_result mload_file_read_bytes(mload_file *f, const mload_tensor *t, uint64_t byte_begin,
+                                                 uint64_t size, void *dst, mload_error *err) {
+    mload_result r;
+    if (!f || !t || (!dst && size) || !mload__owns(f, t))
+        return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "NULL argument or tensor of another file");
+    if (byte_begin > t->nbytes || size > t->nbytes - byte_begin)
+        return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, t->name, t->name_len,
+                           "tensor '%s': byte range [%U, +%U) is outside its %U bytes", t->name, byte_begin, size, t->nbytes);
+    if (size > SIZE_MAX)
+        return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, t->name, t->name_len, "range too large for this platform");
+    if (size == 0) return MLOAD_OK;
+    r = f->src.read_at(f->src.user, t->offset + byte_begin, dst, MLOAD__CAST(size_t, size));
+    if (r != MLOAD_OK)
+        return mload__fail(err, r == MLOAD_ERR_IO ? MLOAD_ERR_IO : r, t->offset + byte_begin, t->name, t->name_len,
+                           "tensor '%s': reading %U bytes failed (short read: the file may have shrunk)", t->name, size);
+    return MLOAD_OK;
+}
+
+MODELLOAD_API mload_result mload_file_read(mload_file *f, const mload_tensor *t, void *dst, uint64_t dst_size,
+                                           mload_error *err) {
+    if (t && dst_size < t->nbytes)
+        return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, t->name, t->name_len,
+                           "tensor '%s' needs %U bytes, buffer has %U", t->name, t->nbytes, dst_size);
+    return mload_file_read_bytes(f, t, 0, t ? t->nbytes : 0, dst, err);
+}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MODELLOAD_IMPLEMENTATION */
+
+/*
+------------------------------------------------------------------------------
+MIT License
+
+Copyright (c) 2026 The modelload.h authors
+
+Permission is hereby granted, free of charge, to any person obtaining a copy
+of this software and associated documentation files (the "Software"), to deal
+in the Software without restriction, including without limitation the rights
+to use, copy, modify, merge, publish, distribute, sublicense, and/or sell
+copies of the Software, and to permit persons to whom the Software is
+furnished to do so, subject to the following conditions:
+
+The above copyright notice and this permission notice shall be included in all
+copies or substantial portions of the Software.
+
+THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
+IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
+FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE
+AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
+LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
+OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE
+SOFTWARE.
+------------------------------------------------------------------------------
+*/

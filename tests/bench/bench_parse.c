@@ -1,0 +1,627 @@
+#define MODELLOAD_IMPLEMENTATION
+#include "modelload.h"
+
+/* bench_parse.c - target B1 of shared/design/performance.md:
+   open + parse + index of safetensors headers, measured against baselines
+   taken in the same run (raw open+pread+close of the header bytes, a plain
+   in-memory scan of the header bytes).
+
+   Build (from the repository root):
+       cc -std=c99 -O2 -I. tests/bench/bench_parse.c -o build/bench_parse
+
+   It generates its own synthetic files in a fresh mkdtemp folder under
+   $TMPDIR (or /tmp) and removes them at exit:
+     many.safetensors   20,000 small tensors, ~2 MB header, real zero data
+     llm.safetensors    TinyLlama-shaped BF16 checkpoint (~2.2 GB), sparse:
+                        only the 8-byte length and the header are written,
+                        the data is an ftruncate() hole
+     small.safetensors  150 tensors: a shard of a small Llama (embedding,
+                        16 full layers, first tensors of layer 16)
+   Every figure is the median of several repetitions, the measured
+   operations interleaved per repetition so drift hits all sides alike.
+   Exit status: 0 when everything ran (a MISS is a report, not a failure),
+   1 on a real error. */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------ utilities */
+
+static char g_dir[4096];
+static char g_paths[3][4200];
+static int g_have_dir = 0;
+
+static void cleanup(void) {
+    int i;
+    for (i = 0; i < 3; ++i)
+        if (g_paths[i][0]) { (void)unlink(g_paths[i]); g_paths[i][0] = '\0'; }
+    if (g_have_dir) { (void)rmdir(g_dir); g_have_dir = 0; }
+}
+
+static void die(const char *fmt, ...) {
+    va_list ap;
+    fprintf(stderr, "bench_parse: error: ");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    exit(1); /* atexit(cleanup) removes the temporary files */
+}
+
+static void die_mload(const char *what, const char *path, const mload_error *e) {
+    die("%s '%s': %s: %s", what, path, mload_result_string(e->code), e->message);
+}
+
+static void *xmalloc(size_t n) {
+    void *p = malloc(n ? n : 1);
+    if (!p) die("out of memory (%zu bytes)", n);
+    return p;
+}
+
+static uint64_t now_ns(void) {
+    struct timespec ts;
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0) die("clock_gettime failed");
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : (x > y ? 1 : 0);
+}
+
+/* sorts v in place */
+static double median_u64(uint64_t *v, size_t n) {
+    qsort(v, n, sizeof(uint64_t), cmp_u64);
+    if (n % 2) return (double)v[n / 2];
+    return ((double)v[n / 2 - 1] + (double)v[n / 2]) / 2.0;
+}
+
+static double min_u64(const uint64_t *v, size_t n) {
+    uint64_t m = UINT64_MAX;
+    size_t i;
+    for (i = 0; i < n; ++i) if (v[i] < m) m = v[i];
+    return (double)m;
+}
+
+static volatile uint64_t g_sink; /* keeps measured work alive */
+
+/* ------------------------------------------------------ string buffer */
+
+typedef struct sbuf { char *p; size_t n, cap; } sbuf;
+
+static void sb_init(sbuf *b) {
+    b->cap = 1u << 16;
+    b->n = 0;
+    b->p = (char *)xmalloc(b->cap);
+    b->p[0] = '\0';
+}
+
+static void sb_printf(sbuf *b, const char *fmt, ...) {
+    for (;;) {
+        va_list ap;
+        size_t room = b->cap - b->n;
+        int k;
+        va_start(ap, fmt);
+        k = vsnprintf(b->p + b->n, room, fmt, ap);
+        va_end(ap);
+        if (k < 0) die("vsnprintf failed");
+        if ((size_t)k < room) { b->n += (size_t)k; return; }
+        {
+            size_t ncap = b->cap * 2;
+            char *np;
+            while (ncap < b->n + (size_t)k + 1) ncap *= 2;
+            np = (char *)realloc(b->p, ncap);
+            if (!np) die("out of memory");
+            b->p = np;
+            b->cap = ncap;
+        }
+    }
+}
+
+/* ---------------------------------------------------------- generation */
+
+typedef struct spec {
+    char name[96];
+    const char *dtype;
+    unsigned rank;
+    uint64_t dims[3];
+    uint64_t nbytes;
+} spec;
+
+typedef struct specs { spec *v; size_t n, cap; } specs;
+
+static void specs_add(specs *s, const char *dtype, unsigned rank, uint64_t d0, uint64_t d1, uint64_t d2,
+                      const char *fmt, ...) {
+    spec *t;
+    va_list ap;
+    int k;
+    uint64_t esize, numel = 1;
+    unsigned i;
+    if (s->n == s->cap) {
+        size_t ncap = s->cap ? s->cap * 2 : 256;
+        spec *nv = (spec *)realloc(s->v, ncap * sizeof(spec));
+        if (!nv) die("out of memory");
+        s->v = nv;
+        s->cap = ncap;
+    }
+    t = &s->v[s->n++];
+    va_start(ap, fmt);
+    k = vsnprintf(t->name, sizeof(t->name), fmt, ap);
+    va_end(ap);
+    if (k < 0 || (size_t)k >= sizeof(t->name)) die("tensor name too long");
+    t->dtype = dtype;
+    t->rank = rank;
+    t->dims[0] = d0;
+    t->dims[1] = d1;
+    t->dims[2] = d2;
+    esize = strcmp(dtype, "F32") == 0 ? 4u : 2u;
+    for (i = 0; i < rank; ++i) numel *= t->dims[i];
+    t->nbytes = numel * esize;
+}
+
+static void write_all(int fd, const void *buf, size_t n, const char *path) {
+    const char *p = (const char *)buf;
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            die("write '%s': %s", path, strerror(errno));
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+/* Writes a safetensors file the way the reference writer lays it out:
+   8-byte little-endian N, compact JSON header ("__metadata__" first),
+   data_offsets contiguous in header order, header padded with spaces to a
+   multiple of 8. sparse: the data is left as an ftruncate hole. Returns the
+   header length N; *file_size gets the total size. */
+static uint64_t write_safetensors(const char *path, const specs *s, int sparse, uint64_t *file_size) {
+    sbuf b;
+    size_t i;
+    uint64_t off = 0, n;
+    unsigned char len8[8];
+    int fd, k;
+    sb_init(&b);
+    sb_printf(&b, "{\"__metadata__\":{\"format\":\"pt\"}");
+    for (i = 0; i < s->n; ++i) {
+        const spec *t = &s->v[i];
+        unsigned d;
+        sb_printf(&b, ",\"%s\":{\"dtype\":\"%s\",\"shape\":[", t->name, t->dtype);
+        for (d = 0; d < t->rank; ++d)
+            sb_printf(&b, d ? ",%llu" : "%llu", (unsigned long long)t->dims[d]);
+        sb_printf(&b, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)off,
+                  (unsigned long long)(off + t->nbytes));
+        off += t->nbytes;
+    }
+    sb_printf(&b, "}");
+    while (b.n % 8u) sb_printf(&b, " ");
+    n = (uint64_t)b.n;
+    for (k = 0; k < 8; ++k) len8[k] = (unsigned char)((n >> (8 * k)) & 0xFFu);
+
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0) die("create '%s': %s", path, strerror(errno));
+    write_all(fd, len8, 8, path);
+    write_all(fd, b.p, b.n, path);
+    if (sparse) {
+        if (ftruncate(fd, (off_t)(8u + n + off)) != 0) die("ftruncate '%s': %s", path, strerror(errno));
+    } else {
+        static const unsigned char zeros[65536];
+        uint64_t left = off;
+        while (left > 0) {
+            size_t c = left > sizeof(zeros) ? sizeof(zeros) : (size_t)left;
+            write_all(fd, zeros, c, path);
+            left -= c;
+        }
+    }
+    if (close(fd) != 0) die("close '%s': %s", path, strerror(errno));
+    free(b.p);
+    *file_size = 8u + n + off;
+    return n;
+}
+
+/* 20,000 tiny tensors, F32/BF16 mixed, rank 1-3, <= 64 elements each. */
+static void gen_many(specs *s) {
+    unsigned i;
+    for (i = 0; i < 20000u; ++i) {
+        const char *dt = (i % 3u == 0) ? "F32" : "BF16";
+        unsigned rank = 1u + i % 3u;
+        uint64_t d0, d1 = 0, d2 = 0;
+        if (rank == 1) {
+            d0 = 1u + (i / 3u) % 64u;
+        } else if (rank == 2) {
+            d0 = 1u + (i / 3u) % 8u;
+            d1 = 1u + (i / 24u) % 8u;
+        } else {
+            d0 = 1u + (i / 3u) % 4u;
+            d1 = 1u + (i / 12u) % 4u;
+            d2 = 1u + (i / 48u) % 4u;
+        }
+        specs_add(s, dt, rank, d0, d1, d2, "model.layers.%u.block.%u.weight_%u", i / 20u, i % 20u, i);
+    }
+}
+
+/* Llama-style layer tensors, in the order of the HF state dict. */
+static void add_llama_layer(specs *s, unsigned l, uint64_t hid, uint64_t kv, uint64_t inter, unsigned limit) {
+    unsigned k = 0;
+#define LAYER_ADD(rank, a, b, nm) \
+    do { if (k++ < limit) specs_add(s, "BF16", rank, a, b, 0, "model.layers.%u." nm, l); } while (0)
+    LAYER_ADD(2, hid, hid, "self_attn.q_proj.weight");
+    LAYER_ADD(2, kv, hid, "self_attn.k_proj.weight");
+    LAYER_ADD(2, kv, hid, "self_attn.v_proj.weight");
+    LAYER_ADD(2, hid, hid, "self_attn.o_proj.weight");
+    LAYER_ADD(2, inter, hid, "mlp.gate_proj.weight");
+    LAYER_ADD(2, inter, hid, "mlp.up_proj.weight");
+    LAYER_ADD(2, hid, inter, "mlp.down_proj.weight");
+    LAYER_ADD(1, hid, 0, "input_layernorm.weight");
+    LAYER_ADD(1, hid, 0, "post_attention_layernorm.weight");
+#undef LAYER_ADD
+}
+
+/* TinyLlama-1.1B shapes: hidden 2048, GQA kv 256, intermediate 5632,
+   22 layers, vocab 32000 -> 201 tensors, ~2.2 GB of BF16. */
+static void gen_llm(specs *s) {
+    unsigned l;
+    specs_add(s, "BF16", 2, 32000, 2048, 0, "model.embed_tokens.weight");
+    for (l = 0; l < 22u; ++l) add_llama_layer(s, l, 2048, 256, 5632, 9);
+    specs_add(s, "BF16", 1, 2048, 0, 0, "model.norm.weight");
+    specs_add(s, "BF16", 2, 32000, 2048, 0, "lm_head.weight");
+}
+
+/* A 150-tensor shard of a small Llama: embedding, layers 0-15 complete,
+   the first 5 tensors of layer 16 (shards split mid-layer). Small data. */
+static void gen_small(specs *s) {
+    unsigned l;
+    specs_add(s, "BF16", 2, 512, 64, 0, "model.embed_tokens.weight");
+    for (l = 0; l < 16u; ++l) add_llama_layer(s, l, 64, 16, 172, 9);
+    add_llama_layer(s, 16, 64, 16, 172, 5);
+}
+
+/* ----------------------------------------------------------- measuring */
+
+typedef struct file_result {
+    uint64_t header_size, file_size, count;
+    double lib_med, lib_min;     /* mload_file_open(path) + close, ns */
+    double io_med, io_min;       /* open + pread(8+N) + close, ns */
+    double mem_med, mem_min;     /* mload_file_open(data) + close, ns */
+    double loop_med, loop_min;   /* byte loop counting '"', ns */
+    double mchr_med, mchr_min;   /* memchr loop counting '"', ns */
+} file_result;
+
+static uint64_t count_quotes_loop(const char *p, size_t n) {
+    uint64_t c = 0;
+    size_t i;
+    for (i = 0; i < n; ++i) c += (p[i] == '"');
+    return c;
+}
+
+static uint64_t count_quotes_memchr(const char *p, size_t n) {
+    uint64_t c = 0;
+    const char *end = p + n;
+    while (p < end) {
+        const char *q = (const char *)memchr(p, '"', (size_t)(end - p));
+        if (!q) break;
+        ++c;
+        p = q + 1;
+    }
+    return c;
+}
+
+static void read_exact(int fd, void *dst, size_t n, uint64_t off, const char *path) {
+    char *p = (char *)dst;
+    while (n > 0) {
+        ssize_t r = pread(fd, p, n, (off_t)off);
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            die("pread '%s': %s", path, strerror(errno));
+        }
+        if (r == 0) die("pread '%s': unexpected end of file", path);
+        p += r;
+        n -= (size_t)r;
+        off += (uint64_t)r;
+    }
+}
+
+/* The I/O floor: what any loader must do to get the header bytes. */
+static void baseline_io(const char *path, char *buf, size_t n) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) die("open '%s': %s", path, strerror(errno));
+    read_exact(fd, buf, n, 0, path);
+    if (close(fd) != 0) die("close '%s': %s", path, strerror(errno));
+}
+
+static void lib_open_path(const char *path, uint64_t expect_count) {
+    mload_file_desc d;
+    mload_file *f = NULL;
+    mload_error e;
+    mload_result r;
+    memset(&d, 0, sizeof(d));
+    memset(&e, 0, sizeof(e));
+    d.path = path;
+    r = mload_file_open(&d, &f, &e);
+    if (r != MLOAD_OK) die_mload("mload_file_open", path, &e);
+    if (mload_file_count(f) != expect_count) die("'%s': %llu tensors, expected %llu", path,
+                                                 (unsigned long long)mload_file_count(f),
+                                                 (unsigned long long)expect_count);
+    mload_file_close(f);
+}
+
+static void lib_open_mem(const char *path, const void *data, uint64_t size, uint64_t expect_count) {
+    mload_file_desc d;
+    mload_file *f = NULL;
+    mload_error e;
+    mload_result r;
+    memset(&d, 0, sizeof(d));
+    memset(&e, 0, sizeof(e));
+    d.data = data;
+    d.data_size = size;
+    r = mload_file_open(&d, &f, &e);
+    if (r != MLOAD_OK) die_mload("mload_file_open (memory)", path, &e);
+    if (mload_file_count(f) != expect_count) die("'%s' (memory): wrong tensor count", path);
+    mload_file_close(f);
+}
+
+/* Checks the file once (count, header size, every tensor's shape and size
+   against the generator), then times reps interleaved repetitions. */
+static void bench_file(const char *path, const specs *s, uint64_t expect_header, uint64_t expect_size,
+                       size_t reps, file_result *out) {
+    mload_file_desc d;
+    mload_file *f = NULL;
+    mload_error e;
+    uint64_t *t_lib, *t_io, *t_mem, *t_loop, *t_mchr;
+    uint64_t n, i;
+    char *hbuf;
+    void *whole;
+    int mapped;
+    size_t r;
+
+    memset(&d, 0, sizeof(d));
+    memset(&e, 0, sizeof(e));
+    d.path = path;
+    if (mload_file_open(&d, &f, &e) != MLOAD_OK) die_mload("mload_file_open", path, &e);
+    n = mload_file_header_size(f);
+    if (n != expect_header) die("'%s': header size %llu, generator wrote %llu", path,
+                                (unsigned long long)n, (unsigned long long)expect_header);
+    if (mload_file_size(f) != expect_size) die("'%s': file size mismatch", path);
+    if (mload_file_count(f) != s->n) die("'%s': %llu tensors, generator wrote %zu", path,
+                                         (unsigned long long)mload_file_count(f), s->n);
+    for (i = 0; i < s->n; ++i) {
+        const spec *g = &s->v[i];
+        const mload_tensor *t = mload_file_tensor(f, i);
+        unsigned k;
+        if (!t || strcmp(t->name, g->name) != 0 || t->nbytes != g->nbytes || t->rank != g->rank ||
+            strcmp(mload_dtype_name(t->dtype), g->dtype) != 0)
+            die("'%s': tensor %llu does not match the generator", path, (unsigned long long)i);
+        for (k = 0; k < g->rank; ++k)
+            if (t->shape[k] != g->dims[k]) die("'%s': tensor %llu shape mismatch", path, (unsigned long long)i);
+    }
+    mload_file_close(f);
+
+    out->header_size = n;
+    out->file_size = expect_size;
+    out->count = s->n;
+
+    /* the header bytes for the baselines, pre-touched */
+    hbuf = (char *)xmalloc((size_t)(8u + n));
+    memset(hbuf, 0, (size_t)(8u + n));
+
+    /* the whole file in memory for the parse-from-memory figure: read into
+       a buffer when small, mapped when it is the 2 GB sparse file (only
+       the header pages are ever touched) */
+    mapped = expect_size > ((uint64_t)256 << 20);
+    if (mapped) {
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) die("open '%s': %s", path, strerror(errno));
+        whole = mmap(NULL, (size_t)expect_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (whole == MAP_FAILED) die("mmap '%s': %s", path, strerror(errno));
+        (void)close(fd);
+    } else {
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) die("open '%s': %s", path, strerror(errno));
+        whole = xmalloc((size_t)expect_size);
+        read_exact(fd, whole, (size_t)expect_size, 0, path);
+        (void)close(fd);
+    }
+
+    t_lib = (uint64_t *)xmalloc(reps * sizeof(uint64_t));
+    t_io = (uint64_t *)xmalloc(reps * sizeof(uint64_t));
+    t_mem = (uint64_t *)xmalloc(reps * sizeof(uint64_t));
+    t_loop = (uint64_t *)xmalloc(reps * sizeof(uint64_t));
+    t_mchr = (uint64_t *)xmalloc(reps * sizeof(uint64_t));
+
+    /* warm-up: page cache, allocator, branch predictors */
+    lib_open_path(path, s->n);
+    baseline_io(path, hbuf, (size_t)(8u + n));
+    lib_open_mem(path, whole, expect_size, s->n);
+
+    for (r = 0; r < reps; ++r) {
+        uint64_t t0, t1, t2, t3, t4, t5;
+        t0 = now_ns();
+        lib_open_path(path, s->n);
+        t1 = now_ns();
+        baseline_io(path, hbuf, (size_t)(8u + n));
+        t2 = now_ns();
+        lib_open_mem(path, whole, expect_size, s->n);
+        t3 = now_ns();
+        g_sink += count_quotes_loop(hbuf + 8, (size_t)n);
+        t4 = now_ns();
+        g_sink += count_quotes_memchr(hbuf + 8, (size_t)n);
+        t5 = now_ns();
+        t_lib[r] = t1 - t0;
+        t_io[r] = t2 - t1;
+        t_mem[r] = t3 - t2;
+        t_loop[r] = t4 - t3;
+        t_mchr[r] = t5 - t4;
+    }
+    out->lib_min = min_u64(t_lib, reps);   out->lib_med = median_u64(t_lib, reps);
+    out->io_min = min_u64(t_io, reps);     out->io_med = median_u64(t_io, reps);
+    out->mem_min = min_u64(t_mem, reps);   out->mem_med = median_u64(t_mem, reps);
+    out->loop_min = min_u64(t_loop, reps); out->loop_med = median_u64(t_loop, reps);
+    out->mchr_min = min_u64(t_mchr, reps); out->mchr_med = median_u64(t_mchr, reps);
+
+    if (mapped) (void)munmap(whole, (size_t)expect_size);
+    else free(whole);
+    free(hbuf);
+    free(t_lib); free(t_io); free(t_mem); free(t_loop); free(t_mchr);
+}
+
+typedef struct find_result { double lib_med, lib_min, floor_med, floor_min; size_t lookups; } find_result;
+
+/* n lookups by exact name, in a fixed shuffled order. The floor is the
+   work any lookup has to do on the key: strlen + one memcmp against the
+   right tensor's name. */
+static void bench_find(const char *path, const specs *s, size_t reps, find_result *out) {
+    mload_file_desc d;
+    mload_file *f = NULL;
+    mload_error e;
+    const char **names;
+    const mload_tensor **want;
+    uint64_t *t_lib, *t_floor;
+    size_t i, r, n = s->n;
+    uint64_t x = 0x2545F4914F6CDD1Dull;
+
+    memset(&d, 0, sizeof(d));
+    memset(&e, 0, sizeof(e));
+    d.path = path;
+    if (mload_file_open(&d, &f, &e) != MLOAD_OK) die_mload("mload_file_open", path, &e);
+
+    names = (const char **)xmalloc(n * sizeof(char *));
+    want = (const mload_tensor **)xmalloc(n * sizeof(mload_tensor *));
+    for (i = 0; i < n; ++i) names[i] = s->v[i].name;
+    for (i = n; i > 1; --i) { /* Fisher-Yates with xorshift64 */
+        size_t j;
+        const char *tmp;
+        x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+        j = (size_t)(x % i);
+        tmp = names[i - 1]; names[i - 1] = names[j]; names[j] = tmp;
+    }
+    for (i = 0; i < n; ++i) {
+        want[i] = mload_file_find(f, names[i]);
+        if (!want[i] || strcmp(want[i]->name, names[i]) != 0) die("mload_file_find('%s') failed", names[i]);
+    }
+    if (mload_file_find(f, "model.layers.0.block.0.weight_1") != NULL) die("mload_file_find found an absent name");
+
+    t_lib = (uint64_t *)xmalloc(reps * sizeof(uint64_t));
+    t_floor = (uint64_t *)xmalloc(reps * sizeof(uint64_t));
+    for (r = 0; r < reps + 1; ++r) { /* first round is a warm-up */
+        uint64_t t0, t1, t2, acc = 0, miss = 0;
+        t0 = now_ns();
+        for (i = 0; i < n; ++i) {
+            const mload_tensor *t = mload_file_find(f, names[i]);
+            if (t != want[i]) ++miss;
+            acc += (uint64_t)(uintptr_t)t;
+        }
+        t1 = now_ns();
+        for (i = 0; i < n; ++i) {
+            size_t len = strlen(names[i]);
+            acc += (uint64_t)(want[i]->name_len == len && memcmp(want[i]->name, names[i], len) == 0);
+        }
+        t2 = now_ns();
+        if (miss) die("mload_file_find returned a wrong tensor");
+        g_sink += acc;
+        if (r > 0) { t_lib[r - 1] = t1 - t0; t_floor[r - 1] = t2 - t1; }
+    }
+    out->lookups = n;
+    out->lib_min = min_u64(t_lib, reps);     out->lib_med = median_u64(t_lib, reps);
+    out->floor_min = min_u64(t_floor, reps); out->floor_med = median_u64(t_floor, reps);
+    free(t_lib); free(t_floor); free(names); free(want);
+    mload_file_close(f);
+}
+
+/* -------------------------------------------------------------- report */
+
+static double gbps(uint64_t bytes, double ns) { return ns > 0 ? (double)bytes / ns : 0.0; }
+
+static void print_row(const char *what, double med_ns, double min_ns, uint64_t bytes, double ref_ns) {
+    printf("  %-40s %11.1f %11.1f %9.3f", what, med_ns / 1000.0, min_ns / 1000.0, gbps(bytes, med_ns));
+    if (ref_ns > 0) printf(" %8.2fx\n", med_ns / ref_ns);
+    else printf("        -\n");
+}
+
+static void print_file(const char *label, const file_result *r) {
+    printf("\n%s: %llu tensors, header %llu bytes, file %llu bytes\n", label, (unsigned long long)r->count,
+           (unsigned long long)r->header_size, (unsigned long long)r->file_size);
+    printf("  %-40s %11s %11s %9s %9s\n", "measurement", "median us", "min us", "hdr GB/s", "vs I/O");
+    print_row("mload_file_open(path) + close", r->lib_med, r->lib_min, r->header_size, r->io_med);
+    print_row("baseline: open + pread(8+N) + close", r->io_med, r->io_min, r->header_size, r->io_med);
+    print_row("mload_file_open(memory) + close", r->mem_med, r->mem_min, r->header_size, r->io_med);
+    print_row("baseline: byte loop counting '\"'", r->loop_med, r->loop_min, r->header_size, r->io_med);
+    print_row("baseline: memchr loop counting '\"'", r->mchr_med, r->mchr_min, r->header_size, r->io_med);
+    printf("  ratios: open(path) = %.2fx the I/O floor; parse from memory = %.2fx the byte loop, "
+           "%.2fx the memchr loop;\n          I/O share of open(path) ~ %.0f%%\n",
+           r->lib_med / r->io_med, r->mem_med / r->loop_med, r->mem_med / r->mchr_med,
+           100.0 * (r->lib_med - r->mem_med) / r->lib_med);
+}
+
+int main(void) {
+    const char *tmp = getenv("TMPDIR");
+    specs many = {0, 0, 0}, llm = {0, 0, 0}, small = {0, 0, 0};
+    uint64_t n_many, n_llm, n_small, sz_many, sz_llm, sz_small;
+    file_result r_many, r_llm, r_small;
+    find_result fr;
+    uint64_t t_start = now_ns(), t_gen;
+    int k;
+    double b1_gbps, b1_us;
+
+    if (!tmp || !tmp[0]) tmp = "/tmp";
+    k = snprintf(g_dir, sizeof(g_dir), "%s/bench_parse.XXXXXX", tmp);
+    if (k < 0 || (size_t)k >= sizeof(g_dir)) die("TMPDIR path too long");
+    if (!mkdtemp(g_dir)) die("mkdtemp '%s': %s", g_dir, strerror(errno));
+    g_have_dir = 1;
+    if (atexit(cleanup) != 0) { cleanup(); die("atexit failed"); }
+    (void)snprintf(g_paths[0], sizeof(g_paths[0]), "%s/many.safetensors", g_dir);
+    (void)snprintf(g_paths[1], sizeof(g_paths[1]), "%s/llm.safetensors", g_dir);
+    (void)snprintf(g_paths[2], sizeof(g_paths[2]), "%s/small.safetensors", g_dir);
+
+    gen_many(&many);
+    gen_llm(&llm);
+    gen_small(&small);
+    n_many = write_safetensors(g_paths[0], &many, 0, &sz_many);
+    n_llm = write_safetensors(g_paths[1], &llm, 1, &sz_llm);
+    n_small = write_safetensors(g_paths[2], &small, 0, &sz_small);
+    t_gen = now_ns();
+
+    printf("bench_parse: modelload %s, target B1 (shared/design/performance.md)\n", mload_version_string());
+    printf("files in %s (generated in %.2f s); medians of interleaved repetitions\n", g_dir,
+           (double)(t_gen - t_start) / 1e9);
+
+    bench_file(g_paths[0], &many, n_many, sz_many, 21, &r_many);
+    bench_file(g_paths[1], &llm, n_llm, sz_llm, 51, &r_llm);
+    bench_file(g_paths[2], &small, n_small, sz_small, 201, &r_small);
+    bench_find(g_paths[0], &many, 15, &fr);
+
+    print_file("many.safetensors (21 reps)", &r_many);
+    print_file("llm.safetensors (51 reps, sparse, TinyLlama shapes)", &r_llm);
+    print_file("small.safetensors (201 reps)", &r_small);
+
+    printf("\nmload_file_find on many.safetensors: %zu exact-name lookups per rep, shuffled order, 15 reps\n",
+           fr.lookups);
+    printf("  mload_file_find                          %8.1f ns/lookup (min %.1f)\n",
+           fr.lib_med / (double)fr.lookups, fr.lib_min / (double)fr.lookups);
+    printf("  floor: strlen + memcmp of the right name %8.1f ns/lookup (min %.1f)  -> %.2fx\n",
+           fr.floor_med / (double)fr.lookups, fr.floor_min / (double)fr.lookups, fr.lib_med / fr.floor_med);
+
+    b1_gbps = gbps(r_many.header_size, r_many.lib_med);
+    b1_us = r_small.lib_med / 1000.0;
+    printf("\nsmall file: open %.1f us vs baseline open+pread+close %.1f us (%.2fx); from memory %.1f us\n",
+           b1_us, r_small.io_med / 1000.0, r_small.lib_med / r_small.io_med, r_small.mem_med / 1000.0);
+    printf("B1 header parse: %.3f GB/s (target >= 1 GB/s): %s\n", b1_gbps, b1_gbps >= 1.0 ? "PASS" : "MISS");
+    printf("B1 150-tensor open: %.1f us (target <= 50 us): %s\n", b1_us, b1_us <= 50.0 ? "PASS" : "MISS");
+    printf("total run time %.2f s\n", (double)(now_ns() - t_start) / 1e9);
+
+    free(many.v);
+    free(llm.v);
+    free(small.v);
+    cleanup();
+    return 0;
+}

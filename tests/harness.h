@@ -1,0 +1,78 @@
+/* Minimal test harness for modelload.h tests.
+   A test is a function; it passes when none of its CHECKs failed, and is
+   counted as skipped when it calls SKIP(). main() prints the summary line
+   "N passed, N failed, N skipped". */
+#ifndef MLOAD_TEST_HARNESS_H
+#define MLOAD_TEST_HARNESS_H
+#include <stdio.h>
+#include <stdint.h>
+#include <string.h>
+#include "modelload.h"
+
+extern int th_failed_checks; /* failed CHECKs in the current test */
+extern int th_skipped;       /* the current test called SKIP */
+
+void th_run(const char *name, void (*fn)(void));
+#define RUN(fn) th_run(#fn, fn)
+
+#define CHECK(cond)                                                         \
+    do {                                                                    \
+        if (!(cond)) {                                                      \
+            th_failed_checks++;                                             \
+            fprintf(stderr, "  FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond); \
+        }                                                                   \
+    } while (0)
+
+#define CHECK_EQ_U64(a, b)                                                  \
+    do {                                                                    \
+        uint64_t th_a_ = (uint64_t)(a), th_b_ = (uint64_t)(b);              \
+        if (th_a_ != th_b_) {                                               \
+            th_failed_checks++;                                             \
+            fprintf(stderr, "  FAIL %s:%d: %s == %s (%llu != %llu)\n", __FILE__, __LINE__, #a, #b, \
+                    (unsigned long long)th_a_, (unsigned long long)th_b_);  \
+        }                                                                   \
+    } while (0)
+
+#define CHECK_RES(expr, expected)                                           \
+    do {                                                                    \
+        mload_result th_r_ = (expr), th_e_ = (expected);                    \
+        if (th_r_ != th_e_) {                                               \
+            th_failed_checks++;                                             \
+            fprintf(stderr, "  FAIL %s:%d: %s gave %s, expected %s\n", __FILE__, __LINE__, #expr, \
+                    mload_result_string(th_r_), mload_result_string(th_e_)); \
+        }                                                                   \
+    } while (0)
+
+#define SKIP(why)                                                           \
+    do {                                                                    \
+        th_skipped = 1;                                                     \
+        fprintf(stderr, "  SKIP: %s\n", why);                               \
+        return;                                                             \
+    } while (0)
+
+/* ---- helpers shared by the test files (tests/util.c) ---- */
+
+/* A growable byte buffer. */
+typedef struct tbuf { unsigned char *p; size_t n, cap; } tbuf;
+void tbuf_put(tbuf *b, const void *data, size_t n);
+void tbuf_free(tbuf *b);
+
+/* Builds a safetensors image: 8-byte little-endian length of `header`
+   (strlen), the header, then data_len bytes of data (data may be NULL: the
+   bytes are then i & 0xFF). */
+tbuf make_st(const char *header, size_t data_len, const unsigned char *data);
+/* Same with an explicit header length (header may contain NUL bytes). */
+tbuf make_st_n(const char *header, size_t header_len, size_t data_len, const unsigned char *data);
+
+/* Opens a memory image; returns the result; *f is the file or NULL. */
+mload_result open_mem(const tbuf *b, mload_file **f, mload_error *e);
+/* Parses a header with the given data length and closes it again; returns
+   the result (and fills e). */
+mload_result parse_hdr(const char *header, size_t data_len, mload_error *e);
+
+/* Path of the official fixtures folder, or NULL when absent. */
+const char *fixtures_dir(void);
+/* Writes a buffer to a new temporary file; returns its path (static storage
+   per call slot 0..3). */
+const char *write_tmp(int slot, const void *data, size_t n);
+#endif

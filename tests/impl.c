@@ -1,0 +1,3 @@
+/* The one translation unit that compiles the implementation for the tests. */
+#define MODELLOAD_IMPLEMENTATION
+#include "../modelload.h"
