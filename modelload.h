@@ -408,8 +408,19 @@ MODELLOAD_API mload_result mload_file_read_bytes(mload_file *f, const mload_tens
 #define MLOAD__PCAST(T, x) ((T)(x))
 #endif
 
+#if defined(__GNUC__) || defined(__clang__)
+#define MLOAD__INLINE __inline__ __attribute__((always_inline))
+#elif defined(_MSC_VER)
+#define MLOAD__INLINE __forceinline
+#elif defined(__cplusplus) || (defined(__STDC_VERSION__) && __STDC_VERSION__ >= 199901L)
+#define MLOAD__INLINE inline
+#else
+#define MLOAD__INLINE
+#endif
+
 #define MLOAD__MAX_HEADER 100000000u
 #define MLOAD__JSON_MAX_DEPTH 127u
+#define MLOAD__PAD 32u /* zero bytes after the header buffer's NUL */
 
 #ifdef __cplusplus
 extern "C" {
@@ -587,10 +598,20 @@ static const mload__dtype_info mload__dtypes[MLOAD_DTYPE_COUNT] = {
 
 MODELLOAD_API mload_dtype mload_dtype_from_name(const char *name, size_t len) {
     int i;
+    /* the header parser calls this for every tensor: dispatch on length
+       and characters for the common names, the table for the rest */
     if (!name) return MLOAD_DTYPE_INVALID;
+    if (len == 3 && (name[0] == 'F' || name[0] == 'I' || name[0] == 'U' || name[0] == 'C')) {
+        char a = name[0], b = name[1], c = name[2];
+        if (b == '3' && c == '2') return a == 'F' ? MLOAD_F32 : a == 'I' ? MLOAD_I32 : a == 'U' ? MLOAD_U32 : MLOAD_DTYPE_INVALID;
+        if (b == '1' && c == '6') return a == 'F' ? MLOAD_F16 : a == 'I' ? MLOAD_I16 : a == 'U' ? MLOAD_U16 : MLOAD_DTYPE_INVALID;
+        if (b == '6' && c == '4') return a == 'F' ? MLOAD_F64 : a == 'I' ? MLOAD_I64 : a == 'U' ? MLOAD_U64 : MLOAD_C64;
+        return MLOAD_DTYPE_INVALID;
+    }
+    if (len == 4 && name[0] == 'B' && name[1] == 'F' && name[2] == '1' && name[3] == '6') return MLOAD_BF16;
     for (i = 1; i < MLOAD_DTYPE_COUNT; ++i) {
-        if (mload__dtypes[i].name_len == len && memcmp(mload__dtypes[i].name, name, len) == 0)
-            return MLOAD__CAST(mload_dtype, i);
+        const mload__dtype_info *d = &mload__dtypes[i];
+        if (d->name_len == len && memcmp(d->name, name, len) == 0) return MLOAD__CAST(mload_dtype, i);
     }
     return MLOAD_DTYPE_INVALID;
 }
@@ -785,42 +806,43 @@ MODELLOAD_API void mload_source_close(mload_source *s) {
 
 /* ------------------------------------------------------------------ UTF-8 */
 
-/* Returns the index of the first invalid byte, or len when the whole buffer
-   is valid UTF-8 (no overlong forms, no surrogates, <= U+10FFFF). */
+/* Length (2-4) of the valid multi-byte UTF-8 sequence at s, or 0 when it is
+   invalid (overlong, surrogate, > U+10FFFF, bad or missing continuation).
+   May read up to 3 bytes past s: callers keep a NUL-terminated, padded
+   buffer, and a NUL is never a continuation byte. */
+static size_t mload__utf8_seq(const unsigned char *s) {
+    unsigned c = s[0], lo = 0x80, hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) return (s[1] & 0xC0) == 0x80 ? 2u : 0u;
+    if (c >= 0xE0 && c <= 0xEF) {
+        if (c == 0xE0) lo = 0xA0;
+        if (c == 0xED) hi = 0x9F;
+        return (s[1] >= lo && s[1] <= hi && (s[2] & 0xC0) == 0x80) ? 3u : 0u;
+    }
+    if (c >= 0xF0 && c <= 0xF4) {
+        if (c == 0xF0) lo = 0x90;
+        if (c == 0xF4) hi = 0x8F;
+        return (s[1] >= lo && s[1] <= hi && (s[2] & 0xC0) == 0x80 && (s[3] & 0xC0) == 0x80) ? 4u : 0u;
+    }
+    return 0;
+}
+
+/* Index of the first invalid byte of s[0..len), or len when it is all valid
+   UTF-8. s[len] must be NUL with 3 readable bytes after it. */
 static size_t mload__utf8_check(const unsigned char *s, size_t len) {
     size_t i = 0;
     while (i < len) {
-        unsigned c;
-        /* ASCII fast path, 8 bytes at a time */
-        while (i + 8 <= len) {
+        size_t k;
+        while (i + 8 <= len) { /* ASCII fast path */
             uint64_t w;
             memcpy(&w, s + i, 8);
             if (w & 0x8080808080808080ull) break;
             i += 8;
         }
         if (i >= len) break;
-        c = s[i];
-        if (c < 0x80) { ++i; continue; }
-        if (c >= 0xC2 && c <= 0xDF) {
-            if (i + 1 >= len || (s[i + 1] & 0xC0) != 0x80) return i;
-            i += 2;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            unsigned lo = 0x80, hi = 0xBF;
-            if (c == 0xE0) lo = 0xA0;
-            if (c == 0xED) hi = 0x9F;
-            if (i + 2 >= len || s[i + 1] < lo || s[i + 1] > hi || (s[i + 2] & 0xC0) != 0x80) return i;
-            i += 3;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            unsigned lo = 0x80, hi = 0xBF;
-            if (c == 0xF0) lo = 0x90;
-            if (c == 0xF4) hi = 0x8F;
-            if (i + 3 >= len || s[i + 1] < lo || s[i + 1] > hi || (s[i + 2] & 0xC0) != 0x80 ||
-                (s[i + 3] & 0xC0) != 0x80)
-                return i;
-            i += 4;
-        } else {
-            return i;
-        }
+        if (s[i] < 0x80) { ++i; continue; }
+        k = mload__utf8_seq(s + i);
+        if (k == 0 || i + k > len) return i;
+        i += k;
     }
     return len;
 }
@@ -844,7 +866,14 @@ static mload_result mload__json_fail(mload__json *j, const char *what) {
                        "invalid header JSON: %s", what);
 }
 
-static void mload__json_ws(mload__json *j) {
+/* Invalid UTF-8 inside a string: every byte before it has been checked, so
+   this is the first invalid byte of the header, as the reference reports. */
+static mload_result mload__json_bad_utf8(mload__json *j, const char *at) {
+    return mload__fail(j->err, MLOAD_ERR_INVALID_HEADER, 8u + MLOAD__CAST(uint64_t, at - j->base), NULL, 0,
+                       "header is not valid UTF-8");
+}
+
+static MLOAD__INLINE void mload__json_ws(mload__json *j) {
     char *p = j->p;
     while (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t') ++p;
     j->p = p;
@@ -866,19 +895,53 @@ static int mload__hex4(const char *p, unsigned *out) {
     return 1;
 }
 
-/* Lookup: 1 for bytes that end the fast scan of a string body. */
-static const unsigned char mload__str_stop[256] = {
-    1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1, 1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,
-    0,0,1,0,0,0,0,0,0,0,0,0,0,0,0,0, 0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,
-    0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0, 0,0,0,0,0,0,0,0,0,0,0,0,1,0,0,0,
-};
+#if defined(__GNUC__) || defined(__clang__)
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define MLOAD__SWAR 1
+#define MLOAD__CTZ64(x) __builtin_ctzll(x)
+#endif
+#endif
+
+
+/* First byte at or after p that is '"', '\\', a control byte or a non-ASCII
+   byte. The buffer holds a NUL at the end of the header and MLOAD__PAD
+   readable bytes after it, so 8-byte loads never leave it. */
+static MLOAD__INLINE char *mload__str_scan(char *p) {
+#ifdef MLOAD__SWAR
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    for (;;) {
+        uint64_t w, q, b, c, hit;
+        memcpy(&w, p, 8);
+        q = w ^ (ones * 0x22u);
+        b = w ^ (ones * 0x5Cu);
+        q = (q - ones) & ~q;
+        b = (b - ones) & ~b;
+        c = (w - ones * 0x20u) & ~w;
+        hit = (q | b | c | w) & highs;
+        if (hit) return p + (MLOAD__CTZ64(hit) >> 3);
+        p += 8;
+    }
+#else
+    for (;;) {
+        unsigned char c = MLOAD__CAST(unsigned char, *p);
+        if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\') return p;
+        ++p;
+    }
+#endif
+}
 
 /* Parses a string at j->p (which must be '"'). On success *s and *len give
    the decoded, NUL-terminated bytes inside the buffer. */
 static mload_result mload__json_string(mload__json *j, const char **s, size_t *len) {
     char *start = j->p + 1, *r = start, *w;
     if (*j->p != '"') return mload__json_fail(j, "expected a string");
-    while (!mload__str_stop[MLOAD__CAST(unsigned char, *r)]) ++r;
+    for (;;) {
+        size_t k;
+        r = mload__str_scan(r);
+        if (MLOAD__CAST(unsigned char, *r) < 0x80) break;
+        if ((k = mload__utf8_seq(MLOAD__PCAST(const unsigned char *, r))) == 0) return mload__json_bad_utf8(j, r);
+        r += k;
+    }
     if (*r == '"') {
         *s = start;
         *len = MLOAD__CAST(size_t, r - start);
@@ -893,6 +956,12 @@ static mload_result mload__json_string(mload__json *j, const char **s, size_t *l
         if (c < 0x20) {
             j->p = r;
             return mload__json_fail(j, r >= j->end ? "unterminated string" : "control character in string");
+        }
+        if (c >= 0x80) {
+            size_t k = mload__utf8_seq(MLOAD__PCAST(const unsigned char *, r));
+            if (k == 0) return mload__json_bad_utf8(j, r);
+            while (k--) *w++ = *r++;
+            continue;
         }
         if (c != '\\') { *w++ = *r++; continue; }
         ++r;
@@ -942,6 +1011,9 @@ static mload_result mload__json_string(mload__json *j, const char **s, size_t *l
     }
     *s = start;
     *len = MLOAD__CAST(size_t, w - start);
+    /* NUL-terminate and blank the rest of the escaped form, so the buffer
+       stays valid UTF-8 for a later whole-header check */
+    memset(w, ' ', MLOAD__CAST(size_t, r - w) + 1);
     *w = '\0';
     j->p = r + 1;
     return MLOAD_OK;
@@ -954,11 +1026,23 @@ static mload_result mload__json_u64(mload__json *j, uint64_t *out) {
     if (*p == '-') return mload__json_fail(j, "expected a non-negative integer");
     if (*p < '0' || *p > '9') return mload__json_fail(j, "expected an integer");
     if (*p == '0' && p[1] >= '0' && p[1] <= '9') return mload__json_fail(j, "leading zero in integer");
-    while (*p >= '0' && *p <= '9') {
-        unsigned d = MLOAD__CAST(unsigned, *p - '0');
-        if (v > (UINT64_MAX - d) / 10u) { j->p = p; return mload__json_fail(j, "integer does not fit in 64 bits"); }
-        v = v * 10u + d;
-        ++p;
+    {
+        /* up to 19 digits cannot overflow; the 20th is checked exactly */
+        char *q = p;
+        while (*q >= '0' && *q <= '9' && q - p < 19) {
+            v = v * 10u + MLOAD__CAST(unsigned, *q - '0');
+            ++q;
+        }
+        if (*q >= '0' && *q <= '9') {
+            unsigned d = MLOAD__CAST(unsigned, *q - '0');
+            if (v > 1844674407370955161ull || (v == 1844674407370955161ull && d > 5u) || (q[1] >= '0' && q[1] <= '9')) {
+                j->p = q;
+                return mload__json_fail(j, "integer does not fit in 64 bits");
+            }
+            v = v * 10u + d;
+            ++q;
+        }
+        p = q;
     }
     if (*p == '.' || *p == 'e' || *p == 'E') { j->p = p; return mload__json_fail(j, "expected an integer, got a float"); }
     j->p = p;
@@ -1106,117 +1190,146 @@ static mload_result mload__json_skip(mload__json *j, unsigned depth) {
 
 /* ------------------------------------------------------------------- file */
 
+/* A name index: open addressing over 64-bit slots holding the upper 32 bits
+   of the name's hash (a tag checked before the item is touched) and the
+   item's position; MLOAD__EMPTY marks a free slot. */
+#define MLOAD__EMPTY UINT64_MAX
+typedef struct mload__index {
+    uint64_t *slots;
+    size_t mask;     /* slot count - 1 */
+    uint64_t seed;
+} mload__index;
+
 struct mload_file {
     mload_allocator alloc;
     mload_source src;
     uint64_t file_size;
     uint64_t header_size;
-    char *header;          /* header_size + 1 bytes, strings decoded in place */
+    char *header;          /* header_size + 1 + MLOAD__PAD bytes, strings decoded in place */
     mload_tensor *tensors; /* file order */
     size_t count, cap;
     uint64_t *dims;        /* all shapes, one array */
     size_t ndims, dims_cap;
-    uint32_t *slots;       /* open-addressing index into tensors, UINT32_MAX = empty */
-    size_t slot_mask;
+    mload__index index;
     mload_kv *meta;
     size_t meta_count, meta_cap;
-    uint32_t *meta_slots;
-    size_t meta_mask;
+    mload__index meta_index;
     int has_meta;
     uint64_t zero_dim;     /* shape storage for scalars */
 };
 
-/* 64-bit hash of a byte string, 8 bytes per step. */
-static uint64_t mload__hash(const char *s, size_t n) {
-    uint64_t h = 0x9E3779B97F4A7C15ull ^ (n * 0xff51afd7ed558ccdull);
-    while (n >= 8) {
-        uint64_t w;
-        memcpy(&w, s, 8);
-        h = (h ^ w) * 0x100000001B3ull;
-        h ^= h >> 29;
+/* 64-bit seeded hash of a byte string, two 8-byte lanes per step. Not
+   cryptographic: the seed comes from the address of the object it indexes,
+   which makes crafted collisions harder to aim. */
+static MLOAD__INLINE uint64_t mload__hash(uint64_t seed, const char *s, size_t n) {
+    const uint64_t k1 = 0x9E3779B97F4A7C15ull, k2 = 0xC2B2AE3D27D4EB4Full;
+    uint64_t h1 = seed ^ (n * k2), h2 = ~seed, w1, w2;
+    while (n >= 16) {
+        memcpy(&w1, s, 8);
+        memcpy(&w2, s + 8, 8);
+        h1 = (h1 ^ w1) * k1;
+        h2 = (h2 ^ w2) * k2;
+        h1 ^= h1 >> 31;
+        h2 ^= h2 >> 29;
+        s += 16;
+        n -= 16;
+    }
+    if (n >= 8) {
+        memcpy(&w1, s, 8);
+        h1 = (h1 ^ w1) * k1;
+        h1 ^= h1 >> 31;
         s += 8;
         n -= 8;
     }
     if (n) {
-        uint64_t w = 0;
-        memcpy(&w, s, n);
-        h = (h ^ w) * 0x100000001B3ull;
+        w2 = 0;
+        memcpy(&w2, s, n);
+        h2 = (h2 ^ w2) * k2;
     }
-    h ^= h >> 32;
-    h *= 0xd6e8feb86659fd93ull;
-    h ^= h >> 32;
-    return h;
+    h1 ^= (h2 << 23) | (h2 >> 41);
+    h1 ^= h1 >> 33;
+    h1 *= 0xff51afd7ed558ccdull;
+    h1 ^= h1 >> 33;
+    h1 *= 0xc4ceb9fe1a85ec53ull;
+    h1 ^= h1 >> 33;
+    return h1;
 }
 
-/* Builds an open-addressing index over count items of `stride` bytes whose
-   first members are `const char *name; size_t len`. Returns the index of
-   the first duplicate name in *dup (or SIZE_MAX). 0 on out of memory. */
-static int mload__index_build(const mload_allocator *a, const void *items, size_t stride, size_t count,
-                              uint32_t **slots_out, size_t *mask_out, size_t *dup) {
+static const char *mload__item_name(const void *items, size_t stride, size_t i, size_t *len) {
+    const unsigned char *it = MLOAD__CAST(const unsigned char *, items) + i * stride;
+    const char *name;
+    memcpy(&name, it, sizeof(name));
+    memcpy(len, it + sizeof(const char *), sizeof(*len));
+    return name;
+}
+
+/* Builds an index over count items of `stride` bytes whose first members
+   are `const char *name; size_t len`. hashes (may be NULL) points at the
+   first item's hash under ix->seed, the next ones hash_stride bytes apart. *dup receives the position of the first item
+   whose name repeats an earlier one, or SIZE_MAX. 0 on out of memory. */
+static int mload__index_build(const mload_allocator *a, mload__index *ix, const void *items, size_t stride,
+                              size_t count, const void *hashes, size_t hash_stride, size_t *dup) {
     size_t cap = 16, i;
-    uint32_t *slots;
     *dup = SIZE_MAX;
     while (cap < count * 2) cap *= 2;
-    slots = MLOAD__CAST(uint32_t *, mload__malloc(a, cap * sizeof(uint32_t), sizeof(uint32_t)));
-    if (!slots) return 0;
-    memset(slots, 0xFF, cap * sizeof(uint32_t));
+    ix->slots = MLOAD__CAST(uint64_t *, mload__malloc(a, cap * sizeof(uint64_t), sizeof(uint64_t)));
+    if (!ix->slots) return 0;
+    ix->mask = cap - 1;
+    memset(ix->slots, 0xFF, cap * sizeof(uint64_t));
     for (i = 0; i < count; ++i) {
-        const unsigned char *it = MLOAD__CAST(const unsigned char *, items) + i * stride;
-        const char *name;
-        size_t len, h;
-        memcpy(&name, it, sizeof(name));
-        memcpy(&len, it + sizeof(const char *), sizeof(len));
-        h = MLOAD__CAST(size_t, mload__hash(name, len)) & (cap - 1);
-        for (;;) {
-            uint32_t e = slots[h];
-            const unsigned char *other;
+        size_t len, olen, h;
+        const char *name = mload__item_name(items, stride, i, &len);
+        uint64_t hv, tag;
+        if (hashes) memcpy(&hv, MLOAD__CAST(const unsigned char *, hashes) + i * hash_stride, sizeof(hv));
+        else hv = mload__hash(ix->seed, name, len);
+        tag = hv >> 32;
+        for (h = MLOAD__CAST(size_t, hv) & ix->mask;; h = (h + 1) & ix->mask) {
+            uint64_t e = ix->slots[h];
             const char *oname;
-            size_t olen;
-            if (e == UINT32_MAX) { slots[h] = MLOAD__CAST(uint32_t, i); break; }
-            other = MLOAD__CAST(const unsigned char *, items) + MLOAD__CAST(size_t, e) * stride;
-            memcpy(&oname, other, sizeof(oname));
-            memcpy(&olen, other + sizeof(const char *), sizeof(olen));
-            if (olen == len && memcmp(oname, name, len) == 0) {
-                *dup = i;
+            if (e == MLOAD__EMPTY) {
+                ix->slots[h] = (tag << 32) | MLOAD__CAST(uint64_t, i);
                 break;
             }
-            h = (h + 1) & (cap - 1);
+            if ((e >> 32) != tag) continue;
+            oname = mload__item_name(items, stride, MLOAD__CAST(size_t, e & 0xFFFFFFFFu), &olen);
+            if (olen == len && memcmp(oname, name, len) == 0) {
+                *dup = i;
+                return 1;
+            }
         }
-        if (*dup != SIZE_MAX) break;
     }
-    *slots_out = slots;
-    *mask_out = cap - 1;
     return 1;
 }
 
-static const void *mload__index_find(const void *items, size_t stride, const uint32_t *slots, size_t mask,
-                                     const char *name, size_t len) {
+static const void *mload__index_find(const mload__index *ix, const void *items, size_t stride, const char *name,
+                                     size_t len) {
+    uint64_t hv, tag;
     size_t h;
-    if (!slots || !name) return NULL;
-    h = MLOAD__CAST(size_t, mload__hash(name, len)) & mask;
-    for (;;) {
-        uint32_t e = slots[h];
-        const unsigned char *it;
+    if (!ix->slots || !name) return NULL;
+    hv = mload__hash(ix->seed, name, len);
+    tag = hv >> 32;
+    for (h = MLOAD__CAST(size_t, hv) & ix->mask;; h = (h + 1) & ix->mask) {
+        uint64_t e = ix->slots[h];
+        size_t olen, pos;
         const char *oname;
-        size_t olen;
-        if (e == UINT32_MAX) return NULL;
-        it = MLOAD__CAST(const unsigned char *, items) + MLOAD__CAST(size_t, e) * stride;
-        memcpy(&oname, it, sizeof(oname));
-        memcpy(&olen, it + sizeof(const char *), sizeof(olen));
-        if (olen == len && memcmp(oname, name, len) == 0) return it;
-        h = (h + 1) & mask;
+        if (e == MLOAD__EMPTY) return NULL;
+        if ((e >> 32) != tag) continue;
+        pos = MLOAD__CAST(size_t, e & 0xFFFFFFFFu);
+        oname = mload__item_name(items, stride, pos, &olen);
+        if (olen == len && memcmp(oname, name, len) == 0)
+            return MLOAD__CAST(const unsigned char *, items) + pos * stride;
     }
 }
 
 static void mload__file_free(mload_file *f) {
     mload_allocator a = f->alloc;
     mload_source_close(&f->src);
-    mload__free(&a, f->header, MLOAD__CAST(size_t, f->header_size) + 1, 1);
+    mload__free(&a, f->header, MLOAD__CAST(size_t, f->header_size) + 1 + MLOAD__PAD, 1);
     mload__free(&a, f->tensors, f->cap * sizeof(mload_tensor), sizeof(void *));
     mload__free(&a, f->dims, f->dims_cap * sizeof(uint64_t), sizeof(void *));
-    mload__free(&a, f->slots, (f->slots ? f->slot_mask + 1 : 0) * sizeof(uint32_t), sizeof(uint32_t));
+    mload__free(&a, f->index.slots, (f->index.mask + 1) * sizeof(uint64_t), sizeof(uint64_t));
     mload__free(&a, f->meta, f->meta_cap * sizeof(mload_kv), sizeof(void *));
-    mload__free(&a, f->meta_slots, (f->meta_slots ? f->meta_mask + 1 : 0) * sizeof(uint32_t), sizeof(uint32_t));
+    mload__free(&a, f->meta_index.slots, (f->meta_index.mask + 1) * sizeof(uint64_t), sizeof(uint64_t));
     mload__free(&a, f, sizeof(*f), sizeof(void *));
 }
 
@@ -1256,11 +1369,102 @@ static mload_result mload__parse_metadata(mload_file *f, mload__json *j) {
     }
 }
 
+/* Compares n bytes of k with the literal lit (n <= 12), without a libc call. */
+static MLOAD__INLINE int mload__keyeq(const char *k, const char *lit, size_t n) {
+    uint64_t a = 0, b = 0;
+    uint32_t c = 0, d = 0;
+    if (n >= 8) {
+        memcpy(&a, k, 8);
+        memcpy(&b, lit, 8);
+        if (a != b) return 0;
+        k += 8; lit += 8; n -= 8;
+    }
+    if (n >= 4) {
+        memcpy(&c, k, 4);
+        memcpy(&d, lit, 4);
+        if (c != d) return 0;
+        k += 4; lit += 4; n -= 4;
+    }
+    while (n--) if (*k++ != *lit++) return 0;
+    return 1;
+}
+
 /* One tensor entry {"dtype":..., "shape":[...], "data_offsets":[b,e], ...}.
    begin/end are returned through *off (2 values). */
+/* Up to 19 decimal digits without a leading zero, as written by every
+   writer; anything else (20 digits, leading zero, no digit) returns NULL so
+   the caller falls back to the general path, which reports errors. */
+static MLOAD__INLINE char *mload__fast_u64(char *p, uint64_t *out) {
+    uint64_t v;
+    char *q = p;
+    if (*q < '0' || *q > '9') return NULL;
+    v = MLOAD__CAST(uint64_t, *q - '0');
+    ++q;
+    if (v == 0) {
+        if (*q >= '0' && *q <= '9') return NULL;
+    } else {
+        while (*q >= '0' && *q <= '9') {
+            if (q - p >= 19) return NULL;
+            v = v * 10u + MLOAD__CAST(uint64_t, *q - '0');
+            ++q;
+        }
+    }
+    if (*q == '.' || *q == 'e' || *q == 'E') return NULL;
+    *out = v;
+    return q;
+}
+
+/* The canonical compact entry {"dtype":"X","shape":[..],"data_offsets":[a,b]}
+   matched literally. Returns 1 on a match (j->p moved past the entry), 0 to
+   use the general path (nothing consumed, no dims kept). */
+static int mload__parse_entry_fast(mload_file *f, mload__json *j, mload_tensor *t, uint64_t *off) {
+    char *q = j->p, *dn;
+    size_t first = f->ndims;
+    if (!mload__keyeq(q, "{\"dtype\":\"", 10)) return 0;
+    q += 10;
+    dn = q;
+    while ((*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9') || *q == '_') {
+        if (q - dn > 11) return 0;
+        ++q;
+    }
+    if (*q != '"') return 0;
+    t->dtype = mload_dtype_from_name(dn, MLOAD__CAST(size_t, q - dn));
+    if (t->dtype == MLOAD_DTYPE_INVALID) return 0;
+    ++q;
+    if (!mload__keyeq(q, ",\"shape\":[", 10)) return 0;
+    q += 10;
+    if (*q == ']') {
+        ++q;
+    } else {
+        for (;;) {
+            uint64_t d;
+            if ((q = mload__fast_u64(q, &d)) == NULL) { f->ndims = first; return 0; }
+            if (f->ndims == f->dims_cap) {
+                void *np = mload__grow(&f->alloc, f->dims, &f->dims_cap, f->ndims + 1, sizeof(uint64_t));
+                if (!np) { f->ndims = first; return 0; } /* the general path reports it */
+                f->dims = MLOAD__CAST(uint64_t *, np);
+            }
+            f->dims[f->ndims++] = d;
+            if (*q == ',') { ++q; continue; }
+            if (*q == ']') { ++q; break; }
+            f->ndims = first;
+            return 0;
+        }
+    }
+    if (!mload__keyeq(q, ",\"data_offsets\":[", 17) || (q = mload__fast_u64(q + 17, &off[0])) == NULL || *q != ',' ||
+        (q = mload__fast_u64(q + 1, &off[1])) == NULL || q[0] != ']' || q[1] != '}' || f->ndims - first > UINT32_MAX) {
+        f->ndims = first;
+        return 0;
+    }
+    t->rank = MLOAD__CAST(uint32_t, f->ndims - first);
+    j->p = q + 2;
+    return 1;
+}
+
 static mload_result mload__parse_entry(mload_file *f, mload__json *j, mload_tensor *t, uint64_t *off) {
     int have_dtype = 0, have_shape = 0, have_offsets = 0;
     mload_result r;
+    if (mload__parse_entry_fast(f, j, t, off)) return MLOAD_OK;
     if (*j->p != '{') return mload__json_fail(j, "tensor entry must be an object");
     ++j->p;
     mload__json_ws(j);
@@ -1274,7 +1478,7 @@ static mload_result mload__parse_entry(mload_file *f, mload__json *j, mload_tens
         if (*j->p != ':') return mload__json_fail(j, "expected ':'");
         ++j->p;
         mload__json_ws(j);
-        if (kl == 5 && memcmp(k, "dtype", 5) == 0) {
+        if (kl == 5 && mload__keyeq(k, "dtype", 5)) {
             const char *s;
             size_t sl;
             char *vpos = j->p;
@@ -1287,7 +1491,7 @@ static mload_result mload__parse_entry(mload_file *f, mload__json *j, mload_tens
                 j->p = vpos;
                 return mload__json_fail(j, "unknown dtype");
             }
-        } else if (kl == 5 && memcmp(k, "shape", 5) == 0) {
+        } else if (kl == 5 && mload__keyeq(k, "shape", 5)) {
             size_t first = f->ndims;
             if (have_shape) return mload__json_fail(j, "duplicate field shape");
             have_shape = 1;
@@ -1315,7 +1519,7 @@ static mload_result mload__parse_entry(mload_file *f, mload__json *j, mload_tens
             }
             if (f->ndims - first > UINT32_MAX) return mload__json_fail(j, "too many dimensions");
             t->rank = MLOAD__CAST(uint32_t, f->ndims - first);
-        } else if (kl == 12 && memcmp(k, "data_offsets", 12) == 0) {
+        } else if (kl == 12 && mload__keyeq(k, "data_offsets", 12)) {
             if (have_offsets) return mload__json_fail(j, "duplicate field data_offsets");
             have_offsets = 1;
             if (*j->p != '[') return mload__json_fail(j, "data_offsets must be an array of 2 integers");
@@ -1344,9 +1548,14 @@ static mload_result mload__parse_entry(mload_file *f, mload__json *j, mload_tens
     return MLOAD_OK;
 }
 
-/* Tensors are parsed with their relative data offsets in `offset` (begin)
-   and a parallel array of ends. */
-static mload_result mload__parse_header(mload_file *f, mload_error *err, uint64_t **ends_out, size_t *ends_cap) {
+/* Per-tensor facts kept while parsing, beside the tensor table. */
+typedef struct mload__aux {
+    uint64_t end;    /* data_offsets[1]; the tensor's offset holds [0] */
+    uint64_t hash;   /* of the name, under f->index.seed */
+    uint64_t keypos; /* header position of the name, for error reports */
+} mload__aux;
+
+static mload_result mload__parse_header(mload_file *f, mload_error *err, mload__aux **aux, size_t *aux_cap) {
     mload__json j;
     mload_result r;
     int seen_meta = 0;
@@ -1372,7 +1581,7 @@ static mload_result mload__parse_header(mload_file *f, mload_error *err, uint64_
             if (*j.p != ':') return mload__json_fail(&j, "expected ':'");
             ++j.p;
             mload__json_ws(&j);
-            if (kl == 12 && memcmp(k, "__metadata__", 12) == 0) {
+            if (kl == 12 && mload__keyeq(k, "__metadata__", 12)) {
                 if (seen_meta)
                     return mload__fail(err, MLOAD_ERR_DUPLICATE_KEY, 8u + MLOAD__CAST(uint64_t, kpos - j.base), k, kl,
                                        "__metadata__ is given twice");
@@ -1380,24 +1589,26 @@ static mload_result mload__parse_header(mload_file *f, mload_error *err, uint64_
                 if ((r = mload__parse_metadata(f, &j)) != MLOAD_OK) return r;
             } else {
                 mload_tensor *t;
+                mload__aux *x;
                 uint64_t off[2] = {0, 0};
-                if (f->count == f->cap || f->count == *ends_cap) {
+                if (f->count == f->cap || f->count == *aux_cap) {
                     void *np = mload__grow(&f->alloc, f->tensors, &f->cap, f->count + 1, sizeof(mload_tensor));
                     if (!np) return mload__oom(err);
                     f->tensors = MLOAD__CAST(mload_tensor *, np);
-                    np = mload__grow(&f->alloc, *ends_out, ends_cap, f->count + 1, sizeof(uint64_t));
+                    np = mload__grow(&f->alloc, *aux, aux_cap, f->count + 1, sizeof(mload__aux));
                     if (!np) return mload__oom(err);
-                    *ends_out = MLOAD__CAST(uint64_t *, np);
+                    *aux = MLOAD__CAST(mload__aux *, np);
                 }
                 t = &f->tensors[f->count];
+                x = &(*aux)[f->count];
                 memset(t, 0, sizeof(*t));
                 t->name = k;
                 t->name_len = kl;
+                x->hash = mload__hash(f->index.seed, k, kl); /* while the name is in cache */
+                x->keypos = 8u + MLOAD__CAST(uint64_t, kpos - j.base);
                 if ((r = mload__parse_entry(f, &j, t, off)) != MLOAD_OK) return r;
                 t->offset = off[0];
-                (*ends_out)[f->count] = off[1];
-                /* remember the key position for error reports in numel */
-                t->numel = MLOAD__CAST(uint64_t, kpos - j.base);
+                x->end = off[1];
                 f->count++;
             }
             mload__json_ws(&j);
@@ -1408,11 +1619,11 @@ static mload_result mload__parse_header(mload_file *f, mload_error *err, uint64_
     }
     mload__json_ws(&j);
     if (j.p != j.end) return mload__json_fail(&j, "trailing characters after the header object");
-    if (f->count > UINT32_MAX - 1) return mload__fail(err, MLOAD_ERR_INVALID_HEADER_DESERIALIZATION, 8, NULL, 0, "too many tensors");
+    if (f->count >= UINT32_MAX) return mload__fail(err, MLOAD_ERR_INVALID_HEADER_DESERIALIZATION, 8, NULL, 0, "too many tensors");
     return MLOAD_OK;
 }
 
-/* sort record: (begin, end, original index) */
+/* sort record: (begin, end, original position) */
 typedef struct mload__ord { uint64_t begin, end; size_t idx; } mload__ord;
 
 static int mload__ord_cmp(const void *a, const void *b) {
@@ -1422,21 +1633,141 @@ static int mload__ord_cmp(const void *a, const void *b) {
     return x->idx < y->idx ? -1 : (x->idx > y->idx ? 1 : 0);
 }
 
+/* Puts tensors (and their aux records) in file order: by (begin, end),
+   ties in header order. Most files are already in order: checked first. */
+static int mload__sort_tensors(mload_file *f, mload__aux **aux, size_t *aux_cap) {
+    const mload_allocator *a = &f->alloc;
+    mload__ord *ord;
+    mload_tensor *nt;
+    mload__aux *nx;
+    size_t i, n = f->count;
+    for (i = 1; i < n; ++i) {
+        const mload__aux *x = *aux;
+        if (f->tensors[i].offset < f->tensors[i - 1].offset ||
+            (f->tensors[i].offset == f->tensors[i - 1].offset && x[i].end < x[i - 1].end))
+            break;
+    }
+    if (i >= n) return 1;
+    ord = MLOAD__CAST(mload__ord *, mload__malloc(a, n * sizeof(mload__ord), sizeof(void *)));
+    nt = MLOAD__CAST(mload_tensor *, mload__malloc(a, n * sizeof(mload_tensor), sizeof(void *)));
+    nx = MLOAD__CAST(mload__aux *, mload__malloc(a, n * sizeof(mload__aux), sizeof(void *)));
+    if (!ord || !nt || !nx) {
+        mload__free(a, ord, n * sizeof(mload__ord), sizeof(void *));
+        mload__free(a, nt, n * sizeof(mload_tensor), sizeof(void *));
+        mload__free(a, nx, n * sizeof(mload__aux), sizeof(void *));
+        return 0;
+    }
+    for (i = 0; i < n; ++i) {
+        ord[i].begin = f->tensors[i].offset;
+        ord[i].end = (*aux)[i].end;
+        ord[i].idx = i;
+    }
+    qsort(ord, n, sizeof(mload__ord), mload__ord_cmp);
+    for (i = 0; i < n; ++i) {
+        nt[i] = f->tensors[ord[i].idx];
+        nx[i] = (*aux)[ord[i].idx];
+    }
+    mload__free(a, f->tensors, f->cap * sizeof(mload_tensor), sizeof(void *));
+    mload__free(a, *aux, *aux_cap * sizeof(mload__aux), sizeof(void *));
+    mload__free(a, ord, n * sizeof(mload__ord), sizeof(void *));
+    f->tensors = nt;
+    f->cap = n;
+    *aux = nx;
+    *aux_cap = n;
+    return 1;
+}
+
+/* Check 6 of the format, per tensor in file order, then check 7. */
+static mload_result mload__validate(mload_file *f, const mload__aux *aux, mload_error *err) {
+    uint64_t data_off = 8u + f->header_size, data_len = f->file_size - data_off, prev_end = 0;
+    size_t i;
+    for (i = 0; i < f->count; ++i) {
+        mload_tensor *t = &f->tensors[i];
+        uint64_t begin = t->offset, end = aux[i].end, numel = 1, nbits, at = aux[i].keypos;
+        uint32_t d;
+        if (begin != prev_end || end < begin)
+            return mload__fail(err, MLOAD_ERR_INVALID_OFFSET, at, t->name, t->name_len,
+                               "tensor '%s': data_offsets [%U, %U] do not start where the previous tensor ends (%U)",
+                               t->name, begin, end, prev_end);
+        prev_end = end;
+        for (d = 0; d < t->rank; ++d)
+            if (!mload__mul_u64(numel, t->shape[d], &numel))
+                return mload__fail(err, MLOAD_ERR_VALIDATION_OVERFLOW, at, t->name, t->name_len,
+                                   "tensor '%s': element count overflows 64 bits", t->name);
+        if (!mload__mul_u64(numel, mload__dtypes[t->dtype].bits, &nbits))
+            return mload__fail(err, MLOAD_ERR_VALIDATION_OVERFLOW, at, t->name, t->name_len,
+                               "tensor '%s': bit count overflows 64 bits", t->name);
+        if (nbits % 8u != 0)
+            return mload__fail(err, MLOAD_ERR_MISALIGNED_SLICE, at, t->name, t->name_len,
+                               "tensor '%s': %U elements of %s do not fill whole bytes", t->name, numel,
+                               mload__dtypes[t->dtype].name);
+        if (end - begin != nbits / 8u)
+            return mload__fail(err, MLOAD_ERR_TENSOR_INVALID_INFO, at, t->name, t->name_len,
+                               "tensor '%s': data_offsets span %U bytes but dtype and shape need %U", t->name,
+                               end - begin, nbits / 8u);
+        t->numel = numel;
+        t->nbytes = nbits / 8u;
+        t->offset = data_off + begin; /* wraps only on a file that check 7 rejects */
+    }
+    /* the data buffer is exactly the tensors (compared, never added: the
+       reference overflows here on offsets near 2^64) */
+    if (prev_end != data_len)
+        return mload__fail(err, MLOAD_ERR_METADATA_INCOMPLETE_BUFFER, data_off, NULL, 0,
+                           "tensors cover %U bytes but the data buffer has %U", prev_end, data_len);
+    return MLOAD_OK;
+}
+
+static mload_result mload__open_source(const mload_file_desc *desc, mload_file *f, mload_error *err) {
+    if (desc->source) {
+        f->src = *desc->source;
+        if (!f->src.read_at || !f->src.size)
+            return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "source without read_at or size");
+        return MLOAD_OK;
+    }
+    if (desc->data) {
+        if (mload_source_memory(desc->data, desc->data_size, &f->alloc, &f->src) != MLOAD_OK) return mload__oom(err);
+        return MLOAD_OK;
+    }
+    return mload_source_path(desc->path, &f->alloc, &f->src, err);
+}
+
+/* Checks 1-3 and reads the header into a NUL-terminated, padded buffer. */
+static mload_result mload__read_header(mload_file *f, mload_error *err) {
+    unsigned char lenbuf[8];
+    uint64_t n = 0;
+    int i;
+    if (f->src.size(f->src.user, &f->file_size) != MLOAD_OK)
+        return mload__fail(err, MLOAD_ERR_IO, MLOAD_NO_OFFSET, NULL, 0, "cannot get the file size");
+    if (f->file_size < 8)
+        return mload__fail(err, MLOAD_ERR_HEADER_TOO_SMALL, 0, NULL, 0,
+                           "file has %U bytes, fewer than the 8-byte header length", f->file_size);
+    if (f->src.read_at(f->src.user, 0, lenbuf, 8) != MLOAD_OK)
+        return mload__fail(err, MLOAD_ERR_IO, 0, NULL, 0, "cannot read the header length");
+    for (i = 7; i >= 0; --i) n = (n << 8) | lenbuf[i];
+    if (n > MLOAD__MAX_HEADER)
+        return mload__fail(err, MLOAD_ERR_HEADER_TOO_LARGE, 0, NULL, 0, "header length %U exceeds the limit of 100000000", n);
+    if (8u + n > f->file_size) /* n <= 1e8: no overflow */
+        return mload__fail(err, MLOAD_ERR_INVALID_HEADER_LENGTH, 0, NULL, 0,
+                           "header length %U runs past the end of the %U-byte file", n, f->file_size);
+    f->header = MLOAD__CAST(char *, mload__malloc(&f->alloc, MLOAD__CAST(size_t, n) + 1 + MLOAD__PAD, 1));
+    if (!f->header) return mload__oom(err);
+    f->header_size = n;
+    memset(f->header + n, 0, 1 + MLOAD__PAD);
+    if (n && f->src.read_at(f->src.user, 8, f->header, MLOAD__CAST(size_t, n)) != MLOAD_OK)
+        return mload__fail(err, MLOAD_ERR_IO, 8, NULL, 0, "cannot read the %U-byte header", n);
+    return MLOAD_OK;
+}
+
 MODELLOAD_API mload_result mload_file_open(const mload_file_desc *desc, mload_file **out, mload_error *err) {
     mload_file *f;
     mload_result r;
-    unsigned char lenbuf[8];
-    uint64_t n = 0, data_len, data_off, prev_end = 0;
-    uint64_t *ends = NULL;
-    size_t ends_cap = 0, i, dup, bad;
-    mload__ord *ord = NULL;
+    mload__aux *aux = NULL;
+    size_t aux_cap = 0, i, dup;
     const mload_allocator *a;
-    int nsrc;
 
     if (out) *out = NULL;
     if (!desc || !out) return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "NULL desc or out");
-    nsrc = (desc->path != NULL) + (desc->data != NULL) + (desc->source != NULL);
-    if (nsrc != 1 || !mload__allocator_ok(&desc->allocator)) {
+    if ((desc->path != NULL) + (desc->data != NULL) + (desc->source != NULL) != 1 || !mload__allocator_ok(&desc->allocator)) {
         if (desc->source) { mload_source s = *desc->source; mload_source_close(&s); }
         return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0,
                            "give exactly one of path, data or source, and both or neither allocator functions");
@@ -1449,62 +1780,36 @@ MODELLOAD_API mload_result mload_file_open(const mload_file_desc *desc, mload_fi
     }
     memset(f, 0, sizeof(*f));
     f->alloc = *a;
-    if (desc->source) {
-        f->src = *desc->source;
-        if (!f->src.read_at || !f->src.size) {
-            r = mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "source without read_at or size");
-            goto fail;
-        }
-    } else if (desc->data) {
-        if ((r = mload_source_memory(desc->data, desc->data_size, a, &f->src)) != MLOAD_OK) {
-            r = mload__oom(err);
-            goto fail;
-        }
-    } else if ((r = mload_source_path(desc->path, a, &f->src, err)) != MLOAD_OK) {
-        goto fail;
-    }
+    f->index.seed = mload__hash(0x243F6A8885A308D3ull, MLOAD__PCAST(const char *, &f), sizeof(f));
+    f->meta_index.seed = f->index.seed;
+    if ((r = mload__open_source(desc, f, err)) != MLOAD_OK) goto fail;
+    if ((r = mload__read_header(f, err)) != MLOAD_OK) goto fail;
 
-    if (f->src.size(f->src.user, &f->file_size) != MLOAD_OK) {
-        r = mload__fail(err, MLOAD_ERR_IO, MLOAD_NO_OFFSET, NULL, 0, "cannot get the file size");
-        goto fail;
+    /* 4 + 5: UTF-8 and JSON in one pass (strings are checked as they are
+       scanned; everything else must be ASCII JSON). The arrays are
+       pre-sized from the header length (an entry takes ~50+ bytes), so
+       typical files never regrow them. */
+    {
+        size_t est = MLOAD__CAST(size_t, f->header_size / 64u) + 16u;
+        void *p1, *p2, *p3;
+        if (est > (MLOAD__CAST(size_t, 1) << 20)) est = MLOAD__CAST(size_t, 1) << 20;
+        p1 = mload__grow(a, NULL, &f->cap, est, sizeof(mload_tensor));
+        if (p1) f->tensors = MLOAD__CAST(mload_tensor *, p1);
+        p2 = mload__grow(a, NULL, &aux_cap, est, sizeof(mload__aux));
+        if (p2) aux = MLOAD__CAST(mload__aux *, p2);
+        p3 = mload__grow(a, NULL, &f->dims_cap, est * 3u, sizeof(uint64_t));
+        if (p3) f->dims = MLOAD__CAST(uint64_t *, p3);
+        if (!p1 || !p2 || !p3) { r = mload__oom(err); goto fail; }
     }
-    /* 1. length prefix */
-    if (f->file_size < 8) {
-        r = mload__fail(err, MLOAD_ERR_HEADER_TOO_SMALL, 0, NULL, 0, "file has %U bytes, fewer than the 8-byte header length", f->file_size);
-        goto fail;
+    r = mload__parse_header(f, err, &aux, &aux_cap);
+    if (r != MLOAD_OK && r != MLOAD_ERR_OUT_OF_MEMORY && r != MLOAD_ERR_INVALID_HEADER) {
+        /* the reference checks UTF-8 before JSON: an invalid byte anywhere
+           wins over the JSON error (decoded strings are kept valid) */
+        size_t bad = mload__utf8_check(MLOAD__PCAST(const unsigned char *, f->header), MLOAD__CAST(size_t, f->header_size));
+        if (bad != MLOAD__CAST(size_t, f->header_size))
+            r = mload__fail(err, MLOAD_ERR_INVALID_HEADER, 8u + MLOAD__CAST(uint64_t, bad), NULL, 0, "header is not valid UTF-8");
     }
-    if (f->src.read_at(f->src.user, 0, lenbuf, 8) != MLOAD_OK) {
-        r = mload__fail(err, MLOAD_ERR_IO, 0, NULL, 0, "cannot read the header length");
-        goto fail;
-    }
-    for (i = 8; i-- > 0;) n = (n << 8) | lenbuf[i];
-    /* 2. bound */
-    if (n > MLOAD__MAX_HEADER) {
-        r = mload__fail(err, MLOAD_ERR_HEADER_TOO_LARGE, 0, NULL, 0, "header length %U exceeds the limit of 100000000", n);
-        goto fail;
-    }
-    /* 3. fits in the file (n <= 1e8, so 8 + n cannot overflow) */
-    if (8u + n > f->file_size) {
-        r = mload__fail(err, MLOAD_ERR_INVALID_HEADER_LENGTH, 0, NULL, 0,
-                        "header length %U runs past the end of the %U-byte file", n, f->file_size);
-        goto fail;
-    }
-    f->header_size = n;
-    f->header = MLOAD__CAST(char *, mload__malloc(a, MLOAD__CAST(size_t, n) + 1, 1));
-    if (!f->header) { r = mload__oom(err); goto fail; }
-    f->header[n] = '\0';
-    if (n && f->src.read_at(f->src.user, 8, f->header, MLOAD__CAST(size_t, n)) != MLOAD_OK) {
-        r = mload__fail(err, MLOAD_ERR_IO, 8, NULL, 0, "cannot read the %U-byte header", n);
-        goto fail;
-    }
-    /* 4. UTF-8 */
-    bad = mload__utf8_check(MLOAD__PCAST(const unsigned char *, f->header), MLOAD__CAST(size_t, n));
-    if (bad != MLOAD__CAST(size_t, n)) {
-        r = mload__fail(err, MLOAD_ERR_INVALID_HEADER, 8u + MLOAD__CAST(uint64_t, bad), NULL, 0, "header is not valid UTF-8");
-        goto fail;
-    }
-    /* 5. JSON into the schema */
-    if ((r = mload__parse_header(f, err, &ends, &ends_cap)) != MLOAD_OK) goto fail;
+    if (r != MLOAD_OK) goto fail;
 
     /* shapes: dims were appended in tensor order */
     {
@@ -1514,56 +1819,19 @@ MODELLOAD_API mload_result mload_file_open(const mload_file_desc *desc, mload_fi
             d += f->tensors[i].rank;
         }
     }
-    /* file order: by (begin, end), stable */
-    if (f->count > 1) {
-        int sorted = 1;
-        for (i = 1; i < f->count; ++i) {
-            if (f->tensors[i].offset < f->tensors[i - 1].offset ||
-                (f->tensors[i].offset == f->tensors[i - 1].offset && ends[i] < ends[i - 1])) { sorted = 0; break; }
-        }
-        if (!sorted) {
-            mload_tensor *nt;
-            uint64_t *ne;
-            ord = MLOAD__CAST(mload__ord *, mload__malloc(a, f->count * sizeof(mload__ord), sizeof(void *)));
-            nt = MLOAD__CAST(mload_tensor *, mload__malloc(a, f->count * sizeof(mload_tensor), sizeof(void *)));
-            ne = MLOAD__CAST(uint64_t *, mload__malloc(a, f->count * sizeof(uint64_t), sizeof(void *)));
-            if (!ord || !nt || !ne) {
-                mload__free(a, nt, f->count * sizeof(mload_tensor), sizeof(void *));
-                mload__free(a, ne, f->count * sizeof(uint64_t), sizeof(void *));
-                r = mload__oom(err);
-                goto fail;
-            }
-            for (i = 0; i < f->count; ++i) {
-                ord[i].begin = f->tensors[i].offset;
-                ord[i].end = ends[i];
-                ord[i].idx = i;
-            }
-            qsort(ord, f->count, sizeof(mload__ord), mload__ord_cmp);
-            for (i = 0; i < f->count; ++i) {
-                nt[i] = f->tensors[ord[i].idx];
-                ne[i] = ends[ord[i].idx];
-            }
-            mload__free(a, f->tensors, f->cap * sizeof(mload_tensor), sizeof(void *));
-            mload__free(a, ends, ends_cap * sizeof(uint64_t), sizeof(void *));
-            mload__free(a, ord, f->count * sizeof(mload__ord), sizeof(void *));
-            ord = NULL;
-            f->tensors = nt;
-            f->cap = f->count;
-            ends = ne;
-            ends_cap = f->count;
-        }
-    }
-    /* duplicates (stricter than the reference) */
-    if (!mload__index_build(a, f->tensors, sizeof(mload_tensor), f->count, &f->slots, &f->slot_mask, &dup)) {
+    if (!mload__sort_tensors(f, &aux, &aux_cap)) { r = mload__oom(err); goto fail; }
+    /* duplicates (stricter than the reference), before the offset checks */
+    if (!mload__index_build(a, &f->index, f->tensors, sizeof(mload_tensor), f->count, f->count ? &aux[0].hash : NULL,
+                            sizeof(mload__aux), &dup)) {
         r = mload__oom(err);
         goto fail;
     }
     if (dup != SIZE_MAX) {
         const mload_tensor *t = &f->tensors[dup];
-        r = mload__fail(err, MLOAD_ERR_DUPLICATE_KEY, 8u + t->numel, t->name, t->name_len, "tensor '%s' is given twice", t->name);
+        r = mload__fail(err, MLOAD_ERR_DUPLICATE_KEY, aux[dup].keypos, t->name, t->name_len, "tensor '%s' is given twice", t->name);
         goto fail;
     }
-    if (!mload__index_build(a, f->meta, sizeof(mload_kv), f->meta_count, &f->meta_slots, &f->meta_mask, &dup)) {
+    if (!mload__index_build(a, &f->meta_index, f->meta, sizeof(mload_kv), f->meta_count, NULL, 0, &dup)) {
         r = mload__oom(err);
         goto fail;
     }
@@ -1573,61 +1841,13 @@ MODELLOAD_API mload_result mload_file_open(const mload_file_desc *desc, mload_fi
                         "__metadata__ key '%s' is given twice", kv->key);
         goto fail;
     }
-    /* 6. offsets, sizes */
-    data_off = 8u + n;
-    data_len = f->file_size - data_off;
-    for (i = 0; i < f->count; ++i) {
-        mload_tensor *t = &f->tensors[i];
-        uint64_t begin = t->offset, end = ends[i], numel = 1, nbits;
-        uint64_t at = 8u + t->numel; /* key position, stashed by the parser */
-        uint32_t d;
-        if (begin != prev_end || end < begin) {
-            r = mload__fail(err, MLOAD_ERR_INVALID_OFFSET, at, t->name, t->name_len,
-                            "tensor '%s': data_offsets [%U, %U] do not start where the previous tensor ends (%U)",
-                            t->name, begin, end, prev_end);
-            goto fail;
-        }
-        prev_end = end;
-        for (d = 0; d < t->rank; ++d) {
-            if (!mload__mul_u64(numel, t->shape[d], &numel)) {
-                r = mload__fail(err, MLOAD_ERR_VALIDATION_OVERFLOW, at, t->name, t->name_len,
-                                "tensor '%s': element count overflows 64 bits", t->name);
-                goto fail;
-            }
-        }
-        if (!mload__mul_u64(numel, mload__dtypes[t->dtype].bits, &nbits)) {
-            r = mload__fail(err, MLOAD_ERR_VALIDATION_OVERFLOW, at, t->name, t->name_len,
-                            "tensor '%s': bit count overflows 64 bits", t->name);
-            goto fail;
-        }
-        if (nbits % 8u != 0) {
-            r = mload__fail(err, MLOAD_ERR_MISALIGNED_SLICE, at, t->name, t->name_len,
-                            "tensor '%s': %U elements of %s do not fill whole bytes", t->name, numel,
-                            mload__dtypes[t->dtype].name);
-            goto fail;
-        }
-        if (end - begin != nbits / 8u) {
-            r = mload__fail(err, MLOAD_ERR_TENSOR_INVALID_INFO, at, t->name, t->name_len,
-                            "tensor '%s': data_offsets span %U bytes but dtype and shape need %U", t->name,
-                            end - begin, nbits / 8u);
-            goto fail;
-        }
-        t->numel = numel;
-        t->nbytes = nbits / 8u;
-        t->offset = data_off + begin; /* begin <= data_len once step 7 passes */
-    }
-    /* 7. the data buffer is exactly the tensors */
-    if (prev_end != data_len) {
-        r = mload__fail(err, MLOAD_ERR_METADATA_INCOMPLETE_BUFFER, data_off, NULL, 0,
-                        "tensors cover %U bytes but the data buffer has %U", prev_end, data_len);
-        goto fail;
-    }
-    mload__free(a, ends, ends_cap * sizeof(uint64_t), sizeof(void *));
+    /* 6 + 7 */
+    if ((r = mload__validate(f, aux, err)) != MLOAD_OK) goto fail;
+    mload__free(a, aux, aux_cap * sizeof(mload__aux), sizeof(void *));
     *out = f;
     return MLOAD_OK;
 fail:
-    mload__free(a, ends, ends_cap * sizeof(uint64_t), sizeof(void *));
-    mload__free(a, ord, f->count * sizeof(mload__ord), sizeof(void *));
+    mload__free(a, aux, aux_cap * sizeof(mload__aux), sizeof(void *));
     mload__file_free(f);
     return r;
 }
@@ -1644,8 +1864,7 @@ MODELLOAD_API const mload_tensor *mload_file_tensor(const mload_file *f, uint64_
 
 MODELLOAD_API const mload_tensor *mload_file_find_n(const mload_file *f, const char *name, size_t len) {
     if (!f) return NULL;
-    return MLOAD__CAST(const mload_tensor *,
-                       mload__index_find(f->tensors, sizeof(mload_tensor), f->slots, f->slot_mask, name, len));
+    return MLOAD__CAST(const mload_tensor *, mload__index_find(&f->index, f->tensors, sizeof(mload_tensor), name, len));
 }
 
 MODELLOAD_API const mload_tensor *mload_file_find(const mload_file *f, const char *name) {
@@ -1664,8 +1883,7 @@ MODELLOAD_API const mload_kv *mload_file_metadata_at(const mload_file *f, uint64
 
 MODELLOAD_API const mload_kv *mload_file_metadata_find(const mload_file *f, const char *key) {
     if (!f || !key) return NULL;
-    return MLOAD__CAST(const mload_kv *,
-                       mload__index_find(f->meta, sizeof(mload_kv), f->meta_slots, f->meta_mask, key, strlen(key)));
+    return MLOAD__CAST(const mload_kv *, mload__index_find(&f->meta_index, f->meta, sizeof(mload_kv), key, strlen(key)));
 }
 
 MODELLOAD_API int mload_file_has_metadata(const mload_file *f) { return f ? f->has_meta : 0; }

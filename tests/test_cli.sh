@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Tests of the mload-inspect command-line tool. Usage: tests/test_cli.sh BUILD_DIR
+# Expects BUILD_DIR/mload-inspect and BUILD_DIR/gen_checkpoint. Prints
+# "N passed, N failed, N skipped" last.
+set -u
+B=${1:-build}
+INSPECT=$B/mload-inspect
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+pass=0 fail=0 skip=0
+ok()   { pass=$((pass+1)); }
+bad()  { fail=$((fail+1)); echo "  FAIL cli: $*" >&2; }
+skipt(){ skip=$((skip+1)); echo "  SKIP cli: $*" >&2; }
+
+# mkst OUT HEADER NDATA: a safetensors file with an 8-byte length prefix
+mkst() {
+  local out=$1 hdr=$2 n=$3 len i oct=""
+  len=$(printf '%s' "$hdr" | wc -c)
+  for i in 0 1 2 3 4 5 6 7; do oct="$oct\\$(printf '%03o' $(( (len >> (8*i)) & 255 )))"; done
+  { printf "$oct"; printf '%s' "$hdr"; head -c "$n" /dev/zero; } > "$out"
+}
+
+# expect_exit CODE CMD... : runs CMD, compares the status
+expect_exit() {
+  local want=$1; shift
+  "$@" > "$T/out" 2> "$T/err"; local rc=$?
+  if [ "$rc" = "$want" ]; then ok; else bad "$* exited $rc, expected $want"; fi
+}
+
+# 1. the listing format
+mkst "$T/a.st" '{"w":{"dtype":"F32","shape":[2,3],"data_offsets":[0,24]},"s":{"dtype":"I64","shape":[],"data_offsets":[24,32]},"e":{"dtype":"BF16","shape":[0,4],"data_offsets":[32,32]}}' 32
+expect_exit 0 "$INSPECT" "$T/a.st"
+printf 'w\tF32\t[2,3]\t24\ns\tI64\t[]\t8\ne\tBF16\t[0,4]\t0\n' > "$T/want"
+if cmp -s "$T/out" "$T/want"; then ok; else bad "listing differs: $(cat "$T/out")"; fi
+
+# 2. --metadata, --verify
+mkst "$T/m.st" '{"__metadata__":{"format":"pt","k":"v"},"x":{"dtype":"U8","shape":[4],"data_offsets":[0,4]}}' 4
+expect_exit 0 "$INSPECT" --metadata --verify "$T/m.st"
+printf '__metadata__\tformat\tpt\n__metadata__\tk\tv\nx\tU8\t[4]\t4\n' > "$T/want"
+if cmp -s "$T/out" "$T/want"; then ok; else bad "metadata listing differs: $(cat "$T/out")"; fi
+if grep -q 'verified 1 tensors, 4 bytes' "$T/err"; then ok; else bad "verify summary: $(cat "$T/err")"; fi
+
+# 3. --json is valid JSON with the same content
+expect_exit 0 "$INSPECT" --json "$T/m.st"
+if command -v python3 >/dev/null 2>&1; then
+  if python3 -c '
+import json,sys
+d=json.load(open(sys.argv[1]))
+assert d["metadata"]=={"format":"pt","k":"v"}, d
+t=d["tensors"][0]
+assert t=={"name":"x","dtype":"U8","shape":[4],"data_offsets":[0,4],"nbytes":4}, t
+assert d["header_size"]+8==d["data_offset"]
+' "$T/out"; then ok; else bad "json content"; fi
+else skipt "python3 absent: JSON not validated"; fi
+
+# 4. names with control characters stay on one line
+mkst "$T/n.st" '{"a\tb\u0001\\":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}' 1
+expect_exit 0 "$INSPECT" "$T/n.st"
+printf 'a\\tb\\x01\\\\\tU8\t[1]\t1\n' > "$T/want"
+if cmp -s "$T/out" "$T/want"; then ok; else bad "escaped name: $(cat -A "$T/out")"; fi
+
+# 5. invalid input: exit 1, one line naming the class and the offset or tensor
+mkst "$T/off.st" '{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[1],"data_offsets":[6,10]}}' 10
+expect_exit 1 "$INSPECT" "$T/off.st"
+if [ "$(wc -l < "$T/err")" = 1 ] && grep -q 'InvalidOffset' "$T/err" && grep -q 'tensor "b"' "$T/err"; then ok; else bad "InvalidOffset report: $(cat "$T/err")"; fi
+[ -s "$T/out" ] && bad "stdout not empty on error" || ok
+printf 'abc' > "$T/small.st"
+expect_exit 1 "$INSPECT" "$T/small.st"
+if grep -q 'HeaderTooSmall at byte 0' "$T/err"; then ok; else bad "HeaderTooSmall report: $(cat "$T/err")"; fi
+mkst "$T/json.st" '{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},}' 4
+expect_exit 1 "$INSPECT" "$T/json.st"
+if grep -q 'InvalidHeaderDeserialization at byte' "$T/err"; then ok; else bad "JSON report: $(cat "$T/err")"; fi
+mkst "$T/dup.st" '{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}' 8
+expect_exit 1 "$INSPECT" "$T/dup.st"
+if grep -q 'DuplicateKey' "$T/err" && grep -q 'tensor "a"' "$T/err"; then ok; else bad "DuplicateKey report: $(cat "$T/err")"; fi
+
+# 6. usage and missing files: exit 2
+expect_exit 2 "$INSPECT"
+expect_exit 2 "$INSPECT" --bogus "$T/a.st"
+expect_exit 2 "$INSPECT" "$T/does-not-exist.st"
+if grep -q 'CannotOpen' "$T/err"; then ok; else bad "missing file report: $(cat "$T/err")"; fi
+expect_exit 2 "$INSPECT" "$T"
+expect_exit 2 "$INSPECT" "$T/a.st" "$T/m.st"
+
+# 7. a generated checkpoint lists and verifies
+"$B/gen_checkpoint" "$T/g.st" 3 16 > /dev/null
+expect_exit 0 "$INSPECT" --verify "$T/g.st"
+if [ "$(wc -l < "$T/out")" = 14 ]; then ok; else bad "generated checkpoint: $(wc -l < "$T/out") lines"; fi
+
+# 8. the official fixtures list and verify (skipped when absent)
+FIX=""
+for d in ../shared/fixtures/official ../../shared/fixtures/official; do [ -d "$d" ] && { FIX=$d; break; }; done
+if [ -n "$FIX" ]; then
+  for f in "$FIX"/non_sharded/*.safetensors "$FIX"/sharded/*.safetensors; do
+    expect_exit 0 "$INSPECT" --verify --metadata "$f"
+  done
+  "$INSPECT" "$FIX/non_sharded/model.numpy.safetensors" > "$T/out"
+  if grep -qP '^float32_357\tF32\t\[3,5,7\]\t420$' "$T/out"; then ok; else bad "fixture listing"; fi
+else
+  skipt "official fixtures absent"
+fi
+
+# 9. the tool builds alone with one cc command
+if cc -std=c99 -O2 -I. examples/inspect.c -o "$T/inspect-alone" 2> "$T/err" && "$T/inspect-alone" "$T/a.st" > /dev/null; then ok; else bad "standalone build: $(cat "$T/err")"; fi
+
+echo "$pass passed, $fail failed, $skip skipped"
+[ "$fail" = 0 ]
