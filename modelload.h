@@ -394,6 +394,14 @@ MODELLOAD_API mload_result mload_file_read_bytes(mload_file *f, const mload_tens
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
+#if defined(__GLIBC__) && !defined(__USE_UNIX98) && !defined(__USE_XOPEN2K8)
+/* system headers were included before this file without feature macros, so
+   unistd.h hid pread: declare glibc's 64-bit-offset entry point ourselves */
+extern ssize_t pread64(int fd, void *buf, size_t n, __off64_t offset);
+#define MLOAD__PREAD(fd, buf, n, off) pread64(fd, buf, n, MLOAD__CAST(__off64_t, off))
+#else
+#define MLOAD__PREAD(fd, buf, n, off) pread(fd, buf, n, MLOAD__CAST(off_t, off))
+#endif
 #else
 #define MLOAD__STDIO 1
 #include <stdio.h>
@@ -685,7 +693,7 @@ static mload_result mload__fd_read(void *user, uint64_t offset, void *dst, size_
         size_t chunk = size > (size_t)0x40000000u ? (size_t)0x40000000u : size;
         ssize_t r;
         if (offset > (uint64_t)INT64_MAX) return MLOAD_ERR_IO;
-        r = pread(s->fd, p, chunk, MLOAD__CAST(off_t, offset));
+        r = MLOAD__PREAD(s->fd, p, chunk, offset);
         if (r < 0) {
             if (errno == EINTR) continue;
             return MLOAD_ERR_IO;
