@@ -248,6 +248,33 @@ MODELLOAD_API uint32_t mload_dtype_bits(mload_dtype t);
 /* Kind of a dtype; MLOAD_KIND_INVALID for invalid values. */
 MODELLOAD_API mload_dtype_kind mload_dtype_kind_of(mload_dtype t);
 
+/* ------------------------------------------------------------- conversion */
+
+/* Flags of mload_convert (and of every read that converts). */
+#define MLOAD_CONVERT_SATURATE 0u /* default: F8 overflow saturates to the largest finite value */
+#define MLOAD_CONVERT_NONSAT 1u   /* F8 overflow gives NaN (F8_E4M3) or +-Inf (F8_E5M2) */
+
+/* Converts count elements of dtype src_t at src into dtype dst_t at dst.
+   src and dst may be unaligned and must not overlap. Rules (docs/format.md):
+   - same dtype: a byte copy (any dtype; sub-byte dtypes need whole bytes);
+   - float sources: F64 F32 F16 BF16 F8_E4M3 F8_E5M2 F8_E8M0 F8_E4M3FNUZ
+     F8_E5M2FNUZ; float destinations: F64 F32 F16 BF16 F8_E4M3 F8_E5M2;
+   - narrowing rounds to nearest, ties to even, once, from the exact input;
+     NaN stays NaN (sign kept), subnormals are kept, -0 stays -0; overflow
+     gives +-Inf for F32/F16/BF16; for F8 see MLOAD_CONVERT_SATURATE/NONSAT
+     (an infinite input counts as overflow); widening is exact;
+   - integers (BOOL U8 I8 U16 I16 U32 I32 U64 I64) to float: the exact value
+     rounded once; float to integer: truncated toward zero, NaN -> 0, out of
+     range (and +-Inf) saturates; integer to integer saturates; anything to
+     BOOL is 1 when != 0 (NaN -> 1).
+   Returns MLOAD_ERR_UNSUPPORTED for other pairs (C64, F4, F6_* except to
+   themselves; F8_E8M0 and FNUZ as destinations), MLOAD_ERR_INVALID_ARGUMENT
+   for NULL buffers with count > 0 or invalid dtypes. Thread-safe, no state. */
+MODELLOAD_API mload_result mload_convert(void *dst, mload_dtype dst_t, const void *src, mload_dtype src_t,
+                                         uint64_t count, uint32_t flags);
+/* 1 when mload_convert supports the pair (dst_t <- src_t), else 0. */
+MODELLOAD_API int mload_convert_supported(mload_dtype dst_t, mload_dtype src_t);
+
 /* ---------------------------------------------------------------- sources */
 
 /* The one I/O path. read_at must fill exactly `size` bytes at `offset` or
@@ -424,6 +451,14 @@ extern ssize_t pread64(int fd, void *buf, size_t n, __off64_t offset);
 #define MLOAD__INLINE inline
 #else
 #define MLOAD__INLINE
+#endif
+
+/* GCC's -O2 cost model does not vectorise loops of unknown length; the
+   conversion kernels ask for it (clang vectorises them at -O2 anyway) */
+#if defined(__GNUC__) && !defined(__clang__) && !defined(__INTEL_COMPILER)
+#define MLOAD__VECTORIZE __attribute__((optimize("tree-vectorize", "vect-cost-model=dynamic")))
+#else
+#define MLOAD__VECTORIZE
 #endif
 
 #define MLOAD__MAX_HEADER 100000000u
@@ -636,6 +671,419 @@ MODELLOAD_API uint32_t mload_dtype_bits(mload_dtype t) {
 }
 MODELLOAD_API mload_dtype_kind mload_dtype_kind_of(mload_dtype t) {
     return mload__dtype_valid(t) ? MLOAD__CAST(mload_dtype_kind, mload__dtypes[t].kind) : MLOAD_KIND_INVALID;
+}
+
+/* ------------------------------------------------------------- conversion */
+
+/* Bit views (memcpy: no aliasing questions, compiles to moves). */
+static MLOAD__INLINE uint32_t mload__f2u(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
+static MLOAD__INLINE float mload__u2f(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+static MLOAD__INLINE uint64_t mload__d2u(double d) { uint64_t u; memcpy(&u, &d, 8); return u; }
+static MLOAD__INLINE double mload__u2d(uint64_t u) { double d; memcpy(&d, &u, 8); return d; }
+
+/* A small binary float format. */
+typedef struct mload__ffmt {
+    uint8_t ebits, mbits;
+    int16_t bias;
+    int16_t emax;       /* largest unbiased exponent of a finite value */
+    uint16_t maxq;      /* largest significand (with hidden bit) at emax */
+    uint8_t nan_kind;   /* 0 IEEE, 1 E4M3FN (S.1111.111), 2 FNUZ (0x80), 3 E8M0 (0xFF) */
+    uint8_t sat_default;/* overflow saturates unless MLOAD_CONVERT_NONSAT (F8) */
+    uint32_t nan_code, ovf_code, max_code; /* without sign; ovf = Inf, or NaN for E4M3 */
+} mload__ffmt;
+
+/* indexed by dtype; ebits == 0 marks "not a small float" */
+static const mload__ffmt mload__ffmts[MLOAD_DTYPE_COUNT] = {
+    {0, 0, 0, 0, 0, 0, 0, 0, 0, 0},                       /* INVALID */
+    {0, 0, 0, 0, 0, 0, 0, 0, 0, 0},                       /* BOOL */
+    {0, 0, 0, 0, 0, 0, 0, 0, 0, 0},                       /* F4 */
+    {0, 0, 0, 0, 0, 0, 0, 0, 0, 0},                       /* F6_E2M3 */
+    {0, 0, 0, 0, 0, 0, 0, 0, 0, 0},                       /* F6_E3M2 */
+    {0, 0, 0, 0, 0, 0, 0, 0, 0, 0},                       /* U8 */
+    {0, 0, 0, 0, 0, 0, 0, 0, 0, 0},                       /* I8 */
+    {5, 2, 15, 15, 7, 0, 1, 0x7E, 0x7C, 0x7B},            /* F8_E5M2 */
+    {4, 3, 7, 8, 14, 1, 1, 0x7F, 0x7F, 0x7E},             /* F8_E4M3 */
+    {8, 0, 127, 127, 1, 3, 0, 0xFF, 0xFF, 0xFE},          /* F8_E8M0 (decode only) */
+    {4, 3, 8, 7, 15, 2, 1, 0x80, 0x80, 0x7F},             /* F8_E4M3FNUZ (decode only) */
+    {5, 2, 16, 15, 7, 2, 1, 0x80, 0x80, 0x7F},            /* F8_E5M2FNUZ (decode only) */
+    {0, 0, 0, 0, 0, 0, 0, 0, 0, 0},                       /* I16 */
+    {0, 0, 0, 0, 0, 0, 0, 0, 0, 0},                       /* U16 */
+    {5, 10, 15, 15, 2047, 0, 0, 0x7E00, 0x7C00, 0x7BFF},  /* F16 */
+    {8, 7, 127, 127, 255, 0, 0, 0x7FC0, 0x7F80, 0x7F7F},  /* BF16 */
+    {0, 0, 0, 0, 0, 0, 0, 0, 0, 0},                       /* I32 */
+    {0, 0, 0, 0, 0, 0, 0, 0, 0, 0},                       /* U32 */
+    {8, 23, 127, 127, 0xFFFF, 0, 0, 0x7FC00000u, 0x7F800000u, 0x7F7FFFFFu}, /* F32 (maxq unused) */
+};
+
+/* 2^k as a double for -1022 <= k <= 1023 (no libm) */
+static MLOAD__INLINE double mload__pow2(int k) {
+    return mload__u2d(MLOAD__CAST(uint64_t, k + 1023) << 52);
+}
+
+/* Exact value of a small-float code. */
+static double mload__decode(uint32_t c, const mload__ffmt *f) {
+    uint32_t nb = 1u + f->ebits + f->mbits;
+    uint32_t sign = (c >> (nb - 1)) & 1u, ex, man;
+    double v;
+    if (f->nan_kind == 3) { /* E8M0: unsigned, no zero */
+        if (c == 0xFFu) return mload__u2d(0x7FF8000000000000ull);
+        return mload__pow2(MLOAD__CAST(int, c) - 127);
+    }
+    if (f->nan_kind == 2 && c == 0x80u) return mload__u2d(0x7FF8000000000000ull);
+    if (f->nan_kind == 1 && (c & 0x7Fu) == 0x7Fu) return mload__u2d(0x7FF8000000000000ull | (MLOAD__CAST(uint64_t, sign) << 63));
+    ex = (c >> f->mbits) & ((1u << f->ebits) - 1u);
+    man = c & ((1u << f->mbits) - 1u);
+    if (f->nan_kind == 0 && ex == (1u << f->ebits) - 1u) {
+        v = man ? mload__u2d(0x7FF8000000000000ull) : mload__u2d(0x7FF0000000000000ull);
+    } else if (ex == 0) {
+        v = MLOAD__CAST(double, man) * mload__pow2(1 - f->bias - f->mbits);
+    } else {
+        v = MLOAD__CAST(double, man | (1u << f->mbits)) * mload__pow2(MLOAD__CAST(int, ex) - f->bias - f->mbits);
+    }
+    return sign ? -v : v;
+}
+
+/* Nearest code (ties to even) of the exact value x: one rounding. */
+static uint32_t mload__encode(double x, const mload__ffmt *f, uint32_t flags) {
+    uint64_t b = mload__d2u(x), ab = b & 0x7FFFFFFFFFFFFFFFull, m, q;
+    uint32_t sbit = MLOAD__CAST(uint32_t, b >> 63) << (f->ebits + f->mbits);
+    int e, ux, E, sh, emin = 1 - f->bias;
+    int ovf_to_max = f->sat_default && !(flags & MLOAD_CONVERT_NONSAT);
+    if (ab > 0x7FF0000000000000ull) return f->nan_code | sbit;
+    if (ab == 0x7FF0000000000000ull) return (ovf_to_max ? f->max_code : f->ovf_code) | sbit;
+    if (ab == 0) return sbit;
+    e = MLOAD__CAST(int, ab >> 52);
+    m = ab & 0xFFFFFFFFFFFFFull;
+    if (e == 0) { /* subnormal double: value = m * 2^-1074 */
+        int top = 51;
+        while (!((m >> top) & 1u)) --top;
+        ux = top - 1074;
+        e = 1;
+    } else {
+        m |= 1ull << 52;
+        ux = e - 1023;
+    }
+    /* value = m * 2^(e - 1075); target step at exponent E is 2^(E - mbits) */
+    E = ux < emin ? emin : ux;
+    sh = (E - f->mbits) - (e - 1075);
+    if (sh <= 0) {
+        q = m << (-sh); /* exact (cannot happen for the formats here) */
+    } else if (sh >= 64) {
+        q = 0;
+    } else {
+        uint64_t rem = m & ((1ull << sh) - 1u), half = 1ull << (sh - 1);
+        q = m >> sh;
+        if (rem > half || (rem == half && (q & 1u))) ++q;
+    }
+    if (q >> (f->mbits + 1)) { q >>= 1; ++E; }
+    if (E > f->emax || (E == f->emax && q > f->maxq))
+        return (ovf_to_max ? f->max_code : f->ovf_code) | sbit;
+    if (q < (1ull << f->mbits)) return MLOAD__CAST(uint32_t, q) | sbit; /* subnormal or zero */
+    return ((MLOAD__CAST(uint32_t, E + f->bias) << f->mbits) | (MLOAD__CAST(uint32_t, q) - (1u << f->mbits))) | sbit;
+}
+
+/* ---- the hot kernels: branch-free loops the compiler vectorises ---- */
+
+/* branch-free select (keeps the loops below free of control flow, so
+   they vectorise even with trapping FP math) */
+static MLOAD__INLINE uint32_t mload__sel(uint32_t c, uint32_t a, uint32_t b) {
+    uint32_t m = 0u - c;
+    return (a & m) | (b & ~m);
+}
+
+static MLOAD__INLINE uint32_t mload__h2f(uint32_t h) {
+    uint32_t sign = (h & 0x8000u) << 16, em = h & 0x7FFFu;
+    uint32_t normal = (em << 13) + 0x38000000u;               /* rebias 15 -> 127 */
+    uint32_t special = (em << 13) | 0x7F800000u;              /* Inf / NaN */
+    uint32_t sub = mload__f2u(MLOAD__CAST(float, MLOAD__CAST(int32_t, em)) * 5.9604644775390625e-08f); /* em * 2^-24 */
+    uint32_t r = mload__sel(em >= 0x7C00u, special, mload__sel(em >= 0x400u, normal, sub));
+    return r | sign;
+}
+
+static MLOAD__INLINE uint32_t mload__f2h(uint32_t f) {
+    uint32_t sign = (f >> 16) & 0x8000u, a = f & 0x7FFFFFFFu;
+    uint32_t norm = (a + 0xC8000FFFu + ((a >> 13) & 1u)) >> 13;        /* RNE, rebias 127 -> 15 */
+    uint32_t sub = mload__f2u(mload__u2f(a) + 0.5f) - 0x3F000000u;     /* RNE at step 2^-24 */
+    uint32_t r = mload__sel(a >= 0x477FF000u, 0x7C00u, mload__sel(a >= 0x38800000u, norm, sub));
+    r = mload__sel(a > 0x7F800000u, 0x7E00u, r);
+    return r | sign;
+}
+
+static MLOAD__INLINE uint32_t mload__f2bf(uint32_t f) {
+    uint32_t r = (f + 0x7FFFu + ((f >> 16) & 1u)) >> 16;
+    return mload__sel((f & 0x7FFFFFFFu) > 0x7F800000u, ((f >> 16) & 0x8000u) | 0x7FC0u, r);
+}
+
+static MLOAD__INLINE uint32_t mload__f2e4m3(uint32_t f, uint32_t ovf) {
+    uint32_t sign = (f >> 24) & 0x80u, a = f & 0x7FFFFFFFu;
+    uint32_t norm = ((a + 0x7FFFFu + ((a >> 20) & 1u)) >> 20) - 0x3C0u;    /* rebias 127 -> 7 */
+    uint32_t sub = mload__f2u(mload__u2f(a) + 16384.0f) - 0x46800000u;    /* RNE at step 2^-9 */
+    uint32_t r = mload__sel(a > 0x43E80000u, ovf, mload__sel(a >= 0x3C800000u, norm, sub)); /* > 464 overflows */
+    r = mload__sel(a > 0x7F800000u, 0x7Fu, r);
+    return r | sign;
+}
+
+static MLOAD__INLINE uint32_t mload__f2e5m2(uint32_t f, uint32_t ovf) {
+    uint32_t sign = (f >> 24) & 0x80u, a = f & 0x7FFFFFFFu;
+    uint32_t norm = ((a + 0xFFFFFu + ((a >> 21) & 1u)) >> 21) - 0x1C0u;    /* rebias 127 -> 15 */
+    uint32_t sub = mload__f2u(mload__u2f(a) + 128.0f) - 0x43000000u;      /* RNE at step 2^-16 */
+    uint32_t r = mload__sel(a >= 0x47700000u, ovf, mload__sel(a >= 0x38800000u, norm, sub)); /* >= 61440 overflows */
+    r = mload__sel(a > 0x7F800000u, 0x7Eu, r);
+    return r | sign;
+}
+
+/* little-endian element access through memcpy (unaligned is fine) */
+#define MLOAD__LD16(p, i) mload__ld16(MLOAD__CAST(const unsigned char *, p) + 2 * (i))
+#define MLOAD__LD32(p, i) mload__ld32(MLOAD__CAST(const unsigned char *, p) + 4 * (i))
+static MLOAD__INLINE uint32_t mload__ld16(const unsigned char *p) { uint16_t v; memcpy(&v, p, 2); return v; }
+static MLOAD__INLINE uint32_t mload__ld32(const unsigned char *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+static MLOAD__INLINE void mload__st16(unsigned char *p, uint32_t v) { uint16_t w = MLOAD__CAST(uint16_t, v); memcpy(p, &w, 2); }
+static MLOAD__INLINE void mload__st32(unsigned char *p, uint32_t v) { memcpy(p, &v, 4); }
+
+/* F32 source (n elements, any alignment) -> dst of a float dtype. */
+MLOAD__VECTORIZE static void mload__from_f32(unsigned char *d, mload_dtype dt, const unsigned char *s, size_t n,
+                                             uint32_t flags) {
+    size_t i;
+    switch (dt) {
+    case MLOAD_F32: memcpy(d, s, n * 4); break;
+    case MLOAD_F16: for (i = 0; i < n; ++i) mload__st16(d + 2 * i, mload__f2h(MLOAD__LD32(s, i))); break;
+    case MLOAD_BF16: for (i = 0; i < n; ++i) mload__st16(d + 2 * i, mload__f2bf(MLOAD__LD32(s, i))); break;
+    case MLOAD_F8_E4M3: {
+        uint32_t ovf = (flags & MLOAD_CONVERT_NONSAT) ? 0x7Fu : 0x7Eu;
+        for (i = 0; i < n; ++i) d[i] = MLOAD__CAST(unsigned char, mload__f2e4m3(MLOAD__LD32(s, i), ovf));
+        break;
+    }
+    case MLOAD_F8_E5M2: {
+        uint32_t ovf = (flags & MLOAD_CONVERT_NONSAT) ? 0x7Cu : 0x7Bu;
+        for (i = 0; i < n; ++i) d[i] = MLOAD__CAST(unsigned char, mload__f2e5m2(MLOAD__LD32(s, i), ovf));
+        break;
+    }
+    case MLOAD_F64:
+        for (i = 0; i < n; ++i) {
+            double v = MLOAD__CAST(double, mload__u2f(MLOAD__LD32(s, i)));
+            memcpy(d + 8 * i, &v, 8);
+        }
+        break;
+    default: break;
+    }
+}
+
+/* F16 / BF16 source -> F32 (n elements, any alignment) */
+MLOAD__VECTORIZE static void mload__to_f32(unsigned char *d, const unsigned char *s, mload_dtype st, size_t n) {
+    size_t i;
+    if (st == MLOAD_BF16) for (i = 0; i < n; ++i) mload__st32(d + 4 * i, MLOAD__LD16(s, i) << 16);
+    else for (i = 0; i < n; ++i) mload__st32(d + 4 * i, mload__h2f(MLOAD__LD16(s, i)));
+}
+
+/* 8-bit source through a table of 1, 2 or 4-byte destination codes */
+MLOAD__VECTORIZE static void mload__table8(unsigned char *d, const unsigned char *s, size_t n, const unsigned char *table,
+                                           size_t db) {
+    size_t i;
+    if (db == 4) {
+        uint32_t t32[256];
+        memcpy(t32, table, sizeof t32);
+        for (i = 0; i < n; ++i) mload__st32(d + 4 * i, t32[s[i]]);
+    } else if (db == 2) {
+        uint16_t t16[256];
+        memcpy(t16, table, sizeof t16);
+        for (i = 0; i < n; ++i) mload__st16(d + 2 * i, t16[s[i]]);
+    } else if (db == 1) {
+        for (i = 0; i < n; ++i) d[i] = table[s[i]];
+    } else {
+        for (i = 0; i < n; ++i) memcpy(d + db * i, table + db * s[i], db);
+    }
+}
+
+/* ---- the general path: blocks through double / 64-bit integers ---- */
+
+#define MLOAD__BLOCK 512
+
+static int mload__is_int(mload_dtype t) {
+    mload_dtype_kind k = mload_dtype_kind_of(t);
+    return k == MLOAD_KIND_BOOL || k == MLOAD_KIND_UINT || k == MLOAD_KIND_SINT;
+}
+static int mload__float_src(mload_dtype t) {
+    return t == MLOAD_F64 || (mload__dtype_valid(t) && mload__ffmts[t].ebits != 0);
+}
+static int mload__float_dst(mload_dtype t) {
+    return t == MLOAD_F64 || t == MLOAD_F32 || t == MLOAD_F16 || t == MLOAD_BF16 || t == MLOAD_F8_E4M3 || t == MLOAD_F8_E5M2;
+}
+
+/* one element of an integer dtype as (negative?, magnitude) */
+static void mload__ld_int(const unsigned char *p, mload_dtype t, int *neg, uint64_t *mag) {
+    uint64_t u = 0;
+    int64_t sv;
+    unsigned bytes = mload_dtype_bits(t) / 8u, k;
+    for (k = 0; k < bytes; ++k) u |= MLOAD__CAST(uint64_t, p[k]) << (8u * k);
+    *neg = 0;
+    if (t == MLOAD_BOOL) { *mag = u != 0; return; }
+    if (mload_dtype_kind_of(t) == MLOAD_KIND_SINT && bytes < 8 && (u >> (8u * bytes - 1u)) & 1u)
+        u |= ~0ull << (8u * bytes); /* sign-extend */
+    if (mload_dtype_kind_of(t) == MLOAD_KIND_SINT) {
+        memcpy(&sv, &u, 8);
+        if (sv < 0) { *neg = 1; *mag = 0u - u; return; }
+    }
+    *mag = u;
+}
+
+/* exact integer -> double rounded to odd above 2^53, so that one later
+   rounding to a format of <= 51 significant bits is correct */
+static double mload__int_to_double(int neg, uint64_t mag) {
+    double v;
+    if (mag >> 53) {
+        int sh = 0;
+        uint64_t keep;
+        while ((mag >> sh) >> 53) ++sh;
+        keep = (mag >> sh) | ((mag & ((1ull << sh) - 1u)) != 0);
+        v = MLOAD__CAST(double, keep) * mload__pow2(sh);
+    } else {
+        v = MLOAD__CAST(double, mag);
+    }
+    return neg ? -v : v;
+}
+
+static void mload__st_int(unsigned char *p, mload_dtype t, int neg, uint64_t mag) {
+    unsigned bytes = mload_dtype_bits(t) / 8u, k;
+    uint64_t u;
+    if (t == MLOAD_BOOL) {
+        u = mag != 0;
+    } else if (mload_dtype_kind_of(t) == MLOAD_KIND_UINT) {
+        uint64_t max = bytes == 8 ? UINT64_MAX : ((1ull << (8u * bytes)) - 1u);
+        u = neg ? 0u : (mag > max ? max : mag);
+    } else {
+        uint64_t maxpos = (1ull << (8u * bytes - 1u)) - 1u; /* |min| = maxpos + 1 */
+        if (neg) u = 0u - (mag > maxpos + 1u ? maxpos + 1u : mag);
+        else u = mag > maxpos ? maxpos : mag;
+    }
+    for (k = 0; k < bytes; ++k) p[k] = MLOAD__CAST(unsigned char, u >> (8u * k));
+}
+
+/* double -> integer: truncate, NaN -> 0, saturate */
+static void mload__double_to_int(double x, int *neg, uint64_t *mag) {
+    *neg = 0;
+    *mag = 0;
+    if (x != x) return;
+    if (x < 0) { *neg = 1; x = -x; }
+    if (x >= 18446744073709551616.0) *mag = UINT64_MAX;
+    else *mag = MLOAD__CAST(uint64_t, x); /* truncates */
+    if (*mag == 0) *neg = 0;
+}
+
+static double mload__ld_float(const unsigned char *p, mload_dtype t) {
+    if (t == MLOAD_F64) { double d; memcpy(&d, p, 8); return d; }
+    if (t == MLOAD_F32) return MLOAD__CAST(double, mload__u2f(mload__ld32(p)));
+    if (t == MLOAD_F16) return MLOAD__CAST(double, mload__u2f(mload__h2f(mload__ld16(p))));
+    if (t == MLOAD_BF16) return MLOAD__CAST(double, mload__u2f(mload__ld16(p) << 16));
+    return mload__decode(p[0], &mload__ffmts[t]);
+}
+
+static void mload__st_float(unsigned char *p, mload_dtype t, double x, uint32_t flags) {
+    if (t == MLOAD_F64) { memcpy(p, &x, 8); return; }
+    if (t == MLOAD_F32) {
+        float f = MLOAD__CAST(float, x); /* IEEE: round to nearest even, overflow to Inf */
+        memcpy(p, &f, 4);
+        return;
+    }
+    if (t == MLOAD_F16 || t == MLOAD_BF16) { mload__st16(p, mload__encode(x, &mload__ffmts[t], flags)); return; }
+    p[0] = MLOAD__CAST(unsigned char, mload__encode(x, &mload__ffmts[t], flags));
+}
+
+/* element-wise general conversion of n elements */
+static void mload__convert_slow(unsigned char *d, mload_dtype dt, const unsigned char *s, mload_dtype st, size_t n,
+                                uint32_t flags) {
+    size_t i, sb = mload_dtype_bits(st) / 8u, db = mload_dtype_bits(dt) / 8u;
+    for (i = 0; i < n; ++i, s += sb, d += db) {
+        if (mload__is_int(st)) {
+            int neg;
+            uint64_t mag;
+            mload__ld_int(s, st, &neg, &mag);
+            if (mload__is_int(dt)) mload__st_int(d, dt, neg, mag);
+            else mload__st_float(d, dt, mload__int_to_double(neg, mag), flags);
+        } else {
+            double x = mload__ld_float(s, st);
+            if (dt == MLOAD_BOOL) {
+                d[0] = x != 0.0;
+            } else if (mload__is_int(dt)) {
+                int neg;
+                uint64_t mag;
+                mload__double_to_int(x, &neg, &mag);
+                mload__st_int(d, dt, neg, mag);
+            } else {
+                mload__st_float(d, dt, x, flags);
+            }
+        }
+    }
+}
+
+MODELLOAD_API int mload_convert_supported(mload_dtype dst_t, mload_dtype src_t) {
+    if (!mload__dtype_valid(dst_t) || !mload__dtype_valid(src_t)) return 0;
+    if (dst_t == src_t) return 1;
+    return (mload__is_int(src_t) || mload__float_src(src_t)) && (mload__is_int(dst_t) || mload__float_dst(dst_t));
+}
+
+MODELLOAD_API mload_result mload_convert(void *dst, mload_dtype dst_t, const void *src, mload_dtype src_t,
+                                         uint64_t count, uint32_t flags) {
+    unsigned char *d = MLOAD__CAST(unsigned char *, dst);
+    const unsigned char *s = MLOAD__CAST(const unsigned char *, src);
+    uint64_t sbits, dbits;
+    if (!mload__dtype_valid(dst_t) || !mload__dtype_valid(src_t)) return MLOAD_ERR_INVALID_ARGUMENT;
+    if (!mload_convert_supported(dst_t, src_t)) return MLOAD_ERR_UNSUPPORTED;
+    if (count == 0) return MLOAD_OK;
+    if (!dst || !src) return MLOAD_ERR_INVALID_ARGUMENT;
+    sbits = mload_dtype_bits(src_t);
+    dbits = mload_dtype_bits(dst_t);
+    if (count > (UINT64_MAX / 64u) || count * sbits / 8u > SIZE_MAX || count * dbits / 8u > SIZE_MAX)
+        return MLOAD_ERR_INVALID_ARGUMENT;
+    if (dst_t == src_t) {
+        if ((count * sbits) % 8u) return MLOAD_ERR_INVALID_ARGUMENT;
+        memcpy(d, s, MLOAD__CAST(size_t, count * sbits / 8u));
+        return MLOAD_OK;
+    }
+    /* F32 / F16 / BF16 -> float: the fast kernels, widening to F32 first */
+    if ((src_t == MLOAD_F32 || src_t == MLOAD_F16 || src_t == MLOAD_BF16) && mload__float_dst(dst_t)) {
+        if (src_t == MLOAD_F32) {
+            mload__from_f32(d, dst_t, s, MLOAD__CAST(size_t, count), flags);
+        } else if (dst_t == MLOAD_F32) {
+            mload__to_f32(d, s, src_t, MLOAD__CAST(size_t, count));
+        } else {
+            uint32_t tmp[MLOAD__BLOCK];
+            while (count) {
+                size_t n = count < MLOAD__BLOCK ? MLOAD__CAST(size_t, count) : MLOAD__BLOCK;
+                mload__to_f32(MLOAD__PCAST(unsigned char *, tmp), s, src_t, n);
+                mload__from_f32(d, dst_t, MLOAD__PCAST(const unsigned char *, tmp), n, flags);
+                s += n * sbits / 8u;
+                d += n * dbits / 8u;
+                count -= n;
+            }
+        }
+        return MLOAD_OK;
+    }
+    /* F64 -> F32: the hardware rounding */
+    if (src_t == MLOAD_F64 && dst_t == MLOAD_F32) {
+        uint64_t i;
+        for (i = 0; i < count; ++i) {
+            double x;
+            float f;
+            memcpy(&x, s + 8 * i, 8);
+            f = MLOAD__CAST(float, x);
+            memcpy(d + 4 * i, &f, 4);
+        }
+        return MLOAD_OK;
+    }
+    /* 8-bit sources: a 256-entry table of destination codes */
+    if (sbits == 8 && count >= 1024) {
+        unsigned char table[256 * 8];
+        unsigned c;
+        size_t db = MLOAD__CAST(size_t, dbits / 8u);
+        for (c = 0; c < 256; ++c) {
+            unsigned char b = MLOAD__CAST(unsigned char, c);
+            mload__convert_slow(table + c * db, dst_t, &b, src_t, 1, flags);
+        }
+        mload__table8(d, s, MLOAD__CAST(size_t, count), table, db);
+        return MLOAD_OK;
+    }
+    mload__convert_slow(d, dst_t, s, src_t, MLOAD__CAST(size_t, count), flags);
+    return MLOAD_OK;
 }
 
 /* ---------------------------------------------------------------- sources */
