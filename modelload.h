@@ -159,7 +159,9 @@ extern "C" {
     X(MLOAD_ERR_BUDGET, "Budget")                                              \
     X(MLOAD_ERR_CANCELLED, "Cancelled")                                        \
     X(MLOAD_ERR_UNSUPPORTED, "Unsupported")                                    \
-    X(MLOAD_ERR_DEVICE, "Device")
+    X(MLOAD_ERR_DEVICE, "Device")                                              \
+    X(MLOAD_ERR_SHAPE_MISMATCH, "ShapeMismatch")                               \
+    X(MLOAD_ERR_BIND_MISMATCH, "BindMismatch")
 
 #define MLOAD__RESULT_ENUM(code, str) code,
 typedef enum mload_result {
@@ -382,6 +384,217 @@ MODELLOAD_API mload_result mload_file_read_bytes(mload_file *f, const mload_tens
                                                  uint64_t byte_begin, uint64_t size,
                                                  void *dst, mload_error *err);
 
+
+/* -------------------------------------------------------------------- map */
+
+/* The map (DiskMap): one lazy name space over many safetensors files. */
+typedef struct mload_map mload_map;
+
+#define MLOAD_DUP_ERROR 0u     /* default: a name in two files is MLOAD_ERR_DUPLICATE_KEY */
+#define MLOAD_DUP_LAST_WINS 1u /* the later file's tensor wins (the original's behaviour) */
+
+typedef struct mload_map_desc {
+    /* each path is a .safetensors file, a folder (every *.safetensors in it,
+       sorted by name) or a *.index.json of a sharded checkpoint; files are
+       ordered as given (this order decides MLOAD_DUP_LAST_WINS) */
+    const char *const *paths;
+    uint32_t path_count;
+    /* user sources, after the paths; the map takes them over and closes
+       them (on failure too) */
+    const mload_source *sources;
+    uint32_t source_count;
+    uint32_t duplicates;    /* MLOAD_DUP_ERROR (0) or MLOAD_DUP_LAST_WINS */
+    uint32_t threads;       /* default worker count of bulk loads; 0 = online CPUs (<= 16) */
+    uint32_t convert_flags; /* MLOAD_CONVERT_* used by every converting read */
+    mload_allocator allocator;
+} mload_map_desc;
+
+/* Opens every file (headers only) and builds the name space. Index checks:
+   shard names must be plain file names (no '/', '\\', "..", absolute or
+   empty), every mapped tensor must be in its shard, every tensor of a shard
+   must be mapped to it, and no tensor may be in two shards
+   (MLOAD_ERR_INVALID_INDEX, naming the tensor or file). The index's
+   metadata.total_size is compared, not trusted: see
+   mload_map_declared_size(). Errors carry err->file_index. */
+MODELLOAD_API mload_result mload_map_open(const mload_map_desc *desc, mload_map **out, mload_error *err);
+/* Closes every file. Views (mload_view) stay valid; buffers from
+   mload_map_read_alloc / load_arena / bind must be freed before. NULL ok. */
+MODELLOAD_API void mload_map_close(mload_map *m);
+
+/* Number of tensors in the name space. */
+MODELLOAD_API uint64_t mload_map_count(const mload_map *m);
+/* Tensor i in name order (bytewise, stable); NULL when i >= count. Its
+   file_index says which file holds it; the pointer lives until close. */
+MODELLOAD_API const mload_tensor *mload_map_at(const mload_map *m, uint64_t i);
+/* Exact-name lookup, O(1); NULL when absent. */
+MODELLOAD_API const mload_tensor *mload_map_find(const mload_map *m, const char *name);
+MODELLOAD_API const mload_tensor *mload_map_find_n(const mload_map *m, const char *name, size_t len);
+/* Tensors whose name starts with prefix form one range of the name order:
+   returns its length and sets *first (to count when none). */
+MODELLOAD_API uint64_t mload_map_prefix(const mload_map *m, const char *prefix, uint64_t *first);
+/* Files of the map, in open order; path is NULL for user sources. */
+MODELLOAD_API uint32_t mload_map_file_count(const mload_map *m);
+MODELLOAD_API const mload_file *mload_map_file(const mload_map *m, uint32_t i);
+MODELLOAD_API const char *mload_map_file_path(const mload_map *m, uint32_t i);
+/* Sum of nbytes of the name space. */
+MODELLOAD_API uint64_t mload_map_data_size(const mload_map *m);
+/* metadata.total_size of the index.json files (summed), or UINT64_MAX when
+   no index gave one. Differing from mload_map_data_size() is not an error
+   (writers disagree on it); a caller may warn. */
+MODELLOAD_API uint64_t mload_map_declared_size(const mload_map *m);
+
+/* Reads tensor t (from this map) into dst, converted to dtype `as`
+   (MLOAD_DTYPE_INVALID = as stored) with the map's convert_flags.
+   dst_size must hold numel elements of `as`. Unsupported pairs give
+   MLOAD_ERR_UNSUPPORTED before anything is read. Uses at most 256 KiB of
+   scratch when converting. Thread-safe: many threads may read one map. */
+MODELLOAD_API mload_result mload_map_read(mload_map *m, const mload_tensor *t, mload_dtype as, void *dst,
+                                          uint64_t dst_size, mload_error *err);
+/* Elements [first, first + count) of the flattened tensor. For sub-byte
+   dtypes (F4, F6_*) the range must start and end on whole bytes. */
+MODELLOAD_API mload_result mload_map_read_range(mload_map *m, const mload_tensor *t, uint64_t first, uint64_t count,
+                                                mload_dtype as, void *dst, uint64_t dst_size, mload_error *err);
+/* Rows [row_begin, row_begin + row_count) of dim 0 (rank >= 1). */
+MODELLOAD_API mload_result mload_map_read_rows(mload_map *m, const mload_tensor *t, uint64_t row_begin,
+                                               uint64_t row_count, mload_dtype as, void *dst, uint64_t dst_size,
+                                               mload_error *err);
+/* Even split of `rows` over `world` ranks: rank r gets rows
+   [*begin, *begin + *count); the first rows % world ranks get one row more
+   (torch.tensor_split's rule). world 0 is treated as 1; rank >= world
+   gets count 0. */
+MODELLOAD_API void mload_split_rows(uint64_t rows, uint32_t rank, uint32_t world, uint64_t *begin, uint64_t *count);
+/* Reads into memory the library allocates with the map's allocator
+   (64-byte aligned). Free it with mload_map_free(m, *out, *out_size). */
+MODELLOAD_API mload_result mload_map_read_alloc(mload_map *m, const mload_tensor *t, mload_dtype as, void **out,
+                                                uint64_t *out_size, mload_error *err);
+/* Frees memory from mload_map_read_alloc, mload_map_load_arena or a
+   binding the library allocated. NULL is ignored. */
+MODELLOAD_API void mload_map_free(mload_map *m, void *p, uint64_t size);
+
+/* A zero-copy, read-only view of a tensor's bytes through mmap (POSIX
+   files opened by path only; MLOAD_ERR_UNSUPPORTED otherwise). Only the
+   tensor's pages are mapped. The view stays valid until
+   mload_view_release(), even after the map is closed; a file truncated
+   while viewed raises SIGBUS on access, so the default read path is pread. */
+typedef struct mload_view {
+    const void *data;
+    uint64_t size;
+    void *map_base; /* private */
+    size_t map_len; /* private */
+} mload_view;
+MODELLOAD_API mload_result mload_map_view(mload_map *m, const mload_tensor *t, mload_view *out, mload_error *err);
+MODELLOAD_API void mload_view_release(mload_view *v);
+
+/* ------------------------------------------------------------- bulk load */
+
+/* One read of a bulk load: elements [first, first + count) of tensor
+   (count 0 = the whole tensor) converted to `as` into dst. */
+typedef struct mload_load_item {
+    const mload_tensor *tensor;
+    mload_dtype as;    /* MLOAD_DTYPE_INVALID = as stored */
+    void *dst;         /* with mload_map_load_arena: set by the call */
+    uint64_t dst_size;
+    uint64_t first, count;
+} mload_load_item;
+
+/* Progress: called after each chunk with the bytes done and the total, from
+   the worker that finished it (calls are serialised). Return nonzero to
+   cancel: the load stops and returns MLOAD_ERR_CANCELLED. */
+typedef int (*mload_progress_fn)(void *user, uint64_t done_bytes, uint64_t total_bytes);
+
+#define MLOAD_LOAD_DIRECT 1u /* O_DIRECT reads through aligned bounce buffers (cold files);
+                                falls back to normal reads where unsupported */
+
+typedef struct mload_load_opts {
+    uint32_t threads;     /* 0 = the map's default; 1 = the calling thread only */
+    uint32_t flags;       /* MLOAD_LOAD_DIRECT */
+    uint64_t chunk_bytes; /* source bytes per request; 0 = 8 MiB */
+    mload_progress_fn progress;
+    void *progress_user;
+} mload_load_opts;
+
+/* Reads n items with worker threads (opts may be NULL). Every item is
+   checked before anything is read. On failure the first error is reported;
+   destinations may be partly written. */
+MODELLOAD_API mload_result mload_map_load(mload_map *m, mload_load_item *items, uint64_t n,
+                                          const mload_load_opts *opts, mload_error *err);
+/* Same, into one allocation: each item's dst/dst_size are set inside it
+   (64-byte aligned). Free it with mload_map_free(m, *arena, *arena_size). */
+MODELLOAD_API mload_result mload_map_load_arena(mload_map *m, mload_load_item *items, uint64_t n,
+                                                const mload_load_opts *opts, void **arena, uint64_t *arena_size,
+                                                mload_error *err);
+
+/* ---------------------------------------------------------------- binding */
+
+/* A tensor a program expects (the C analogue of load_state_dict). */
+typedef struct mload_binding {
+    const char *name;
+    mload_dtype dtype;           /* wanted dtype; MLOAD_DTYPE_INVALID = as stored */
+    uint32_t rank;               /* expected shape (of the slice, with shard_world > 1) ... */
+    const uint64_t *shape;       /* ... NULL = not checked */
+    void *dst;                   /* NULL = allocate (then allocated = 1) */
+    uint64_t dst_size;
+    uint32_t shard_rank, shard_world; /* world > 1: only this rank's rows of dim 0 */
+    /* results */
+    mload_result status;         /* OK, NOT_FOUND, SHAPE_MISMATCH, UNSUPPORTED (dtype), INVALID_ARGUMENT (dst too small) */
+    const mload_tensor *tensor;
+    int allocated;
+} mload_binding;
+
+typedef struct mload_bind_report {
+    uint64_t loaded, missing, mismatched, unexpected;
+    const mload_tensor **unexpected_list; /* optional, caller's array ... */
+    uint64_t unexpected_cap;              /* ... filled with up to cap unexpected tensors (name order) */
+} mload_bind_report;
+
+#define MLOAD_BIND_STRICT 0u  /* any missing, mismatched or unexpected tensor: fail before writing */
+#define MLOAD_BIND_LENIENT 1u /* load what matches, report the rest */
+
+/* Fills every binding through the bulk path. Strict mode returns
+   MLOAD_ERR_BIND_MISMATCH (nothing written, nothing allocated) when the
+   report is not clean; lenient mode loads the matching ones and returns OK.
+   report may be NULL. */
+MODELLOAD_API mload_result mload_map_bind(mload_map *m, mload_binding *b, uint64_t n, uint32_t mode,
+                                          const mload_load_opts *opts, mload_bind_report *report, mload_error *err);
+
+/* The original loader's model fingerprint: MD5 (hex, NUL-terminated) of the
+   sorted, comma-joined list holding, per tensor, "name:d0_d1_..." and
+   "name". Reads no tensor data. */
+MODELLOAD_API mload_result mload_map_fingerprint(const mload_map *m, char out[33], mload_error *err);
+
+/* ----------------------------------------------------------------- writer */
+
+/* One tensor to write: from caller memory (data, in `dtype`) or from a map
+   (src, converted from its stored dtype to `dtype`). */
+typedef struct mload_write_tensor {
+    const char *name;
+    mload_dtype dtype;      /* MLOAD_DTYPE_INVALID = the source's dtype */
+    uint32_t rank;          /* for data: the shape (ignored for src) */
+    const uint64_t *shape;
+    const void *data;
+    mload_map *map;
+    const mload_tensor *src;
+} mload_write_tensor;
+
+typedef struct mload_write_opts {
+    uint64_t shard_bytes;       /* 0 = one file; else shards of at most this many data bytes
+                                   (a larger tensor gets a shard of its own) + an index.json */
+    const mload_kv *metadata;   /* __metadata__ entries (copied into every shard) */
+    uint64_t metadata_count;
+    uint32_t convert_flags;
+    mload_allocator allocator;
+} mload_write_opts;
+
+/* Writes a safetensors file the official library reads: header padded with
+   spaces to a multiple of 8, tensors sorted by element size (largest first)
+   then name, so each is aligned to its element size. With shard_bytes,
+   path "DIR/NAME.safetensors" gives DIR/NAME-00001-of-0000N.safetensors ...
+   and DIR/NAME.safetensors.index.json. Files are written under a temporary
+   name and renamed when complete. MLOAD_ERR_UNSUPPORTED under
+   MODELLOAD_NO_STDIO. */
+MODELLOAD_API mload_result mload_write(const char *path, const mload_write_tensor *tensors, uint64_t n,
+                                       const mload_write_opts *opts, mload_error *err);
+
 #ifdef __cplusplus
 }
 #endif
@@ -421,6 +634,13 @@ MODELLOAD_API mload_result mload_file_read_bytes(mload_file *f, const mload_tens
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
+#include <dirent.h>
+#include <sys/mman.h>
+#include <stdio.h> /* rename */
+#if !defined(MODELLOAD_NO_THREADS)
+#define MLOAD__THREADS 1
+#include <pthread.h>
+#endif
 #if defined(__GLIBC__) && !defined(__USE_UNIX98) && !defined(__USE_XOPEN2K8)
 /* system headers were included before this file without feature macros, so
    unistd.h hid pread: declare glibc's 64-bit-offset entry point ourselves */
@@ -997,8 +1217,15 @@ static void mload__convert_slow(unsigned char *d, mload_dtype dt, const unsigned
             int neg;
             uint64_t mag;
             mload__ld_int(s, st, &neg, &mag);
-            if (mload__is_int(dt)) mload__st_int(d, dt, neg, mag);
-            else mload__st_float(d, dt, mload__int_to_double(neg, mag), flags);
+            if (mload__is_int(dt)) {
+                mload__st_int(d, dt, neg, mag);
+            } else if (dt == MLOAD_F64) { /* one rounding, by the hardware */
+                double v = MLOAD__CAST(double, mag);
+                if (neg) v = -v;
+                memcpy(d, &v, 8);
+            } else {
+                mload__st_float(d, dt, mload__int_to_double(neg, mag), flags);
+            }
         } else {
             double x = mload__ld_float(s, st);
             if (dt == MLOAD_BOOL) {
@@ -2376,6 +2603,1692 @@ MODELLOAD_API mload_result mload_file_read(mload_file *f, const mload_tensor *t,
         return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, t->name, t->name_len,
                            "tensor '%s' needs %U bytes, buffer has %U", t->name, t->nbytes, dst_size);
     return mload_file_read_bytes(f, t, 0, t ? t->nbytes : 0, dst, err);
+}
+
+/* -------------------------------------------------------------------- map */
+
+struct mload_map {
+    mload_allocator alloc;
+    mload_file **files;
+    char **paths;          /* NUL-terminated copies; NULL for user sources */
+    uint32_t nfiles, files_cap;
+    mload_tensor *tensors; /* name order */
+    size_t count;
+    mload__index index;
+    uint64_t data_size, declared;
+    uint32_t threads, convert_flags, dup_policy;
+};
+
+static char *mload__strndup(const mload_allocator *a, const char *s, size_t n) {
+    char *p = MLOAD__CAST(char *, mload__malloc(a, n + 1, 1));
+    if (!p) return NULL;
+    if (n) memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+static void mload__strfree(const mload_allocator *a, char *p) {
+    if (p) mload__free(a, p, strlen(p) + 1, 1);
+}
+
+#if defined(MLOAD__POSIX)
+static int mload__ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && memcmp(s + n - k, suffix, k) == 0;
+}
+#endif
+
+static int mload__name_cmp(const char *a, size_t al, const char *b, size_t bl) {
+    int c = memcmp(a, b, al < bl ? al : bl);
+    if (c) return c;
+    return al < bl ? -1 : (al > bl ? 1 : 0);
+}
+
+static mload_result mload__map_fail_file(mload_error *err, uint32_t file_index, mload_result r) {
+    if (err && r != MLOAD_OK) err->file_index = file_index;
+    return r;
+}
+
+/* Adds an opened file (and its path copy, may be NULL) to the map. */
+static mload_result mload__map_push(mload_map *m, mload_file *f, const char *path, mload_error *err) {
+    char *pc = NULL;
+    if (m->nfiles == m->files_cap) {
+        size_t cap = m->files_cap, cap2 = m->files_cap;
+        void *p1, *p2;
+        if (m->nfiles >= 0x7FFFFFFFu) { mload_file_close(f); return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "too many files"); }
+        p1 = mload__grow(&m->alloc, m->files, &cap, m->nfiles + 1u, sizeof(mload_file *));
+        if (p1) m->files = MLOAD__CAST(mload_file **, p1);
+        p2 = p1 ? mload__grow(&m->alloc, m->paths, &cap2, m->nfiles + 1u, sizeof(char *)) : NULL;
+        if (p2) m->paths = MLOAD__CAST(char **, p2);
+        if (!p1 || !p2) { mload_file_close(f); return mload__oom(err); }
+        m->files_cap = MLOAD__CAST(uint32_t, cap);
+    }
+    if (path && !(pc = mload__strndup(&m->alloc, path, strlen(path)))) { mload_file_close(f); return mload__oom(err); }
+    m->files[m->nfiles] = f;
+    m->paths[m->nfiles] = pc;
+    m->nfiles++;
+    return MLOAD_OK;
+}
+
+static mload_result mload__map_add_path(mload_map *m, const char *path, mload_error *err) {
+    mload_file_desc d;
+    mload_file *f = NULL;
+    mload_result r;
+    memset(&d, 0, sizeof d);
+    d.path = path;
+    d.allocator = m->alloc;
+    if ((r = mload_file_open(&d, &f, err)) != MLOAD_OK) return mload__map_fail_file(err, m->nfiles, r);
+    return mload__map_push(m, f, path, err);
+}
+
+#if defined(MLOAD__POSIX)
+/* Joins dir (up to its last '/', or nothing) and name into an allocation. */
+static char *mload__path_join(const mload_allocator *a, const char *dir, size_t dir_len, const char *name, size_t name_len) {
+    char *p = MLOAD__CAST(char *, mload__malloc(a, dir_len + name_len + 2, 1));
+    if (!p) return NULL;
+    memcpy(p, dir, dir_len);
+    if (dir_len && dir[dir_len - 1] != '/') p[dir_len++] = '/';
+    memcpy(p + dir_len, name, name_len);
+    p[dir_len + name_len] = '\0';
+    return p;
+}
+
+static int mload__str_ptr_cmp(const void *x, const void *y) {
+    return strcmp(*MLOAD__CAST(char *const *, x), *MLOAD__CAST(char *const *, y));
+}
+
+/* Every regular *.safetensors file of a folder, sorted by name. */
+static mload_result mload__map_add_folder(mload_map *m, const char *dir, mload_error *err) {
+    DIR *dh = opendir(dir);
+    struct dirent *de;
+    char **names = NULL;
+    size_t n = 0, cap = 0, i, dl = strlen(dir);
+    mload_result r = MLOAD_OK;
+    if (!dh) return mload__fail(err, MLOAD_ERR_CANNOT_OPEN, MLOAD_NO_OFFSET, NULL, 0, "cannot open folder '%s'", dir);
+    while ((de = readdir(dh)) != NULL) {
+        size_t nl = strlen(de->d_name);
+        char *full;
+        struct stat st;
+        void *np;
+        if (nl <= 12 || !mload__ends_with(de->d_name, ".safetensors")) continue;
+        full = mload__path_join(&m->alloc, dir, dl, de->d_name, nl);
+        if (!full) { r = mload__oom(err); break; }
+        if (stat(full, &st) != 0 || !S_ISREG(st.st_mode)) { mload__strfree(&m->alloc, full); continue; }
+        np = mload__grow(&m->alloc, names, &cap, n + 1, sizeof(char *));
+        if (!np) { mload__strfree(&m->alloc, full); r = mload__oom(err); break; }
+        names = MLOAD__CAST(char **, np);
+        names[n++] = full;
+    }
+    closedir(dh);
+    if (r == MLOAD_OK && n == 0)
+        r = mload__fail(err, MLOAD_ERR_NOT_FOUND, MLOAD_NO_OFFSET, NULL, 0, "folder '%s' has no .safetensors file", dir);
+    if (r == MLOAD_OK) qsort(names, n, sizeof(char *), mload__str_ptr_cmp);
+    for (i = 0; i < n; ++i) {
+        if (r == MLOAD_OK) r = mload__map_add_path(m, names[i], err);
+        mload__strfree(&m->alloc, names[i]);
+    }
+    mload__free(&m->alloc, names, cap * sizeof(char *), sizeof(void *));
+    return r;
+}
+
+/* one weight_map entry */
+typedef struct mload__wm { const char *name; size_t name_len; const char *file; size_t file_len; uint32_t shard; } mload__wm;
+
+static int mload__wm_file_cmp(const void *x, const void *y) {
+    const mload__wm *a = MLOAD__CAST(const mload__wm *, x), *b = MLOAD__CAST(const mload__wm *, y);
+    return mload__name_cmp(a->file, a->file_len, b->file, b->file_len);
+}
+
+static mload_result mload__index_fail(mload_error *err, const char *name, size_t name_len, const char *fmt, const char *a1,
+                                      const char *a2) {
+    return mload__fail(err, MLOAD_ERR_INVALID_INDEX, MLOAD_NO_OFFSET, name, name_len, fmt, a1, a2);
+}
+
+/* A sharded checkpoint's index: {"metadata": {"total_size": N, ...},
+   "weight_map": {"tensor": "shard file", ...}, ...} */
+static mload_result mload__map_add_index(mload_map *m, const char *path, mload_error *err) {
+    const mload_allocator *a = &m->alloc;
+    mload_source src;
+    uint64_t size = 0, total = 0;
+    char *buf = NULL;
+    mload__wm *wm = NULL, *byfile = NULL;
+    size_t nwm = 0, wm_cap = 0, i, dir_len = 0, dup;
+    mload__index ix;
+    mload__json j;
+    mload_result r;
+    int have_total = 0, have_wm = 0;
+    memset(&ix, 0, sizeof ix);
+    if ((r = mload_source_path(path, a, &src, err)) != MLOAD_OK) return r;
+    if (src.size(src.user, &size) != MLOAD_OK || size > MLOAD__MAX_HEADER) {
+        mload_source_close(&src);
+        return mload__fail(err, MLOAD_ERR_INVALID_INDEX, MLOAD_NO_OFFSET, NULL, 0, "index '%s' is unreadable or larger than 100000000 bytes", path);
+    }
+    buf = MLOAD__CAST(char *, mload__malloc(a, MLOAD__CAST(size_t, size) + 1 + MLOAD__PAD, 1));
+    if (!buf) { mload_source_close(&src); return mload__oom(err); }
+    memset(buf + size, 0, 1 + MLOAD__PAD);
+    r = size ? src.read_at(src.user, 0, buf, MLOAD__CAST(size_t, size)) : MLOAD_OK;
+    mload_source_close(&src);
+    if (r != MLOAD_OK) { r = mload__fail(err, MLOAD_ERR_IO, 0, NULL, 0, "cannot read index '%s'", path); goto done; }
+
+    j.base = buf;
+    j.p = buf;
+    j.end = buf + size;
+    j.err = err;
+    mload__json_ws(&j);
+    if (*j.p != '{') { r = mload__json_fail(&j, "the index must be a JSON object"); goto json_done; }
+    ++j.p;
+    mload__json_ws(&j);
+    if (*j.p == '}') ++j.p;
+    else for (;;) {
+        const char *k;
+        size_t kl;
+        mload__json_ws(&j);
+        if ((r = mload__json_string(&j, &k, &kl)) != MLOAD_OK) goto json_done;
+        mload__json_ws(&j);
+        if (*j.p != ':') { r = mload__json_fail(&j, "expected ':'"); goto json_done; }
+        ++j.p;
+        mload__json_ws(&j);
+        if (kl == 8 && memcmp(k, "metadata", 8) == 0 && *j.p == '{') {
+            ++j.p;
+            mload__json_ws(&j);
+            if (*j.p == '}') ++j.p;
+            else for (;;) {
+                const char *mk;
+                size_t mkl;
+                mload__json_ws(&j);
+                if ((r = mload__json_string(&j, &mk, &mkl)) != MLOAD_OK) goto json_done;
+                mload__json_ws(&j);
+                if (*j.p != ':') { r = mload__json_fail(&j, "expected ':'"); goto json_done; }
+                ++j.p;
+                mload__json_ws(&j);
+                if (mkl == 10 && memcmp(mk, "total_size", 10) == 0 && *j.p >= '0' && *j.p <= '9') {
+                    char *save = j.p;
+                    if (mload__json_u64(&j, &total) == MLOAD_OK) have_total = 1;
+                    else { j.p = save; if ((r = mload__json_skip(&j, 2)) != MLOAD_OK) goto json_done; } /* advisory */
+                } else if ((r = mload__json_skip(&j, 2)) != MLOAD_OK) {
+                    goto json_done;
+                }
+                mload__json_ws(&j);
+                if (*j.p == ',') { ++j.p; continue; }
+                if (*j.p == '}') { ++j.p; break; }
+                r = mload__json_fail(&j, "expected ',' or '}'");
+                goto json_done;
+            }
+        } else if (kl == 10 && memcmp(k, "weight_map", 10) == 0) {
+            if (have_wm) { r = mload__json_fail(&j, "weight_map given twice"); goto json_done; }
+            have_wm = 1;
+            if (*j.p != '{') { r = mload__json_fail(&j, "weight_map must be an object of strings"); goto json_done; }
+            ++j.p;
+            mload__json_ws(&j);
+            if (*j.p == '}') ++j.p;
+            else for (;;) {
+                mload__wm e;
+                void *np;
+                memset(&e, 0, sizeof e);
+                mload__json_ws(&j);
+                if ((r = mload__json_string(&j, &e.name, &e.name_len)) != MLOAD_OK) goto json_done;
+                mload__json_ws(&j);
+                if (*j.p != ':') { r = mload__json_fail(&j, "expected ':'"); goto json_done; }
+                ++j.p;
+                mload__json_ws(&j);
+                if (*j.p != '"') { r = mload__json_fail(&j, "weight_map values must be file names"); goto json_done; }
+                if ((r = mload__json_string(&j, &e.file, &e.file_len)) != MLOAD_OK) goto json_done;
+                np = mload__grow(a, wm, &wm_cap, nwm + 1, sizeof(mload__wm));
+                if (!np) { r = mload__oom(err); goto done; }
+                wm = MLOAD__CAST(mload__wm *, np);
+                wm[nwm++] = e;
+                mload__json_ws(&j);
+                if (*j.p == ',') { ++j.p; continue; }
+                if (*j.p == '}') { ++j.p; break; }
+                r = mload__json_fail(&j, "expected ',' or '}'");
+                goto json_done;
+            }
+        } else if ((r = mload__json_skip(&j, 1)) != MLOAD_OK) {
+            goto json_done;
+        }
+        mload__json_ws(&j);
+        if (*j.p == ',') { ++j.p; continue; }
+        if (*j.p == '}') { ++j.p; break; }
+        r = mload__json_fail(&j, "expected ',' or '}'");
+        goto json_done;
+    }
+    mload__json_ws(&j);
+    if (j.p != j.end) r = mload__json_fail(&j, "trailing characters after the index object");
+json_done:
+    if (r != MLOAD_OK) {
+        if (err && r != MLOAD_ERR_OUT_OF_MEMORY) {
+            err->code = MLOAD_ERR_INVALID_INDEX;
+            r = MLOAD_ERR_INVALID_INDEX;
+        }
+        goto done;
+    }
+    if (!have_wm) { r = mload__fail(err, MLOAD_ERR_INVALID_INDEX, MLOAD_NO_OFFSET, NULL, 0, "index '%s' has no weight_map", path); goto done; }
+    if (have_total) m->declared = (m->declared == UINT64_MAX ? 0 : m->declared) + total;
+
+    /* plain shard names only; no tensor mapped twice */
+    for (i = 0; i < nwm; ++i) {
+        const char *fn = wm[i].file;
+        size_t fl = wm[i].file_len;
+        if (fl == 0 || memchr(fn, '/', fl) || memchr(fn, '\\', fl) || memchr(fn, '\0', fl) ||
+            (fl == 1 && fn[0] == '.') || (fl == 2 && fn[0] == '.' && fn[1] == '.')) {
+            r = mload__index_fail(err, wm[i].name, wm[i].name_len, "shard name '%s' of tensor '%s' is not a plain file name",
+                                  fn, wm[i].name);
+            goto done;
+        }
+    }
+    ix.seed = 0x9E3779B97F4A7C15ull ^ MLOAD__CAST(uint64_t, nwm);
+    if (!mload__index_build(a, &ix, wm, sizeof(mload__wm), nwm, NULL, 0, &dup)) { r = mload__oom(err); goto done; }
+    if (dup != SIZE_MAX) {
+        r = mload__index_fail(err, wm[dup].name, wm[dup].name_len, "tensor '%s' is mapped twice in '%s'", wm[dup].name, path);
+        goto done;
+    }
+    /* open each distinct shard once, in file-name order */
+    byfile = MLOAD__CAST(mload__wm *, mload__malloc(a, (nwm + 1) * sizeof(mload__wm), sizeof(void *)));
+    if (!byfile) { r = mload__oom(err); goto done; }
+    if (nwm) memcpy(byfile, wm, nwm * sizeof(mload__wm));
+    qsort(byfile, nwm, sizeof(mload__wm), mload__wm_file_cmp);
+    {
+        const char *slash = strrchr(path, '/');
+        dir_len = slash ? MLOAD__CAST(size_t, slash - path) + 1 : 0;
+    }
+    for (i = 0; i < nwm;) { /* open the shards */
+        size_t k = i;
+        char *full;
+        while (k < nwm && mload__name_cmp(byfile[k].file, byfile[k].file_len, byfile[i].file, byfile[i].file_len) == 0) ++k;
+        full = mload__path_join(a, path, dir_len, byfile[i].file, byfile[i].file_len);
+        if (!full) { r = mload__oom(err); goto done; }
+        r = mload__map_add_path(m, full, err);
+        mload__strfree(a, full);
+        if (r != MLOAD_OK) goto done;
+        for (; i < k; ++i) byfile[i].shard = m->nfiles - 1;
+    }
+    for (i = 0; i < nwm; ++i) { /* every mapped tensor is in its shard ... */
+        if (!mload_file_find_n(m->files[byfile[i].shard], byfile[i].name, byfile[i].name_len)) {
+            r = mload__index_fail(err, byfile[i].name, byfile[i].name_len, "tensor '%s' is mapped to shard '%s' but is not in it",
+                                  byfile[i].name, byfile[i].file);
+            if (err) err->file_index = byfile[i].shard;
+            goto done;
+        }
+    }
+    for (i = 0; i < nwm;) { /* ... and every tensor of a shard is mapped to it */
+        size_t k = i;
+        uint32_t s = byfile[i].shard;
+        mload_file *f = m->files[s];
+        uint64_t t;
+        while (k < nwm && byfile[k].shard == s) ++k;
+        if (mload_file_count(f) != k - i) {
+            for (t = 0; t < mload_file_count(f); ++t) {
+                const mload_tensor *ft = mload_file_tensor(f, t);
+                const mload__wm *e = MLOAD__CAST(const mload__wm *, mload__index_find(&ix, wm, sizeof(mload__wm), ft->name, ft->name_len));
+                if (!e) {
+                    r = mload__index_fail(err, ft->name, ft->name_len, "tensor '%s' of shard '%s' is not in the weight_map",
+                                          ft->name, byfile[i].file);
+                    if (err) err->file_index = s;
+                    goto done;
+                }
+                if (mload__name_cmp(e->file, e->file_len, byfile[i].file, byfile[i].file_len) != 0) {
+                    r = mload__fail(err, MLOAD_ERR_INVALID_INDEX, MLOAD_NO_OFFSET, ft->name, ft->name_len,
+                                    "tensor '%s' is in two shards: '%s' and '%s'", ft->name, byfile[i].file, e->file);
+                    if (err) err->file_index = s;
+                    goto done;
+                }
+            }
+        }
+        i = k;
+    }
+done:
+    mload__free(a, ix.slots, ix.slots ? (ix.mask + 1) * sizeof(uint64_t) : 0, sizeof(uint64_t));
+    mload__free(a, byfile, (nwm + 1) * sizeof(mload__wm), sizeof(void *));
+    mload__free(a, wm, wm_cap * sizeof(mload__wm), sizeof(void *));
+    mload__free(a, buf, MLOAD__CAST(size_t, size) + 1 + MLOAD__PAD, 1);
+    return r;
+}
+#endif /* MLOAD__POSIX */
+
+static mload_result mload__map_add_any(mload_map *m, const char *path, mload_error *err) {
+#if defined(MLOAD__POSIX)
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) return mload__map_add_folder(m, path, err);
+    if (mload__ends_with(path, ".json")) return mload__map_add_index(m, path, err);
+#endif
+    return mload__map_add_path(m, path, err);
+}
+
+/* name-order sort record */
+typedef struct mload__mref { const char *name; size_t name_len; uint32_t file; size_t idx; } mload__mref;
+
+static int mload__mref_cmp(const void *x, const void *y) {
+    const mload__mref *a = MLOAD__CAST(const mload__mref *, x), *b = MLOAD__CAST(const mload__mref *, y);
+    int c = mload__name_cmp(a->name, a->name_len, b->name, b->name_len);
+    if (c) return c;
+    return a->file < b->file ? -1 : (a->file > b->file ? 1 : 0);
+}
+
+static void mload__map_free(mload_map *m) {
+    mload_allocator a = m->alloc;
+    uint32_t i;
+    for (i = 0; i < m->nfiles; ++i) {
+        mload_file_close(m->files[i]);
+        mload__strfree(&a, m->paths[i]);
+    }
+    mload__free(&a, m->files, m->files_cap * sizeof(mload_file *), sizeof(void *));
+    mload__free(&a, m->paths, m->files_cap * sizeof(char *), sizeof(void *));
+    mload__free(&a, m->tensors, (m->count + 1) * sizeof(mload_tensor), sizeof(void *));
+    mload__free(&a, m->index.slots, m->index.slots ? (m->index.mask + 1) * sizeof(uint64_t) : 0, sizeof(uint64_t));
+    mload__free(&a, m, sizeof(*m), sizeof(void *));
+}
+
+static mload_result mload__map_build(mload_map *m, mload_error *err) {
+    const mload_allocator *a = &m->alloc;
+    mload__mref *refs;
+    size_t total = 0, i, k, dup;
+    uint32_t fi;
+    for (fi = 0; fi < m->nfiles; ++fi) total += m->files[fi]->count;
+    refs = MLOAD__CAST(mload__mref *, mload__malloc(a, (total + 1) * sizeof(mload__mref), sizeof(void *)));
+    if (!refs) return mload__oom(err);
+    for (fi = 0, k = 0; fi < m->nfiles; ++fi) {
+        for (i = 0; i < m->files[fi]->count; ++i, ++k) {
+            refs[k].name = m->files[fi]->tensors[i].name;
+            refs[k].name_len = m->files[fi]->tensors[i].name_len;
+            refs[k].file = fi;
+            refs[k].idx = i;
+        }
+    }
+    qsort(refs, total, sizeof(mload__mref), mload__mref_cmp);
+    /* duplicates across files: refused, or the last file wins */
+    for (i = 1, k = 0; i <= total; ++i) {
+        if (i < total && mload__name_cmp(refs[i].name, refs[i].name_len, refs[k].name, refs[k].name_len) == 0) {
+            if (m->dup_policy != MLOAD_DUP_LAST_WINS) {
+                mload_result r = mload__fail(err, MLOAD_ERR_DUPLICATE_KEY, MLOAD_NO_OFFSET, refs[i].name, refs[i].name_len,
+                                             "tensor '%s' is in two files (%s and %s)", refs[i].name,
+                                             m->paths[refs[k].file] ? m->paths[refs[k].file] : "a source",
+                                             m->paths[refs[i].file] ? m->paths[refs[i].file] : "a source");
+                if (err) err->file_index = refs[i].file;
+                mload__free(a, refs, (total + 1) * sizeof(mload__mref), sizeof(void *));
+                return r;
+            }
+            refs[k] = refs[i]; /* later file replaces */
+            continue;
+        }
+        if (i < total) refs[++k] = refs[i];
+    }
+    m->count = total ? k + 1 : 0;
+    m->tensors = MLOAD__CAST(mload_tensor *, mload__malloc(a, (m->count + 1) * sizeof(mload_tensor), sizeof(void *)));
+    if (!m->tensors) {
+        mload__free(a, refs, (total + 1) * sizeof(mload__mref), sizeof(void *));
+        return mload__oom(err);
+    }
+    m->data_size = 0;
+    for (i = 0; i < m->count; ++i) {
+        m->tensors[i] = m->files[refs[i].file]->tensors[refs[i].idx];
+        m->tensors[i].file_index = refs[i].file;
+        m->data_size += m->tensors[i].nbytes;
+    }
+    mload__free(a, refs, (total + 1) * sizeof(mload__mref), sizeof(void *));
+    m->index.seed = mload__hash(0x13198A2E03707344ull, MLOAD__PCAST(const char *, &m), sizeof(m));
+    if (!mload__index_build(a, &m->index, m->tensors, sizeof(mload_tensor), m->count, NULL, 0, &dup)) return mload__oom(err);
+    return MLOAD_OK;
+}
+
+MODELLOAD_API mload_result mload_map_open(const mload_map_desc *desc, mload_map **out, mload_error *err) {
+    mload_map *m;
+    mload_result r = MLOAD_OK;
+    uint32_t i;
+    if (out) *out = NULL;
+    if (!desc || !out || (desc->path_count && !desc->paths) || (desc->source_count && !desc->sources) ||
+        !mload__allocator_ok(&desc->allocator) || desc->path_count + (uint64_t)desc->source_count == 0 ||
+        desc->duplicates > MLOAD_DUP_LAST_WINS) {
+        if (desc && desc->sources)
+            for (i = 0; i < desc->source_count; ++i) { mload_source s = desc->sources[i]; mload_source_close(&s); }
+        return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0,
+                           "map: give at least one path or source, valid duplicates policy and allocator");
+    }
+    m = MLOAD__CAST(mload_map *, mload__malloc(&desc->allocator, sizeof(mload_map), sizeof(void *)));
+    if (!m) {
+        for (i = 0; i < desc->source_count; ++i) { mload_source s = desc->sources[i]; mload_source_close(&s); }
+        return mload__oom(err);
+    }
+    memset(m, 0, sizeof(*m));
+    m->alloc = desc->allocator;
+    m->declared = UINT64_MAX;
+    m->dup_policy = desc->duplicates;
+    m->convert_flags = desc->convert_flags;
+    m->threads = desc->threads;
+    for (i = 0; i < desc->path_count && r == MLOAD_OK; ++i) {
+        if (!desc->paths[i]) r = mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "NULL path");
+        else r = mload__map_add_any(m, desc->paths[i], err);
+    }
+    for (i = 0; i < desc->source_count; ++i) {
+        if (r == MLOAD_OK) {
+            mload_file_desc d;
+            mload_file *f = NULL;
+            memset(&d, 0, sizeof d);
+            d.source = &desc->sources[i];
+            d.allocator = m->alloc;
+            r = mload_file_open(&d, &f, err); /* closes the source on failure */
+            if (r == MLOAD_OK) r = mload__map_push(m, f, NULL, err);
+            else mload__map_fail_file(err, m->nfiles, r);
+        } else {
+            mload_source s = desc->sources[i];
+            mload_source_close(&s);
+        }
+    }
+    if (r == MLOAD_OK) r = mload__map_build(m, err);
+    if (r != MLOAD_OK) {
+        mload__map_free(m);
+        return r;
+    }
+    *out = m;
+    return MLOAD_OK;
+}
+
+MODELLOAD_API void mload_map_close(mload_map *m) {
+    if (m) mload__map_free(m);
+}
+
+MODELLOAD_API uint64_t mload_map_count(const mload_map *m) { return m ? m->count : 0; }
+MODELLOAD_API const mload_tensor *mload_map_at(const mload_map *m, uint64_t i) {
+    return (m && i < m->count) ? &m->tensors[i] : NULL;
+}
+MODELLOAD_API const mload_tensor *mload_map_find_n(const mload_map *m, const char *name, size_t len) {
+    if (!m) return NULL;
+    return MLOAD__CAST(const mload_tensor *, mload__index_find(&m->index, m->tensors, sizeof(mload_tensor), name, len));
+}
+MODELLOAD_API const mload_tensor *mload_map_find(const mload_map *m, const char *name) {
+    return name ? mload_map_find_n(m, name, strlen(name)) : NULL;
+}
+MODELLOAD_API uint64_t mload_map_prefix(const mload_map *m, const char *prefix, uint64_t *first) {
+    size_t lo = 0, hi, pl, start;
+    if (!m || !prefix) { if (first) *first = m ? m->count : 0; return 0; }
+    pl = strlen(prefix);
+    hi = m->count;
+    while (lo < hi) { /* first name >= prefix */
+        size_t mid = lo + (hi - lo) / 2;
+        if (mload__name_cmp(m->tensors[mid].name, m->tensors[mid].name_len, prefix, pl) < 0) lo = mid + 1;
+        else hi = mid;
+    }
+    start = lo;
+    hi = m->count;
+    while (lo < hi) { /* first name not starting with prefix */
+        size_t mid = lo + (hi - lo) / 2;
+        const mload_tensor *t = &m->tensors[mid];
+        if (t->name_len >= pl && memcmp(t->name, prefix, pl) == 0) lo = mid + 1;
+        else hi = mid;
+    }
+    if (first) *first = lo > start ? start : m->count;
+    return lo - start;
+}
+MODELLOAD_API uint32_t mload_map_file_count(const mload_map *m) { return m ? m->nfiles : 0; }
+MODELLOAD_API const mload_file *mload_map_file(const mload_map *m, uint32_t i) {
+    return (m && i < m->nfiles) ? m->files[i] : NULL;
+}
+MODELLOAD_API const char *mload_map_file_path(const mload_map *m, uint32_t i) {
+    return (m && i < m->nfiles) ? m->paths[i] : NULL;
+}
+MODELLOAD_API uint64_t mload_map_data_size(const mload_map *m) { return m ? m->data_size : 0; }
+MODELLOAD_API uint64_t mload_map_declared_size(const mload_map *m) { return m ? m->declared : UINT64_MAX; }
+
+/* ---- reads ---- */
+
+static int mload__map_owns(const mload_map *m, const mload_tensor *t) {
+    uintptr_t b = MLOAD__PCAST(uintptr_t, m->tensors), p = MLOAD__PCAST(uintptr_t, t);
+    return m->count && p >= b && p < b + m->count * sizeof(mload_tensor) && (p - b) % sizeof(mload_tensor) == 0;
+}
+
+/* raw bytes of a map tensor from its file */
+static mload_result mload__map_pread(mload_map *m, const mload_tensor *t, uint64_t byte_off, void *dst, uint64_t size,
+                                     mload_error *err) {
+    mload_file *f = m->files[t->file_index];
+    unsigned char *d = MLOAD__CAST(unsigned char *, dst);
+    while (size) {
+        size_t n = size > (MLOAD__CAST(uint64_t, 1) << 30) ? MLOAD__CAST(size_t, 1) << 30 : MLOAD__CAST(size_t, size);
+        if (f->src.read_at(f->src.user, t->offset + byte_off, d, n) != MLOAD_OK) {
+            mload__fail(err, MLOAD_ERR_IO, t->offset + byte_off, t->name, t->name_len,
+                        "tensor '%s': reading %U bytes failed (short read: the file may have shrunk)", t->name, MLOAD__CAST(uint64_t, n));
+            if (err) err->file_index = t->file_index;
+            return MLOAD_ERR_IO;
+        }
+        d += n;
+        byte_off += n;
+        size -= n;
+    }
+    return MLOAD_OK;
+}
+
+/* Checks a read of elements [first, first + count) of t as `as` into
+   dst_size bytes; sets the resolved dtype and the byte sizes. */
+static mload_result mload__map_check(const mload_map *m, const mload_tensor *t, uint64_t first, uint64_t count,
+                                     mload_dtype *as, uint64_t dst_size, const void *dst, uint64_t *src_bytes,
+                                     uint64_t *dst_bytes, mload_error *err) {
+    uint64_t sb, db;
+    if (!m || !t || !mload__map_owns(m, t))
+        return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "NULL map or a tensor of another map");
+    if (*as == MLOAD_DTYPE_INVALID) *as = t->dtype;
+    if (!mload__dtype_valid(*as))
+        return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, t->name, t->name_len, "invalid dtype");
+    if (!mload_convert_supported(*as, t->dtype))
+        return mload__fail(err, MLOAD_ERR_UNSUPPORTED, MLOAD_NO_OFFSET, t->name, t->name_len,
+                           "tensor '%s': no conversion from %s to %s", t->name, mload__dtypes[t->dtype].name,
+                           mload__dtypes[*as].name);
+    if (first > t->numel || count > t->numel - first)
+        return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, t->name, t->name_len,
+                           "tensor '%s': elements [%U, +%U) are outside its %U", t->name, first, count, t->numel);
+    sb = mload__dtypes[t->dtype].bits;
+    db = mload__dtypes[*as].bits;
+    /* numel * bits fits in 64 bits (checked at open), so these cannot overflow */
+    if ((first * sb) % 8u || (count * sb) % 8u || (count * db) % 8u)
+        return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, t->name, t->name_len,
+                           "tensor '%s': a range of a sub-byte dtype must start and end on whole bytes", t->name);
+    *src_bytes = count * sb / 8u;
+    *dst_bytes = db <= sb ? count * db / 8u : count * (db / 8u);
+    if (db > sb && count && *dst_bytes / count != db / 8u)
+        return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, t->name, t->name_len, "size overflow");
+    if (dst_size < *dst_bytes || (!dst && *dst_bytes))
+        return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, t->name, t->name_len,
+                           "tensor '%s': needs %U bytes as %s, the buffer has %U", t->name, *dst_bytes,
+                           mload__dtypes[*as].name, dst_size);
+    if (*dst_bytes > SIZE_MAX || *src_bytes > SIZE_MAX)
+        return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, t->name, t->name_len, "range too large for this platform");
+    return MLOAD_OK;
+}
+
+/* elements [first, first + count) of t (checked) into dst as `as`, through
+   scratch when converting */
+static mload_result mload__map_read_elems(mload_map *m, const mload_tensor *t, uint64_t first, uint64_t count, mload_dtype as,
+                                          unsigned char *dst, unsigned char *scratch, size_t scratch_size, mload_error *err) {
+    uint64_t sb = mload__dtypes[t->dtype].bits, db = mload__dtypes[as].bits, per;
+    if (as == t->dtype) return mload__map_pread(m, t, first * sb / 8u, dst, count * sb / 8u, err);
+    per = scratch_size / (sb / 8u); /* converting dtypes are whole bytes */
+    while (count) {
+        uint64_t n = count < per ? count : per;
+        mload_result r = mload__map_pread(m, t, first * (sb / 8u), scratch, n * (sb / 8u), err);
+        if (r != MLOAD_OK) return r;
+        mload_convert(dst, as, scratch, t->dtype, n, m->convert_flags);
+        dst += n * (db / 8u);
+        first += n;
+        count -= n;
+    }
+    return MLOAD_OK;
+}
+
+#define MLOAD__SCRATCH (256u * 1024u)
+
+MODELLOAD_API mload_result mload_map_read_range(mload_map *m, const mload_tensor *t, uint64_t first, uint64_t count,
+                                                mload_dtype as, void *dst, uint64_t dst_size, mload_error *err) {
+    uint64_t sbytes, dbytes;
+    unsigned char stack[4096], *scratch = stack;
+    size_t ss = sizeof stack;
+    mload_result r = mload__map_check(m, t, first, count, &as, dst_size, dst, &sbytes, &dbytes, err);
+    if (r != MLOAD_OK || count == 0) return r;
+    if (as != t->dtype && sbytes > sizeof stack) {
+        ss = sbytes < MLOAD__SCRATCH ? MLOAD__CAST(size_t, sbytes) : MLOAD__SCRATCH;
+        scratch = MLOAD__CAST(unsigned char *, mload__malloc(&m->alloc, ss, 64));
+        if (!scratch) return mload__oom(err);
+    }
+    r = mload__map_read_elems(m, t, first, count, as, MLOAD__CAST(unsigned char *, dst), scratch, ss, err);
+    if (scratch != stack) mload__free(&m->alloc, scratch, ss, 64);
+    return r;
+}
+
+MODELLOAD_API mload_result mload_map_read(mload_map *m, const mload_tensor *t, mload_dtype as, void *dst,
+                                          uint64_t dst_size, mload_error *err) {
+    return mload_map_read_range(m, t, 0, t ? t->numel : 0, as, dst, dst_size, err);
+}
+
+MODELLOAD_API mload_result mload_map_read_rows(mload_map *m, const mload_tensor *t, uint64_t row_begin,
+                                               uint64_t row_count, mload_dtype as, void *dst, uint64_t dst_size,
+                                               mload_error *err) {
+    uint64_t per_row;
+    if (!t || t->rank == 0)
+        return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, t ? t->name : NULL, t ? t->name_len : 0,
+                           "row reads need a tensor of rank >= 1");
+    if (row_begin > t->shape[0] || row_count > t->shape[0] - row_begin)
+        return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, t->name, t->name_len,
+                           "tensor '%s': rows [%U, +%U) are outside its %U", t->name, row_begin, row_count, t->shape[0]);
+    per_row = t->shape[0] ? t->numel / t->shape[0] : 0;
+    return mload_map_read_range(m, t, row_begin * per_row, row_count * per_row, as, dst, dst_size, err);
+}
+
+MODELLOAD_API void mload_split_rows(uint64_t rows, uint32_t rank, uint32_t world, uint64_t *begin, uint64_t *count) {
+    uint64_t base, rem, b, c;
+    if (world == 0) world = 1;
+    base = rows / world;
+    rem = rows % world;
+    if (rank >= world) { b = rows; c = 0; }
+    else {
+        c = base + (rank < rem ? 1u : 0u);
+        b = MLOAD__CAST(uint64_t, rank) * base + (rank < rem ? rank : rem);
+    }
+    if (begin) *begin = b;
+    if (count) *count = c;
+}
+
+MODELLOAD_API mload_result mload_map_read_alloc(mload_map *m, const mload_tensor *t, mload_dtype as, void **out,
+                                                uint64_t *out_size, mload_error *err) {
+    uint64_t sbytes, dbytes;
+    void *p;
+    mload_result r;
+    if (out) *out = NULL;
+    if (out_size) *out_size = 0;
+    if (!out || !out_size) return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "NULL out");
+    r = mload__map_check(m, t, 0, t ? t->numel : 0, &as, UINT64_MAX, out, &sbytes, &dbytes, err);
+    if (r != MLOAD_OK) return r;
+    p = mload__malloc(&m->alloc, MLOAD__CAST(size_t, dbytes ? dbytes : 1), 64);
+    if (!p) return mload__oom(err);
+    r = mload_map_read(m, t, as, p, dbytes, err);
+    if (r != MLOAD_OK) {
+        mload__free(&m->alloc, p, MLOAD__CAST(size_t, dbytes ? dbytes : 1), 64);
+        return r;
+    }
+    *out = p;
+    *out_size = dbytes;
+    return MLOAD_OK;
+}
+
+MODELLOAD_API void mload_map_free(mload_map *m, void *p, uint64_t size) {
+    if (m && p) mload__free(&m->alloc, p, MLOAD__CAST(size_t, size ? size : 1), 64);
+}
+
+MODELLOAD_API mload_result mload_map_view(mload_map *m, const mload_tensor *t, mload_view *out, mload_error *err) {
+    if (out) memset(out, 0, sizeof(*out));
+    if (!m || !t || !out || !mload__map_owns(m, t))
+        return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "NULL argument or a tensor of another map");
+#if defined(MLOAD__POSIX)
+    {
+        mload_file *f = m->files[t->file_index];
+        long pg = sysconf(_SC_PAGESIZE);
+        uint64_t start, len;
+        void *base;
+        int fd;
+        if (f->src.read_at == mload__mem_read) { /* memory: a pointer into the caller's buffer */
+            out->data = MLOAD__CAST(const mload__mem_src *, f->src.user)->data + t->offset;
+            out->size = t->nbytes;
+            return MLOAD_OK;
+        }
+        if (f->src.read_at != mload__fd_read)
+            return mload__fail(err, MLOAD_ERR_UNSUPPORTED, MLOAD_NO_OFFSET, t->name, t->name_len,
+                               "views need a file opened by path or from memory");
+        if (pg <= 0) pg = 4096;
+        fd = MLOAD__CAST(mload__fd_src *, f->src.user)->fd;
+        start = t->offset - t->offset % MLOAD__CAST(uint64_t, pg);
+        len = t->offset + t->nbytes - start;
+        if (len == 0) len = 1;
+        if (len > SIZE_MAX || start > (uint64_t)INT64_MAX)
+            return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, t->name, t->name_len, "too large to map");
+        base = mmap(NULL, MLOAD__CAST(size_t, len), PROT_READ, MAP_SHARED, fd, MLOAD__CAST(off_t, start));
+        if (base == MAP_FAILED)
+            return mload__fail(err, MLOAD_ERR_IO, t->offset, t->name, t->name_len, "tensor '%s': mmap failed", t->name);
+        out->map_base = base;
+        out->map_len = MLOAD__CAST(size_t, len);
+        out->data = MLOAD__CAST(const unsigned char *, base) + (t->offset - start);
+        out->size = t->nbytes;
+        return MLOAD_OK;
+    }
+#else
+    return mload__fail(err, MLOAD_ERR_UNSUPPORTED, MLOAD_NO_OFFSET, t->name, t->name_len, "views need POSIX mmap");
+#endif
+}
+
+MODELLOAD_API void mload_view_release(mload_view *v) {
+    if (!v) return;
+#if defined(MLOAD__POSIX)
+    if (v->map_base) munmap(v->map_base, v->map_len);
+#endif
+    memset(v, 0, sizeof(*v));
+}
+
+/* ---- bulk loads ---- */
+
+typedef struct mload__job {
+    mload_map *m;
+    mload_load_item *items;
+    uint64_t n;
+    uint64_t chunk_bytes;
+    uint32_t flags;
+    mload_progress_fn progress;
+    void *progress_user;
+    /* shared state, under mu */
+    uint64_t next_item, next_elem, done_bytes, total_bytes;
+    int stop;
+    mload_result result;
+    mload_error err;
+    int *direct_fd; /* per file: -2 not tried, -1 unusable, else an O_DIRECT descriptor */
+#if defined(MLOAD__THREADS)
+    pthread_mutex_t mu;
+#endif
+} mload__job;
+
+static void mload__job_lock(mload__job *j) {
+#if defined(MLOAD__THREADS)
+    pthread_mutex_lock(&j->mu);
+#else
+    (void)j;
+#endif
+}
+static void mload__job_unlock(mload__job *j) {
+#if defined(MLOAD__THREADS)
+    pthread_mutex_unlock(&j->mu);
+#else
+    (void)j;
+#endif
+}
+
+static uint64_t mload__item_count(const mload_load_item *it) { return it->count ? it->count : it->tensor->numel - it->first; }
+
+#if defined(MLOAD__POSIX) && defined(O_DIRECT)
+#define MLOAD__DIRECT_ALIGN 4096u
+/* O_DIRECT descriptor of file fi (opened on first use), or -1 */
+static int mload__direct_fd(mload__job *j, uint32_t fi) {
+    int fd;
+    mload__job_lock(j);
+    fd = j->direct_fd[fi];
+    if (fd == -2) {
+        const char *p = j->m->paths[fi];
+        fd = -1;
+        if (p && j->m->files[fi]->src.read_at == mload__fd_read) {
+            do { fd = open(p, O_RDONLY | O_DIRECT); } while (fd < 0 && errno == EINTR);
+            if (fd < 0) fd = -1;
+        }
+        j->direct_fd[fi] = fd;
+    }
+    mload__job_unlock(j);
+    return fd;
+}
+
+/* bytes [off, off + size) of the file through an aligned bounce buffer;
+   0 on success, 1 when O_DIRECT is refused (caller falls back), -1 I/O */
+static int mload__direct_read(int fd, uint64_t off, uint64_t size, unsigned char *bounce, size_t bounce_size,
+                              unsigned char *dst) {
+    while (size) {
+        uint64_t a0 = off - off % MLOAD__DIRECT_ALIGN, lead = off - a0;
+        uint64_t want = lead + size, alen = (want + MLOAD__DIRECT_ALIGN - 1) / MLOAD__DIRECT_ALIGN * MLOAD__DIRECT_ALIGN;
+        uint64_t got = 0, take;
+        if (alen > bounce_size) alen = bounce_size;
+        while (got < alen) {
+            ssize_t r = MLOAD__PREAD(fd, bounce + got, MLOAD__CAST(size_t, alen - got), a0 + got);
+            if (r < 0) {
+                if (errno == EINTR) continue;
+                return errno == EINVAL ? 1 : -1;
+            }
+            if (r == 0) break;
+            got += MLOAD__CAST(uint64_t, r);
+            if (got % MLOAD__DIRECT_ALIGN) break; /* end of file */
+        }
+        if (got <= lead) return -1;
+        take = got - lead < size ? got - lead : size;
+        memcpy(dst, bounce + lead, MLOAD__CAST(size_t, take));
+        dst += take;
+        off += take;
+        size -= take;
+    }
+    return 0;
+}
+#endif
+
+/* one chunk: elements [e0, e0 + k) of item it */
+static mload_result mload__job_chunk(mload__job *j, mload_load_item *it, uint64_t e0, uint64_t k, unsigned char *scratch,
+                                     size_t scratch_size, unsigned char *bounce, size_t bounce_size, mload_error *err) {
+    const mload_tensor *t = it->tensor;
+    uint64_t sb = mload__dtypes[t->dtype].bits, db = mload__dtypes[it->as].bits;
+    unsigned char *dst = MLOAD__CAST(unsigned char *, it->dst) + (e0 - it->first) * db / 8u;
+#if defined(MLOAD__POSIX) && defined(O_DIRECT)
+    if ((j->flags & MLOAD_LOAD_DIRECT) && bounce) {
+        int fd = mload__direct_fd(j, t->file_index);
+        if (fd >= 0) {
+            uint64_t off = t->offset + e0 * sb / 8u, bytes = k * sb / 8u;
+            int rc;
+            if (it->as == t->dtype) {
+                rc = mload__direct_read(fd, off, bytes, bounce, bounce_size, dst);
+            } else {
+                /* converting: source bytes into scratch piecewise, then convert */
+                uint64_t per = scratch_size / (sb / 8u), done = 0;
+                rc = 0;
+                while (done < k && rc == 0) {
+                    uint64_t nn = k - done < per ? k - done : per;
+                    rc = mload__direct_read(fd, off + done * (sb / 8u), nn * (sb / 8u), bounce, bounce_size, scratch);
+                    if (rc == 0) mload_convert(dst + done * (db / 8u), it->as, scratch, t->dtype, nn, j->m->convert_flags);
+                    done += nn;
+                }
+            }
+            if (rc == 0) return MLOAD_OK;
+            if (rc < 0) {
+                mload__fail(err, MLOAD_ERR_IO, off, t->name, t->name_len, "tensor '%s': direct read failed", t->name);
+                if (err) err->file_index = t->file_index;
+                return MLOAD_ERR_IO;
+            }
+            mload__job_lock(j); /* refused: plain reads from now on */
+            if (j->direct_fd[t->file_index] >= 0) close(j->direct_fd[t->file_index]);
+            j->direct_fd[t->file_index] = -1;
+            mload__job_unlock(j);
+        }
+    }
+#else
+    (void)bounce;
+    (void)bounce_size;
+    (void)sb;
+#endif
+    return mload__map_read_elems(j->m, t, e0, k, it->as, dst, scratch, scratch_size, err);
+}
+
+static void mload__job_run(mload__job *j, unsigned char *scratch, size_t scratch_size, unsigned char *bounce,
+                           size_t bounce_size) {
+    for (;;) {
+        mload_load_item *it;
+        uint64_t e0, k, per, bytes;
+        mload_error e;
+        mload_result r;
+        mload__job_lock(j);
+        while (!j->stop && j->next_item < j->n && mload__item_count(&j->items[j->next_item]) <= j->next_elem - j->items[j->next_item].first) {
+            j->next_item++;
+            if (j->next_item < j->n) j->next_elem = j->items[j->next_item].first;
+        }
+        if (j->stop || j->next_item >= j->n) { mload__job_unlock(j); return; }
+        it = &j->items[j->next_item];
+        e0 = j->next_elem;
+        per = j->chunk_bytes * 8u / mload__dtypes[it->tensor->dtype].bits;
+        per = per < 8u ? 8u : per - per % 8u; /* whole bytes, even for sub-byte dtypes */
+        k = it->first + mload__item_count(it) - e0;
+        if (k > per) k = per;
+        j->next_elem = e0 + k;
+        mload__job_unlock(j);
+
+        r = mload__job_chunk(j, it, e0, k, scratch, scratch_size, bounce, bounce_size, &e);
+        bytes = k * mload__dtypes[it->tensor->dtype].bits / 8u;
+        mload__job_lock(j);
+        if (r != MLOAD_OK) {
+            if (j->result == MLOAD_OK) { j->result = r; j->err = e; }
+            j->stop = 1;
+        } else {
+            j->done_bytes += bytes;
+            if (j->progress && !j->stop && j->progress(j->progress_user, j->done_bytes, j->total_bytes)) {
+                j->stop = 1;
+                if (j->result == MLOAD_OK) {
+                    j->result = MLOAD_ERR_CANCELLED;
+                    mload__fail(&j->err, MLOAD_ERR_CANCELLED, MLOAD_NO_OFFSET, NULL, 0, "cancelled by the progress callback");
+                }
+            }
+        }
+        mload__job_unlock(j);
+    }
+}
+
+typedef struct mload__worker {
+    mload__job *job;
+    unsigned char *scratch, *bounce;
+    size_t scratch_size, bounce_size;
+#if defined(MLOAD__THREADS)
+    pthread_t tid;
+#endif
+    int started;
+} mload__worker;
+
+#if defined(MLOAD__THREADS)
+static void *mload__worker_main(void *arg) {
+    mload__worker *w = MLOAD__CAST(mload__worker *, arg);
+    mload__job_run(w->job, w->scratch, w->scratch_size, w->bounce, w->bounce_size);
+    return NULL;
+}
+#endif
+
+static uint32_t mload__default_threads(void) {
+#if defined(MLOAD__THREADS) && defined(_SC_NPROCESSORS_ONLN)
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 1) n = 1;
+    if (n > 16) n = 16;
+    return MLOAD__CAST(uint32_t, n);
+#else
+    return 1;
+#endif
+}
+
+MODELLOAD_API mload_result mload_map_load(mload_map *m, mload_load_item *items, uint64_t n,
+                                          const mload_load_opts *opts, mload_error *err) {
+    mload__job j;
+    mload__worker *w = NULL;
+    uint32_t nthreads, i;
+    uint64_t k, chunks = 0;
+    size_t scratch_size = 4u << 20;
+    mload_result r = MLOAD_OK;
+    if (!m || (n && !items)) return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "NULL map or items");
+    memset(&j, 0, sizeof j);
+    j.m = m;
+    j.items = items;
+    j.n = n;
+    j.chunk_bytes = (opts && opts->chunk_bytes) ? opts->chunk_bytes : (MLOAD__CAST(uint64_t, 8) << 20);
+    j.flags = opts ? opts->flags : 0;
+    j.progress = opts ? opts->progress : NULL;
+    j.progress_user = opts ? opts->progress_user : NULL;
+    /* check every item before reading anything */
+    for (k = 0; k < n; ++k) {
+        uint64_t sbytes, dbytes, cnt;
+        mload_load_item *it = &items[k];
+        if (!it->tensor || !mload__map_owns(m, it->tensor))
+            return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "item %U: NULL tensor or a tensor of another map", k);
+        if (it->first > it->tensor->numel)
+            return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, it->tensor->name, it->tensor->name_len,
+                               "tensor '%s': first element %U is outside it", it->tensor->name, it->first);
+        cnt = mload__item_count(it);
+        if ((r = mload__map_check(m, it->tensor, it->first, cnt, &it->as, it->dst_size, it->dst, &sbytes, &dbytes, err)) != MLOAD_OK)
+            return r;
+        j.total_bytes += sbytes;
+        chunks += cnt / (j.chunk_bytes * 8u / mload__dtypes[it->tensor->dtype].bits + 1u) + 1u;
+    }
+    if (j.chunk_bytes < scratch_size) scratch_size = MLOAD__CAST(size_t, j.chunk_bytes < 65536u ? 65536u : j.chunk_bytes);
+    nthreads = (opts && opts->threads) ? opts->threads : (m->threads ? m->threads : mload__default_threads());
+#if !defined(MLOAD__THREADS)
+    nthreads = 1;
+#endif
+    if (nthreads > 64) nthreads = 64;
+    if (nthreads > chunks) nthreads = chunks ? MLOAD__CAST(uint32_t, chunks) : 1u;
+    if (j.flags & MLOAD_LOAD_DIRECT) {
+        j.direct_fd = MLOAD__CAST(int *, mload__malloc(&m->alloc, (m->nfiles + 1u) * sizeof(int), sizeof(int)));
+        if (!j.direct_fd) return mload__oom(err);
+        for (i = 0; i < m->nfiles; ++i) j.direct_fd[i] = -2;
+    }
+    w = MLOAD__CAST(mload__worker *, mload__malloc(&m->alloc, nthreads * sizeof(mload__worker), sizeof(void *)));
+    if (!w) { r = mload__oom(err); goto out; }
+    memset(w, 0, nthreads * sizeof(mload__worker));
+    for (i = 0; i < nthreads; ++i) {
+        w[i].job = &j;
+        w[i].scratch_size = scratch_size;
+        w[i].scratch = MLOAD__CAST(unsigned char *, mload__malloc(&m->alloc, scratch_size, 64));
+        if (!w[i].scratch) { r = mload__oom(err); goto out; }
+#if defined(MLOAD__POSIX) && defined(O_DIRECT)
+        if (j.flags & MLOAD_LOAD_DIRECT) {
+            w[i].bounce_size = MLOAD__CAST(size_t, (j.chunk_bytes < (64u << 20) ? j.chunk_bytes : (64u << 20)) + 2u * MLOAD__DIRECT_ALIGN);
+            w[i].bounce_size -= w[i].bounce_size % MLOAD__DIRECT_ALIGN;
+            w[i].bounce = MLOAD__CAST(unsigned char *, mload__malloc(&m->alloc, w[i].bounce_size, MLOAD__DIRECT_ALIGN));
+            if (!w[i].bounce) { r = mload__oom(err); goto out; }
+        }
+#endif
+    }
+    j.next_item = 0;
+    j.next_elem = n ? items[0].first : 0;
+#if defined(MLOAD__THREADS)
+    if (pthread_mutex_init(&j.mu, NULL) != 0) { r = mload__fail(err, MLOAD_ERR_OUT_OF_MEMORY, MLOAD_NO_OFFSET, NULL, 0, "mutex"); goto out; }
+    for (i = 1; i < nthreads; ++i) {
+        if (pthread_create(&w[i].tid, NULL, mload__worker_main, &w[i]) == 0) w[i].started = 1;
+    }
+#endif
+    mload__job_run(&j, w[0].scratch, w[0].scratch_size, w[0].bounce, w[0].bounce_size);
+#if defined(MLOAD__THREADS)
+    for (i = 1; i < nthreads; ++i) if (w[i].started) pthread_join(w[i].tid, NULL);
+    pthread_mutex_destroy(&j.mu);
+#endif
+    r = j.result;
+    if (r != MLOAD_OK && err) *err = j.err;
+out:
+    if (w) {
+        for (i = 0; i < nthreads; ++i) {
+            mload__free(&m->alloc, w[i].scratch, w[i].scratch_size, 64);
+#if defined(MLOAD__POSIX) && defined(O_DIRECT)
+            mload__free(&m->alloc, w[i].bounce, w[i].bounce_size, MLOAD__DIRECT_ALIGN);
+#endif
+        }
+        mload__free(&m->alloc, w, nthreads * sizeof(mload__worker), sizeof(void *));
+    }
+    if (j.direct_fd) {
+#if defined(MLOAD__POSIX)
+        for (i = 0; i < m->nfiles; ++i) if (j.direct_fd[i] >= 0) close(j.direct_fd[i]);
+#endif
+        mload__free(&m->alloc, j.direct_fd, (m->nfiles + 1u) * sizeof(int), sizeof(int));
+    }
+    return r;
+}
+
+MODELLOAD_API mload_result mload_map_load_arena(mload_map *m, mload_load_item *items, uint64_t n,
+                                                const mload_load_opts *opts, void **arena, uint64_t *arena_size,
+                                                mload_error *err) {
+    uint64_t k, total = 0;
+    unsigned char *base;
+    mload_result r;
+    if (arena) *arena = NULL;
+    if (arena_size) *arena_size = 0;
+    if (!m || !arena || !arena_size || (n && !items))
+        return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "NULL argument");
+    for (k = 0; k < n; ++k) {
+        uint64_t sbytes, dbytes;
+        mload_load_item *it = &items[k];
+        if (!it->tensor || it->first > it->tensor->numel)
+            return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "item %U: bad tensor or range", k);
+        r = mload__map_check(m, it->tensor, it->first, mload__item_count(it), &it->as, UINT64_MAX, arena, &sbytes, &dbytes, err);
+        if (r != MLOAD_OK) return r;
+        it->dst_size = dbytes;
+        dbytes = (dbytes + 63u) & ~MLOAD__CAST(uint64_t, 63);
+        if (total > UINT64_MAX - dbytes || total + dbytes > SIZE_MAX)
+            return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "arena too large");
+        total += dbytes;
+    }
+    base = MLOAD__CAST(unsigned char *, mload__malloc(&m->alloc, MLOAD__CAST(size_t, total ? total : 1), 64));
+    if (!base) return mload__oom(err);
+    for (k = 0, total = 0; k < n; ++k) {
+        items[k].dst = base + total;
+        total += (items[k].dst_size + 63u) & ~MLOAD__CAST(uint64_t, 63);
+    }
+    r = mload_map_load(m, items, n, opts, err);
+    if (r != MLOAD_OK) {
+        mload__free(&m->alloc, base, MLOAD__CAST(size_t, total ? total : 1), 64);
+        for (k = 0; k < n; ++k) items[k].dst = NULL;
+        return r;
+    }
+    *arena = base;
+    *arena_size = total ? total : 1;
+    return MLOAD_OK;
+}
+
+/* ---- binding ---- */
+
+MODELLOAD_API mload_result mload_map_bind(mload_map *m, mload_binding *b, uint64_t n, uint32_t mode,
+                                          const mload_load_opts *opts, mload_bind_report *report, mload_error *err) {
+    mload_bind_report rep;
+    unsigned char *used = NULL;
+    mload_load_item *items = NULL;
+    uint64_t k, ni = 0;
+    mload_result r = MLOAD_OK;
+    if (!m || (n && !b) || mode > MLOAD_BIND_LENIENT)
+        return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "NULL map or bindings, or bad mode");
+    memset(&rep, 0, sizeof rep);
+    if (report) { rep.unexpected_list = report->unexpected_list; rep.unexpected_cap = report->unexpected_cap; }
+    used = MLOAD__CAST(unsigned char *, mload__malloc(&m->alloc, MLOAD__CAST(size_t, m->count + 1), 1));
+    items = MLOAD__CAST(mload_load_item *, mload__malloc(&m->alloc, MLOAD__CAST(size_t, n + 1) * sizeof(mload_load_item), sizeof(void *)));
+    if (!used || !items) { r = mload__oom(err); goto out; }
+    memset(used, 0, MLOAD__CAST(size_t, m->count + 1));
+    /* 1. match and check everything; nothing is written yet */
+    for (k = 0; k < n; ++k) {
+        mload_binding *bi = &b[k];
+        const mload_tensor *t = bi->name ? mload_map_find(m, bi->name) : NULL;
+        uint64_t first = 0, cnt, rows_b = 0, rows_c = 0, need, per_row;
+        mload_dtype as = bi->dtype ? bi->dtype : (t ? t->dtype : MLOAD_DTYPE_INVALID);
+        bi->tensor = t;
+        bi->allocated = 0;
+        bi->status = MLOAD_OK;
+        if (!t) { bi->status = MLOAD_ERR_NOT_FOUND; rep.missing++; continue; }
+        used[t - m->tensors] = 1;
+        cnt = t->numel;
+        if (bi->shard_world > 1) {
+            if (t->rank == 0) { bi->status = MLOAD_ERR_SHAPE_MISMATCH; rep.mismatched++; continue; }
+            mload_split_rows(t->shape[0], bi->shard_rank, bi->shard_world, &rows_b, &rows_c);
+            per_row = t->shape[0] ? t->numel / t->shape[0] : 0;
+            first = rows_b * per_row;
+            cnt = rows_c * per_row;
+        }
+        if (bi->shape) {
+            uint32_t d;
+            int ok = bi->rank == t->rank;
+            for (d = 0; ok && d < t->rank; ++d) {
+                uint64_t want = (d == 0 && bi->shard_world > 1) ? rows_c : t->shape[d];
+                ok = bi->shape[d] == want;
+            }
+            if (!ok) { bi->status = MLOAD_ERR_SHAPE_MISMATCH; rep.mismatched++; continue; }
+        }
+        {
+            uint64_t sbytes;
+            mload_result cr = mload__map_check(m, t, first, cnt, &as, bi->dst ? bi->dst_size : UINT64_MAX,
+                                               bi->dst ? bi->dst : MLOAD__CAST(const void *, m), &sbytes, &need, NULL);
+            if (cr != MLOAD_OK) { bi->status = cr; rep.mismatched++; continue; }
+        }
+        items[ni].tensor = t;
+        items[ni].as = as;
+        items[ni].dst = bi->dst;
+        items[ni].dst_size = bi->dst ? bi->dst_size : need;
+        items[ni].first = first;
+        items[ni].count = cnt;
+        if (cnt == 0) { items[ni].count = 0; items[ni].first = t->numel; } /* an empty slice */
+        ni++;
+    }
+    for (k = 0; k < m->count; ++k) {
+        if (used[k]) continue;
+        if (rep.unexpected < rep.unexpected_cap && rep.unexpected_list) rep.unexpected_list[rep.unexpected] = &m->tensors[k];
+        rep.unexpected++;
+    }
+    if (mode == MLOAD_BIND_STRICT && (rep.missing || rep.mismatched || rep.unexpected)) {
+        r = mload__fail(err, MLOAD_ERR_BIND_MISMATCH, MLOAD_NO_OFFSET, NULL, 0,
+                        "strict bind: %U missing, %U mismatched, %U unexpected; nothing was loaded", rep.missing,
+                        rep.mismatched, rep.unexpected);
+        goto out;
+    }
+    /* 2. allocate where asked, then one bulk load */
+    for (k = 0, ni = 0; k < n; ++k) {
+        mload_binding *bi = &b[k];
+        if (bi->status != MLOAD_OK) continue;
+        if (!bi->dst) {
+            size_t sz = MLOAD__CAST(size_t, items[ni].dst_size ? items[ni].dst_size : 1);
+            void *p = mload__malloc(&m->alloc, sz, 64);
+            if (!p) { r = mload__oom(err); goto undo; }
+            bi->dst = p;
+            bi->dst_size = items[ni].dst_size;
+            bi->allocated = 1;
+            items[ni].dst = p;
+        }
+        ni++;
+    }
+    r = mload_map_load(m, items, ni, opts, err);
+    if (r == MLOAD_OK) {
+        rep.loaded = ni;
+        goto out;
+    }
+undo:
+    for (k = 0; k < n; ++k) {
+        if (b[k].allocated) {
+            mload_map_free(m, b[k].dst, b[k].dst_size);
+            b[k].dst = NULL;
+            b[k].dst_size = 0;
+            b[k].allocated = 0;
+        }
+    }
+out:
+    if (report) *report = rep;
+    mload__free(&m->alloc, used, MLOAD__CAST(size_t, m->count + 1), 1);
+    mload__free(&m->alloc, items, MLOAD__CAST(size_t, n + 1) * sizeof(mload_load_item), sizeof(void *));
+    return r;
+}
+
+/* ---- fingerprint: MD5 (RFC 1321) ---- */
+
+typedef struct mload__md5 {
+    uint32_t h[4];
+    uint64_t len;
+    unsigned char buf[64];
+    size_t fill;
+} mload__md5;
+
+static uint32_t mload__rotl(uint32_t x, unsigned c) { return (x << c) | (x >> (32u - c)); }
+
+static void mload__md5_block(uint32_t h[4], const unsigned char *p) {
+    static const uint32_t K[64] = {
+        0xd76aa478u, 0xe8c7b756u, 0x242070dbu, 0xc1bdceeeu, 0xf57c0fafu, 0x4787c62au, 0xa8304613u, 0xfd469501u,
+        0x698098d8u, 0x8b44f7afu, 0xffff5bb1u, 0x895cd7beu, 0x6b901122u, 0xfd987193u, 0xa679438eu, 0x49b40821u,
+        0xf61e2562u, 0xc040b340u, 0x265e5a51u, 0xe9b6c7aau, 0xd62f105du, 0x02441453u, 0xd8a1e681u, 0xe7d3fbc8u,
+        0x21e1cde6u, 0xc33707d6u, 0xf4d50d87u, 0x455a14edu, 0xa9e3e905u, 0xfcefa3f8u, 0x676f02d9u, 0x8d2a4c8au,
+        0xfffa3942u, 0x8771f681u, 0x6d9d6122u, 0xfde5380cu, 0xa4beea44u, 0x4bdecfa9u, 0xf6bb4b60u, 0xbebfbc70u,
+        0x289b7ec6u, 0xeaa127fau, 0xd4ef3085u, 0x04881d05u, 0xd9d4d039u, 0xe6db99e5u, 0x1fa27cf8u, 0xc4ac5665u,
+        0xf4292244u, 0x432aff97u, 0xab9423a7u, 0xfc93a039u, 0x655b59c3u, 0x8f0ccc92u, 0xffeff47du, 0x85845dd1u,
+        0x6fa87e4fu, 0xfe2ce6e0u, 0xa3014314u, 0x4e0811a1u, 0xf7537e82u, 0xbd3af235u, 0x2ad7d2bbu, 0xeb86d391u};
+    static const unsigned char S[16] = {7, 12, 17, 22, 5, 9, 14, 20, 4, 11, 16, 23, 6, 10, 15, 21};
+    uint32_t w[16], a = h[0], b = h[1], c = h[2], d = h[3];
+    unsigned i;
+    for (i = 0; i < 16; ++i)
+        w[i] = MLOAD__CAST(uint32_t, p[4 * i]) | MLOAD__CAST(uint32_t, p[4 * i + 1]) << 8 |
+               MLOAD__CAST(uint32_t, p[4 * i + 2]) << 16 | MLOAD__CAST(uint32_t, p[4 * i + 3]) << 24;
+    for (i = 0; i < 64; ++i) {
+        uint32_t f, tmp;
+        unsigned g;
+        if (i < 16) { f = (b & c) | (~b & d); g = i; }
+        else if (i < 32) { f = (d & b) | (~d & c); g = (5u * i + 1u) & 15u; }
+        else if (i < 48) { f = b ^ c ^ d; g = (3u * i + 5u) & 15u; }
+        else { f = c ^ (b | ~d); g = (7u * i) & 15u; }
+        tmp = d;
+        d = c;
+        c = b;
+        b = b + mload__rotl(a + f + K[i] + w[g], S[(i / 16u) * 4u + (i & 3u)]);
+        a = tmp;
+    }
+    h[0] += a;
+    h[1] += b;
+    h[2] += c;
+    h[3] += d;
+}
+
+static void mload__md5_init(mload__md5 *s) {
+    s->h[0] = 0x67452301u;
+    s->h[1] = 0xefcdab89u;
+    s->h[2] = 0x98badcfeu;
+    s->h[3] = 0x10325476u;
+    s->len = 0;
+    s->fill = 0;
+}
+
+static void mload__md5_update(mload__md5 *s, const void *data, size_t n) {
+    const unsigned char *p = MLOAD__CAST(const unsigned char *, data);
+    s->len += n;
+    while (n) {
+        size_t k = 64 - s->fill < n ? 64 - s->fill : n;
+        memcpy(s->buf + s->fill, p, k);
+        s->fill += k;
+        p += k;
+        n -= k;
+        if (s->fill == 64) { mload__md5_block(s->h, s->buf); s->fill = 0; }
+    }
+}
+
+static void mload__md5_hex(mload__md5 *s, char out[33]) {
+    static const char hex[] = "0123456789abcdef";
+    uint64_t bits = s->len * 8u;
+    unsigned char pad = 0x80, zero = 0, lenb[8];
+    unsigned i;
+    mload__md5_update(s, &pad, 1);
+    while (s->fill != 56) mload__md5_update(s, &zero, 1);
+    for (i = 0; i < 8; ++i) lenb[i] = MLOAD__CAST(unsigned char, bits >> (8u * i));
+    mload__md5_update(s, lenb, 8);
+    for (i = 0; i < 16; ++i) {
+        unsigned char byte = MLOAD__CAST(unsigned char, s->h[i / 4u] >> (8u * (i % 4u)));
+        out[2 * i] = hex[byte >> 4];
+        out[2 * i + 1] = hex[byte & 15u];
+    }
+    out[32] = '\0';
+}
+
+typedef struct mload__fpent { const char *s; size_t n; } mload__fpent;
+
+static int mload__fpent_cmp(const void *x, const void *y) {
+    const mload__fpent *a = MLOAD__CAST(const mload__fpent *, x), *b = MLOAD__CAST(const mload__fpent *, y);
+    return mload__name_cmp(a->s, a->n, b->s, b->n);
+}
+
+MODELLOAD_API mload_result mload_map_fingerprint(const mload_map *m, char out[33], mload_error *err) {
+    mload__fpent *ents;
+    char *text, *w;
+    size_t i, bytes = 0, ne;
+    mload__md5 md;
+    if (!m || !out) return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "NULL argument");
+    for (i = 0; i < m->count; ++i) bytes += m->tensors[i].name_len + 1u + 21u * (m->tensors[i].rank + 1u);
+    ne = 2 * m->count;
+    ents = MLOAD__CAST(mload__fpent *, mload__malloc(&m->alloc, (ne + 1) * sizeof(mload__fpent), sizeof(void *)));
+    text = MLOAD__CAST(char *, mload__malloc(&m->alloc, bytes + 1, 1));
+    if (!ents || !text) {
+        mload__free(&m->alloc, ents, (ne + 1) * sizeof(mload__fpent), sizeof(void *));
+        mload__free(&m->alloc, text, bytes + 1, 1);
+        return mload__oom(err);
+    }
+    for (i = 0, w = text; i < m->count; ++i) {
+        const mload_tensor *t = &m->tensors[i];
+        uint32_t d;
+        ents[2 * i].s = t->name;
+        ents[2 * i].n = t->name_len;
+        ents[2 * i + 1].s = w;
+        memcpy(w, t->name, t->name_len);
+        w += t->name_len;
+        *w++ = ':';
+        for (d = 0; d < t->rank; ++d) {
+            char tmp[24];
+            size_t k = 0;
+            uint64_t v = t->shape[d];
+            if (d) *w++ = '_';
+            do { tmp[k++] = MLOAD__CAST(char, '0' + MLOAD__CAST(int, v % 10u)); v /= 10u; } while (v);
+            while (k) *w++ = tmp[--k];
+        }
+        ents[2 * i + 1].n = MLOAD__CAST(size_t, w - ents[2 * i + 1].s);
+    }
+    qsort(ents, ne, sizeof(mload__fpent), mload__fpent_cmp);
+    mload__md5_init(&md);
+    for (i = 0; i < ne; ++i) {
+        if (i) mload__md5_update(&md, ",", 1);
+        mload__md5_update(&md, ents[i].s, ents[i].n);
+    }
+    mload__md5_hex(&md, out);
+    mload__free(&m->alloc, ents, (ne + 1) * sizeof(mload__fpent), sizeof(void *));
+    mload__free(&m->alloc, text, bytes + 1, 1);
+    return MLOAD_OK;
+}
+
+/* ---- writer ---- */
+
+#if defined(MLOAD__POSIX)
+typedef struct mload__wbuf { char *p; size_t n, cap; const mload_allocator *a; int oom; } mload__wbuf;
+
+static void mload__wb_put(mload__wbuf *b, const void *s, size_t n) {
+    if (b->oom) return;
+    if (b->n + n + 1 > b->cap) {
+        void *np = mload__grow(b->a, b->p, &b->cap, b->n + n + 1, 1);
+        if (!np) { b->oom = 1; return; }
+        b->p = MLOAD__CAST(char *, np);
+    }
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+}
+static void mload__wb_str(mload__wbuf *b, const char *s) { mload__wb_put(b, s, strlen(s)); }
+static void mload__wb_u64(mload__wbuf *b, uint64_t v) {
+    char tmp[24], out[24];
+    size_t k = 0, i;
+    do { tmp[k++] = MLOAD__CAST(char, '0' + MLOAD__CAST(int, v % 10u)); v /= 10u; } while (v);
+    for (i = 0; i < k; ++i) out[i] = tmp[k - 1 - i];
+    mload__wb_put(b, out, k);
+}
+/* a JSON string: quotes, backslashes and control bytes escaped, UTF-8 kept */
+static void mload__wb_json(mload__wbuf *b, const char *s, size_t n) {
+    size_t i;
+    mload__wb_put(b, "\"", 1);
+    for (i = 0; i < n; ++i) {
+        unsigned char c = MLOAD__CAST(unsigned char, s[i]);
+        if (c == '"' || c == '\\') {
+            char e[2];
+            e[0] = '\\';
+            e[1] = MLOAD__CAST(char, c);
+            mload__wb_put(b, e, 2);
+        } else if (c < 0x20) {
+            static const char hex[] = "0123456789abcdef";
+            char e[6] = {'\\', 'u', '0', '0', 0, 0};
+            e[4] = hex[c >> 4];
+            e[5] = hex[c & 15u];
+            mload__wb_put(b, e, 6);
+        } else {
+            mload__wb_put(b, s + i, 1);
+        }
+    }
+    mload__wb_put(b, "\"", 1);
+}
+
+static int mload__write_all(int fd, const void *p, size_t n) {
+    const unsigned char *c = MLOAD__CAST(const unsigned char *, p);
+    while (n) {
+        ssize_t r = write(fd, c, n);
+        if (r < 0) { if (errno == EINTR) continue; return 0; }
+        c += r;
+        n -= MLOAD__CAST(size_t, r);
+    }
+    return 1;
+}
+
+typedef struct mload__wt {
+    const char *name; /* first: the name index reads these two */
+    size_t name_len;
+    const mload_write_tensor *w;
+    mload_dtype dtype;
+    uint32_t rank;
+    const uint64_t *shape;
+    uint64_t numel, nbytes;
+} mload__wt;
+
+static int mload__wt_cmp(const void *x, const void *y) {
+    const mload__wt *a = MLOAD__CAST(const mload__wt *, x), *b = MLOAD__CAST(const mload__wt *, y);
+    uint32_t ab = mload__dtypes[a->dtype].bits, bb = mload__dtypes[b->dtype].bits;
+    if (ab != bb) return ab > bb ? -1 : 1;
+    return mload__name_cmp(a->name, a->name_len, b->name, b->name_len);
+}
+
+static int mload__valid_utf8_str(const char *s, size_t n) {
+    return mload__utf8_check(MLOAD__PCAST(const unsigned char *, s), n) == n;
+}
+
+/* writes tensors wt[0..n) as one file at `path` (through a temporary name) */
+static mload_result mload__write_file(const char *path, const mload__wt *wt, size_t n, const mload_write_opts *o,
+                                      const mload_allocator *a, unsigned char *buf, size_t buf_size, mload_error *err) {
+    mload__wbuf h;
+    char *tmp = NULL;
+    size_t i, pl = strlen(path);
+    uint64_t off = 0, k;
+    unsigned char len8[8];
+    int fd = -1;
+    mload_result r = MLOAD_OK;
+    memset(&h, 0, sizeof h);
+    h.a = a;
+    mload__wb_str(&h, "{");
+    if (o && o->metadata_count) {
+        mload__wb_str(&h, "\"__metadata__\":{");
+        for (k = 0; k < o->metadata_count; ++k) {
+            if (k) mload__wb_str(&h, ",");
+            mload__wb_json(&h, o->metadata[k].key, o->metadata[k].key_len);
+            mload__wb_str(&h, ":");
+            mload__wb_json(&h, o->metadata[k].value, o->metadata[k].value_len);
+        }
+        mload__wb_str(&h, "}");
+    }
+    for (i = 0; i < n; ++i) {
+        uint32_t d;
+        if (i || (o && o->metadata_count)) mload__wb_str(&h, ",");
+        mload__wb_json(&h, wt[i].name, wt[i].name_len);
+        mload__wb_str(&h, ":{\"dtype\":\"");
+        mload__wb_str(&h, mload__dtypes[wt[i].dtype].name);
+        mload__wb_str(&h, "\",\"shape\":[");
+        for (d = 0; d < wt[i].rank; ++d) {
+            if (d) mload__wb_str(&h, ",");
+            mload__wb_u64(&h, wt[i].shape[d]);
+        }
+        mload__wb_str(&h, "],\"data_offsets\":[");
+        mload__wb_u64(&h, off);
+        mload__wb_str(&h, ",");
+        off += wt[i].nbytes;
+        mload__wb_u64(&h, off);
+        mload__wb_str(&h, "]}");
+    }
+    mload__wb_str(&h, "}");
+    while (h.n % 8u) mload__wb_str(&h, " ");
+    if (h.oom) { r = mload__oom(err); goto out; }
+    if (h.n > MLOAD__MAX_HEADER) {
+        r = mload__fail(err, MLOAD_ERR_HEADER_TOO_LARGE, MLOAD_NO_OFFSET, NULL, 0, "the header would exceed 100000000 bytes");
+        goto out;
+    }
+    tmp = MLOAD__CAST(char *, mload__malloc(a, pl + 32, 1));
+    if (!tmp) { r = mload__oom(err); goto out; }
+    memcpy(tmp, path, pl);
+    {
+        char sfx[32];
+        size_t sl = 0;
+        uint64_t pid = MLOAD__CAST(uint64_t, getpid());
+        const char *pre = ".tmp.";
+        while (*pre) sfx[sl++] = *pre++;
+        do { sfx[sl++] = MLOAD__CAST(char, '0' + MLOAD__CAST(int, pid % 10u)); pid /= 10u; } while (pid && sl < 30);
+        memcpy(tmp + pl, sfx, sl);
+        tmp[pl + sl] = '\0';
+    }
+    do { fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644); } while (fd < 0 && errno == EINTR);
+    if (fd < 0) { r = mload__fail(err, MLOAD_ERR_CANNOT_OPEN, MLOAD_NO_OFFSET, NULL, 0, "cannot create '%s'", tmp); goto out; }
+    for (k = 0; k < 8; ++k) len8[k] = MLOAD__CAST(unsigned char, MLOAD__CAST(uint64_t, h.n) >> (8u * k));
+    if (!mload__write_all(fd, len8, 8) || !mload__write_all(fd, h.p, h.n)) {
+        r = mload__fail(err, MLOAD_ERR_IO, MLOAD_NO_OFFSET, NULL, 0, "writing '%s' failed", tmp);
+        goto out;
+    }
+    for (i = 0; i < n && r == MLOAD_OK; ++i) {
+        const mload_write_tensor *w = wt[i].w;
+        if (w->data) {
+            if (!mload__write_all(fd, w->data, MLOAD__CAST(size_t, wt[i].nbytes)))
+                r = mload__fail(err, MLOAD_ERR_IO, MLOAD_NO_OFFSET, wt[i].name, wt[i].name_len, "writing '%s' failed", tmp);
+        } else {
+            uint64_t db = mload__dtypes[wt[i].dtype].bits, per = buf_size * 8u / (db > mload__dtypes[w->src->dtype].bits ? db : mload__dtypes[w->src->dtype].bits), e;
+            per -= per % 8u;
+            if (per == 0) per = 8;
+            for (e = 0; e < wt[i].numel && r == MLOAD_OK; e += per) {
+                uint64_t cnt = wt[i].numel - e < per ? wt[i].numel - e : per, bytes = cnt * db / 8u;
+                r = mload_map_read_range(w->map, w->src, e, cnt, wt[i].dtype, buf, buf_size, err);
+                if (r == MLOAD_OK && !mload__write_all(fd, buf, MLOAD__CAST(size_t, bytes)))
+                    r = mload__fail(err, MLOAD_ERR_IO, MLOAD_NO_OFFSET, wt[i].name, wt[i].name_len, "writing '%s' failed", tmp);
+            }
+        }
+    }
+    if (r == MLOAD_OK && close(fd) != 0) r = mload__fail(err, MLOAD_ERR_IO, MLOAD_NO_OFFSET, NULL, 0, "closing '%s' failed", tmp);
+    fd = -1;
+    if (r == MLOAD_OK && rename(tmp, path) != 0)
+        r = mload__fail(err, MLOAD_ERR_IO, MLOAD_NO_OFFSET, NULL, 0, "cannot rename '%s' to '%s'", tmp, path);
+out:
+    if (fd >= 0) close(fd);
+    if (r != MLOAD_OK && tmp) unlink(tmp);
+    if (tmp) mload__free(a, tmp, pl + 32, 1);
+    mload__free(a, h.p, h.cap, 1);
+    return r;
+}
+#endif
+
+MODELLOAD_API mload_result mload_write(const char *path, const mload_write_tensor *tensors, uint64_t n,
+                                       const mload_write_opts *opts, mload_error *err) {
+#if defined(MLOAD__POSIX)
+    mload_allocator none;
+    const mload_allocator *a;
+    mload__wt *wt = NULL;
+    mload__index ix;
+    unsigned char *buf = NULL;
+    size_t i, dup, buf_size = 4u << 20, nshards = 0, pl;
+    uint64_t total = 0, k;
+    mload_result r = MLOAD_OK;
+    char **names = NULL;
+    size_t *shard_of = NULL, *shard_start = NULL;
+    memset(&none, 0, sizeof none);
+    memset(&ix, 0, sizeof ix);
+    a = opts ? &opts->allocator : &none;
+    if (!path || (n && !tensors) || !mload__allocator_ok(a) || (opts && opts->metadata_count && !opts->metadata))
+        return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "write: NULL path or tensors");
+    pl = strlen(path);
+    if (opts)
+        for (k = 0; k < opts->metadata_count; ++k)
+            if (!opts->metadata[k].key || !opts->metadata[k].value ||
+                !mload__valid_utf8_str(opts->metadata[k].key, opts->metadata[k].key_len) ||
+                !mload__valid_utf8_str(opts->metadata[k].value, opts->metadata[k].value_len))
+                return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "metadata entry %U is not valid UTF-8", k);
+    wt = MLOAD__CAST(mload__wt *, mload__malloc(a, MLOAD__CAST(size_t, n + 1) * sizeof(mload__wt), sizeof(void *)));
+    if (!wt) return mload__oom(err);
+    for (i = 0; i < n; ++i) {
+        const mload_write_tensor *w = &tensors[i];
+        mload__wt *x = &wt[i];
+        uint64_t bits;
+        uint32_t d;
+        x->w = w;
+        x->name = w->name;
+        x->name_len = w->name ? strlen(w->name) : 0;
+        if (!w->name || !mload__valid_utf8_str(w->name, x->name_len) || (x->name_len == 12 && memcmp(w->name, "__metadata__", 12) == 0)) {
+            r = mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, w->name, x->name_len, "tensor %U: missing, reserved or non-UTF-8 name", MLOAD__CAST(uint64_t, i));
+            goto out;
+        }
+        if (w->src) {
+            if (!w->map || !mload__map_owns(w->map, w->src) || w->data) {
+                r = mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, x->name, x->name_len, "tensor '%s': give data, or map and src", x->name);
+                goto out;
+            }
+            x->dtype = w->dtype ? w->dtype : w->src->dtype;
+            x->rank = w->src->rank;
+            x->shape = w->src->shape;
+            if (!mload__dtype_valid(x->dtype) || !mload_convert_supported(x->dtype, w->src->dtype)) {
+                r = mload__fail(err, MLOAD_ERR_UNSUPPORTED, MLOAD_NO_OFFSET, x->name, x->name_len, "tensor '%s': unsupported conversion", x->name);
+                goto out;
+            }
+        } else {
+            x->dtype = w->dtype;
+            x->rank = w->rank;
+            x->shape = w->shape;
+            if (!mload__dtype_valid(x->dtype) || (w->rank && !w->shape)) {
+                r = mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, x->name, x->name_len, "tensor '%s': bad dtype or shape", x->name);
+                goto out;
+            }
+        }
+        x->numel = 1;
+        for (d = 0; d < x->rank; ++d)
+            if (!mload__mul_u64(x->numel, x->shape[d], &x->numel)) break;
+        if (d < x->rank || !mload__mul_u64(x->numel, mload__dtypes[x->dtype].bits, &bits) || bits % 8u) {
+            r = mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, x->name, x->name_len, "tensor '%s': size overflows or is not whole bytes", x->name);
+            goto out;
+        }
+        x->nbytes = bits / 8u;
+        if (!w->src && x->nbytes && !w->data) {
+            r = mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, x->name, x->name_len, "tensor '%s': no data", x->name);
+            goto out;
+        }
+        if (x->nbytes > SIZE_MAX || total > UINT64_MAX - x->nbytes) {
+            r = mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, x->name, x->name_len, "too large");
+            goto out;
+        }
+        total += x->nbytes;
+    }
+    ix.seed = 0x452821E638D01377ull;
+    if (!mload__index_build(a, &ix, wt, sizeof(mload__wt), MLOAD__CAST(size_t, n), NULL, 0, &dup)) { r = mload__oom(err); goto out; }
+    if (dup != SIZE_MAX) {
+        r = mload__fail(err, MLOAD_ERR_DUPLICATE_KEY, MLOAD_NO_OFFSET, wt[dup].name, wt[dup].name_len, "tensor '%s' is given twice", wt[dup].name);
+        goto out;
+    }
+    qsort(wt, MLOAD__CAST(size_t, n), sizeof(mload__wt), mload__wt_cmp);
+    buf = MLOAD__CAST(unsigned char *, mload__malloc(a, buf_size, 64));
+    shard_of = MLOAD__CAST(size_t *, mload__malloc(a, MLOAD__CAST(size_t, n + 1) * sizeof(size_t), sizeof(size_t)));
+    shard_start = MLOAD__CAST(size_t *, mload__malloc(a, MLOAD__CAST(size_t, n + 2) * sizeof(size_t), sizeof(size_t)));
+    if (!buf || !shard_of || !shard_start) { r = mload__oom(err); goto out; }
+    /* shards: consecutive runs of the sorted order, each <= shard_bytes unless one tensor is larger */
+    {
+        uint64_t cur = 0;
+        for (i = 0; i < n; ++i) {
+            if (i == 0 || (opts && opts->shard_bytes && cur && cur + wt[i].nbytes > opts->shard_bytes)) {
+                shard_start[nshards++] = i;
+                cur = 0;
+            }
+            cur += wt[i].nbytes;
+            shard_of[i] = nshards - 1;
+        }
+        if (nshards == 0) shard_start[nshards++] = 0;
+        shard_start[nshards] = MLOAD__CAST(size_t, n);
+    }
+    if (nshards == 1) {
+        r = mload__write_file(path, wt, MLOAD__CAST(size_t, n), opts, a, buf, buf_size, err);
+        goto out;
+    }
+    if (pl <= 12 || !mload__ends_with(path, ".safetensors")) {
+        r = mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "a sharded output path must end in .safetensors");
+        goto out;
+    }
+    names = MLOAD__CAST(char **, mload__malloc(a, (nshards + 1) * sizeof(char *), sizeof(void *)));
+    if (!names) { r = mload__oom(err); goto out; }
+    memset(names, 0, (nshards + 1) * sizeof(char *));
+    for (i = 0; i < nshards && r == MLOAD_OK; ++i) {
+        mload__wbuf nb;
+        char num[16];
+        size_t q;
+        memset(&nb, 0, sizeof nb);
+        nb.a = a;
+        mload__wb_put(&nb, path, pl - 12);
+        mload__wb_str(&nb, "-");
+        for (q = 0; q < 5; ++q) num[4 - q] = MLOAD__CAST(char, '0' + MLOAD__CAST(int, ((i + 1) / (q == 0 ? 1 : q == 1 ? 10 : q == 2 ? 100 : q == 3 ? 1000 : 10000)) % 10));
+        mload__wb_put(&nb, num, 5);
+        mload__wb_str(&nb, "-of-");
+        for (q = 0; q < 5; ++q) num[4 - q] = MLOAD__CAST(char, '0' + MLOAD__CAST(int, (nshards / (q == 0 ? 1 : q == 1 ? 10 : q == 2 ? 100 : q == 3 ? 1000 : 10000)) % 10));
+        mload__wb_put(&nb, num, 5);
+        mload__wb_str(&nb, ".safetensors");
+        mload__wb_put(&nb, "", 1);
+        if (nb.oom) { r = mload__oom(err); break; }
+        names[i] = mload__strndup(a, nb.p, strlen(nb.p));
+        mload__free(a, nb.p, nb.cap, 1);
+        if (!names[i]) { r = mload__oom(err); break; }
+        r = mload__write_file(names[i], wt + shard_start[i], shard_start[i + 1] - shard_start[i], opts, a, buf, buf_size, err);
+    }
+    if (r == MLOAD_OK) { /* the index, tensors in name order */
+        mload__wbuf ib;
+        mload__mref *order = MLOAD__CAST(mload__mref *, mload__malloc(a, MLOAD__CAST(size_t, n + 1) * sizeof(mload__mref), sizeof(void *)));
+        char *ipath;
+        int fd;
+        if (!order) { r = mload__oom(err); goto out; }
+        for (i = 0; i < n; ++i) {
+            order[i].name = wt[i].name;
+            order[i].name_len = wt[i].name_len;
+            order[i].file = MLOAD__CAST(uint32_t, shard_of[i]);
+            order[i].idx = i;
+        }
+        qsort(order, MLOAD__CAST(size_t, n), sizeof(mload__mref), mload__mref_cmp);
+        memset(&ib, 0, sizeof ib);
+        ib.a = a;
+        mload__wb_str(&ib, "{\n  \"metadata\": {\n    \"total_size\": ");
+        mload__wb_u64(&ib, total);
+        mload__wb_str(&ib, "\n  },\n  \"weight_map\": {");
+        for (i = 0; i < n; ++i) {
+            const char *base = strrchr(names[order[i].file], '/');
+            base = base ? base + 1 : names[order[i].file];
+            mload__wb_str(&ib, i ? ",\n    " : "\n    ");
+            mload__wb_json(&ib, order[i].name, order[i].name_len);
+            mload__wb_str(&ib, ": ");
+            mload__wb_json(&ib, base, strlen(base));
+        }
+        mload__wb_str(&ib, "\n  }\n}\n");
+        mload__free(a, order, MLOAD__CAST(size_t, n + 1) * sizeof(mload__mref), sizeof(void *));
+        ipath = MLOAD__CAST(char *, mload__malloc(a, pl + 12, 1));
+        if (ib.oom || !ipath) { mload__free(a, ib.p, ib.cap, 1); mload__free(a, ipath, pl + 12, 1); r = mload__oom(err); goto out; }
+        memcpy(ipath, path, pl);
+        memcpy(ipath + pl, ".index.json", 12);
+        do { fd = open(ipath, O_WRONLY | O_CREAT | O_TRUNC, 0644); } while (fd < 0 && errno == EINTR);
+        if (fd < 0) r = mload__fail(err, MLOAD_ERR_CANNOT_OPEN, MLOAD_NO_OFFSET, NULL, 0, "cannot create '%s'", ipath);
+        else {
+            if (!mload__write_all(fd, ib.p, ib.n)) r = mload__fail(err, MLOAD_ERR_IO, MLOAD_NO_OFFSET, NULL, 0, "writing '%s' failed", ipath);
+            if (close(fd) != 0 && r == MLOAD_OK) r = mload__fail(err, MLOAD_ERR_IO, MLOAD_NO_OFFSET, NULL, 0, "closing '%s' failed", ipath);
+        }
+        mload__free(a, ib.p, ib.cap, 1);
+        mload__free(a, ipath, pl + 12, 1);
+    }
+out:
+    if (names) {
+        for (i = 0; i < nshards; ++i) mload__strfree(a, names[i]);
+        mload__free(a, names, (nshards + 1) * sizeof(char *), sizeof(void *));
+    }
+    mload__free(a, ix.slots, ix.slots ? (ix.mask + 1) * sizeof(uint64_t) : 0, sizeof(uint64_t));
+    mload__free(a, buf, buf_size, 64);
+    mload__free(a, shard_of, MLOAD__CAST(size_t, n + 1) * sizeof(size_t), sizeof(size_t));
+    mload__free(a, shard_start, MLOAD__CAST(size_t, n + 2) * sizeof(size_t), sizeof(size_t));
+    mload__free(a, wt, MLOAD__CAST(size_t, n + 1) * sizeof(mload__wt), sizeof(void *));
+    return r;
+#else
+    (void)path; (void)tensors; (void)n; (void)opts;
+    return mload__fail(err, MLOAD_ERR_UNSUPPORTED, MLOAD_NO_OFFSET, NULL, 0, "the writer needs POSIX file access");
+#endif
 }
 
 #ifdef __cplusplus

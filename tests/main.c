@@ -24,6 +24,8 @@ void area_json(void);
 void area_format(void);
 void area_read(void);
 void area_fixtures(void);
+void area_map(void);
+void area_convert(void);
 
 int main(void) {
     area_dtype();
@@ -31,6 +33,8 @@ int main(void) {
     area_format();
     area_read();
     area_fixtures();
+    area_convert();
+    area_map();
     printf("%d passed, %d failed, %d skipped\n", n_pass, n_fail, n_skip);
     return n_fail ? 1 : 0;
 }

@@ -84,14 +84,14 @@ compile "multi-file link" "$CC" -std=c99 $STRICT -I. "$T/impl_only.c" "$T/user.c
 echo "compile checks: $pass passed, $fail failed"
 
 # ---- 2. unit tests, plain and sanitized ---------------------------------------
-SRCS="tests/main.c tests/util.c tests/impl.c tests/test_dtype.c tests/test_json.c tests/test_format.c tests/test_read.c tests/test_fixtures.c"
-if "$CC" -std=c99 -O2 -g $STRICT -Wno-conversion -Itests -I. $SRCS -o "$B/unit" -lm; then
+SRCS="tests/main.c tests/util.c tests/impl.c tests/test_dtype.c tests/test_json.c tests/test_format.c tests/test_read.c tests/test_fixtures.c tests/test_convert.c tests/test_map.c"
+if "$CC" -std=c99 -O2 -g $STRICT -Wno-conversion -Itests -I. $SRCS -o "$B/unit" -lm -pthread; then
   "$B/unit" > "$T/unit.out" 2> "$T/unit.err"; rc=$?
   cat "$T/unit.err" >&2
   tally "$T/unit.out" "unit tests (-O2)"
   [ $rc -eq 0 ] || [ "$(grep -c . "$T/unit.err")" -gt 0 ] || bad "unit tests exited $rc"
 else bad "unit tests build"; fi
-if "$CC" -std=c99 -O1 -g $SAN $STRICT -Wno-conversion -Itests -I. $SRCS -o "$B/unit_san" -lm; then
+if "$CC" -std=c99 -O1 -g $SAN $STRICT -Wno-conversion -Itests -I. $SRCS -o "$B/unit_san" -lm -pthread; then
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     "$B/unit_san" > "$T/san.out" 2> "$T/san.err"; rc=$?
   grep -v '^  SKIP' "$T/san.err" | grep -E 'ERROR|runtime error|FAIL' >&2

@@ -1,0 +1,849 @@
+/* The DiskMap: open forms, index checks, duplicates, prefixes, reads with
+   conversion and ranges, views, bulk loads, cancel, binding, fingerprint,
+   the writer. */
+#if defined(__linux__) && !defined(_GNU_SOURCE)
+#define _GNU_SOURCE 1
+#endif
+#include "harness.h"
+#include <stdlib.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include <math.h>
+
+static char tdir[256];
+
+static const char *tpath(const char *name) {
+    static char buf[8][512];
+    static int slot;
+    char *p = buf[slot++ & 7];
+    snprintf(p, 512, "%s/%s", tdir, name);
+    return p;
+}
+
+static void put_file(const char *name, const tbuf *b) {
+    FILE *fp = fopen(tpath(name), "wb");
+    if (!fp) abort();
+    if (b->n && fwrite(b->p, 1, b->n, fp) != b->n) abort();
+    fclose(fp);
+}
+
+static void put_text(const char *name, const char *text) {
+    FILE *fp = fopen(tpath(name), "wb");
+    if (!fp) abort();
+    fputs(text, fp);
+    fclose(fp);
+}
+
+static mload_result open_map(const char *const *paths, uint32_t n, uint32_t dup, mload_map **m, mload_error *e) {
+    mload_map_desc d;
+    memset(&d, 0, sizeof d);
+    d.paths = paths;
+    d.path_count = n;
+    d.duplicates = dup;
+    return mload_map_open(&d, m, e);
+}
+
+static mload_result open_one(const char *path, mload_map **m, mload_error *e) {
+    return open_map(&path, 1, MLOAD_DUP_ERROR, m, e);
+}
+
+/* a file of F32 tensors named names[i] with shape [rows[i], 3] holding value base + i*100 + j */
+static tbuf f32_file(const char *const *names, const unsigned *rows, int n, float base) {
+    char hdr[4096];
+    size_t len = 0, off = 0;
+    int i;
+    tbuf data = {0, 0, 0}, out;
+    len += (size_t)snprintf(hdr + len, sizeof hdr - len, "{");
+    for (i = 0; i < n; ++i) {
+        unsigned j, cnt = rows[i] * 3;
+        len += (size_t)snprintf(hdr + len, sizeof hdr - len, "%s\"%s\":{\"dtype\":\"F32\",\"shape\":[%u,3],\"data_offsets\":[%u,%u]}",
+                                i ? "," : "", names[i], rows[i], (unsigned)off, (unsigned)(off + cnt * 4));
+        for (j = 0; j < cnt; ++j) {
+            float v = base + (float)(i * 100 + (int)j);
+            tbuf_put(&data, &v, 4);
+        }
+        off += cnt * 4;
+    }
+    len += (size_t)snprintf(hdr + len, sizeof hdr - len, "}");
+    out = make_st(hdr, data.n, data.p);
+    tbuf_free(&data);
+    return out;
+}
+
+/* ---- open forms ---- */
+
+static void test_map_open_forms(void) {
+    const char *n1[] = {"a.w", "a.b"}, *n2[] = {"b.w"};
+    unsigned r1[] = {2, 1}, r2[] = {4};
+    tbuf f1 = f32_file(n1, r1, 2, 0), f2 = f32_file(n2, r2, 1, 1000);
+    mload_map *m;
+    mload_error e;
+    const char *paths[2];
+    mkdir(tpath("folder"), 0755);
+    put_file("folder/x-2.safetensors", &f2);
+    put_file("folder/x-1.safetensors", &f1);
+    put_file("folder/ignored.bin", &f1);
+    put_file("one.safetensors", &f1);
+    /* one path */
+    CHECK_RES(open_one(tpath("one.safetensors"), &m, &e), MLOAD_OK);
+    if (m) {
+        CHECK_EQ_U64(mload_map_count(m), 2);
+        CHECK_EQ_U64(mload_map_file_count(m), 1);
+        CHECK(strcmp(mload_map_at(m, 0)->name, "a.b") == 0); /* name order */
+        CHECK(mload_map_declared_size(m) == UINT64_MAX);
+        mload_map_close(m);
+    }
+    /* a list */
+    paths[0] = tpath("one.safetensors");
+    paths[1] = tpath("folder/x-2.safetensors");
+    CHECK_RES(open_map(paths, 2, 0, &m, &e), MLOAD_OK);
+    if (m) {
+        const mload_tensor *t = mload_map_find(m, "b.w");
+        CHECK_EQ_U64(mload_map_count(m), 3);
+        CHECK(t && t->file_index == 1);
+        CHECK(strcmp(mload_map_file_path(m, 1), paths[1]) == 0);
+        CHECK_EQ_U64(mload_map_data_size(m), (2 + 1 + 4) * 3 * 4);
+        mload_map_close(m);
+    }
+    /* a folder: *.safetensors sorted by name */
+    CHECK_RES(open_one(tpath("folder"), &m, &e), MLOAD_OK);
+    if (m) {
+        CHECK_EQ_U64(mload_map_file_count(m), 2);
+        CHECK(strstr(mload_map_file_path(m, 0), "x-1.safetensors") != NULL);
+        CHECK(strstr(mload_map_file_path(m, 1), "x-2.safetensors") != NULL);
+        CHECK_EQ_U64(mload_map_find(m, "b.w")->file_index, 1);
+        mload_map_close(m);
+    }
+    mkdir(tpath("empty"), 0755);
+    CHECK_RES(open_one(tpath("empty"), &m, &e), MLOAD_ERR_NOT_FOUND);
+    CHECK_RES(open_one(tpath("nothing-here.safetensors"), &m, &e), MLOAD_ERR_CANNOT_OPEN);
+    CHECK(m == NULL);
+    /* user sources */
+    {
+        mload_map_desc d;
+        mload_source s[2];
+        memset(&d, 0, sizeof d);
+        CHECK_RES(mload_source_memory(f1.p, f1.n, NULL, &s[0]), MLOAD_OK);
+        CHECK_RES(mload_source_memory(f2.p, f2.n, NULL, &s[1]), MLOAD_OK);
+        d.sources = s;
+        d.source_count = 2;
+        CHECK_RES(mload_map_open(&d, &m, &e), MLOAD_OK);
+        if (m) {
+            CHECK_EQ_U64(mload_map_count(m), 3);
+            CHECK(mload_map_file_path(m, 0) == NULL);
+            mload_map_close(m);
+        }
+        memset(&d, 0, sizeof d);
+        CHECK_RES(mload_map_open(&d, &m, &e), MLOAD_ERR_INVALID_ARGUMENT);
+    }
+    tbuf_free(&f1);
+    tbuf_free(&f2);
+}
+
+static void test_map_duplicates(void) {
+    const char *n1[] = {"w", "x"}, *n2[] = {"w"};
+    unsigned r1[] = {1, 1}, r2[] = {2};
+    tbuf f1 = f32_file(n1, r1, 2, 0), f2 = f32_file(n2, r2, 1, 500);
+    mload_map *m;
+    mload_error e;
+    const char *paths[2];
+    put_file("dup1.safetensors", &f1);
+    put_file("dup2.safetensors", &f2);
+    paths[0] = tpath("dup1.safetensors");
+    paths[1] = tpath("dup2.safetensors");
+    CHECK_RES(open_map(paths, 2, MLOAD_DUP_ERROR, &m, &e), MLOAD_ERR_DUPLICATE_KEY);
+    CHECK(strcmp(e.tensor, "w") == 0);
+    CHECK_EQ_U64(e.file_index, 1);
+    CHECK(strstr(e.message, "dup1") && strstr(e.message, "dup2"));
+    CHECK_RES(open_map(paths, 2, MLOAD_DUP_LAST_WINS, &m, &e), MLOAD_OK);
+    if (m) {
+        const mload_tensor *t = mload_map_find(m, "w");
+        float v[6];
+        CHECK_EQ_U64(mload_map_count(m), 2);
+        CHECK(t && t->file_index == 1 && t->shape[0] == 2);
+        CHECK_RES(mload_map_read(m, t, 0, v, sizeof v, &e), MLOAD_OK);
+        CHECK(v[0] == 500.0f && v[5] == 505.0f);
+        mload_map_close(m);
+    }
+    CHECK_RES(open_map(paths, 2, 7, &m, &e), MLOAD_ERR_INVALID_ARGUMENT);
+    tbuf_free(&f1);
+    tbuf_free(&f2);
+}
+
+/* ---- sharded checkpoints ---- */
+
+static void write_shards(void) {
+    const char *n1[] = {"l.0.w", "l.0.b"}, *n2[] = {"l.1.w"};
+    unsigned r1[] = {2, 1}, r2[] = {3};
+    tbuf f1 = f32_file(n1, r1, 2, 0), f2 = f32_file(n2, r2, 1, 10);
+    mkdir(tpath("sh"), 0755);
+    put_file("sh/s-1.safetensors", &f1);
+    put_file("sh/s-2.safetensors", &f2);
+    tbuf_free(&f1);
+    tbuf_free(&f2);
+}
+
+static void test_map_index_ok(void) {
+    mload_map *m;
+    mload_error e;
+    write_shards();
+    put_text("sh/good.safetensors.index.json",
+             "{\"metadata\": {\"total_size\": 72, \"format\": {\"x\": [1, 2]}}, \"weight_map\": {\"l.0.w\": \"s-1.safetensors\","
+             " \"l.0.b\": \"s-1.safetensors\", \"l.1.w\": \"s-2.safetensors\"}, \"extra\": null}");
+    CHECK_RES(open_one(tpath("sh/good.safetensors.index.json"), &m, &e), MLOAD_OK);
+    if (m) {
+        CHECK_EQ_U64(mload_map_count(m), 3);
+        CHECK_EQ_U64(mload_map_file_count(m), 2);
+        CHECK_EQ_U64(mload_map_declared_size(m), 72);
+        CHECK_EQ_U64(mload_map_data_size(m), 72);
+        mload_map_close(m);
+    }
+    /* total_size is advisory: a wrong one is reported, not fatal */
+    put_text("sh/wrongsize.index.json",
+             "{\"metadata\":{\"total_size\":5},\"weight_map\":{\"l.0.w\":\"s-1.safetensors\",\"l.0.b\":\"s-1.safetensors\",\"l.1.w\":\"s-2.safetensors\"}}");
+    CHECK_RES(open_one(tpath("sh/wrongsize.index.json"), &m, &e), MLOAD_OK);
+    if (m) {
+        CHECK_EQ_U64(mload_map_declared_size(m), 5);
+        CHECK(mload_map_declared_size(m) != mload_map_data_size(m));
+        mload_map_close(m);
+    }
+}
+
+static void test_map_index_checks(void) {
+    static const struct { const char *json; const char *needle; } bad[] = {
+        {"{\"weight_map\":{\"l.0.w\":\"../s-1.safetensors\",\"l.0.b\":\"s-1.safetensors\",\"l.1.w\":\"s-2.safetensors\"}}", "plain file name"},
+        {"{\"weight_map\":{\"l.0.w\":\"/tmp/s-1.safetensors\",\"l.0.b\":\"s-1.safetensors\",\"l.1.w\":\"s-2.safetensors\"}}", "plain file name"},
+        {"{\"weight_map\":{\"l.0.w\":\"sub\\\\s-1.safetensors\",\"l.0.b\":\"s-1.safetensors\",\"l.1.w\":\"s-2.safetensors\"}}", "plain file name"},
+        {"{\"weight_map\":{\"l.0.w\":\"..\",\"l.0.b\":\"s-1.safetensors\",\"l.1.w\":\"s-2.safetensors\"}}", "plain file name"},
+        {"{\"weight_map\":{\"l.0.w\":\"\",\"l.0.b\":\"s-1.safetensors\",\"l.1.w\":\"s-2.safetensors\"}}", "plain file name"},
+        {"{\"weight_map\":{\"l.0.w\":\"s-1.safetensors\\u0000x\",\"l.0.b\":\"s-1.safetensors\",\"l.1.w\":\"s-2.safetensors\"}}", "plain file name"},
+        /* mapped but absent from its shard */
+        {"{\"weight_map\":{\"l.0.w\":\"s-1.safetensors\",\"l.0.b\":\"s-1.safetensors\",\"l.1.w\":\"s-2.safetensors\",\"ghost\":\"s-2.safetensors\"}}", "not in it"},
+        /* a shard tensor nobody maps */
+        {"{\"weight_map\":{\"l.0.w\":\"s-1.safetensors\",\"l.1.w\":\"s-2.safetensors\"}}", "not in the weight_map"},
+        /* mapped to the wrong shard: it is in the other one too (both opened) */
+        {"{\"weight_map\":{\"l.0.w\":\"s-1.safetensors\",\"l.0.b\":\"s-2.safetensors\",\"l.1.w\":\"s-2.safetensors\"}}", "not in it"},
+        /* a name mapped twice */
+        {"{\"weight_map\":{\"l.0.w\":\"s-1.safetensors\",\"l.0.w\":\"s-1.safetensors\",\"l.0.b\":\"s-1.safetensors\",\"l.1.w\":\"s-2.safetensors\"}}", "mapped twice"},
+        {"{\"metadata\":{}}", "no weight_map"},
+        {"{\"weight_map\":{\"a\":1}}", "file names"},
+        {"{\"weight_map\":{\"a\":\"s-1.safetensors\",}}", "expected"},
+        {"[]", "object"},
+        {"{\"weight_map\":{}} x", "trailing"},
+        {"{\"weight_map\":{},\"weight_map\":{}}", "twice"},
+    };
+    size_t i;
+    write_shards();
+    for (i = 0; i < sizeof bad / sizeof bad[0]; ++i) {
+        mload_map *m = NULL;
+        mload_error e;
+        mload_result r;
+        put_text("sh/bad.index.json", bad[i].json);
+        r = open_one(tpath("sh/bad.index.json"), &m, &e);
+        if (r != MLOAD_ERR_INVALID_INDEX || !strstr(e.message, bad[i].needle)) {
+            th_failed_checks++;
+            fprintf(stderr, "  FAIL index case %u: %s (%s)\n", (unsigned)i, mload_result_string(r), r ? e.message : "");
+        }
+        CHECK(m == NULL);
+    }
+    /* a tensor present in two shards */
+    {
+        const char *n3[] = {"l.0.b"};
+        unsigned r3[] = {1};
+        tbuf f3 = f32_file(n3, r3, 1, 0);
+        mload_map *m;
+        mload_error e;
+        put_file("sh/s-3.safetensors", &f3);
+        put_text("sh/two.index.json",
+                 "{\"weight_map\":{\"l.0.w\":\"s-1.safetensors\",\"l.0.b\":\"s-1.safetensors\",\"l.1.w\":\"s-2.safetensors\",\"zz\":\"s-3.safetensors\"}}");
+        CHECK_RES(open_one(tpath("sh/two.index.json"), &m, &e), MLOAD_ERR_INVALID_INDEX);
+        put_text("sh/two.index.json",
+                 "{\"weight_map\":{\"l.0.w\":\"s-1.safetensors\",\"l.1.w\":\"s-2.safetensors\",\"l.0.b\":\"s-3.safetensors\"}}");
+        CHECK_RES(open_one(tpath("sh/two.index.json"), &m, &e), MLOAD_ERR_INVALID_INDEX);
+        CHECK(strstr(e.message, "two shards") != NULL);
+        CHECK(strcmp(e.tensor, "l.0.b") == 0);
+        tbuf_free(&f3);
+    }
+    /* a missing shard file */
+    {
+        mload_map *m;
+        mload_error e;
+        put_text("sh/missing.index.json", "{\"weight_map\":{\"l.0.w\":\"nope.safetensors\"}}");
+        CHECK_RES(open_one(tpath("sh/missing.index.json"), &m, &e), MLOAD_ERR_CANNOT_OPEN);
+    }
+}
+
+static void test_map_official_sharded(void) {
+    char path[512];
+    const char *dir = fixtures_dir();
+    mload_map *m;
+    mload_error e;
+    uint64_t i;
+    if (!dir) SKIP("official fixtures absent");
+    snprintf(path, sizeof path, "%s/sharded/model.safetensors.index.json", dir);
+    CHECK_RES(open_one(path, &m, &e), MLOAD_OK);
+    if (!m) return;
+    CHECK_EQ_U64(mload_map_count(m), 36);
+    CHECK_EQ_U64(mload_map_file_count(m), 6);
+    CHECK_EQ_U64(mload_map_declared_size(m), mload_map_data_size(m));
+    /* every tensor's bytes equal the shard's, read on its own */
+    for (i = 0; i < mload_map_count(m); ++i) {
+        const mload_tensor *t = mload_map_at(m, i);
+        mload_file_desc fd;
+        mload_file *f;
+        unsigned char *a = (unsigned char *)malloc((size_t)t->nbytes + 1), *b = (unsigned char *)malloc((size_t)t->nbytes + 1);
+        memset(&fd, 0, sizeof fd);
+        fd.path = mload_map_file_path(m, t->file_index);
+        CHECK_RES(mload_file_open(&fd, &f, &e), MLOAD_OK);
+        if (f) {
+            const mload_tensor *ft = mload_file_find(f, t->name);
+            CHECK(ft != NULL);
+            if (ft) {
+                CHECK_RES(mload_file_read(f, ft, a, ft->nbytes, &e), MLOAD_OK);
+                CHECK_RES(mload_map_read(m, t, 0, b, t->nbytes, &e), MLOAD_OK);
+                CHECK(memcmp(a, b, (size_t)t->nbytes) == 0);
+            }
+            mload_file_close(f);
+        }
+        free(a);
+        free(b);
+    }
+    mload_map_close(m);
+}
+
+/* ---- queries ---- */
+
+static void test_map_prefix(void) {
+    static const char *names[] = {"model.layers.3.b", "model.layers.30.a", "model.layers.3.a", "model.layers.2.x",
+                                  "model.layers.3", "model.norm", "model.layers.3.c"};
+    unsigned rows[] = {1, 1, 1, 1, 1, 1, 1};
+    tbuf f = f32_file(names, rows, 7, 0);
+    mload_map *m;
+    mload_error e;
+    uint64_t first, n, i;
+    put_file("prefix.safetensors", &f);
+    CHECK_RES(open_one(tpath("prefix.safetensors"), &m, &e), MLOAD_OK);
+    if (m) {
+        for (i = 1; i < mload_map_count(m); ++i)
+            CHECK(strcmp(mload_map_at(m, i - 1)->name, mload_map_at(m, i)->name) < 0);
+        n = mload_map_prefix(m, "model.layers.3.", &first);
+        CHECK_EQ_U64(n, 3);
+        CHECK(strcmp(mload_map_at(m, first)->name, "model.layers.3.a") == 0);
+        CHECK(strcmp(mload_map_at(m, first + 2)->name, "model.layers.3.c") == 0);
+        CHECK_EQ_U64(mload_map_prefix(m, "model.layers.3", &first), 5); /* 3, 3.a-c, 30.a */
+        CHECK_EQ_U64(mload_map_prefix(m, "", &first), 7);
+        CHECK_EQ_U64(first, 0);
+        CHECK_EQ_U64(mload_map_prefix(m, "zzz", &first), 0);
+        CHECK_EQ_U64(first, mload_map_count(m));
+        CHECK_EQ_U64(mload_map_prefix(m, "model.norm.", &first), 0);
+        CHECK(mload_map_find(m, "model.layers.3") != NULL);
+        CHECK(mload_map_find(m, "model.layers") == NULL);
+        mload_map_close(m);
+    }
+    tbuf_free(&f);
+}
+
+/* ---- reads ---- */
+
+static void test_map_read_convert_and_ranges(void) {
+    const char *names[] = {"w"};
+    unsigned rows[] = {5};
+    tbuf f = f32_file(names, rows, 1, 0); /* 5x3 F32: 0..14 */
+    mload_map *m;
+    mload_error e;
+    put_file("ranges.safetensors", &f);
+    CHECK_RES(open_one(tpath("ranges.safetensors"), &m, &e), MLOAD_OK);
+    if (m) {
+        const mload_tensor *t = mload_map_find(m, "w");
+        float v[15];
+        uint16_t h[15];
+        double d[15];
+        int32_t iv[15];
+        int k;
+        CHECK_RES(mload_map_read(m, t, MLOAD_F32, v, sizeof v, &e), MLOAD_OK);
+        for (k = 0; k < 15; ++k) CHECK(v[k] == (float)k);
+        CHECK_RES(mload_map_read(m, t, MLOAD_BF16, h, sizeof h, &e), MLOAD_OK);
+        for (k = 0; k < 15; ++k) { uint32_t u = (uint32_t)h[k] << 16; float x; memcpy(&x, &u, 4); CHECK(x == (float)k); }
+        CHECK_RES(mload_map_read(m, t, MLOAD_F64, d, sizeof d, &e), MLOAD_OK);
+        CHECK(d[14] == 14.0);
+        CHECK_RES(mload_map_read(m, t, MLOAD_I32, iv, sizeof iv, &e), MLOAD_OK);
+        CHECK(iv[7] == 7);
+        CHECK_RES(mload_map_read(m, t, MLOAD_F64, d, sizeof d - 1, &e), MLOAD_ERR_INVALID_ARGUMENT);
+        CHECK_RES(mload_map_read(m, t, MLOAD_C64, d, sizeof d, &e), MLOAD_ERR_UNSUPPORTED);
+        /* element ranges at the edges */
+        CHECK_RES(mload_map_read_range(m, t, 0, 15, 0, v, sizeof v, &e), MLOAD_OK);
+        CHECK_RES(mload_map_read_range(m, t, 14, 1, 0, v, 4, &e), MLOAD_OK);
+        CHECK(v[0] == 14.0f);
+        CHECK_RES(mload_map_read_range(m, t, 15, 0, 0, v, 0, &e), MLOAD_OK);
+        CHECK_RES(mload_map_read_range(m, t, 15, 1, 0, v, 4, &e), MLOAD_ERR_INVALID_ARGUMENT);
+        CHECK_RES(mload_map_read_range(m, t, 14, 2, 0, v, 8, &e), MLOAD_ERR_INVALID_ARGUMENT);
+        CHECK_RES(mload_map_read_range(m, t, UINT64_MAX, 2, 0, v, 8, &e), MLOAD_ERR_INVALID_ARGUMENT);
+        CHECK_RES(mload_map_read_range(m, t, 4, 3, MLOAD_F16, h, 6, &e), MLOAD_OK);
+        CHECK(h[0] == 0x4400 && h[2] == 0x4600); /* 4.0, 6.0 */
+        /* rows of dim 0 */
+        CHECK_RES(mload_map_read_rows(m, t, 1, 2, 0, v, sizeof v, &e), MLOAD_OK);
+        CHECK(v[0] == 3.0f && v[5] == 8.0f);
+        CHECK_RES(mload_map_read_rows(m, t, 4, 1, 0, v, 12, &e), MLOAD_OK);
+        CHECK(v[2] == 14.0f);
+        CHECK_RES(mload_map_read_rows(m, t, 5, 0, 0, v, 0, &e), MLOAD_OK);
+        CHECK_RES(mload_map_read_rows(m, t, 4, 2, 0, v, sizeof v, &e), MLOAD_ERR_INVALID_ARGUMENT);
+        /* library-allocated */
+        {
+            void *p;
+            uint64_t sz;
+            CHECK_RES(mload_map_read_alloc(m, t, MLOAD_F64, &p, &sz, &e), MLOAD_OK);
+            CHECK_EQ_U64(sz, 15 * 8);
+            CHECK(((uintptr_t)p & 63) == 0);
+            CHECK(((double *)p)[9] == 9.0);
+            mload_map_free(m, p, sz);
+        }
+        /* a view by mmap */
+        {
+            mload_view vw;
+            CHECK_RES(mload_map_view(m, t, &vw, &e), MLOAD_OK);
+            CHECK_EQ_U64(vw.size, 60);
+            if (vw.data) {
+                float x;
+                memcpy(&x, (const char *)vw.data + 4 * 13, 4);
+                CHECK(x == 13.0f);
+            }
+            mload_map_close(m);
+            m = NULL;
+            if (vw.data) { /* outlives the map */
+                float x;
+                memcpy(&x, (const char *)vw.data + 4, 4);
+                CHECK(x == 1.0f);
+            }
+            mload_view_release(&vw);
+            CHECK(vw.data == NULL);
+        }
+    }
+    mload_map_close(m);
+    tbuf_free(&f);
+}
+
+static void test_map_subbyte_ranges(void) {
+    tbuf f = make_st("{\"q\":{\"dtype\":\"F4\",\"shape\":[4,4],\"data_offsets\":[0,8]}}", 8, NULL);
+    mload_map *m;
+    mload_error e;
+    unsigned char out[8];
+    put_file("f4.safetensors", &f);
+    CHECK_RES(open_one(tpath("f4.safetensors"), &m, &e), MLOAD_OK);
+    if (m) {
+        const mload_tensor *t = mload_map_find(m, "q");
+        CHECK_RES(mload_map_read_range(m, t, 2, 4, 0, out, sizeof out, &e), MLOAD_OK);
+        CHECK(out[0] == 1 && out[1] == 2);
+        CHECK_RES(mload_map_read_range(m, t, 1, 4, 0, out, sizeof out, &e), MLOAD_ERR_INVALID_ARGUMENT);
+        CHECK_RES(mload_map_read_range(m, t, 2, 3, 0, out, sizeof out, &e), MLOAD_ERR_INVALID_ARGUMENT);
+        CHECK(strstr(e.message, "whole bytes") != NULL);
+        CHECK_RES(mload_map_read_rows(m, t, 1, 2, 0, out, sizeof out, &e), MLOAD_OK);
+        CHECK(out[0] == 2 && out[3] == 5);
+        CHECK_RES(mload_map_read(m, t, MLOAD_F32, out, sizeof out, &e), MLOAD_ERR_UNSUPPORTED);
+        mload_map_close(m);
+    }
+    tbuf_free(&f);
+}
+
+static void test_split_rows(void) {
+    uint64_t b, c, total;
+    uint32_t r;
+    /* 10 rows over 4 ranks: 3,3,2,2 */
+    mload_split_rows(10, 0, 4, &b, &c); CHECK(b == 0 && c == 3);
+    mload_split_rows(10, 1, 4, &b, &c); CHECK(b == 3 && c == 3);
+    mload_split_rows(10, 2, 4, &b, &c); CHECK(b == 6 && c == 2);
+    mload_split_rows(10, 3, 4, &b, &c); CHECK(b == 8 && c == 2);
+    mload_split_rows(10, 4, 4, &b, &c); CHECK(c == 0);
+    mload_split_rows(3, 4, 8, &b, &c); CHECK(c == 0 && b == 3);
+    mload_split_rows(3, 2, 8, &b, &c); CHECK(c == 1 && b == 2);
+    mload_split_rows(7, 0, 0, &b, &c); CHECK(b == 0 && c == 7);
+    for (total = 0, r = 0; r < 7; ++r) { mload_split_rows(1000003, r, 7, &b, &c); CHECK_EQ_U64(b, total); total += c; }
+    CHECK_EQ_U64(total, 1000003);
+}
+
+/* ---- bulk loads ---- */
+
+static tbuf big_bf16_file(int ntensors, unsigned elems) {
+    char *hdr = (char *)malloc((size_t)ntensors * 96 + 16);
+    size_t len = 0;
+    int i;
+    unsigned j;
+    tbuf data = {0, 0, 0}, out;
+    len += (size_t)sprintf(hdr + len, "{");
+    for (i = 0; i < ntensors; ++i) {
+        len += (size_t)sprintf(hdr + len, "%s\"t.%03d\":{\"dtype\":\"BF16\",\"shape\":[%u],\"data_offsets\":[%lu,%lu]}", i ? "," : "", i,
+                               elems, (unsigned long)((size_t)i * elems * 2), (unsigned long)((size_t)(i + 1) * elems * 2));
+        for (j = 0; j < elems; ++j) {
+            uint16_t v = (uint16_t)(0x3F80 + ((unsigned)i * 7 + j) % 127); /* 1.0 .. ~2 */
+            tbuf_put(&data, &v, 2);
+        }
+    }
+    sprintf(hdr + len, "}");
+    out = make_st(hdr, data.n, data.p);
+    tbuf_free(&data);
+    free(hdr);
+    return out;
+}
+
+static int count_progress(void *user, uint64_t done, uint64_t total) {
+    uint64_t *u = (uint64_t *)user;
+    u[0]++;
+    u[1] = done;
+    u[2] = total;
+    return 0;
+}
+
+static int cancel_after_two(void *user, uint64_t done, uint64_t total) {
+    int *n = (int *)user;
+    (void)done;
+    (void)total;
+    return ++*n >= 2;
+}
+
+static void test_map_bulk(void) {
+    tbuf f = big_bf16_file(24, 30000);
+    mload_map *m;
+    mload_error e;
+    put_file("bulk.safetensors", &f);
+    CHECK_RES(open_one(tpath("bulk.safetensors"), &m, &e), MLOAD_OK);
+    if (m) {
+        uint64_t n = mload_map_count(m), k;
+        mload_load_item *it = (mload_load_item *)calloc((size_t)n, sizeof *it);
+        float *ref = (float *)malloc((size_t)n * 30000 * 4), *got = (float *)malloc((size_t)n * 30000 * 4);
+        uint32_t threads[] = {1, 2, 4};
+        int ti, direct;
+        for (k = 0; k < n; ++k)
+            CHECK_RES(mload_map_read(m, mload_map_at(m, k), MLOAD_F32, ref + k * 30000, 30000 * 4, &e), MLOAD_OK);
+        for (direct = 0; direct < 2; ++direct) {
+            for (ti = 0; ti < 3; ++ti) {
+                mload_load_opts o;
+                uint64_t prog[3] = {0, 0, 0};
+                memset(&o, 0, sizeof o);
+                o.threads = threads[ti];
+                o.chunk_bytes = 10000; /* many chunks per tensor */
+                o.progress = count_progress;
+                o.progress_user = prog;
+                o.flags = direct ? MLOAD_LOAD_DIRECT : 0;
+                memset(got, 0, (size_t)n * 30000 * 4);
+                for (k = 0; k < n; ++k) {
+                    it[k].tensor = mload_map_at(m, k);
+                    it[k].as = MLOAD_F32;
+                    it[k].dst = got + k * 30000;
+                    it[k].dst_size = 30000 * 4;
+                    it[k].first = 0;
+                    it[k].count = 0;
+                }
+                CHECK_RES(mload_map_load(m, it, n, &o, &e), MLOAD_OK);
+                CHECK(memcmp(ref, got, (size_t)n * 30000 * 4) == 0);
+                CHECK_EQ_U64(prog[1], n * 30000 * 2);
+                CHECK_EQ_U64(prog[2], n * 30000 * 2);
+                CHECK(prog[0] >= n * 6);
+            }
+        }
+        /* same dtype, partial ranges, arena */
+        {
+            void *arena;
+            uint64_t asz;
+            for (k = 0; k < n; ++k) {
+                it[k].tensor = mload_map_at(m, k);
+                it[k].as = 0;
+                it[k].dst = NULL;
+                it[k].first = k;
+                it[k].count = 1000;
+            }
+            CHECK_RES(mload_map_load_arena(m, it, n, NULL, &arena, &asz, &e), MLOAD_OK);
+            if (arena) {
+                for (k = 0; k < n; ++k) {
+                    uint16_t v;
+                    uint32_t u;
+                    float x;
+                    CHECK(((uintptr_t)it[k].dst & 63) == 0);
+                    CHECK_EQ_U64(it[k].dst_size, 2000);
+                    memcpy(&v, (char *)it[k].dst + 2 * 999, 2);
+                    u = (uint32_t)v << 16;
+                    memcpy(&x, &u, 4);
+                    CHECK(x == ref[k * 30000 + k + 999]);
+                }
+                mload_map_free(m, arena, asz);
+            }
+        }
+        /* cancel: stops early, says so */
+        {
+            mload_load_opts o;
+            int calls = 0;
+            memset(&o, 0, sizeof o);
+            o.threads = 1;
+            o.chunk_bytes = 4096;
+            o.progress = cancel_after_two;
+            o.progress_user = &calls;
+            for (k = 0; k < n; ++k) { it[k].as = MLOAD_F32; it[k].dst = got + k * 30000; it[k].dst_size = 30000 * 4; it[k].first = 0; it[k].count = 0; }
+            CHECK_RES(mload_map_load(m, it, n, &o, &e), MLOAD_ERR_CANCELLED);
+            CHECK_EQ_U64(calls, 2);
+            o.threads = 4;
+            calls = 0;
+            CHECK_RES(mload_map_load(m, it, n, &o, &e), MLOAD_ERR_CANCELLED);
+            CHECK(calls >= 2 && calls < 40);
+        }
+        /* every item is checked before reading */
+        it[3].dst_size = 7;
+        CHECK_RES(mload_map_load(m, it, n, NULL, &e), MLOAD_ERR_INVALID_ARGUMENT);
+        CHECK(strcmp(e.tensor, "t.003") == 0);
+        free(it);
+        free(ref);
+        free(got);
+        mload_map_close(m);
+    }
+    tbuf_free(&f);
+}
+
+/* ---- binding ---- */
+
+typedef struct toy_model {
+    float embed[4][3];
+    float layer0[2][3];
+    float layer1[2][3];
+} toy_model;
+
+static void test_map_bind(void) {
+    const char *names[] = {"embed", "layer.0", "layer.1", "extra"};
+    unsigned rows[] = {4, 2, 2, 1};
+    tbuf f = f32_file(names, rows, 4, 0);
+    mload_map *m;
+    mload_error e;
+    put_file("bind.safetensors", &f);
+    CHECK_RES(open_one(tpath("bind.safetensors"), &m, &e), MLOAD_OK);
+    if (m) {
+        toy_model tm;
+        uint64_t s43[] = {4, 3}, s23[] = {2, 3}, s33[] = {3, 3};
+        mload_binding b[3];
+        mload_bind_report rep;
+        const mload_tensor *unexp[4];
+        memset(b, 0, sizeof b);
+        b[0].name = "embed"; b[0].rank = 2; b[0].shape = s43; b[0].dst = tm.embed; b[0].dst_size = sizeof tm.embed;
+        b[1].name = "layer.0"; b[1].rank = 2; b[1].shape = s23; b[1].dst = tm.layer0; b[1].dst_size = sizeof tm.layer0;
+        b[2].name = "layer.1"; b[2].rank = 2; b[2].shape = s23; b[2].dst = tm.layer1; b[2].dst_size = sizeof tm.layer1;
+        /* strict: "extra" is unexpected -> nothing written */
+        memset(&tm, 0x7F, sizeof tm);
+        memset(&rep, 0, sizeof rep);
+        rep.unexpected_list = unexp;
+        rep.unexpected_cap = 4;
+        CHECK_RES(mload_map_bind(m, b, 3, MLOAD_BIND_STRICT, NULL, &rep, &e), MLOAD_ERR_BIND_MISMATCH);
+        CHECK_EQ_U64(rep.unexpected, 1);
+        CHECK(strcmp(unexp[0]->name, "extra") == 0);
+        CHECK(((unsigned char *)&tm)[0] == 0x7F && ((unsigned char *)&tm)[sizeof tm - 1] == 0x7F);
+        /* lenient: loads the three */
+        CHECK_RES(mload_map_bind(m, b, 3, MLOAD_BIND_LENIENT, NULL, &rep, &e), MLOAD_OK);
+        CHECK_EQ_U64(rep.loaded, 3);
+        CHECK(tm.embed[3][2] == 11.0f && tm.layer0[0][0] == 100.0f && tm.layer1[1][2] == 205.0f);
+        /* missing, shape mismatch, small buffer, bad dtype: each reported */
+        {
+            mload_binding c[5];
+            float small[2];
+            uint64_t got_rows;
+            memset(c, 0, sizeof c);
+            c[0].name = "nope";
+            c[1].name = "embed"; c[1].rank = 2; c[1].shape = s33;
+            c[2].name = "layer.0"; c[2].dst = small; c[2].dst_size = sizeof small;
+            c[3].name = "layer.1"; c[3].dtype = MLOAD_C64;
+            c[4].name = "extra"; c[4].dtype = MLOAD_F16; /* allocate */
+            memset(&rep, 0, sizeof rep);
+            CHECK_RES(mload_map_bind(m, c, 5, MLOAD_BIND_STRICT, NULL, &rep, &e), MLOAD_ERR_BIND_MISMATCH);
+            CHECK(c[4].dst == NULL && !c[4].allocated); /* strict: nothing allocated */
+            CHECK(c[0].status == MLOAD_ERR_NOT_FOUND && c[1].status == MLOAD_ERR_SHAPE_MISMATCH &&
+                  c[2].status == MLOAD_ERR_INVALID_ARGUMENT && c[3].status == MLOAD_ERR_UNSUPPORTED);
+            CHECK(rep.missing == 1 && rep.mismatched == 3 && rep.unexpected == 0);
+            CHECK_RES(mload_map_bind(m, c, 5, MLOAD_BIND_LENIENT, NULL, &rep, &e), MLOAD_OK);
+            CHECK_EQ_U64(rep.loaded, 1);
+            CHECK(c[4].allocated && c[4].dst != NULL && c[4].dst_size == 6);
+            if (c[4].dst) CHECK(((uint16_t *)c[4].dst)[2] == 0x5CB8); /* 302.0 in F16 */
+            mload_map_free(m, c[4].dst, c[4].dst_size);
+            /* a rank's slice of rows */
+            memset(c, 0, sizeof c);
+            c[0].name = "embed"; c[0].shard_rank = 1; c[0].shard_world = 3; /* 4 rows: 2,1,1 -> rank 1 gets row 2 */
+            CHECK_RES(mload_map_bind(m, c, 1, MLOAD_BIND_LENIENT, NULL, &rep, &e), MLOAD_OK);
+            got_rows = c[0].dst_size / 12;
+            CHECK_EQ_U64(got_rows, 1);
+            if (c[0].dst) CHECK(((float *)c[0].dst)[0] == 6.0f);
+            mload_map_free(m, c[0].dst, c[0].dst_size);
+        }
+        mload_map_close(m);
+    }
+    tbuf_free(&f);
+}
+
+/* ---- fingerprint, checked by Python's hashlib ---- */
+
+static void test_map_fingerprint(void) {
+    static const char *names[] = {"b.w", "a", "a.b", "a:c", "sc\xc3\xa9", "e"};
+    tbuf f = make_st("{\"b.w\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,24]},"
+                     "\"a\":{\"dtype\":\"U8\",\"shape\":[],\"data_offsets\":[24,25]},"
+                     "\"a.b\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[25,26]},"
+                     "\"a:c\":{\"dtype\":\"U8\",\"shape\":[1,1,1],\"data_offsets\":[26,27]},"
+                     "\"sc\xc3\xa9\":{\"dtype\":\"U8\",\"shape\":[0],\"data_offsets\":[27,27]},"
+                     "\"e\":{\"dtype\":\"I64\",\"shape\":[1],\"data_offsets\":[27,35]}}", 35, NULL);
+    mload_map *m;
+    mload_error e;
+    char fp[33], cmd[1024], py[64] = {0};
+    FILE *p;
+    (void)names;
+    put_file("fp.safetensors", &f);
+    CHECK_RES(open_one(tpath("fp.safetensors"), &m, &e), MLOAD_OK);
+    if (!m) { tbuf_free(&f); return; }
+    CHECK_RES(mload_map_fingerprint(m, fp, &e), MLOAD_OK);
+    CHECK(strlen(fp) == 32);
+    mload_map_close(m);
+    tbuf_free(&f);
+    if (system("python3 -c 'import hashlib, json, struct' > /dev/null 2>&1") != 0) SKIP("python3 absent: fingerprint not cross-checked");
+    snprintf(cmd, sizeof cmd,
+             "python3 -c 'import hashlib,json,struct,sys\n"
+             "b=open(sys.argv[1],\"rb\").read(); n=struct.unpack(\"<Q\",b[:8])[0]; h=json.loads(b[8:8+n])\n"
+             "keys=[]\n"
+             "for k,v in h.items():\n"
+             "  if k==\"__metadata__\": continue\n"
+             "  keys.append(k+\":\"+\"_\".join(map(str,v[\"shape\"]))); keys.append(k)\n"
+             "keys.sort(); print(hashlib.md5(\",\".join(keys).encode(\"utf-8\")).hexdigest())' %s",
+             tpath("fp.safetensors"));
+    p = popen(cmd, "r");
+    CHECK(p != NULL);
+    if (!p) return;
+    CHECK(fgets(py, sizeof py, p) != NULL);
+    pclose(p);
+    py[strcspn(py, "\n")] = '\0';
+    if (strcmp(py, fp) != 0) {
+        th_failed_checks++;
+        fprintf(stderr, "  FAIL fingerprint %s, python %s\n", fp, py);
+    }
+}
+
+/* ---- writer ---- */
+
+static void test_writer_roundtrip(void) {
+    float a[6] = {1, 2, 3, 4, 5, 6};
+    uint8_t b[3] = {7, 8, 9};
+    double c = 3.25;
+    uint64_t sa[] = {2, 3}, sb[] = {3};
+    mload_write_tensor w[3];
+    mload_kv meta[1];
+    mload_write_opts o;
+    mload_map *m, *m2;
+    mload_error e;
+    memset(w, 0, sizeof w);
+    memset(&o, 0, sizeof o);
+    w[0].name = "u8"; w[0].dtype = MLOAD_U8; w[0].rank = 1; w[0].shape = sb; w[0].data = b;
+    w[1].name = "f32"; w[1].dtype = MLOAD_F32; w[1].rank = 2; w[1].shape = sa; w[1].data = a;
+    w[2].name = "scal\"ar"; w[2].dtype = MLOAD_F64; w[2].rank = 0; w[2].data = &c;
+    meta[0].key = "format"; meta[0].key_len = 6; meta[0].value = "pt"; meta[0].value_len = 2;
+    o.metadata = meta;
+    o.metadata_count = 1;
+    CHECK_RES(mload_write(tpath("w1.safetensors"), w, 3, &o, &e), MLOAD_OK);
+    CHECK_RES(open_one(tpath("w1.safetensors"), &m, &e), MLOAD_OK);
+    if (!m) return;
+    {
+        const mload_file *f = mload_map_file(m, 0);
+        uint64_t i;
+        float ra[6];
+        double rc;
+        CHECK(mload_file_header_size(f) % 8 == 0);
+        CHECK(mload_file_metadata_find(f, "format") && strcmp(mload_file_metadata_find(f, "format")->value, "pt") == 0);
+        for (i = 0; i < mload_file_count(f); ++i) { /* aligned to element size in the file */
+            const mload_tensor *t = mload_file_tensor(f, i);
+            CHECK(t->offset % (mload_dtype_bits(t->dtype) / 8) == 0);
+        }
+        CHECK(strcmp(mload_file_tensor(f, 0)->name, "scal\"ar") == 0); /* F64 first */
+        CHECK_RES(mload_map_read(m, mload_map_find(m, "f32"), 0, ra, sizeof ra, &e), MLOAD_OK);
+        CHECK(memcmp(ra, a, sizeof a) == 0);
+        CHECK_RES(mload_map_read(m, mload_map_find(m, "scal\"ar"), 0, &rc, 8, &e), MLOAD_OK);
+        CHECK(rc == 3.25);
+    }
+    /* from a map, converted, sharded */
+    {
+        mload_write_tensor w2[3];
+        uint64_t i;
+        memset(w2, 0, sizeof w2);
+        memset(&o, 0, sizeof o);
+        for (i = 0; i < 3; ++i) {
+            w2[i].name = mload_map_at(m, i)->name;
+            w2[i].map = m;
+            w2[i].src = mload_map_at(m, i);
+        }
+        w2[1].dtype = MLOAD_BF16; /* "scal\"ar" F64 -> BF16 */
+        o.shard_bytes = 8;
+        CHECK_RES(mload_write(tpath("w2.safetensors"), w2, 3, &o, &e), MLOAD_OK);
+        CHECK_RES(open_one(tpath("w2.safetensors.index.json"), &m2, &e), MLOAD_OK);
+        if (m2) {
+            uint16_t h;
+            float ra[6];
+            uint8_t rb[3];
+            CHECK_EQ_U64(mload_map_file_count(m2), 2);
+            CHECK(strstr(mload_map_file_path(m2, 0), "w2-00001-of-00002.safetensors") != NULL);
+            CHECK_EQ_U64(mload_map_declared_size(m2), 24 + 3 + 2);
+            CHECK_RES(mload_map_read(m2, mload_map_find(m2, "scal\"ar"), 0, &h, 2, &e), MLOAD_OK);
+            CHECK(h == 0x4050); /* 3.25 */
+            CHECK_RES(mload_map_read(m2, mload_map_find(m2, "f32"), 0, ra, sizeof ra, &e), MLOAD_OK);
+            CHECK(memcmp(ra, a, sizeof a) == 0);
+            CHECK_RES(mload_map_read(m2, mload_map_find(m2, "u8"), 0, rb, 3, &e), MLOAD_OK);
+            CHECK(memcmp(rb, b, 3) == 0);
+            mload_map_close(m2);
+        }
+    }
+    /* refusals */
+    {
+        mload_write_tensor d2[2];
+        memset(d2, 0, sizeof d2);
+        d2[0] = w[0];
+        d2[1] = w[0];
+        CHECK_RES(mload_write(tpath("w3.safetensors"), d2, 2, NULL, &e), MLOAD_ERR_DUPLICATE_KEY);
+        d2[1].name = "__metadata__";
+        CHECK_RES(mload_write(tpath("w3.safetensors"), d2, 2, NULL, &e), MLOAD_ERR_INVALID_ARGUMENT);
+        d2[1].name = "bad\xff";
+        CHECK_RES(mload_write(tpath("w3.safetensors"), d2, 2, NULL, &e), MLOAD_ERR_INVALID_ARGUMENT);
+        CHECK(access(tpath("w3.safetensors"), F_OK) != 0);
+    }
+    mload_map_close(m);
+}
+
+/* the writer's files re-read bit for bit, many dtypes, by the official
+   library too when it is installed */
+static void test_writer_official_reads(void) {
+    char cmd[1024];
+    float a[4] = {0.5f, -1.0f, 3.0f, 1e-3f};
+    int64_t b[2] = {-5, 1LL << 40};
+    uint64_t sa[] = {2, 2}, sb[] = {2};
+    mload_write_tensor w[2];
+    mload_error e;
+    memset(w, 0, sizeof w);
+    w[0].name = "a"; w[0].dtype = MLOAD_F32; w[0].rank = 2; w[0].shape = sa; w[0].data = a;
+    w[1].name = "b"; w[1].dtype = MLOAD_I64; w[1].rank = 1; w[1].shape = sb; w[1].data = b;
+    CHECK_RES(mload_write(tpath("off.safetensors"), w, 2, NULL, &e), MLOAD_OK);
+    if (system("python3 -c 'import safetensors.numpy' > /dev/null 2>&1") != 0) SKIP("python safetensors absent: not cross-read");
+    snprintf(cmd, sizeof cmd,
+             "python3 -c 'import sys; from safetensors.numpy import load_file; d=load_file(sys.argv[1]);"
+             "assert d[\"a\"].tolist()==[[0.5,-1.0],[3.0,0.0010000000474974513]], d; assert d[\"b\"].tolist()==[-5,1<<40]' %s",
+             tpath("off.safetensors"));
+    CHECK(system(cmd) == 0);
+}
+
+static void rm_rf(const char *dir) {
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) fprintf(stderr, "  (could not remove %s)\n", dir);
+}
+
+void area_map(void) {
+    snprintf(tdir, sizeof tdir, "/tmp/mload_map_test_XXXXXX");
+    if (!mkdtemp(tdir)) abort();
+    RUN(test_map_open_forms);
+    RUN(test_map_duplicates);
+    RUN(test_map_index_ok);
+    RUN(test_map_index_checks);
+    RUN(test_map_official_sharded);
+    RUN(test_map_prefix);
+    RUN(test_map_read_convert_and_ranges);
+    RUN(test_map_subbyte_ranges);
+    RUN(test_split_rows);
+    RUN(test_map_bulk);
+    RUN(test_map_bind);
+    RUN(test_map_fingerprint);
+    RUN(test_writer_roundtrip);
+    RUN(test_writer_official_reads);
+    rm_rf(tdir);
+}
