@@ -12,10 +12,13 @@ FUZZ_SECONDS ?= 60
 
 .PHONY: all test demo bench fuzz clean
 
-all: mload-inspect
+all: mload-inspect mload-convert
 
 mload-inspect: examples/inspect.c modelload.h
-	$(CC) -std=c99 $(CFLAGS) $(STRICT) -I. examples/inspect.c -o $@
+	$(CC) -std=c99 $(CFLAGS) $(STRICT) -I. examples/inspect.c -o $@ -pthread
+
+mload-convert: examples/convert.c modelload.h
+	$(CC) -std=c99 $(CFLAGS) $(STRICT) -I. examples/convert.c -o $@ -pthread
 
 $(BUILD)/gen_checkpoint: tests/gen_checkpoint.c
 	@mkdir -p $(BUILD)
@@ -41,13 +44,21 @@ $(BUILD)/fuzz_parse: tests/fuzz_parse.c modelload.h
 	@mkdir -p $(BUILD)
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -DMLOAD_LIBFUZZER -I. $< -o $@
 
-# Runs on a scratch copy of the corpus; a crash lands in build/fuzz_artifacts/.
-# Copy any crash file into tests/fuzz_corpus/ once fixed: `make test` replays it.
-fuzz: $(BUILD)/fuzz_parse
-	@mkdir -p $(BUILD)/fuzz_work $(BUILD)/fuzz_artifacts
+$(BUILD)/fuzz_index: tests/fuzz_index.c modelload.h
+	@mkdir -p $(BUILD)
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -DMLOAD_LIBFUZZER -I. $< -o $@ -pthread
+
+# Each target runs FUZZ_SECONDS on a scratch copy of its corpus; a crash
+# lands in build/fuzz_artifacts/. Copy it into tests/fuzz_corpus/ (or
+# tests/fuzz_index_corpus/) once fixed: `make test` replays both corpora.
+fuzz: $(BUILD)/fuzz_parse $(BUILD)/fuzz_index
+	@mkdir -p $(BUILD)/fuzz_work $(BUILD)/fuzz_index_work $(BUILD)/fuzz_artifacts
 	cp tests/fuzz_corpus/* $(BUILD)/fuzz_work/
+	cp tests/fuzz_index_corpus/* $(BUILD)/fuzz_index_work/
 	./$(BUILD)/fuzz_parse $(BUILD)/fuzz_work -dict=tests/fuzz_parse.dict -max_len=8192 \
 	    -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=$(BUILD)/fuzz_artifacts/ -print_final_stats=1
+	./$(BUILD)/fuzz_index $(BUILD)/fuzz_index_work -dict=tests/fuzz_parse.dict -max_len=2048 \
+	    -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=$(BUILD)/fuzz_artifacts/idx- -print_final_stats=1
 
 clean:
-	rm -rf $(BUILD) mload-inspect
+	rm -rf $(BUILD) mload-inspect mload-convert

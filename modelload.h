@@ -581,8 +581,7 @@ typedef struct mload_write_opts {
                                    (a larger tensor gets a shard of its own) + an index.json */
     const mload_kv *metadata;   /* __metadata__ entries (copied into every shard) */
     uint64_t metadata_count;
-    uint32_t convert_flags;
-    mload_allocator allocator;
+    mload_allocator allocator;  /* tensors read from a map convert with the map's convert_flags */
 } mload_write_opts;
 
 /* Writes a safetensors file the official library reads: header padded with

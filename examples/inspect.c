@@ -1,23 +1,31 @@
-/* mload-inspect: list, check and describe safetensors files.
+/* mload-inspect: list, check, describe and dump safetensors checkpoints.
 
-   Build:  cc -std=c99 -O2 -I. examples/inspect.c -o mload-inspect
+   Build:  cc -std=c99 -O2 -I. examples/inspect.c -o mload-inspect -pthread
 
-   Usage:  mload-inspect [--metadata] [--verify] [--json] FILE
+   Usage:  mload-inspect [--metadata] [--verify] [--json] PATH
+           mload-inspect --dump NAME [--as DTYPE] PATH > tensor.bin
 
-   Default output, one line per tensor in file order:
+   PATH is a .safetensors file, a folder (every *.safetensors in it) or a
+   sharded checkpoint's *.index.json.
+
+   Default output, one line per tensor (file order for one file, name order
+   for several):
        NAME<TAB>DTYPE<TAB>SHAPE<TAB>NBYTES        e.g.  w<TAB>F32<TAB>[2,3]<TAB>24
    Names are printed as stored; a backslash, tab, newline, carriage return or
    other control byte in a name is written as \\, \t, \n, \r or \xNN so each
    tensor stays on one line.
-   --metadata  first prints one line per __metadata__ entry:
+   --metadata  first prints one line per __metadata__ entry of each file:
                __metadata__<TAB>KEY<TAB>VALUE
    --verify    also reads every tensor's bytes (a truncated or unreadable file
                fails); a summary goes to stderr
    --json      prints one JSON document instead of the lines above
+   --dump NAME writes tensor NAME's raw little-endian bytes to stdout,
+               converted to DTYPE with --as (e.g. --as F32)
 
-   Exit status: 0 success; 1 invalid or unreadable file (one line on stderr
-   naming the error class and the byte offset or tensor); 2 usage error or a
-   file that cannot be opened. */
+   Exit status: 0 success; 1 invalid or unreadable checkpoint, or an unknown
+   tensor (one line on stderr naming the error class and the byte offset or
+   tensor); 2 usage error, a path that cannot be opened or a folder
+   without .safetensors files. */
 #define MODELLOAD_IMPLEMENTATION
 #include "modelload.h"
 
@@ -26,7 +34,8 @@
 #include <string.h>
 
 static void usage(void) {
-    fprintf(stderr, "usage: mload-inspect [--metadata] [--verify] [--json] FILE\n");
+    fprintf(stderr, "usage: mload-inspect [--metadata] [--verify] [--json] PATH\n"
+                    "       mload-inspect --dump NAME [--as DTYPE] PATH\n");
 }
 
 /* one-line text form of a name or value */
@@ -75,48 +84,95 @@ static int report(const char *path, const mload_error *e) {
     return e->code == MLOAD_ERR_CANNOT_OPEN ? 2 : 1;
 }
 
-int main(int argc, char **argv) {
-    int i, want_meta = 0, verify = 0, json = 0;
-    const char *path = NULL;
-    mload_file_desc d;
-    mload_file *f;
+/* tensor k of the listing: file order for a single file, else name order */
+static const mload_tensor *listed(const mload_map *m, uint64_t k) {
+    if (mload_map_file_count(m) == 1) {
+        const mload_tensor *ft = mload_file_tensor(mload_map_file(m, 0), k);
+        return mload_map_find_n(m, ft->name, ft->name_len);
+    }
+    return mload_map_at(m, k);
+}
+
+static int dump(mload_map *m, const char *path, const char *name, const char *as_name) {
+    const mload_tensor *t = mload_map_find(m, name);
+    mload_dtype as = MLOAD_DTYPE_INVALID;
     mload_error e;
-    uint64_t k, n, m;
+    void *buf;
+    uint64_t size;
+    if (!t) {
+        fprintf(stderr, "mload-inspect: %s: NotFound, tensor \"%s\": no such tensor\n", path, name);
+        return 1;
+    }
+    if (as_name) {
+        as = mload_dtype_from_name(as_name, strlen(as_name));
+        if (as == MLOAD_DTYPE_INVALID) {
+            fprintf(stderr, "mload-inspect: unknown dtype %s\n", as_name);
+            return 2;
+        }
+    }
+    if (mload_map_read_alloc(m, t, as, &buf, &size, &e) != MLOAD_OK) return report(path, &e);
+    if (size && fwrite(buf, 1, (size_t)size, stdout) != (size_t)size) {
+        fprintf(stderr, "mload-inspect: writing to stdout failed\n");
+        mload_map_free(m, buf, size);
+        return 1;
+    }
+    mload_map_free(m, buf, size);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    int i, want_meta = 0, verify = 0, json = 0, rc = 0;
+    const char *path = NULL, *dump_name = NULL, *as_name = NULL;
+    mload_map_desc d;
+    mload_map *m;
+    mload_error e;
+    uint64_t k, n;
+    uint32_t fi;
 
     for (i = 1; i < argc; ++i) {
         if (strcmp(argv[i], "--metadata") == 0) want_meta = 1;
         else if (strcmp(argv[i], "--verify") == 0) verify = 1;
         else if (strcmp(argv[i], "--json") == 0) json = 1;
+        else if (strcmp(argv[i], "--dump") == 0 && i + 1 < argc) dump_name = argv[++i];
+        else if (strcmp(argv[i], "--as") == 0 && i + 1 < argc) as_name = argv[++i];
         else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) { usage(); return 0; }
         else if (strcmp(argv[i], "--") == 0 && i + 1 < argc && !path) path = argv[++i];
         else if (argv[i][0] == '-' && argv[i][1] != '\0') {
-            fprintf(stderr, "mload-inspect: unknown option %s\n", argv[i]);
+            fprintf(stderr, "mload-inspect: unknown or incomplete option %s\n", argv[i]);
             usage();
             return 2;
         } else if (!path) path = argv[i];
         else { usage(); return 2; }
     }
-    if (!path) { usage(); return 2; }
+    if (!path || (as_name && !dump_name)) { usage(); return 2; }
 
     memset(&d, 0, sizeof d);
-    d.path = path;
-    if (mload_file_open(&d, &f, &e) != MLOAD_OK) return report(path, &e);
-    n = mload_file_count(f);
-    m = mload_file_metadata_count(f);
+    d.paths = &path;
+    d.path_count = 1;
+    if (mload_map_open(&d, &m, &e) != MLOAD_OK) {
+        rc = report(path, &e);
+        return e.code == MLOAD_ERR_NOT_FOUND ? 2 : rc; /* a folder without checkpoints */
+    }
+    if (dump_name) {
+        rc = dump(m, path, dump_name, as_name);
+        mload_map_close(m);
+        return rc;
+    }
+    n = mload_map_count(m);
 
     if (verify) {
         size_t cap = 16u << 20;
         unsigned char *buf = (unsigned char *)malloc(cap);
         uint64_t total = 0;
-        if (!buf) { fprintf(stderr, "mload-inspect: out of memory\n"); mload_file_close(f); return 1; }
+        if (!buf) { fprintf(stderr, "mload-inspect: out of memory\n"); mload_map_close(m); return 1; }
         for (k = 0; k < n; ++k) {
-            const mload_tensor *t = mload_file_tensor(f, k);
-            uint64_t at;
-            for (at = 0; at < t->nbytes; at += cap) {
-                uint64_t len = t->nbytes - at < cap ? t->nbytes - at : cap;
-                if (mload_file_read_bytes(f, t, at, len, buf, &e) != MLOAD_OK) {
+            const mload_tensor *t = mload_map_at(m, k);
+            uint64_t per = (uint64_t)cap * 8u / mload_dtype_bits(t->dtype), at;
+            for (at = 0; at < t->numel; at += per) {
+                uint64_t cnt = t->numel - at < per ? t->numel - at : per;
+                if (mload_map_read_range(m, t, at, cnt, MLOAD_DTYPE_INVALID, buf, cap, &e) != MLOAD_OK) {
                     free(buf);
-                    mload_file_close(f);
+                    mload_map_close(m);
                     return report(path, &e);
                 }
             }
@@ -127,56 +183,70 @@ int main(int argc, char **argv) {
     }
 
     if (json) {
-        printf("{\"file\":");
+        printf("{\"path\":");
         put_json(path, strlen(path));
-        printf(",\"file_size\":%llu,\"header_size\":%llu,\"data_offset\":%llu,\"metadata\":",
-               (unsigned long long)mload_file_size(f), (unsigned long long)mload_file_header_size(f),
-               (unsigned long long)mload_file_data_offset(f));
-        if (!mload_file_has_metadata(f)) {
-            printf("null");
-        } else {
-            putchar('{');
-            for (k = 0; k < m; ++k) {
-                const mload_kv *kv = mload_file_metadata_at(f, k);
-                if (k) putchar(',');
-                put_json(kv->key, kv->key_len);
-                putchar(':');
-                put_json(kv->value, kv->value_len);
+        printf(",\"files\":[");
+        for (fi = 0; fi < mload_map_file_count(m); ++fi) {
+            const mload_file *f = mload_map_file(m, fi);
+            const char *fp = mload_map_file_path(m, fi);
+            printf("%s\n{\"file\":", fi ? "," : "");
+            put_json(fp, strlen(fp));
+            printf(",\"file_size\":%llu,\"header_size\":%llu,\"data_offset\":%llu,\"metadata\":",
+                   (unsigned long long)mload_file_size(f), (unsigned long long)mload_file_header_size(f),
+                   (unsigned long long)mload_file_data_offset(f));
+            if (!mload_file_has_metadata(f)) {
+                printf("null");
+            } else {
+                putchar('{');
+                for (k = 0; k < mload_file_metadata_count(f); ++k) {
+                    const mload_kv *kv = mload_file_metadata_at(f, k);
+                    if (k) putchar(',');
+                    put_json(kv->key, kv->key_len);
+                    putchar(':');
+                    put_json(kv->value, kv->value_len);
+                }
+                putchar('}');
             }
             putchar('}');
         }
-        printf(",\"tensors\":[");
+        printf("],\"tensors\":[");
         for (k = 0; k < n; ++k) {
-            const mload_tensor *t = mload_file_tensor(f, k);
-            uint64_t begin = t->offset - mload_file_data_offset(f);
+            const mload_tensor *t = listed(m, k);
+            uint64_t begin = t->offset - mload_file_data_offset(mload_map_file(m, t->file_index));
             printf("%s\n{\"name\":", k ? "," : "");
             put_json(t->name, t->name_len);
             printf(",\"dtype\":\"%s\",\"shape\":", mload_dtype_name(t->dtype));
             put_shape(t);
-            printf(",\"data_offsets\":[%llu,%llu],\"nbytes\":%llu}", (unsigned long long)begin,
-                   (unsigned long long)(begin + t->nbytes), (unsigned long long)t->nbytes);
+            printf(",\"file\":%u,\"data_offsets\":[%llu,%llu],\"nbytes\":%llu}", (unsigned)t->file_index,
+                   (unsigned long long)begin, (unsigned long long)(begin + t->nbytes), (unsigned long long)t->nbytes);
         }
         printf("]}\n");
     } else {
         if (want_meta) {
-            for (k = 0; k < m; ++k) {
-                const mload_kv *kv = mload_file_metadata_at(f, k);
-                fputs("__metadata__\t", stdout);
-                put_text(kv->key, kv->key_len);
-                putchar('\t');
-                put_text(kv->value, kv->value_len);
-                putchar('\n');
+            for (fi = 0; fi < mload_map_file_count(m); ++fi) {
+                const mload_file *f = mload_map_file(m, fi);
+                for (k = 0; k < mload_file_metadata_count(f); ++k) {
+                    const mload_kv *kv = mload_file_metadata_at(f, k);
+                    fputs("__metadata__\t", stdout);
+                    put_text(kv->key, kv->key_len);
+                    putchar('\t');
+                    put_text(kv->value, kv->value_len);
+                    putchar('\n');
+                }
             }
         }
         for (k = 0; k < n; ++k) {
-            const mload_tensor *t = mload_file_tensor(f, k);
+            const mload_tensor *t = listed(m, k);
             put_text(t->name, t->name_len);
             printf("\t%s\t", mload_dtype_name(t->dtype));
             put_shape(t);
             printf("\t%llu\n", (unsigned long long)t->nbytes);
         }
     }
-    mload_file_close(f);
+    if (mload_map_declared_size(m) != UINT64_MAX && mload_map_declared_size(m) != mload_map_data_size(m))
+        fprintf(stderr, "mload-inspect: warning: the index says total_size %llu, the tensors hold %llu bytes\n",
+                (unsigned long long)mload_map_declared_size(m), (unsigned long long)mload_map_data_size(m));
+    mload_map_close(m);
     if (fflush(stdout) != 0) return 1;
     return 0;
 }

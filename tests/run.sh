@@ -100,18 +100,32 @@ if "$CC" -std=c99 -O1 -g $SAN $STRICT -Wno-conversion -Itests -I. $SRCS -o "$B/u
 else bad "sanitized unit tests build"; fi
 
 # ---- 3. command-line tool -----------------------------------------------------
-if "$CC" -std=c99 -O2 $STRICT -I. examples/inspect.c -o "$B/mload-inspect" &&
+if "$CC" -std=c99 -O2 $STRICT -I. examples/inspect.c -o "$B/mload-inspect" -pthread &&
+   "$CC" -std=c99 -O2 $STRICT -I. examples/convert.c -o "$B/mload-convert" -pthread &&
+   "$CC" -std=c99 -O2 $STRICT -I. examples/bind.c -o "$B/bind" -pthread &&
    "$CC" -std=c99 -O2 -Wall -Wextra tests/gen_checkpoint.c -o "$B/gen_checkpoint"; then
   bash tests/test_cli.sh "$B" > "$T/cli.out" 2> "$T/cli.err"
   cat "$T/cli.err" >&2
   tally "$T/cli.out" "mload-inspect tests"
 else bad "cli build"; fi
 
+# ---- 3b. one map used by many threads, under ThreadSanitizer ----------------------
+if "$CC" -std=c99 -O1 -g -fsanitize=thread -Wall -Wextra -I. tests/test_threads.c -o "$B/test_threads" -pthread 2> "$T/tsan.log"; then
+  TSAN_OPTIONS=halt_on_error=1 "$B/test_threads" > "$T/ts.out" 2> "$T/ts.err"; rc=$?
+  if [ $rc -ne 0 ]; then bad "ThreadSanitizer run exited $rc"; tail -n 30 "$T/ts.err" >&2; else tally "$T/ts.out" "threads (TSan)"; fi
+else
+  echo "SKIP ThreadSanitizer unavailable: $(head -n 1 "$T/tsan.log")" >&2; skip=$((skip+1))
+fi
+
 # ---- 4. fuzz corpus replay (regressions), sanitized -----------------------------
 if "$CC" -std=c99 -O1 -g $SAN -I. tests/fuzz_parse.c -o "$B/fuzz_replay" &&
    ASAN_OPTIONS=detect_leaks=1 "$B/fuzz_replay" tests/fuzz_corpus > "$T/fz.out" 2>&1; then
   ok; echo "fuzz corpus: $(tail -n 1 "$T/fz.out")"
 else bad "fuzz corpus replay"; tail -n 30 "$T/fz.out" >&2; fi
+if "$CC" -std=c99 -O1 -g $SAN -I. tests/fuzz_index.c -o "$B/fuzz_index_replay" -pthread &&
+   ASAN_OPTIONS=detect_leaks=1 "$B/fuzz_index_replay" tests/fuzz_index_corpus > "$T/fi.out" 2>&1; then
+  ok; echo "index fuzz corpus: $(tail -n 1 "$T/fi.out")"
+else bad "index fuzz corpus replay"; tail -n 30 "$T/fi.out" >&2; fi
 
 echo "$pass passed, $fail failed, $skip skipped"
 [ "$fail" -eq 0 ]
