@@ -2861,7 +2861,10 @@ json_done:
         }
         goto done;
     }
-    if (!have_wm) { r = mload__fail(err, MLOAD_ERR_INVALID_INDEX, MLOAD_NO_OFFSET, NULL, 0, "index '%s' has no weight_map", path); goto done; }
+    if (!have_wm || nwm == 0) {
+        r = mload__fail(err, MLOAD_ERR_INVALID_INDEX, MLOAD_NO_OFFSET, NULL, 0, "index '%s' has no or an empty weight_map", path);
+        goto done;
+    }
     if (have_total) m->declared = (m->declared == UINT64_MAX ? 0 : m->declared) + total;
 
     /* plain shard names only; no tensor mapped twice */

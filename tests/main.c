@@ -24,17 +24,23 @@ void area_json(void);
 void area_format(void);
 void area_read(void);
 void area_fixtures(void);
-void area_map(void);
 void area_convert(void);
+void area_map(void);
 
-int main(void) {
-    area_dtype();
-    area_json();
-    area_format();
-    area_read();
-    area_fixtures();
-    area_convert();
-    area_map();
+static const struct { const char *name; void (*fn)(void); } areas[] = {
+    {"dtype", area_dtype}, {"json", area_json},       {"format", area_format}, {"read", area_read},
+    {"fixtures", area_fixtures}, {"convert", area_convert}, {"map", area_map},
+};
+
+/* unit [AREA...]: every area, or only those named */
+int main(int argc, char **argv) {
+    size_t a;
+    int k;
+    for (a = 0; a < sizeof areas / sizeof areas[0]; ++a) {
+        int run = argc < 2;
+        for (k = 1; k < argc; ++k) run |= strcmp(argv[k], areas[a].name) == 0;
+        if (run) areas[a].fn();
+    }
     printf("%d passed, %d failed, %d skipped\n", n_pass, n_fail, n_skip);
     return n_fail ? 1 : 0;
 }

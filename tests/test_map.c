@@ -225,11 +225,12 @@ static void test_map_index_checks(void) {
         {"{\"weight_map\":{\"l.0.w\":\"s-1.safetensors\",\"l.0.b\":\"s-2.safetensors\",\"l.1.w\":\"s-2.safetensors\"}}", "not in it"},
         /* a name mapped twice */
         {"{\"weight_map\":{\"l.0.w\":\"s-1.safetensors\",\"l.0.w\":\"s-1.safetensors\",\"l.0.b\":\"s-1.safetensors\",\"l.1.w\":\"s-2.safetensors\"}}", "mapped twice"},
-        {"{\"metadata\":{}}", "no weight_map"},
+        {"{\"metadata\":{}}", "no or an empty weight_map"},
+        {"{\"metadata\":{\"total_size\":15},\"weight_map\":{}}", "empty weight_map"},
         {"{\"weight_map\":{\"a\":1}}", "file names"},
         {"{\"weight_map\":{\"a\":\"s-1.safetensors\",}}", "expected"},
         {"[]", "object"},
-        {"{\"weight_map\":{}} x", "trailing"},
+        {"{\"weight_map\":{\"x\":\"a\"}} x", "trailing"},
         {"{\"weight_map\":{},\"weight_map\":{}}", "twice"},
     };
     size_t i;
