@@ -161,7 +161,8 @@ extern "C" {
     X(MLOAD_ERR_UNSUPPORTED, "Unsupported")                                    \
     X(MLOAD_ERR_DEVICE, "Device")                                              \
     X(MLOAD_ERR_SHAPE_MISMATCH, "ShapeMismatch")                               \
-    X(MLOAD_ERR_BIND_MISMATCH, "BindMismatch")
+    X(MLOAD_ERR_BIND_MISMATCH, "BindMismatch")                                 \
+    X(MLOAD_ERR_INVALID_CONVERTER, "InvalidConverter")
 
 #define MLOAD__RESULT_ENUM(code, str) code,
 typedef enum mload_result {
@@ -407,6 +408,9 @@ typedef struct mload_map_desc {
     uint32_t threads;       /* default worker count of bulk loads; 0 = online CPUs (<= 16) */
     uint32_t convert_flags; /* MLOAD_CONVERT_* used by every converting read */
     mload_allocator allocator;
+    /* optional: present the converted name space (the rules and strings it
+       points to need only live during mload_map_open) */
+    const struct mload_converter *converter;
 } mload_map_desc;
 
 /* Opens every file (headers only) and builds the name space. Index checks:
@@ -485,6 +489,90 @@ typedef struct mload_view {
 MODELLOAD_API mload_result mload_map_view(mload_map *m, const mload_tensor *t, mload_view *out, mload_error *err);
 MODELLOAD_API void mload_view_release(mload_view *v);
 
+
+/* -------------------------------------------------------------- converter */
+
+/* A converter presents a map's tensors under the names and layouts a
+   program expects, lazily: every read computes the converted tensor from
+   the source bytes it needs. Rules apply in the order given, each to the
+   whole name space (see docs/converters.md); in names, "{n}" matches a
+   decimal layer index and substitutes it. */
+typedef enum mload_rule_verb {
+    MLOAD_RULE_INVALID = 0,
+    /* names: a = prefix / pattern / old text, b = new text, n1 = index bound */
+    MLOAD_RULE_STRIP_PREFIX,   /* strip-prefix P: remove P where a name starts with it */
+    MLOAD_RULE_ADD_PREFIX,     /* add-prefix P: put P before every name */
+    MLOAD_RULE_REPLACE_PREFIX, /* replace-prefix OLD NEW: re-root names starting with OLD */
+    MLOAD_RULE_KEEP,           /* keep PREFIX: drop every name not starting with PREFIX */
+    MLOAD_RULE_DROP,           /* drop PREFIX: drop every name starting with PREFIX */
+    MLOAD_RULE_KEEP_NAME,      /* keep-name NAME: drop every other name */
+    MLOAD_RULE_DROP_NAME,      /* drop-name NAME: drop exactly NAME */
+    MLOAD_RULE_DROP_INDEX,     /* drop-index PATTERN N: drop names matching PATTERN ({n} inside) with n >= N */
+    MLOAD_RULE_RENAME,         /* rename FROM TO: exact name, or a {n} pattern */
+    MLOAD_RULE_REPLACE,        /* replace OLD NEW: every occurrence of OLD inside names */
+    MLOAD_RULE_REPLACE_SUFFIX, /* replace-suffix OLD NEW: names ending with OLD */
+    /* values: a = source, b = target (sources[] for concat) */
+    MLOAD_RULE_ALIAS,          /* alias SRC TARGET: same bytes under a second name (tied weights) */
+    MLOAD_RULE_CONCAT,         /* concat TARGET SRC1 SRC2 ...: along dim 0 (a = TARGET) */
+    MLOAD_RULE_CHUNK,          /* chunk SRC N I TARGET: the I-th of N equal parts of dim 0 */
+    MLOAD_RULE_SLICE,          /* slice SRC BEGIN END TARGET: rows [BEGIN, END) of dim 0 */
+    MLOAD_RULE_SWAP_HALVES,    /* swap-halves SRC TARGET: the two halves of dim 0 exchanged */
+    MLOAD_RULE_TRANSPOSE,      /* transpose SRC TARGET: 2-D transpose */
+    MLOAD_RULE_RESHAPE,        /* reshape NAME [d0,d1,...]: same elements, new shape (metadata) */
+    MLOAD_RULE_FLATTEN,        /* flatten NAME: rank 1 */
+    MLOAD_RULE_SQUEEZE,        /* squeeze NAME: drop dims of size 1 */
+    MLOAD_RULE_CAST,           /* cast NAME DTYPE: the tensor reads as DTYPE */
+    MLOAD_RULE_ZEROS           /* zeros TARGET DTYPE [d0,...]: a tensor of zeros (a = TARGET) */
+} mload_rule_verb;
+
+typedef struct mload_rule {
+    mload_rule_verb verb;
+    const char *a, *b;
+    const char *const *sources; /* concat: source names */
+    uint32_t source_count;
+    uint64_t n1, n2;            /* chunk: N, I; slice: BEGIN, END; drop-index: N */
+    mload_dtype dtype;          /* cast, zeros */
+    uint32_t rank;              /* reshape, zeros */
+    const uint64_t *shape;
+    uint32_t line;              /* source line of a parsed rule (0 = built in C) */
+} mload_rule;
+
+/* Parsed rules text (one rule per line, '#' starts a comment, tokens
+   separated by blanks, shapes written [d0,d1,...] without blanks). The
+   object owns the strings its rules point to. A line that does not parse is
+   MLOAD_ERR_INVALID_CONVERTER naming the line (err->offset = its byte
+   offset in text). */
+typedef struct mload_rules mload_rules;
+MODELLOAD_API mload_result mload_rules_parse(const char *text, size_t len, const mload_allocator *a, mload_rules **out,
+                                             mload_error *err);
+MODELLOAD_API void mload_rules_free(mload_rules *r);
+/* The parsed rules (owned by r) and their number. */
+MODELLOAD_API const mload_rule *mload_rules_get(const mload_rules *r, uint32_t *count);
+
+/* The callback: called once per source tensor, before the rules; it emits
+   zero (drop), one (rename) or several (alias) targets with
+   mload_converter_emit. Without a callback every tensor keeps its name. */
+typedef struct mload_emitter mload_emitter;
+typedef mload_result (*mload_key_fn)(void *user, const mload_tensor *src, mload_emitter *em);
+/* Emits `target` for the current source: recipe NULL = the source's bytes
+   under that name; else a value rule (ALIAS, CONCAT, CHUNK, SLICE,
+   SWAP_HALVES, TRANSPOSE, CAST, ZEROS) whose source names refer to the
+   source name space (its target name is ignored: `target` is used). */
+MODELLOAD_API mload_result mload_converter_emit(mload_emitter *em, const char *target, const mload_rule *recipe);
+
+typedef struct mload_converter {
+    const mload_rule *rules;
+    uint32_t rule_count;
+    mload_key_fn callback; /* optional */
+    void *user;
+} mload_converter;
+
+/* 1 when t (of map m) is a file tensor read as it lies on disk: t->offset
+   and t->file_index locate its bytes. 0 for a tensor a converter computes
+   (concat, slice, transpose, cast, zeros...): t->offset is then 0 and
+   views are unsupported. */
+MODELLOAD_API int mload_map_is_direct(const mload_map *m, const mload_tensor *t);
+
 /* ------------------------------------------------------------- bulk load */
 
 /* One read of a bulk load: elements [first, first + count) of tensor
@@ -508,7 +596,7 @@ typedef int (*mload_progress_fn)(void *user, uint64_t done_bytes, uint64_t total
 typedef struct mload_load_opts {
     uint32_t threads;     /* 0 = the map's default; 1 = the calling thread only */
     uint32_t flags;       /* MLOAD_LOAD_DIRECT */
-    uint64_t chunk_bytes; /* source bytes per request; 0 = 8 MiB */
+    uint64_t chunk_bytes; /* source bytes per request; 0 = 8 MiB (at most 1 GiB) */
     mload_progress_fn progress;
     void *progress_user;
 } mload_load_opts;
@@ -817,6 +905,11 @@ static void *mload__grow(const mload_allocator *a, void *arr, size_t *cap, size_
 }
 
 /* checked arithmetic, one place */
+static int mload__add_u64(uint64_t a, uint64_t b, uint64_t *out) {
+    if (a > UINT64_MAX - b) return 0;
+    *out = a + b;
+    return 1;
+}
 static int mload__mul_u64(uint64_t a, uint64_t b, uint64_t *out) {
     if (a != 0 && b > UINT64_MAX / a) return 0;
     *out = a * b;
@@ -2606,6 +2699,24 @@ MODELLOAD_API mload_result mload_file_read(mload_file *f, const mload_tensor *t,
 
 /* -------------------------------------------------------------------- map */
 
+/* A converted tensor ("virtual tensor"): a list of pieces (element ranges
+   of file tensors, or zeros) read one after another, or the 2-D transpose
+   of another vt; read as `dtype`. */
+#define MLOAD__ZERO_PIECE UINT32_MAX
+
+typedef struct mload__piece { uint32_t base; uint64_t first, count; } mload__piece;
+
+typedef struct mload__vt {
+    uint32_t transpose;   /* 0: pieces; 1: 2-D transpose of vt `child` */
+    mload_dtype dtype;    /* what it reads as */
+    mload_dtype src_dtype;/* dtype of its pieces' sources, or of the child */
+    uint32_t rank;
+    size_t dims;          /* into the dims pool */
+    uint64_t numel;
+    size_t piece0, npieces;
+    size_t child;
+} mload__vt;
+
 struct mload_map {
     mload_allocator alloc;
     mload_file **files;
@@ -2616,6 +2727,15 @@ struct mload_map {
     mload__index index;
     uint64_t data_size, declared;
     uint32_t threads, convert_flags, dup_policy;
+    /* with a converter: the file tensors (name order) and the recipes */
+    mload_tensor *base;
+    size_t nbase;
+    size_t *cv_of; /* vt of each tensor */
+    mload__vt *cv_vts;
+    mload__piece *cv_pieces;
+    uint64_t *cv_dims;
+    char *cv_names;
+    size_t cv_vt_cap, cv_p_cap, cv_d_cap, cv_n_cap;
 };
 
 static char *mload__strndup(const mload_allocator *a, const char *s, size_t n) {
@@ -2977,6 +3097,12 @@ static void mload__map_free(mload_map *m) {
     mload__free(&a, m->paths, m->files_cap * sizeof(char *), sizeof(void *));
     mload__free(&a, m->tensors, (m->count + 1) * sizeof(mload_tensor), sizeof(void *));
     mload__free(&a, m->index.slots, m->index.slots ? (m->index.mask + 1) * sizeof(uint64_t) : 0, sizeof(uint64_t));
+    mload__free(&a, m->base, (m->nbase + 1) * sizeof(mload_tensor), sizeof(void *));
+    mload__free(&a, m->cv_of, (m->count + 1) * sizeof(size_t), sizeof(void *));
+    mload__free(&a, m->cv_vts, m->cv_vt_cap * sizeof(mload__vt), sizeof(void *));
+    mload__free(&a, m->cv_pieces, m->cv_p_cap * sizeof(mload__piece), sizeof(void *));
+    mload__free(&a, m->cv_dims, m->cv_d_cap * sizeof(uint64_t), sizeof(void *));
+    mload__free(&a, m->cv_names, m->cv_n_cap, 1);
     mload__free(&a, m, sizeof(*m), sizeof(void *));
 }
 
@@ -3032,6 +3158,8 @@ static mload_result mload__map_build(mload_map *m, mload_error *err) {
     return MLOAD_OK;
 }
 
+static mload_result mload__cv_build(mload_map *m, const mload_converter *c, mload_error *err);
+
 MODELLOAD_API mload_result mload_map_open(const mload_map_desc *desc, mload_map **out, mload_error *err) {
     mload_map *m;
     mload_result r = MLOAD_OK;
@@ -3076,6 +3204,7 @@ MODELLOAD_API mload_result mload_map_open(const mload_map_desc *desc, mload_map 
         }
     }
     if (r == MLOAD_OK) r = mload__map_build(m, err);
+    if (r == MLOAD_OK && desc->converter) r = mload__cv_build(m, desc->converter, err);
     if (r != MLOAD_OK) {
         mload__map_free(m);
         return r;
@@ -3194,10 +3323,10 @@ static mload_result mload__map_check(const mload_map *m, const mload_tensor *t, 
     return MLOAD_OK;
 }
 
-/* elements [first, first + count) of t (checked) into dst as `as`, through
-   scratch when converting */
-static mload_result mload__map_read_elems(mload_map *m, const mload_tensor *t, uint64_t first, uint64_t count, mload_dtype as,
-                                          unsigned char *dst, unsigned char *scratch, size_t scratch_size, mload_error *err) {
+/* elements [first, first + count) of file tensor t (checked) into dst as
+   `as`, through scratch when converting */
+static mload_result mload__base_read_elems(mload_map *m, const mload_tensor *t, uint64_t first, uint64_t count, mload_dtype as,
+                                           unsigned char *dst, unsigned char *scratch, size_t scratch_size, mload_error *err) {
     uint64_t sb = mload__dtypes[t->dtype].bits, db = mload__dtypes[as].bits, per;
     if (as == t->dtype) return mload__map_pread(m, t, first * sb / 8u, dst, count * sb / 8u, err);
     per = scratch_size / (sb / 8u); /* converting dtypes are whole bytes */
@@ -3211,6 +3340,26 @@ static mload_result mload__map_read_elems(mload_map *m, const mload_tensor *t, u
         count -= n;
     }
     return MLOAD_OK;
+}
+
+static mload_result mload__vt_read(mload_map *m, size_t vi, uint64_t first, uint64_t count, mload_dtype as, unsigned char *dst,
+                                   unsigned char *scratch, size_t scratch_size, mload_error *err, const mload_tensor *pub);
+
+/* a map tensor (file tensor, or converted) */
+static mload_result mload__map_read_elems(mload_map *m, const mload_tensor *t, uint64_t first, uint64_t count, mload_dtype as,
+                                          unsigned char *dst, unsigned char *scratch, size_t scratch_size, mload_error *err) {
+    if (m->cv_of) return mload__vt_read(m, m->cv_of[t - m->tensors], first, count, as, dst, scratch, scratch_size, err, t);
+    return mload__base_read_elems(m, t, first, count, as, dst, scratch, scratch_size, err);
+}
+
+/* converted tensors that can only be read whole (transposes) */
+static int mload__whole_only(const mload_map *m, const mload_tensor *t) {
+    return m->cv_of && m->cv_vts[m->cv_of[t - m->tensors]].transpose;
+}
+
+MODELLOAD_API int mload_map_is_direct(const mload_map *m, const mload_tensor *t) {
+    if (!m || !t || !mload__map_owns(m, t)) return 0;
+    return !m->cv_of || t->file_index != UINT32_MAX;
 }
 
 #define MLOAD__SCRATCH (256u * 1024u)
@@ -3295,6 +3444,9 @@ MODELLOAD_API mload_result mload_map_view(mload_map *m, const mload_tensor *t, m
     if (out) memset(out, 0, sizeof(*out));
     if (!m || !t || !out || !mload__map_owns(m, t))
         return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "NULL argument or a tensor of another map");
+    if (!mload_map_is_direct(m, t))
+        return mload__fail(err, MLOAD_ERR_UNSUPPORTED, MLOAD_NO_OFFSET, t->name, t->name_len,
+                           "tensor '%s' is computed by the converter: read it instead", t->name);
 #if defined(MLOAD__POSIX)
     {
         mload_file *f = m->files[t->file_index];
@@ -3337,6 +3489,1021 @@ MODELLOAD_API void mload_view_release(mload_view *v) {
     if (v->map_base) munmap(v->map_base, v->map_len);
 #endif
     memset(v, 0, sizeof(*v));
+}
+
+
+/* -------------------------------------------------------------- converter */
+
+/* ---- rules text ---- */
+
+struct mload_rules {
+    mload_allocator alloc;
+    char *text;            /* a copy, tokens NUL-terminated in place */
+    size_t text_size;
+    mload_rule *rules;
+    uint32_t count;
+    const char **srcs;     /* concat source lists */
+    uint64_t *dims;        /* shapes */
+    size_t ntok;
+};
+
+typedef struct mload__verb_info { const char *name; mload_rule_verb verb; int min_args, max_args; } mload__verb_info;
+static const mload__verb_info mload__verbs[] = {
+    {"strip-prefix", MLOAD_RULE_STRIP_PREFIX, 1, 1},   {"add-prefix", MLOAD_RULE_ADD_PREFIX, 1, 1},
+    {"replace-prefix", MLOAD_RULE_REPLACE_PREFIX, 2, 2}, {"keep", MLOAD_RULE_KEEP, 1, 1},
+    {"drop", MLOAD_RULE_DROP, 1, 1},                   {"keep-name", MLOAD_RULE_KEEP_NAME, 1, 1},
+    {"drop-name", MLOAD_RULE_DROP_NAME, 1, 1},         {"drop-index", MLOAD_RULE_DROP_INDEX, 2, 2},
+    {"rename", MLOAD_RULE_RENAME, 2, 2},               {"replace", MLOAD_RULE_REPLACE, 2, 2},
+    {"replace-suffix", MLOAD_RULE_REPLACE_SUFFIX, 2, 2}, {"alias", MLOAD_RULE_ALIAS, 2, 2},
+    {"concat", MLOAD_RULE_CONCAT, 2, 1 << 20},         {"chunk", MLOAD_RULE_CHUNK, 4, 4},
+    {"slice", MLOAD_RULE_SLICE, 4, 4},                 {"swap-halves", MLOAD_RULE_SWAP_HALVES, 2, 2},
+    {"transpose", MLOAD_RULE_TRANSPOSE, 2, 2},         {"reshape", MLOAD_RULE_RESHAPE, 2, 2},
+    {"flatten", MLOAD_RULE_FLATTEN, 1, 1},             {"squeeze", MLOAD_RULE_SQUEEZE, 1, 1},
+    {"cast", MLOAD_RULE_CAST, 2, 2},                   {"zeros", MLOAD_RULE_ZEROS, 3, 3},
+};
+
+static int mload__parse_uint(const char *s, uint64_t *out) {
+    uint64_t v = 0;
+    if (!*s) return 0;
+    for (; *s; ++s) {
+        unsigned d;
+        if (*s < '0' || *s > '9') return 0;
+        d = MLOAD__CAST(unsigned, *s - '0');
+        if (v > (UINT64_MAX - d) / 10u) return 0;
+        v = v * 10u + d;
+    }
+    *out = v;
+    return 1;
+}
+
+/* "[d0,d1,...]" into dims; returns the rank or -1 */
+static int64_t mload__parse_shape(const char *s, uint64_t *dims, size_t cap) {
+    size_t n = 0, k = strlen(s);
+    char buf[32];
+    const char *p;
+    if (k < 2 || s[0] != '[' || s[k - 1] != ']') return -1;
+    if (k == 2) return 0;
+    p = s + 1;
+    for (;;) {
+        size_t l = 0;
+        while (p[l] && p[l] != ',' && p[l] != ']') ++l;
+        if (l == 0 || l >= sizeof buf || n >= cap) return -1;
+        memcpy(buf, p, l);
+        buf[l] = '\0';
+        if (!mload__parse_uint(buf, &dims[n++])) return -1;
+        p += l;
+        if (*p == ']') break;
+        ++p;
+    }
+    return p == s + k - 1 ? MLOAD__CAST(int64_t, n) : -1;
+}
+
+MODELLOAD_API void mload_rules_free(mload_rules *r) {
+    mload_allocator a;
+    if (!r) return;
+    a = r->alloc;
+    mload__free(&a, r->text, r->text_size + 1, 1);
+    mload__free(&a, r->rules, (r->ntok + 1) * sizeof(mload_rule), sizeof(void *));
+    mload__free(&a, r->srcs, (r->ntok + 1) * sizeof(char *), sizeof(void *));
+    mload__free(&a, r->dims, (r->ntok + 1) * sizeof(uint64_t), sizeof(void *));
+    mload__free(&a, r, sizeof(*r), sizeof(void *));
+}
+
+MODELLOAD_API const mload_rule *mload_rules_get(const mload_rules *r, uint32_t *count) {
+    if (count) *count = r ? r->count : 0;
+    return r ? r->rules : NULL;
+}
+
+MODELLOAD_API mload_result mload_rules_parse(const char *text, size_t len, const mload_allocator *a, mload_rules **out,
+                                             mload_error *err) {
+    mload_rules *r;
+    size_t i, ntok = 0, nsrc = 0, ndim = 0, pos = 0;
+    uint32_t line = 0;
+    mload_allocator none;
+    memset(&none, 0, sizeof none);
+    if (out) *out = NULL;
+    if (!a) a = &none;
+    if (!out || (!text && len) || !mload__allocator_ok(a))
+        return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "rules: NULL argument");
+    if (len > MLOAD__MAX_HEADER) return mload__fail(err, MLOAD_ERR_INVALID_CONVERTER, 0, NULL, 0, "rules text too large");
+    for (i = 0; i < len; ++i) ntok += (text[i] == ' ' || text[i] == '\t' || text[i] == '\n' || text[i] == ',') ? 1u : 0u;
+    ntok += 2;
+    r = MLOAD__CAST(mload_rules *, mload__malloc(a, sizeof(*r), sizeof(void *)));
+    if (!r) return mload__oom(err);
+    memset(r, 0, sizeof(*r));
+    r->alloc = *a;
+    r->ntok = ntok;
+    r->text_size = len;
+    r->text = MLOAD__CAST(char *, mload__malloc(a, len + 1, 1));
+    r->rules = MLOAD__CAST(mload_rule *, mload__malloc(a, (ntok + 1) * sizeof(mload_rule), sizeof(void *)));
+    r->srcs = MLOAD__CAST(const char **, mload__malloc(a, (ntok + 1) * sizeof(char *), sizeof(void *)));
+    r->dims = MLOAD__CAST(uint64_t *, mload__malloc(a, (ntok + 1) * sizeof(uint64_t), sizeof(void *)));
+    if (!r->text || !r->rules || !r->srcs || !r->dims) { mload_rules_free(r); return mload__oom(err); }
+    if (len) memcpy(r->text, text, len);
+    r->text[len] = '\0';
+    while (pos < len) {
+        char *ln = r->text + pos, *tok[64];
+        size_t end = pos, ntk = 0, k;
+        const mload__verb_info *vi = NULL;
+        mload_rule *ru;
+        uint64_t line_off = pos;
+        ++line;
+        while (end < len && r->text[end] != '\n') ++end;
+        r->text[end] = '\0';
+        pos = end + 1;
+        /* tokens; '#' at a token start begins a comment */
+        for (k = 0; ln[k];) {
+            while (ln[k] == ' ' || ln[k] == '\t' || ln[k] == '\r') ln[k++] = '\0';
+            if (!ln[k] || ln[k] == '#') break;
+            if (ntk == 64) goto toomany;
+            tok[ntk++] = ln + k;
+            while (ln[k] && ln[k] != ' ' && ln[k] != '\t' && ln[k] != '\r') ++k;
+        }
+        if (ln[k] == '#') ln[k] = '\0';
+        if (ntk == 0) continue;
+        if (mload__utf8_check(MLOAD__PCAST(const unsigned char *, ln), strlen(ln)) != strlen(ln)) {
+            mload_rules_free(r);
+            return mload__fail(err, MLOAD_ERR_INVALID_CONVERTER, line_off, NULL, 0, "line %U: not valid UTF-8", MLOAD__CAST(uint64_t, line));
+        }
+        for (k = 0; k < sizeof mload__verbs / sizeof mload__verbs[0]; ++k)
+            if (strcmp(tok[0], mload__verbs[k].name) == 0) vi = &mload__verbs[k];
+        if (!vi) {
+            mload_rules_free(r);
+            return mload__fail(err, MLOAD_ERR_INVALID_CONVERTER, line_off, NULL, 0, "line %U: unknown rule '%s'",
+                               MLOAD__CAST(uint64_t, line), tok[0]);
+        }
+        if (MLOAD__CAST(int, ntk) - 1 < vi->min_args || MLOAD__CAST(int, ntk) - 1 > vi->max_args) {
+            mload_rules_free(r);
+            return mload__fail(err, MLOAD_ERR_INVALID_CONVERTER, line_off, NULL, 0, "line %U: wrong number of arguments for '%s'",
+                               MLOAD__CAST(uint64_t, line), tok[0]);
+        }
+        ru = &r->rules[r->count];
+        memset(ru, 0, sizeof(*ru));
+        ru->verb = vi->verb;
+        ru->line = line;
+        ru->a = tok[1];
+        ru->b = ntk > 2 ? tok[2] : NULL;
+        switch (vi->verb) {
+        case MLOAD_RULE_DROP_INDEX:
+            ru->b = NULL;
+            if (!mload__parse_uint(tok[2], &ru->n1)) goto badnum;
+            break;
+        case MLOAD_RULE_CONCAT:
+            ru->sources = r->srcs + nsrc;
+            ru->source_count = MLOAD__CAST(uint32_t, ntk - 2);
+            for (k = 2; k < ntk; ++k) r->srcs[nsrc++] = tok[k];
+            ru->b = NULL;
+            break;
+        case MLOAD_RULE_CHUNK:
+        case MLOAD_RULE_SLICE:
+            if (!mload__parse_uint(tok[2], &ru->n1) || !mload__parse_uint(tok[3], &ru->n2)) goto badnum;
+            ru->b = tok[4];
+            break;
+        case MLOAD_RULE_RESHAPE:
+        case MLOAD_RULE_ZEROS: {
+            int64_t rank;
+            const char *shape = vi->verb == MLOAD_RULE_ZEROS ? tok[3] : tok[2];
+            if (vi->verb == MLOAD_RULE_ZEROS) {
+                ru->dtype = mload_dtype_from_name(tok[2], strlen(tok[2]));
+                if (!ru->dtype) goto baddtype;
+            }
+            rank = mload__parse_shape(shape, r->dims + ndim, r->ntok - ndim);
+            if (rank < 0) {
+                mload_rules_free(r);
+                return mload__fail(err, MLOAD_ERR_INVALID_CONVERTER, line_off, NULL, 0, "line %U: bad shape '%s' (write [d0,d1,...])",
+                                   MLOAD__CAST(uint64_t, line), shape);
+            }
+            ru->shape = r->dims + ndim;
+            ru->rank = MLOAD__CAST(uint32_t, rank);
+            ndim += MLOAD__CAST(size_t, rank);
+            ru->b = NULL;
+            break;
+        }
+        case MLOAD_RULE_CAST:
+            ru->dtype = mload_dtype_from_name(tok[2], strlen(tok[2]));
+            if (!ru->dtype) goto baddtype;
+            ru->b = NULL;
+            break;
+        default: break;
+        }
+        r->count++;
+        continue;
+    badnum:
+        mload_rules_free(r);
+        return mload__fail(err, MLOAD_ERR_INVALID_CONVERTER, line_off, NULL, 0, "line %U: expected a non-negative integer",
+                           MLOAD__CAST(uint64_t, line));
+    baddtype:
+        mload_rules_free(r);
+        return mload__fail(err, MLOAD_ERR_INVALID_CONVERTER, line_off, NULL, 0, "line %U: unknown dtype", MLOAD__CAST(uint64_t, line));
+    toomany:
+        mload_rules_free(r);
+        return mload__fail(err, MLOAD_ERR_INVALID_CONVERTER, line_off, NULL, 0, "line %U: more than 63 arguments",
+                           MLOAD__CAST(uint64_t, line));
+    }
+    *out = r;
+    return MLOAD_OK;
+}
+
+/* ---- the converted name space ---- */
+
+
+typedef struct mload__ent { size_t name, name_len, vt; int consumed, dead; } mload__ent;
+
+typedef struct mload__nref { const char *name; size_t name_len; size_t ent; } mload__nref;
+
+typedef struct mload__cb {
+    mload_map *m;
+    const mload_allocator *a;
+    mload_error *err;
+    mload__vt *vts; size_t nvt, vt_cap;
+    mload__piece *pieces; size_t np, p_cap;
+    uint64_t *dims; size_t nd, d_cap;
+    char *names; size_t nn, n_cap;
+    mload__ent *ents; size_t ne, e_cap;
+    mload__nref *refs; size_t refs_cap;
+    mload__index ix;      /* over refs: live entries by name */
+    int ix_valid;
+    /* the callback's state */
+    size_t cur_src;
+    const mload_rule *rule; /* for error messages */
+} mload__cb;
+
+struct mload_emitter { mload__cb *b; };
+
+static mload_result mload__cv_fail(mload__cb *b, const char *target, size_t tl, const char *fmt, const char *x) {
+    mload_result r = mload__fail(b->err, MLOAD_ERR_INVALID_CONVERTER, b->rule && b->rule->line ? b->rule->line : MLOAD_NO_OFFSET,
+                                 target, tl, fmt, target ? target : "", x ? x : "");
+    return r;
+}
+
+static int mload__cb_reserve(mload__cb *b, void **arr, size_t *cap, size_t need, size_t elem) {
+    void *np = mload__grow(b->a, *arr, cap, need, elem);
+    if (!np) return 0;
+    *arr = np;
+    return 1;
+}
+
+static size_t mload__cb_name(mload__cb *b, const char *s, size_t n) { /* SIZE_MAX on OOM */
+    size_t at = b->nn;
+    if (!mload__cb_reserve(b, MLOAD__PCAST(void **, &b->names), &b->n_cap, b->nn + n + 1, 1)) return SIZE_MAX;
+    if (n) memcpy(b->names + at, s, n);
+    b->names[at + n] = '\0';
+    b->nn += n + 1;
+    return at;
+}
+
+static size_t mload__cb_vt(mload__cb *b, const mload__vt *v) {
+    if (!mload__cb_reserve(b, MLOAD__PCAST(void **, &b->vts), &b->vt_cap, b->nvt + 1, sizeof(mload__vt))) return SIZE_MAX;
+    b->vts[b->nvt] = *v;
+    return b->nvt++;
+}
+
+static int mload__cb_dims(mload__cb *b, const uint64_t *d, uint32_t rank, size_t *at) {
+    if (!mload__cb_reserve(b, MLOAD__PCAST(void **, &b->dims), &b->d_cap, b->nd + rank + 1, sizeof(uint64_t))) return 0;
+    if (rank) memcpy(b->dims + b->nd, d, rank * sizeof(uint64_t));
+    *at = b->nd;
+    b->nd += rank;
+    return 1;
+}
+
+static mload_result mload__cb_add_ent(mload__cb *b, const char *name, size_t nl, size_t vt) {
+    size_t at;
+    if (!mload__cb_reserve(b, MLOAD__PCAST(void **, &b->ents), &b->e_cap, b->ne + 1, sizeof(mload__ent))) return mload__oom(b->err);
+    if ((at = mload__cb_name(b, name, nl)) == SIZE_MAX) return mload__oom(b->err);
+    b->ents[b->ne].name = at;
+    b->ents[b->ne].name_len = nl;
+    b->ents[b->ne].vt = vt;
+    b->ents[b->ne].consumed = 0;
+    b->ents[b->ne].dead = 0;
+    b->ne++;
+    b->ix_valid = 0;
+    return MLOAD_OK;
+}
+
+/* index of the live entries by name (rebuilt when entries changed) */
+static mload_result mload__cb_index(mload__cb *b) {
+    size_t i, n = 0, dup;
+    if (b->ix_valid) return MLOAD_OK;
+    mload__free(b->a, b->ix.slots, b->ix.slots ? (b->ix.mask + 1) * sizeof(uint64_t) : 0, sizeof(uint64_t));
+    b->ix.slots = NULL;
+    if (!mload__cb_reserve(b, MLOAD__PCAST(void **, &b->refs), &b->refs_cap, b->ne + 1, sizeof(mload__nref))) return mload__oom(b->err);
+    for (i = 0; i < b->ne; ++i) {
+        if (b->ents[i].dead) continue;
+        b->refs[n].name = b->names + b->ents[i].name;
+        b->refs[n].name_len = b->ents[i].name_len;
+        b->refs[n].ent = i;
+        ++n;
+    }
+    b->ix.seed = 0x3C6EF372FE94F82Bull;
+    if (!mload__index_build(b->a, &b->ix, b->refs, sizeof(mload__nref), n, NULL, 0, &dup)) return mload__oom(b->err);
+    /* duplicates are caught at the end; lookups find the first */
+    b->ix_valid = 1;
+    return MLOAD_OK;
+}
+
+static size_t mload__cb_find(mload__cb *b, const char *name, size_t nl) { /* entry or SIZE_MAX */
+    const mload__nref *r = MLOAD__CAST(const mload__nref *, mload__index_find(&b->ix, b->refs, sizeof(mload__nref), name, nl));
+    return r ? r->ent : SIZE_MAX;
+}
+
+/* "{n}" patterns: a match captures the decimal digits */
+static const char *mload__pat_brace(const char *p) { return strstr(p, "{n}"); }
+
+static int mload__pat_match(const char *pat, const char *name, size_t nl, const char **dig, size_t *dl) {
+    const char *br = mload__pat_brace(pat);
+    size_t pl = strlen(pat), pre, suf, k;
+    if (!br) return pl == nl && memcmp(pat, name, nl) == 0;
+    pre = MLOAD__CAST(size_t, br - pat);
+    suf = pl - pre - 3;
+    if (nl < pre + suf + 1 || memcmp(name, pat, pre) != 0 || memcmp(name + nl - suf, br + 3, suf) != 0) return 0;
+    for (k = pre; k < nl - suf; ++k)
+        if (name[k] < '0' || name[k] > '9') return 0;
+    if (nl - suf - pre > 19) return 0;
+    *dig = name + pre;
+    *dl = nl - suf - pre;
+    return 1;
+}
+
+/* pattern with "{n}" replaced by the digits, into buf (cap bytes); length or SIZE_MAX */
+static size_t mload__pat_subst(const char *pat, const char *dig, size_t dl, char *buf, size_t cap) {
+    const char *br = mload__pat_brace(pat);
+    size_t pl = strlen(pat), pre;
+    if (!br) {
+        if (pl >= cap) return SIZE_MAX;
+        memcpy(buf, pat, pl);
+        return pl;
+    }
+    pre = MLOAD__CAST(size_t, br - pat);
+    if (pl - 3 + dl >= cap) return SIZE_MAX;
+    memcpy(buf, pat, pre);
+    memcpy(buf + pre, dig, dl);
+    memcpy(buf + pre + dl, br + 3, pl - pre - 3);
+    return pl - 3 + dl;
+}
+
+/* elements per row of dim 0 */
+static uint64_t mload__vt_row(const mload__cb *b, const mload__vt *v) {
+    return (v->rank && b->dims[v->dims]) ? v->numel / b->dims[v->dims] : 0;
+}
+
+/* a vt over elements [first, first + count) of a pieces vt */
+static size_t mload__vt_subrange(mload__cb *b, size_t src, uint64_t first, uint64_t count, const uint64_t *shape, uint32_t rank) {
+    mload__vt nv = b->vts[src];
+    size_t i, p0 = b->np;
+    uint64_t pos = 0;
+    for (i = 0; i < b->vts[src].npieces; ++i) {
+        mload__piece pc = b->pieces[b->vts[src].piece0 + i];
+        uint64_t lo = first > pos ? first : pos, hi = first + count < pos + pc.count ? first + count : pos + pc.count;
+        if (lo < hi) {
+            if (!mload__cb_reserve(b, MLOAD__PCAST(void **, &b->pieces), &b->p_cap, b->np + 1, sizeof(mload__piece))) return SIZE_MAX;
+            b->pieces[b->np].base = pc.base;
+            b->pieces[b->np].first = pc.first + (lo - pos);
+            b->pieces[b->np].count = hi - lo;
+            b->np++;
+        }
+        pos += pc.count;
+    }
+    nv.piece0 = p0;
+    nv.npieces = b->np - p0;
+    nv.numel = count;
+    nv.rank = rank;
+    if (!mload__cb_dims(b, shape, rank, &nv.dims)) return SIZE_MAX;
+    return mload__cb_vt(b, &nv);
+}
+
+/* Applies value rule r (names already instantiated) with resolved source
+   vts; the new vt for the target in *out. */
+static mload_result mload__cb_value(mload__cb *b, const mload_rule *r, const char *target, const size_t *src, size_t nsrc,
+                                    size_t *out) {
+    size_t tl = strlen(target);
+    mload__vt nv;
+    uint64_t shape[64];
+    memset(&nv, 0, sizeof nv);
+    if (r->verb != MLOAD_RULE_ZEROS && r->verb != MLOAD_RULE_ALIAS && r->verb != MLOAD_RULE_CAST) {
+        size_t k;
+        for (k = 0; k < nsrc; ++k)
+            if (mload_dtype_bits(b->vts[src[k]].dtype) % 8u)
+                return mload__cv_fail(b, target, tl, "target '%s': value recipes need whole-byte dtypes%s", NULL);
+    }
+    switch (r->verb) {
+    case MLOAD_RULE_ALIAS:
+        *out = src[0];
+        return MLOAD_OK;
+    case MLOAD_RULE_CONCAT: {
+        const mload__vt *f = &b->vts[src[0]];
+        uint64_t d0 = 0;
+        size_t k, i, p0 = b->np;
+        if (f->rank == 0 || f->rank > 64) return mload__cv_fail(b, target, tl, "target '%s': concat needs tensors of rank 1..64%s", NULL);
+        for (k = 0; k < nsrc; ++k) {
+            const mload__vt *v = &b->vts[src[k]];
+            if (v->transpose || v->dtype != f->dtype || v->src_dtype != f->src_dtype || v->rank != f->rank ||
+                memcmp(b->dims + v->dims + 1, b->dims + f->dims + 1, (f->rank - 1) * sizeof(uint64_t)) != 0)
+                return mload__cv_fail(b, target, tl,
+                                      "target '%s': concat sources must share dtype and every dim but the first (and not be transposed)%s", NULL);
+            if (!mload__add_u64(d0, b->dims[v->dims], &d0) || !mload__add_u64(nv.numel, v->numel, &nv.numel))
+                return mload__cv_fail(b, target, tl, "target '%s': too large%s", NULL);
+        }
+        for (k = 0; k < nsrc; ++k) {
+            const mload__vt *v = &b->vts[src[k]];
+            for (i = 0; i < v->npieces; ++i) {
+                if (!mload__cb_reserve(b, MLOAD__PCAST(void **, &b->pieces), &b->p_cap, b->np + 1, sizeof(mload__piece))) return mload__oom(b->err);
+                b->pieces[b->np++] = b->pieces[v->piece0 + i];
+            }
+        }
+        nv = b->vts[src[0]];
+        nv.piece0 = p0;
+        nv.npieces = b->np - p0;
+        {
+            uint64_t total = 0;
+            for (k = 0; k < nsrc; ++k) total += b->vts[src[k]].numel;
+            nv.numel = total;
+        }
+        memcpy(shape, b->dims + f->dims, f->rank * sizeof(uint64_t));
+        shape[0] = d0;
+        if (!mload__cb_dims(b, shape, f->rank, &nv.dims)) return mload__oom(b->err);
+        if ((*out = mload__cb_vt(b, &nv)) == SIZE_MAX) return mload__oom(b->err);
+        return MLOAD_OK;
+    }
+    case MLOAD_RULE_CHUNK:
+    case MLOAD_RULE_SLICE:
+    case MLOAD_RULE_SWAP_HALVES: {
+        const mload__vt *v = &b->vts[src[0]];
+        uint64_t d0, lo, hi, row;
+        if (v->transpose || v->rank == 0 || v->rank > 64)
+            return mload__cv_fail(b, target, tl, "target '%s': chunk/slice/swap-halves need an untransposed tensor of rank 1..64%s", NULL);
+        d0 = b->dims[v->dims];
+        row = mload__vt_row(b, v);
+        if (r->verb == MLOAD_RULE_CHUNK) {
+            if (r->n1 == 0 || r->n2 >= r->n1 || d0 % r->n1)
+                return mload__cv_fail(b, target, tl, "target '%s': chunk needs N > I and dim 0 divisible by N%s", NULL);
+            lo = d0 / r->n1 * r->n2;
+            hi = lo + d0 / r->n1;
+        } else if (r->verb == MLOAD_RULE_SLICE) {
+            if (r->n1 > r->n2 || r->n2 > d0) return mload__cv_fail(b, target, tl, "target '%s': slice rows out of range%s", NULL);
+            lo = r->n1;
+            hi = r->n2;
+        } else {
+            size_t a1, a2, i, p0;
+            if (d0 % 2u) return mload__cv_fail(b, target, tl, "target '%s': swap-halves needs an even dim 0%s", NULL);
+            memcpy(shape, b->dims + v->dims, v->rank * sizeof(uint64_t));
+            shape[0] = d0 / 2u;
+            a1 = mload__vt_subrange(b, src[0], d0 / 2u * row, d0 / 2u * row, shape, v->rank);
+            a2 = a1 == SIZE_MAX ? SIZE_MAX : mload__vt_subrange(b, src[0], 0, d0 / 2u * row, shape, v->rank);
+            if (a2 == SIZE_MAX) return mload__oom(b->err);
+            nv = b->vts[a1];
+            p0 = b->np;
+            for (i = 0; i < b->vts[a1].npieces + b->vts[a2].npieces; ++i) {
+                const mload__vt *w = i < b->vts[a1].npieces ? &b->vts[a1] : &b->vts[a2];
+                size_t j = i < b->vts[a1].npieces ? i : i - b->vts[a1].npieces;
+                if (!mload__cb_reserve(b, MLOAD__PCAST(void **, &b->pieces), &b->p_cap, b->np + 1, sizeof(mload__piece))) return mload__oom(b->err);
+                b->pieces[b->np++] = b->pieces[w->piece0 + j];
+            }
+            nv.piece0 = p0;
+            nv.npieces = b->np - p0;
+            nv.numel = d0 * row;
+            shape[0] = d0;
+            if (!mload__cb_dims(b, shape, v->rank, &nv.dims) || (*out = mload__cb_vt(b, &nv)) == SIZE_MAX) return mload__oom(b->err);
+            return MLOAD_OK;
+        }
+        memcpy(shape, b->dims + v->dims, v->rank * sizeof(uint64_t));
+        shape[0] = hi - lo;
+        if ((*out = mload__vt_subrange(b, src[0], lo * row, (hi - lo) * row, shape, v->rank)) == SIZE_MAX) return mload__oom(b->err);
+        return MLOAD_OK;
+    }
+    case MLOAD_RULE_TRANSPOSE: {
+        const mload__vt *v = &b->vts[src[0]];
+        if (v->rank != 2) return mload__cv_fail(b, target, tl, "target '%s': transpose needs a 2-D tensor%s", NULL);
+        if (v->transpose && v->dtype == v->src_dtype) { /* transposing back */
+            mload__vt c = b->vts[v->child];
+            uint64_t sh[2];
+            sh[0] = b->dims[v->dims + 1];
+            sh[1] = b->dims[v->dims];
+            if (!mload__cb_dims(b, sh, 2, &c.dims) || (*out = mload__cb_vt(b, &c)) == SIZE_MAX) return mload__oom(b->err);
+            return MLOAD_OK;
+        }
+        nv.transpose = 1;
+        nv.child = src[0];
+        nv.dtype = v->dtype;
+        nv.src_dtype = v->dtype;
+        nv.rank = 2;
+        nv.numel = v->numel;
+        shape[0] = b->dims[v->dims + 1];
+        shape[1] = b->dims[v->dims];
+        if (!mload__cb_dims(b, shape, 2, &nv.dims) || (*out = mload__cb_vt(b, &nv)) == SIZE_MAX) return mload__oom(b->err);
+        return MLOAD_OK;
+    }
+    case MLOAD_RULE_RESHAPE:
+    case MLOAD_RULE_FLATTEN:
+    case MLOAD_RULE_SQUEEZE: {
+        const mload__vt *v = &b->vts[src[0]];
+        uint64_t numel = 1;
+        uint32_t rank = 0, d;
+        if (r->verb == MLOAD_RULE_RESHAPE) {
+            if (r->rank > 64 || (r->rank && !r->shape)) return mload__cv_fail(b, target, tl, "target '%s': bad shape%s", NULL);
+            for (d = 0; d < r->rank; ++d) {
+                shape[d] = r->shape[d];
+                if (!mload__mul_u64(numel, shape[d], &numel)) return mload__cv_fail(b, target, tl, "target '%s': shape overflows%s", NULL);
+            }
+            rank = r->rank;
+            if (numel != v->numel) return mload__cv_fail(b, target, tl, "target '%s': reshape must keep the element count%s", NULL);
+        } else if (r->verb == MLOAD_RULE_FLATTEN) {
+            shape[0] = v->numel;
+            rank = 1;
+        } else {
+            for (d = 0; d < v->rank; ++d)
+                if (b->dims[v->dims + d] != 1) shape[rank++] = b->dims[v->dims + d];
+        }
+        nv = *v;
+        nv.rank = rank;
+        if (!mload__cb_dims(b, shape, rank, &nv.dims) || (*out = mload__cb_vt(b, &nv)) == SIZE_MAX) return mload__oom(b->err);
+        return MLOAD_OK;
+    }
+    case MLOAD_RULE_CAST: {
+        const mload__vt *v = &b->vts[src[0]];
+        if (!mload__dtype_valid(r->dtype) || !mload_convert_supported(r->dtype, v->src_dtype))
+            return mload__cv_fail(b, target, tl, "target '%s': no conversion to %s", mload_dtype_name(r->dtype));
+        nv = *v;
+        nv.dtype = r->dtype;
+        if ((*out = mload__cb_vt(b, &nv)) == SIZE_MAX) return mload__oom(b->err);
+        return MLOAD_OK;
+    }
+    case MLOAD_RULE_ZEROS: {
+        uint32_t d;
+        if (!mload__dtype_valid(r->dtype) || r->rank > 64 || (r->rank && !r->shape))
+            return mload__cv_fail(b, target, tl, "target '%s': zeros needs a dtype and a shape%s", NULL);
+        nv.numel = 1;
+        for (d = 0; d < r->rank; ++d)
+            if (!mload__mul_u64(nv.numel, r->shape[d], &nv.numel)) return mload__cv_fail(b, target, tl, "target '%s': shape overflows%s", NULL);
+        nv.dtype = nv.src_dtype = r->dtype;
+        nv.rank = r->rank;
+        if (!mload__cb_dims(b, r->shape, r->rank, &nv.dims) ||
+            !mload__cb_reserve(b, MLOAD__PCAST(void **, &b->pieces), &b->p_cap, b->np + 1, sizeof(mload__piece)))
+            return mload__oom(b->err);
+        nv.piece0 = b->np;
+        nv.npieces = 1;
+        b->pieces[b->np].base = MLOAD__ZERO_PIECE;
+        b->pieces[b->np].first = 0;
+        b->pieces[b->np].count = nv.numel;
+        b->np++;
+        if ((*out = mload__cb_vt(b, &nv)) == SIZE_MAX) return mload__oom(b->err);
+        return MLOAD_OK;
+    }
+    default:
+        return mload__cv_fail(b, target, tl, "'%s': not a value rule%s", NULL);
+    }
+}
+
+static int mload__is_value_rule(mload_rule_verb v) { return v >= MLOAD_RULE_ALIAS && v <= MLOAD_RULE_ZEROS; }
+
+/* the target name of a value rule, and its source names */
+static const char *mload__rule_target(const mload_rule *r) {
+    switch (r->verb) {
+    case MLOAD_RULE_CONCAT: case MLOAD_RULE_ZEROS: return r->a;
+    case MLOAD_RULE_RESHAPE: case MLOAD_RULE_FLATTEN: case MLOAD_RULE_SQUEEZE: case MLOAD_RULE_CAST: return r->a;
+    default: return r->b;
+    }
+}
+static uint32_t mload__rule_nsrc(const mload_rule *r) {
+    if (r->verb == MLOAD_RULE_CONCAT) return r->source_count;
+    return r->verb == MLOAD_RULE_ZEROS ? 0u : 1u;
+}
+static const char *mload__rule_src(const mload_rule *r, uint32_t k) {
+    return r->verb == MLOAD_RULE_CONCAT ? r->sources[k] : r->a;
+}
+static int mload__rule_consumes(const mload_rule *r) {
+    return r->verb == MLOAD_RULE_CONCAT || r->verb == MLOAD_RULE_CHUNK || r->verb == MLOAD_RULE_SLICE ||
+           r->verb == MLOAD_RULE_SWAP_HALVES || r->verb == MLOAD_RULE_TRANSPOSE;
+}
+static int mload__rule_in_place(const mload_rule *r) {
+    return r->verb == MLOAD_RULE_RESHAPE || r->verb == MLOAD_RULE_FLATTEN || r->verb == MLOAD_RULE_SQUEEZE || r->verb == MLOAD_RULE_CAST;
+}
+
+#define MLOAD__NAME_MAX 4096
+
+/* one instance of a value rule (names with {n} substituted by dig) */
+static mload_result mload__cb_apply_value(mload__cb *b, const mload_rule *r, const char *dig, size_t dl) {
+    char target[MLOAD__NAME_MAX], srcname[MLOAD__NAME_MAX];
+    size_t tl, src[64], sent[64], k, existing;
+    uint32_t nsrc = mload__rule_nsrc(r);
+    mload_result res;
+    size_t vt;
+    if (!mload__rule_target(r) || nsrc > 64) return mload__cv_fail(b, "", 0, "rule without a target or with more than 64 sources%s%s", NULL);
+    tl = mload__pat_subst(mload__rule_target(r), dig, dl, target, sizeof target);
+    if (tl == SIZE_MAX) return mload__cv_fail(b, "", 0, "name too long%s%s", NULL);
+    target[tl] = '\0';
+    if ((res = mload__cb_index(b)) != MLOAD_OK) return res;
+    for (k = 0; k < nsrc; ++k) {
+        size_t sl;
+        const char *pat = mload__rule_src(r, MLOAD__CAST(uint32_t, k));
+        if (!pat) return mload__cv_fail(b, target, tl, "target '%s': a source name is missing%s", NULL);
+        sl = mload__pat_subst(pat, dig, dl, srcname, sizeof srcname);
+        if (sl == SIZE_MAX) return mload__cv_fail(b, target, tl, "name too long%s%s", NULL);
+        srcname[sl] = '\0';
+        sent[k] = mload__cb_find(b, srcname, sl);
+        if (sent[k] == SIZE_MAX) return mload__cv_fail(b, target, tl, "target '%s': source '%s' does not exist", srcname);
+        src[k] = b->ents[sent[k]].vt;
+    }
+    if ((res = mload__cb_value(b, r, target, src, nsrc, &vt)) != MLOAD_OK) return res;
+    existing = mload__cb_find(b, target, tl);
+    if (mload__rule_in_place(r)) {
+        b->ents[sent[0]].vt = vt;
+        return MLOAD_OK;
+    }
+    if (existing != SIZE_MAX) {
+        int is_src = 0;
+        for (k = 0; k < nsrc; ++k) is_src |= sent[k] == existing;
+        if (!is_src && !b->ents[existing].consumed)
+            return mload__cv_fail(b, target, tl, "target '%s' already exists%s", NULL);
+        b->ents[existing].dead = 1;
+    }
+    if (mload__rule_consumes(r))
+        for (k = 0; k < nsrc; ++k) b->ents[sent[k]].consumed = 1;
+    return mload__cb_add_ent(b, target, tl, vt);
+}
+
+static mload_result mload__cb_rule(mload__cb *b, const mload_rule *r) {
+    size_t i, ne = b->ne;
+    char buf[MLOAD__NAME_MAX];
+    b->rule = r;
+    if (mload__is_value_rule(r->verb)) {
+        const char *first = mload__rule_nsrc(r) ? mload__rule_src(r, 0) : mload__rule_target(r);
+        size_t matched = 0;
+        if (!first) return mload__cv_fail(b, "", 0, "rule without names%s%s", NULL);
+        if (!mload__pat_brace(first) || r->verb == MLOAD_RULE_ZEROS) {
+            if (r->verb == MLOAD_RULE_ZEROS && mload__pat_brace(first))
+                return mload__cv_fail(b, first, strlen(first), "target '%s': zeros cannot use {n}%s", NULL);
+            return mload__cb_apply_value(b, r, "", 0);
+        }
+        /* one instance per layer index found in the first source's pattern */
+        for (i = 0; i < ne; ++i) {
+            const char *dig;
+            size_t dl;
+            char digits[24];
+            mload_result res;
+            if (b->ents[i].dead) continue;
+            if (!mload__pat_match(first, b->names + b->ents[i].name, b->ents[i].name_len, &dig, &dl)) continue;
+            memcpy(digits, dig, dl); /* the name pool may move */
+            if ((res = mload__cb_apply_value(b, r, digits, dl)) != MLOAD_OK) return res;
+            ++matched;
+        }
+        if (!matched) return mload__cv_fail(b, first, strlen(first), "no tensor matches '%s'%s", NULL);
+        return MLOAD_OK;
+    }
+    for (i = 0; i < ne; ++i) {
+        mload__ent *e = &b->ents[i];
+        const char *nm;
+        size_t nl, l1 = r->a ? strlen(r->a) : 0, l2 = r->b ? strlen(r->b) : 0, outl = SIZE_MAX;
+        const char *dig;
+        size_t dl;
+        if (e->dead) continue;
+        nm = b->names + e->name;
+        nl = e->name_len;
+        if (!r->a) return mload__cv_fail(b, "", 0, "rule without its argument%s%s", NULL);
+        switch (r->verb) {
+        case MLOAD_RULE_STRIP_PREFIX:
+            if (nl >= l1 && memcmp(nm, r->a, l1) == 0) { e->name += l1; e->name_len -= l1; }
+            break;
+        case MLOAD_RULE_ADD_PREFIX:
+        case MLOAD_RULE_REPLACE_PREFIX: {
+            size_t keep = 0;
+            const char *newp = r->a;
+            size_t newl = l1;
+            if (r->verb == MLOAD_RULE_REPLACE_PREFIX) {
+                if (!r->b) return mload__cv_fail(b, "", 0, "rule without its argument%s%s", NULL);
+                if (nl < l1 || memcmp(nm, r->a, l1) != 0) break;
+                keep = l1;
+                newp = r->b;
+                newl = l2;
+            }
+            if (newl + nl - keep >= sizeof buf) return mload__cv_fail(b, nm, nl, "name '%s' too long%s", NULL);
+            memcpy(buf, newp, newl);
+            memcpy(buf + newl, nm + keep, nl - keep);
+            outl = newl + nl - keep;
+            break;
+        }
+        case MLOAD_RULE_KEEP: if (!(nl >= l1 && memcmp(nm, r->a, l1) == 0)) e->dead = 1; break;
+        case MLOAD_RULE_DROP: if (nl >= l1 && memcmp(nm, r->a, l1) == 0) e->dead = 1; break;
+        case MLOAD_RULE_KEEP_NAME: if (!(nl == l1 && memcmp(nm, r->a, l1) == 0)) e->dead = 1; break;
+        case MLOAD_RULE_DROP_NAME: if (nl == l1 && memcmp(nm, r->a, l1) == 0) e->dead = 1; break;
+        case MLOAD_RULE_DROP_INDEX: {
+            /* PATTERN matches a prefix of the name: "blocks.{n}." */
+            const char *br = mload__pat_brace(r->a);
+            size_t pre, k, suf;
+            uint64_t v = 0;
+            if (!br) return mload__cv_fail(b, r->a, l1, "drop-index pattern '%s' needs {n}%s", NULL);
+            pre = MLOAD__CAST(size_t, br - r->a);
+            suf = l1 - pre - 3;
+            if (nl < pre + 1 || memcmp(nm, r->a, pre) != 0) break;
+            for (k = pre; k < nl && nm[k] >= '0' && nm[k] <= '9' && k - pre < 19; ++k) v = v * 10u + MLOAD__CAST(uint64_t, nm[k] - '0');
+            if (k == pre || (k < nl && nm[k] >= '0' && nm[k] <= '9')) break;
+            if (nl - k < suf || memcmp(nm + k, br + 3, suf) != 0) break;
+            if (v >= r->n1) e->dead = 1;
+            break;
+        }
+        case MLOAD_RULE_RENAME:
+            if (!r->b) return mload__cv_fail(b, "", 0, "rule without its argument%s%s", NULL);
+            if (mload__pat_match(r->a, nm, nl, &dig, &dl)) {
+                char digits[24];
+                if (mload__pat_brace(r->a)) memcpy(digits, dig, dl);
+                else dl = 0;
+                outl = mload__pat_subst(r->b, digits, dl, buf, sizeof buf);
+                if (outl == SIZE_MAX) return mload__cv_fail(b, nm, nl, "name '%s' too long%s", NULL);
+            }
+            break;
+        case MLOAD_RULE_REPLACE:
+        case MLOAD_RULE_REPLACE_SUFFIX: {
+            size_t k = 0, o = 0, hits = 0;
+            if (!r->b || l1 == 0) return mload__cv_fail(b, "", 0, "replace needs a non-empty OLD and a NEW%s%s", NULL);
+            if (r->verb == MLOAD_RULE_REPLACE_SUFFIX) {
+                if (nl < l1 || memcmp(nm + nl - l1, r->a, l1) != 0) break;
+                if (nl - l1 + l2 >= sizeof buf) return mload__cv_fail(b, nm, nl, "name '%s' too long%s", NULL);
+                memcpy(buf, nm, nl - l1);
+                memcpy(buf + nl - l1, r->b, l2);
+                outl = nl - l1 + l2;
+                break;
+            }
+            while (k < nl) {
+                if (k + l1 <= nl && memcmp(nm + k, r->a, l1) == 0) {
+                    if (o + l2 >= sizeof buf) return mload__cv_fail(b, nm, nl, "name '%s' too long%s", NULL);
+                    memcpy(buf + o, r->b, l2);
+                    o += l2;
+                    k += l1;
+                    ++hits;
+                } else {
+                    if (o + 1 >= sizeof buf) return mload__cv_fail(b, nm, nl, "name '%s' too long%s", NULL);
+                    buf[o++] = nm[k++];
+                }
+            }
+            if (hits) outl = o;
+            break;
+        }
+        default:
+            return mload__cv_fail(b, "", 0, "unknown rule%s%s", NULL);
+        }
+        if (outl != SIZE_MAX) {
+            size_t at = mload__cb_name(b, buf, outl);
+            if (at == SIZE_MAX) return mload__oom(b->err);
+            b->ents[i].name = at;
+            b->ents[i].name_len = outl;
+        }
+    }
+    b->ix_valid = 0;
+    return MLOAD_OK;
+}
+
+MODELLOAD_API mload_result mload_converter_emit(mload_emitter *em, const char *target, const mload_rule *recipe) {
+    mload__cb *b;
+    size_t vt;
+    mload_result r;
+    if (!em || !target) return MLOAD_ERR_INVALID_ARGUMENT;
+    b = em->b;
+    if (!recipe) return mload__cb_add_ent(b, target, strlen(target), b->cur_src);
+    if (!mload__is_value_rule(recipe->verb)) return mload__cv_fail(b, target, strlen(target), "target '%s': emit takes a value rule%s", NULL);
+    {   /* sources name tensors of the source name space (vt i = base tensor i) */
+        size_t src[64];
+        uint32_t k, n = mload__rule_nsrc(recipe);
+        if (n > 64) return mload__cv_fail(b, target, strlen(target), "target '%s': more than 64 sources%s", NULL);
+        for (k = 0; k < n; ++k) {
+            const char *sn = mload__rule_src(recipe, k);
+            const mload_tensor *t = sn ? mload_map_find(b->m, sn) : NULL;
+            if (!t) return mload__cv_fail(b, target, strlen(target), "target '%s': source '%s' does not exist", sn ? sn : "");
+            src[k] = MLOAD__CAST(size_t, t - b->m->tensors);
+        }
+        if ((r = mload__cb_value(b, recipe, target, src, n, &vt)) != MLOAD_OK) return r;
+    }
+    return mload__cb_add_ent(b, target, strlen(target), vt);
+}
+
+/* ---- building the converted view of a map ---- */
+
+static void mload__cb_free(mload__cb *b) {
+    mload__free(b->a, b->vts, b->vt_cap * sizeof(mload__vt), sizeof(void *));
+    mload__free(b->a, b->pieces, b->p_cap * sizeof(mload__piece), sizeof(void *));
+    mload__free(b->a, b->dims, b->d_cap * sizeof(uint64_t), sizeof(void *));
+    mload__free(b->a, b->names, b->n_cap, 1);
+    mload__free(b->a, b->ents, b->e_cap * sizeof(mload__ent), sizeof(void *));
+    mload__free(b->a, b->refs, b->refs_cap * sizeof(mload__nref), sizeof(void *));
+    mload__free(b->a, b->ix.slots, b->ix.slots ? (b->ix.mask + 1) * sizeof(uint64_t) : 0, sizeof(uint64_t));
+    memset(b, 0, sizeof(*b));
+}
+
+static int mload__nref_cmp(const void *x, const void *y) {
+    const mload__nref *a = MLOAD__CAST(const mload__nref *, x), *b = MLOAD__CAST(const mload__nref *, y);
+    return mload__name_cmp(a->name, a->name_len, b->name, b->name_len);
+}
+
+static mload_result mload__cv_build(mload_map *m, const mload_converter *c, mload_error *err) {
+    mload__cb b;
+    size_t i, nlive = 0, dup;
+    mload_result r = MLOAD_OK;
+    mload_tensor *fin = NULL;
+    size_t *of = NULL;
+    memset(&b, 0, sizeof b);
+    b.m = m;
+    b.a = &m->alloc;
+    b.err = err;
+    if ((c->rule_count && !c->rules))
+        return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "converter: rules NULL with a count");
+    /* vt i = base tensor i, as it is */
+    for (i = 0; i < m->count; ++i) {
+        const mload_tensor *t = &m->tensors[i];
+        mload__vt v;
+        memset(&v, 0, sizeof v);
+        v.dtype = v.src_dtype = t->dtype;
+        v.rank = t->rank;
+        v.numel = t->numel;
+        if (!mload__cb_dims(&b, t->shape, t->rank, &v.dims) ||
+            !mload__cb_reserve(&b, MLOAD__PCAST(void **, &b.pieces), &b.p_cap, b.np + 1, sizeof(mload__piece))) { r = mload__oom(err); goto out; }
+        v.piece0 = b.np;
+        v.npieces = 1;
+        b.pieces[b.np].base = MLOAD__CAST(uint32_t, i);
+        b.pieces[b.np].first = 0;
+        b.pieces[b.np].count = t->numel;
+        b.np++;
+        if (mload__cb_vt(&b, &v) == SIZE_MAX) { r = mload__oom(err); goto out; }
+    }
+    for (i = 0; i < m->count; ++i) {
+        if (c->callback) {
+            mload_emitter em;
+            em.b = &b;
+            b.cur_src = i;
+            b.rule = NULL;
+            r = c->callback(c->user, &m->tensors[i], &em);
+            if (r != MLOAD_OK) {
+                if (!err || err->code != r)
+                    mload__fail(err, r, MLOAD_NO_OFFSET, m->tensors[i].name, m->tensors[i].name_len,
+                                "the converter callback failed on '%s'", m->tensors[i].name);
+                goto out;
+            }
+        } else if ((r = mload__cb_add_ent(&b, m->tensors[i].name, m->tensors[i].name_len, i)) != MLOAD_OK) {
+            goto out;
+        }
+    }
+    for (i = 0; i < c->rule_count; ++i)
+        if ((r = mload__cb_rule(&b, &c->rules[i])) != MLOAD_OK) goto out;
+    /* the final name space: live entries in name order */
+    if (!mload__cb_reserve(&b, MLOAD__PCAST(void **, &b.refs), &b.refs_cap, b.ne + 1, sizeof(mload__nref))) { r = mload__oom(err); goto out; }
+    for (i = 0; i < b.ne; ++i) {
+        if (b.ents[i].dead || b.ents[i].consumed) continue;
+        b.refs[nlive].name = b.names + b.ents[i].name;
+        b.refs[nlive].name_len = b.ents[i].name_len;
+        b.refs[nlive].ent = i;
+        ++nlive;
+    }
+    qsort(b.refs, nlive, sizeof(mload__nref), mload__nref_cmp);
+    for (i = 1; i < nlive; ++i) {
+        if (mload__name_cmp(b.refs[i].name, b.refs[i].name_len, b.refs[i - 1].name, b.refs[i - 1].name_len) == 0) {
+            r = mload__fail(err, MLOAD_ERR_DUPLICATE_KEY, MLOAD_NO_OFFSET, b.refs[i].name, b.refs[i].name_len,
+                            "the converter produces '%s' twice", b.refs[i].name);
+            goto out;
+        }
+    }
+    fin = MLOAD__CAST(mload_tensor *, mload__malloc(&m->alloc, (nlive + 1) * sizeof(mload_tensor), sizeof(void *)));
+    of = MLOAD__CAST(size_t *, mload__malloc(&m->alloc, (nlive + 1) * sizeof(size_t), sizeof(void *)));
+    if (!fin || !of) { r = mload__oom(err); goto out; }
+    for (i = 0; i < nlive; ++i) {
+        const mload__vt *v = &b.vts[b.ents[b.refs[i].ent].vt];
+        mload_tensor *t = &fin[i];
+        uint64_t bits;
+        memset(t, 0, sizeof(*t));
+        t->name = b.refs[i].name;
+        t->name_len = b.refs[i].name_len;
+        t->dtype = v->dtype;
+        t->rank = v->rank;
+        t->shape = v->rank ? b.dims + v->dims : &m->tensors[0].numel; /* rank 0: any readable address */
+        t->numel = v->numel;
+        if (!mload__mul_u64(v->numel, mload_dtype_bits(v->dtype), &bits) || bits % 8u) {
+            r = mload__fail(err, MLOAD_ERR_INVALID_CONVERTER, MLOAD_NO_OFFSET, t->name, t->name_len,
+                            "target '%s' does not fill whole bytes or is too large", t->name);
+            goto out;
+        }
+        t->nbytes = bits / 8u;
+        t->file_index = UINT32_MAX;
+        if (!v->transpose && v->npieces == 1 && v->dtype == v->src_dtype) {
+            const mload__piece *p = &b.pieces[v->piece0];
+            if (p->base != MLOAD__ZERO_PIECE && p->first == 0 && p->count == m->tensors[p->base].numel) {
+                t->offset = m->tensors[p->base].offset;
+                t->file_index = m->tensors[p->base].file_index;
+            }
+        }
+        of[i] = b.ents[b.refs[i].ent].vt;
+    }
+    /* the map now serves the converted view; the file tensors stay as its base */
+    mload__free(&m->alloc, m->index.slots, m->index.slots ? (m->index.mask + 1) * sizeof(uint64_t) : 0, sizeof(uint64_t));
+    m->index.slots = NULL;
+    m->base = m->tensors;
+    m->nbase = m->count;
+    m->tensors = fin;
+    m->count = nlive;
+    m->cv_of = of;
+    m->cv_vts = b.vts; m->cv_vt_cap = b.vt_cap;
+    m->cv_pieces = b.pieces; m->cv_p_cap = b.p_cap;
+    m->cv_dims = b.dims; m->cv_d_cap = b.d_cap;
+    m->cv_names = b.names; m->cv_n_cap = b.n_cap;
+    b.vts = NULL; b.pieces = NULL; b.dims = NULL; b.names = NULL;
+    b.vt_cap = b.p_cap = b.d_cap = b.n_cap = 0;
+    fin = NULL;
+    of = NULL;
+    m->data_size = 0;
+    for (i = 0; i < m->count; ++i) m->data_size += m->tensors[i].nbytes;
+    if (!mload__index_build(&m->alloc, &m->index, m->tensors, sizeof(mload_tensor), m->count, NULL, 0, &dup)) r = mload__oom(err);
+out:
+    mload__free(&m->alloc, fin, (nlive + 1) * sizeof(mload_tensor), sizeof(void *));
+    mload__free(&m->alloc, of, (nlive + 1) * sizeof(size_t), sizeof(void *));
+    mload__cb_free(&b);
+    return r;
+}
+
+/* ---- reading converted tensors ---- */
+
+static void mload__transpose_copy(unsigned char *dst, const unsigned char *src, uint64_t rows, uint64_t cols, size_t es) {
+    uint64_t i0, j0, i, j;
+    const uint64_t tile = 32;
+    for (i0 = 0; i0 < rows; i0 += tile)
+        for (j0 = 0; j0 < cols; j0 += tile) {
+            uint64_t ie = i0 + tile < rows ? i0 + tile : rows, je = j0 + tile < cols ? j0 + tile : cols;
+            for (i = i0; i < ie; ++i)
+                for (j = j0; j < je; ++j) memcpy(dst + (j * rows + i) * es, src + (i * cols + j) * es, es);
+        }
+}
+
+static mload_result mload__base_read_elems(mload_map *m, const mload_tensor *t, uint64_t first, uint64_t count, mload_dtype as,
+                                           unsigned char *dst, unsigned char *scratch, size_t scratch_size, mload_error *err);
+
+/* elements [first, first + count) of vt vi as `as` into dst */
+static mload_result mload__vt_read(mload_map *m, size_t vi, uint64_t first, uint64_t count, mload_dtype as, unsigned char *dst,
+                                   unsigned char *scratch, size_t scratch_size, mload_error *err, const mload_tensor *pub) {
+    const mload__vt *v = &m->cv_vts[vi];
+    uint64_t ab = mload_dtype_bits(as);
+    mload_result r = MLOAD_OK;
+    if (!v->transpose) {
+        uint64_t pos = 0;
+        size_t i;
+        int two = v->dtype != v->src_dtype && as != v->dtype; /* src -> dtype -> as */
+        for (i = 0; i < v->npieces && r == MLOAD_OK; ++i) {
+            const mload__piece *p = &m->cv_pieces[v->piece0 + i];
+            uint64_t lo = first > pos ? first : pos, hi = first + count < pos + p->count ? first + count : pos + p->count;
+            if (lo < hi) {
+                unsigned char *out = dst + (lo - first) * ab / 8u;
+                uint64_t n = hi - lo, at = p->first + (lo - pos);
+                if (p->base == MLOAD__ZERO_PIECE) {
+                    memset(out, 0, MLOAD__CAST(size_t, n * ab / 8u));
+                } else if (!two) {
+                    r = mload__base_read_elems(m, &m->base[p->base], at, n, v->dtype == v->src_dtype ? as : v->dtype, out,
+                                               scratch, scratch_size, err);
+                } else {
+                    size_t half = scratch_size / 2u, db = mload_dtype_bits(v->dtype) / 8u;
+                    uint64_t per = half / db, done = 0;
+                    while (done < n && r == MLOAD_OK) {
+                        uint64_t k = n - done < per ? n - done : per;
+                        r = mload__base_read_elems(m, &m->base[p->base], at + done, k, v->dtype, scratch + half, scratch, half, err);
+                        if (r == MLOAD_OK) mload_convert(out + done * ab / 8u, as, scratch + half, v->dtype, k, m->convert_flags);
+                        done += k;
+                    }
+                }
+            }
+            pos += p->count;
+        }
+        return r;
+    } else {
+        const mload__vt *c = &m->cv_vts[v->child];
+        uint64_t rows = c->rank == 2 ? m->cv_dims[c->dims] : 0, cols = c->rank == 2 ? m->cv_dims[c->dims + 1] : 0;
+        size_t cb = mload_dtype_bits(c->dtype) / 8u, vb = mload_dtype_bits(v->dtype) / 8u, bytes, rowb = 0;
+        unsigned char *buf, *row = NULL;
+        uint64_t j, i;
+        if (first != 0 || count != v->numel)
+            return mload__fail(err, MLOAD_ERR_UNSUPPORTED, MLOAD_NO_OFFSET, pub ? pub->name : NULL, pub ? pub->name_len : 0,
+                               "tensor '%s' is a transpose: it can only be read whole", pub ? pub->name : "");
+        if (v->numel == 0) return MLOAD_OK;
+        bytes = MLOAD__CAST(size_t, v->numel * cb);
+        buf = MLOAD__CAST(unsigned char *, mload__malloc(&m->alloc, bytes, 64)); /* the documented source-sized scratch */
+        if (!buf) return mload__oom(err);
+        r = mload__vt_read(m, v->child, 0, c->numel, c->dtype, buf, scratch, scratch_size, err, pub);
+        if (r == MLOAD_OK) {
+            if (as == v->dtype && v->dtype == c->dtype) {
+                mload__transpose_copy(dst, buf, rows, cols, cb);
+            } else {
+                rowb = MLOAD__CAST(size_t, rows) * (cb + vb);
+                row = MLOAD__CAST(unsigned char *, mload__malloc(&m->alloc, rowb ? rowb : 1, 64)); /* + one output row */
+                if (!row) r = mload__oom(err);
+                for (j = 0; j < cols && r == MLOAD_OK; ++j) {
+                    unsigned char *o = dst + j * rows * ab / 8u;
+                    for (i = 0; i < rows; ++i) memcpy(row + i * cb, buf + (i * cols + j) * cb, cb);
+                    if (v->dtype == c->dtype) {
+                        mload_convert(o, as, row, c->dtype, rows, m->convert_flags);
+                    } else if (as == v->dtype) {
+                        mload_convert(o, as, row, c->dtype, rows, m->convert_flags);
+                    } else {
+                        mload_convert(row + rows * cb, v->dtype, row, c->dtype, rows, m->convert_flags);
+                        mload_convert(o, as, row + rows * cb, v->dtype, rows, m->convert_flags);
+                    }
+                }
+                mload__free(&m->alloc, row, rowb ? rowb : 1, 64);
+            }
+        }
+        mload__free(&m->alloc, buf, bytes, 64);
+        return r;
+    }
 }
 
 /* ---- bulk loads ---- */
@@ -3434,7 +4601,7 @@ static mload_result mload__job_chunk(mload__job *j, mload_load_item *it, uint64_
     uint64_t sb = mload__dtypes[t->dtype].bits, db = mload__dtypes[it->as].bits;
     unsigned char *dst = MLOAD__CAST(unsigned char *, it->dst) + (e0 - it->first) * db / 8u;
 #if defined(MLOAD__POSIX) && defined(O_DIRECT)
-    if ((j->flags & MLOAD_LOAD_DIRECT) && bounce) {
+    if ((j->flags & MLOAD_LOAD_DIRECT) && bounce && mload_map_is_direct(j->m, t)) {
         int fd = mload__direct_fd(j, t->file_index);
         if (fd >= 0) {
             uint64_t off = t->offset + e0 * sb / 8u, bytes = k * sb / 8u;
@@ -3489,6 +4656,7 @@ static void mload__job_run(mload__job *j, unsigned char *scratch, size_t scratch
         e0 = j->next_elem;
         per = j->chunk_bytes * 8u / mload__dtypes[it->tensor->dtype].bits;
         per = per < 8u ? 8u : per - per % 8u; /* whole bytes, even for sub-byte dtypes */
+        if (mload__whole_only(j->m, it->tensor)) per = UINT64_MAX;
         k = it->first + mload__item_count(it) - e0;
         if (k > per) k = per;
         j->next_elem = e0 + k;
@@ -3557,6 +4725,7 @@ MODELLOAD_API mload_result mload_map_load(mload_map *m, mload_load_item *items, 
     j.items = items;
     j.n = n;
     j.chunk_bytes = (opts && opts->chunk_bytes) ? opts->chunk_bytes : (MLOAD__CAST(uint64_t, 8) << 20);
+    if (j.chunk_bytes > (MLOAD__CAST(uint64_t, 1) << 30)) j.chunk_bytes = MLOAD__CAST(uint64_t, 1) << 30;
     j.flags = opts ? opts->flags : 0;
     j.progress = opts ? opts->progress : NULL;
     j.progress_user = opts ? opts->progress_user : NULL;
