@@ -3611,6 +3611,10 @@ MODELLOAD_API mload_result mload_rules_parse(const char *text, size_t len, const
         while (end < len && r->text[end] != '\n') ++end;
         r->text[end] = '\0';
         pos = end + 1;
+        if (mload__utf8_check(MLOAD__PCAST(const unsigned char *, ln), strlen(ln)) != strlen(ln)) {
+            mload_rules_free(r);
+            return mload__fail(err, MLOAD_ERR_INVALID_CONVERTER, line_off, NULL, 0, "line %U: not valid UTF-8", MLOAD__CAST(uint64_t, line));
+        }
         /* tokens; '#' at a token start begins a comment */
         for (k = 0; ln[k];) {
             while (ln[k] == ' ' || ln[k] == '\t' || ln[k] == '\r') ln[k++] = '\0';
@@ -3621,21 +3625,19 @@ MODELLOAD_API mload_result mload_rules_parse(const char *text, size_t len, const
         }
         if (ln[k] == '#') ln[k] = '\0';
         if (ntk == 0) continue;
-        if (mload__utf8_check(MLOAD__PCAST(const unsigned char *, ln), strlen(ln)) != strlen(ln)) {
-            mload_rules_free(r);
-            return mload__fail(err, MLOAD_ERR_INVALID_CONVERTER, line_off, NULL, 0, "line %U: not valid UTF-8", MLOAD__CAST(uint64_t, line));
-        }
         for (k = 0; k < sizeof mload__verbs / sizeof mload__verbs[0]; ++k)
             if (strcmp(tok[0], mload__verbs[k].name) == 0) vi = &mload__verbs[k];
         if (!vi) {
+            mload_result res = mload__fail(err, MLOAD_ERR_INVALID_CONVERTER, line_off, NULL, 0, "line %U: unknown rule '%s'",
+                                           MLOAD__CAST(uint64_t, line), tok[0]);
             mload_rules_free(r);
-            return mload__fail(err, MLOAD_ERR_INVALID_CONVERTER, line_off, NULL, 0, "line %U: unknown rule '%s'",
-                               MLOAD__CAST(uint64_t, line), tok[0]);
+            return res;
         }
         if (MLOAD__CAST(int, ntk) - 1 < vi->min_args || MLOAD__CAST(int, ntk) - 1 > vi->max_args) {
+            mload_result res = mload__fail(err, MLOAD_ERR_INVALID_CONVERTER, line_off, NULL, 0,
+                                           "line %U: wrong number of arguments for '%s'", MLOAD__CAST(uint64_t, line), tok[0]);
             mload_rules_free(r);
-            return mload__fail(err, MLOAD_ERR_INVALID_CONVERTER, line_off, NULL, 0, "line %U: wrong number of arguments for '%s'",
-                               MLOAD__CAST(uint64_t, line), tok[0]);
+            return res;
         }
         ru = &r->rules[r->count];
         memset(ru, 0, sizeof(*ru));
@@ -3669,9 +3671,10 @@ MODELLOAD_API mload_result mload_rules_parse(const char *text, size_t len, const
             }
             rank = mload__parse_shape(shape, r->dims + ndim, r->ntok - ndim);
             if (rank < 0) {
+                mload_result res = mload__fail(err, MLOAD_ERR_INVALID_CONVERTER, line_off, NULL, 0,
+                                               "line %U: bad shape '%s' (write [d0,d1,...])", MLOAD__CAST(uint64_t, line), shape);
                 mload_rules_free(r);
-                return mload__fail(err, MLOAD_ERR_INVALID_CONVERTER, line_off, NULL, 0, "line %U: bad shape '%s' (write [d0,d1,...])",
-                                   MLOAD__CAST(uint64_t, line), shape);
+                return res;
             }
             ru->shape = r->dims + ndim;
             ru->rank = MLOAD__CAST(uint32_t, rank);

@@ -2,8 +2,8 @@
 
    Build:  cc -std=c99 -O2 -I. examples/inspect.c -o mload-inspect -pthread
 
-   Usage:  mload-inspect [--metadata] [--verify] [--json] PATH
-           mload-inspect --dump NAME [--as DTYPE] PATH > tensor.bin
+   Usage:  mload-inspect [--convert RULES.txt] [--metadata] [--verify] [--json] PATH
+           mload-inspect [--convert RULES.txt] --dump NAME [--as DTYPE] PATH > tensor.bin
 
    PATH is a .safetensors file, a folder (every *.safetensors in it) or a
    sharded checkpoint's *.index.json.
@@ -21,6 +21,10 @@
    --json      prints one JSON document instead of the lines above
    --dump NAME writes tensor NAME's raw little-endian bytes to stdout,
                converted to DTYPE with --as (e.g. --as F32)
+   --convert RULES.txt  shows the checkpoint through a converter (rules
+               text, see docs/converters.md): names, shapes and bytes are the
+               converted ones; computed tensors have "data_offsets": null in
+               --json
 
    Exit status: 0 success; 1 invalid or unreadable checkpoint, or an unknown
    tensor (one line on stderr naming the error class and the byte offset or
@@ -34,8 +38,8 @@
 #include <string.h>
 
 static void usage(void) {
-    fprintf(stderr, "usage: mload-inspect [--metadata] [--verify] [--json] PATH\n"
-                    "       mload-inspect --dump NAME [--as DTYPE] PATH\n");
+    fprintf(stderr, "usage: mload-inspect [--convert RULES.txt] [--metadata] [--verify] [--json] PATH\n"
+                    "       mload-inspect [--convert RULES.txt] --dump NAME [--as DTYPE] PATH\n");
 }
 
 /* one-line text form of a name or value */
@@ -85,8 +89,8 @@ static int report(const char *path, const mload_error *e) {
 }
 
 /* tensor k of the listing: file order for a single file, else name order */
-static const mload_tensor *listed(const mload_map *m, uint64_t k) {
-    if (mload_map_file_count(m) == 1) {
+static const mload_tensor *listed(const mload_map *m, uint64_t k, int converted) {
+    if (mload_map_file_count(m) == 1 && !converted) {
         const mload_tensor *ft = mload_file_tensor(mload_map_file(m, 0), k);
         return mload_map_find_n(m, ft->name, ft->name_len);
     }
@@ -122,7 +126,9 @@ static int dump(mload_map *m, const char *path, const char *name, const char *as
 
 int main(int argc, char **argv) {
     int i, want_meta = 0, verify = 0, json = 0, rc = 0;
-    const char *path = NULL, *dump_name = NULL, *as_name = NULL;
+    const char *path = NULL, *dump_name = NULL, *as_name = NULL, *rules_path = NULL;
+    mload_rules *rules = NULL;
+    mload_converter conv;
     mload_map_desc d;
     mload_map *m;
     mload_error e;
@@ -135,6 +141,7 @@ int main(int argc, char **argv) {
         else if (strcmp(argv[i], "--json") == 0) json = 1;
         else if (strcmp(argv[i], "--dump") == 0 && i + 1 < argc) dump_name = argv[++i];
         else if (strcmp(argv[i], "--as") == 0 && i + 1 < argc) as_name = argv[++i];
+        else if (strcmp(argv[i], "--convert") == 0 && i + 1 < argc) rules_path = argv[++i];
         else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) { usage(); return 0; }
         else if (strcmp(argv[i], "--") == 0 && i + 1 < argc && !path) path = argv[++i];
         else if (argv[i][0] == '-' && argv[i][1] != '\0') {
@@ -149,10 +156,37 @@ int main(int argc, char **argv) {
     memset(&d, 0, sizeof d);
     d.paths = &path;
     d.path_count = 1;
+    if (rules_path) {
+        FILE *fp = fopen(rules_path, "rb");
+        char *text;
+        long len;
+        if (!fp) { fprintf(stderr, "mload-inspect: cannot open rules file %s\n", rules_path); return 2; }
+        fseek(fp, 0, SEEK_END);
+        len = ftell(fp);
+        fseek(fp, 0, SEEK_SET);
+        text = (char *)malloc(len > 0 ? (size_t)len : 1);
+        if (!text || (len > 0 && fread(text, 1, (size_t)len, fp) != (size_t)len)) {
+            fprintf(stderr, "mload-inspect: cannot read %s\n", rules_path);
+            fclose(fp);
+            free(text);
+            return 2;
+        }
+        fclose(fp);
+        if (mload_rules_parse(text, len > 0 ? (size_t)len : 0, NULL, &rules, &e) != MLOAD_OK) {
+            free(text);
+            return report(rules_path, &e);
+        }
+        free(text);
+        memset(&conv, 0, sizeof conv);
+        conv.rules = mload_rules_get(rules, &conv.rule_count);
+        d.converter = &conv;
+    }
     if (mload_map_open(&d, &m, &e) != MLOAD_OK) {
+        mload_rules_free(rules);
         rc = report(path, &e);
         return e.code == MLOAD_ERR_NOT_FOUND ? 2 : rc; /* a folder without checkpoints */
     }
+    mload_rules_free(rules); /* the map keeps nothing of it */
     if (dump_name) {
         rc = dump(m, path, dump_name, as_name);
         mload_map_close(m);
@@ -211,14 +245,19 @@ int main(int argc, char **argv) {
         }
         printf("],\"tensors\":[");
         for (k = 0; k < n; ++k) {
-            const mload_tensor *t = listed(m, k);
-            uint64_t begin = t->offset - mload_file_data_offset(mload_map_file(m, t->file_index));
+            const mload_tensor *t = listed(m, k, rules != NULL);
             printf("%s\n{\"name\":", k ? "," : "");
             put_json(t->name, t->name_len);
             printf(",\"dtype\":\"%s\",\"shape\":", mload_dtype_name(t->dtype));
             put_shape(t);
-            printf(",\"file\":%u,\"data_offsets\":[%llu,%llu],\"nbytes\":%llu}", (unsigned)t->file_index,
-                   (unsigned long long)begin, (unsigned long long)(begin + t->nbytes), (unsigned long long)t->nbytes);
+            if (mload_map_is_direct(m, t)) {
+                uint64_t begin = t->offset - mload_file_data_offset(mload_map_file(m, t->file_index));
+                printf(",\"file\":%u,\"data_offsets\":[%llu,%llu]", (unsigned)t->file_index, (unsigned long long)begin,
+                       (unsigned long long)(begin + t->nbytes));
+            } else {
+                printf(",\"file\":null,\"data_offsets\":null");
+            }
+            printf(",\"nbytes\":%llu}", (unsigned long long)t->nbytes);
         }
         printf("]}\n");
     } else {
@@ -236,7 +275,7 @@ int main(int argc, char **argv) {
             }
         }
         for (k = 0; k < n; ++k) {
-            const mload_tensor *t = listed(m, k);
+            const mload_tensor *t = listed(m, k, rules != NULL);
             put_text(t->name, t->name_len);
             printf("\t%s\t", mload_dtype_name(t->dtype));
             put_shape(t);

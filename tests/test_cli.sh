@@ -142,7 +142,31 @@ assert n==10, n' "$T/cv"; then ok; else bad "official library reads the converte
   else skipt "python safetensors absent: converted shards not cross-read"; fi
 else bad "mload-convert not built"; fi
 
-# 11. the tool builds alone with one cc command
+# 11. --convert RULES.txt: the converted view lists and dumps
+"$B/gen_checkpoint" "$T/cvt.st" 2 4 > /dev/null
+cat > "$T/rules.txt" <<'RULES'
+# the original's kind of converter
+strip-prefix model.
+keep layers.
+chunk layers.{n}.self_attn.qkv_proj.weight 3 1 layers.{n}.self_attn.k_proj.weight
+transpose layers.{n}.mlp.up_proj.weight layers.{n}.mlp.up_t
+cast layers.{n}.input_layernorm.weight BF16
+RULES
+expect_exit 0 "$INSPECT" --convert "$T/rules.txt" "$T/cvt.st"
+if grep -qP '^layers.1.self_attn.k_proj.weight\tBF16\t\[4,4\]\t32$' "$T/out" && grep -qP '^layers.0.mlp.up_t\tBF16\t\[4,8\]\t64$' "$T/out" &&
+   grep -qP '^layers.0.input_layernorm.weight\tBF16\t\[4\]\t8$' "$T/out" && ! grep -q qkv_proj "$T/out" && [ "$(wc -l < "$T/out")" = 8 ]; then ok
+else bad "converted listing: $(cat "$T/out")"; fi
+"$INSPECT" --convert "$T/rules.txt" --dump layers.1.self_attn.k_proj.weight "$T/cvt.st" > "$T/k.bin"
+"$INSPECT" --dump model.layers.1.self_attn.qkv_proj.weight "$T/cvt.st" > "$T/qkv.bin"
+if cmp -s "$T/k.bin" <(dd if="$T/qkv.bin" bs=32 skip=1 count=1 2> /dev/null); then ok; else bad "converted dump bytes"; fi
+printf 'keep layers.\nfrobnicate x\n' > "$T/bad.txt"
+expect_exit 1 "$INSPECT" --convert "$T/bad.txt" "$T/cvt.st"
+if grep -q 'InvalidConverter' "$T/err" && grep -q 'line 2' "$T/err"; then ok; else bad "bad rules report: $(cat "$T/err")"; fi
+printf 'concat x model.norm.weight model.embed_tokens.weight\n' > "$T/bad2.txt"
+expect_exit 1 "$INSPECT" --convert "$T/bad2.txt" "$T/cvt.st"
+if grep -q 'tensor "x"' "$T/err"; then ok; else bad "bad recipe report: $(cat "$T/err")"; fi
+
+# 12. the tool builds alone with one cc command
 if cc -std=c99 -O2 -I. examples/inspect.c -o "$T/inspect-alone" 2> "$T/err" && "$T/inspect-alone" "$T/a.st" > /dev/null; then ok; else bad "standalone build: $(cat "$T/err")"; fi
 
 echo "$pass passed, $fail failed, $skip skipped"
