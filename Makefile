@@ -37,8 +37,16 @@ $(BUILD)/bench_parse: tests/bench/bench_parse.c modelload.h
 	@mkdir -p $(BUILD)
 	$(CC) -std=c99 -O2 $(STRICT) -I. $< -o $@
 
-bench: $(BUILD)/bench_parse
+$(BUILD)/bench_load: tests/bench/bench_load.c modelload.h
+	@mkdir -p $(BUILD)
+	$(CC) -std=c99 -O2 $(STRICT) -I. $< -o $@ -pthread
+
+# MLOAD_BENCH_MB sets the size of the generated model for the load benchmarks
+# (B4 needs root to drop the page cache; it is skipped otherwise)
+MLOAD_BENCH_MB ?= 512
+bench: $(BUILD)/bench_parse $(BUILD)/bench_load
 	./$(BUILD)/bench_parse
+	MLOAD_BENCH_MB=$(MLOAD_BENCH_MB) ./$(BUILD)/bench_load
 
 $(BUILD)/fuzz_parse: tests/fuzz_parse.c modelload.h
 	@mkdir -p $(BUILD)
