@@ -763,9 +763,18 @@ extern ssize_t pread64(int fd, void *buf, size_t n, __off64_t offset);
 /* GCC's -O2 cost model does not vectorise loops of unknown length; the
    conversion kernels ask for it (clang vectorises them at -O2 anyway) */
 #if defined(__GNUC__) && !defined(__clang__) && !defined(__INTEL_COMPILER)
-#define MLOAD__VECTORIZE __attribute__((optimize("tree-vectorize", "vect-cost-model=dynamic")))
+#define MLOAD__VECTORIZE1 __attribute__((optimize("tree-vectorize", "vect-cost-model=dynamic")))
 #else
-#define MLOAD__VECTORIZE
+#define MLOAD__VECTORIZE1
+#endif
+/* ... and on x86-64 Linux (ifunc) they also get an AVX2 clone picked at
+   run time, so a plain -O2 build uses 256-bit vectors where the CPU has
+   them. MODELLOAD_NO_CLONES turns this off. */
+#if !defined(MODELLOAD_NO_CLONES) && defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && \
+    (!defined(__clang__) || __clang_major__ >= 14) && !defined(__SANITIZE_ADDRESS__)
+#define MLOAD__VECTORIZE MLOAD__VECTORIZE1 __attribute__((target_clones("avx2", "default")))
+#else
+#define MLOAD__VECTORIZE MLOAD__VECTORIZE1
 #endif
 
 #define MLOAD__MAX_HEADER 100000000u
@@ -1144,6 +1153,14 @@ static MLOAD__INLINE uint32_t mload__f2e5m2(uint32_t f, uint32_t ovf) {
     return r | sign;
 }
 
+/* F8_E4M3 -> F32 bits, exact */
+static MLOAD__INLINE uint32_t mload__e4m3f(uint32_t b) {
+    uint32_t sign = (b & 0x80u) << 24, em = b & 0x7Fu;
+    uint32_t normal = (em << 20) + 0x3C000000u;                                      /* rebias 7 -> 127 */
+    uint32_t sub = mload__f2u(MLOAD__CAST(float, MLOAD__CAST(int32_t, em)) * 0.001953125f); /* em * 2^-9 */
+    return mload__sel(em == 0x7Fu, 0x7FC00000u, mload__sel(em >= 8u, normal, sub)) | sign;
+}
+
 /* little-endian element access through memcpy (unaligned is fine) */
 #define MLOAD__LD16(p, i) mload__ld16(MLOAD__CAST(const unsigned char *, p) + 2 * (i))
 #define MLOAD__LD32(p, i) mload__ld32(MLOAD__CAST(const unsigned char *, p) + 4 * (i))
@@ -1185,6 +1202,20 @@ MLOAD__VECTORIZE static void mload__to_f32(unsigned char *d, const unsigned char
     size_t i;
     if (st == MLOAD_BF16) for (i = 0; i < n; ++i) mload__st32(d + 4 * i, MLOAD__LD16(s, i) << 16);
     else for (i = 0; i < n; ++i) mload__st32(d + 4 * i, mload__h2f(MLOAD__LD16(s, i)));
+}
+
+/* F8_E4M3 / F8_E5M2 -> F32, BF16, F16: arithmetic, so it vectorises */
+MLOAD__VECTORIZE static void mload__from_f8(unsigned char *d, mload_dtype dt, const unsigned char *s, mload_dtype st, size_t n) {
+    size_t i;
+    if (st == MLOAD_F8_E5M2) { /* the top byte of an F16 */
+        if (dt == MLOAD_F16) for (i = 0; i < n; ++i) mload__st16(d + 2 * i, MLOAD__CAST(uint32_t, s[i]) << 8);
+        else if (dt == MLOAD_F32) for (i = 0; i < n; ++i) mload__st32(d + 4 * i, mload__h2f(MLOAD__CAST(uint32_t, s[i]) << 8));
+        else for (i = 0; i < n; ++i) mload__st16(d + 2 * i, mload__h2f(MLOAD__CAST(uint32_t, s[i]) << 8) >> 16);
+        return;
+    }
+    if (dt == MLOAD_F32) for (i = 0; i < n; ++i) mload__st32(d + 4 * i, mload__e4m3f(s[i]));
+    else if (dt == MLOAD_BF16) for (i = 0; i < n; ++i) mload__st16(d + 2 * i, mload__e4m3f(s[i]) >> 16); /* exact in BF16 */
+    else for (i = 0; i < n; ++i) mload__st16(d + 2 * i, mload__f2h(mload__e4m3f(s[i])));             /* exact in F16 */
 }
 
 /* 8-bit source through a table of 1, 2 or 4-byte destination codes */
@@ -1389,7 +1420,11 @@ MODELLOAD_API mload_result mload_convert(void *dst, mload_dtype dst_t, const voi
         }
         return MLOAD_OK;
     }
-    /* 8-bit sources: a 256-entry table of destination codes */
+    if ((src_t == MLOAD_F8_E4M3 || src_t == MLOAD_F8_E5M2) && (dst_t == MLOAD_F32 || dst_t == MLOAD_BF16 || dst_t == MLOAD_F16)) {
+        mload__from_f8(d, dst_t, s, src_t, MLOAD__CAST(size_t, count));
+        return MLOAD_OK;
+    }
+    /* other 8-bit sources: a 256-entry table of destination codes */
     if (sbits == 8 && count >= 1024) {
         unsigned char table[256 * 8];
         unsigned c;
