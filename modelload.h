@@ -33,6 +33,23 @@
        mload_file_close(f);
 
    ==========================================================================
+   THE MAP: many files, folders, sharded checkpoints, converted on the way
+
+       const char *paths[] = {"ckpt/model.safetensors.index.json"};
+       mload_map_desc md = {0};
+       mload_map *m;
+       md.paths = paths; md.path_count = 1;
+       mload_map_open(&md, &m, &e);
+       const mload_tensor *t = mload_map_find(m, "model.layers.0.mlp.up_proj.weight");
+       mload_map_read(m, t, MLOAD_F32, dst, dst_size, &e);   // BF16 on disk -> F32
+
+   Also: ranges and rows (mload_map_read_range/_rows, mload_split_rows),
+   threaded bulk loads with progress and cancel (mload_map_load), binding a
+   program's parameters (mload_map_bind), converters that rename, fuse,
+   split, transpose and cast lazily (mload_map_desc.converter), the model
+   fingerprint, and a writer (mload_write). Guide: docs/guide.md.
+
+   ==========================================================================
    CONFIGURATION (define before including the implementation)
 
      MODELLOAD_IMPLEMENTATION  compile the implementation into this file
@@ -45,6 +62,8 @@
      MODELLOAD_FREE(p)         /  (default: malloc / realloc / free)
      MODELLOAD_NO_STDIO        no file system access: only in-memory buffers
                                and user sources (mload_source) can be opened
+     MODELLOAD_NO_THREADS      bulk loads run on the calling thread (no pthreads)
+     MODELLOAD_NO_CLONES       no AVX2 clones of the conversion kernels
 
    Every *_desc struct also carries an mload_allocator: when both of its
    function pointers are set, the library allocates only through them; when
@@ -90,11 +109,14 @@
    ==========================================================================
    THREAD SAFETY
 
-   No global state. A parsed mload_file is immutable after open: any number of
-   threads may query it and call mload_file_read() on it concurrently (the
-   built-in POSIX and memory sources are positional and stateless). A user
-   source must be safe for concurrent read_at() calls if the file is shared.
-   Closing while another thread uses the object is the caller's bug.
+   No global state. A parsed mload_file and an open mload_map are immutable
+   after open: any number of threads may query them and read from them
+   concurrently (mload_file_read, mload_map_read*, mload_map_load,
+   mload_map_bind; the built-in POSIX and memory sources are positional and
+   stateless; tested under ThreadSanitizer). A user source must be safe for
+   concurrent read_at() calls if the object is shared. Closing while another
+   thread uses the object is the caller's bug. Bulk loads start their own
+   worker threads (pthreads; link with -pthread on glibc < 2.34).
 
    ==========================================================================
    STRICTNESS
