@@ -792,8 +792,15 @@ extern ssize_t pread64(int fd, void *buf, size_t n, __off64_t offset);
 /* ... and on x86-64 Linux (ifunc) they also get an AVX2 clone picked at
    run time, so a plain -O2 build uses 256-bit vectors where the CPU has
    them. MODELLOAD_NO_CLONES turns this off. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define MLOAD__SANITIZED 1 /* ifunc resolvers run before the sanitizer runtime */
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || __has_feature(memory_sanitizer)
+#define MLOAD__SANITIZED 1
+#endif
+#endif
 #if !defined(MODELLOAD_NO_CLONES) && defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && \
-    (!defined(__clang__) || __clang_major__ >= 14) && !defined(__SANITIZE_ADDRESS__)
+    (!defined(__clang__) || __clang_major__ >= 14) && !defined(MLOAD__SANITIZED)
 #define MLOAD__VECTORIZE MLOAD__VECTORIZE1 __attribute__((target_clones("avx2", "default")))
 #else
 #define MLOAD__VECTORIZE MLOAD__VECTORIZE1
