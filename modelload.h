@@ -704,6 +704,149 @@ typedef struct mload_write_opts {
 MODELLOAD_API mload_result mload_write(const char *path, const mload_write_tensor *tensors, uint64_t n,
                                        const mload_write_opts *opts, mload_error *err);
 
+
+/* ------------------------------------------------------- device back ends */
+
+/* A compute device behind one small table. Copies may be asynchronous: they
+   return a fence, and the source/destination must stay valid until
+   wait(fence) returns. Fences of one device complete in order. A user can
+   plug in their own (Vulkan, Metal, ...); mload_device_cuda fills this same
+   table. */
+typedef struct mload_device {
+    const char *name;
+    mload_result (*alloc)(void *user, uint64_t size, uint64_t align, void **ptr);
+    void (*free)(void *user, void *ptr, uint64_t size);
+    mload_result (*upload)(void *user, void *dst_device, const void *src_host, uint64_t size, uint64_t *fence);
+    mload_result (*download)(void *user, void *dst_host, const void *src_device, uint64_t size, uint64_t *fence);
+    mload_result (*wait)(void *user, uint64_t fence);
+    /* optional: dtype conversion between two device buffers (ordered after
+       earlier copies); NULL = the manager converts on the host before upload */
+    mload_result (*convert)(void *user, void *dst, mload_dtype dst_t, const void *src, mload_dtype src_t, uint64_t count);
+    /* optional: free and total bytes; used when a budget is derived from it */
+    mload_result (*mem_info)(void *user, uint64_t *free_bytes, uint64_t *total_bytes);
+    /* optional: releases the back end (mload_device_destroy calls it) */
+    void (*destroy)(void *user);
+    void *user;
+} mload_device;
+
+/* Plain host memory, synchronous copies, on-host conversion. */
+MODELLOAD_API mload_result mload_device_host(mload_device *out);
+/* A simulated device for tests and demos: `capacity` bytes of host memory
+   (allocations beyond it fail with MLOAD_ERR_DEVICE), copies executed in
+   order by a worker thread (throttled to bytes_per_second when > 0, so
+   transfer time is real and can overlap compute), on-device conversion,
+   mem_info. Without threads (MODELLOAD_NO_THREADS) copies are synchronous. */
+MODELLOAD_API mload_result mload_device_sim(uint64_t capacity, uint64_t bytes_per_second, mload_device *out);
+/* The CUDA runtime back end; MLOAD_ERR_UNSUPPORTED unless compiled with
+   MODELLOAD_CUDA. */
+MODELLOAD_API mload_result mload_device_cuda(int ordinal, mload_device *out);
+/* Calls d->destroy (when set) and zeroes *d. */
+MODELLOAD_API void mload_device_destroy(mload_device *d);
+
+/* -------------------------------------------------------- offload manager */
+
+/* Units (named groups of a map's tensors) live in cheaper tiers and are
+   brought to the computation device when acquired, under a hard byte
+   budget, with eviction and prefetch. See docs/offload.md. */
+typedef struct mload_offload mload_offload;
+
+typedef enum mload_place {
+    MLOAD_PLACE_DEFAULT = 0, /* see the defaulting rules */
+    MLOAD_PLACE_DISK,        /* no storage: read from the map */
+    MLOAD_PLACE_HOST,        /* host memory the manager allocates */
+    MLOAD_PLACE_DEVICE       /* the computation device */
+} mload_place;
+
+typedef struct mload_tier { mload_place place; mload_dtype dtype; } mload_tier;
+
+/* The four tiers of a unit, as in the original loader:
+   offload     where it rests when parked (mload_offload_offload);
+   onload      where it rests when its model is active (mload_offload_onload);
+   preparing   the copy kept ready on the device between uses, if the
+               budget allows (place DEVICE), or none (HOST/DISK: every
+               acquire makes a temporary copy);
+   computation the device and dtype acquire() returns.
+   Defaults: computation = DEVICE with the tensors' own dtype; a missing
+   dtype is the computation dtype; a DISK place has no dtype; offload =
+   DISK; onload = offload; preparing = DEVICE (or the onload tier when that
+   is on the DEVICE). Storage in F8_E4M3/F8_E5M2/BF16/F16 with computation
+   in F32/BF16 works: the computation copy is converted. */
+typedef struct mload_tiers { mload_tier offload, onload, preparing, computation; } mload_tiers;
+
+#define MLOAD_EVICT_NEXT_USE 0u /* default: the unit whose next use (learned from the acquire order) is furthest */
+#define MLOAD_EVICT_LRU 1u      /* the least recently released unit */
+
+typedef struct mload_offload_desc {
+    mload_map *map;            /* where the weights come from (required; must outlive the manager) */
+    mload_device device;       /* the computation device (required; not destroyed by the manager) */
+    uint64_t device_budget;    /* hard cap on the device bytes the manager holds, temporaries and
+                                  prefetches included; 0 = the device's free memory (mem_info)
+                                  minus device_reserve, or no cap when the device cannot tell */
+    uint64_t device_reserve;
+    uint64_t host_budget;      /* hard cap on host bytes (host-tier copies and staging); 0 = none */
+    uint32_t policy;           /* MLOAD_EVICT_* */
+    uint32_t prefetch_depth;   /* units brought ahead of use, along the learned order; 0 = none */
+    mload_allocator allocator; /* host allocations */
+} mload_offload_desc;
+
+/* A tensor of an acquired unit: on the computation device, in the
+   computation dtype, valid until mload_offload_release(). */
+typedef struct mload_unit_tensor {
+    const mload_tensor *tensor; /* the map's tensor (name, shape) */
+    mload_dtype dtype;
+    void *data;
+    uint64_t nbytes;
+} mload_unit_tensor;
+
+typedef struct mload_offload_stats {
+    uint64_t disk_to_host, disk_to_device, host_to_device, device_to_host, device_convert; /* bytes moved */
+    uint64_t acquires, hits, misses, evictions, prefetch_issued, prefetch_hits;
+    uint64_t wait_ns;                       /* time acquire() waited for data */
+    uint64_t device_bytes, peak_device_bytes, host_bytes, peak_host_bytes;
+    uint64_t device_budget, host_budget;    /* in force (UINT64_MAX = none) */
+} mload_offload_stats;
+
+MODELLOAD_API mload_result mload_offload_create(const mload_offload_desc *desc, mload_offload **out, mload_error *err);
+/* Waits for in-flight work, frees every copy, stops the worker. NULL ok. */
+MODELLOAD_API void mload_offload_destroy(mload_offload *o);
+/* A unit of every map tensor whose name starts with one of the prefixes.
+   A tensor may belong to one unit only (MLOAD_ERR_INVALID_ARGUMENT names
+   it); a unit with no tensor is MLOAD_ERR_NOT_FOUND. tiers may be NULL (all
+   defaults). The unit starts parked in its offload tier. */
+MODELLOAD_API mload_result mload_offload_add_unit(mload_offload *o, const char *name, const char *const *prefixes,
+                                                  uint32_t prefix_count, const mload_tiers *tiers, uint32_t *unit,
+                                                  mload_error *err);
+/* The same with an explicit list of tensor names. */
+MODELLOAD_API mload_result mload_offload_add_unit_list(mload_offload *o, const char *name, const char *const *tensors,
+                                                       uint32_t count, const mload_tiers *tiers, uint32_t *unit,
+                                                       mload_error *err);
+/* The tiers in force after defaulting. */
+MODELLOAD_API mload_result mload_offload_unit_tiers(const mload_offload *o, uint32_t unit, mload_tiers *out);
+/* Pinned units are never evicted. */
+MODELLOAD_API mload_result mload_offload_pin(mload_offload *o, uint32_t unit, int pinned);
+/* Brings unit's tensors to the computation device in the computation dtype
+   (evicting units not acquired when space is needed) and returns them in
+   *tensors (owned by the manager, *count entries, in name order). When the
+   request cannot fit even after eviction: MLOAD_ERR_BUDGET with the needed
+   and available bytes in err, and nothing held. Then starts prefetching
+   the next units of the learned order. One thread at a time. */
+MODELLOAD_API mload_result mload_offload_acquire(mload_offload *o, uint32_t unit, const mload_unit_tensor **tensors,
+                                                 uint64_t *count, mload_error *err);
+/* Ends the use of an acquired unit: temporary copies are freed and its
+   prepared copy becomes evictable. */
+MODELLOAD_API void mload_offload_release(mload_offload *o, uint32_t unit);
+/* Group moves (the original's model swap): onload brings each unit to its
+   onload tier (a HOST copy, or a DEVICE copy within the budget); offload
+   returns each to its offload tier, freeing every other copy. */
+MODELLOAD_API mload_result mload_offload_onload(mload_offload *o, const uint32_t *units, uint32_t n, mload_error *err);
+MODELLOAD_API mload_result mload_offload_offload(mload_offload *o, const uint32_t *units, uint32_t n, mload_error *err);
+/* 1 when the unit's prepared copy is on the device and complete, else 0. */
+MODELLOAD_API int mload_offload_resident(const mload_offload *o, uint32_t unit);
+/* A copy of the counters. */
+MODELLOAD_API void mload_offload_get_stats(const mload_offload *o, mload_offload_stats *out);
+/* Zeroes the counters (not the byte levels); peaks restart from the current levels. */
+MODELLOAD_API void mload_offload_reset_stats(mload_offload *o);
+
 #ifdef __cplusplus
 }
 #endif
@@ -746,6 +889,7 @@ MODELLOAD_API mload_result mload_write(const char *path, const mload_write_tenso
 #include <dirent.h>
 #include <sys/mman.h>
 #include <stdio.h> /* rename */
+#include <time.h>
 #if !defined(MODELLOAD_NO_THREADS)
 #define MLOAD__THREADS 1
 #include <pthread.h>
@@ -767,7 +911,9 @@ extern ssize_t pread64(int fd, void *buf, size_t n, __off64_t offset);
 #ifdef __cplusplus
 #define MLOAD__CAST(T, x) static_cast<T>(x)
 #define MLOAD__PCAST(T, x) reinterpret_cast<T>(x)
+#define MLOAD__CCAST(T, x) const_cast<T>(x)
 #else
+#define MLOAD__CCAST(T, x) ((T)(x))
 #define MLOAD__CAST(T, x) ((T)(x))
 #define MLOAD__PCAST(T, x) ((T)(x))
 #endif
@@ -5527,6 +5673,1092 @@ out:
     (void)path; (void)tensors; (void)n; (void)opts;
     return mload__fail(err, MLOAD_ERR_UNSUPPORTED, MLOAD_NO_OFFSET, NULL, 0, "the writer needs POSIX file access");
 #endif
+}
+
+
+/* ------------------------------------------------------- device back ends */
+
+static uint64_t mload__now_ns(void) {
+#if defined(MLOAD__POSIX) && defined(CLOCK_MONOTONIC)
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return MLOAD__CAST(uint64_t, ts.tv_sec) * 1000000000u + MLOAD__CAST(uint64_t, ts.tv_nsec);
+#else
+    return 0;
+#endif
+}
+
+typedef struct mload__hostdev { mload_allocator a; } mload__hostdev;
+
+static mload_result mload__hd_alloc(void *user, uint64_t size, uint64_t align, void **ptr) {
+    mload__hostdev *h = MLOAD__CAST(mload__hostdev *, user);
+    if (size > SIZE_MAX) return MLOAD_ERR_OUT_OF_MEMORY;
+    *ptr = mload__malloc(&h->a, MLOAD__CAST(size_t, size ? size : 1), MLOAD__CAST(size_t, align < 64 ? 64 : align));
+    return *ptr ? MLOAD_OK : MLOAD_ERR_OUT_OF_MEMORY;
+}
+static void mload__hd_free(void *user, void *ptr, uint64_t size) {
+    mload__hostdev *h = MLOAD__CAST(mload__hostdev *, user);
+    mload__free(&h->a, ptr, MLOAD__CAST(size_t, size ? size : 1), 64);
+}
+static mload_result mload__hd_copy(void *user, void *dst, const void *src, uint64_t size, uint64_t *fence) {
+    (void)user;
+    if (size) memcpy(dst, src, MLOAD__CAST(size_t, size));
+    if (fence) *fence = 0;
+    return MLOAD_OK;
+}
+static mload_result mload__hd_wait(void *user, uint64_t fence) { (void)user; (void)fence; return MLOAD_OK; }
+static mload_result mload__hd_convert(void *user, void *dst, mload_dtype dt, const void *src, mload_dtype st, uint64_t count) {
+    (void)user;
+    return mload_convert(dst, dt, src, st, count, MLOAD_CONVERT_SATURATE);
+}
+static void mload__hd_destroy(void *user) {
+    mload__hostdev *h = MLOAD__CAST(mload__hostdev *, user);
+    mload_allocator a = h->a;
+    mload__free(&a, h, sizeof(*h), sizeof(void *));
+}
+
+MODELLOAD_API mload_result mload_device_host(mload_device *out) {
+    mload__hostdev *h;
+    if (!out) return MLOAD_ERR_INVALID_ARGUMENT;
+    memset(out, 0, sizeof(*out));
+    h = MLOAD__CAST(mload__hostdev *, mload__malloc(NULL, sizeof(*h), sizeof(void *)));
+    if (!h) return MLOAD_ERR_OUT_OF_MEMORY;
+    memset(h, 0, sizeof(*h));
+    out->name = "host";
+    out->alloc = mload__hd_alloc;
+    out->free = mload__hd_free;
+    out->upload = mload__hd_copy;
+    out->download = mload__hd_copy;
+    out->wait = mload__hd_wait;
+    out->convert = mload__hd_convert;
+    out->destroy = mload__hd_destroy;
+    out->user = h;
+    return MLOAD_OK;
+}
+
+/* the simulated device */
+typedef struct mload__simjob { void *dst; const void *src; uint64_t size, fence; } mload__simjob;
+typedef struct mload__sim {
+    mload__hostdev base;
+    uint64_t capacity, used, bps;
+    mload__simjob *q;
+    size_t qhead, qn, qcap;
+    uint64_t submitted, completed;
+    int stop, started;
+#if defined(MLOAD__THREADS)
+    pthread_t th;
+    pthread_mutex_t mu;
+    pthread_cond_t work, done;
+#endif
+} mload__sim;
+
+static void mload__sleep_ns(uint64_t ns) {
+#if defined(MLOAD__POSIX)
+    struct timespec ts;
+    ts.tv_sec = MLOAD__CAST(time_t, ns / 1000000000u);
+    ts.tv_nsec = MLOAD__CAST(long, ns % 1000000000u);
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
+#else
+    (void)ns;
+#endif
+}
+
+static void mload__sim_do(mload__sim *s, const mload__simjob *j) {
+    uint64_t t0 = mload__now_ns();
+    if (j->size) memcpy(j->dst, j->src, MLOAD__CAST(size_t, j->size));
+    if (s->bps) { /* the transfer takes size / bps, copy time included */
+        uint64_t want = j->size * 1000000000u / s->bps, spent = mload__now_ns() - t0;
+        if (want > spent) mload__sleep_ns(want - spent);
+    }
+}
+
+#if defined(MLOAD__THREADS)
+static void *mload__sim_main(void *arg) {
+    mload__sim *s = MLOAD__CAST(mload__sim *, arg);
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        mload__simjob j;
+        while (!s->stop && s->qn == 0) pthread_cond_wait(&s->work, &s->mu);
+        if (s->qn == 0 && s->stop) break;
+        j = s->q[s->qhead];
+        s->qhead = (s->qhead + 1) % s->qcap;
+        s->qn--;
+        pthread_mutex_unlock(&s->mu);
+        mload__sim_do(s, &j);
+        pthread_mutex_lock(&s->mu);
+        s->completed = j.fence;
+        pthread_cond_broadcast(&s->done);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+#endif
+
+static mload_result mload__sim_alloc(void *user, uint64_t size, uint64_t align, void **ptr) {
+    mload__sim *s = MLOAD__CAST(mload__sim *, user);
+    mload_result r;
+    uint64_t sz = size ? size : 1;
+#if defined(MLOAD__THREADS)
+    pthread_mutex_lock(&s->mu);
+#endif
+    if (sz > s->capacity - s->used) r = MLOAD_ERR_DEVICE;
+    else if ((r = mload__hd_alloc(&s->base, size, align, ptr)) == MLOAD_OK) s->used += sz;
+#if defined(MLOAD__THREADS)
+    pthread_mutex_unlock(&s->mu);
+#endif
+    if (r != MLOAD_OK) *ptr = NULL;
+    return r;
+}
+static void mload__sim_free(void *user, void *ptr, uint64_t size) {
+    mload__sim *s = MLOAD__CAST(mload__sim *, user);
+    if (!ptr) return;
+    mload__hd_free(&s->base, ptr, size);
+#if defined(MLOAD__THREADS)
+    pthread_mutex_lock(&s->mu);
+#endif
+    s->used -= size ? size : 1;
+#if defined(MLOAD__THREADS)
+    pthread_mutex_unlock(&s->mu);
+#endif
+}
+static mload_result mload__sim_copy(void *user, void *dst, const void *src, uint64_t size, uint64_t *fence) {
+    mload__sim *s = MLOAD__CAST(mload__sim *, user);
+    mload__simjob j;
+    j.dst = dst;
+    j.src = src;
+    j.size = size;
+#if defined(MLOAD__THREADS)
+    if (s->started) {
+        pthread_mutex_lock(&s->mu);
+        if (s->qn == s->qcap) {
+            size_t ncap = s->qcap ? s->qcap * 2 : 64, i;
+            mload__simjob *nq = MLOAD__CAST(mload__simjob *, mload__malloc(&s->base.a, ncap * sizeof(mload__simjob), sizeof(void *)));
+            if (!nq) { pthread_mutex_unlock(&s->mu); return MLOAD_ERR_OUT_OF_MEMORY; }
+            for (i = 0; i < s->qn; ++i) nq[i] = s->q[(s->qhead + i) % s->qcap];
+            mload__free(&s->base.a, s->q, s->qcap * sizeof(mload__simjob), sizeof(void *));
+            s->q = nq;
+            s->qcap = ncap;
+            s->qhead = 0;
+        }
+        j.fence = ++s->submitted;
+        s->q[(s->qhead + s->qn) % s->qcap] = j;
+        s->qn++;
+        if (fence) *fence = j.fence;
+        pthread_cond_signal(&s->work);
+        pthread_mutex_unlock(&s->mu);
+        return MLOAD_OK;
+    }
+#endif
+    j.fence = ++s->submitted;
+    mload__sim_do(s, &j);
+    s->completed = j.fence;
+    if (fence) *fence = j.fence;
+    return MLOAD_OK;
+}
+static mload_result mload__sim_wait(void *user, uint64_t fence) {
+    mload__sim *s = MLOAD__CAST(mload__sim *, user);
+#if defined(MLOAD__THREADS)
+    pthread_mutex_lock(&s->mu);
+    while (s->completed < fence) pthread_cond_wait(&s->done, &s->mu);
+    pthread_mutex_unlock(&s->mu);
+#else
+    (void)s;
+    (void)fence;
+#endif
+    return MLOAD_OK;
+}
+static mload_result mload__sim_convert(void *user, void *dst, mload_dtype dt, const void *src, mload_dtype st, uint64_t count) {
+    mload__sim *s = MLOAD__CAST(mload__sim *, user);
+    uint64_t last;
+#if defined(MLOAD__THREADS)
+    pthread_mutex_lock(&s->mu);
+    last = s->submitted;
+    pthread_mutex_unlock(&s->mu);
+#else
+    last = s->submitted;
+#endif
+    mload__sim_wait(user, last); /* stream order: after the copies before it */
+    return mload_convert(dst, dt, src, st, count, MLOAD_CONVERT_SATURATE);
+}
+static mload_result mload__sim_mem(void *user, uint64_t *free_bytes, uint64_t *total) {
+    mload__sim *s = MLOAD__CAST(mload__sim *, user);
+#if defined(MLOAD__THREADS)
+    pthread_mutex_lock(&s->mu);
+#endif
+    if (free_bytes) *free_bytes = s->capacity - s->used;
+    if (total) *total = s->capacity;
+#if defined(MLOAD__THREADS)
+    pthread_mutex_unlock(&s->mu);
+#endif
+    return MLOAD_OK;
+}
+static void mload__sim_destroy(void *user) {
+    mload__sim *s = MLOAD__CAST(mload__sim *, user);
+    mload_allocator a = s->base.a;
+#if defined(MLOAD__THREADS)
+    if (s->started) {
+        pthread_mutex_lock(&s->mu);
+        s->stop = 1;
+        pthread_cond_signal(&s->work);
+        pthread_mutex_unlock(&s->mu);
+        pthread_join(s->th, NULL);
+    }
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->work);
+    pthread_cond_destroy(&s->done);
+#endif
+    mload__free(&a, s->q, s->qcap * sizeof(mload__simjob), sizeof(void *));
+    mload__free(&a, s, sizeof(*s), sizeof(void *));
+}
+
+MODELLOAD_API mload_result mload_device_sim(uint64_t capacity, uint64_t bytes_per_second, mload_device *out) {
+    mload__sim *s;
+    if (!out) return MLOAD_ERR_INVALID_ARGUMENT;
+    memset(out, 0, sizeof(*out));
+    s = MLOAD__CAST(mload__sim *, mload__malloc(NULL, sizeof(*s), sizeof(void *)));
+    if (!s) return MLOAD_ERR_OUT_OF_MEMORY;
+    memset(s, 0, sizeof(*s));
+    s->capacity = capacity;
+    s->bps = bytes_per_second;
+#if defined(MLOAD__THREADS)
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->work, NULL);
+    pthread_cond_init(&s->done, NULL);
+    s->started = pthread_create(&s->th, NULL, mload__sim_main, s) == 0;
+#endif
+    out->name = "sim";
+    out->alloc = mload__sim_alloc;
+    out->free = mload__sim_free;
+    out->upload = mload__sim_copy;
+    out->download = mload__sim_copy;
+    out->wait = mload__sim_wait;
+    out->convert = mload__sim_convert;
+    out->mem_info = mload__sim_mem;
+    out->destroy = mload__sim_destroy;
+    out->user = s;
+    return MLOAD_OK;
+}
+
+/* The CUDA back end is not written yet: with or without MODELLOAD_CUDA this
+   reports MLOAD_ERR_UNSUPPORTED (it will fill this same table). */
+MODELLOAD_API mload_result mload_device_cuda(int ordinal, mload_device *out) {
+    (void)ordinal;
+    if (out) memset(out, 0, sizeof(*out));
+    return MLOAD_ERR_UNSUPPORTED;
+}
+
+MODELLOAD_API void mload_device_destroy(mload_device *d) {
+    if (!d) return;
+    if (d->destroy) d->destroy(d->user);
+    memset(d, 0, sizeof(*d));
+}
+
+/* -------------------------------------------------------- offload manager */
+
+#define MLOAD__NONE UINT32_MAX
+enum { MLOAD__DEV_NONE = 0, MLOAD__DEV_LOADING = 1, MLOAD__DEV_READY = 2 };
+
+typedef struct mload__unit {
+    char *name;
+    size_t t0, nt;            /* its map tensors: o->ut[t0 .. t0 + nt) */
+    mload_tiers tiers;        /* after defaulting */
+    unsigned char *host;      /* host copy (layout of host_dtype) */
+    uint64_t host_bytes;
+    mload_dtype host_dtype;
+    void *dev;                /* prepared device copy (layout of the preparing dtype) */
+    uint64_t dev_bytes;
+    int dev_state, prefetched;
+    mload_result load_result;
+    mload_error load_err;
+    void *tmp;                /* computation copy while acquired */
+    uint64_t tmp_bytes;
+    mload_unit_tensor *views;
+    int acquired, pinned;
+    uint64_t last_use;
+    uint32_t next;            /* learned successor in the acquire order */
+} mload__unit;
+
+struct mload_offload {
+    mload_allocator alloc;
+    mload_map *map;
+    mload_device dev;
+    uint64_t dev_budget, host_budget, dev_used, host_used, tick;
+    uint32_t policy, depth;
+    mload__unit *units;
+    uint32_t nunits;
+    size_t units_cap;
+    size_t *ut, nut, ut_cap;
+    uint32_t *owner;          /* per map tensor: its unit */
+    uint32_t last;            /* last acquired unit */
+    mload_offload_stats st;
+    uint32_t *pq;             /* prefetch queue */
+    size_t pq_head, pq_n, pq_cap;
+    int stop, started;
+#if defined(MLOAD__THREADS)
+    pthread_t th;
+    pthread_mutex_t mu;
+    pthread_cond_t work, done;
+#endif
+};
+
+static void mload__o_lock(mload_offload *o) {
+#if defined(MLOAD__THREADS)
+    pthread_mutex_lock(&o->mu);
+#else
+    (void)o;
+#endif
+}
+static void mload__o_unlock(mload_offload *o) {
+#if defined(MLOAD__THREADS)
+    pthread_mutex_unlock(&o->mu);
+#else
+    (void)o;
+#endif
+}
+
+static const mload_tensor *mload__ut(const mload_offload *o, const mload__unit *u, size_t k) {
+    return mload_map_at(o->map, o->ut[u->t0 + k]);
+}
+/* the dtype a tier gives tensor t: its own unless the tier names a float dtype and t is float */
+static mload_dtype mload__tier_dtype(const mload_tensor *t, mload_dtype tier) {
+    return (tier && mload_dtype_kind_of(t->dtype) == MLOAD_KIND_FLOAT) ? tier : t->dtype;
+}
+static uint64_t mload__tbytes(const mload_tensor *t, mload_dtype dt) {
+    return (t->numel * mload_dtype_bits(dt) + 7u) / 8u;
+}
+/* bytes of a unit laid out in tier dtype dt (tensors 64-byte aligned); offset of tensor k in *off (k < nt) */
+static uint64_t mload__layout(const mload_offload *o, const mload__unit *u, mload_dtype dt, size_t k, uint64_t *off) {
+    uint64_t total = 0;
+    size_t i;
+    for (i = 0; i < u->nt; ++i) {
+        if (i == k && off) *off = total;
+        total += (mload__tbytes(mload__ut(o, u, i), mload__tier_dtype(mload__ut(o, u, i), dt)) + 63u) & ~MLOAD__CAST(uint64_t, 63);
+    }
+    return total;
+}
+
+static void mload__o_peak(mload_offload *o) {
+    o->st.device_bytes = o->dev_used;
+    o->st.host_bytes = o->host_used;
+    if (o->dev_used > o->st.peak_device_bytes) o->st.peak_device_bytes = o->dev_used;
+    if (o->host_used > o->st.peak_host_bytes) o->st.peak_host_bytes = o->host_used;
+}
+
+/* distance (in learned successor steps) from unit `from` to unit v; UINT32_MAX when unknown */
+static uint32_t mload__distance(const mload_offload *o, uint32_t from, uint32_t v) {
+    uint32_t d = 0, x = from;
+    if (from == MLOAD__NONE) return UINT32_MAX;
+    while (d <= o->nunits) {
+        if (x == v && d) return d;
+        if (x == MLOAD__NONE) break;
+        x = o->units[x].next;
+        ++d;
+    }
+    return UINT32_MAX;
+}
+
+/* the victim to evict, or NONE: a ready, unacquired, unpinned prepared copy,
+   other than `keep`, whose next use is further than `min_dist` */
+static uint32_t mload__victim(const mload_offload *o, uint32_t keep, uint32_t min_dist) {
+    uint32_t i, best = MLOAD__NONE, bestd = 0;
+    uint64_t bestt = UINT64_MAX;
+    for (i = 0; i < o->nunits; ++i) {
+        const mload__unit *u = &o->units[i];
+        uint32_t d;
+        if (i == keep || u->dev_state != MLOAD__DEV_READY || u->acquired || u->pinned) continue;
+        d = mload__distance(o, o->last, i);
+        if (d <= min_dist) continue;
+        if (o->policy == MLOAD_EVICT_LRU) {
+            if (u->last_use < bestt) { best = i; bestt = u->last_use; }
+        } else if (best == MLOAD__NONE || d > bestd || (d == bestd && u->last_use < bestt)) {
+            best = i;
+            bestd = d;
+            bestt = u->last_use;
+        }
+    }
+    return best;
+}
+
+static void mload__free_dev_copy(mload_offload *o, mload__unit *u) {
+    if (u->dev) {
+        o->dev.free(o->dev.user, u->dev, u->dev_bytes);
+        o->dev_used -= u->dev_bytes;
+    }
+    u->dev = NULL;
+    u->dev_bytes = 0;
+    u->dev_state = MLOAD__DEV_NONE;
+    u->prefetched = 0;
+    mload__o_peak(o);
+}
+
+/* device bytes within the budget, evicting when needed (lock held) */
+static mload_result mload__dev_alloc(mload_offload *o, uint64_t size, uint32_t keep, uint32_t min_dist, void **ptr, mload_error *err) {
+    uint64_t sz = size ? size : 1;
+    for (;;) {
+        if (o->dev_used <= o->dev_budget && sz <= o->dev_budget - o->dev_used) {
+            mload_result r = o->dev.alloc(o->dev.user, sz, 64, ptr);
+            if (r == MLOAD_OK) {
+                o->dev_used += sz;
+                mload__o_peak(o);
+                return MLOAD_OK;
+            }
+            /* the device itself is full (other users): evict and retry */
+            {
+                uint32_t v = mload__victim(o, keep, min_dist);
+                if (v == MLOAD__NONE)
+                    return mload__fail(err, MLOAD_ERR_DEVICE, MLOAD_NO_OFFSET, NULL, 0, "the device refused %U bytes", sz);
+                mload__free_dev_copy(o, &o->units[v]);
+                o->st.evictions++;
+                continue;
+            }
+        }
+        {
+            uint32_t v = mload__victim(o, keep, min_dist);
+            if (v == MLOAD__NONE)
+                return mload__fail(err, MLOAD_ERR_BUDGET, MLOAD_NO_OFFSET, NULL, 0,
+                                   "device budget: %U bytes needed, %U available of %U (the rest is acquired, pinned or loading)",
+                                   sz, o->dev_budget > o->dev_used ? o->dev_budget - o->dev_used : 0, o->dev_budget);
+            mload__free_dev_copy(o, &o->units[v]);
+            o->st.evictions++;
+        }
+    }
+}
+
+static mload_result mload__host_alloc(mload_offload *o, uint64_t size, unsigned char **ptr, mload_error *err) {
+    uint64_t sz = size ? size : 1;
+    if (o->host_used > o->host_budget || sz > o->host_budget - o->host_used)
+        return mload__fail(err, MLOAD_ERR_BUDGET, MLOAD_NO_OFFSET, NULL, 0, "host budget: %U bytes needed, %U available", sz,
+                           o->host_budget > o->host_used ? o->host_budget - o->host_used : 0);
+    if (sz > SIZE_MAX || !(*ptr = MLOAD__CAST(unsigned char *, mload__malloc(&o->alloc, MLOAD__CAST(size_t, sz), 64))))
+        return mload__oom(err);
+    o->host_used += sz;
+    mload__o_peak(o);
+    return MLOAD_OK;
+}
+static void mload__host_free(mload_offload *o, unsigned char *p, uint64_t size) {
+    uint64_t sz = size ? size : 1;
+    if (!p) return;
+    mload__free(&o->alloc, p, MLOAD__CAST(size_t, sz), 64);
+    o->host_used -= sz;
+    mload__o_peak(o);
+}
+
+/* Fills `dst` (host memory, layout of dtype dt) from the unit's host copy
+   when it has one, else from the map. No lock held. */
+static mload_result mload__fill_host_layout(mload_offload *o, mload__unit *u, mload_dtype dt, unsigned char *dst, int *from_host,
+                                            mload_error *err) {
+    size_t k;
+    *from_host = u->host != NULL;
+    for (k = 0; k < u->nt; ++k) {
+        const mload_tensor *t = mload__ut(o, u, k);
+        uint64_t off = 0, hoff = 0;
+        mload_dtype want = mload__tier_dtype(t, dt);
+        mload_result r;
+        mload__layout(o, u, dt, k, &off);
+        if (u->host) {
+            mload__layout(o, u, u->host_dtype, k, &hoff);
+            r = mload_convert(dst + off, want, u->host + hoff, mload__tier_dtype(t, u->host_dtype), t->numel, MLOAD_CONVERT_SATURATE);
+            if (r != MLOAD_OK) return mload__fail(err, r, MLOAD_NO_OFFSET, t->name, t->name_len, "tensor '%s': conversion failed", t->name);
+        } else if ((r = mload_map_read(o->map, t, want, dst + off, mload__tbytes(t, want), err)) != MLOAD_OK) {
+            return r;
+        }
+    }
+    return MLOAD_OK;
+}
+
+/* Fills device memory `dst` (layout of dtype dt): straight from the host
+   copy when it has that layout, else through a staging buffer. No lock held. */
+static mload_result mload__fill_device(mload_offload *o, mload__unit *u, mload_dtype dt, void *dst, uint64_t bytes, mload_error *err) {
+    unsigned char *stage = NULL;
+    const unsigned char *src;
+    uint64_t fence = 0;
+    int from_host = 0;
+    mload_result r;
+    if (u->host && mload__layout(o, u, u->host_dtype, u->nt, NULL) == bytes && u->host_dtype == dt) {
+        src = u->host;
+        from_host = 1;
+    } else {
+        mload__o_lock(o);
+        r = mload__host_alloc(o, bytes, &stage, err);
+        mload__o_unlock(o);
+        if (r != MLOAD_OK) return r;
+        if ((r = mload__fill_host_layout(o, u, dt, stage, &from_host, err)) != MLOAD_OK) goto out;
+        src = stage;
+    }
+    r = o->dev.upload(o->dev.user, dst, src, bytes, &fence);
+    if (r == MLOAD_OK) r = o->dev.wait(o->dev.user, fence);
+    if (r != MLOAD_OK) r = mload__fail(err, MLOAD_ERR_DEVICE, MLOAD_NO_OFFSET, NULL, 0, "upload of unit '%s' failed", u->name);
+out:
+    mload__o_lock(o);
+    if (r == MLOAD_OK) {
+        if (from_host) o->st.host_to_device += bytes;
+        else o->st.disk_to_device += bytes;
+    }
+    mload__host_free(o, stage, bytes);
+    mload__o_unlock(o);
+    return r;
+}
+
+#if defined(MLOAD__THREADS)
+static void *mload__o_worker(void *arg) {
+    mload_offload *o = MLOAD__CAST(mload_offload *, arg);
+    pthread_mutex_lock(&o->mu);
+    for (;;) {
+        uint32_t v;
+        mload__unit *u;
+        mload_result r;
+        mload_error e;
+        void *dst;
+        uint64_t bytes;
+        while (!o->stop && o->pq_n == 0) pthread_cond_wait(&o->work, &o->mu);
+        if (o->stop) break;
+        v = o->pq[o->pq_head];
+        o->pq_head = (o->pq_head + 1) % o->pq_cap;
+        o->pq_n--;
+        u = &o->units[v];
+        dst = u->dev;
+        bytes = u->dev_bytes;
+        pthread_mutex_unlock(&o->mu);
+        r = mload__fill_device(o, u, u->tiers.preparing.dtype, dst, bytes, &e);
+        pthread_mutex_lock(&o->mu);
+        u->load_result = r;
+        if (r != MLOAD_OK) {
+            u->load_err = e;
+            mload__free_dev_copy(o, u);
+        } else {
+            u->dev_state = MLOAD__DEV_READY;
+        }
+        pthread_cond_broadcast(&o->done);
+    }
+    pthread_mutex_unlock(&o->mu);
+    return NULL;
+}
+#endif
+
+/* waits (lock held) until the unit is not loading; returns the load's result */
+static mload_result mload__wait_loaded(mload_offload *o, mload__unit *u, mload_error *err) {
+#if defined(MLOAD__THREADS)
+    while (u->dev_state == MLOAD__DEV_LOADING) pthread_cond_wait(&o->done, &o->mu);
+#else
+    (void)o;
+#endif
+    if (u->load_result != MLOAD_OK) {
+        mload_result r = u->load_result;
+        if (err) *err = u->load_err;
+        u->load_result = MLOAD_OK;
+        return r;
+    }
+    return MLOAD_OK;
+}
+
+static void mload__o_free_units(mload_offload *o) {
+    uint32_t i;
+    for (i = 0; i < o->nunits; ++i) {
+        mload__unit *u = &o->units[i];
+        if (u->tmp) { o->dev.free(o->dev.user, u->tmp, u->tmp_bytes); o->dev_used -= u->tmp_bytes; }
+        mload__free_dev_copy(o, u);
+        mload__host_free(o, u->host, u->host_bytes);
+        mload__strfree(&o->alloc, u->name);
+        mload__free(&o->alloc, u->views, (u->nt + 1) * sizeof(mload_unit_tensor), sizeof(void *));
+    }
+}
+
+MODELLOAD_API void mload_offload_destroy(mload_offload *o) {
+    mload_allocator a;
+    if (!o) return;
+#if defined(MLOAD__THREADS)
+    if (o->started) {
+        uint32_t i;
+        int loading;
+        pthread_mutex_lock(&o->mu);
+        while (o->pq_n) { /* queued loads never start: their copies are just freed */
+            o->units[o->pq[o->pq_head]].dev_state = MLOAD__DEV_READY;
+            o->pq_head = (o->pq_head + 1) % o->pq_cap;
+            o->pq_n--;
+        }
+        do { /* the one in flight finishes */
+            loading = 0;
+            for (i = 0; i < o->nunits; ++i) loading |= o->units[i].dev_state == MLOAD__DEV_LOADING;
+            if (loading) pthread_cond_wait(&o->done, &o->mu);
+        } while (loading);
+        o->stop = 1;
+        pthread_cond_signal(&o->work);
+        pthread_mutex_unlock(&o->mu);
+        pthread_join(o->th, NULL);
+    }
+    pthread_mutex_destroy(&o->mu);
+    pthread_cond_destroy(&o->work);
+    pthread_cond_destroy(&o->done);
+#endif
+    mload__o_free_units(o);
+    a = o->alloc;
+    mload__free(&a, o->units, o->units_cap * sizeof(mload__unit), sizeof(void *));
+    mload__free(&a, o->ut, o->ut_cap * sizeof(size_t), sizeof(void *));
+    mload__free(&a, o->owner, (mload_map_count(o->map) + 1) * sizeof(uint32_t), sizeof(uint32_t));
+    mload__free(&a, o->pq, o->pq_cap * sizeof(uint32_t), sizeof(uint32_t));
+    mload__free(&a, o, sizeof(*o), sizeof(void *));
+}
+
+MODELLOAD_API mload_result mload_offload_create(const mload_offload_desc *desc, mload_offload **out, mload_error *err) {
+    mload_offload *o;
+    uint64_t i;
+    if (out) *out = NULL;
+    if (!desc || !out || !desc->map || !desc->device.alloc || !desc->device.free || !desc->device.upload || !desc->device.wait ||
+        !mload__allocator_ok(&desc->allocator) || desc->policy > MLOAD_EVICT_LRU)
+        return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0,
+                           "offload: needs a map, a device with alloc/free/upload/wait, a valid policy and allocator");
+    o = MLOAD__CAST(mload_offload *, mload__malloc(&desc->allocator, sizeof(*o), sizeof(void *)));
+    if (!o) return mload__oom(err);
+    memset(o, 0, sizeof(*o));
+    o->alloc = desc->allocator;
+    o->map = desc->map;
+    o->dev = desc->device;
+    o->policy = desc->policy;
+    o->depth = desc->prefetch_depth;
+    o->last = MLOAD__NONE;
+    o->host_budget = desc->host_budget ? desc->host_budget : UINT64_MAX;
+    o->dev_budget = desc->device_budget;
+    if (!o->dev_budget) {
+        uint64_t fr = 0, tot = 0;
+        if (o->dev.mem_info && o->dev.mem_info(o->dev.user, &fr, &tot) == MLOAD_OK)
+            o->dev_budget = fr > desc->device_reserve ? fr - desc->device_reserve : 1;
+        else
+            o->dev_budget = UINT64_MAX;
+    }
+    o->st.device_budget = o->dev_budget;
+    o->st.host_budget = o->host_budget;
+    o->owner = MLOAD__CAST(uint32_t *, mload__malloc(&o->alloc, (mload_map_count(o->map) + 1) * sizeof(uint32_t), sizeof(uint32_t)));
+    if (!o->owner) { mload__free(&o->alloc, o, sizeof(*o), sizeof(void *)); return mload__oom(err); }
+    for (i = 0; i < mload_map_count(o->map); ++i) o->owner[i] = MLOAD__NONE;
+#if defined(MLOAD__THREADS)
+    pthread_mutex_init(&o->mu, NULL);
+    pthread_cond_init(&o->work, NULL);
+    pthread_cond_init(&o->done, NULL);
+    if (o->depth) o->started = pthread_create(&o->th, NULL, mload__o_worker, o) == 0;
+#endif
+    *out = o;
+    return MLOAD_OK;
+}
+
+/* applies the defaulting rules; 0 when the tiers cannot work */
+static int mload__tiers_default(const mload_tiers *in, mload_tiers *t) {
+    mload_tiers z;
+    memset(&z, 0, sizeof z);
+    *t = in ? *in : z;
+    if (t->computation.place == MLOAD_PLACE_DEFAULT) t->computation.place = MLOAD_PLACE_DEVICE;
+    if (t->computation.place != MLOAD_PLACE_DEVICE) return 0;
+    if (t->offload.place == MLOAD_PLACE_DEFAULT) t->offload.place = MLOAD_PLACE_DISK;
+    if (t->onload.place == MLOAD_PLACE_DEFAULT) t->onload = t->offload;
+    if (t->preparing.place == MLOAD_PLACE_DEFAULT) {
+        if (t->onload.place == MLOAD_PLACE_DEVICE) t->preparing = t->onload;
+        else t->preparing.place = MLOAD_PLACE_DEVICE;
+    }
+#define MLOAD__FIX(T) do { if ((T).place == MLOAD_PLACE_DISK) (T).dtype = MLOAD_DTYPE_INVALID; \
+                           else if (!(T).dtype) (T).dtype = t->computation.dtype; } while (0)
+    MLOAD__FIX(t->offload);
+    MLOAD__FIX(t->onload);
+    MLOAD__FIX(t->preparing);
+#undef MLOAD__FIX
+    if (t->onload.place == MLOAD_PLACE_DEVICE && (t->preparing.place != MLOAD_PLACE_DEVICE || t->preparing.dtype != t->onload.dtype))
+        return 0;
+    return t->offload.place <= MLOAD_PLACE_DEVICE && t->onload.place <= MLOAD_PLACE_DEVICE && t->preparing.place <= MLOAD_PLACE_DEVICE;
+}
+
+static mload_result mload__add_unit(mload_offload *o, const char *name, const size_t *idx, size_t n, const mload_tiers *tiers,
+                                    uint32_t *unit, mload_error *err) {
+    mload__unit *u;
+    mload_tiers t;
+    size_t k;
+    void *np;
+    if (!mload__tiers_default(tiers, &t))
+        return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, name, strlen(name),
+                           "unit '%s': computation must be on the device, and an onload tier on the device is the preparing tier", name);
+    if (n == 0) return mload__fail(err, MLOAD_ERR_NOT_FOUND, MLOAD_NO_OFFSET, name, strlen(name), "unit '%s' has no tensor", name);
+    for (k = 0; k < n; ++k) {
+        const mload_tensor *tt = mload_map_at(o->map, idx[k]);
+        mload_dtype st = tt->dtype, a = mload__tier_dtype(tt, t.preparing.dtype), c = mload__tier_dtype(tt, t.computation.dtype),
+                    h1 = mload__tier_dtype(tt, t.offload.dtype), h2 = mload__tier_dtype(tt, t.onload.dtype);
+        if (o->owner[idx[k]] != MLOAD__NONE)
+            return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, tt->name, tt->name_len,
+                               "tensor '%s' is already in unit '%s'", tt->name, o->units[o->owner[idx[k]]].name);
+        if (!mload_convert_supported(a, st) || !mload_convert_supported(c, a) || !mload_convert_supported(c, st) ||
+            !mload_convert_supported(h1, st) || !mload_convert_supported(h2, st) || !mload_convert_supported(a, h2) ||
+            !mload_convert_supported(a, h1))
+            return mload__fail(err, MLOAD_ERR_UNSUPPORTED, MLOAD_NO_OFFSET, tt->name, tt->name_len,
+                               "tensor '%s': a tier dtype cannot be converted to", tt->name);
+    }
+    np = mload__grow(&o->alloc, o->units, &o->units_cap, o->nunits + 1u, sizeof(mload__unit));
+    if (!np) return mload__oom(err);
+    o->units = MLOAD__CAST(mload__unit *, np);
+    np = mload__grow(&o->alloc, o->ut, &o->ut_cap, o->nut + n, sizeof(size_t));
+    if (!np) return mload__oom(err);
+    o->ut = MLOAD__CAST(size_t *, np);
+    u = &o->units[o->nunits];
+    memset(u, 0, sizeof(*u));
+    u->name = mload__strndup(&o->alloc, name, strlen(name));
+    u->views = MLOAD__CAST(mload_unit_tensor *, mload__malloc(&o->alloc, (n + 1) * sizeof(mload_unit_tensor), sizeof(void *)));
+    if (!u->name || !u->views) {
+        mload__strfree(&o->alloc, u->name);
+        mload__free(&o->alloc, u->views, (n + 1) * sizeof(mload_unit_tensor), sizeof(void *));
+        return mload__oom(err);
+    }
+    u->t0 = o->nut;
+    u->nt = n;
+    u->tiers = t;
+    u->next = MLOAD__NONE;
+    for (k = 0; k < n; ++k) {
+        o->ut[o->nut++] = idx[k];
+        o->owner[idx[k]] = o->nunits;
+    }
+    if (unit) *unit = o->nunits;
+    o->nunits++;
+    return MLOAD_OK;
+}
+
+MODELLOAD_API mload_result mload_offload_add_unit(mload_offload *o, const char *name, const char *const *prefixes,
+                                                  uint32_t prefix_count, const mload_tiers *tiers, uint32_t *unit,
+                                                  mload_error *err) {
+    size_t *idx, n = 0, cap;
+    uint32_t p;
+    mload_result r;
+    if (!o || !name || (prefix_count && !prefixes))
+        return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "offload: NULL argument");
+    cap = MLOAD__CAST(size_t, mload_map_count(o->map)) + 1;
+    idx = MLOAD__CAST(size_t *, mload__malloc(&o->alloc, cap * sizeof(size_t), sizeof(size_t)));
+    if (!idx) return mload__oom(err);
+    for (p = 0; p < prefix_count; ++p) {
+        uint64_t first, c = mload_map_prefix(o->map, prefixes[p], &first), i;
+        for (i = 0; i < c && n < cap; ++i) {
+            size_t j, dup = 0;
+            for (j = 0; j < n; ++j) dup |= idx[j] == first + i; /* overlapping prefixes */
+            if (!dup) idx[n++] = MLOAD__CAST(size_t, first + i);
+        }
+    }
+    r = mload__add_unit(o, name, idx, n, tiers, unit, err);
+    mload__free(&o->alloc, idx, cap * sizeof(size_t), sizeof(size_t));
+    return r;
+}
+
+MODELLOAD_API mload_result mload_offload_add_unit_list(mload_offload *o, const char *name, const char *const *tensors,
+                                                       uint32_t count, const mload_tiers *tiers, uint32_t *unit,
+                                                       mload_error *err) {
+    size_t *idx;
+    uint32_t k;
+    mload_result r;
+    if (!o || !name || (count && !tensors))
+        return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "offload: NULL argument");
+    idx = MLOAD__CAST(size_t *, mload__malloc(&o->alloc, (count + 1u) * sizeof(size_t), sizeof(size_t)));
+    if (!idx) return mload__oom(err);
+    for (k = 0; k < count; ++k) {
+        const mload_tensor *t = tensors[k] ? mload_map_find(o->map, tensors[k]) : NULL;
+        if (!t) {
+            mload__free(&o->alloc, idx, (count + 1u) * sizeof(size_t), sizeof(size_t));
+            return mload__fail(err, MLOAD_ERR_NOT_FOUND, MLOAD_NO_OFFSET, tensors[k], tensors[k] ? strlen(tensors[k]) : 0,
+                               "unit '%s': no tensor '%s'", name, tensors[k] ? tensors[k] : "");
+        }
+        idx[k] = MLOAD__CAST(size_t, t - mload_map_at(o->map, 0));
+    }
+    r = mload__add_unit(o, name, idx, count, tiers, unit, err);
+    mload__free(&o->alloc, idx, (count + 1u) * sizeof(size_t), sizeof(size_t));
+    return r;
+}
+
+MODELLOAD_API mload_result mload_offload_unit_tiers(const mload_offload *o, uint32_t unit, mload_tiers *out) {
+    if (!o || unit >= o->nunits || !out) return MLOAD_ERR_INVALID_ARGUMENT;
+    *out = o->units[unit].tiers;
+    return MLOAD_OK;
+}
+
+MODELLOAD_API mload_result mload_offload_pin(mload_offload *o, uint32_t unit, int pinned) {
+    if (!o || unit >= o->nunits) return MLOAD_ERR_INVALID_ARGUMENT;
+    mload__o_lock(o);
+    o->units[unit].pinned = pinned != 0;
+    mload__o_unlock(o);
+    return MLOAD_OK;
+}
+
+/* starts loading unit v's prepared copy ahead of use (lock held) */
+static void mload__prefetch(mload_offload *o, uint32_t from) {
+    uint32_t k, v = from;
+    for (k = 1; k <= o->depth; ++k) {
+        mload__unit *u;
+        void *ptr;
+        uint64_t bytes;
+        v = o->units[v].next;
+        if (v == MLOAD__NONE || v == from) return;
+        u = &o->units[v];
+        if (u->tiers.preparing.place != MLOAD_PLACE_DEVICE || u->dev_state != MLOAD__DEV_NONE) continue;
+        bytes = mload__layout(o, u, u->tiers.preparing.dtype, u->nt, NULL);
+        /* room only from units needed later than this one */
+        if (mload__dev_alloc(o, bytes, from, k, &ptr, NULL) != MLOAD_OK) return;
+        u->dev = ptr;
+        u->dev_bytes = bytes ? bytes : 1;
+        u->dev_state = MLOAD__DEV_LOADING;
+        u->prefetched = 1;
+        o->st.prefetch_issued++;
+#if defined(MLOAD__THREADS)
+        if (o->started) {
+            if (o->pq_n == o->pq_cap) {
+                size_t ncap = o->pq_cap ? o->pq_cap * 2 : 16, q;
+                uint32_t *nq = MLOAD__CAST(uint32_t *, mload__malloc(&o->alloc, ncap * sizeof(uint32_t), sizeof(uint32_t)));
+                if (!nq) { mload__free_dev_copy(o, u); return; }
+                for (q = 0; q < o->pq_n; ++q) nq[q] = o->pq[(o->pq_head + q) % o->pq_cap];
+                mload__free(&o->alloc, o->pq, o->pq_cap * sizeof(uint32_t), sizeof(uint32_t));
+                o->pq = nq;
+                o->pq_cap = ncap;
+                o->pq_head = 0;
+            }
+            o->pq[(o->pq_head + o->pq_n) % o->pq_cap] = v;
+            o->pq_n++;
+            pthread_cond_signal(&o->work);
+            continue;
+        }
+#endif
+        { /* no worker: load now */
+            mload_error e;
+            mload_result r;
+            mload__o_unlock(o);
+            r = mload__fill_device(o, u, u->tiers.preparing.dtype, u->dev, u->dev_bytes, &e);
+            mload__o_lock(o);
+            if (r != MLOAD_OK) mload__free_dev_copy(o, u);
+            else u->dev_state = MLOAD__DEV_READY;
+        }
+    }
+}
+
+MODELLOAD_API mload_result mload_offload_acquire(mload_offload *o, uint32_t unit, const mload_unit_tensor **tensors,
+                                                 uint64_t *count, mload_error *err) {
+    mload__unit *u;
+    mload_result r = MLOAD_OK;
+    mload_dtype p, c;
+    uint64_t t0, bytes;
+    size_t k;
+    int need_tmp = 0;
+    if (tensors) *tensors = NULL;
+    if (count) *count = 0;
+    if (!o || unit >= o->nunits || !tensors || !count)
+        return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "acquire: bad unit or NULL argument");
+    u = &o->units[unit];
+    if (u->acquired)
+        return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, u->name, strlen(u->name), "unit '%s' is already acquired", u->name);
+    t0 = mload__now_ns();
+    mload__o_lock(o);
+    o->st.acquires++;
+    if (o->last != MLOAD__NONE && o->last != unit) o->units[o->last].next = unit; /* learn the order */
+    o->last = unit;
+    p = u->tiers.preparing.dtype;
+    c = u->tiers.computation.dtype;
+    if (u->tiers.preparing.place == MLOAD_PLACE_DEVICE) {
+        if (u->dev_state == MLOAD__DEV_LOADING) {
+            r = mload__wait_loaded(o, u, err);
+            if (r != MLOAD_OK) goto fail;
+        }
+        if (u->dev_state == MLOAD__DEV_READY) {
+            o->st.hits++;
+            if (u->prefetched) o->st.prefetch_hits++;
+        } else {
+            void *ptr;
+            o->st.misses++;
+            bytes = mload__layout(o, u, p, u->nt, NULL);
+            if ((r = mload__dev_alloc(o, bytes, unit, 0, &ptr, err)) != MLOAD_OK) goto fail;
+            u->dev = ptr;
+            u->dev_bytes = bytes ? bytes : 1;
+            u->dev_state = MLOAD__DEV_LOADING;
+            u->prefetched = 0;
+            mload__o_unlock(o);
+            r = mload__fill_device(o, u, p, u->dev, u->dev_bytes, err);
+            mload__o_lock(o);
+            if (r != MLOAD_OK) { mload__free_dev_copy(o, u); goto fail; }
+            u->dev_state = MLOAD__DEV_READY;
+        }
+        u->prefetched = 0;
+        for (k = 0; k < u->nt; ++k)
+            need_tmp |= mload__tier_dtype(mload__ut(o, u, k), p) != mload__tier_dtype(mload__ut(o, u, k), c);
+    } else {
+        o->st.misses++;
+        need_tmp = 1;
+    }
+    u->acquired = 1; /* from here its prepared copy is not evictable */
+    if (need_tmp) {
+        void *ptr;
+        bytes = mload__layout(o, u, c, u->nt, NULL);
+        if ((r = mload__dev_alloc(o, bytes, unit, 0, &ptr, err)) != MLOAD_OK) { u->acquired = 0; goto fail; }
+        u->tmp = ptr;
+        u->tmp_bytes = bytes ? bytes : 1;
+        mload__o_unlock(o);
+        if (u->tiers.preparing.place == MLOAD_PLACE_DEVICE && o->dev.convert) { /* on the device */
+            for (k = 0; k < u->nt && r == MLOAD_OK; ++k) {
+                const mload_tensor *t = mload__ut(o, u, k);
+                uint64_t po = 0, co = 0;
+                mload__layout(o, u, p, k, &po);
+                mload__layout(o, u, c, k, &co);
+                r = o->dev.convert(o->dev.user, MLOAD__CAST(unsigned char *, u->tmp) + co, mload__tier_dtype(t, c),
+                                   MLOAD__CAST(unsigned char *, u->dev) + po, mload__tier_dtype(t, p), t->numel);
+            }
+            if (r != MLOAD_OK) r = mload__fail(err, MLOAD_ERR_DEVICE, MLOAD_NO_OFFSET, u->name, strlen(u->name), "unit '%s': device conversion failed", u->name);
+            mload__o_lock(o);
+            if (r == MLOAD_OK) o->st.device_convert += bytes;
+        } else {
+            /* from the host copy or the map, converted on the host */
+            r = mload__fill_device(o, u, c, u->tmp, u->tmp_bytes, err);
+            mload__o_lock(o);
+        }
+        if (r != MLOAD_OK) {
+            o->dev.free(o->dev.user, u->tmp, u->tmp_bytes);
+            o->dev_used -= u->tmp_bytes;
+            u->tmp = NULL;
+            u->tmp_bytes = 0;
+            u->acquired = 0;
+            mload__o_peak(o);
+            goto fail;
+        }
+    }
+    for (k = 0; k < u->nt; ++k) {
+        const mload_tensor *t = mload__ut(o, u, k);
+        uint64_t off = 0;
+        mload_dtype dt = mload__tier_dtype(t, c);
+        mload__layout(o, u, need_tmp ? c : p, k, &off);
+        u->views[k].tensor = t;
+        u->views[k].dtype = dt;
+        u->views[k].data = MLOAD__CAST(unsigned char *, need_tmp ? u->tmp : u->dev) + off;
+        u->views[k].nbytes = mload__tbytes(t, dt);
+    }
+    o->st.wait_ns += mload__now_ns() - t0;
+    mload__prefetch(o, unit);
+    mload__o_unlock(o);
+    *tensors = u->views;
+    *count = u->nt;
+    return MLOAD_OK;
+fail:
+    o->st.wait_ns += mload__now_ns() - t0;
+    mload__o_unlock(o);
+    return r;
+}
+
+MODELLOAD_API void mload_offload_release(mload_offload *o, uint32_t unit) {
+    mload__unit *u;
+    if (!o || unit >= o->nunits) return;
+    mload__o_lock(o);
+    u = &o->units[unit];
+    if (u->acquired) {
+        if (u->tmp) {
+            o->dev.free(o->dev.user, u->tmp, u->tmp_bytes);
+            o->dev_used -= u->tmp_bytes;
+            u->tmp = NULL;
+            u->tmp_bytes = 0;
+        }
+        u->acquired = 0;
+        u->last_use = ++o->tick;
+        mload__o_peak(o);
+    }
+    mload__o_unlock(o);
+}
+
+/* makes the unit's host copy the given tier (HOST: in its dtype; else none); lock held */
+static mload_result mload__set_host(mload_offload *o, mload__unit *u, const mload_tier *t, mload_error *err) {
+    unsigned char *nh = NULL;
+    uint64_t bytes;
+    int from_host;
+    mload_result r;
+    if (t->place != MLOAD_PLACE_HOST) {
+        mload__host_free(o, u->host, u->host_bytes);
+        u->host = NULL;
+        u->host_bytes = 0;
+        return MLOAD_OK;
+    }
+    if (u->host && u->host_dtype == t->dtype) return MLOAD_OK;
+    bytes = mload__layout(o, u, t->dtype, u->nt, NULL);
+    if ((r = mload__host_alloc(o, bytes, &nh, err)) != MLOAD_OK) return r;
+    mload__o_unlock(o);
+    r = mload__fill_host_layout(o, u, t->dtype, nh, &from_host, err);
+    mload__o_lock(o);
+    if (r != MLOAD_OK) { mload__host_free(o, nh, bytes); return r; }
+    if (!from_host) o->st.disk_to_host += bytes;
+    mload__host_free(o, u->host, u->host_bytes);
+    u->host = nh;
+    u->host_bytes = bytes ? bytes : 1;
+    u->host_dtype = t->dtype;
+    return MLOAD_OK;
+}
+
+MODELLOAD_API mload_result mload_offload_onload(mload_offload *o, const uint32_t *units, uint32_t n, mload_error *err) {
+    uint32_t i;
+    mload_result r = MLOAD_OK;
+    if (!o || (n && !units)) return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "onload: NULL argument");
+    mload__o_lock(o);
+    for (i = 0; i < n && r == MLOAD_OK; ++i) {
+        mload__unit *u;
+        if (units[i] >= o->nunits) { r = mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "onload: bad unit"); break; }
+        u = &o->units[units[i]];
+        if ((r = mload__wait_loaded(o, u, err)) != MLOAD_OK) break;
+        if (u->tiers.onload.place == MLOAD_PLACE_DEVICE) {
+            if (u->dev_state != MLOAD__DEV_READY) {
+                void *ptr;
+                uint64_t bytes = mload__layout(o, u, u->tiers.preparing.dtype, u->nt, NULL);
+                if ((r = mload__dev_alloc(o, bytes, units[i], 0, &ptr, err)) != MLOAD_OK) break;
+                u->dev = ptr;
+                u->dev_bytes = bytes ? bytes : 1;
+                u->dev_state = MLOAD__DEV_LOADING;
+                mload__o_unlock(o);
+                r = mload__fill_device(o, u, u->tiers.preparing.dtype, u->dev, u->dev_bytes, err);
+                mload__o_lock(o);
+                if (r != MLOAD_OK) { mload__free_dev_copy(o, u); break; }
+                u->dev_state = MLOAD__DEV_READY;
+            }
+            r = mload__set_host(o, u, &u->tiers.onload, err); /* no host copy */
+        } else {
+            r = mload__set_host(o, u, &u->tiers.onload, err);
+        }
+    }
+    mload__o_unlock(o);
+    return r;
+}
+
+MODELLOAD_API mload_result mload_offload_offload(mload_offload *o, const uint32_t *units, uint32_t n, mload_error *err) {
+    uint32_t i;
+    mload_result r = MLOAD_OK;
+    if (!o || (n && !units)) return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "offload: NULL argument");
+    mload__o_lock(o);
+    for (i = 0; i < n && r == MLOAD_OK; ++i) {
+        mload__unit *u;
+        if (units[i] >= o->nunits) { r = mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "offload: bad unit"); break; }
+        u = &o->units[units[i]];
+        if (u->acquired) {
+            r = mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, u->name, strlen(u->name), "unit '%s' is acquired", u->name);
+            break;
+        }
+        if ((r = mload__wait_loaded(o, u, err)) != MLOAD_OK) break;
+        if ((r = mload__set_host(o, u, &u->tiers.offload, err)) != MLOAD_OK) break;
+        mload__free_dev_copy(o, u);
+    }
+    mload__o_unlock(o);
+    return r;
+}
+
+MODELLOAD_API int mload_offload_resident(const mload_offload *o, uint32_t unit) {
+    int r;
+    if (!o || unit >= o->nunits) return 0;
+    mload__o_lock(MLOAD__CCAST(mload_offload *, o));
+    r = o->units[unit].dev_state == MLOAD__DEV_READY;
+    mload__o_unlock(MLOAD__CCAST(mload_offload *, o));
+    return r;
+}
+
+MODELLOAD_API void mload_offload_get_stats(const mload_offload *o, mload_offload_stats *out) {
+    if (!o || !out) return;
+    mload__o_lock(MLOAD__CCAST(mload_offload *, o));
+    *out = o->st;
+    mload__o_unlock(MLOAD__CCAST(mload_offload *, o));
+}
+
+MODELLOAD_API void mload_offload_reset_stats(mload_offload *o) {
+    if (!o) return;
+    mload__o_lock(o);
+    memset(&o->st, 0, sizeof o->st);
+    o->st.device_budget = o->dev_budget;
+    o->st.host_budget = o->host_budget;
+    mload__o_peak(o);
+    mload__o_unlock(o);
 }
 
 #ifdef __cplusplus
