@@ -6144,37 +6144,57 @@ static void mload__host_free(mload_offload *o, unsigned char *p, uint64_t size) 
 }
 
 /* Fills `dst` (host memory, layout of dtype dt) from the unit's host copy
-   when it has one, else from the map. No lock held. */
-static mload_result mload__fill_host_layout(mload_offload *o, mload__unit *u, mload_dtype dt, unsigned char *dst, int *from_host,
-                                            mload_error *err) {
+   when it has one, else from the map; with `via`, values round through that
+   dtype first (the prepared copy's), as they would on the device. No lock held. */
+static mload_result mload__fill_host_layout(mload_offload *o, mload__unit *u, mload_dtype dt, mload_dtype via, unsigned char *dst,
+                                            int *from_host, mload_error *err) {
     size_t k;
     *from_host = u->host != NULL;
     for (k = 0; k < u->nt; ++k) {
         const mload_tensor *t = mload__ut(o, u, k);
-        uint64_t off = 0, hoff = 0;
-        mload_dtype want = mload__tier_dtype(t, dt);
-        mload_result r;
+        uint64_t off = 0, hoff = 0, vb = 0;
+        mload_dtype want = mload__tier_dtype(t, dt), mid = via ? mload__tier_dtype(t, via) : want;
+        unsigned char *tmp = NULL, *out;
+        mload_result r = MLOAD_OK;
         mload__layout(o, u, dt, k, &off);
+        out = dst + off;
+        if (mid != want) { /* source -> mid here, then mid -> want */
+            vb = mload__tbytes(t, mid);
+            mload__o_lock(o);
+            r = mload__host_alloc(o, vb, &tmp, err);
+            mload__o_unlock(o);
+            if (r != MLOAD_OK) return r;
+            out = tmp;
+        }
         if (u->host) {
             mload__layout(o, u, u->host_dtype, k, &hoff);
-            r = mload_convert(dst + off, want, u->host + hoff, mload__tier_dtype(t, u->host_dtype), t->numel, MLOAD_CONVERT_SATURATE);
-            if (r != MLOAD_OK) return mload__fail(err, r, MLOAD_NO_OFFSET, t->name, t->name_len, "tensor '%s': conversion failed", t->name);
-        } else if ((r = mload_map_read(o->map, t, want, dst + off, mload__tbytes(t, want), err)) != MLOAD_OK) {
-            return r;
+            if (mload_convert(out, mid, u->host + hoff, mload__tier_dtype(t, u->host_dtype), t->numel, MLOAD_CONVERT_SATURATE) != MLOAD_OK)
+                r = mload__fail(err, MLOAD_ERR_UNSUPPORTED, MLOAD_NO_OFFSET, t->name, t->name_len, "tensor '%s': conversion failed", t->name);
+        } else {
+            r = mload_map_read(o->map, t, mid, out, mload__tbytes(t, mid), err);
         }
+        if (r == MLOAD_OK && tmp && mload_convert(dst + off, want, tmp, mid, t->numel, MLOAD_CONVERT_SATURATE) != MLOAD_OK)
+            r = mload__fail(err, MLOAD_ERR_UNSUPPORTED, MLOAD_NO_OFFSET, t->name, t->name_len, "tensor '%s': conversion failed", t->name);
+        if (tmp) {
+            mload__o_lock(o);
+            mload__host_free(o, tmp, vb);
+            mload__o_unlock(o);
+        }
+        if (r != MLOAD_OK) return r;
     }
     return MLOAD_OK;
 }
 
 /* Fills device memory `dst` (layout of dtype dt): straight from the host
    copy when it has that layout, else through a staging buffer. No lock held. */
-static mload_result mload__fill_device(mload_offload *o, mload__unit *u, mload_dtype dt, void *dst, uint64_t bytes, mload_error *err) {
+static mload_result mload__fill_device(mload_offload *o, mload__unit *u, mload_dtype dt, mload_dtype via, void *dst, uint64_t bytes,
+                                       mload_error *err) {
     unsigned char *stage = NULL;
     const unsigned char *src;
     uint64_t fence = 0;
     int from_host = 0;
     mload_result r;
-    if (u->host && mload__layout(o, u, u->host_dtype, u->nt, NULL) == bytes && u->host_dtype == dt) {
+    if (u->host && u->host_dtype == dt && (!via || via == dt)) {
         src = u->host;
         from_host = 1;
     } else {
@@ -6182,7 +6202,7 @@ static mload_result mload__fill_device(mload_offload *o, mload__unit *u, mload_d
         r = mload__host_alloc(o, bytes, &stage, err);
         mload__o_unlock(o);
         if (r != MLOAD_OK) return r;
-        if ((r = mload__fill_host_layout(o, u, dt, stage, &from_host, err)) != MLOAD_OK) goto out;
+        if ((r = mload__fill_host_layout(o, u, dt, via, stage, &from_host, err)) != MLOAD_OK) goto out;
         src = stage;
     }
     r = o->dev.upload(o->dev.user, dst, src, bytes, &fence);
@@ -6219,7 +6239,7 @@ static void *mload__o_worker(void *arg) {
         dst = u->dev;
         bytes = u->dev_bytes;
         pthread_mutex_unlock(&o->mu);
-        r = mload__fill_device(o, u, u->tiers.preparing.dtype, dst, bytes, &e);
+        r = mload__fill_device(o, u, u->tiers.preparing.dtype, MLOAD_DTYPE_INVALID, dst, bytes, &e);
         pthread_mutex_lock(&o->mu);
         u->load_result = r;
         if (r != MLOAD_OK) {
@@ -6518,7 +6538,7 @@ static void mload__prefetch(mload_offload *o, uint32_t from) {
             mload_error e;
             mload_result r;
             mload__o_unlock(o);
-            r = mload__fill_device(o, u, u->tiers.preparing.dtype, u->dev, u->dev_bytes, &e);
+            r = mload__fill_device(o, u, u->tiers.preparing.dtype, MLOAD_DTYPE_INVALID, u->dev, u->dev_bytes, &e);
             mload__o_lock(o);
             if (r != MLOAD_OK) mload__free_dev_copy(o, u);
             else u->dev_state = MLOAD__DEV_READY;
@@ -6566,7 +6586,7 @@ MODELLOAD_API mload_result mload_offload_acquire(mload_offload *o, uint32_t unit
             u->dev_state = MLOAD__DEV_LOADING;
             u->prefetched = 0;
             mload__o_unlock(o);
-            r = mload__fill_device(o, u, p, u->dev, u->dev_bytes, err);
+            r = mload__fill_device(o, u, p, MLOAD_DTYPE_INVALID, u->dev, u->dev_bytes, err);
             mload__o_lock(o);
             if (r != MLOAD_OK) { mload__free_dev_copy(o, u); goto fail; }
             u->dev_state = MLOAD__DEV_READY;
@@ -6599,8 +6619,10 @@ MODELLOAD_API mload_result mload_offload_acquire(mload_offload *o, uint32_t unit
             mload__o_lock(o);
             if (r == MLOAD_OK) o->st.device_convert += bytes;
         } else {
-            /* from the host copy or the map, converted on the host */
-            r = mload__fill_device(o, u, c, u->tmp, u->tmp_bytes, err);
+            /* from the host copy or the map, converted on the host (through the
+               preparing dtype when there is a prepared copy, as on the device) */
+            r = mload__fill_device(o, u, c, u->tiers.preparing.place == MLOAD_PLACE_DEVICE ? p : MLOAD_DTYPE_INVALID, u->tmp,
+                                   u->tmp_bytes, err);
             mload__o_lock(o);
         }
         if (r != MLOAD_OK) {
@@ -6670,7 +6692,7 @@ static mload_result mload__set_host(mload_offload *o, mload__unit *u, const mloa
     bytes = mload__layout(o, u, t->dtype, u->nt, NULL);
     if ((r = mload__host_alloc(o, bytes, &nh, err)) != MLOAD_OK) return r;
     mload__o_unlock(o);
-    r = mload__fill_host_layout(o, u, t->dtype, nh, &from_host, err);
+    r = mload__fill_host_layout(o, u, t->dtype, MLOAD_DTYPE_INVALID, nh, &from_host, err);
     mload__o_lock(o);
     if (r != MLOAD_OK) { mload__host_free(o, nh, bytes); return r; }
     if (!from_host) o->st.disk_to_host += bytes;
@@ -6700,7 +6722,7 @@ MODELLOAD_API mload_result mload_offload_onload(mload_offload *o, const uint32_t
                 u->dev_bytes = bytes ? bytes : 1;
                 u->dev_state = MLOAD__DEV_LOADING;
                 mload__o_unlock(o);
-                r = mload__fill_device(o, u, u->tiers.preparing.dtype, u->dev, u->dev_bytes, err);
+                r = mload__fill_device(o, u, u->tiers.preparing.dtype, MLOAD_DTYPE_INVALID, u->dev, u->dev_bytes, err);
                 mload__o_lock(o);
                 if (r != MLOAD_OK) { mload__free_dev_copy(o, u); break; }
                 u->dev_state = MLOAD__DEV_READY;

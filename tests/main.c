@@ -27,10 +27,11 @@ void area_fixtures(void);
 void area_convert(void);
 void area_map(void);
 void area_converter(void);
+void area_offload(void);
 
 static const struct { const char *name; void (*fn)(void); } areas[] = {
     {"dtype", area_dtype}, {"json", area_json},       {"format", area_format}, {"read", area_read},
-    {"fixtures", area_fixtures}, {"convert", area_convert}, {"map", area_map}, {"converter", area_converter},
+    {"fixtures", area_fixtures}, {"convert", area_convert}, {"map", area_map}, {"converter", area_converter}, {"offload", area_offload},
 };
 
 /* unit [AREA...]: every area, or only those named */

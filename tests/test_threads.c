@@ -110,6 +110,48 @@ int main(void) {
     d.paths = &p;
     d.path_count = 1;
     if (mload_map_open(&d, &g_map, &e) != MLOAD_OK) { fprintf(stderr, "open: %s\n", e.message); return 1; }
+    /* the offload manager's prefetch worker and the simulated device's copy
+       thread, while other threads read the same map */
+    {
+        mload_device dev;
+        mload_offload_desc od;
+        mload_offload *o;
+        uint32_t units[NT];
+        mload_tiers tiers;
+        int pass;
+        mload_device_sim(1u << 30, 1u << 30, &dev);
+        memset(&od, 0, sizeof od);
+        memset(&tiers, 0, sizeof tiers);
+        tiers.preparing.dtype = MLOAD_F8_E4M3;
+        tiers.computation.dtype = MLOAD_F32;
+        od.map = g_map;
+        od.device = dev;
+        od.device_budget = 3 * NE + 2 * NE * 4 + 4096; /* a few prepared F8 units and one F32 copy */
+        od.prefetch_depth = 2;
+        if (mload_offload_create(&od, &o, &e) != MLOAD_OK) { fprintf(stderr, "offload: %s\n", e.message); return 1; }
+        for (k = 0; k < NT; ++k) {
+            const char *nm = names[k];
+            if (mload_offload_add_unit_list(o, names[k], &nm, 1, &tiers, &units[k], &e) != MLOAD_OK) { fprintf(stderr, "unit: %s\n", e.message); return 1; }
+        }
+        for (k = 0; k < 2; ++k) pthread_create(&th[k], NULL, reader, (void *)(size_t)(k + 10));
+        for (pass = 0; pass < 4; ++pass)
+            for (k = 0; k < NT; ++k) {
+                const mload_unit_tensor *ut;
+                uint64_t n;
+                if (mload_offload_acquire(o, units[k], &ut, &n, &e) != MLOAD_OK) { fail("acquire", k); continue; }
+                {
+                    unsigned char q;
+                    float want;
+                    mload_convert(&q, MLOAD_F8_E4M3, &g_ref[k][7], MLOAD_F32, 1, 0); /* through the F8 prepared copy */
+                    mload_convert(&want, MLOAD_F32, &q, MLOAD_F8_E4M3, 1, 0);
+                    if (((const float *)ut[0].data)[7] != want) fail("offload value", k);
+                }
+                mload_offload_release(o, units[k]);
+            }
+        for (k = 0; k < 2; ++k) pthread_join(th[k], NULL);
+        mload_offload_destroy(o);
+        mload_device_destroy(&dev);
+    }
     for (k = 0; k < 4; ++k) pthread_create(&th[k], NULL, reader, (void *)(size_t)k);
     pthread_create(&th[4], NULL, bulk, (void *)(size_t)0);
     pthread_create(&th[5], NULL, bulk, (void *)(size_t)1);
