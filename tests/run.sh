@@ -103,6 +103,7 @@ else bad "sanitized unit tests build"; fi
 if "$CC" -std=c99 -O2 $STRICT -I. examples/inspect.c -o "$B/mload-inspect" -pthread &&
    "$CC" -std=c99 -O2 $STRICT -I. examples/convert.c -o "$B/mload-convert" -pthread &&
    "$CC" -std=c99 -O2 $STRICT -I. examples/bind.c -o "$B/bind" -pthread &&
+   "$CC" -std=c99 -O2 $STRICT -I. examples/demo.c -o "$B/mload-demo" -pthread -lm &&
    "$CC" -std=c99 -O2 -Wall -Wextra tests/gen_checkpoint.c -o "$B/gen_checkpoint"; then
   bash tests/test_cli.sh "$B" > "$T/cli.out" 2> "$T/cli.err"
   cat "$T/cli.err" >&2
@@ -118,6 +119,10 @@ else
 fi
 
 # ---- 4. fuzz corpus replay (regressions), sanitized -----------------------------
+for cfg in "-DMODELLOAD_NO_THREADS" "-DMODELLOAD_NO_CLONES"; do
+  compile "c99 $cfg" "$CC" -std=c99 $STRICT $cfg -I. -c "$T/impl.c" -o "$T/o.o"
+done
+
 if "$CC" -std=c99 -O1 -g $SAN -I. tests/fuzz_parse.c -o "$B/fuzz_replay" &&
    ASAN_OPTIONS=detect_leaks=1 "$B/fuzz_replay" tests/fuzz_corpus > "$T/fz.out" 2>&1; then
   ok; echo "fuzz corpus: $(tail -n 1 "$T/fz.out")"

@@ -166,7 +166,19 @@ printf 'concat x model.norm.weight model.embed_tokens.weight\n' > "$T/bad2.txt"
 expect_exit 1 "$INSPECT" --convert "$T/bad2.txt" "$T/cvt.st"
 if grep -q 'tensor "x"' "$T/err"; then ok; else bad "bad recipe report: $(cat "$T/err")"; fi
 
-# 12. the tool builds alone with one cc command
+# 12. the demo: a model 4x the budget streamed through the offload manager
+if [ -x "$B/mload-demo" ]; then
+  expect_exit 0 "$B/mload-demo"
+  line=$(tail -n 1 "$T/out")
+  peak=$(echo "$line" | sed -nE 's/.*peak_device_bytes=([0-9]+).*/\1/p'); budget=$(echo "$line" | sed -nE 's/.*budget_bytes=([0-9]+).*/\1/p')
+  hits=$(echo "$line" | sed -nE 's/.*prefetch_hits=([0-9]+).*/\1/p')
+  if echo "$line" | grep -q '^demo: OK ' && [ -n "$peak" ] && [ "$peak" -le "$budget" ] && [ "$hits" -gt 0 ]; then ok; else bad "demo line: $line"; fi
+  expect_exit 0 "$B/mload-demo" --onload BF16
+  if tail -n 1 "$T/out" | grep -q 'max_abs_diff=0.000000$'; then ok; else bad "demo with the same dtypes: $(tail -n 1 "$T/out")"; fi
+  expect_exit 2 "$B/mload-demo" --onload I8
+else bad "mload-demo not built"; fi
+
+# 13. the tool builds alone with one cc command
 if cc -std=c99 -O2 -I. examples/inspect.c -o "$T/inspect-alone" 2> "$T/err" && "$T/inspect-alone" "$T/a.st" > /dev/null; then ok; else bad "standalone build: $(cat "$T/err")"; fi
 
 echo "$pass passed, $fail failed, $skip skipped"
