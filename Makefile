@@ -45,9 +45,14 @@ $(BUILD)/bench_load: tests/bench/bench_load.c modelload.h
 # MLOAD_BENCH_MB sets the size of the generated model for the load benchmarks
 # (B4 needs root to drop the page cache; it is skipped otherwise)
 MLOAD_BENCH_MB ?= 512
-bench: $(BUILD)/bench_parse $(BUILD)/bench_load
+$(BUILD)/bench_offload: tests/bench/bench_offload.c modelload.h
+	@mkdir -p $(BUILD)
+	$(CC) -std=c99 -O2 $(STRICT) -I. $< -o $@ -pthread
+
+bench: $(BUILD)/bench_parse $(BUILD)/bench_load $(BUILD)/bench_offload
 	./$(BUILD)/bench_parse
 	MLOAD_BENCH_MB=$(MLOAD_BENCH_MB) ./$(BUILD)/bench_load
+	./$(BUILD)/bench_offload
 
 $(BUILD)/fuzz_parse: tests/fuzz_parse.c modelload.h
 	@mkdir -p $(BUILD)

@@ -837,7 +837,8 @@ MODELLOAD_API mload_result mload_offload_acquire(mload_offload *o, uint32_t unit
 MODELLOAD_API void mload_offload_release(mload_offload *o, uint32_t unit);
 /* Group moves (the original's model swap): onload brings each unit to its
    onload tier (a HOST copy, or a DEVICE copy within the budget); offload
-   returns each to its offload tier, freeing every other copy. */
+   returns each to its offload tier, freeing every other copy (and the two
+   staging buffers the manager keeps for reuse between loads). */
 MODELLOAD_API mload_result mload_offload_onload(mload_offload *o, const uint32_t *units, uint32_t n, mload_error *err);
 MODELLOAD_API mload_result mload_offload_offload(mload_offload *o, const uint32_t *units, uint32_t n, mload_error *err);
 /* 1 when the unit's prepared copy is on the device and complete, else 0. */
@@ -5989,6 +5990,11 @@ struct mload_offload {
     size_t units_cap;
     size_t *ut, nut, ut_cap;
     uint32_t *owner;          /* per map tensor: its unit */
+    uint32_t *dist;           /* scratch of the eviction choice, one per unit */
+    size_t dist_cap;
+    unsigned char *stage[2];  /* staging buffers kept for reuse (fresh memory faults) */
+    uint64_t stage_bytes[2];
+    int stage_busy[2];
     uint32_t last;            /* last acquired unit */
     mload_offload_stats st;
     uint32_t *pq;             /* prefetch queue */
@@ -6044,29 +6050,27 @@ static void mload__o_peak(mload_offload *o) {
     if (o->host_used > o->st.peak_host_bytes) o->st.peak_host_bytes = o->host_used;
 }
 
-/* distance (in learned successor steps) from unit `from` to unit v; UINT32_MAX when unknown */
-static uint32_t mload__distance(const mload_offload *o, uint32_t from, uint32_t v) {
-    uint32_t d = 0, x = from;
-    if (from == MLOAD__NONE) return UINT32_MAX;
-    while (d <= o->nunits) {
-        if (x == v && d) return d;
-        if (x == MLOAD__NONE) break;
-        x = o->units[x].next;
-        ++d;
-    }
-    return UINT32_MAX;
+/* o->dist[v] = learned successor steps from the last acquired unit to v
+   (UINT32_MAX when the order does not reach it): one walk, O(units) */
+static void mload__distances(mload_offload *o) {
+    uint32_t i, d = 1, x;
+    for (i = 0; i < o->nunits; ++i) o->dist[i] = UINT32_MAX;
+    if (o->last == MLOAD__NONE) return;
+    for (x = o->units[o->last].next; x != MLOAD__NONE && x != o->last && o->dist[x] == UINT32_MAX; x = o->units[x].next)
+        o->dist[x] = d++;
 }
 
 /* the victim to evict, or NONE: a ready, unacquired, unpinned prepared copy,
    other than `keep`, whose next use is further than `min_dist` */
-static uint32_t mload__victim(const mload_offload *o, uint32_t keep, uint32_t min_dist) {
+static uint32_t mload__victim(mload_offload *o, uint32_t keep, uint32_t min_dist) {
     uint32_t i, best = MLOAD__NONE, bestd = 0;
     uint64_t bestt = UINT64_MAX;
+    mload__distances(o);
     for (i = 0; i < o->nunits; ++i) {
         const mload__unit *u = &o->units[i];
         uint32_t d;
         if (i == keep || u->dev_state != MLOAD__DEV_READY || u->acquired || u->pinned) continue;
-        d = mload__distance(o, o->last, i);
+        d = o->dist[i];
         if (d <= min_dist) continue;
         if (o->policy == MLOAD_EVICT_LRU) {
             if (u->last_use < bestt) { best = i; bestt = u->last_use; }
@@ -6143,6 +6147,36 @@ static void mload__host_free(mload_offload *o, unsigned char *p, uint64_t size) 
     mload__o_peak(o);
 }
 
+/* A staging buffer of at least `bytes` (lock held): one of two kept for
+   reuse (the caller's and the prefetch worker's), grown when needed; they
+   count as host bytes while they exist. */
+static mload_result mload__stage_get(mload_offload *o, uint64_t bytes, unsigned char **p, int *slot, mload_error *err) {
+    int i;
+    for (i = 0; i < 2; ++i) {
+        if (o->stage_busy[i]) continue;
+        if (o->stage_bytes[i] < bytes) {
+            unsigned char *np;
+            mload_result r;
+            mload__host_free(o, o->stage[i], o->stage_bytes[i]);
+            o->stage[i] = NULL;
+            o->stage_bytes[i] = 0;
+            if ((r = mload__host_alloc(o, bytes, &np, err)) != MLOAD_OK) return r;
+            o->stage[i] = np;
+            o->stage_bytes[i] = bytes ? bytes : 1;
+        }
+        o->stage_busy[i] = 1;
+        *p = o->stage[i];
+        *slot = i;
+        return MLOAD_OK;
+    }
+    *slot = -1; /* both in use (no worker: cannot happen; else a third user): a plain one */
+    return mload__host_alloc(o, bytes, p, err);
+}
+static void mload__stage_put(mload_offload *o, unsigned char *p, uint64_t bytes, int slot) {
+    if (slot >= 0) o->stage_busy[slot] = 0;
+    else mload__host_free(o, p, bytes);
+}
+
 /* Fills `dst` (host memory, layout of dtype dt) from the unit's host copy
    when it has one, else from the map; with `via`, values round through that
    dtype first (the prepared copy's), as they would on the device. No lock held. */
@@ -6192,14 +6226,14 @@ static mload_result mload__fill_device(mload_offload *o, mload__unit *u, mload_d
     unsigned char *stage = NULL;
     const unsigned char *src;
     uint64_t fence = 0;
-    int from_host = 0;
+    int from_host = 0, slot = -1;
     mload_result r;
     if (u->host && u->host_dtype == dt && (!via || via == dt)) {
         src = u->host;
         from_host = 1;
     } else {
         mload__o_lock(o);
-        r = mload__host_alloc(o, bytes, &stage, err);
+        r = mload__stage_get(o, bytes, &stage, &slot, err);
         mload__o_unlock(o);
         if (r != MLOAD_OK) return r;
         if ((r = mload__fill_host_layout(o, u, dt, via, stage, &from_host, err)) != MLOAD_OK) goto out;
@@ -6214,7 +6248,7 @@ out:
         if (from_host) o->st.host_to_device += bytes;
         else o->st.disk_to_device += bytes;
     }
-    mload__host_free(o, stage, bytes);
+    if (stage) mload__stage_put(o, stage, bytes, slot);
     mload__o_unlock(o);
     return r;
 }
@@ -6311,10 +6345,13 @@ MODELLOAD_API void mload_offload_destroy(mload_offload *o) {
     pthread_cond_destroy(&o->done);
 #endif
     mload__o_free_units(o);
+    mload__host_free(o, o->stage[0], o->stage_bytes[0]);
+    mload__host_free(o, o->stage[1], o->stage_bytes[1]);
     a = o->alloc;
     mload__free(&a, o->units, o->units_cap * sizeof(mload__unit), sizeof(void *));
     mload__free(&a, o->ut, o->ut_cap * sizeof(size_t), sizeof(void *));
     mload__free(&a, o->owner, (mload_map_count(o->map) + 1) * sizeof(uint32_t), sizeof(uint32_t));
+    mload__free(&a, o->dist, o->dist_cap * sizeof(uint32_t), sizeof(uint32_t));
     mload__free(&a, o->pq, o->pq_cap * sizeof(uint32_t), sizeof(uint32_t));
     mload__free(&a, o, sizeof(*o), sizeof(void *));
 }
@@ -6410,6 +6447,13 @@ static mload_result mload__add_unit(mload_offload *o, const char *name, const si
     np = mload__grow(&o->alloc, o->units, &o->units_cap, o->nunits + 1u, sizeof(mload__unit));
     if (!np) return mload__oom(err);
     o->units = MLOAD__CAST(mload__unit *, np);
+    if (o->dist_cap < o->units_cap) { /* one distance slot per unit */
+        void *dp = mload__malloc(&o->alloc, o->units_cap * sizeof(uint32_t), sizeof(uint32_t));
+        if (!dp) return mload__oom(err);
+        mload__free(&o->alloc, o->dist, o->dist_cap * sizeof(uint32_t), sizeof(uint32_t));
+        o->dist = MLOAD__CAST(uint32_t *, dp);
+        o->dist_cap = o->units_cap;
+    }
     np = mload__grow(&o->alloc, o->ut, &o->ut_cap, o->nut + n, sizeof(size_t));
     if (!np) return mload__oom(err);
     o->ut = MLOAD__CAST(size_t *, np);
@@ -6752,6 +6796,12 @@ MODELLOAD_API mload_result mload_offload_offload(mload_offload *o, const uint32_
         if ((r = mload__wait_loaded(o, u, err)) != MLOAD_OK) break;
         if ((r = mload__set_host(o, u, &u->tiers.offload, err)) != MLOAD_OK) break;
         mload__free_dev_copy(o, u);
+    }
+    for (i = 0; i < 2; ++i) { /* parking releases the staging buffers too */
+        if (o->stage_busy[i]) continue;
+        mload__host_free(o, o->stage[i], o->stage_bytes[i]);
+        o->stage[i] = NULL;
+        o->stage_bytes[i] = 0;
     }
     mload__o_unlock(o);
     return r;
