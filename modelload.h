@@ -47,7 +47,23 @@
    threaded bulk loads with progress and cancel (mload_map_load), binding a
    program's parameters (mload_map_bind), converters that rename, fuse,
    split, transpose and cast lazily (mload_map_desc.converter), the model
-   fingerprint, and a writer (mload_write). Guide: docs/guide.md.
+   fingerprint, and a writer (mload_write).
+
+   ==========================================================================
+   THE OFFLOAD MANAGER: a model bigger than the device
+
+       mload_device dev; mload_device_sim(capacity, bytes_per_second, &dev);
+       mload_offload_desc od = {0}; od.map = m; od.device = dev;
+       od.device_budget = 12u << 20; od.prefetch_depth = 1;
+       mload_offload_create(&od, &o, &e);
+       mload_offload_add_unit(o, "block3", &prefix, 1, &tiers, &unit, &e);
+       mload_offload_acquire(o, unit, &tensors, &n, &e);  // device pointers
+       ... compute ...
+       mload_offload_release(o, unit);
+
+   Units live in four tiers (offload / onload / preparing / computation,
+   each DISK, HOST or DEVICE with a dtype) under a hard byte budget, with
+   eviction by next use and prefetch. Guides: docs/guide.md, docs/offload.md.
 
    ==========================================================================
    CONFIGURATION (define before including the implementation)
