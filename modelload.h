@@ -5769,8 +5769,11 @@ typedef struct mload__sim {
 #endif
 } mload__sim;
 
+/* (when system headers came before this file without feature macros,
+   glibc hides the POSIX clocks: timings then read 0 and the simulated
+   device is not throttled) */
 static void mload__sleep_ns(uint64_t ns) {
-#if defined(MLOAD__POSIX)
+#if defined(MLOAD__POSIX) && defined(CLOCK_MONOTONIC)
     struct timespec ts;
     ts.tv_sec = MLOAD__CAST(time_t, ns / 1000000000u);
     ts.tv_nsec = MLOAD__CAST(long, ns % 1000000000u);
