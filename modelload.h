@@ -725,9 +725,11 @@ MODELLOAD_API mload_result mload_write(const char *path, const mload_write_tenso
 
 /* A compute device behind one small table. Copies may be asynchronous: they
    return a fence, and the source/destination must stay valid until
-   wait(fence) returns. Fences of one device complete in order. A user can
-   plug in their own (Vulkan, Metal, ...); mload_device_cuda fills this same
-   table. */
+   wait(fence) returns. Fences of one device complete in order; convert is
+   complete when it returns. The offload manager calls a device from the
+   caller's thread and from its prefetch worker, so a back end must be
+   thread-safe (the built-in ones are). A user can plug in their own
+   (Vulkan, Metal, ...); mload_device_cuda fills this same table. */
 typedef struct mload_device {
     const char *name;
     mload_result (*alloc)(void *user, uint64_t size, uint64_t align, void **ptr);
@@ -3813,7 +3815,8 @@ MODELLOAD_API mload_result mload_rules_parse(const char *text, size_t len, const
     if (!out || (!text && len) || !mload__allocator_ok(a))
         return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "rules: NULL argument");
     if (len > MLOAD__MAX_HEADER) return mload__fail(err, MLOAD_ERR_INVALID_CONVERTER, 0, NULL, 0, "rules text too large");
-    for (i = 0; i < len; ++i) ntok += (text[i] == ' ' || text[i] == '\t' || text[i] == '\n' || text[i] == ',') ? 1u : 0u;
+    for (i = 0; i < len; ++i) /* every separator can start a token */
+        ntok += (text[i] == ' ' || text[i] == '\t' || text[i] == '\n' || text[i] == '\r' || text[i] == ',') ? 1u : 0u;
     ntok += 2;
     r = MLOAD__CAST(mload_rules *, mload__malloc(a, sizeof(*r), sizeof(void *)));
     if (!r) return mload__oom(err);
@@ -4109,7 +4112,10 @@ static mload_result mload__cb_value(mload__cb *b, const mload_rule *r, const cha
     mload__vt nv;
     uint64_t shape[64];
     memset(&nv, 0, sizeof nv);
-    if (r->verb != MLOAD_RULE_ZEROS && r->verb != MLOAD_RULE_ALIAS && r->verb != MLOAD_RULE_CAST) {
+    if (r->verb == MLOAD_RULE_CONCAT && (nsrc == 0 || !r->sources))
+        return mload__cv_fail(b, target, tl, "target '%s': concat needs at least one source%s", NULL);
+    if (r->verb != MLOAD_RULE_ZEROS && r->verb != MLOAD_RULE_ALIAS && r->verb != MLOAD_RULE_CAST && r->verb != MLOAD_RULE_RESHAPE &&
+        r->verb != MLOAD_RULE_FLATTEN && r->verb != MLOAD_RULE_SQUEEZE) {
         size_t k;
         for (k = 0; k < nsrc; ++k)
             if (mload_dtype_bits(b->vts[src[k]].dtype) % 8u)
@@ -4174,11 +4180,13 @@ static mload_result mload__cb_value(mload__cb *b, const mload_rule *r, const cha
             hi = r->n2;
         } else {
             size_t a1, a2, i, p0;
+            uint32_t rank = v->rank; /* v points into b->vts, which the subranges may move */
             if (d0 % 2u) return mload__cv_fail(b, target, tl, "target '%s': swap-halves needs an even dim 0%s", NULL);
-            memcpy(shape, b->dims + v->dims, v->rank * sizeof(uint64_t));
+            memcpy(shape, b->dims + v->dims, rank * sizeof(uint64_t));
             shape[0] = d0 / 2u;
-            a1 = mload__vt_subrange(b, src[0], d0 / 2u * row, d0 / 2u * row, shape, v->rank);
-            a2 = a1 == SIZE_MAX ? SIZE_MAX : mload__vt_subrange(b, src[0], 0, d0 / 2u * row, shape, v->rank);
+            v = NULL;
+            a1 = mload__vt_subrange(b, src[0], d0 / 2u * row, d0 / 2u * row, shape, rank);
+            a2 = a1 == SIZE_MAX ? SIZE_MAX : mload__vt_subrange(b, src[0], 0, d0 / 2u * row, shape, rank);
             if (a2 == SIZE_MAX) return mload__oom(b->err);
             nv = b->vts[a1];
             p0 = b->np;
@@ -4192,7 +4200,7 @@ static mload_result mload__cb_value(mload__cb *b, const mload_rule *r, const cha
             nv.npieces = b->np - p0;
             nv.numel = d0 * row;
             shape[0] = d0;
-            if (!mload__cb_dims(b, shape, v->rank, &nv.dims) || (*out = mload__cb_vt(b, &nv)) == SIZE_MAX) return mload__oom(b->err);
+            if (!mload__cb_dims(b, shape, rank, &nv.dims) || (*out = mload__cb_vt(b, &nv)) == SIZE_MAX) return mload__oom(b->err);
             return MLOAD_OK;
         }
         memcpy(shape, b->dims + v->dims, v->rank * sizeof(uint64_t));
@@ -4203,7 +4211,9 @@ static mload_result mload__cb_value(mload__cb *b, const mload_rule *r, const cha
     case MLOAD_RULE_TRANSPOSE: {
         const mload__vt *v = &b->vts[src[0]];
         if (v->rank != 2) return mload__cv_fail(b, target, tl, "target '%s': transpose needs a 2-D tensor%s", NULL);
-        if (v->transpose && v->dtype == v->src_dtype) { /* transposing back */
+        if (v->transpose && v->dtype == v->src_dtype && b->vts[v->child].rank == 2 &&
+            b->dims[b->vts[v->child].dims] == b->dims[v->dims + 1] &&
+            b->dims[b->vts[v->child].dims + 1] == b->dims[v->dims]) { /* transposing back (no reshape in between) */
             mload__vt c = b->vts[v->child];
             uint64_t sh[2];
             sh[0] = b->dims[v->dims + 1];
@@ -4241,7 +4251,10 @@ static mload_result mload__cb_value(mload__cb *b, const mload_rule *r, const cha
             rank = 1;
         } else {
             for (d = 0; d < v->rank; ++d)
-                if (b->dims[v->dims + d] != 1) shape[rank++] = b->dims[v->dims + d];
+                if (b->dims[v->dims + d] != 1) {
+                    if (rank == 64) return mload__cv_fail(b, target, tl, "target '%s': more than 64 dims%s", NULL);
+                    shape[rank++] = b->dims[v->dims + d];
+                }
         }
         nv = *v;
         nv.rank = rank;
@@ -4359,6 +4372,11 @@ static mload_result mload__cb_rule(mload__cb *b, const mload_rule *r) {
         const char *first = mload__rule_nsrc(r) ? mload__rule_src(r, 0) : mload__rule_target(r);
         size_t matched = 0;
         if (!first) return mload__cv_fail(b, "", 0, "rule without names%s%s", NULL);
+        if (r->verb == MLOAD_RULE_CONCAT && (r->source_count == 0 || !r->sources))
+            return mload__cv_fail(b, r->a ? r->a : "", r->a ? strlen(r->a) : 0, "target '%s': concat needs at least one source%s", NULL);
+        if (!mload__pat_brace(first) && mload__rule_target(r) && mload__pat_brace(mload__rule_target(r)))
+            return mload__cv_fail(b, mload__rule_target(r), strlen(mload__rule_target(r)),
+                                  "target '%s' uses {n} but its first source does not%s", NULL);
         if (!mload__pat_brace(first) || r->verb == MLOAD_RULE_ZEROS) {
             if (r->verb == MLOAD_RULE_ZEROS && mload__pat_brace(first))
                 return mload__cv_fail(b, first, strlen(first), "target '%s': zeros cannot use {n}%s", NULL);
@@ -4432,6 +4450,8 @@ static mload_result mload__cb_rule(mload__cb *b, const mload_rule *r) {
         }
         case MLOAD_RULE_RENAME:
             if (!r->b) return mload__cv_fail(b, "", 0, "rule without its argument%s%s", NULL);
+            if (!mload__pat_brace(r->a) && mload__pat_brace(r->b))
+                return mload__cv_fail(b, r->b, l2, "rename to '%s': {n} in TO needs {n} in FROM%s", NULL);
             if (mload__pat_match(r->a, nm, nl, &dig, &dl)) {
                 char digits[24];
                 if (mload__pat_brace(r->a)) memcpy(digits, dig, dl);
@@ -4752,6 +4772,7 @@ typedef struct mload__job {
     mload_result result;
     mload_error err;
     int *direct_fd; /* per file: -2 not tried, -1 unusable, else an O_DIRECT descriptor */
+    int *direct_retired; /* per file: a descriptor no longer used, closed at the end, or -1 */
 #if defined(MLOAD__THREADS)
     pthread_mutex_t mu;
 #endif
@@ -4785,8 +4806,15 @@ static int mload__direct_fd(mload__job *j, uint32_t fi) {
         const char *p = j->m->paths[fi];
         fd = -1;
         if (p && j->m->files[fi]->src.read_at == mload__fd_read) {
+            struct stat a, b;
             do { fd = open(p, O_RDONLY | O_DIRECT); } while (fd < 0 && errno == EINTR);
             if (fd < 0) fd = -1;
+            /* the same file the map opened, not one put in its place since */
+            if (fd >= 0 && (fstat(fd, &a) != 0 || fstat(MLOAD__CAST(mload__fd_src *, j->m->files[fi]->src.user)->fd, &b) != 0 ||
+                            a.st_dev != b.st_dev || a.st_ino != b.st_ino)) {
+                close(fd);
+                fd = -1;
+            }
         }
         j->direct_fd[fi] = fd;
     }
@@ -4855,9 +4883,11 @@ static mload_result mload__job_chunk(mload__job *j, mload_load_item *it, uint64_
                 if (err) err->file_index = t->file_index;
                 return MLOAD_ERR_IO;
             }
-            mload__job_lock(j); /* refused: plain reads from now on */
-            if (j->direct_fd[t->file_index] >= 0) close(j->direct_fd[t->file_index]);
-            j->direct_fd[t->file_index] = -1;
+            mload__job_lock(j); /* refused: plain reads from now on (closed when the load ends: others may use it) */
+            if (j->direct_fd[t->file_index] >= 0) {
+                j->direct_retired[t->file_index] = j->direct_fd[t->file_index];
+                j->direct_fd[t->file_index] = -1;
+            }
             mload__job_unlock(j);
         }
     }
@@ -4982,9 +5012,13 @@ MODELLOAD_API mload_result mload_map_load(mload_map *m, mload_load_item *items, 
     if (nthreads > 64) nthreads = 64;
     if (nthreads > chunks) nthreads = chunks ? MLOAD__CAST(uint32_t, chunks) : 1u;
     if (j.flags & MLOAD_LOAD_DIRECT) {
-        j.direct_fd = MLOAD__CAST(int *, mload__malloc(&m->alloc, (m->nfiles + 1u) * sizeof(int), sizeof(int)));
+        j.direct_fd = MLOAD__CAST(int *, mload__malloc(&m->alloc, 2u * (m->nfiles + 1u) * sizeof(int), sizeof(int)));
         if (!j.direct_fd) return mload__oom(err);
-        for (i = 0; i < m->nfiles; ++i) j.direct_fd[i] = -2;
+        j.direct_retired = j.direct_fd + m->nfiles + 1u;
+        for (i = 0; i < m->nfiles; ++i) {
+            j.direct_fd[i] = -2;
+            j.direct_retired[i] = -1;
+        }
     }
     w = MLOAD__CAST(mload__worker *, mload__malloc(&m->alloc, nthreads * sizeof(mload__worker), sizeof(void *)));
     if (!w) { r = mload__oom(err); goto out; }
@@ -5030,9 +5064,12 @@ out:
     }
     if (j.direct_fd) {
 #if defined(MLOAD__POSIX)
-        for (i = 0; i < m->nfiles; ++i) if (j.direct_fd[i] >= 0) close(j.direct_fd[i]);
+        for (i = 0; i < m->nfiles; ++i) {
+            if (j.direct_fd[i] >= 0) close(j.direct_fd[i]);
+            if (j.direct_retired[i] >= 0) close(j.direct_retired[i]);
+        }
 #endif
-        mload__free(&m->alloc, j.direct_fd, (m->nfiles + 1u) * sizeof(int), sizeof(int));
+        mload__free(&m->alloc, j.direct_fd, 2u * (m->nfiles + 1u) * sizeof(int), sizeof(int));
     }
     return r;
 }
@@ -5787,7 +5824,7 @@ static void mload__sim_do(mload__sim *s, const mload__simjob *j) {
     uint64_t t0 = mload__now_ns();
     if (j->size) memcpy(j->dst, j->src, MLOAD__CAST(size_t, j->size));
     if (s->bps) { /* the transfer takes size / bps, copy time included */
-        uint64_t want = j->size * 1000000000u / s->bps, spent = mload__now_ns() - t0;
+        uint64_t want = j->size / s->bps * 1000000000u + j->size % s->bps * 1000000000u / s->bps, spent = mload__now_ns() - t0;
         if (want > spent) mload__sleep_ns(want - spent);
     }
 }
@@ -5993,7 +6030,7 @@ typedef struct mload__unit {
     void *tmp;                /* computation copy while acquired */
     uint64_t tmp_bytes;
     mload_unit_tensor *views;
-    int acquired, pinned;
+    int acquired, pinned, grouped; /* grouped: part of the running group move */
     uint64_t last_use;
     uint32_t next;            /* learned successor in the acquire order */
 } mload__unit;
@@ -6018,7 +6055,7 @@ struct mload_offload {
     mload_offload_stats st;
     uint32_t *pq;             /* prefetch queue */
     size_t pq_head, pq_n, pq_cap;
-    int stop, started;
+    int stop, started, inflight; /* inflight: the worker is filling a unit */
 #if defined(MLOAD__THREADS)
     pthread_t th;
     pthread_mutex_t mu;
@@ -6088,7 +6125,7 @@ static uint32_t mload__victim(mload_offload *o, uint32_t keep, uint32_t min_dist
     for (i = 0; i < o->nunits; ++i) {
         const mload__unit *u = &o->units[i];
         uint32_t d;
-        if (i == keep || u->dev_state != MLOAD__DEV_READY || u->acquired || u->pinned) continue;
+        if (i == keep || u->dev_state != MLOAD__DEV_READY || u->acquired || u->pinned || u->grouped) continue;
         d = o->dist[i];
         if (d <= min_dist) continue;
         if (o->policy == MLOAD_EVICT_LRU) {
@@ -6114,36 +6151,70 @@ static void mload__free_dev_copy(mload_offload *o, mload__unit *u) {
     mload__o_peak(o);
 }
 
-/* device bytes within the budget, evicting when needed (lock held) */
-static mload_result mload__dev_alloc(mload_offload *o, uint64_t size, uint32_t keep, uint32_t min_dist, void **ptr, mload_error *err) {
+/* bytes that evicting could free for a request (same filter as the victim choice) */
+static uint64_t mload__evictable(mload_offload *o, uint32_t keep, uint32_t min_dist) {
+    uint64_t total = 0;
+    uint32_t i;
+    mload__distances(o);
+    for (i = 0; i < o->nunits; ++i) {
+        const mload__unit *u = &o->units[i];
+        if (i == keep || u->dev_state != MLOAD__DEV_READY || u->acquired || u->pinned || u->grouped || o->dist[i] <= min_dist) continue;
+        total += u->dev_bytes;
+    }
+    return total;
+}
+
+#if defined(MLOAD__THREADS)
+static int mload__any_loading(const mload_offload *o) {
+    uint32_t i;
+    for (i = 0; i < o->nunits; ++i)
+        if (o->units[i].dev_state == MLOAD__DEV_LOADING) return 1;
+    return 0;
+}
+#endif
+
+/* device bytes within the budget (lock held). Evicts only when the request
+   can then fit (never empties the cache for nothing); with may_wait, waits
+   for in-flight prefetches (whose copies then become evictable) before
+   giving up. */
+static mload_result mload__dev_alloc(mload_offload *o, uint64_t size, uint32_t keep, uint32_t min_dist, int may_wait, void **ptr,
+                                     mload_error *err) {
     uint64_t sz = size ? size : 1;
+    (void)may_wait;
     for (;;) {
-        if (o->dev_used <= o->dev_budget && sz <= o->dev_budget - o->dev_used) {
+        uint64_t avail = o->dev_budget > o->dev_used ? o->dev_budget - o->dev_used : 0;
+        if (sz <= avail) {
             mload_result r = o->dev.alloc(o->dev.user, sz, 64, ptr);
             if (r == MLOAD_OK) {
                 o->dev_used += sz;
                 mload__o_peak(o);
                 return MLOAD_OK;
             }
-            /* the device itself is full (other users): evict and retry */
-            {
+            { /* the device itself is full (other users): evict and retry */
                 uint32_t v = mload__victim(o, keep, min_dist);
-                if (v == MLOAD__NONE)
-                    return mload__fail(err, MLOAD_ERR_DEVICE, MLOAD_NO_OFFSET, NULL, 0, "the device refused %U bytes", sz);
-                mload__free_dev_copy(o, &o->units[v]);
-                o->st.evictions++;
-                continue;
+                if (v != MLOAD__NONE) {
+                    mload__free_dev_copy(o, &o->units[v]);
+                    o->st.evictions++;
+                    continue;
+                }
             }
+#if defined(MLOAD__THREADS)
+            if (may_wait && mload__any_loading(o)) { pthread_cond_wait(&o->done, &o->mu); continue; }
+#endif
+            return mload__fail(err, MLOAD_ERR_DEVICE, MLOAD_NO_OFFSET, NULL, 0, "the device refused %U bytes", sz);
         }
-        {
+        if (avail + mload__evictable(o, keep, min_dist) >= sz) {
             uint32_t v = mload__victim(o, keep, min_dist);
-            if (v == MLOAD__NONE)
-                return mload__fail(err, MLOAD_ERR_BUDGET, MLOAD_NO_OFFSET, NULL, 0,
-                                   "device budget: %U bytes needed, %U available of %U (the rest is acquired, pinned or loading)",
-                                   sz, o->dev_budget > o->dev_used ? o->dev_budget - o->dev_used : 0, o->dev_budget);
             mload__free_dev_copy(o, &o->units[v]);
             o->st.evictions++;
+            continue;
         }
+#if defined(MLOAD__THREADS)
+        if (may_wait && mload__any_loading(o)) { pthread_cond_wait(&o->done, &o->mu); continue; }
+#endif
+        return mload__fail(err, MLOAD_ERR_BUDGET, MLOAD_NO_OFFSET, NULL, 0,
+                           "device budget: %U bytes needed, %U available of %U (the rest is acquired, pinned or in use)", sz, avail,
+                           o->dev_budget);
     }
 }
 
@@ -6291,9 +6362,12 @@ static void *mload__o_worker(void *arg) {
         u = &o->units[v];
         dst = u->dev;
         bytes = u->dev_bytes;
+        o->inflight = 1; /* add_unit waits: the units array must not move under the fill */
         pthread_mutex_unlock(&o->mu);
         r = mload__fill_device(o, u, u->tiers.preparing.dtype, MLOAD_DTYPE_INVALID, dst, bytes, &e);
         pthread_mutex_lock(&o->mu);
+        o->inflight = 0;
+        u = &o->units[v];
         u->load_result = r;
         if (r != MLOAD_OK) {
             u->load_err = e;
@@ -6440,8 +6514,25 @@ static int mload__tiers_default(const mload_tiers *in, mload_tiers *t) {
     return t->offload.place <= MLOAD_PLACE_DEVICE && t->onload.place <= MLOAD_PLACE_DEVICE && t->preparing.place <= MLOAD_PLACE_DEVICE;
 }
 
+static mload_result mload__add_unit_locked(mload_offload *o, const char *name, const size_t *idx, size_t n, const mload_tiers *tiers,
+                                           uint32_t *unit, mload_error *err);
+
+/* Units may be added at any time: this waits for an in-flight prefetch
+   (its fill holds pointers into the unit arrays) and holds the lock. */
 static mload_result mload__add_unit(mload_offload *o, const char *name, const size_t *idx, size_t n, const mload_tiers *tiers,
                                     uint32_t *unit, mload_error *err) {
+    mload_result r;
+    mload__o_lock(o);
+#if defined(MLOAD__THREADS)
+    while (o->inflight) pthread_cond_wait(&o->done, &o->mu);
+#endif
+    r = mload__add_unit_locked(o, name, idx, n, tiers, unit, err);
+    mload__o_unlock(o);
+    return r;
+}
+
+static mload_result mload__add_unit_locked(mload_offload *o, const char *name, const size_t *idx, size_t n, const mload_tiers *tiers,
+                                           uint32_t *unit, mload_error *err) {
     mload__unit *u;
     mload_tiers t;
     size_t k;
@@ -6573,11 +6664,12 @@ static void mload__prefetch(mload_offload *o, uint32_t from) {
         if (u->tiers.preparing.place != MLOAD_PLACE_DEVICE || u->dev_state != MLOAD__DEV_NONE) continue;
         bytes = mload__layout(o, u, u->tiers.preparing.dtype, u->nt, NULL);
         /* room only from units needed later than this one */
-        if (mload__dev_alloc(o, bytes, from, k, &ptr, NULL) != MLOAD_OK) return;
+        if (mload__dev_alloc(o, bytes, from, k, 0, &ptr, NULL) != MLOAD_OK) return;
         u->dev = ptr;
         u->dev_bytes = bytes ? bytes : 1;
         u->dev_state = MLOAD__DEV_LOADING;
         u->prefetched = 1;
+        u->load_result = MLOAD_OK;
         o->st.prefetch_issued++;
 #if defined(MLOAD__THREADS)
         if (o->started) {
@@ -6632,10 +6724,9 @@ MODELLOAD_API mload_result mload_offload_acquire(mload_offload *o, uint32_t unit
     p = u->tiers.preparing.dtype;
     c = u->tiers.computation.dtype;
     if (u->tiers.preparing.place == MLOAD_PLACE_DEVICE) {
-        if (u->dev_state == MLOAD__DEV_LOADING) {
-            r = mload__wait_loaded(o, u, err);
-            if (r != MLOAD_OK) goto fail;
-        }
+        if (u->dev_state == MLOAD__DEV_LOADING) /* a failed prefetch is retried below, synchronously */
+            (void)mload__wait_loaded(o, u, NULL);
+        u->load_result = MLOAD_OK;
         if (u->dev_state == MLOAD__DEV_READY) {
             o->st.hits++;
             if (u->prefetched) o->st.prefetch_hits++;
@@ -6643,7 +6734,7 @@ MODELLOAD_API mload_result mload_offload_acquire(mload_offload *o, uint32_t unit
             void *ptr;
             o->st.misses++;
             bytes = mload__layout(o, u, p, u->nt, NULL);
-            if ((r = mload__dev_alloc(o, bytes, unit, 0, &ptr, err)) != MLOAD_OK) goto fail;
+            if ((r = mload__dev_alloc(o, bytes, unit, 0, 1, &ptr, err)) != MLOAD_OK) goto fail;
             u->dev = ptr;
             u->dev_bytes = bytes ? bytes : 1;
             u->dev_state = MLOAD__DEV_LOADING;
@@ -6665,7 +6756,7 @@ MODELLOAD_API mload_result mload_offload_acquire(mload_offload *o, uint32_t unit
     if (need_tmp) {
         void *ptr;
         bytes = mload__layout(o, u, c, u->nt, NULL);
-        if ((r = mload__dev_alloc(o, bytes, unit, 0, &ptr, err)) != MLOAD_OK) { u->acquired = 0; goto fail; }
+        if ((r = mload__dev_alloc(o, bytes, unit, 0, 1, &ptr, err)) != MLOAD_OK) { u->acquired = 0; goto fail; }
         u->tmp = ptr;
         u->tmp_bytes = bytes ? bytes : 1;
         mload__o_unlock(o);
@@ -6771,19 +6862,22 @@ MODELLOAD_API mload_result mload_offload_onload(mload_offload *o, const uint32_t
     mload_result r = MLOAD_OK;
     if (!o || (n && !units)) return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "onload: NULL argument");
     mload__o_lock(o);
+    for (i = 0; i < n; ++i) /* members of one group move do not evict each other */
+        if (units[i] < o->nunits) o->units[units[i]].grouped = 1;
     for (i = 0; i < n && r == MLOAD_OK; ++i) {
         mload__unit *u;
         if (units[i] >= o->nunits) { r = mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "onload: bad unit"); break; }
         u = &o->units[units[i]];
-        if ((r = mload__wait_loaded(o, u, err)) != MLOAD_OK) break;
+        (void)mload__wait_loaded(o, u, NULL); /* a failed prefetch only means "not loaded" */
         if (u->tiers.onload.place == MLOAD_PLACE_DEVICE) {
             if (u->dev_state != MLOAD__DEV_READY) {
                 void *ptr;
                 uint64_t bytes = mload__layout(o, u, u->tiers.preparing.dtype, u->nt, NULL);
-                if ((r = mload__dev_alloc(o, bytes, units[i], 0, &ptr, err)) != MLOAD_OK) break;
+                if ((r = mload__dev_alloc(o, bytes, units[i], 0, 1, &ptr, err)) != MLOAD_OK) break;
                 u->dev = ptr;
                 u->dev_bytes = bytes ? bytes : 1;
                 u->dev_state = MLOAD__DEV_LOADING;
+                u->load_result = MLOAD_OK;
                 mload__o_unlock(o);
                 r = mload__fill_device(o, u, u->tiers.preparing.dtype, MLOAD_DTYPE_INVALID, u->dev, u->dev_bytes, err);
                 mload__o_lock(o);
@@ -6795,6 +6889,8 @@ MODELLOAD_API mload_result mload_offload_onload(mload_offload *o, const uint32_t
             r = mload__set_host(o, u, &u->tiers.onload, err);
         }
     }
+    for (i = 0; i < n; ++i)
+        if (units[i] < o->nunits) o->units[units[i]].grouped = 0;
     mload__o_unlock(o);
     return r;
 }
@@ -6812,7 +6908,7 @@ MODELLOAD_API mload_result mload_offload_offload(mload_offload *o, const uint32_
             r = mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, u->name, strlen(u->name), "unit '%s' is acquired", u->name);
             break;
         }
-        if ((r = mload__wait_loaded(o, u, err)) != MLOAD_OK) break;
+        (void)mload__wait_loaded(o, u, NULL);
         if ((r = mload__set_host(o, u, &u->tiers.offload, err)) != MLOAD_OK) break;
         mload__free_dev_copy(o, u);
     }

@@ -99,6 +99,13 @@ if "$CC" -std=c99 -O1 -g $SAN $STRICT -Wno-conversion -Itests -I. $SRCS -o "$B/u
   if [ $rc -ne 0 ] && ! grep -qE '^[0-9]+ passed, [1-9]' "$T/san.out"; then bad "sanitized unit tests exited $rc"; cat "$T/san.err" | tail -n 30 >&2; fi
 else bad "sanitized unit tests build"; fi
 
+# the same tests without threads (bulk loads, prefetch and the simulated device run inline)
+if "$CC" -std=c99 -O1 -g -DMODELLOAD_NO_THREADS $STRICT -Wno-conversion -Itests -I. $SRCS -o "$B/unit_nothreads" -lm; then
+  "$B/unit_nothreads" > "$T/nt.out" 2> "$T/nt.err"
+  grep -E 'FAIL' "$T/nt.err" >&2
+  tally "$T/nt.out" "unit tests (MODELLOAD_NO_THREADS)"
+else bad "no-threads unit tests build"; fi
+
 # ---- 3. command-line tool -----------------------------------------------------
 if "$CC" -std=c99 -O2 $STRICT -I. examples/inspect.c -o "$B/mload-inspect" -pthread &&
    "$CC" -std=c99 -O2 $STRICT -I. examples/convert.c -o "$B/mload-convert" -pthread &&
