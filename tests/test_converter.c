@@ -624,7 +624,102 @@ static void test_bytes_touched(void) {
     tbuf_free(&g.head);
 }
 
+/* regressions found in review */
+static void test_converter_regressions(void) {
+    mload_map *m;
+    mload_error e;
+    /* squeeze of a rank-80 tensor: refused, no overflow */
+    {
+        char hdr[1024];
+        size_t len = 0;
+        int d;
+        tbuf b;
+        len += (size_t)sprintf(hdr, "{\"W\":{\"dtype\":\"F32\",\"data_offsets\":[0,0],\"shape\":[0");
+        for (d = 1; d < 80; ++d) len += (size_t)sprintf(hdr + len, ",3");
+        sprintf(hdr + len, "]}}");
+        b = make_st(hdr, 0, NULL);
+        CHECK_RES(open_conv(&b, "squeeze W\n", &m, &e), MLOAD_ERR_INVALID_CONVERTER);
+        tbuf_free(&b);
+    }
+    /* tokens separated by carriage returns */
+    {
+        mload_rules *r;
+        char txt[512];
+        size_t len = (size_t)sprintf(txt, "concat\rT");
+        int k;
+        uint32_t n;
+        for (k = 0; k < 40; ++k) len += (size_t)sprintf(txt + len, "\rS%d", k);
+        CHECK_RES(mload_rules_parse(txt, len, NULL, &r, &e), MLOAD_OK);
+        if (r) {
+            CHECK(mload_rules_get(r, &n)[0].source_count == 40);
+            mload_rules_free(r);
+        }
+    }
+    /* swap-halves when the recipe pool is exactly full (16 tensors) */
+    {
+        spec s[16];
+        char names[16][16];
+        tbuf b;
+        int k;
+        float out[4];
+        for (k = 0; k < 16; ++k) {
+            snprintf(names[k], sizeof names[k], "t%02d", k);
+            s[k].name = names[k];
+            s[k].rank = 1;
+            s[k].d[0] = 4;
+        }
+        b = build(s, 16);
+        CHECK_RES(open_conv(&b, "swap-halves t00 s\n", &m, &e), MLOAD_OK);
+        if (m) {
+            CHECK(read_f32(m, "s", out, 4) && out[0] == val(0, 2) && out[2] == val(0, 0));
+            mload_map_close(m);
+        }
+        tbuf_free(&b);
+    }
+    /* transpose, reshape, transpose: a real transpose of the reshaped tensor */
+    {
+        spec s[] = {{"W", 2, {2, 3}}};
+        tbuf b = build(s, 1);
+        float out[6];
+        CHECK_RES(open_conv(&b, "transpose W T\nreshape T [2,3]\ntranspose T U\n", &m, &e), MLOAD_OK);
+        if (m) {
+            /* T = W^T = [[0,3],[1,4],[2,5]] read as [2,3] = [[0,3,1],[4,2,5]]; U = its transpose */
+            CHECK(shape_is(m, "U", 2, 3, 2));
+            CHECK(read_f32(m, "U", out, 6) && out[0] == val(0, 0) && out[1] == val(0, 4) && out[2] == val(0, 3) &&
+                  out[3] == val(0, 2) && out[4] == val(0, 1) && out[5] == val(0, 5));
+            mload_map_close(m);
+        }
+        /* {n} only in the target */
+        CHECK_RES(open_conv(&b, "rename W blocks.{n}.W\n", &m, &e), MLOAD_ERR_INVALID_CONVERTER);
+        CHECK_RES(open_conv(&b, "alias W x.{n}\n", &m, &e), MLOAD_ERR_INVALID_CONVERTER);
+        tbuf_free(&b);
+    }
+    /* a C concat rule without sources */
+    {
+        spec s[] = {{"W", 2, {2, 3}}};
+        tbuf b = build(s, 1);
+        mload_map_desc d;
+        mload_source src;
+        mload_converter c;
+        mload_rule ru;
+        memset(&d, 0, sizeof d);
+        memset(&c, 0, sizeof c);
+        memset(&ru, 0, sizeof ru);
+        ru.verb = MLOAD_RULE_CONCAT;
+        ru.a = "X";
+        c.rules = &ru;
+        c.rule_count = 1;
+        mload_source_memory(b.p, b.n, NULL, &src);
+        d.sources = &src;
+        d.source_count = 1;
+        d.converter = &c;
+        CHECK_RES(mload_map_open(&d, &m, &e), MLOAD_ERR_INVALID_CONVERTER);
+        tbuf_free(&b);
+    }
+}
+
 void area_converter(void) {
+    RUN(test_converter_regressions);
     RUN(test_rules_parse);
     RUN(test_name_rules);
     RUN(test_value_recipes);

@@ -590,6 +590,110 @@ static void test_offload_group_and_stats(void) {
     mload_map_close(m);
 }
 
+/* regressions found in review */
+static int g_fail_uploads; /* uploads from threads other than the first caller fail */
+static mload_result flaky_up(void *u, void *d, const void *s2, uint64_t n, uint64_t *f) {
+    checked *c = (checked *)u;
+    if (g_fail_uploads) return MLOAD_ERR_DEVICE;
+    return c->inner.upload(c->inner.user, d, s2, n, f);
+}
+
+static void test_offload_regressions(void) {
+    mload_map *m = open_model();
+    uint32_t units[NL];
+    const mload_unit_tensor *ut;
+    uint64_t n;
+    mload_error e;
+    if (!m) return;
+    /* units added while a prefetch is in flight (a slow device) */
+    {
+        checked ck;
+        mload_offload *o = make_mgr(m, make_checked(&ck, 0, 1, 2000000), 0, 0, 2);
+        const char *p0 = "l.0.", *p1 = "l.1.", *p2 = "l.2.";
+        uint32_t a, b, c;
+        mload_offload_add_unit(o, "a", &p0, 1, NULL, &a, &e);
+        mload_offload_add_unit(o, "b", &p1, 1, NULL, &b, &e);
+        mload_offload_acquire(o, a, &ut, &n, &e); mload_offload_release(o, a);
+        mload_offload_acquire(o, b, &ut, &n, &e); mload_offload_release(o, b);
+        mload_offload_offload(o, &a, 1, &e);
+        mload_offload_acquire(o, b, &ut, &n, &e); mload_offload_release(o, b); /* prefetches a (slow) */
+        CHECK_RES(mload_offload_add_unit(o, "c", &p2, 1, NULL, &c, &e), MLOAD_OK);
+        CHECK_RES(mload_offload_acquire(o, a, &ut, &n, &e), MLOAD_OK);
+        mload_offload_release(o, a);
+        CHECK_RES(mload_offload_acquire(o, c, &ut, &n, &e), MLOAD_OK);
+        mload_offload_release(o, c);
+        mload_offload_destroy(o);
+        CHECK_EQ_U64(ck.outstanding, 0);
+        mload_device_destroy(&ck.inner);
+    }
+    /* a failed prefetch is not reported by a later call; the acquire retries */
+    {
+        checked ck;
+        mload_device dev = make_checked(&ck, 0, 1, 0);
+        mload_offload *o;
+        dev.upload = flaky_up;
+        o = make_mgr(m, dev, 2 * unit_bytes(MLOAD_F32), 0, 1);
+        add_layers(o, NULL, units);
+        mload_offload_acquire(o, units[0], &ut, &n, &e); mload_offload_release(o, units[0]);
+        mload_offload_acquire(o, units[1], &ut, &n, &e); mload_offload_release(o, units[1]);
+        mload_offload_offload(o, units, NL, &e);
+        mload_offload_acquire(o, units[0], &ut, &n, &e);
+        g_fail_uploads = 1; /* the prefetch of unit 1 happens inside this acquire... */
+        mload_offload_release(o, units[0]);
+        mload_offload_acquire(o, units[2], &ut, &n, &e); /* (fails: uploads fail now) */
+        g_fail_uploads = 0;
+        CHECK_RES(mload_offload_acquire(o, units[1], &ut, &n, &e), MLOAD_OK);
+        mload_offload_release(o, units[1]);
+        CHECK_RES(mload_offload_offload(o, units, NL, &e), MLOAD_OK);
+        mload_offload_destroy(o);
+        CHECK_EQ_U64(ck.outstanding, 0);
+        mload_device_destroy(&ck.inner);
+    }
+    /* a request that cannot fit evicts nothing */
+    {
+        checked ck;
+        uint64_t budget = 2 * unit_bytes(MLOAD_F32);
+        mload_offload *o = make_mgr(m, make_checked(&ck, budget, 1, 0), budget, 0, 0);
+        mload_tiers wide;
+        mload_offload_stats st;
+        const char *p0 = "l.0.", *p1 = "l.1.", *p2 = "l.2.";
+        uint32_t a, b, c;
+        memset(&wide, 0, sizeof wide);
+        wide.computation.dtype = MLOAD_F64; /* twice the bytes */
+        mload_offload_add_unit(o, "a", &p0, 1, NULL, &a, &e);
+        mload_offload_add_unit(o, "b", &p1, 1, NULL, &b, &e);
+        mload_offload_add_unit(o, "c", &p2, 1, &wide, &c, &e);
+        mload_offload_acquire(o, a, &ut, &n, &e); /* held */
+        mload_offload_acquire(o, b, &ut, &n, &e);
+        mload_offload_release(o, b);             /* resident, evictable */
+        mload_offload_reset_stats(o);
+        CHECK_RES(mload_offload_acquire(o, c, &ut, &n, &e), MLOAD_ERR_BUDGET);
+        mload_offload_get_stats(o, &st);
+        CHECK_EQ_U64(st.evictions, 0);
+        CHECK(mload_offload_resident(o, b));
+        mload_offload_release(o, a);
+        mload_offload_destroy(o);
+        CHECK_EQ_U64(ck.outstanding, 0);
+        mload_device_destroy(&ck.inner);
+    }
+    /* a group onload does not evict its own members */
+    {
+        checked ck;
+        uint64_t budget = 2 * unit_bytes(MLOAD_F32);
+        mload_offload *o = make_mgr(m, make_checked(&ck, budget, 1, 0), budget, 0, 0);
+        mload_tiers t;
+        memset(&t, 0, sizeof t);
+        t.onload.place = MLOAD_PLACE_DEVICE;
+        add_layers(o, &t, units);
+        CHECK_RES(mload_offload_onload(o, units + 2, 3, &e), MLOAD_ERR_BUDGET); /* three do not fit in two */
+        CHECK(mload_offload_resident(o, units[2]) && mload_offload_resident(o, units[3]));
+        mload_offload_destroy(o);
+        CHECK_EQ_U64(ck.outstanding, 0);
+        mload_device_destroy(&ck.inner);
+    }
+    mload_map_close(m);
+}
+
 void area_offload(void) {
     build_model();
     RUN(test_offload_defaults);
@@ -599,5 +703,6 @@ void area_offload(void) {
     RUN(test_offload_prefetch);
     RUN(test_offload_budget_errors);
     RUN(test_offload_group_and_stats);
+    RUN(test_offload_regressions);
     tbuf_free(&g_model);
 }
