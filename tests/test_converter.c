@@ -194,14 +194,6 @@ static void test_value_recipes(void) {
     tbuf b = build(s, 7);
     mload_map *m;
     mload_error e;
-    const char *rules =
-        "concat qkv q k v\n"
-        "chunk in_proj 3 0 p.q\n"
-        "chunk in_proj 3 1 p.k\n"
-        "chunk in_proj 3 2 p.v\n"
-        "slice w 1 3 w.mid\n"
-        "swap-halves emb2 emb.sw\n"   /* fails: emb2 does not exist -> replaced below */;
-    (void)rules;
     CHECK_RES(open_conv(&b,
                         "concat qkv q k v\n"
                         "chunk in_proj 3 0 p.q\nchunk in_proj 3 1 p.k\nchunk in_proj 3 2 p.v\n"

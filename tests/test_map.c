@@ -674,7 +674,6 @@ static void test_map_bind(void) {
 /* ---- fingerprint, checked by Python's hashlib ---- */
 
 static void test_map_fingerprint(void) {
-    static const char *names[] = {"b.w", "a", "a.b", "a:c", "sc\xc3\xa9", "e"};
     tbuf f = make_st("{\"b.w\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,24]},"
                      "\"a\":{\"dtype\":\"U8\",\"shape\":[],\"data_offsets\":[24,25]},"
                      "\"a.b\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[25,26]},"
@@ -685,7 +684,6 @@ static void test_map_fingerprint(void) {
     mload_error e;
     char fp[33], cmd[1024], py[64] = {0};
     FILE *p;
-    (void)names;
     put_file("fp.safetensors", &f);
     CHECK_RES(open_one(tpath("fp.safetensors"), &m, &e), MLOAD_OK);
     if (!m) { tbuf_free(&f); return; }
