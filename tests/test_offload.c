@@ -410,6 +410,40 @@ static void test_offload_eviction(void) {
     mload_map_close(m);
 }
 
+/* eviction choices on a random (permuted) order, learned then replayed */
+static void test_offload_eviction_permuted(void) {
+    static const uint32_t perm[NL] = {3, 0, 5, 1, 4, 2};
+    mload_map *m = open_model();
+    uint32_t units[NL];
+    int pol;
+    if (!m) return;
+    for (pol = 0; pol < 2; ++pol) {
+        checked ck;
+        uint64_t budget = 3 * unit_bytes(MLOAD_F32);
+        mload_offload *o = make_mgr(m, make_checked(&ck, budget, 1, 0), budget, pol ? MLOAD_EVICT_LRU : MLOAD_EVICT_NEXT_USE, 0);
+        const mload_unit_tensor *ut;
+        uint64_t n;
+        mload_error e;
+        int i, p;
+        add_layers(o, NULL, units);
+        for (p = 0; p < 2; ++p)
+            for (i = 0; i < NL; ++i) { mload_offload_acquire(o, units[perm[i]], &ut, &n, &e); mload_offload_release(o, units[perm[i]]); }
+        mload_offload_acquire(o, units[perm[0]], &ut, &n, &e); /* closes the learned cycle */
+        mload_offload_release(o, units[perm[0]]);
+        CHECK_RES(mload_offload_offload(o, units, NL, &e), MLOAD_OK);
+        for (i = 1; i <= 3; ++i) { mload_offload_acquire(o, units[perm[i]], &ut, &n, &e); mload_offload_release(o, units[perm[i]]); }
+        CHECK_RES(mload_offload_acquire(o, units[perm[4]], &ut, &n, &e), MLOAD_OK);
+        mload_offload_release(o, units[perm[4]]);
+        /* next-use evicts perm[3] (needed again in 5 steps); LRU evicts perm[1] */
+        if (pol) CHECK(!mload_offload_resident(o, units[perm[1]]) && mload_offload_resident(o, units[perm[3]]));
+        else CHECK(!mload_offload_resident(o, units[perm[3]]) && mload_offload_resident(o, units[perm[1]]) && mload_offload_resident(o, units[perm[2]]));
+        mload_offload_destroy(o);
+        CHECK_EQ_U64(ck.outstanding, 0);
+        mload_device_destroy(&ck.inner);
+    }
+    mload_map_close(m);
+}
+
 /* ---- prefetch: same results at every depth, prefetch hits after learning ---- */
 
 static void test_offload_prefetch(void) {
@@ -700,6 +734,7 @@ void area_offload(void) {
     RUN(test_offload_tier_combinations);
     RUN(test_offload_hard_cap);
     RUN(test_offload_eviction);
+    RUN(test_offload_eviction_permuted);
     RUN(test_offload_prefetch);
     RUN(test_offload_budget_errors);
     RUN(test_offload_group_and_stats);
