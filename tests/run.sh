@@ -138,6 +138,10 @@ if "$CC" -std=c99 -O1 -g $SAN -I. tests/fuzz_index.c -o "$B/fuzz_index_replay" -
    ASAN_OPTIONS=detect_leaks=1 "$B/fuzz_index_replay" tests/fuzz_index_corpus > "$T/fi.out" 2>&1; then
   ok; echo "index fuzz corpus: $(tail -n 1 "$T/fi.out")"
 else bad "index fuzz corpus replay"; tail -n 30 "$T/fi.out" >&2; fi
+if "$CC" -std=c99 -O1 -g $SAN -I. tests/fuzz_rules.c -o "$B/fuzz_rules_replay" -pthread &&
+   ASAN_OPTIONS=detect_leaks=1 "$B/fuzz_rules_replay" tests/fuzz_rules_corpus > "$T/fr.out" 2>&1; then
+  ok; echo "rules fuzz corpus: $(tail -n 1 "$T/fr.out")"
+else bad "rules fuzz corpus replay"; tail -n 30 "$T/fr.out" >&2; fi
 
 echo "$pass passed, $fail failed, $skip skipped"
 [ "$fail" -eq 0 ]
