@@ -6651,6 +6651,27 @@ MODELLOAD_API mload_result mload_offload_pin(mload_offload *o, uint32_t unit, in
     return MLOAD_OK;
 }
 
+/* Loads unit `unit`'s prepared copy now, on this thread (lock held; released
+   during the fill, while the copy is marked loading so nothing evicts it). */
+static mload_result mload__load_prepared(mload_offload *o, uint32_t unit, mload_error *err) {
+    mload__unit *u = &o->units[unit];
+    uint64_t bytes = mload__layout(o, u, u->tiers.preparing.dtype, u->nt, NULL);
+    void *ptr;
+    mload_result r = mload__dev_alloc(o, bytes, unit, 0, 1, &ptr, err);
+    if (r != MLOAD_OK) return r;
+    u->dev = ptr;
+    u->dev_bytes = bytes ? bytes : 1;
+    u->dev_state = MLOAD__DEV_LOADING;
+    u->prefetched = 0;
+    u->load_result = MLOAD_OK;
+    mload__o_unlock(o);
+    r = mload__fill_device(o, u, u->tiers.preparing.dtype, MLOAD_DTYPE_INVALID, u->dev, u->dev_bytes, err);
+    mload__o_lock(o);
+    if (r != MLOAD_OK) mload__free_dev_copy(o, u);
+    else u->dev_state = MLOAD__DEV_READY;
+    return r;
+}
+
 /* starts loading unit v's prepared copy ahead of use (lock held) */
 static void mload__prefetch(mload_offload *o, uint32_t from) {
     uint32_t k, v = from;
@@ -6731,19 +6752,8 @@ MODELLOAD_API mload_result mload_offload_acquire(mload_offload *o, uint32_t unit
             o->st.hits++;
             if (u->prefetched) o->st.prefetch_hits++;
         } else {
-            void *ptr;
             o->st.misses++;
-            bytes = mload__layout(o, u, p, u->nt, NULL);
-            if ((r = mload__dev_alloc(o, bytes, unit, 0, 1, &ptr, err)) != MLOAD_OK) goto fail;
-            u->dev = ptr;
-            u->dev_bytes = bytes ? bytes : 1;
-            u->dev_state = MLOAD__DEV_LOADING;
-            u->prefetched = 0;
-            mload__o_unlock(o);
-            r = mload__fill_device(o, u, p, MLOAD_DTYPE_INVALID, u->dev, u->dev_bytes, err);
-            mload__o_lock(o);
-            if (r != MLOAD_OK) { mload__free_dev_copy(o, u); goto fail; }
-            u->dev_state = MLOAD__DEV_READY;
+            if ((r = mload__load_prepared(o, unit, err)) != MLOAD_OK) goto fail;
         }
         u->prefetched = 0;
         for (k = 0; k < u->nt; ++k)
@@ -6870,20 +6880,7 @@ MODELLOAD_API mload_result mload_offload_onload(mload_offload *o, const uint32_t
         u = &o->units[units[i]];
         (void)mload__wait_loaded(o, u, NULL); /* a failed prefetch only means "not loaded" */
         if (u->tiers.onload.place == MLOAD_PLACE_DEVICE) {
-            if (u->dev_state != MLOAD__DEV_READY) {
-                void *ptr;
-                uint64_t bytes = mload__layout(o, u, u->tiers.preparing.dtype, u->nt, NULL);
-                if ((r = mload__dev_alloc(o, bytes, units[i], 0, 1, &ptr, err)) != MLOAD_OK) break;
-                u->dev = ptr;
-                u->dev_bytes = bytes ? bytes : 1;
-                u->dev_state = MLOAD__DEV_LOADING;
-                u->load_result = MLOAD_OK;
-                mload__o_unlock(o);
-                r = mload__fill_device(o, u, u->tiers.preparing.dtype, MLOAD_DTYPE_INVALID, u->dev, u->dev_bytes, err);
-                mload__o_lock(o);
-                if (r != MLOAD_OK) { mload__free_dev_copy(o, u); break; }
-                u->dev_state = MLOAD__DEV_READY;
-            }
+            if (u->dev_state != MLOAD__DEV_READY && (r = mload__load_prepared(o, units[i], err)) != MLOAD_OK) break;
             r = mload__set_host(o, u, &u->tiers.onload, err); /* no host copy */
         } else {
             r = mload__set_host(o, u, &u->tiers.onload, err);
