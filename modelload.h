@@ -2932,6 +2932,7 @@ MODELLOAD_API mload_result mload_file_read(mload_file *f, const mload_tensor *t,
    of file tensors, or zeros) read one after another, or the 2-D transpose
    of another vt; read as `dtype`. */
 #define MLOAD__ZERO_PIECE UINT32_MAX
+#define MLOAD__MAX_PIECES (MLOAD__CAST(size_t, 1) << 20) /* pieces of one converted tensor */
 
 typedef struct mload__piece { uint32_t base; uint64_t first, count; } mload__piece;
 
@@ -4138,6 +4139,13 @@ static mload_result mload__cb_value(mload__cb *b, const mload_rule *r, const cha
                                       "target '%s': concat sources must share dtype and every dim but the first (and not be transposed)%s", NULL);
             if (!mload__add_u64(d0, b->dims[v->dims], &d0) || !mload__add_u64(nv.numel, v->numel, &nv.numel))
                 return mload__cv_fail(b, target, tl, "target '%s': too large%s", NULL);
+        }
+        {
+            size_t total = 0;
+            for (k = 0; k < nsrc; ++k) total += b->vts[src[k]].npieces;
+            /* concats of concats copy piece lists: bound them (a rules text could double them at will) */
+            if (total > MLOAD__MAX_PIECES || b->np > MLOAD__MAX_PIECES * 4u)
+                return mload__cv_fail(b, target, tl, "target '%s': the converter builds too many pieces%s", NULL);
         }
         for (k = 0; k < nsrc; ++k) {
             const mload__vt *v = &b->vts[src[k]];
