@@ -1317,9 +1317,10 @@ static MLOAD__INLINE uint32_t mload__h2f(uint32_t h) {
 
 static MLOAD__INLINE uint32_t mload__f2h(uint32_t f) {
     uint32_t sign = (f >> 16) & 0x8000u, a = f & 0x7FFFFFFFu;
-    uint32_t norm = (a + 0xC8000FFFu + ((a >> 13) & 1u)) >> 13;        /* RNE, rebias 127 -> 15 */
+    uint32_t c = a < 0x477FF000u ? a : 0x477FF000u;                     /* overflow: clamps to what rounds to Inf */
+    uint32_t norm = (c + 0xC8000FFFu + ((c >> 13) & 1u)) >> 13;        /* RNE, rebias 127 -> 15 */
     uint32_t sub = mload__f2u(mload__u2f(a) + 0.5f) - 0x3F000000u;     /* RNE at step 2^-24 */
-    uint32_t r = mload__sel(a >= 0x477FF000u, 0x7C00u, mload__sel(a >= 0x38800000u, norm, sub));
+    uint32_t r = mload__sel(a >= 0x38800000u, norm, sub);
     r = mload__sel(a > 0x7F800000u, 0x7E00u, r);
     return r | sign;
 }
@@ -1336,6 +1337,25 @@ static MLOAD__INLINE uint32_t mload__f2e4m3(uint32_t f, uint32_t ovf) {
     uint32_t r = mload__sel(a > 0x43E80000u, ovf, mload__sel(a >= 0x3C800000u, norm, sub)); /* > 464 overflows */
     r = mload__sel(a > 0x7F800000u, 0x7Fu, r);
     return r | sign;
+}
+
+/* the saturating forms (the default): overflow clamps to what rounds to the
+   largest finite value, one select fewer */
+static MLOAD__INLINE uint32_t mload__f2e4m3_sat(uint32_t f) {
+    uint32_t sign = (f >> 24) & 0x80u, a = f & 0x7FFFFFFFu;
+    uint32_t c = a < 0x43E80000u ? a : 0x43E80000u; /* 464 rounds (tie, even) to 448 */
+    uint32_t norm = ((c + 0x7FFFFu + ((c >> 20) & 1u)) >> 20) - 0x3C0u;
+    uint32_t sub = mload__f2u(mload__u2f(a) + 16384.0f) - 0x46800000u;
+    uint32_t r = mload__sel(a >= 0x3C800000u, norm, sub);
+    return mload__sel(a > 0x7F800000u, 0x7Fu, r) | sign;
+}
+static MLOAD__INLINE uint32_t mload__f2e5m2_sat(uint32_t f) {
+    uint32_t sign = (f >> 24) & 0x80u, a = f & 0x7FFFFFFFu;
+    uint32_t c = a < 0x476FFFFFu ? a : 0x476FFFFFu; /* just below 61440: rounds to 57344 */
+    uint32_t norm = ((c + 0xFFFFFu + ((c >> 21) & 1u)) >> 21) - 0x1C0u;
+    uint32_t sub = mload__f2u(mload__u2f(a) + 128.0f) - 0x43000000u;
+    uint32_t r = mload__sel(a >= 0x38800000u, norm, sub);
+    return mload__sel(a > 0x7F800000u, 0x7Eu, r) | sign;
 }
 
 static MLOAD__INLINE uint32_t mload__f2e5m2(uint32_t f, uint32_t ovf) {
@@ -1371,16 +1391,18 @@ MLOAD__VECTORIZE static void mload__from_f32(unsigned char *d, mload_dtype dt, c
     case MLOAD_F32: memcpy(d, s, n * 4); break;
     case MLOAD_F16: for (i = 0; i < n; ++i) mload__st16(d + 2 * i, mload__f2h(MLOAD__LD32(s, i))); break;
     case MLOAD_BF16: for (i = 0; i < n; ++i) mload__st16(d + 2 * i, mload__f2bf(MLOAD__LD32(s, i))); break;
-    case MLOAD_F8_E4M3: {
-        uint32_t ovf = (flags & MLOAD_CONVERT_NONSAT) ? 0x7Fu : 0x7Eu;
-        for (i = 0; i < n; ++i) d[i] = MLOAD__CAST(unsigned char, mload__f2e4m3(MLOAD__LD32(s, i), ovf));
+    case MLOAD_F8_E4M3:
+        if (flags & MLOAD_CONVERT_NONSAT)
+            for (i = 0; i < n; ++i) d[i] = MLOAD__CAST(unsigned char, mload__f2e4m3(MLOAD__LD32(s, i), 0x7Fu));
+        else
+            for (i = 0; i < n; ++i) d[i] = MLOAD__CAST(unsigned char, mload__f2e4m3_sat(MLOAD__LD32(s, i)));
         break;
-    }
-    case MLOAD_F8_E5M2: {
-        uint32_t ovf = (flags & MLOAD_CONVERT_NONSAT) ? 0x7Cu : 0x7Bu;
-        for (i = 0; i < n; ++i) d[i] = MLOAD__CAST(unsigned char, mload__f2e5m2(MLOAD__LD32(s, i), ovf));
+    case MLOAD_F8_E5M2:
+        if (flags & MLOAD_CONVERT_NONSAT)
+            for (i = 0; i < n; ++i) d[i] = MLOAD__CAST(unsigned char, mload__f2e5m2(MLOAD__LD32(s, i), 0x7Cu));
+        else
+            for (i = 0; i < n; ++i) d[i] = MLOAD__CAST(unsigned char, mload__f2e5m2_sat(MLOAD__LD32(s, i)));
         break;
-    }
     case MLOAD_F64:
         for (i = 0; i < n; ++i) {
             double v = MLOAD__CAST(double, mload__u2f(MLOAD__LD32(s, i)));
