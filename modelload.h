@@ -2076,63 +2076,121 @@ static mload_result mload__json_u64(mload__json *j, uint64_t *out) {
     return MLOAD_OK;
 }
 
-/* Skips any JSON number, rejecting (like serde_json) values whose magnitude
-   overflows a double. */
+/* 1e0 .. 1e308, correctly rounded by the compiler */
+static const double mload__pow10[309] = {
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+    1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22, 1e23,
+    1e24, 1e25, 1e26, 1e27, 1e28, 1e29, 1e30, 1e31, 1e32, 1e33, 1e34, 1e35,
+    1e36, 1e37, 1e38, 1e39, 1e40, 1e41, 1e42, 1e43, 1e44, 1e45, 1e46, 1e47,
+    1e48, 1e49, 1e50, 1e51, 1e52, 1e53, 1e54, 1e55, 1e56, 1e57, 1e58, 1e59,
+    1e60, 1e61, 1e62, 1e63, 1e64, 1e65, 1e66, 1e67, 1e68, 1e69, 1e70, 1e71,
+    1e72, 1e73, 1e74, 1e75, 1e76, 1e77, 1e78, 1e79, 1e80, 1e81, 1e82, 1e83,
+    1e84, 1e85, 1e86, 1e87, 1e88, 1e89, 1e90, 1e91, 1e92, 1e93, 1e94, 1e95,
+    1e96, 1e97, 1e98, 1e99, 1e100, 1e101, 1e102, 1e103, 1e104, 1e105, 1e106, 1e107,
+    1e108, 1e109, 1e110, 1e111, 1e112, 1e113, 1e114, 1e115, 1e116, 1e117, 1e118, 1e119,
+    1e120, 1e121, 1e122, 1e123, 1e124, 1e125, 1e126, 1e127, 1e128, 1e129, 1e130, 1e131,
+    1e132, 1e133, 1e134, 1e135, 1e136, 1e137, 1e138, 1e139, 1e140, 1e141, 1e142, 1e143,
+    1e144, 1e145, 1e146, 1e147, 1e148, 1e149, 1e150, 1e151, 1e152, 1e153, 1e154, 1e155,
+    1e156, 1e157, 1e158, 1e159, 1e160, 1e161, 1e162, 1e163, 1e164, 1e165, 1e166, 1e167,
+    1e168, 1e169, 1e170, 1e171, 1e172, 1e173, 1e174, 1e175, 1e176, 1e177, 1e178, 1e179,
+    1e180, 1e181, 1e182, 1e183, 1e184, 1e185, 1e186, 1e187, 1e188, 1e189, 1e190, 1e191,
+    1e192, 1e193, 1e194, 1e195, 1e196, 1e197, 1e198, 1e199, 1e200, 1e201, 1e202, 1e203,
+    1e204, 1e205, 1e206, 1e207, 1e208, 1e209, 1e210, 1e211, 1e212, 1e213, 1e214, 1e215,
+    1e216, 1e217, 1e218, 1e219, 1e220, 1e221, 1e222, 1e223, 1e224, 1e225, 1e226, 1e227,
+    1e228, 1e229, 1e230, 1e231, 1e232, 1e233, 1e234, 1e235, 1e236, 1e237, 1e238, 1e239,
+    1e240, 1e241, 1e242, 1e243, 1e244, 1e245, 1e246, 1e247, 1e248, 1e249, 1e250, 1e251,
+    1e252, 1e253, 1e254, 1e255, 1e256, 1e257, 1e258, 1e259, 1e260, 1e261, 1e262, 1e263,
+    1e264, 1e265, 1e266, 1e267, 1e268, 1e269, 1e270, 1e271, 1e272, 1e273, 1e274, 1e275,
+    1e276, 1e277, 1e278, 1e279, 1e280, 1e281, 1e282, 1e283, 1e284, 1e285, 1e286, 1e287,
+    1e288, 1e289, 1e290, 1e291, 1e292, 1e293, 1e294, 1e295, 1e296, 1e297, 1e298, 1e299,
+    1e300, 1e301, 1e302, 1e303, 1e304, 1e305, 1e306, 1e307, 1e308,
+};
+
+/* 10 * v + d would not fit 64 bits */
+static int mload__u64_overflows(uint64_t v, unsigned d) {
+    return v > 1844674407370955161ull || (v == 1844674407370955161ull && d > 5u);
+}
+
+/* Skips one JSON number and gives the verdict of serde_json, the JSON
+   reader of the reference: an integer that fits 64 bits always passes;
+   anything else is evaluated as (the leading digits that fit a u64) x
+   10^exponent in double arithmetic, and a result that overflows is an
+   error ("number out of range"). Digits beyond 64 bits count only in the
+   exponent, as there. */
 static mload_result mload__json_skip_number(mload__json *j) {
     char *p = j->p;
-    const char *sig = NULL; /* first non-zero digit of the mantissa */
-    int64_t int_digits_after_sig = 0, dexp = 0, e = 0;
-    int esign = 1, big_e = 0;
+    uint64_t sig = 0;
+    int64_t ex = 0;
+    int is_float = 0;
     if (*p == '-') ++p;
     if (*p == '0') {
         ++p;
+        if (*p >= '0' && *p <= '9') { j->p = p; return mload__json_fail(j, "invalid number"); }
     } else if (*p >= '1' && *p <= '9') {
-        sig = p;
-        while (*p >= '0' && *p <= '9') { ++p; ++int_digits_after_sig; }
+        int full = 0;
+        while (*p >= '0' && *p <= '9') {
+            unsigned d = MLOAD__CAST(unsigned, *p - '0');
+            if (!full && mload__u64_overflows(sig, d)) full = 1;
+            if (full) { ++ex; is_float = 1; } /* a long integer is a float */
+            else sig = sig * 10u + d;
+            ++p;
+        }
     } else {
         j->p = p;
         return mload__json_fail(j, "invalid number");
     }
     if (*p == '.') {
+        int full = 0;
+        is_float = 1;
         ++p;
         if (*p < '0' || *p > '9') { j->p = p; return mload__json_fail(j, "invalid number"); }
         while (*p >= '0' && *p <= '9') {
-            if (!sig) {
-                if (*p != '0') sig = p; else --dexp;
-            }
+            unsigned d = MLOAD__CAST(unsigned, *p - '0');
+            if (!full && mload__u64_overflows(sig, d)) full = 1; /* the rest is skipped */
+            if (!full) { sig = sig * 10u + d; --ex; }
             ++p;
         }
     }
     if (*p == 'e' || *p == 'E') {
+        int neg = 0, big = 0;
+        int64_t e = 0;
+        is_float = 1;
         ++p;
-        if (*p == '+' || *p == '-') { if (*p == '-') esign = -1; ++p; }
+        if (*p == '+' || *p == '-') { neg = *p == '-'; ++p; }
         if (*p < '0' || *p > '9') { j->p = p; return mload__json_fail(j, "invalid number"); }
         while (*p >= '0' && *p <= '9') {
-            if (e < 100000) e = e * 10 + (*p - '0'); else big_e = 1;
+            int64_t d = *p - '0';
+            if (!big && (e > (INT32_MAX - d) / 10)) big = 1; /* the exponent overflows an i32 */
+            if (!big) e = e * 10 + d;
             ++p;
         }
-    }
-    if (sig && esign > 0) {
-        /* decimal exponent of the leading significant digit */
-        int64_t mag = (int_digits_after_sig > 0 ? int_digits_after_sig - 1 : dexp - 1) + e;
-        int over = big_e || mag > 308;
-        if (!over && mag == 308) {
-            /* compare the leading significant digits with DBL_MAX rounded
-               at its half-way point to the next power of two */
-            static const char lim[] = "17976931348623158";
-            const char *q = sig;
-            int k = 0, cmp = 0;
-            while (lim[k]) {
-                char d;
-                if (*q == '.') { ++q; continue; }
-                d = (*q >= '0' && *q <= '9') ? *q : '0';
-                if (d != lim[k]) { cmp = d > lim[k] ? 1 : -1; break; }
-                if (*q >= '0' && *q <= '9') ++q;
-                ++k;
-            }
-            if (cmp >= 0) over = 1;
+        if (big) {
+            if (sig != 0 && !neg) { j->p = p; return mload__json_fail(j, "number out of range"); }
+            j->p = p;
+            return MLOAD_OK; /* zero */
         }
-        if (over) { j->p = p; return mload__json_fail(j, "number out of range"); }
+        ex = neg ? ex - e : ex + e;
+        if (ex > INT32_MAX) ex = INT32_MAX; /* saturating, as an i32 */
+        if (ex < INT32_MIN) ex = INT32_MIN;
+    }
+    if (is_float) {
+        volatile double f = MLOAD__CAST(double, sig); /* volatile: no extra precision */
+        for (;;) {
+            uint64_t a = ex < 0 ? MLOAD__CAST(uint64_t, -ex) : MLOAD__CAST(uint64_t, ex);
+            if (a <= 308) {
+                if (ex >= 0) {
+                    f = f * mload__pow10[a];
+                    if (f - f != 0.0) { j->p = p; return mload__json_fail(j, "number out of range"); } /* Inf */
+                } else {
+                    f = f / mload__pow10[a];
+                }
+                break;
+            }
+            if (f == 0.0) break;
+            if (ex >= 0) { j->p = p; return mload__json_fail(j, "number out of range"); }
+            f = f / 1e308;
+            ex += 308;
+        }
     }
     j->p = p;
     return MLOAD_OK;

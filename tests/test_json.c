@@ -135,6 +135,14 @@ static const jcase json_cases[] = {
     {"{\"a\":{" T1 ",\"x\":0e999}}", 4, MLOAD_OK},
     {"{\"a\":{" T1 ",\"x\":0.0001e312}}", 4, MLOAD_OK},
     {"{\"a\":{" T1 ",\"x\":123456789012345678901234567890}}", 4, MLOAD_OK},
+    /* serde_json's verdicts near the double range (checked against the reference) */
+    {"{\"a\":{" T1 ",\"x\":1.797693134862315699e308}}", 4, ID},
+    {"{\"a\":{" T1 ",\"x\":1.79769313486231590e308}}", 4, MLOAD_OK},
+    {"{\"a\":{" T1 ",\"x\":1e2147483648}}", 4, ID},
+    {"{\"a\":{" T1 ",\"x\":0e2147483648}}", 4, MLOAD_OK},
+    {"{\"a\":{" T1 ",\"x\":123.456e-2147483649}}", 4, MLOAD_OK},
+    {"{\"a\":{" T1 ",\"x\":-18446744073709551616e292}}", 4, ID},
+    {"{\"a\":{" T1 ",\"x\":-9223372036854775809}}", 4, MLOAD_OK},
     {"{\"a\":{" T1 ",\"x\":1.}}", 4, ID},
     {"{\"a\":{" T1 ",\"x\":.5}}", 4, ID},
     {"{\"a\":{" T1 ",\"x\":-}}", 4, ID},
@@ -198,6 +206,21 @@ static void test_json_table(void) {
 }
 
 /* NUL bytes after the root object are not whitespace */
+/* 1 followed by 400 zeros, e-0 / e-50: the reference refuses (out of range) */
+static void test_json_long_numbers(void) {
+    char h[1024];
+    size_t n;
+    mload_error e;
+    n = (size_t)sprintf(h, "{\"a\":{" T1 ",\"x\":1");
+    memset(h + n, '0', 400);
+    strcpy(h + n + 400, "e-0}}");
+    CHECK_RES(parse_hdr(h, 4, &e), ID);
+    strcpy(h + n + 400, "e-92}}");
+    CHECK_RES(parse_hdr(h, 4, &e), MLOAD_OK);
+    strcpy(h + n + 400, "}}"); /* an integer too long for 64 bits is a double: 1e400 */
+    CHECK_RES(parse_hdr(h, 4, &e), ID);
+}
+
 static void test_json_nul_padding(void) {
     static const char h[] = "{}\0\0\0\0\0\0";
     tbuf b = make_st_n(h, 8, 0, NULL);
@@ -324,6 +347,7 @@ static void test_json_many_metadata(void) {
 
 void area_json(void) {
     RUN(test_json_table);
+    RUN(test_json_long_numbers);
     RUN(test_json_nul_padding);
     RUN(test_json_decoded_names);
     RUN(test_json_depth);
