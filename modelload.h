@@ -694,6 +694,7 @@ MODELLOAD_API mload_result mload_map_fingerprint(const mload_map *m, char out[33
    (src, converted from its stored dtype to `dtype`). */
 typedef struct mload_write_tensor {
     const char *name;
+    size_t name_len;        /* 0 = strlen(name); set it for names holding a NUL byte */
     mload_dtype dtype;      /* MLOAD_DTYPE_INVALID = the source's dtype */
     uint32_t rank;          /* for data: the shape (ignored for src) */
     const uint64_t *shape;
@@ -892,6 +893,10 @@ MODELLOAD_API void mload_offload_reset_stats(mload_offload *o);
 #error "modelload.h: define all of MODELLOAD_MALLOC, MODELLOAD_REALLOC and MODELLOAD_FREE, or none"
 #endif
 
+#if defined(__BYTE_ORDER__) && defined(__ORDER_BIG_ENDIAN__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+#error "modelload.h supports little-endian hosts only (safetensors data is little-endian and is read in place)"
+#endif
+
 #ifndef MODELLOAD_ASSERT
 #include <assert.h>
 #define MODELLOAD_ASSERT(x) assert(x)
@@ -1047,7 +1052,7 @@ static int mload__allocator_ok(const mload_allocator *a) {
 
 static void *mload__malloc(const mload_allocator *a, size_t size, size_t align) {
     if (size == 0) size = 1;
-    if (a && a->alloc) return a->alloc(size, align, a->user);
+    if (a && a->alloc) return a->alloc(size, align < 8 ? 8 : align, a->user); /* uint64_t arrays need 8 on 32-bit ARM too */
     if (align <= sizeof(void *)) return MODELLOAD_MALLOC(size);
     {   /* over-allocate and stash the base pointer just below the block */
         size_t extra = align + sizeof(mload__alloc_hdr);
@@ -1093,7 +1098,7 @@ static void *mload__grow(const mload_allocator *a, void *arr, size_t *cap, size_
     }
     if (ncap > SIZE_MAX / elem) return NULL;
     if (a && a->alloc) {
-        np = a->alloc(ncap * elem, sizeof(void *), a->user);
+        np = a->alloc(ncap * elem, 8, a->user);
         if (!np) return NULL;
         if (arr) {
             memcpy(np, arr, *cap * elem);
@@ -1105,6 +1110,17 @@ static void *mload__grow(const mload_allocator *a, void *arr, size_t *cap, size_
     }
     *cap = ncap;
     return np;
+}
+
+/* monotonic nanoseconds (0 where no POSIX clock is visible) */
+static uint64_t mload__now_ns(void) {
+#if defined(MLOAD__POSIX) && defined(CLOCK_MONOTONIC)
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return MLOAD__CAST(uint64_t, ts.tv_sec) * 1000000000u + MLOAD__CAST(uint64_t, ts.tv_nsec);
+#else
+    return 0;
+#endif
 }
 
 /* checked arithmetic, one place */
@@ -1794,12 +1810,15 @@ MODELLOAD_API mload_result mload_source_path(const char *path, const mload_alloc
 #ifdef O_CLOEXEC
         flags |= O_CLOEXEC;
 #endif
+#ifdef O_NONBLOCK
+        flags |= O_NONBLOCK; /* a FIFO must not block the open; only regular files are accepted */
+#endif
         do { s->fd = open(path, flags); } while (s->fd < 0 && errno == EINTR);
         if (s->fd < 0) {
             mload__free(a, s, sizeof(*s), sizeof(void *));
             return mload__fail(err, MLOAD_ERR_CANNOT_OPEN, MLOAD_NO_OFFSET, NULL, 0, "cannot open '%s'", path);
         }
-        if (fstat(s->fd, &st) != 0 || S_ISDIR(st.st_mode)) {
+        if (fstat(s->fd, &st) != 0 || !S_ISREG(st.st_mode)) {
             close(s->fd);
             mload__free(a, s, sizeof(*s), sizeof(void *));
             return mload__fail(err, MLOAD_ERR_CANNOT_OPEN, MLOAD_NO_OFFSET, NULL, 0, "'%s' is not a regular file", path);
@@ -1975,17 +1994,20 @@ static mload_result mload__json_string(mload__json *j, const char **s, size_t *l
         j->p = r + 1;
         return MLOAD_OK;
     }
+    /* escapes: decoded in place; on failure the part already moved is
+       blanked, so the buffer stays valid UTF-8 for the whole-header check */
+#define MLOAD__STR_FAIL(expr) do { memset(w, ' ', MLOAD__CAST(size_t, r - w)); return (expr); } while (0)
     w = r;
     for (;;) {
         unsigned char c = MLOAD__CAST(unsigned char, *r);
         if (c == '"') break;
         if (c < 0x20) {
             j->p = r;
-            return mload__json_fail(j, r >= j->end ? "unterminated string" : "control character in string");
+            MLOAD__STR_FAIL(mload__json_fail(j, r >= j->end ? "unterminated string" : "control character in string"));
         }
         if (c >= 0x80) {
             size_t k = mload__utf8_seq(MLOAD__PCAST(const unsigned char *, r));
-            if (k == 0) return mload__json_bad_utf8(j, r);
+            if (k == 0) MLOAD__STR_FAIL(mload__json_bad_utf8(j, r));
             while (k--) *w++ = *r++;
             continue;
         }
@@ -2002,13 +2024,13 @@ static mload_result mload__json_string(mload__json *j, const char **s, size_t *l
         case 't': *w++ = '\t'; ++r; break;
         case 'u': {
             unsigned cp, lo;
-            if (!mload__hex4(r + 1, &cp)) { j->p = r; return mload__json_fail(j, "bad \\u escape"); }
+            if (!mload__hex4(r + 1, &cp)) { j->p = r; MLOAD__STR_FAIL(mload__json_fail(j, "bad \\u escape")); }
             r += 5;
-            if (cp >= 0xDC00 && cp <= 0xDFFF) { j->p = r; return mload__json_fail(j, "lone low surrogate"); }
+            if (cp >= 0xDC00 && cp <= 0xDFFF) { j->p = r; MLOAD__STR_FAIL(mload__json_fail(j, "lone low surrogate")); }
             if (cp >= 0xD800 && cp <= 0xDBFF) {
                 if (r[0] != '\\' || r[1] != 'u' || !mload__hex4(r + 2, &lo) || lo < 0xDC00 || lo > 0xDFFF) {
                     j->p = r;
-                    return mload__json_fail(j, "lone high surrogate");
+                    MLOAD__STR_FAIL(mload__json_fail(j, "lone high surrogate"));
                 }
                 r += 6;
                 cp = 0x10000u + ((cp - 0xD800u) << 10) + (lo - 0xDC00u);
@@ -2032,7 +2054,7 @@ static mload_result mload__json_string(mload__json *j, const char **s, size_t *l
         }
         default:
             j->p = r;
-            return mload__json_fail(j, "invalid escape");
+            MLOAD__STR_FAIL(mload__json_fail(j, "invalid escape"));
         }
     }
     *s = start;
@@ -2043,6 +2065,7 @@ static mload_result mload__json_string(mload__json *j, const char **s, size_t *l
     *w = '\0';
     j->p = r + 1;
     return MLOAD_OK;
+#undef MLOAD__STR_FAIL
 }
 
 /* A plain non-negative integer that fits in 64 bits. */
@@ -5522,8 +5545,65 @@ static int mload__wt_cmp(const void *x, const void *y) {
     return mload__name_cmp(a->name, a->name_len, b->name, b->name_len);
 }
 
+/* UTF-8 check of n bytes that need not be NUL-terminated (caller strings) */
 static int mload__valid_utf8_str(const char *s, size_t n) {
-    return mload__utf8_check(MLOAD__PCAST(const unsigned char *, s), n) == n;
+    const unsigned char *u = MLOAD__PCAST(const unsigned char *, s);
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = u[i];
+        size_t need, k;
+        unsigned char tmp[4] = {0, 0, 0, 0};
+        if (c < 0x80) { ++i; continue; }
+        need = c >= 0xF0 ? 4u : c >= 0xE0 ? 3u : 2u;
+        if (n - i < need) return 0;
+        memcpy(tmp, u + i, need); /* mload__utf8_seq may look at up to 4 bytes */
+        k = mload__utf8_seq(tmp);
+        if (k == 0) return 0;
+        i += k;
+    }
+    return 1;
+}
+
+/* Creates a new temporary file next to `path` (O_EXCL, no symlink
+   followed); *tmp receives its name (free with mload__free(a, *tmp, cap, 1),
+   cap = strlen(path) + 48). -1 on failure. */
+static int mload__create_tmp(const mload_allocator *a, const char *path, char **tmp) {
+    size_t pl = strlen(path), cap = pl + 48;
+    uint64_t seed = MLOAD__CAST(uint64_t, MLOAD__CAST(uint32_t, getpid()));
+    seed = seed * 0x9E3779B97F4A7C15ull;
+    seed ^= mload__now_ns();
+    seed ^= MLOAD__CAST(uint64_t, MLOAD__PCAST(uintptr_t, tmp));
+    int attempt, fd = -1, flags = O_WRONLY | O_CREAT | O_EXCL;
+#ifdef O_NOFOLLOW
+    flags |= O_NOFOLLOW;
+#endif
+#ifdef O_CLOEXEC
+    flags |= O_CLOEXEC;
+#endif
+    *tmp = MLOAD__CAST(char *, mload__malloc(a, cap, 1));
+    if (!*tmp) return -1;
+    for (attempt = 0; attempt < 64 && fd < 0; ++attempt) {
+        static const char hex[] = "0123456789abcdef";
+        uint64_t v;
+        int k;
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        v = seed ^ (seed >> 29);
+        memcpy(*tmp, path, pl);
+        memcpy(*tmp + pl, ".tmp-", 5);
+        for (k = 0; k < 16; ++k) (*tmp)[pl + 5 + MLOAD__CAST(size_t, k)] = hex[(v >> (4 * k)) & 15u];
+        (*tmp)[pl + 21] = '\0';
+        do { fd = open(*tmp, flags, 0644); } while (fd < 0 && errno == EINTR);
+        if (fd < 0 && errno != EEXIST) break;
+    }
+    if (fd < 0) { mload__free(a, *tmp, cap, 1); *tmp = NULL; }
+    return fd;
+}
+
+/* Flushes and closes fd, then renames tmp to path; 0 on failure */
+static int mload__commit_tmp(int fd, const char *tmp, const char *path) {
+    int ok = fsync(fd) == 0;
+    ok = (close(fd) == 0) && ok;
+    return ok && rename(tmp, path) == 0;
 }
 
 /* writes tensors wt[0..n) as one file at `path` (through a temporary name) */
@@ -5574,21 +5654,10 @@ static mload_result mload__write_file(const char *path, const mload__wt *wt, siz
         r = mload__fail(err, MLOAD_ERR_HEADER_TOO_LARGE, MLOAD_NO_OFFSET, NULL, 0, "the header would exceed 100000000 bytes");
         goto out;
     }
-    tmp = MLOAD__CAST(char *, mload__malloc(a, pl + 32, 1));
-    if (!tmp) { r = mload__oom(err); goto out; }
-    memcpy(tmp, path, pl);
-    {
-        char sfx[32];
-        size_t sl = 0;
-        uint64_t pid = MLOAD__CAST(uint64_t, getpid());
-        const char *pre = ".tmp.";
-        while (*pre) sfx[sl++] = *pre++;
-        do { sfx[sl++] = MLOAD__CAST(char, '0' + MLOAD__CAST(int, pid % 10u)); pid /= 10u; } while (pid && sl < 30);
-        memcpy(tmp + pl, sfx, sl);
-        tmp[pl + sl] = '\0';
+    if ((fd = mload__create_tmp(a, path, &tmp)) < 0) {
+        r = mload__fail(err, MLOAD_ERR_CANNOT_OPEN, MLOAD_NO_OFFSET, NULL, 0, "cannot create a temporary file next to '%s'", path);
+        goto out;
     }
-    do { fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644); } while (fd < 0 && errno == EINTR);
-    if (fd < 0) { r = mload__fail(err, MLOAD_ERR_CANNOT_OPEN, MLOAD_NO_OFFSET, NULL, 0, "cannot create '%s'", tmp); goto out; }
     for (k = 0; k < 8; ++k) len8[k] = MLOAD__CAST(unsigned char, MLOAD__CAST(uint64_t, h.n) >> (8u * k));
     if (!mload__write_all(fd, len8, 8) || !mload__write_all(fd, h.p, h.n)) {
         r = mload__fail(err, MLOAD_ERR_IO, MLOAD_NO_OFFSET, NULL, 0, "writing '%s' failed", tmp);
@@ -5596,8 +5665,8 @@ static mload_result mload__write_file(const char *path, const mload__wt *wt, siz
     }
     for (i = 0; i < n && r == MLOAD_OK; ++i) {
         const mload_write_tensor *w = wt[i].w;
-        if (w->data) {
-            if (!mload__write_all(fd, w->data, MLOAD__CAST(size_t, wt[i].nbytes)))
+        if (!w->src) { /* caller memory (NULL for an empty tensor) */
+            if (wt[i].nbytes && !mload__write_all(fd, w->data, MLOAD__CAST(size_t, wt[i].nbytes)))
                 r = mload__fail(err, MLOAD_ERR_IO, MLOAD_NO_OFFSET, wt[i].name, wt[i].name_len, "writing '%s' failed", tmp);
         } else {
             uint64_t db = mload__dtypes[wt[i].dtype].bits, per = buf_size * 8u / (db > mload__dtypes[w->src->dtype].bits ? db : mload__dtypes[w->src->dtype].bits), e;
@@ -5611,14 +5680,15 @@ static mload_result mload__write_file(const char *path, const mload__wt *wt, siz
             }
         }
     }
-    if (r == MLOAD_OK && close(fd) != 0) r = mload__fail(err, MLOAD_ERR_IO, MLOAD_NO_OFFSET, NULL, 0, "closing '%s' failed", tmp);
-    fd = -1;
-    if (r == MLOAD_OK && rename(tmp, path) != 0)
-        r = mload__fail(err, MLOAD_ERR_IO, MLOAD_NO_OFFSET, NULL, 0, "cannot rename '%s' to '%s'", tmp, path);
+    if (r == MLOAD_OK) {
+        if (!mload__commit_tmp(fd, tmp, path))
+            r = mload__fail(err, MLOAD_ERR_IO, MLOAD_NO_OFFSET, NULL, 0, "cannot complete '%s' (sync, close or rename failed)", path);
+        fd = -1;
+    }
 out:
     if (fd >= 0) close(fd);
     if (r != MLOAD_OK && tmp) unlink(tmp);
-    if (tmp) mload__free(a, tmp, pl + 32, 1);
+    if (tmp) mload__free(a, tmp, pl + 48, 1);
     mload__free(a, h.p, h.cap, 1);
     return r;
 }
@@ -5649,6 +5719,18 @@ MODELLOAD_API mload_result mload_write(const char *path, const mload_write_tenso
                 !mload__valid_utf8_str(opts->metadata[k].key, opts->metadata[k].key_len) ||
                 !mload__valid_utf8_str(opts->metadata[k].value, opts->metadata[k].value_len))
                 return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "metadata entry %U is not valid UTF-8", k);
+    if (opts && opts->metadata_count) { /* the reader refuses repeated keys: so does the writer */
+        mload__index mi;
+        size_t mdup;
+        memset(&mi, 0, sizeof mi);
+        mi.seed = 0x13198A2E03707344ull;
+        if (!mload__index_build(a, &mi, opts->metadata, sizeof(mload_kv), MLOAD__CAST(size_t, opts->metadata_count), NULL, 0, &mdup))
+            return mload__oom(err);
+        mload__free(a, mi.slots, (mi.mask + 1) * sizeof(uint64_t), sizeof(uint64_t));
+        if (mdup != SIZE_MAX)
+            return mload__fail(err, MLOAD_ERR_DUPLICATE_KEY, MLOAD_NO_OFFSET, opts->metadata[mdup].key, opts->metadata[mdup].key_len,
+                               "metadata key '%s' is given twice", opts->metadata[mdup].key);
+    }
     wt = MLOAD__CAST(mload__wt *, mload__malloc(a, MLOAD__CAST(size_t, n + 1) * sizeof(mload__wt), sizeof(void *)));
     if (!wt) return mload__oom(err);
     for (i = 0; i < n; ++i) {
@@ -5658,7 +5740,7 @@ MODELLOAD_API mload_result mload_write(const char *path, const mload_write_tenso
         uint32_t d;
         x->w = w;
         x->name = w->name;
-        x->name_len = w->name ? strlen(w->name) : 0;
+        x->name_len = w->name ? (w->name_len ? w->name_len : strlen(w->name)) : 0;
         if (!w->name || !mload__valid_utf8_str(w->name, x->name_len) || (x->name_len == 12 && memcmp(w->name, "__metadata__", 12) == 0)) {
             r = mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, w->name, x->name_len, "tensor %U: missing, reserved or non-UTF-8 name", MLOAD__CAST(uint64_t, i));
             goto out;
@@ -5735,6 +5817,10 @@ MODELLOAD_API mload_result mload_write(const char *path, const mload_write_tenso
         r = mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "a sharded output path must end in .safetensors");
         goto out;
     }
+    if (nshards > 99999) {
+        r = mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "more than 99999 shards: raise shard_bytes");
+        goto out;
+    }
     names = MLOAD__CAST(char **, mload__malloc(a, (nshards + 1) * sizeof(char *), sizeof(void *)));
     if (!names) { r = mload__oom(err); goto out; }
     memset(names, 0, (nshards + 1) * sizeof(char *));
@@ -5791,18 +5877,31 @@ MODELLOAD_API mload_result mload_write(const char *path, const mload_write_tenso
         if (ib.oom || !ipath) { mload__free(a, ib.p, ib.cap, 1); mload__free(a, ipath, pl + 12, 1); r = mload__oom(err); goto out; }
         memcpy(ipath, path, pl);
         memcpy(ipath + pl, ".index.json", 12);
-        do { fd = open(ipath, O_WRONLY | O_CREAT | O_TRUNC, 0644); } while (fd < 0 && errno == EINTR);
-        if (fd < 0) r = mload__fail(err, MLOAD_ERR_CANNOT_OPEN, MLOAD_NO_OFFSET, NULL, 0, "cannot create '%s'", ipath);
-        else {
-            if (!mload__write_all(fd, ib.p, ib.n)) r = mload__fail(err, MLOAD_ERR_IO, MLOAD_NO_OFFSET, NULL, 0, "writing '%s' failed", ipath);
-            if (close(fd) != 0 && r == MLOAD_OK) r = mload__fail(err, MLOAD_ERR_IO, MLOAD_NO_OFFSET, NULL, 0, "closing '%s' failed", ipath);
+        {
+            char *itmp = NULL;
+            fd = mload__create_tmp(a, ipath, &itmp);
+            if (fd < 0) {
+                r = mload__fail(err, MLOAD_ERR_CANNOT_OPEN, MLOAD_NO_OFFSET, NULL, 0, "cannot create a temporary file next to '%s'", ipath);
+            } else {
+                if (!mload__write_all(fd, ib.p, ib.n)) {
+                    r = mload__fail(err, MLOAD_ERR_IO, MLOAD_NO_OFFSET, NULL, 0, "writing '%s' failed", ipath);
+                    close(fd);
+                } else if (!mload__commit_tmp(fd, itmp, ipath)) {
+                    r = mload__fail(err, MLOAD_ERR_IO, MLOAD_NO_OFFSET, NULL, 0, "cannot complete '%s'", ipath);
+                }
+                if (r != MLOAD_OK) unlink(itmp);
+                mload__free(a, itmp, pl + 12 + 48, 1);
+            }
         }
         mload__free(a, ib.p, ib.cap, 1);
         mload__free(a, ipath, pl + 12, 1);
     }
 out:
     if (names) {
-        for (i = 0; i < nshards; ++i) mload__strfree(a, names[i]);
+        for (i = 0; i < nshards; ++i) {
+            if (r != MLOAD_OK && names[i]) unlink(names[i]); /* no partial checkpoint left behind */
+            mload__strfree(a, names[i]);
+        }
         mload__free(a, names, (nshards + 1) * sizeof(char *), sizeof(void *));
     }
     mload__free(a, ix.slots, ix.slots ? (ix.mask + 1) * sizeof(uint64_t) : 0, sizeof(uint64_t));
@@ -5820,15 +5919,6 @@ out:
 
 /* ------------------------------------------------------- device back ends */
 
-static uint64_t mload__now_ns(void) {
-#if defined(MLOAD__POSIX) && defined(CLOCK_MONOTONIC)
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return MLOAD__CAST(uint64_t, ts.tv_sec) * 1000000000u + MLOAD__CAST(uint64_t, ts.tv_nsec);
-#else
-    return 0;
-#endif
-}
 
 typedef struct mload__hostdev { mload_allocator a; } mload__hostdev;
 
