@@ -335,8 +335,9 @@ MODELLOAD_API mload_result mload_source_memory(const void *data, uint64_t size,
                                                const mload_allocator *a,
                                                mload_source *out);
 /* A source over a file opened read-only (POSIX pread; stdio elsewhere).
-   Returns MLOAD_ERR_CANNOT_OPEN when the path cannot be opened or is a
-   directory. MLOAD_ERR_UNSUPPORTED under MODELLOAD_NO_STDIO. */
+   Returns MLOAD_ERR_CANNOT_OPEN when the path cannot be opened or is not
+   a regular file (a directory, FIFO or device is refused without blocking).
+   MLOAD_ERR_UNSUPPORTED under MODELLOAD_NO_STDIO. */
 MODELLOAD_API mload_result mload_source_path(const char *path,
                                              const mload_allocator *a,
                                              mload_source *out,
@@ -706,7 +707,8 @@ typedef struct mload_write_tensor {
 typedef struct mload_write_opts {
     uint64_t shard_bytes;       /* 0 = one file; else shards of at most this many data bytes
                                    (a larger tensor gets a shard of its own) + an index.json */
-    const mload_kv *metadata;   /* __metadata__ entries (copied into every shard) */
+    const mload_kv *metadata;   /* __metadata__ entries (copied into every shard), counted by
+                                   key_len/value_len: no NUL terminator needed */
     uint64_t metadata_count;
     mload_allocator allocator;  /* tensors read from a map convert with the map's convert_flags */
 } mload_write_opts;
@@ -999,7 +1001,8 @@ MODELLOAD_API const char *mload_result_string(mload_result r) {
 MODELLOAD_API uint32_t mload_version(void) { return MODELLOAD_VERSION; }
 MODELLOAD_API const char *mload_version_string(void) { return MODELLOAD_VERSION_STRING; }
 
-/* Tiny formatter (no stdio needed): %s = const char*, %U = uint64_t,
+/* Tiny formatter (no stdio needed): %s = const char*, %S = const char*
+   then size_t (a counted string, stops at a NUL byte too), %U = uint64_t,
    %% = '%'. Always NUL-terminates within cap. */
 static void mload__vfmt(char *out, size_t cap, const char *fmt, va_list ap) {
     size_t n = 0;
@@ -1011,6 +1014,11 @@ static void mload__vfmt(char *out, size_t cap, const char *fmt, va_list ap) {
             const char *s = va_arg(ap, const char *);
             if (!s) s = "(null)";
             while (*s && n + 1 < cap) out[n++] = *s++;
+        } else if (*fmt == 'S') {
+            const char *s = va_arg(ap, const char *);
+            size_t len = va_arg(ap, size_t), k = 0;
+            if (!s) { s = "(null)"; len = 6; }
+            while (k < len && s[k] && n + 1 < cap) out[n++] = s[k++];
         } else if (*fmt == 'U') {
             uint64_t v = va_arg(ap, uint64_t);
             char tmp[24];
@@ -5729,7 +5737,7 @@ MODELLOAD_API mload_result mload_write(const char *path, const mload_write_tenso
         mload__free(a, mi.slots, (mi.mask + 1) * sizeof(uint64_t), sizeof(uint64_t));
         if (mdup != SIZE_MAX)
             return mload__fail(err, MLOAD_ERR_DUPLICATE_KEY, MLOAD_NO_OFFSET, opts->metadata[mdup].key, opts->metadata[mdup].key_len,
-                               "metadata key '%s' is given twice", opts->metadata[mdup].key);
+                               "metadata key '%S' is given twice", opts->metadata[mdup].key, opts->metadata[mdup].key_len);
     }
     wt = MLOAD__CAST(mload__wt *, mload__malloc(a, MLOAD__CAST(size_t, n + 1) * sizeof(mload__wt), sizeof(void *)));
     if (!wt) return mload__oom(err);
@@ -5747,14 +5755,14 @@ MODELLOAD_API mload_result mload_write(const char *path, const mload_write_tenso
         }
         if (w->src) {
             if (!w->map || !mload__map_owns(w->map, w->src) || w->data) {
-                r = mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, x->name, x->name_len, "tensor '%s': give data, or map and src", x->name);
+                r = mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, x->name, x->name_len, "tensor '%S': give data, or map and src", x->name, x->name_len);
                 goto out;
             }
             x->dtype = w->dtype ? w->dtype : w->src->dtype;
             x->rank = w->src->rank;
             x->shape = w->src->shape;
             if (!mload__dtype_valid(x->dtype) || !mload_convert_supported(x->dtype, w->src->dtype)) {
-                r = mload__fail(err, MLOAD_ERR_UNSUPPORTED, MLOAD_NO_OFFSET, x->name, x->name_len, "tensor '%s': unsupported conversion", x->name);
+                r = mload__fail(err, MLOAD_ERR_UNSUPPORTED, MLOAD_NO_OFFSET, x->name, x->name_len, "tensor '%S': unsupported conversion", x->name, x->name_len);
                 goto out;
             }
         } else {
@@ -5762,7 +5770,7 @@ MODELLOAD_API mload_result mload_write(const char *path, const mload_write_tenso
             x->rank = w->rank;
             x->shape = w->shape;
             if (!mload__dtype_valid(x->dtype) || (w->rank && !w->shape)) {
-                r = mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, x->name, x->name_len, "tensor '%s': bad dtype or shape", x->name);
+                r = mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, x->name, x->name_len, "tensor '%S': bad dtype or shape", x->name, x->name_len);
                 goto out;
             }
         }
@@ -5770,12 +5778,12 @@ MODELLOAD_API mload_result mload_write(const char *path, const mload_write_tenso
         for (d = 0; d < x->rank; ++d)
             if (!mload__mul_u64(x->numel, x->shape[d], &x->numel)) break;
         if (d < x->rank || !mload__mul_u64(x->numel, mload__dtypes[x->dtype].bits, &bits) || bits % 8u) {
-            r = mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, x->name, x->name_len, "tensor '%s': size overflows or is not whole bytes", x->name);
+            r = mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, x->name, x->name_len, "tensor '%S': size overflows or is not whole bytes", x->name, x->name_len);
             goto out;
         }
         x->nbytes = bits / 8u;
         if (!w->src && x->nbytes && !w->data) {
-            r = mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, x->name, x->name_len, "tensor '%s': no data", x->name);
+            r = mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, x->name, x->name_len, "tensor '%S': no data", x->name, x->name_len);
             goto out;
         }
         if (x->nbytes > SIZE_MAX || total > UINT64_MAX - x->nbytes) {
@@ -5787,7 +5795,7 @@ MODELLOAD_API mload_result mload_write(const char *path, const mload_write_tenso
     ix.seed = 0x452821E638D01377ull;
     if (!mload__index_build(a, &ix, wt, sizeof(mload__wt), MLOAD__CAST(size_t, n), NULL, 0, &dup)) { r = mload__oom(err); goto out; }
     if (dup != SIZE_MAX) {
-        r = mload__fail(err, MLOAD_ERR_DUPLICATE_KEY, MLOAD_NO_OFFSET, wt[dup].name, wt[dup].name_len, "tensor '%s' is given twice", wt[dup].name);
+        r = mload__fail(err, MLOAD_ERR_DUPLICATE_KEY, MLOAD_NO_OFFSET, wt[dup].name, wt[dup].name_len, "tensor '%S' is given twice", wt[dup].name, wt[dup].name_len);
         goto out;
     }
     qsort(wt, MLOAD__CAST(size_t, n), sizeof(mload__wt), mload__wt_cmp);

@@ -58,6 +58,13 @@ static const jcase json_cases[] = {
     {"{\"\\ud800\\ud800\":{" T1 "}}", 4, ID},
     {"{\"\\ud800x\":{" T1 "}}", 4, ID},
     {"{\"\\ud83d\\ude00\":{" T1 "}}", 4, MLOAD_OK},
+    /* a string that fails after escapes were decoded in place must leave
+       valid UTF-8 behind: the class stays a JSON error, as the reference's */
+    {"{\"\\n\xC3\xA9\\q\":{" T1 "}}", 4, ID},
+    {"{\"\xC3\xA9\\q\xC3\xA9\":{" T1 "}}", 4, ID},
+    {"{\"\\t\xE2\x82\xAC\xF0\x9F\x98\x80\\u00\":{" T1 "}}", 4, ID},
+    {"{\"\\n\xC3\xA9\\ud800\":{" T1 "}}", 4, ID},
+    {"{\"\\q\xFF\":{" T1 "}}", 4, MLOAD_ERR_INVALID_HEADER}, /* bad UTF-8 anywhere wins */
     {"{\"\\u0000\":{" T1 "}}", 4, MLOAD_OK},
     {"{\"a\\\"\\\\\\/\\b\\f\\n\\r\\t\":{" T1 "}}", 4, MLOAD_OK},
     {"{\"abc", 0, ID},                  /* unterminated string at the end */

@@ -800,6 +800,72 @@ static void test_writer_roundtrip(void) {
     mload_map_close(m);
 }
 
+/* writer edge cases: an empty tensor without data, a name holding a NUL
+   byte (name_len), metadata given as counted strings without a terminating
+   NUL, and a duplicate metadata key */
+static void test_writer_edges(void) {
+    uint64_t s0[] = {0}, s1[] = {2};
+    uint16_t h[2] = {0x3c00, 0xc000};
+    char key[3] = {'f', 'm', 't'}, val[2] = {'p', 't'}; /* no NUL after them */
+    mload_write_tensor w[2];
+    mload_kv meta[2];
+    mload_write_opts o;
+    mload_map *m;
+    mload_error e;
+    memset(w, 0, sizeof w);
+    memset(&o, 0, sizeof o);
+    memset(meta, 0, sizeof meta);
+    w[0].name = "empty"; w[0].dtype = MLOAD_F32; w[0].rank = 1; w[0].shape = s0; w[0].data = NULL;
+    w[1].name = "x\0y"; w[1].name_len = 3; w[1].dtype = MLOAD_F16; w[1].rank = 1; w[1].shape = s1; w[1].data = h;
+    meta[0].key = key; meta[0].key_len = 3; meta[0].value = val; meta[0].value_len = 2;
+    o.metadata = meta;
+    o.metadata_count = 1;
+    CHECK_RES(mload_write(tpath("edge.safetensors"), w, 2, &o, &e), MLOAD_OK);
+    CHECK_RES(open_one(tpath("edge.safetensors"), &m, &e), MLOAD_OK);
+    if (m) {
+        const mload_tensor *t = mload_map_find(m, "empty");
+        const mload_file *f = mload_map_file(m, 0);
+        uint16_t r[2];
+        CHECK(t != NULL && t->nbytes == 0 && t->rank == 1 && t->shape[0] == 0);
+        t = mload_map_find_n(m, "x\0y", 3);
+        CHECK(t != NULL);
+        CHECK(mload_map_find(m, "x") == NULL);
+        if (t) {
+            CHECK_RES(mload_map_read(m, t, 0, r, sizeof r, &e), MLOAD_OK);
+            CHECK(memcmp(r, h, sizeof h) == 0);
+        }
+        CHECK(mload_file_metadata_find(f, "fmt") && strcmp(mload_file_metadata_find(f, "fmt")->value, "pt") == 0);
+        mload_map_close(m);
+    }
+    /* a NUL name byte with name_len 0 is the C string "x": a different tensor */
+    w[1].name_len = 0;
+    CHECK_RES(mload_write(tpath("edge2.safetensors"), w, 2, NULL, &e), MLOAD_OK);
+    CHECK_RES(open_one(tpath("edge2.safetensors"), &m, &e), MLOAD_OK);
+    if (m) {
+        CHECK(mload_map_find(m, "x") != NULL);
+        mload_map_close(m);
+    }
+    /* the same metadata key twice is refused, nothing is left behind */
+    meta[1] = meta[0];
+    o.metadata_count = 2;
+    CHECK_RES(mload_write(tpath("edge3.safetensors"), w, 2, &o, &e), MLOAD_ERR_DUPLICATE_KEY);
+    CHECK(strstr(e.message, "'fmt'") != NULL && strcmp(e.tensor, "fmt") == 0);
+    CHECK(access(tpath("edge3.safetensors"), F_OK) != 0);
+    /* sharded: U8 sorts after F16, so the empty tensor gets a shard of
+       its own with no data bytes at all */
+    o.metadata_count = 1;
+    o.shard_bytes = 2;
+    w[0].dtype = MLOAD_U8;
+    CHECK_RES(mload_write(tpath("edge4.safetensors"), w, 2, &o, &e), MLOAD_OK);
+    CHECK_RES(open_one(tpath("edge4.safetensors.index.json"), &m, &e), MLOAD_OK);
+    if (m) {
+        CHECK_EQ_U64(mload_map_file_count(m), 2);
+        CHECK(mload_map_find(m, "empty") != NULL);
+        CHECK(mload_map_find(m, "x") != NULL);
+        mload_map_close(m);
+    }
+}
+
 /* the writer's files re-read bit for bit, many dtypes, by the official
    library too when it is installed */
 static void test_writer_official_reads(void) {
@@ -843,6 +909,7 @@ void area_map(void) {
     RUN(test_map_bind);
     RUN(test_map_fingerprint);
     RUN(test_writer_roundtrip);
+    RUN(test_writer_edges);
     RUN(test_writer_official_reads);
     rm_rf(tdir);
 }
