@@ -138,8 +138,10 @@
    STRICTNESS
 
    The parser accepts exactly what the reference implementation accepts, with
-   one deliberate difference: duplicate tensor names and metadata keys are
-   errors. JSON is parsed without recursion; nested unknown values deeper than
+   deliberate differences (docs/format.md): duplicate tensor names and
+   metadata keys are errors, and the two alternative forms serde would also
+   take (a tensor entry as a JSON array, a dtype as {"F32": null}) are
+   refused. JSON is parsed without recursion; nested unknown values deeper than
    127 levels (the root object counts as one, as in serde_json) are rejected.
    Parsing reads the 8-byte length and the header only, never tensor data.
 */

@@ -89,6 +89,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bind: %s: %s\n", mload_result_string(e.code), e.message);
         for (l = 0; l < n; ++l)
             if (b[l].status != MLOAD_OK) fprintf(stderr, "  %s: %s\n", b[l].name, mload_result_string(b[l].status));
+        mload_map_close(m); /* NULL when the open failed: ignored */
         return 1;
     }
     mload_map_close(m);

@@ -6,15 +6,16 @@
 
    IN is a .safetensors file, a folder or an *.index.json (several are one
    name space; a name in two inputs is an error). --dtype converts every
-   floating-point tensor (F64 F32 F16 BF16 F8_*) to DTYPE (F32, F16, BF16,
-   F8_E4M3 or F8_E5M2), rounding to nearest even; integer and BOOL tensors
+   floating-point tensor (F64 F32 F16 BF16 F8_*) to DTYPE (F64, F32, F16,
+   BF16, F8_E4M3 or F8_E5M2), rounding to nearest even; integer and BOOL tensors
    are copied as they are. F8 overflow saturates unless --fp8-nonsat.
    --shard-size splits the output into shards of at most BYTES data bytes
    plus OUT.index.json. The first input file's __metadata__ is kept.
    Tensors stream through a 4 MiB buffer: memory stays small whatever the
    model size.
 
-   Exit status: 0 success, 1 conversion or I/O error, 2 usage. */
+   Exit status: 0 success, 1 conversion or I/O error, 2 usage or an input
+   that cannot be opened. */
 #define MODELLOAD_IMPLEMENTATION
 #include "modelload.h"
 
@@ -92,6 +93,7 @@ int main(int argc, char **argv) {
         const mload_tensor *t = mload_map_at(m, k);
         int is_float = mload_dtype_kind_of(t->dtype) == MLOAD_KIND_FLOAT;
         wt[k].name = t->name;
+        wt[k].name_len = t->name_len; /* names may hold a NUL byte */
         wt[k].map = m;
         wt[k].src = t;
         wt[k].dtype = (to && is_float && mload_convert_supported(to, t->dtype)) ? to : t->dtype;

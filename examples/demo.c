@@ -172,13 +172,13 @@ static int run(mload_map *m, int streamed, run_result *res, mload_error *e) {
     d.map = m;
     d.device = dev;
     d.device_budget = res->budget;
-    if (mload_offload_create(&d, &o, e) != MLOAD_OK) return 0;
+    if (mload_offload_create(&d, &o, e) != MLOAD_OK) { mload_device_destroy(&dev); return 0; }
     for (l = 0; l < LAYERS; ++l) {
         char pre[32], name[32];
         const char *p = pre;
         snprintf(pre, sizeof pre, "blocks.%d.", l);
         snprintf(name, sizeof name, "block%d", l);
-        if (mload_offload_add_unit(o, name, &p, 1, &t, &units[l], e) != MLOAD_OK) { mload_offload_destroy(o); return 0; }
+        if (mload_offload_add_unit(o, name, &p, 1, &t, &units[l], e) != MLOAD_OK) { mload_offload_destroy(o); mload_device_destroy(&dev); return 0; }
     }
     for (pass = 0; pass < 3; ++pass) {
         for (r = 0; r < BATCH; ++r)

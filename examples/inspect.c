@@ -80,11 +80,26 @@ static void put_shape(const mload_tensor *t) {
     putchar(']');
 }
 
+/* s with control bytes and backslashes as \xNN, so a report stays one line */
+static void put_escaped(FILE *fp, const char *s) {
+    for (; *s; ++s) {
+        unsigned char c = (unsigned char)*s;
+        if (c < 0x20 || c == 0x7f || c == '\\') fprintf(fp, "\\x%02x", c);
+        else fputc(c, fp);
+    }
+}
+
 static int report(const char *path, const mload_error *e) {
     fprintf(stderr, "mload-inspect: %s: %s", path, mload_result_string(e->code));
     if (e->offset != MLOAD_NO_OFFSET) fprintf(stderr, " at byte %llu", (unsigned long long)e->offset);
-    if (e->tensor[0]) fprintf(stderr, ", tensor \"%s\"", e->tensor);
-    fprintf(stderr, ": %s\n", e->message);
+    if (e->tensor[0]) {
+        fputs(", tensor \"", stderr);
+        put_escaped(stderr, e->tensor);
+        fputc('"', stderr);
+    }
+    fputs(": ", stderr);
+    put_escaped(stderr, e->message);
+    fputc('\n', stderr);
     return e->code == MLOAD_ERR_CANNOT_OPEN ? 2 : 1;
 }
 
@@ -115,7 +130,7 @@ static int dump(mload_map *m, const char *path, const char *name, const char *as
         }
     }
     if (mload_map_read_alloc(m, t, as, &buf, &size, &e) != MLOAD_OK) return report(path, &e);
-    if (size && fwrite(buf, 1, (size_t)size, stdout) != (size_t)size) {
+    if ((size && fwrite(buf, 1, (size_t)size, stdout) != (size_t)size) || fflush(stdout) != 0 || ferror(stdout)) {
         fprintf(stderr, "mload-inspect: writing to stdout failed\n");
         mload_map_free(m, buf, size);
         return 1;
@@ -158,21 +173,29 @@ int main(int argc, char **argv) {
     d.path_count = 1;
     if (rules_path) {
         FILE *fp = fopen(rules_path, "rb");
-        char *text;
-        long len;
+        char *text = NULL;
+        size_t len = 0, cap = 0;
         if (!fp) { fprintf(stderr, "mload-inspect: cannot open rules file %s\n", rules_path); return 2; }
-        fseek(fp, 0, SEEK_END);
-        len = ftell(fp);
-        fseek(fp, 0, SEEK_SET);
-        text = (char *)malloc(len > 0 ? (size_t)len : 1);
-        if (!text || (len > 0 && fread(text, 1, (size_t)len, fp) != (size_t)len)) {
+        for (;;) { /* read to the end: works for pipes too */
+            size_t got;
+            if (len == cap) {
+                char *grown = (char *)realloc(text, cap ? cap * 2 : 4096);
+                if (!grown) break;
+                text = grown;
+                cap = cap ? cap * 2 : 4096;
+            }
+            got = fread(text + len, 1, cap - len, fp);
+            len += got;
+            if (got == 0) break;
+        }
+        if (!text || ferror(fp) || len == cap) {
             fprintf(stderr, "mload-inspect: cannot read %s\n", rules_path);
             fclose(fp);
             free(text);
             return 2;
         }
         fclose(fp);
-        if (mload_rules_parse(text, len > 0 ? (size_t)len : 0, NULL, &rules, &e) != MLOAD_OK) {
+        if (mload_rules_parse(text, len, NULL, &rules, &e) != MLOAD_OK) {
             free(text);
             return report(rules_path, &e);
         }

@@ -165,6 +165,18 @@ if grep -q 'InvalidConverter' "$T/err" && grep -q 'line 2' "$T/err"; then ok; el
 printf 'concat x model.norm.weight model.embed_tokens.weight\n' > "$T/bad2.txt"
 expect_exit 1 "$INSPECT" --convert "$T/bad2.txt" "$T/cvt.st"
 if grep -q 'tensor "x"' "$T/err"; then ok; else bad "bad recipe report: $(cat "$T/err")"; fi
+# rules from a pipe (no seekable size) read the same
+expect_exit 0 "$INSPECT" --convert /dev/stdin "$T/cvt.st" < <(cat "$T/rules.txt")
+if [ "$(wc -l < "$T/out")" = 8 ] && grep -q '^layers.0.mlp.up_t' "$T/out"; then ok; else bad "rules from a pipe: $(cat "$T/out") $(cat "$T/err")"; fi
+# an error report naming a tensor with control characters stays one line
+mkst "$T/ctl.st" '{"a\nb\u0001":{"dtype":"F32","shape":[2],"data_offsets":[0,4]}}' 4
+expect_exit 1 "$INSPECT" "$T/ctl.st"
+if [ "$(wc -l < "$T/err")" = 1 ] && grep -q 'tensor "a\\x0ab\\x01"' "$T/err"; then ok; else bad "escaped report: $(cat "$T/err")"; fi
+# a dump whose output cannot be written fails
+if [ -w /dev/full ]; then
+  "$INSPECT" --dump model.norm.weight "$T/cvt.st" > /dev/full 2> "$T/err"; rc=$?
+  if [ "$rc" = 1 ] && grep -q 'writing to stdout failed' "$T/err"; then ok; else bad "dump to /dev/full exited $rc: $(cat "$T/err")"; fi
+else skipt "/dev/full absent: write failure not checked"; fi
 
 # 12. the demo: a model 4x the budget streamed through the offload manager
 if [ -x "$B/mload-demo" ]; then
