@@ -829,6 +829,12 @@ typedef struct mload_offload_stats {
     uint64_t device_budget, host_budget;    /* in force (UINT64_MAX = none) */
 } mload_offload_stats;
 
+/* Creates a manager over desc->map and desc->device (both must outlive it;
+   the desc itself is copied). Nothing is loaded until units are added and
+   acquired. With prefetch_depth > 0 a worker thread is started (without
+   threads, prefetches load synchronously). MLOAD_ERR_INVALID_ARGUMENT
+   without a map or a device with alloc/free/upload/wait, or with an unknown
+   policy; MLOAD_ERR_OUT_OF_MEMORY. *out is NULL on failure. */
 MODELLOAD_API mload_result mload_offload_create(const mload_offload_desc *desc, mload_offload **out, mload_error *err);
 /* Waits for in-flight work, frees every copy, stops the worker. NULL ok. */
 MODELLOAD_API void mload_offload_destroy(mload_offload *o);
