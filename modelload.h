@@ -719,9 +719,10 @@ typedef struct mload_write_opts {
    spaces to a multiple of 8, tensors sorted by element size (largest first)
    then name, so each is aligned to its element size. With shard_bytes,
    path "DIR/NAME.safetensors" gives DIR/NAME-00001-of-0000N.safetensors ...
-   and DIR/NAME.safetensors.index.json. Files are written under a temporary
-   name and renamed when complete. MLOAD_ERR_UNSUPPORTED under
-   MODELLOAD_NO_STDIO. */
+   and DIR/NAME.safetensors.index.json. Files are written under temporary
+   names and renamed into place only when every one is complete (shards,
+   then the index), so a failure leaves an existing checkpoint unchanged.
+   MLOAD_ERR_UNSUPPORTED under MODELLOAD_NO_STDIO. */
 MODELLOAD_API mload_result mload_write(const char *path, const mload_write_tensor *tensors, uint64_t n,
                                        const mload_write_opts *opts, mload_error *err);
 
@@ -1839,6 +1840,12 @@ MODELLOAD_API mload_result mload_source_path(const char *path, const mload_alloc
             mload__free(a, s, sizeof(*s), sizeof(void *));
             return mload__fail(err, MLOAD_ERR_CANNOT_OPEN, MLOAD_NO_OFFSET, NULL, 0, "'%s' is not a regular file", path);
         }
+#ifdef O_NONBLOCK
+        {   /* back to blocking reads (ignored for regular files on Linux, not everywhere) */
+            int fl = fcntl(s->fd, F_GETFL);
+            if (fl >= 0) (void)fcntl(s->fd, F_SETFL, fl & ~O_NONBLOCK);
+        }
+#endif
     }
 #else
     s->fp = fopen(path, "rb");
@@ -5581,10 +5588,10 @@ static int mload__valid_utf8_str(const char *s, size_t n) {
 }
 
 /* Creates a new temporary file next to `path` (O_EXCL, no symlink
-   followed); *tmp receives its name (free with mload__free(a, *tmp, cap, 1),
-   cap = strlen(path) + 48). -1 on failure. */
+   followed); *tmp receives its name, "PATH.tmp-" + 16 hex digits (release
+   with mload__strfree). -1 when no file could be created, -2 out of memory. */
 static int mload__create_tmp(const mload_allocator *a, const char *path, char **tmp) {
-    size_t pl = strlen(path), cap = pl + 48;
+    size_t pl = strlen(path), cap = pl + 22;
     uint64_t seed = MLOAD__CAST(uint64_t, MLOAD__CAST(uint32_t, getpid()));
     seed = seed * 0x9E3779B97F4A7C15ull;
     seed ^= mload__now_ns();
@@ -5597,7 +5604,7 @@ static int mload__create_tmp(const mload_allocator *a, const char *path, char **
     flags |= O_CLOEXEC;
 #endif
     *tmp = MLOAD__CAST(char *, mload__malloc(a, cap, 1));
-    if (!*tmp) return -1;
+    if (!*tmp) return -2;
     for (attempt = 0; attempt < 64 && fd < 0; ++attempt) {
         static const char hex[] = "0123456789abcdef";
         uint64_t v;
@@ -5615,19 +5622,21 @@ static int mload__create_tmp(const mload_allocator *a, const char *path, char **
     return fd;
 }
 
-/* Flushes and closes fd, then renames tmp to path; 0 on failure */
-static int mload__commit_tmp(int fd, const char *tmp, const char *path) {
+/* Flushes and closes fd; 0 on failure */
+static int mload__finish_tmp(int fd) {
     int ok = fsync(fd) == 0;
-    ok = (close(fd) == 0) && ok;
-    return ok && rename(tmp, path) == 0;
+    return (close(fd) == 0) && ok;
 }
 
-/* writes tensors wt[0..n) as one file at `path` (through a temporary name) */
+/* writes tensors wt[0..n) as one file at `path` through a temporary name:
+   renamed into place when keep_tmp is NULL, else left complete (synced,
+   closed) under the temporary name, which *keep_tmp receives */
 static mload_result mload__write_file(const char *path, const mload__wt *wt, size_t n, const mload_write_opts *o,
-                                      const mload_allocator *a, unsigned char *buf, size_t buf_size, mload_error *err) {
+                                      const mload_allocator *a, unsigned char *buf, size_t buf_size, char **keep_tmp,
+                                      mload_error *err) {
     mload__wbuf h;
     char *tmp = NULL;
-    size_t i, pl = strlen(path);
+    size_t i;
     uint64_t off = 0, k;
     unsigned char len8[8];
     int fd = -1;
@@ -5664,14 +5673,15 @@ static mload_result mload__write_file(const char *path, const mload__wt *wt, siz
         mload__wb_str(&h, "]}");
     }
     mload__wb_str(&h, "}");
-    while (h.n % 8u) mload__wb_str(&h, " ");
+    while (!h.oom && h.n % 8u) mload__wb_str(&h, " ");
     if (h.oom) { r = mload__oom(err); goto out; }
     if (h.n > MLOAD__MAX_HEADER) {
         r = mload__fail(err, MLOAD_ERR_HEADER_TOO_LARGE, MLOAD_NO_OFFSET, NULL, 0, "the header would exceed 100000000 bytes");
         goto out;
     }
     if ((fd = mload__create_tmp(a, path, &tmp)) < 0) {
-        r = mload__fail(err, MLOAD_ERR_CANNOT_OPEN, MLOAD_NO_OFFSET, NULL, 0, "cannot create a temporary file next to '%s'", path);
+        r = fd == -2 ? mload__oom(err)
+                     : mload__fail(err, MLOAD_ERR_CANNOT_OPEN, MLOAD_NO_OFFSET, NULL, 0, "cannot create a temporary file next to '%s'", path);
         goto out;
     }
     for (k = 0; k < 8; ++k) len8[k] = MLOAD__CAST(unsigned char, MLOAD__CAST(uint64_t, h.n) >> (8u * k));
@@ -5697,14 +5707,19 @@ static mload_result mload__write_file(const char *path, const mload__wt *wt, siz
         }
     }
     if (r == MLOAD_OK) {
-        if (!mload__commit_tmp(fd, tmp, path))
-            r = mload__fail(err, MLOAD_ERR_IO, MLOAD_NO_OFFSET, NULL, 0, "cannot complete '%s' (sync, close or rename failed)", path);
+        int ok = mload__finish_tmp(fd);
         fd = -1;
+        if (ok && keep_tmp) {
+            *keep_tmp = tmp;
+            tmp = NULL;
+        } else if (!ok || rename(tmp, path) != 0) {
+            r = mload__fail(err, MLOAD_ERR_IO, MLOAD_NO_OFFSET, NULL, 0, "cannot complete '%s' (sync, close or rename failed)", path);
+        }
     }
 out:
     if (fd >= 0) close(fd);
     if (r != MLOAD_OK && tmp) unlink(tmp);
-    if (tmp) mload__free(a, tmp, pl + 48, 1);
+    mload__strfree(a, tmp);
     mload__free(a, h.p, h.cap, 1);
     return r;
 }
@@ -5721,7 +5736,7 @@ MODELLOAD_API mload_result mload_write(const char *path, const mload_write_tenso
     size_t i, dup, buf_size = 4u << 20, nshards = 0, pl;
     uint64_t total = 0, k;
     mload_result r = MLOAD_OK;
-    char **names = NULL;
+    char **names = NULL, **tmps = NULL;
     size_t *shard_of = NULL, *shard_start = NULL;
     memset(&none, 0, sizeof none);
     memset(&ix, 0, sizeof ix);
@@ -5826,7 +5841,7 @@ MODELLOAD_API mload_result mload_write(const char *path, const mload_write_tenso
         shard_start[nshards] = MLOAD__CAST(size_t, n);
     }
     if (nshards == 1) {
-        r = mload__write_file(path, wt, MLOAD__CAST(size_t, n), opts, a, buf, buf_size, err);
+        r = mload__write_file(path, wt, MLOAD__CAST(size_t, n), opts, a, buf, buf_size, NULL, err);
         goto out;
     }
     if (pl <= 12 || !mload__ends_with(path, ".safetensors")) {
@@ -5837,9 +5852,14 @@ MODELLOAD_API mload_result mload_write(const char *path, const mload_write_tenso
         r = mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "more than 99999 shards: raise shard_bytes");
         goto out;
     }
+    /* every shard and then the index are written under temporary names;
+       only when all are complete are they renamed into place (shards first,
+       the index last), so a failure leaves an existing checkpoint as it was */
     names = MLOAD__CAST(char **, mload__malloc(a, (nshards + 1) * sizeof(char *), sizeof(void *)));
-    if (!names) { r = mload__oom(err); goto out; }
-    memset(names, 0, (nshards + 1) * sizeof(char *));
+    tmps = MLOAD__CAST(char **, mload__malloc(a, (nshards + 1) * sizeof(char *), sizeof(void *)));
+    if (names) memset(names, 0, (nshards + 1) * sizeof(char *));
+    if (tmps) memset(tmps, 0, (nshards + 1) * sizeof(char *));
+    if (!names || !tmps) { r = mload__oom(err); goto out; }
     for (i = 0; i < nshards && r == MLOAD_OK; ++i) {
         mload__wbuf nb;
         char num[16];
@@ -5855,11 +5875,12 @@ MODELLOAD_API mload_result mload_write(const char *path, const mload_write_tenso
         mload__wb_put(&nb, num, 5);
         mload__wb_str(&nb, ".safetensors");
         mload__wb_put(&nb, "", 1);
-        if (nb.oom) { r = mload__oom(err); break; }
+        if (nb.oom) { mload__free(a, nb.p, nb.cap, 1); r = mload__oom(err); break; }
         names[i] = mload__strndup(a, nb.p, strlen(nb.p));
         mload__free(a, nb.p, nb.cap, 1);
         if (!names[i]) { r = mload__oom(err); break; }
-        r = mload__write_file(names[i], wt + shard_start[i], shard_start[i + 1] - shard_start[i], opts, a, buf, buf_size, err);
+        r = mload__write_file(names[i], wt + shard_start[i], shard_start[i + 1] - shard_start[i], opts, a, buf, buf_size,
+                              &tmps[i], err);
     }
     if (r == MLOAD_OK) { /* the index, tensors in name order */
         mload__wbuf ib;
@@ -5893,33 +5914,39 @@ MODELLOAD_API mload_result mload_write(const char *path, const mload_write_tenso
         if (ib.oom || !ipath) { mload__free(a, ib.p, ib.cap, 1); mload__free(a, ipath, pl + 12, 1); r = mload__oom(err); goto out; }
         memcpy(ipath, path, pl);
         memcpy(ipath + pl, ".index.json", 12);
-        {
-            char *itmp = NULL;
-            fd = mload__create_tmp(a, ipath, &itmp);
-            if (fd < 0) {
-                r = mload__fail(err, MLOAD_ERR_CANNOT_OPEN, MLOAD_NO_OFFSET, NULL, 0, "cannot create a temporary file next to '%s'", ipath);
-            } else {
-                if (!mload__write_all(fd, ib.p, ib.n)) {
-                    r = mload__fail(err, MLOAD_ERR_IO, MLOAD_NO_OFFSET, NULL, 0, "writing '%s' failed", ipath);
-                    close(fd);
-                } else if (!mload__commit_tmp(fd, itmp, ipath)) {
-                    r = mload__fail(err, MLOAD_ERR_IO, MLOAD_NO_OFFSET, NULL, 0, "cannot complete '%s'", ipath);
-                }
-                if (r != MLOAD_OK) unlink(itmp);
-                mload__free(a, itmp, pl + 12 + 48, 1);
-            }
+        names[nshards] = ipath;
+        fd = mload__create_tmp(a, ipath, &tmps[nshards]);
+        if (fd < 0) {
+            r = fd == -2 ? mload__oom(err)
+                         : mload__fail(err, MLOAD_ERR_CANNOT_OPEN, MLOAD_NO_OFFSET, NULL, 0, "cannot create a temporary file next to '%s'", ipath);
+        } else if (!mload__write_all(fd, ib.p, ib.n)) {
+            r = mload__fail(err, MLOAD_ERR_IO, MLOAD_NO_OFFSET, NULL, 0, "writing '%s' failed", ipath);
+            close(fd);
+        } else if (!mload__finish_tmp(fd)) {
+            r = mload__fail(err, MLOAD_ERR_IO, MLOAD_NO_OFFSET, NULL, 0, "cannot complete '%s'", ipath);
         }
         mload__free(a, ib.p, ib.cap, 1);
-        mload__free(a, ipath, pl + 12, 1);
+    }
+    for (i = 0; i <= nshards && r == MLOAD_OK; ++i) { /* all written: into place */
+        if (rename(tmps[i], names[i]) != 0) {
+            r = mload__fail(err, MLOAD_ERR_IO, MLOAD_NO_OFFSET, NULL, 0, "cannot rename '%s' into place", tmps[i]);
+            break;
+        }
+        mload__strfree(a, tmps[i]);
+        tmps[i] = NULL;
     }
 out:
     if (names) {
-        for (i = 0; i < nshards; ++i) {
-            if (r != MLOAD_OK && names[i]) unlink(names[i]); /* no partial checkpoint left behind */
+        for (i = 0; i <= nshards; ++i) {
+            if (tmps && tmps[i]) { /* temporaries not renamed into place */
+                unlink(tmps[i]);
+                mload__strfree(a, tmps[i]);
+            }
             mload__strfree(a, names[i]);
         }
         mload__free(a, names, (nshards + 1) * sizeof(char *), sizeof(void *));
     }
+    if (tmps) mload__free(a, tmps, (nshards + 1) * sizeof(char *), sizeof(void *));
     mload__free(a, ix.slots, ix.slots ? (ix.mask + 1) * sizeof(uint64_t) : 0, sizeof(uint64_t));
     mload__free(a, buf, buf_size, 64);
     mload__free(a, shard_of, MLOAD__CAST(size_t, n + 1) * sizeof(size_t), sizeof(size_t));

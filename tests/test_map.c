@@ -866,6 +866,133 @@ static void test_writer_edges(void) {
     }
 }
 
+/* whole file into a tbuf (empty when absent) */
+static tbuf slurp(const char *path) {
+    tbuf b = {0, 0, 0};
+    unsigned char chunk[4096];
+    size_t got;
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return b;
+    while ((got = fread(chunk, 1, sizeof chunk, fp)) > 0) tbuf_put(&b, chunk, got);
+    fclose(fp);
+    return b;
+}
+
+static int same_file(const char *path, const tbuf *want) {
+    tbuf b = slurp(path);
+    int same = b.n == want->n && (b.n == 0 || memcmp(b.p, want->p, b.n) == 0);
+    tbuf_free(&b);
+    return same;
+}
+
+/* a sized allocator: bytes and blocks outstanding, by the sizes the library
+   gives to free; fails allocation number fail_at (-1: never) */
+typedef struct wacct { long long bytes; long live, calls, fail_at; } wacct;
+static void *wacct_alloc(size_t size, size_t align, void *user) {
+    wacct *a = (wacct *)user;
+    void *p;
+    if (a->calls++ == a->fail_at) return NULL;
+    if (align < sizeof(void *)) align = sizeof(void *);
+    if (posix_memalign(&p, align, size) != 0) return NULL;
+    a->bytes += (long long)size;
+    a->live++;
+    return p;
+}
+static void wacct_free(void *p, size_t size, void *user) {
+    wacct *a = (wacct *)user;
+    a->bytes -= (long long)size;
+    a->live--;
+    free(p);
+}
+
+/* a sharded write through a sized allocator that fails each allocation in
+   turn: every outcome frees exactly what it took and leaves no temporaries */
+static void test_writer_allocator_balanced(void) {
+    float a[4] = {1, 2, 3, 4};
+    uint8_t b[4] = {9, 10, 11, 12};
+    uint64_t s4[] = {4};
+    mload_kv meta[1];
+    mload_write_tensor w[2];
+    mload_write_opts o;
+    mload_error e;
+    wacct acc;
+    long k;
+    char cmd[700];
+    mload_result r = MLOAD_ERR_OUT_OF_MEMORY;
+    memset(w, 0, sizeof w);
+    memset(&o, 0, sizeof o);
+    w[0].name = "a"; w[0].dtype = MLOAD_F32; w[0].rank = 1; w[0].shape = s4; w[0].data = a;
+    w[1].name = "b"; w[1].dtype = MLOAD_U8; w[1].rank = 1; w[1].shape = s4; w[1].data = b;
+    meta[0].key = "format"; meta[0].key_len = 6; meta[0].value = "pt"; meta[0].value_len = 2;
+    o.metadata = meta;
+    o.metadata_count = 1;
+    o.shard_bytes = 16;
+    o.allocator.alloc = wacct_alloc;
+    o.allocator.free = wacct_free;
+    o.allocator.user = &acc;
+    mkdir(tpath("wa"), 0755);
+    for (k = 0; k < 200 && r == MLOAD_ERR_OUT_OF_MEMORY; ++k) {
+        memset(&acc, 0, sizeof acc);
+        acc.fail_at = k;
+        r = mload_write(tpath("wa/m.safetensors"), w, 2, &o, &e);
+        if (acc.bytes != 0 || acc.live != 0) {
+            CHECK(acc.bytes == 0 && acc.live == 0);
+            fprintf(stderr, "  failing allocation %ld: %lld bytes in %ld blocks not returned\n", k, acc.bytes, acc.live);
+            break;
+        }
+    }
+    CHECK_RES(r, MLOAD_OK);
+    CHECK(k > 3); /* the failures were really exercised */
+    snprintf(cmd, sizeof cmd, "ls '%s' | grep -q tmp", tpath("wa"));
+    CHECK(system(cmd) != 0);
+}
+
+/* a sharded rewrite that fails in its second shard leaves the existing
+   checkpoint exactly as it was, and no temporary files */
+static void test_writer_failed_rewrite_keeps_old(void) {
+    float a[4] = {1, 2, 3, 4}, a2[4] = {5, 6, 7, 8};
+    uint8_t bsrc[4] = {9, 10, 11, 12};
+    uint64_t s4[] = {4};
+    mload_write_tensor w[2];
+    mload_write_opts o;
+    mload_map *src = NULL;
+    mload_error e;
+    tbuf old1, old2, oldi;
+    char cmd[700];
+    memset(w, 0, sizeof w);
+    memset(&o, 0, sizeof o);
+    /* 16 + 4 data bytes in shards of at most 16: two shards */
+    w[0].name = "a"; w[0].dtype = MLOAD_F32; w[0].rank = 1; w[0].shape = s4; w[0].data = a;
+    w[1].name = "b"; w[1].dtype = MLOAD_U8; w[1].rank = 1; w[1].shape = s4; w[1].data = bsrc;
+    o.shard_bytes = 16;
+    mkdir(tpath("rw"), 0755);
+    CHECK_RES(mload_write(tpath("rw/m.safetensors"), w, 2, &o, &e), MLOAD_OK);
+    old1 = slurp(tpath("rw/m-00001-of-00002.safetensors"));
+    old2 = slurp(tpath("rw/m-00002-of-00002.safetensors"));
+    oldi = slurp(tpath("rw/m.safetensors.index.json"));
+    CHECK(old1.n > 0 && old2.n > 0 && oldi.n > 0);
+    /* the second shard's tensor comes from a map whose file then shrinks */
+    CHECK_RES(mload_write(tpath("rw_src.safetensors"), &w[1], 1, NULL, &e), MLOAD_OK);
+    CHECK_RES(open_one(tpath("rw_src.safetensors"), &src, &e), MLOAD_OK);
+    if (src) {
+        CHECK(truncate(tpath("rw_src.safetensors"), 10) == 0);
+        w[0].data = a2;
+        w[1].data = NULL;
+        w[1].map = src;
+        w[1].src = mload_map_find(src, "b");
+        CHECK_RES(mload_write(tpath("rw/m.safetensors"), w, 2, &o, &e), MLOAD_ERR_IO);
+        mload_map_close(src);
+    }
+    CHECK(same_file(tpath("rw/m-00001-of-00002.safetensors"), &old1));
+    CHECK(same_file(tpath("rw/m-00002-of-00002.safetensors"), &old2));
+    CHECK(same_file(tpath("rw/m.safetensors.index.json"), &oldi));
+    snprintf(cmd, sizeof cmd, "ls '%s' | grep -q tmp", tpath("rw"));
+    CHECK(system(cmd) != 0); /* no temporaries left */
+    tbuf_free(&old1);
+    tbuf_free(&old2);
+    tbuf_free(&oldi);
+}
+
 /* the writer's files re-read bit for bit, many dtypes, by the official
    library too when it is installed */
 static void test_writer_official_reads(void) {
@@ -910,6 +1037,8 @@ void area_map(void) {
     RUN(test_map_fingerprint);
     RUN(test_writer_roundtrip);
     RUN(test_writer_edges);
+    RUN(test_writer_failed_rewrite_keeps_old);
+    RUN(test_writer_allocator_balanced);
     RUN(test_writer_official_reads);
     rm_rf(tdir);
 }
