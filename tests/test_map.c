@@ -917,8 +917,9 @@ static void test_writer_allocator_balanced(void) {
     mload_error e;
     wacct acc;
     long k;
+    int pass;
     char cmd[700];
-    mload_result r = MLOAD_ERR_OUT_OF_MEMORY;
+    mload_result r;
     memset(w, 0, sizeof w);
     memset(&o, 0, sizeof o);
     w[0].name = "a"; w[0].dtype = MLOAD_F32; w[0].rank = 1; w[0].shape = s4; w[0].data = a;
@@ -931,18 +932,22 @@ static void test_writer_allocator_balanced(void) {
     o.allocator.free = wacct_free;
     o.allocator.user = &acc;
     mkdir(tpath("wa"), 0755);
-    for (k = 0; k < 200 && r == MLOAD_ERR_OUT_OF_MEMORY; ++k) {
-        memset(&acc, 0, sizeof acc);
-        acc.fail_at = k;
-        r = mload_write(tpath("wa/m.safetensors"), w, 2, &o, &e);
-        if (acc.bytes != 0 || acc.live != 0) {
-            CHECK(acc.bytes == 0 && acc.live == 0);
-            fprintf(stderr, "  failing allocation %ld: %lld bytes in %ld blocks not returned\n", k, acc.bytes, acc.live);
-            break;
+    for (pass = 0; pass < 2; ++pass) { /* sharded, then one file */
+        o.shard_bytes = pass ? 0 : 16;
+        r = MLOAD_ERR_OUT_OF_MEMORY;
+        for (k = 0; k < 200 && r == MLOAD_ERR_OUT_OF_MEMORY; ++k) {
+            memset(&acc, 0, sizeof acc);
+            acc.fail_at = k;
+            r = mload_write(tpath(pass ? "wa/one.safetensors" : "wa/m.safetensors"), w, 2, &o, &e);
+            if (acc.bytes != 0 || acc.live != 0) {
+                CHECK(acc.bytes == 0 && acc.live == 0);
+                fprintf(stderr, "  failing allocation %ld: %lld bytes in %ld blocks not returned\n", k, acc.bytes, acc.live);
+                break;
+            }
         }
+        CHECK_RES(r, MLOAD_OK);
+        CHECK(k > 3); /* the failures were really exercised */
     }
-    CHECK_RES(r, MLOAD_OK);
-    CHECK(k > 3); /* the failures were really exercised */
     snprintf(cmd, sizeof cmd, "ls '%s' | grep -q tmp", tpath("wa"));
     CHECK(system(cmd) != 0);
 }
