@@ -379,36 +379,25 @@ static uint64_t rng_next(uint64_t *s) {
     return x;
 }
 
-/* n bytes (n % 8 == 0) of little-endian BF16 values: random sign and
-   mantissa, exponent 2^-7 .. 2^0 (normal numbers, weight-like) */
-static void gen_bf16(unsigned char *p, size_t n, uint64_t *s) {
+/* n bytes (n % 8 == 0) of little-endian 16-bit floats: random sign and
+   mantissa (the bits in keep), exponent field base + 0..7 at bit `shift` */
+static void gen_half(unsigned char *p, size_t n, uint64_t *s, uint32_t keep, uint32_t base, unsigned shift) {
     size_t i;
     int k;
     for (i = 0; i + 8 <= n; i += 8) {
         uint64_t r = rng_next(s);
         for (k = 0; k < 4; ++k) {
             uint32_t u = (uint32_t)(r >> (16 * k)) & 0xFFFFu;
-            uint32_t v = (u & 0x807Fu) | ((120u + ((u >> 7) & 7u)) << 7);
+            uint32_t v = (u & keep) | ((base + ((u >> shift) & 7u)) << shift);
             p[i + 2 * (size_t)k] = (unsigned char)(v & 0xFFu);
             p[i + 2 * (size_t)k + 1] = (unsigned char)(v >> 8);
         }
     }
 }
 
-/* F16: exponent 2^-7 .. 2^0 */
-static void gen_f16(unsigned char *p, size_t n, uint64_t *s) {
-    size_t i;
-    int k;
-    for (i = 0; i + 8 <= n; i += 8) {
-        uint64_t r = rng_next(s);
-        for (k = 0; k < 4; ++k) {
-            uint32_t u = (uint32_t)(r >> (16 * k)) & 0xFFFFu;
-            uint32_t v = (u & 0x83FFu) | ((8u + ((u >> 10) & 7u)) << 10);
-            p[i + 2 * (size_t)k] = (unsigned char)(v & 0xFFu);
-            p[i + 2 * (size_t)k + 1] = (unsigned char)(v >> 8);
-        }
-    }
-}
+/* BF16 and F16: exponent 2^-7 .. 2^0 (normal numbers, weight-like) */
+static void gen_bf16(unsigned char *p, size_t n, uint64_t *s) { gen_half(p, n, s, 0x807Fu, 120u, 7); }
+static void gen_f16(unsigned char *p, size_t n, uint64_t *s) { gen_half(p, n, s, 0x83FFu, 8u, 10); }
 
 /* F32: exponent 2^-7 .. 2^8 (inside F8_E4M3's range, past E5M2's subnormals) */
 static void gen_f32(unsigned char *p, size_t n, uint64_t *s) {
