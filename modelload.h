@@ -1,4 +1,4 @@
-/* modelload.h - v0.1.0 - safetensors loading and tiered weight placement in one C header.
+/* modelload.h - v0.2.0 - safetensors loading and tiered weight placement in one C header.
    MIT licence (see the end of this file). No warranty implied; use at your own risk.
 
    ==========================================================================
@@ -41,7 +41,7 @@
        md.paths = paths; md.path_count = 1;
        mload_map_open(&md, &m, &e);
        const mload_tensor *t = mload_map_find(m, "model.layers.0.mlp.up_proj.weight");
-       mload_map_read(m, t, MLOAD_F32, dst, dst_size, &e);   // BF16 on disk -> F32
+       mload_map_read(m, t, MLOAD_DTYPE_F32, dst, dst_size, &e);   // BF16 on disk -> F32
 
    Also: ranges and rows (mload_map_read_range/_rows, mload_split_rows),
    threaded bulk loads with progress and cancel (mload_map_load), binding a
@@ -52,7 +52,7 @@
    ==========================================================================
    THE OFFLOAD MANAGER: a model bigger than the device
 
-       mload_device dev; mload_device_sim(capacity, bytes_per_second, &dev);
+       mload_device dev; mload_device_create_sim(capacity, bytes_per_second, &dev);
        mload_offload_desc od = {0}; od.map = m; od.device = dev;
        od.device_budget = 12u << 20; od.prefetch_depth = 1;
        mload_offload_create(&od, &o, &e);
@@ -156,11 +156,11 @@
 #include <stdint.h>
 
 #define MODELLOAD_VERSION_MAJOR 0
-#define MODELLOAD_VERSION_MINOR 1
+#define MODELLOAD_VERSION_MINOR 2
 #define MODELLOAD_VERSION_PATCH 0
 /* single number: major * 10000 + minor * 100 + patch */
 #define MODELLOAD_VERSION (MODELLOAD_VERSION_MAJOR * 10000 + MODELLOAD_VERSION_MINOR * 100 + MODELLOAD_VERSION_PATCH)
-#define MODELLOAD_VERSION_STRING "0.1.0"
+#define MODELLOAD_VERSION_STRING "0.2.0"
 
 #ifndef MODELLOAD_API
 #ifdef MODELLOAD_STATIC
@@ -247,39 +247,39 @@ typedef struct mload_allocator {
 
 typedef enum mload_dtype {
     MLOAD_DTYPE_INVALID = 0,
-    MLOAD_BOOL,
-    MLOAD_F4,          /* float4_e2m1fn, two elements per byte */
-    MLOAD_F6_E2M3,
-    MLOAD_F6_E3M2,
-    MLOAD_U8,
-    MLOAD_I8,
-    MLOAD_F8_E5M2,
-    MLOAD_F8_E4M3,     /* torch float8_e4m3fn: no Inf, max 448 */
-    MLOAD_F8_E8M0,     /* float8_e8m0fnu: power-of-two scale */
-    MLOAD_F8_E4M3FNUZ,
-    MLOAD_F8_E5M2FNUZ,
-    MLOAD_I16,
-    MLOAD_U16,
-    MLOAD_F16,
-    MLOAD_BF16,
-    MLOAD_I32,
-    MLOAD_U32,
-    MLOAD_F32,
-    MLOAD_C64,
-    MLOAD_F64,
-    MLOAD_I64,
-    MLOAD_U64,
+    MLOAD_DTYPE_BOOL,
+    MLOAD_DTYPE_F4,          /* float4_e2m1fn, two elements per byte */
+    MLOAD_DTYPE_F6_E2M3,
+    MLOAD_DTYPE_F6_E3M2,
+    MLOAD_DTYPE_U8,
+    MLOAD_DTYPE_I8,
+    MLOAD_DTYPE_F8_E5M2,
+    MLOAD_DTYPE_F8_E4M3,     /* torch float8_e4m3fn: no Inf, max 448 */
+    MLOAD_DTYPE_F8_E8M0,     /* float8_e8m0fnu: power-of-two scale */
+    MLOAD_DTYPE_F8_E4M3FNUZ,
+    MLOAD_DTYPE_F8_E5M2FNUZ,
+    MLOAD_DTYPE_I16,
+    MLOAD_DTYPE_U16,
+    MLOAD_DTYPE_F16,
+    MLOAD_DTYPE_BF16,
+    MLOAD_DTYPE_I32,
+    MLOAD_DTYPE_U32,
+    MLOAD_DTYPE_F32,
+    MLOAD_DTYPE_C64,
+    MLOAD_DTYPE_F64,
+    MLOAD_DTYPE_I64,
+    MLOAD_DTYPE_U64,
     MLOAD_DTYPE_COUNT
 } mload_dtype;
 
-typedef enum mload_dtype_kind {
+typedef enum mload_kind {
     MLOAD_KIND_INVALID = 0,
     MLOAD_KIND_BOOL,
     MLOAD_KIND_UINT,
     MLOAD_KIND_SINT,
     MLOAD_KIND_FLOAT,
     MLOAD_KIND_COMPLEX
-} mload_dtype_kind;
+} mload_kind;
 
 /* Dtype from its exact, case-sensitive safetensors name (len bytes, no NUL
    needed). "F" or "f32" or "F8_E4M3FN" give MLOAD_DTYPE_INVALID. */
@@ -289,13 +289,16 @@ MODELLOAD_API const char *mload_dtype_name(mload_dtype t);
 /* Bits per element (4 for F4, 6 for F6_*); 0 for invalid values. */
 MODELLOAD_API uint32_t mload_dtype_bits(mload_dtype t);
 /* Kind of a dtype; MLOAD_KIND_INVALID for invalid values. */
-MODELLOAD_API mload_dtype_kind mload_dtype_kind_of(mload_dtype t);
+MODELLOAD_API mload_kind mload_dtype_kind(mload_dtype t);
 
 /* ------------------------------------------------------------- conversion */
 
-/* Flags of mload_convert (and of every read that converts). */
-#define MLOAD_CONVERT_SATURATE 0u /* default: F8 overflow saturates to the largest finite value */
-#define MLOAD_CONVERT_NONSAT 1u   /* F8 overflow gives NaN (F8_E4M3) or +-Inf (F8_E5M2) */
+/* What an F8 destination does with a value beyond its range (mload_cast and
+   every read that casts). */
+typedef enum mload_f8_overflow {
+    MLOAD_F8_OVERFLOW_SATURATE = 0, /* default: the largest finite value */
+    MLOAD_F8_OVERFLOW_NONSAT = 1    /* NaN (F8_E4M3) or +-Inf (F8_E5M2) */
+} mload_f8_overflow;
 
 /* Converts count elements of dtype src_t at src into dtype dst_t at dst.
    src and dst may be unaligned and must not overlap. Rules (docs/format.md):
@@ -304,7 +307,7 @@ MODELLOAD_API mload_dtype_kind mload_dtype_kind_of(mload_dtype t);
      F8_E5M2FNUZ; float destinations: F64 F32 F16 BF16 F8_E4M3 F8_E5M2;
    - narrowing rounds to nearest, ties to even, once, from the exact input;
      NaN stays NaN (sign kept), subnormals are kept, -0 stays -0; overflow
-     gives +-Inf for F32/F16/BF16; for F8 see MLOAD_CONVERT_SATURATE/NONSAT
+     gives +-Inf for F32/F16/BF16; for F8 see MLOAD_F8_OVERFLOW_SATURATE/NONSAT
      (an infinite input counts as overflow); widening is exact;
    - integers (BOOL U8 I8 U16 I16 U32 I32 U64 I64) to float: the exact value
      rounded once; float to integer: truncated toward zero, NaN -> 0, out of
@@ -313,10 +316,10 @@ MODELLOAD_API mload_dtype_kind mload_dtype_kind_of(mload_dtype t);
    Returns MLOAD_ERR_UNSUPPORTED for other pairs (C64, F4, F6_* except to
    themselves; F8_E8M0 and FNUZ as destinations), MLOAD_ERR_INVALID_ARGUMENT
    for NULL buffers with count > 0 or invalid dtypes. Thread-safe, no state. */
-MODELLOAD_API mload_result mload_convert(void *dst, mload_dtype dst_t, const void *src, mload_dtype src_t,
-                                         uint64_t count, uint32_t flags);
-/* 1 when mload_convert supports the pair (dst_t <- src_t), else 0. */
-MODELLOAD_API int mload_convert_supported(mload_dtype dst_t, mload_dtype src_t);
+MODELLOAD_API mload_result mload_cast(void *dst, mload_dtype dst_t, const void *src, mload_dtype src_t,
+                                      uint64_t count, mload_f8_overflow overflow, mload_error *err);
+/* 1 when mload_cast supports the pair (dst_t <- src_t), else 0. */
+MODELLOAD_API int mload_cast_supported(mload_dtype dst_t, mload_dtype src_t);
 
 /* ---------------------------------------------------------------- sources */
 
@@ -333,14 +336,13 @@ typedef struct mload_source {
 /* A source over caller memory. The bytes are not copied and must outlive
    every object that uses the source. `a` may be NULL (default allocator).
    Release with mload_source_close(). */
-MODELLOAD_API mload_result mload_source_memory(const void *data, uint64_t size,
-                                               const mload_allocator *a,
-                                               mload_source *out);
+MODELLOAD_API mload_result mload_source_open_memory(const void *data, uint64_t size, const mload_allocator *a,
+                                                    mload_source *out, mload_error *err);
 /* A source over a file opened read-only (POSIX pread; stdio elsewhere).
    Returns MLOAD_ERR_CANNOT_OPEN when the path cannot be opened or is not
    a regular file (a directory, FIFO or device is refused without blocking).
    MLOAD_ERR_UNSUPPORTED under MODELLOAD_NO_STDIO. */
-MODELLOAD_API mload_result mload_source_path(const char *path,
+MODELLOAD_API mload_result mload_source_open_path(const char *path,
                                              const mload_allocator *a,
                                              mload_source *out,
                                              mload_error *err);
@@ -396,12 +398,12 @@ MODELLOAD_API const mload_tensor *mload_file_find(const mload_file *f, const cha
 /* Tensor by exact name of len bytes (may contain NUL). NULL when absent. */
 MODELLOAD_API const mload_tensor *mload_file_find_n(const mload_file *f, const char *name, size_t len);
 /* Index of tensor t in this file's table (t must come from this file). */
-MODELLOAD_API uint64_t mload_file_index_of(const mload_file *f, const mload_tensor *t);
+MODELLOAD_API uint64_t mload_file_tensor_index(const mload_file *f, const mload_tensor *t);
 
 /* Number of __metadata__ entries (0 when absent or null). */
 MODELLOAD_API uint64_t mload_file_metadata_count(const mload_file *f);
 /* Metadata entry i in header order; NULL when i >= count. */
-MODELLOAD_API const mload_kv *mload_file_metadata_at(const mload_file *f, uint64_t i);
+MODELLOAD_API const mload_kv *mload_file_metadata(const mload_file *f, uint64_t i);
 /* Metadata value by exact key (C string); NULL when absent. */
 MODELLOAD_API const mload_kv *mload_file_metadata_find(const mload_file *f, const char *key);
 /* 1 when the header had a __metadata__ object (even empty), else 0. */
@@ -417,12 +419,12 @@ MODELLOAD_API uint64_t mload_file_size(const mload_file *f);
 /* Reads tensor t's raw bytes into dst (dst_size >= t->nbytes, else
    MLOAD_ERR_INVALID_ARGUMENT). t must come from this file. A file that
    shrank since open gives MLOAD_ERR_IO. Safe to call from several threads. */
-MODELLOAD_API mload_result mload_file_read(mload_file *f, const mload_tensor *t,
+MODELLOAD_API mload_result mload_file_read(const mload_file *f, const mload_tensor *t,
                                            void *dst, uint64_t dst_size,
                                            mload_error *err);
 /* Reads bytes [byte_begin, byte_begin + size) of tensor t's data into dst.
    The range must lie inside the tensor (else MLOAD_ERR_INVALID_ARGUMENT). */
-MODELLOAD_API mload_result mload_file_read_bytes(mload_file *f, const mload_tensor *t,
+MODELLOAD_API mload_result mload_file_read_bytes(const mload_file *f, const mload_tensor *t,
                                                  uint64_t byte_begin, uint64_t size,
                                                  void *dst, mload_error *err);
 
@@ -432,22 +434,25 @@ MODELLOAD_API mload_result mload_file_read_bytes(mload_file *f, const mload_tens
 /* The map (DiskMap): one lazy name space over many safetensors files. */
 typedef struct mload_map mload_map;
 
-#define MLOAD_DUP_ERROR 0u     /* default: a name in two files is MLOAD_ERR_DUPLICATE_KEY */
-#define MLOAD_DUP_LAST_WINS 1u /* the later file's tensor wins (the original's behaviour) */
+/* What the map does with a tensor name found in two files. */
+typedef enum mload_dup_policy {
+    MLOAD_DUP_ERROR = 0,    /* default: MLOAD_ERR_DUPLICATE_KEY */
+    MLOAD_DUP_LAST_WINS = 1 /* the later file's tensor wins (what the Python loader does) */
+} mload_dup_policy;
 
 typedef struct mload_map_desc {
     /* each path is a .safetensors file, a folder (every *.safetensors in it,
        sorted by name) or a *.index.json of a sharded checkpoint; files are
        ordered as given (this order decides MLOAD_DUP_LAST_WINS) */
     const char *const *paths;
-    uint32_t path_count;
+    uint64_t path_count;
     /* user sources, after the paths; the map takes them over and closes
        them (on failure too) */
     const mload_source *sources;
-    uint32_t source_count;
-    uint32_t duplicates;    /* MLOAD_DUP_ERROR (0) or MLOAD_DUP_LAST_WINS */
-    uint32_t threads;       /* default worker count of bulk loads; 0 = online CPUs (<= 16) */
-    uint32_t convert_flags; /* MLOAD_CONVERT_* used by every converting read */
+    uint64_t source_count;
+    mload_dup_policy duplicates;
+    uint32_t threads;               /* default worker count of bulk loads; 0 = online CPUs (<= 16) */
+    mload_f8_overflow f8_overflow;  /* used by every read that casts */
     mload_allocator allocator;
     /* optional: present the converted name space (the rules and strings it
        points to need only live during mload_map_open) */
@@ -470,17 +475,17 @@ MODELLOAD_API void mload_map_close(mload_map *m);
 MODELLOAD_API uint64_t mload_map_count(const mload_map *m);
 /* Tensor i in name order (bytewise, stable); NULL when i >= count. Its
    file_index says which file holds it; the pointer lives until close. */
-MODELLOAD_API const mload_tensor *mload_map_at(const mload_map *m, uint64_t i);
+MODELLOAD_API const mload_tensor *mload_map_tensor(const mload_map *m, uint64_t i);
 /* Exact-name lookup, O(1); NULL when absent. */
 MODELLOAD_API const mload_tensor *mload_map_find(const mload_map *m, const char *name);
 MODELLOAD_API const mload_tensor *mload_map_find_n(const mload_map *m, const char *name, size_t len);
 /* Tensors whose name starts with prefix form one range of the name order:
    returns its length and sets *first (to count when none). */
-MODELLOAD_API uint64_t mload_map_prefix(const mload_map *m, const char *prefix, uint64_t *first);
+MODELLOAD_API uint64_t mload_map_find_prefix(const mload_map *m, const char *prefix, uint64_t *first);
 /* Files of the map, in open order; path is NULL for user sources. */
-MODELLOAD_API uint32_t mload_map_file_count(const mload_map *m);
-MODELLOAD_API const mload_file *mload_map_file(const mload_map *m, uint32_t i);
-MODELLOAD_API const char *mload_map_file_path(const mload_map *m, uint32_t i);
+MODELLOAD_API uint64_t mload_map_file_count(const mload_map *m);
+MODELLOAD_API const mload_file *mload_map_file(const mload_map *m, uint64_t i);
+MODELLOAD_API const char *mload_map_file_path(const mload_map *m, uint64_t i);
 /* Sum of nbytes of the name space. */
 MODELLOAD_API uint64_t mload_map_data_size(const mload_map *m);
 /* metadata.total_size of the index.json files (summed), or UINT64_MAX when
@@ -489,37 +494,37 @@ MODELLOAD_API uint64_t mload_map_data_size(const mload_map *m);
 MODELLOAD_API uint64_t mload_map_declared_size(const mload_map *m);
 
 /* Reads tensor t (from this map) into dst, converted to dtype `as`
-   (MLOAD_DTYPE_INVALID = as stored) with the map's convert_flags.
+   (MLOAD_DTYPE_INVALID = as stored) with the map's f8_overflow.
    dst_size must hold numel elements of `as`. Unsupported pairs give
    MLOAD_ERR_UNSUPPORTED before anything is read. Uses at most 256 KiB of
    scratch when converting. Thread-safe: many threads may read one map. */
-MODELLOAD_API mload_result mload_map_read(mload_map *m, const mload_tensor *t, mload_dtype as, void *dst,
+MODELLOAD_API mload_result mload_map_read(const mload_map *m, const mload_tensor *t, mload_dtype as, void *dst,
                                           uint64_t dst_size, mload_error *err);
 /* Elements [first, first + count) of the flattened tensor. For sub-byte
    dtypes (F4, F6_*) the range must start and end on whole bytes. */
-MODELLOAD_API mload_result mload_map_read_range(mload_map *m, const mload_tensor *t, uint64_t first, uint64_t count,
+MODELLOAD_API mload_result mload_map_read_range(const mload_map *m, const mload_tensor *t, uint64_t first, uint64_t count,
                                                 mload_dtype as, void *dst, uint64_t dst_size, mload_error *err);
 /* Rows [row_begin, row_begin + row_count) of dim 0 (rank >= 1). */
-MODELLOAD_API mload_result mload_map_read_rows(mload_map *m, const mload_tensor *t, uint64_t row_begin,
+MODELLOAD_API mload_result mload_map_read_rows(const mload_map *m, const mload_tensor *t, uint64_t row_begin,
                                                uint64_t row_count, mload_dtype as, void *dst, uint64_t dst_size,
                                                mload_error *err);
 /* Even split of `rows` over `world` ranks: rank r gets rows
    [*begin, *begin + *count); the first rows % world ranks get one row more
    (torch.tensor_split's rule). world 0 is treated as 1; rank >= world
    gets count 0. */
-MODELLOAD_API void mload_split_rows(uint64_t rows, uint32_t rank, uint32_t world, uint64_t *begin, uint64_t *count);
+MODELLOAD_API void mload_split_rows(uint64_t rows, uint64_t rank, uint64_t world, uint64_t *begin, uint64_t *count);
 /* Reads into memory the library allocates with the map's allocator
-   (64-byte aligned). Free it with mload_map_free(m, *out, *out_size). */
-MODELLOAD_API mload_result mload_map_read_alloc(mload_map *m, const mload_tensor *t, mload_dtype as, void **out,
+   (64-byte aligned). Free it with mload_map_free_buffer(m, *out, *out_size). */
+MODELLOAD_API mload_result mload_map_read_alloc(const mload_map *m, const mload_tensor *t, mload_dtype as, void **out,
                                                 uint64_t *out_size, mload_error *err);
 /* Frees memory from mload_map_read_alloc, mload_map_load_arena or a
    binding the library allocated. NULL is ignored. */
-MODELLOAD_API void mload_map_free(mload_map *m, void *p, uint64_t size);
+MODELLOAD_API void mload_map_free_buffer(const mload_map *m, void *p, uint64_t size);
 
 /* A zero-copy, read-only view of a tensor's bytes through mmap (POSIX
    files opened by path only; MLOAD_ERR_UNSUPPORTED otherwise). Only the
    tensor's pages are mapped. The view stays valid until
-   mload_view_release(), even after the map is closed; a file truncated
+   mload_view_close(), even after the map is closed; a file truncated
    while viewed raises SIGBUS on access, so the default read path is pread. */
 typedef struct mload_view {
     const void *data;
@@ -527,8 +532,8 @@ typedef struct mload_view {
     void *map_base; /* private */
     size_t map_len; /* private */
 } mload_view;
-MODELLOAD_API mload_result mload_map_view(mload_map *m, const mload_tensor *t, mload_view *out, mload_error *err);
-MODELLOAD_API void mload_view_release(mload_view *v);
+MODELLOAD_API mload_result mload_view_open(const mload_map *m, const mload_tensor *t, mload_view *out, mload_error *err);
+MODELLOAD_API void mload_view_close(mload_view *v);
 
 
 /* -------------------------------------------------------------- converter */
@@ -570,7 +575,7 @@ typedef struct mload_rule {
     mload_rule_verb verb;
     const char *a, *b;
     const char *const *sources; /* concat: source names */
-    uint32_t source_count;
+    uint64_t source_count;
     uint64_t n1, n2;            /* chunk: N, I; slice: BEGIN, END; drop-index: N */
     mload_dtype dtype;          /* cast, zeros */
     uint32_t rank;              /* reshape, zeros */
@@ -584,27 +589,28 @@ typedef struct mload_rule {
    MLOAD_ERR_INVALID_CONVERTER naming the line (err->offset = its byte
    offset in text). */
 typedef struct mload_rules mload_rules;
-MODELLOAD_API mload_result mload_rules_parse(const char *text, size_t len, const mload_allocator *a, mload_rules **out,
+MODELLOAD_API mload_result mload_rules_create(const char *text, size_t len, const mload_allocator *a, mload_rules **out,
                                              mload_error *err);
-MODELLOAD_API void mload_rules_free(mload_rules *r);
+MODELLOAD_API void mload_rules_destroy(mload_rules *r);
 /* The parsed rules (owned by r) and their number. */
-MODELLOAD_API const mload_rule *mload_rules_get(const mload_rules *r, uint32_t *count);
+MODELLOAD_API const mload_rule *mload_rules_list(const mload_rules *r, uint64_t *count);
 
 /* The callback: called once per source tensor, before the rules; it emits
    zero (drop), one (rename) or several (alias) targets with
-   mload_converter_emit. Without a callback every tensor keeps its name. */
+   mload_emitter_add. Without a callback every tensor keeps its name. */
 typedef struct mload_emitter mload_emitter;
-typedef mload_result (*mload_key_fn)(void *user, const mload_tensor *src, mload_emitter *em);
+typedef mload_result (*mload_converter_fn)(void *user, const mload_tensor *src, mload_emitter *em);
 /* Emits `target` for the current source: recipe NULL = the source's bytes
    under that name; else a value rule (ALIAS, CONCAT, CHUNK, SLICE,
    SWAP_HALVES, TRANSPOSE, CAST, ZEROS) whose source names refer to the
    source name space (its target name is ignored: `target` is used). */
-MODELLOAD_API mload_result mload_converter_emit(mload_emitter *em, const char *target, const mload_rule *recipe);
+MODELLOAD_API mload_result mload_emitter_add(mload_emitter *em, const char *target, const mload_rule *recipe,
+                                             mload_error *err);
 
 typedef struct mload_converter {
     const mload_rule *rules;
-    uint32_t rule_count;
-    mload_key_fn callback; /* optional */
+    uint64_t rule_count;
+    mload_converter_fn callback; /* optional */
     void *user;
 } mload_converter;
 
@@ -631,12 +637,16 @@ typedef struct mload_load_item {
    cancel: the load stops and returns MLOAD_ERR_CANCELLED. */
 typedef int (*mload_progress_fn)(void *user, uint64_t done_bytes, uint64_t total_bytes);
 
-#define MLOAD_LOAD_DIRECT 1u /* O_DIRECT reads through aligned bounce buffers (cold files);
-                                falls back to normal reads where unsupported */
+/* How bulk loads read files. */
+typedef enum mload_io {
+    MLOAD_IO_DEFAULT = 0, /* positional reads through the page cache */
+    MLOAD_IO_DIRECT = 1   /* O_DIRECT reads through aligned bounce buffers (cold files), where the
+                             source offers direct reads; falls back to MLOAD_IO_DEFAULT elsewhere */
+} mload_io;
 
 typedef struct mload_load_opts {
     uint32_t threads;     /* 0 = the map's default; 1 = the calling thread only */
-    uint32_t flags;       /* MLOAD_LOAD_DIRECT */
+    mload_io io;
     uint64_t chunk_bytes; /* source bytes per request; 0 = 8 MiB (at most 1 GiB) */
     mload_progress_fn progress;
     void *progress_user;
@@ -645,11 +655,11 @@ typedef struct mload_load_opts {
 /* Reads n items with worker threads (opts may be NULL). Every item is
    checked before anything is read. On failure the first error is reported;
    destinations may be partly written. */
-MODELLOAD_API mload_result mload_map_load(mload_map *m, mload_load_item *items, uint64_t n,
+MODELLOAD_API mload_result mload_map_load(const mload_map *m, mload_load_item *items, uint64_t n,
                                           const mload_load_opts *opts, mload_error *err);
 /* Same, into one allocation: each item's dst/dst_size are set inside it
-   (64-byte aligned). Free it with mload_map_free(m, *arena, *arena_size). */
-MODELLOAD_API mload_result mload_map_load_arena(mload_map *m, mload_load_item *items, uint64_t n,
+   (64-byte aligned). Free it with mload_map_free_buffer(m, *arena, *arena_size). */
+MODELLOAD_API mload_result mload_map_load_arena(const mload_map *m, mload_load_item *items, uint64_t n,
                                                 const mload_load_opts *opts, void **arena, uint64_t *arena_size,
                                                 mload_error *err);
 
@@ -670,21 +680,30 @@ typedef struct mload_binding {
     int allocated;
 } mload_binding;
 
+typedef enum mload_bind_mode {
+    MLOAD_BIND_STRICT = 0, /* default: any missing, mismatched or unexpected tensor fails before writing */
+    MLOAD_BIND_LENIENT = 1 /* load what matches, report the rest */
+} mload_bind_mode;
+
+/* Inputs of a bind (zero = strict, the map's default load options). */
+typedef struct mload_bind_opts {
+    mload_bind_mode mode;
+    mload_load_opts load;
+    const mload_tensor **unexpected; /* optional caller array, filled with up to */
+    uint64_t unexpected_cap;         /* unexpected_cap unexpected tensors (name order) */
+} mload_bind_opts;
+
+/* Outputs of a bind: the library sets every field. */
 typedef struct mload_bind_report {
     uint64_t loaded, missing, mismatched, unexpected;
-    const mload_tensor **unexpected_list; /* optional, caller's array ... */
-    uint64_t unexpected_cap;              /* ... filled with up to cap unexpected tensors (name order) */
 } mload_bind_report;
-
-#define MLOAD_BIND_STRICT 0u  /* any missing, mismatched or unexpected tensor: fail before writing */
-#define MLOAD_BIND_LENIENT 1u /* load what matches, report the rest */
 
 /* Fills every binding through the bulk path. Strict mode returns
    MLOAD_ERR_BIND_MISMATCH (nothing written, nothing allocated) when the
    report is not clean; lenient mode loads the matching ones and returns OK.
-   report may be NULL. */
-MODELLOAD_API mload_result mload_map_bind(mload_map *m, mload_binding *b, uint64_t n, uint32_t mode,
-                                          const mload_load_opts *opts, mload_bind_report *report, mload_error *err);
+   opts and report may be NULL. */
+MODELLOAD_API mload_result mload_map_bind(const mload_map *m, mload_binding *b, uint64_t n, const mload_bind_opts *opts,
+                                          mload_bind_report *report, mload_error *err);
 
 /* The original loader's model fingerprint: MD5 (hex, NUL-terminated) of the
    sorted, comma-joined list holding, per tensor, "name:d0_d1_..." and
@@ -702,7 +721,7 @@ typedef struct mload_write_tensor {
     uint32_t rank;          /* for data: the shape (ignored for src) */
     const uint64_t *shape;
     const void *data;
-    mload_map *map;
+    const mload_map *map;
     const mload_tensor *src;
 } mload_write_tensor;
 
@@ -712,7 +731,7 @@ typedef struct mload_write_opts {
     const mload_kv *metadata;   /* __metadata__ entries (copied into every shard), counted by
                                    key_len/value_len: no NUL terminator needed */
     uint64_t metadata_count;
-    mload_allocator allocator;  /* tensors read from a map convert with the map's convert_flags */
+    mload_allocator allocator;  /* tensors read from a map convert with the map's f8_overflow */
 } mload_write_opts;
 
 /* Writes a safetensors file the official library reads: header padded with
@@ -735,7 +754,7 @@ MODELLOAD_API mload_result mload_write(const char *path, const mload_write_tenso
    complete when it returns. The offload manager calls a device from the
    caller's thread and from its prefetch worker, so a back end must be
    thread-safe (the built-in ones are). A user can plug in their own
-   (Vulkan, Metal, ...); mload_device_cuda fills this same table. */
+   (Vulkan, Metal, ...); mload_device_create_cuda fills this same table. */
 typedef struct mload_device {
     const char *name;
     mload_result (*alloc)(void *user, uint64_t size, uint64_t align, void **ptr);
@@ -754,16 +773,17 @@ typedef struct mload_device {
 } mload_device;
 
 /* Plain host memory, synchronous copies, on-host conversion. */
-MODELLOAD_API mload_result mload_device_host(mload_device *out);
+MODELLOAD_API mload_result mload_device_create_host(mload_device *out, mload_error *err);
 /* A simulated device for tests and demos: `capacity` bytes of host memory
    (allocations beyond it fail with MLOAD_ERR_DEVICE), copies executed in
    order by a worker thread (throttled to bytes_per_second when > 0, so
    transfer time is real and can overlap compute), on-device conversion,
    mem_info. Without threads (MODELLOAD_NO_THREADS) copies are synchronous. */
-MODELLOAD_API mload_result mload_device_sim(uint64_t capacity, uint64_t bytes_per_second, mload_device *out);
+MODELLOAD_API mload_result mload_device_create_sim(uint64_t capacity, uint64_t bytes_per_second, mload_device *out,
+                                                   mload_error *err);
 /* The CUDA runtime back end; MLOAD_ERR_UNSUPPORTED unless compiled with
    MODELLOAD_CUDA. */
-MODELLOAD_API mload_result mload_device_cuda(int ordinal, mload_device *out);
+MODELLOAD_API mload_result mload_device_create_cuda(uint32_t ordinal, mload_device *out, mload_error *err);
 /* Calls d->destroy (when set) and zeroes *d. */
 MODELLOAD_API void mload_device_destroy(mload_device *d);
 
@@ -784,8 +804,8 @@ typedef enum mload_place {
 typedef struct mload_tier { mload_place place; mload_dtype dtype; } mload_tier;
 
 /* The four tiers of a unit, as in the original loader:
-   offload     where it rests when parked (mload_offload_offload);
-   onload      where it rests when its model is active (mload_offload_onload);
+   offload     where it rests when parked (mload_offload_group_offload);
+   onload      where it rests when its model is active (mload_offload_group_onload);
    preparing   the copy kept ready on the device between uses, if the
                budget allows (place DEVICE), or none (HOST/DISK: every
                acquire makes a temporary copy);
@@ -797,18 +817,20 @@ typedef struct mload_tier { mload_place place; mload_dtype dtype; } mload_tier;
    in F32/BF16 works: the computation copy is converted. */
 typedef struct mload_tiers { mload_tier offload, onload, preparing, computation; } mload_tiers;
 
-#define MLOAD_EVICT_NEXT_USE 0u /* default: the unit whose next use (learned from the acquire order) is furthest */
-#define MLOAD_EVICT_LRU 1u      /* the least recently released unit */
+typedef enum mload_evict_policy {
+    MLOAD_EVICT_NEXT_USE = 0, /* default: the unit whose next use (learned from the acquire order) is furthest */
+    MLOAD_EVICT_LRU = 1       /* the least recently released unit */
+} mload_evict_policy;
 
 typedef struct mload_offload_desc {
-    mload_map *map;            /* where the weights come from (required; must outlive the manager) */
+    const mload_map *map;      /* where the weights come from (required; must outlive the manager) */
     mload_device device;       /* the computation device (required; not destroyed by the manager) */
     uint64_t device_budget;    /* hard cap on the device bytes the manager holds, temporaries and
                                   prefetches included; 0 = the device's free memory (mem_info)
                                   minus device_reserve, or no cap when the device cannot tell */
     uint64_t device_reserve;
     uint64_t host_budget;      /* hard cap on host bytes (host-tier copies and staging); 0 = none */
-    uint32_t policy;           /* MLOAD_EVICT_* */
+    mload_evict_policy policy;
     uint32_t prefetch_depth;   /* units brought ahead of use, along the learned order; 0 = none */
     mload_allocator allocator; /* host allocations */
 } mload_offload_desc;
@@ -844,16 +866,17 @@ MODELLOAD_API void mload_offload_destroy(mload_offload *o);
    it); a unit with no tensor is MLOAD_ERR_NOT_FOUND. tiers may be NULL (all
    defaults). The unit starts parked in its offload tier. */
 MODELLOAD_API mload_result mload_offload_add_unit(mload_offload *o, const char *name, const char *const *prefixes,
-                                                  uint32_t prefix_count, const mload_tiers *tiers, uint32_t *unit,
+                                                  uint64_t prefix_count, const mload_tiers *tiers, uint32_t *unit,
                                                   mload_error *err);
 /* The same with an explicit list of tensor names. */
 MODELLOAD_API mload_result mload_offload_add_unit_list(mload_offload *o, const char *name, const char *const *tensors,
-                                                       uint32_t count, const mload_tiers *tiers, uint32_t *unit,
+                                                       uint64_t count, const mload_tiers *tiers, uint32_t *unit,
                                                        mload_error *err);
 /* The tiers in force after defaulting. */
-MODELLOAD_API mload_result mload_offload_unit_tiers(const mload_offload *o, uint32_t unit, mload_tiers *out);
+MODELLOAD_API mload_result mload_offload_get_tiers(const mload_offload *o, uint32_t unit, mload_tiers *out, mload_error *err);
 /* Pinned units are never evicted. */
-MODELLOAD_API mload_result mload_offload_pin(mload_offload *o, uint32_t unit, int pinned);
+MODELLOAD_API mload_result mload_offload_pin(mload_offload *o, uint32_t unit, mload_error *err);
+MODELLOAD_API mload_result mload_offload_unpin(mload_offload *o, uint32_t unit, mload_error *err);
 /* Brings unit's tensors to the computation device in the computation dtype
    (evicting units not acquired when space is needed) and returns them in
    *tensors (owned by the manager, *count entries, in name order). When the
@@ -869,10 +892,10 @@ MODELLOAD_API void mload_offload_release(mload_offload *o, uint32_t unit);
    onload tier (a HOST copy, or a DEVICE copy within the budget); offload
    returns each to its offload tier, freeing every other copy (and the two
    staging buffers the manager keeps for reuse between loads). */
-MODELLOAD_API mload_result mload_offload_onload(mload_offload *o, const uint32_t *units, uint32_t n, mload_error *err);
-MODELLOAD_API mload_result mload_offload_offload(mload_offload *o, const uint32_t *units, uint32_t n, mload_error *err);
+MODELLOAD_API mload_result mload_offload_group_onload(mload_offload *o, const uint32_t *units, uint64_t n, mload_error *err);
+MODELLOAD_API mload_result mload_offload_group_offload(mload_offload *o, const uint32_t *units, uint64_t n, mload_error *err);
 /* 1 when the unit's prepared copy is on the device and complete, else 0. */
-MODELLOAD_API int mload_offload_resident(const mload_offload *o, uint32_t unit);
+MODELLOAD_API int mload_offload_is_resident(const mload_offload *o, uint32_t unit);
 /* A copy of the counters. */
 MODELLOAD_API void mload_offload_get_stats(const mload_offload *o, mload_offload_stats *out);
 /* Zeroes the counters (not the byte levels); peaks restart from the current levels. */
@@ -1059,6 +1082,10 @@ static mload_result mload__fail(mload_error *err, mload_result code, uint64_t of
     return code;
 }
 
+static mload_result mload__oom(mload_error *err) {
+    return mload__fail(err, MLOAD_ERR_OUT_OF_MEMORY, MLOAD_NO_OFFSET, NULL, 0, "out of memory");
+}
+
 /* ------------------------------------------------------------- allocation */
 
 typedef struct mload__alloc_hdr { void *base; } mload__alloc_hdr;
@@ -1194,12 +1221,12 @@ MODELLOAD_API mload_dtype mload_dtype_from_name(const char *name, size_t len) {
     if (!name) return MLOAD_DTYPE_INVALID;
     if (len == 3 && (name[0] == 'F' || name[0] == 'I' || name[0] == 'U' || name[0] == 'C')) {
         char a = name[0], b = name[1], c = name[2];
-        if (b == '3' && c == '2') return a == 'F' ? MLOAD_F32 : a == 'I' ? MLOAD_I32 : a == 'U' ? MLOAD_U32 : MLOAD_DTYPE_INVALID;
-        if (b == '1' && c == '6') return a == 'F' ? MLOAD_F16 : a == 'I' ? MLOAD_I16 : a == 'U' ? MLOAD_U16 : MLOAD_DTYPE_INVALID;
-        if (b == '6' && c == '4') return a == 'F' ? MLOAD_F64 : a == 'I' ? MLOAD_I64 : a == 'U' ? MLOAD_U64 : MLOAD_C64;
+        if (b == '3' && c == '2') return a == 'F' ? MLOAD_DTYPE_F32 : a == 'I' ? MLOAD_DTYPE_I32 : a == 'U' ? MLOAD_DTYPE_U32 : MLOAD_DTYPE_INVALID;
+        if (b == '1' && c == '6') return a == 'F' ? MLOAD_DTYPE_F16 : a == 'I' ? MLOAD_DTYPE_I16 : a == 'U' ? MLOAD_DTYPE_U16 : MLOAD_DTYPE_INVALID;
+        if (b == '6' && c == '4') return a == 'F' ? MLOAD_DTYPE_F64 : a == 'I' ? MLOAD_DTYPE_I64 : a == 'U' ? MLOAD_DTYPE_U64 : MLOAD_DTYPE_C64;
         return MLOAD_DTYPE_INVALID;
     }
-    if (len == 4 && name[0] == 'B' && name[1] == 'F' && name[2] == '1' && name[3] == '6') return MLOAD_BF16;
+    if (len == 4 && name[0] == 'B' && name[1] == 'F' && name[2] == '1' && name[3] == '6') return MLOAD_DTYPE_BF16;
     for (i = 1; i < MLOAD_DTYPE_COUNT; ++i) {
         const mload__dtype_info *d = &mload__dtypes[i];
         if (d->name_len == len && memcmp(d->name, name, len) == 0) return MLOAD__CAST(mload_dtype, i);
@@ -1217,8 +1244,8 @@ MODELLOAD_API const char *mload_dtype_name(mload_dtype t) {
 MODELLOAD_API uint32_t mload_dtype_bits(mload_dtype t) {
     return mload__dtype_valid(t) ? mload__dtypes[t].bits : 0u;
 }
-MODELLOAD_API mload_dtype_kind mload_dtype_kind_of(mload_dtype t) {
-    return mload__dtype_valid(t) ? MLOAD__CAST(mload_dtype_kind, mload__dtypes[t].kind) : MLOAD_KIND_INVALID;
+MODELLOAD_API mload_kind mload_dtype_kind(mload_dtype t) {
+    return mload__dtype_valid(t) ? MLOAD__CAST(mload_kind, mload__dtypes[t].kind) : MLOAD_KIND_INVALID;
 }
 
 /* ------------------------------------------------------------- conversion */
@@ -1236,7 +1263,7 @@ typedef struct mload__ffmt {
     int16_t emax;       /* largest unbiased exponent of a finite value */
     uint16_t maxq;      /* largest significand (with hidden bit) at emax */
     uint8_t nan_kind;   /* 0 IEEE, 1 E4M3FN (S.1111.111), 2 FNUZ (0x80), 3 E8M0 (0xFF) */
-    uint8_t sat_default;/* overflow saturates unless MLOAD_CONVERT_NONSAT (F8) */
+    uint8_t sat_default;/* overflow saturates unless MLOAD_F8_OVERFLOW_NONSAT (F8) */
     uint32_t nan_code, ovf_code, max_code; /* without sign; ovf = Inf, or NaN for E4M3 */
 } mload__ffmt;
 
@@ -1296,7 +1323,7 @@ static uint32_t mload__encode(double x, const mload__ffmt *f, uint32_t flags) {
     uint64_t b = mload__d2u(x), ab = b & 0x7FFFFFFFFFFFFFFFull, m, q;
     uint32_t sbit = MLOAD__CAST(uint32_t, b >> 63) << (f->ebits + f->mbits);
     int e, ux, E, sh, emin = 1 - f->bias;
-    int ovf_to_max = f->sat_default && !(flags & MLOAD_CONVERT_NONSAT);
+    int ovf_to_max = f->sat_default && !(flags & MLOAD_F8_OVERFLOW_NONSAT);
     if (ab > 0x7FF0000000000000ull) return f->nan_code | sbit;
     if (ab == 0x7FF0000000000000ull) return (ovf_to_max ? f->max_code : f->ovf_code) | sbit;
     if (ab == 0) return sbit;
@@ -1421,22 +1448,22 @@ MLOAD__VECTORIZE static void mload__from_f32(unsigned char *d, mload_dtype dt, c
                                              uint32_t flags) {
     size_t i;
     switch (dt) {
-    case MLOAD_F32: memcpy(d, s, n * 4); break;
-    case MLOAD_F16: for (i = 0; i < n; ++i) mload__st16(d + 2 * i, mload__f2h(MLOAD__LD32(s, i))); break;
-    case MLOAD_BF16: for (i = 0; i < n; ++i) mload__st16(d + 2 * i, mload__f2bf(MLOAD__LD32(s, i))); break;
-    case MLOAD_F8_E4M3:
-        if (flags & MLOAD_CONVERT_NONSAT)
+    case MLOAD_DTYPE_F32: memcpy(d, s, n * 4); break;
+    case MLOAD_DTYPE_F16: for (i = 0; i < n; ++i) mload__st16(d + 2 * i, mload__f2h(MLOAD__LD32(s, i))); break;
+    case MLOAD_DTYPE_BF16: for (i = 0; i < n; ++i) mload__st16(d + 2 * i, mload__f2bf(MLOAD__LD32(s, i))); break;
+    case MLOAD_DTYPE_F8_E4M3:
+        if (flags & MLOAD_F8_OVERFLOW_NONSAT)
             for (i = 0; i < n; ++i) d[i] = MLOAD__CAST(unsigned char, mload__f2e4m3(MLOAD__LD32(s, i), 0x7Fu));
         else
             for (i = 0; i < n; ++i) d[i] = MLOAD__CAST(unsigned char, mload__f2e4m3_sat(MLOAD__LD32(s, i)));
         break;
-    case MLOAD_F8_E5M2:
-        if (flags & MLOAD_CONVERT_NONSAT)
+    case MLOAD_DTYPE_F8_E5M2:
+        if (flags & MLOAD_F8_OVERFLOW_NONSAT)
             for (i = 0; i < n; ++i) d[i] = MLOAD__CAST(unsigned char, mload__f2e5m2(MLOAD__LD32(s, i), 0x7Cu));
         else
             for (i = 0; i < n; ++i) d[i] = MLOAD__CAST(unsigned char, mload__f2e5m2_sat(MLOAD__LD32(s, i)));
         break;
-    case MLOAD_F64:
+    case MLOAD_DTYPE_F64:
         for (i = 0; i < n; ++i) {
             double v = MLOAD__CAST(double, mload__u2f(MLOAD__LD32(s, i)));
             memcpy(d + 8 * i, &v, 8);
@@ -1449,21 +1476,21 @@ MLOAD__VECTORIZE static void mload__from_f32(unsigned char *d, mload_dtype dt, c
 /* F16 / BF16 source -> F32 (n elements, any alignment) */
 MLOAD__VECTORIZE static void mload__to_f32(unsigned char *d, const unsigned char *s, mload_dtype st, size_t n) {
     size_t i;
-    if (st == MLOAD_BF16) for (i = 0; i < n; ++i) mload__st32(d + 4 * i, MLOAD__LD16(s, i) << 16);
+    if (st == MLOAD_DTYPE_BF16) for (i = 0; i < n; ++i) mload__st32(d + 4 * i, MLOAD__LD16(s, i) << 16);
     else for (i = 0; i < n; ++i) mload__st32(d + 4 * i, mload__h2f(MLOAD__LD16(s, i)));
 }
 
 /* F8_E4M3 / F8_E5M2 -> F32, BF16, F16: arithmetic, so it vectorises */
 MLOAD__VECTORIZE static void mload__from_f8(unsigned char *d, mload_dtype dt, const unsigned char *s, mload_dtype st, size_t n) {
     size_t i;
-    if (st == MLOAD_F8_E5M2) { /* the top byte of an F16 */
-        if (dt == MLOAD_F16) for (i = 0; i < n; ++i) mload__st16(d + 2 * i, MLOAD__CAST(uint32_t, s[i]) << 8);
-        else if (dt == MLOAD_F32) for (i = 0; i < n; ++i) mload__st32(d + 4 * i, mload__h2f(MLOAD__CAST(uint32_t, s[i]) << 8));
+    if (st == MLOAD_DTYPE_F8_E5M2) { /* the top byte of an F16 */
+        if (dt == MLOAD_DTYPE_F16) for (i = 0; i < n; ++i) mload__st16(d + 2 * i, MLOAD__CAST(uint32_t, s[i]) << 8);
+        else if (dt == MLOAD_DTYPE_F32) for (i = 0; i < n; ++i) mload__st32(d + 4 * i, mload__h2f(MLOAD__CAST(uint32_t, s[i]) << 8));
         else for (i = 0; i < n; ++i) mload__st16(d + 2 * i, mload__h2f(MLOAD__CAST(uint32_t, s[i]) << 8) >> 16);
         return;
     }
-    if (dt == MLOAD_F32) for (i = 0; i < n; ++i) mload__st32(d + 4 * i, mload__e4m3f(s[i]));
-    else if (dt == MLOAD_BF16) for (i = 0; i < n; ++i) mload__st16(d + 2 * i, mload__e4m3f(s[i]) >> 16); /* exact in BF16 */
+    if (dt == MLOAD_DTYPE_F32) for (i = 0; i < n; ++i) mload__st32(d + 4 * i, mload__e4m3f(s[i]));
+    else if (dt == MLOAD_DTYPE_BF16) for (i = 0; i < n; ++i) mload__st16(d + 2 * i, mload__e4m3f(s[i]) >> 16); /* exact in BF16 */
     else for (i = 0; i < n; ++i) mload__st16(d + 2 * i, mload__f2h(mload__e4m3f(s[i])));             /* exact in F16 */
 }
 
@@ -1491,14 +1518,14 @@ MLOAD__VECTORIZE static void mload__table8(unsigned char *d, const unsigned char
 #define MLOAD__BLOCK 512
 
 static int mload__is_int(mload_dtype t) {
-    mload_dtype_kind k = mload_dtype_kind_of(t);
+    mload_kind k = mload_dtype_kind(t);
     return k == MLOAD_KIND_BOOL || k == MLOAD_KIND_UINT || k == MLOAD_KIND_SINT;
 }
 static int mload__float_src(mload_dtype t) {
-    return t == MLOAD_F64 || (mload__dtype_valid(t) && mload__ffmts[t].ebits != 0);
+    return t == MLOAD_DTYPE_F64 || (mload__dtype_valid(t) && mload__ffmts[t].ebits != 0);
 }
 static int mload__float_dst(mload_dtype t) {
-    return t == MLOAD_F64 || t == MLOAD_F32 || t == MLOAD_F16 || t == MLOAD_BF16 || t == MLOAD_F8_E4M3 || t == MLOAD_F8_E5M2;
+    return t == MLOAD_DTYPE_F64 || t == MLOAD_DTYPE_F32 || t == MLOAD_DTYPE_F16 || t == MLOAD_DTYPE_BF16 || t == MLOAD_DTYPE_F8_E4M3 || t == MLOAD_DTYPE_F8_E5M2;
 }
 
 /* one element of an integer dtype as (negative?, magnitude) */
@@ -1508,10 +1535,10 @@ static void mload__ld_int(const unsigned char *p, mload_dtype t, int *neg, uint6
     unsigned bytes = mload_dtype_bits(t) / 8u, k;
     for (k = 0; k < bytes; ++k) u |= MLOAD__CAST(uint64_t, p[k]) << (8u * k);
     *neg = 0;
-    if (t == MLOAD_BOOL) { *mag = u != 0; return; }
-    if (mload_dtype_kind_of(t) == MLOAD_KIND_SINT && bytes < 8 && (u >> (8u * bytes - 1u)) & 1u)
+    if (t == MLOAD_DTYPE_BOOL) { *mag = u != 0; return; }
+    if (mload_dtype_kind(t) == MLOAD_KIND_SINT && bytes < 8 && (u >> (8u * bytes - 1u)) & 1u)
         u |= ~0ull << (8u * bytes); /* sign-extend */
-    if (mload_dtype_kind_of(t) == MLOAD_KIND_SINT) {
+    if (mload_dtype_kind(t) == MLOAD_KIND_SINT) {
         memcpy(&sv, &u, 8);
         if (sv < 0) { *neg = 1; *mag = 0u - u; return; }
     }
@@ -1537,9 +1564,9 @@ static double mload__int_to_double(int neg, uint64_t mag) {
 static void mload__st_int(unsigned char *p, mload_dtype t, int neg, uint64_t mag) {
     unsigned bytes = mload_dtype_bits(t) / 8u, k;
     uint64_t u;
-    if (t == MLOAD_BOOL) {
+    if (t == MLOAD_DTYPE_BOOL) {
         u = mag != 0;
-    } else if (mload_dtype_kind_of(t) == MLOAD_KIND_UINT) {
+    } else if (mload_dtype_kind(t) == MLOAD_KIND_UINT) {
         uint64_t max = bytes == 8 ? UINT64_MAX : ((1ull << (8u * bytes)) - 1u);
         u = neg ? 0u : (mag > max ? max : mag);
     } else {
@@ -1562,21 +1589,21 @@ static void mload__double_to_int(double x, int *neg, uint64_t *mag) {
 }
 
 static double mload__ld_float(const unsigned char *p, mload_dtype t) {
-    if (t == MLOAD_F64) { double d; memcpy(&d, p, 8); return d; }
-    if (t == MLOAD_F32) return MLOAD__CAST(double, mload__u2f(mload__ld32(p)));
-    if (t == MLOAD_F16) return MLOAD__CAST(double, mload__u2f(mload__h2f(mload__ld16(p))));
-    if (t == MLOAD_BF16) return MLOAD__CAST(double, mload__u2f(mload__ld16(p) << 16));
+    if (t == MLOAD_DTYPE_F64) { double d; memcpy(&d, p, 8); return d; }
+    if (t == MLOAD_DTYPE_F32) return MLOAD__CAST(double, mload__u2f(mload__ld32(p)));
+    if (t == MLOAD_DTYPE_F16) return MLOAD__CAST(double, mload__u2f(mload__h2f(mload__ld16(p))));
+    if (t == MLOAD_DTYPE_BF16) return MLOAD__CAST(double, mload__u2f(mload__ld16(p) << 16));
     return mload__decode(p[0], &mload__ffmts[t]);
 }
 
 static void mload__st_float(unsigned char *p, mload_dtype t, double x, uint32_t flags) {
-    if (t == MLOAD_F64) { memcpy(p, &x, 8); return; }
-    if (t == MLOAD_F32) {
+    if (t == MLOAD_DTYPE_F64) { memcpy(p, &x, 8); return; }
+    if (t == MLOAD_DTYPE_F32) {
         float f = MLOAD__CAST(float, x); /* IEEE: round to nearest even, overflow to Inf */
         memcpy(p, &f, 4);
         return;
     }
-    if (t == MLOAD_F16 || t == MLOAD_BF16) { mload__st16(p, mload__encode(x, &mload__ffmts[t], flags)); return; }
+    if (t == MLOAD_DTYPE_F16 || t == MLOAD_DTYPE_BF16) { mload__st16(p, mload__encode(x, &mload__ffmts[t], flags)); return; }
     p[0] = MLOAD__CAST(unsigned char, mload__encode(x, &mload__ffmts[t], flags));
 }
 
@@ -1591,7 +1618,7 @@ static void mload__convert_slow(unsigned char *d, mload_dtype dt, const unsigned
             mload__ld_int(s, st, &neg, &mag);
             if (mload__is_int(dt)) {
                 mload__st_int(d, dt, neg, mag);
-            } else if (dt == MLOAD_F64) { /* one rounding, by the hardware */
+            } else if (dt == MLOAD_DTYPE_F64) { /* one rounding, by the hardware */
                 double v = MLOAD__CAST(double, mag);
                 if (neg) v = -v;
                 memcpy(d, &v, 8);
@@ -1600,7 +1627,7 @@ static void mload__convert_slow(unsigned char *d, mload_dtype dt, const unsigned
             }
         } else {
             double x = mload__ld_float(s, st);
-            if (dt == MLOAD_BOOL) {
+            if (dt == MLOAD_DTYPE_BOOL) {
                 d[0] = x != 0.0;
             } else if (mload__is_int(dt)) {
                 int neg;
@@ -1614,35 +1641,26 @@ static void mload__convert_slow(unsigned char *d, mload_dtype dt, const unsigned
     }
 }
 
-MODELLOAD_API int mload_convert_supported(mload_dtype dst_t, mload_dtype src_t) {
+MODELLOAD_API int mload_cast_supported(mload_dtype dst_t, mload_dtype src_t) {
     if (!mload__dtype_valid(dst_t) || !mload__dtype_valid(src_t)) return 0;
     if (dst_t == src_t) return 1;
     return (mload__is_int(src_t) || mload__float_src(src_t)) && (mload__is_int(dst_t) || mload__float_dst(dst_t));
 }
 
-MODELLOAD_API mload_result mload_convert(void *dst, mload_dtype dst_t, const void *src, mload_dtype src_t,
-                                         uint64_t count, uint32_t flags) {
-    unsigned char *d = MLOAD__CAST(unsigned char *, dst);
-    const unsigned char *s = MLOAD__CAST(const unsigned char *, src);
-    uint64_t sbits, dbits;
-    if (!mload__dtype_valid(dst_t) || !mload__dtype_valid(src_t)) return MLOAD_ERR_INVALID_ARGUMENT;
-    if (!mload_convert_supported(dst_t, src_t)) return MLOAD_ERR_UNSUPPORTED;
-    if (count == 0) return MLOAD_OK;
-    if (!dst || !src) return MLOAD_ERR_INVALID_ARGUMENT;
-    sbits = mload_dtype_bits(src_t);
-    dbits = mload_dtype_bits(dst_t);
-    if (count > (UINT64_MAX / 64u) || count * sbits / 8u > SIZE_MAX || count * dbits / 8u > SIZE_MAX)
-        return MLOAD_ERR_INVALID_ARGUMENT;
+/* The cast of checked arguments (supported pair, buffers, sizes). */
+static void mload__cast(unsigned char *d, mload_dtype dst_t, const unsigned char *s, mload_dtype src_t, uint64_t count,
+                        uint32_t flags) {
+    uint64_t sbits = mload_dtype_bits(src_t), dbits = mload_dtype_bits(dst_t);
+    if (count == 0) return;
     if (dst_t == src_t) {
-        if ((count * sbits) % 8u) return MLOAD_ERR_INVALID_ARGUMENT;
         memcpy(d, s, MLOAD__CAST(size_t, count * sbits / 8u));
-        return MLOAD_OK;
+        return;
     }
     /* F32 / F16 / BF16 -> float: the fast kernels, widening to F32 first */
-    if ((src_t == MLOAD_F32 || src_t == MLOAD_F16 || src_t == MLOAD_BF16) && mload__float_dst(dst_t)) {
-        if (src_t == MLOAD_F32) {
+    if ((src_t == MLOAD_DTYPE_F32 || src_t == MLOAD_DTYPE_F16 || src_t == MLOAD_DTYPE_BF16) && mload__float_dst(dst_t)) {
+        if (src_t == MLOAD_DTYPE_F32) {
             mload__from_f32(d, dst_t, s, MLOAD__CAST(size_t, count), flags);
-        } else if (dst_t == MLOAD_F32) {
+        } else if (dst_t == MLOAD_DTYPE_F32) {
             mload__to_f32(d, s, src_t, MLOAD__CAST(size_t, count));
         } else {
             uint32_t tmp[MLOAD__BLOCK];
@@ -1655,10 +1673,10 @@ MODELLOAD_API mload_result mload_convert(void *dst, mload_dtype dst_t, const voi
                 count -= n;
             }
         }
-        return MLOAD_OK;
+        return;
     }
     /* F64 -> F32: the hardware rounding */
-    if (src_t == MLOAD_F64 && dst_t == MLOAD_F32) {
+    if (src_t == MLOAD_DTYPE_F64 && dst_t == MLOAD_DTYPE_F32) {
         uint64_t i;
         for (i = 0; i < count; ++i) {
             double x;
@@ -1667,11 +1685,11 @@ MODELLOAD_API mload_result mload_convert(void *dst, mload_dtype dst_t, const voi
             f = MLOAD__CAST(float, x);
             memcpy(d + 4 * i, &f, 4);
         }
-        return MLOAD_OK;
+        return;
     }
-    if ((src_t == MLOAD_F8_E4M3 || src_t == MLOAD_F8_E5M2) && (dst_t == MLOAD_F32 || dst_t == MLOAD_BF16 || dst_t == MLOAD_F16)) {
+    if ((src_t == MLOAD_DTYPE_F8_E4M3 || src_t == MLOAD_DTYPE_F8_E5M2) && (dst_t == MLOAD_DTYPE_F32 || dst_t == MLOAD_DTYPE_BF16 || dst_t == MLOAD_DTYPE_F16)) {
         mload__from_f8(d, dst_t, s, src_t, MLOAD__CAST(size_t, count));
-        return MLOAD_OK;
+        return;
     }
     /* other 8-bit sources: a 256-entry table of destination codes */
     if (sbits == 8 && count >= 1024) {
@@ -1683,9 +1701,28 @@ MODELLOAD_API mload_result mload_convert(void *dst, mload_dtype dst_t, const voi
             mload__convert_slow(table + c * db, dst_t, &b, src_t, 1, flags);
         }
         mload__table8(d, s, MLOAD__CAST(size_t, count), table, db);
-        return MLOAD_OK;
+        return;
     }
     mload__convert_slow(d, dst_t, s, src_t, MLOAD__CAST(size_t, count), flags);
+}
+
+MODELLOAD_API mload_result mload_cast(void *dst, mload_dtype dst_t, const void *src, mload_dtype src_t, uint64_t count,
+                                      mload_f8_overflow overflow, mload_error *err) {
+    uint64_t sbits, dbits;
+    if (!mload__dtype_valid(dst_t) || !mload__dtype_valid(src_t) || MLOAD__CAST(uint32_t, overflow) > 1u)
+        return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "cast: invalid dtype or overflow mode");
+    if (!mload_cast_supported(dst_t, src_t))
+        return mload__fail(err, MLOAD_ERR_UNSUPPORTED, MLOAD_NO_OFFSET, NULL, 0, "cast: no conversion from %s to %s",
+                           mload__dtypes[src_t].name, mload__dtypes[dst_t].name);
+    if (count == 0) return MLOAD_OK;
+    sbits = mload_dtype_bits(src_t);
+    dbits = mload_dtype_bits(dst_t);
+    if (!dst || !src || count > (UINT64_MAX / 64u) || count * sbits / 8u > SIZE_MAX || count * dbits / 8u > SIZE_MAX ||
+        (dst_t == src_t && (count * sbits) % 8u))
+        return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0,
+                           "cast: NULL buffer, a count too large, or a sub-byte count not filling whole bytes");
+    mload__cast(MLOAD__CAST(unsigned char *, dst), dst_t, MLOAD__CAST(const unsigned char *, src), src_t, count,
+                MLOAD__CAST(uint32_t, overflow));
     return MLOAD_OK;
 }
 
@@ -1713,13 +1750,14 @@ static void mload__mem_close(void *user) {
     mload__free(&a, m, sizeof(*m), sizeof(void *));
 }
 
-MODELLOAD_API mload_result mload_source_memory(const void *data, uint64_t size,
-                                               const mload_allocator *a, mload_source *out) {
+MODELLOAD_API mload_result mload_source_open_memory(const void *data, uint64_t size, const mload_allocator *a,
+                                                    mload_source *out, mload_error *err) {
     mload__mem_src *m;
-    if (!out || (!data && size) || !mload__allocator_ok(a)) return MLOAD_ERR_INVALID_ARGUMENT;
+    if (!out || (!data && size) || !mload__allocator_ok(a))
+        return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "memory source: NULL out or data, or a bad allocator");
     memset(out, 0, sizeof(*out));
     m = MLOAD__CAST(mload__mem_src *, mload__malloc(a, sizeof(*m), sizeof(void *)));
-    if (!m) return MLOAD_ERR_OUT_OF_MEMORY;
+    if (!m) return mload__oom(err);
     memset(m, 0, sizeof(*m));
     m->data = MLOAD__CAST(const unsigned char *, data);
     m->size = size;
@@ -1809,7 +1847,7 @@ static void mload__fd_close(void *user) {
 }
 #endif
 
-MODELLOAD_API mload_result mload_source_path(const char *path, const mload_allocator *a,
+MODELLOAD_API mload_result mload_source_open_path(const char *path, const mload_allocator *a,
                                              mload_source *out, mload_error *err) {
 #if defined(MLOAD__POSIX) || defined(MLOAD__STDIO)
     mload__fd_src *s;
@@ -2463,10 +2501,6 @@ static void mload__file_free(mload_file *f) {
     mload__free(&a, f, sizeof(*f), sizeof(void *));
 }
 
-static mload_result mload__oom(mload_error *err) {
-    return mload__fail(err, MLOAD_ERR_OUT_OF_MEMORY, MLOAD_NO_OFFSET, NULL, 0, "out of memory");
-}
-
 /* __metadata__: null or an object of string -> string. */
 static mload_result mload__parse_metadata(mload_file *f, mload__json *j) {
     mload_result r;
@@ -2855,10 +2889,9 @@ static mload_result mload__open_source(const mload_file_desc *desc, mload_file *
         return MLOAD_OK;
     }
     if (desc->data) {
-        if (mload_source_memory(desc->data, desc->data_size, &f->alloc, &f->src) != MLOAD_OK) return mload__oom(err);
-        return MLOAD_OK;
+        return mload_source_open_memory(desc->data, desc->data_size, &f->alloc, &f->src, err);
     }
-    return mload_source_path(desc->path, &f->alloc, &f->src, err);
+    return mload_source_open_path(desc->path, &f->alloc, &f->src, err);
 }
 
 /* Checks 1-3 and reads the header into a NUL-terminated, padded buffer. */
@@ -3001,13 +3034,13 @@ MODELLOAD_API const mload_tensor *mload_file_find(const mload_file *f, const cha
     return name ? mload_file_find_n(f, name, strlen(name)) : NULL;
 }
 
-MODELLOAD_API uint64_t mload_file_index_of(const mload_file *f, const mload_tensor *t) {
+MODELLOAD_API uint64_t mload_file_tensor_index(const mload_file *f, const mload_tensor *t) {
     return MLOAD__CAST(uint64_t, t - f->tensors);
 }
 
 MODELLOAD_API uint64_t mload_file_metadata_count(const mload_file *f) { return f ? f->meta_count : 0; }
 
-MODELLOAD_API const mload_kv *mload_file_metadata_at(const mload_file *f, uint64_t i) {
+MODELLOAD_API const mload_kv *mload_file_metadata(const mload_file *f, uint64_t i) {
     return (f && i < f->meta_count) ? &f->meta[i] : NULL;
 }
 
@@ -3026,7 +3059,7 @@ static int mload__owns(const mload_file *f, const mload_tensor *t) {
     return f->count && p >= b && p < b + f->count * sizeof(mload_tensor) && (p - b) % sizeof(mload_tensor) == 0;
 }
 
-MODELLOAD_API mload_result mload_file_read_bytes(mload_file *f, const mload_tensor *t, uint64_t byte_begin,
+MODELLOAD_API mload_result mload_file_read_bytes(const mload_file *f, const mload_tensor *t, uint64_t byte_begin,
                                                  uint64_t size, void *dst, mload_error *err) {
     mload_result r;
     if (!f || !t || (!dst && size) || !mload__owns(f, t))
@@ -3044,7 +3077,7 @@ MODELLOAD_API mload_result mload_file_read_bytes(mload_file *f, const mload_tens
     return MLOAD_OK;
 }
 
-MODELLOAD_API mload_result mload_file_read(mload_file *f, const mload_tensor *t, void *dst, uint64_t dst_size,
+MODELLOAD_API mload_result mload_file_read(const mload_file *f, const mload_tensor *t, void *dst, uint64_t dst_size,
                                            mload_error *err) {
     if (t && dst_size < t->nbytes)
         return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, t->name, t->name_len,
@@ -3082,7 +3115,7 @@ struct mload_map {
     size_t count;
     mload__index index;
     uint64_t data_size, declared;
-    uint32_t threads, convert_flags, dup_policy;
+    uint32_t threads, f8_overflow, dup_policy;
     /* with a converter: the file tensors (name order) and the recipes */
     mload_tensor *base;
     size_t nbase;
@@ -3233,7 +3266,7 @@ static mload_result mload__map_add_index(mload_map *m, const char *path, mload_e
     mload_result r;
     int have_total = 0, have_wm = 0;
     memset(&ix, 0, sizeof ix);
-    if ((r = mload_source_path(path, a, &src, err)) != MLOAD_OK) return r;
+    if ((r = mload_source_open_path(path, a, &src, err)) != MLOAD_OK) return r;
     if (src.size(src.user, &size) != MLOAD_OK || size > MLOAD__MAX_HEADER) {
         mload_source_close(&src);
         return mload__fail(err, MLOAD_ERR_INVALID_INDEX, MLOAD_NO_OFFSET, NULL, 0, "index '%s' is unreadable or larger than 100000000 bytes", path);
@@ -3523,7 +3556,7 @@ MODELLOAD_API mload_result mload_map_open(const mload_map_desc *desc, mload_map 
     if (out) *out = NULL;
     if (!desc || !out || (desc->path_count && !desc->paths) || (desc->source_count && !desc->sources) ||
         !mload__allocator_ok(&desc->allocator) || desc->path_count + (uint64_t)desc->source_count == 0 ||
-        desc->duplicates > MLOAD_DUP_LAST_WINS) {
+        MLOAD__CAST(uint32_t, desc->duplicates) > MLOAD_DUP_LAST_WINS || MLOAD__CAST(uint32_t, desc->f8_overflow) > 1u) {
         if (desc && desc->sources)
             for (i = 0; i < desc->source_count; ++i) { mload_source s = desc->sources[i]; mload_source_close(&s); }
         return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0,
@@ -3537,8 +3570,8 @@ MODELLOAD_API mload_result mload_map_open(const mload_map_desc *desc, mload_map 
     memset(m, 0, sizeof(*m));
     m->alloc = desc->allocator;
     m->declared = UINT64_MAX;
-    m->dup_policy = desc->duplicates;
-    m->convert_flags = desc->convert_flags;
+    m->dup_policy = MLOAD__CAST(uint32_t, desc->duplicates);
+    m->f8_overflow = MLOAD__CAST(uint32_t, desc->f8_overflow);
     m->threads = desc->threads;
     for (i = 0; i < desc->path_count && r == MLOAD_OK; ++i) {
         if (!desc->paths[i]) r = mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "NULL path");
@@ -3574,7 +3607,7 @@ MODELLOAD_API void mload_map_close(mload_map *m) {
 }
 
 MODELLOAD_API uint64_t mload_map_count(const mload_map *m) { return m ? m->count : 0; }
-MODELLOAD_API const mload_tensor *mload_map_at(const mload_map *m, uint64_t i) {
+MODELLOAD_API const mload_tensor *mload_map_tensor(const mload_map *m, uint64_t i) {
     return (m && i < m->count) ? &m->tensors[i] : NULL;
 }
 MODELLOAD_API const mload_tensor *mload_map_find_n(const mload_map *m, const char *name, size_t len) {
@@ -3584,7 +3617,7 @@ MODELLOAD_API const mload_tensor *mload_map_find_n(const mload_map *m, const cha
 MODELLOAD_API const mload_tensor *mload_map_find(const mload_map *m, const char *name) {
     return name ? mload_map_find_n(m, name, strlen(name)) : NULL;
 }
-MODELLOAD_API uint64_t mload_map_prefix(const mload_map *m, const char *prefix, uint64_t *first) {
+MODELLOAD_API uint64_t mload_map_find_prefix(const mload_map *m, const char *prefix, uint64_t *first) {
     size_t lo = 0, hi, pl, start;
     if (!m || !prefix) { if (first) *first = m ? m->count : 0; return 0; }
     pl = strlen(prefix);
@@ -3605,11 +3638,11 @@ MODELLOAD_API uint64_t mload_map_prefix(const mload_map *m, const char *prefix, 
     if (first) *first = lo > start ? start : m->count;
     return lo - start;
 }
-MODELLOAD_API uint32_t mload_map_file_count(const mload_map *m) { return m ? m->nfiles : 0; }
-MODELLOAD_API const mload_file *mload_map_file(const mload_map *m, uint32_t i) {
+MODELLOAD_API uint64_t mload_map_file_count(const mload_map *m) { return m ? m->nfiles : 0; }
+MODELLOAD_API const mload_file *mload_map_file(const mload_map *m, uint64_t i) {
     return (m && i < m->nfiles) ? m->files[i] : NULL;
 }
-MODELLOAD_API const char *mload_map_file_path(const mload_map *m, uint32_t i) {
+MODELLOAD_API const char *mload_map_file_path(const mload_map *m, uint64_t i) {
     return (m && i < m->nfiles) ? m->paths[i] : NULL;
 }
 MODELLOAD_API uint64_t mload_map_data_size(const mload_map *m) { return m ? m->data_size : 0; }
@@ -3623,7 +3656,7 @@ static int mload__map_owns(const mload_map *m, const mload_tensor *t) {
 }
 
 /* raw bytes of a map tensor from its file */
-static mload_result mload__map_pread(mload_map *m, const mload_tensor *t, uint64_t byte_off, void *dst, uint64_t size,
+static mload_result mload__map_pread(const mload_map *m, const mload_tensor *t, uint64_t byte_off, void *dst, uint64_t size,
                                      mload_error *err) {
     mload_file *f = m->files[t->file_index];
     unsigned char *d = MLOAD__CAST(unsigned char *, dst);
@@ -3653,7 +3686,7 @@ static mload_result mload__map_check(const mload_map *m, const mload_tensor *t, 
     if (*as == MLOAD_DTYPE_INVALID) *as = t->dtype;
     if (!mload__dtype_valid(*as))
         return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, t->name, t->name_len, "invalid dtype");
-    if (!mload_convert_supported(*as, t->dtype))
+    if (!mload_cast_supported(*as, t->dtype))
         return mload__fail(err, MLOAD_ERR_UNSUPPORTED, MLOAD_NO_OFFSET, t->name, t->name_len,
                            "tensor '%s': no conversion from %s to %s", t->name, mload__dtypes[t->dtype].name,
                            mload__dtypes[*as].name);
@@ -3681,7 +3714,7 @@ static mload_result mload__map_check(const mload_map *m, const mload_tensor *t, 
 
 /* elements [first, first + count) of file tensor t (checked) into dst as
    `as`, through scratch when converting */
-static mload_result mload__base_read_elems(mload_map *m, const mload_tensor *t, uint64_t first, uint64_t count, mload_dtype as,
+static mload_result mload__base_read_elems(const mload_map *m, const mload_tensor *t, uint64_t first, uint64_t count, mload_dtype as,
                                            unsigned char *dst, unsigned char *scratch, size_t scratch_size, mload_error *err) {
     uint64_t sb = mload__dtypes[t->dtype].bits, db = mload__dtypes[as].bits, per;
     if (as == t->dtype) return mload__map_pread(m, t, first * sb / 8u, dst, count * sb / 8u, err);
@@ -3690,7 +3723,7 @@ static mload_result mload__base_read_elems(mload_map *m, const mload_tensor *t, 
         uint64_t n = count < per ? count : per;
         mload_result r = mload__map_pread(m, t, first * (sb / 8u), scratch, n * (sb / 8u), err);
         if (r != MLOAD_OK) return r;
-        mload_convert(dst, as, scratch, t->dtype, n, m->convert_flags);
+        mload__cast(dst, as, scratch, t->dtype, n, m->f8_overflow);
         dst += n * (db / 8u);
         first += n;
         count -= n;
@@ -3698,11 +3731,11 @@ static mload_result mload__base_read_elems(mload_map *m, const mload_tensor *t, 
     return MLOAD_OK;
 }
 
-static mload_result mload__vt_read(mload_map *m, size_t vi, uint64_t first, uint64_t count, mload_dtype as, unsigned char *dst,
+static mload_result mload__vt_read(const mload_map *m, size_t vi, uint64_t first, uint64_t count, mload_dtype as, unsigned char *dst,
                                    unsigned char *scratch, size_t scratch_size, mload_error *err, const mload_tensor *pub);
 
 /* a map tensor (file tensor, or converted) */
-static mload_result mload__map_read_elems(mload_map *m, const mload_tensor *t, uint64_t first, uint64_t count, mload_dtype as,
+static mload_result mload__map_read_elems(const mload_map *m, const mload_tensor *t, uint64_t first, uint64_t count, mload_dtype as,
                                           unsigned char *dst, unsigned char *scratch, size_t scratch_size, mload_error *err) {
     if (m->cv_of) return mload__vt_read(m, m->cv_of[t - m->tensors], first, count, as, dst, scratch, scratch_size, err, t);
     return mload__base_read_elems(m, t, first, count, as, dst, scratch, scratch_size, err);
@@ -3720,7 +3753,7 @@ MODELLOAD_API int mload_map_is_direct(const mload_map *m, const mload_tensor *t)
 
 #define MLOAD__SCRATCH (256u * 1024u)
 
-MODELLOAD_API mload_result mload_map_read_range(mload_map *m, const mload_tensor *t, uint64_t first, uint64_t count,
+MODELLOAD_API mload_result mload_map_read_range(const mload_map *m, const mload_tensor *t, uint64_t first, uint64_t count,
                                                 mload_dtype as, void *dst, uint64_t dst_size, mload_error *err) {
     uint64_t sbytes, dbytes;
     unsigned char stack[4096], *scratch = stack;
@@ -3737,12 +3770,12 @@ MODELLOAD_API mload_result mload_map_read_range(mload_map *m, const mload_tensor
     return r;
 }
 
-MODELLOAD_API mload_result mload_map_read(mload_map *m, const mload_tensor *t, mload_dtype as, void *dst,
+MODELLOAD_API mload_result mload_map_read(const mload_map *m, const mload_tensor *t, mload_dtype as, void *dst,
                                           uint64_t dst_size, mload_error *err) {
     return mload_map_read_range(m, t, 0, t ? t->numel : 0, as, dst, dst_size, err);
 }
 
-MODELLOAD_API mload_result mload_map_read_rows(mload_map *m, const mload_tensor *t, uint64_t row_begin,
+MODELLOAD_API mload_result mload_map_read_rows(const mload_map *m, const mload_tensor *t, uint64_t row_begin,
                                                uint64_t row_count, mload_dtype as, void *dst, uint64_t dst_size,
                                                mload_error *err) {
     uint64_t per_row;
@@ -3756,7 +3789,7 @@ MODELLOAD_API mload_result mload_map_read_rows(mload_map *m, const mload_tensor 
     return mload_map_read_range(m, t, row_begin * per_row, row_count * per_row, as, dst, dst_size, err);
 }
 
-MODELLOAD_API void mload_split_rows(uint64_t rows, uint32_t rank, uint32_t world, uint64_t *begin, uint64_t *count) {
+MODELLOAD_API void mload_split_rows(uint64_t rows, uint64_t rank, uint64_t world, uint64_t *begin, uint64_t *count) {
     uint64_t base, rem, b, c;
     if (world == 0) world = 1;
     base = rows / world;
@@ -3764,13 +3797,13 @@ MODELLOAD_API void mload_split_rows(uint64_t rows, uint32_t rank, uint32_t world
     if (rank >= world) { b = rows; c = 0; }
     else {
         c = base + (rank < rem ? 1u : 0u);
-        b = MLOAD__CAST(uint64_t, rank) * base + (rank < rem ? rank : rem);
+        b = rank * base + (rank < rem ? rank : rem);
     }
     if (begin) *begin = b;
     if (count) *count = c;
 }
 
-MODELLOAD_API mload_result mload_map_read_alloc(mload_map *m, const mload_tensor *t, mload_dtype as, void **out,
+MODELLOAD_API mload_result mload_map_read_alloc(const mload_map *m, const mload_tensor *t, mload_dtype as, void **out,
                                                 uint64_t *out_size, mload_error *err) {
     uint64_t sbytes, dbytes;
     void *p;
@@ -3792,11 +3825,11 @@ MODELLOAD_API mload_result mload_map_read_alloc(mload_map *m, const mload_tensor
     return MLOAD_OK;
 }
 
-MODELLOAD_API void mload_map_free(mload_map *m, void *p, uint64_t size) {
+MODELLOAD_API void mload_map_free_buffer(const mload_map *m, void *p, uint64_t size) {
     if (m && p) mload__free(&m->alloc, p, MLOAD__CAST(size_t, size ? size : 1), 64);
 }
 
-MODELLOAD_API mload_result mload_map_view(mload_map *m, const mload_tensor *t, mload_view *out, mload_error *err) {
+MODELLOAD_API mload_result mload_view_open(const mload_map *m, const mload_tensor *t, mload_view *out, mload_error *err) {
     if (out) memset(out, 0, sizeof(*out));
     if (!m || !t || !out || !mload__map_owns(m, t))
         return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "NULL argument or a tensor of another map");
@@ -3839,7 +3872,7 @@ MODELLOAD_API mload_result mload_map_view(mload_map *m, const mload_tensor *t, m
 #endif
 }
 
-MODELLOAD_API void mload_view_release(mload_view *v) {
+MODELLOAD_API void mload_view_close(mload_view *v) {
     if (!v) return;
 #if defined(MLOAD__POSIX)
     if (v->map_base) munmap(v->map_base, v->map_len);
@@ -3857,7 +3890,7 @@ struct mload_rules {
     char *text;            /* a copy, tokens NUL-terminated in place */
     size_t text_size;
     mload_rule *rules;
-    uint32_t count;
+    uint64_t count;
     const char **srcs;     /* concat source lists */
     uint64_t *dims;        /* shapes */
     size_t ntok;
@@ -3914,7 +3947,7 @@ static int64_t mload__parse_shape(const char *s, uint64_t *dims, size_t cap) {
     return p == s + k - 1 ? MLOAD__CAST(int64_t, n) : -1;
 }
 
-MODELLOAD_API void mload_rules_free(mload_rules *r) {
+MODELLOAD_API void mload_rules_destroy(mload_rules *r) {
     mload_allocator a;
     if (!r) return;
     a = r->alloc;
@@ -3925,12 +3958,12 @@ MODELLOAD_API void mload_rules_free(mload_rules *r) {
     mload__free(&a, r, sizeof(*r), sizeof(void *));
 }
 
-MODELLOAD_API const mload_rule *mload_rules_get(const mload_rules *r, uint32_t *count) {
+MODELLOAD_API const mload_rule *mload_rules_list(const mload_rules *r, uint64_t *count) {
     if (count) *count = r ? r->count : 0;
     return r ? r->rules : NULL;
 }
 
-MODELLOAD_API mload_result mload_rules_parse(const char *text, size_t len, const mload_allocator *a, mload_rules **out,
+MODELLOAD_API mload_result mload_rules_create(const char *text, size_t len, const mload_allocator *a, mload_rules **out,
                                              mload_error *err) {
     mload_rules *r;
     size_t i, ntok = 0, nsrc = 0, ndim = 0, pos = 0;
@@ -3955,7 +3988,7 @@ MODELLOAD_API mload_result mload_rules_parse(const char *text, size_t len, const
     r->rules = MLOAD__CAST(mload_rule *, mload__malloc(a, (ntok + 1) * sizeof(mload_rule), sizeof(void *)));
     r->srcs = MLOAD__CAST(const char **, mload__malloc(a, (ntok + 1) * sizeof(char *), sizeof(void *)));
     r->dims = MLOAD__CAST(uint64_t *, mload__malloc(a, (ntok + 1) * sizeof(uint64_t), sizeof(void *)));
-    if (!r->text || !r->rules || !r->srcs || !r->dims) { mload_rules_free(r); return mload__oom(err); }
+    if (!r->text || !r->rules || !r->srcs || !r->dims) { mload_rules_destroy(r); return mload__oom(err); }
     if (len) memcpy(r->text, text, len);
     r->text[len] = '\0';
     while (pos < len) {
@@ -3969,7 +4002,7 @@ MODELLOAD_API mload_result mload_rules_parse(const char *text, size_t len, const
         r->text[end] = '\0';
         pos = end + 1;
         if (mload__utf8_check(MLOAD__PCAST(const unsigned char *, ln), strlen(ln)) != strlen(ln)) {
-            mload_rules_free(r);
+            mload_rules_destroy(r);
             return mload__fail(err, MLOAD_ERR_INVALID_CONVERTER, line_off, NULL, 0, "line %U: not valid UTF-8", MLOAD__CAST(uint64_t, line));
         }
         /* tokens; '#' at a token start begins a comment */
@@ -3987,13 +4020,13 @@ MODELLOAD_API mload_result mload_rules_parse(const char *text, size_t len, const
         if (!vi) {
             mload_result res = mload__fail(err, MLOAD_ERR_INVALID_CONVERTER, line_off, NULL, 0, "line %U: unknown rule '%s'",
                                            MLOAD__CAST(uint64_t, line), tok[0]);
-            mload_rules_free(r);
+            mload_rules_destroy(r);
             return res;
         }
         if (MLOAD__CAST(int, ntk) - 1 < vi->min_args || MLOAD__CAST(int, ntk) - 1 > vi->max_args) {
             mload_result res = mload__fail(err, MLOAD_ERR_INVALID_CONVERTER, line_off, NULL, 0,
                                            "line %U: wrong number of arguments for '%s'", MLOAD__CAST(uint64_t, line), tok[0]);
-            mload_rules_free(r);
+            mload_rules_destroy(r);
             return res;
         }
         ru = &r->rules[r->count];
@@ -4030,7 +4063,7 @@ MODELLOAD_API mload_result mload_rules_parse(const char *text, size_t len, const
             if (rank < 0) {
                 mload_result res = mload__fail(err, MLOAD_ERR_INVALID_CONVERTER, line_off, NULL, 0,
                                                "line %U: bad shape '%s' (write [d0,d1,...])", MLOAD__CAST(uint64_t, line), shape);
-                mload_rules_free(r);
+                mload_rules_destroy(r);
                 return res;
             }
             ru->shape = r->dims + ndim;
@@ -4049,14 +4082,14 @@ MODELLOAD_API mload_result mload_rules_parse(const char *text, size_t len, const
         r->count++;
         continue;
     badnum:
-        mload_rules_free(r);
+        mload_rules_destroy(r);
         return mload__fail(err, MLOAD_ERR_INVALID_CONVERTER, line_off, NULL, 0, "line %U: expected a non-negative integer",
                            MLOAD__CAST(uint64_t, line));
     baddtype:
-        mload_rules_free(r);
+        mload_rules_destroy(r);
         return mload__fail(err, MLOAD_ERR_INVALID_CONVERTER, line_off, NULL, 0, "line %U: unknown dtype", MLOAD__CAST(uint64_t, line));
     toomany:
-        mload_rules_free(r);
+        mload_rules_destroy(r);
         return mload__fail(err, MLOAD_ERR_INVALID_CONVERTER, line_off, NULL, 0, "line %U: more than 63 arguments",
                            MLOAD__CAST(uint64_t, line));
     }
@@ -4397,7 +4430,7 @@ static mload_result mload__cb_value(mload__cb *b, const mload_rule *r, const cha
     }
     case MLOAD_RULE_CAST: {
         const mload__vt *v = &b->vts[src[0]];
-        if (!mload__dtype_valid(r->dtype) || !mload_convert_supported(r->dtype, v->src_dtype))
+        if (!mload__dtype_valid(r->dtype) || !mload_cast_supported(r->dtype, v->src_dtype))
             return mload__cv_fail(b, target, tl, "target '%s': no conversion to %s", mload_dtype_name(r->dtype));
         nv = *v;
         nv.dtype = r->dtype;
@@ -4440,8 +4473,8 @@ static const char *mload__rule_target(const mload_rule *r) {
     default: return r->b;
     }
 }
-static uint32_t mload__rule_nsrc(const mload_rule *r) {
-    if (r->verb == MLOAD_RULE_CONCAT) return r->source_count;
+static uint32_t mload__rule_nsrc(const mload_rule *r) { /* 65 stands for "more than 64" */
+    if (r->verb == MLOAD_RULE_CONCAT) return r->source_count > 64u ? 65u : MLOAD__CAST(uint32_t, r->source_count);
     return r->verb == MLOAD_RULE_ZEROS ? 0u : 1u;
 }
 static const char *mload__rule_src(const mload_rule *r, uint32_t k) {
@@ -4635,12 +4668,10 @@ static mload_result mload__cb_rule(mload__cb *b, const mload_rule *r) {
     return MLOAD_OK;
 }
 
-MODELLOAD_API mload_result mload_converter_emit(mload_emitter *em, const char *target, const mload_rule *recipe) {
-    mload__cb *b;
+static mload_result mload__emit(mload_emitter *em, const char *target, const mload_rule *recipe) {
+    mload__cb *b = em->b;
     size_t vt;
     mload_result r;
-    if (!em || !target) return MLOAD_ERR_INVALID_ARGUMENT;
-    b = em->b;
     if (!recipe) return mload__cb_add_ent(b, target, strlen(target), b->cur_src);
     if (!mload__is_value_rule(recipe->verb)) return mload__cv_fail(b, target, strlen(target), "target '%s': emit takes a value rule%s", NULL);
     {   /* sources name tensors of the source name space (vt i = base tensor i) */
@@ -4656,6 +4687,18 @@ MODELLOAD_API mload_result mload_converter_emit(mload_emitter *em, const char *t
         if ((r = mload__cb_value(b, recipe, target, src, n, &vt)) != MLOAD_OK) return r;
     }
     return mload__cb_add_ent(b, target, strlen(target), vt);
+}
+
+MODELLOAD_API mload_result mload_emitter_add(mload_emitter *em, const char *target, const mload_rule *recipe,
+                                             mload_error *err) {
+    mload_result r;
+    if (!em || !target) return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "emit: NULL emitter or target");
+    r = mload__emit(em, target, recipe);
+    if (r != MLOAD_OK && err) {
+        if (em->b->err && em->b->err->code == r) *err = *em->b->err;
+        else mload__fail(err, r, MLOAD_NO_OFFSET, target, strlen(target), "emit of '%s' failed", target);
+    }
+    return r;
 }
 
 /* ---- building the converted view of a map ---- */
@@ -4811,11 +4854,11 @@ static void mload__transpose_copy(unsigned char *dst, const unsigned char *src, 
         }
 }
 
-static mload_result mload__base_read_elems(mload_map *m, const mload_tensor *t, uint64_t first, uint64_t count, mload_dtype as,
+static mload_result mload__base_read_elems(const mload_map *m, const mload_tensor *t, uint64_t first, uint64_t count, mload_dtype as,
                                            unsigned char *dst, unsigned char *scratch, size_t scratch_size, mload_error *err);
 
 /* elements [first, first + count) of vt vi as `as` into dst */
-static mload_result mload__vt_read(mload_map *m, size_t vi, uint64_t first, uint64_t count, mload_dtype as, unsigned char *dst,
+static mload_result mload__vt_read(const mload_map *m, size_t vi, uint64_t first, uint64_t count, mload_dtype as, unsigned char *dst,
                                    unsigned char *scratch, size_t scratch_size, mload_error *err, const mload_tensor *pub) {
     const mload__vt *v = &m->cv_vts[vi];
     uint64_t ab = mload_dtype_bits(as);
@@ -4841,7 +4884,7 @@ static mload_result mload__vt_read(mload_map *m, size_t vi, uint64_t first, uint
                     while (done < n && r == MLOAD_OK) {
                         uint64_t k = n - done < per ? n - done : per;
                         r = mload__base_read_elems(m, &m->base[p->base], at + done, k, v->dtype, scratch + half, scratch, half, err);
-                        if (r == MLOAD_OK) mload_convert(out + done * ab / 8u, as, scratch + half, v->dtype, k, m->convert_flags);
+                        if (r == MLOAD_OK) mload__cast(out + done * ab / 8u, as, scratch + half, v->dtype, k, m->f8_overflow);
                         done += k;
                     }
                 }
@@ -4874,12 +4917,12 @@ static mload_result mload__vt_read(mload_map *m, size_t vi, uint64_t first, uint
                     unsigned char *o = dst + j * rows * ab / 8u;
                     for (i = 0; i < rows; ++i) memcpy(row + i * cb, buf + (i * cols + j) * cb, cb);
                     if (v->dtype == c->dtype) {
-                        mload_convert(o, as, row, c->dtype, rows, m->convert_flags);
+                        mload__cast(o, as, row, c->dtype, rows, m->f8_overflow);
                     } else if (as == v->dtype) {
-                        mload_convert(o, as, row, c->dtype, rows, m->convert_flags);
+                        mload__cast(o, as, row, c->dtype, rows, m->f8_overflow);
                     } else {
-                        mload_convert(row + rows * cb, v->dtype, row, c->dtype, rows, m->convert_flags);
-                        mload_convert(o, as, row + rows * cb, v->dtype, rows, m->convert_flags);
+                        mload__cast(row + rows * cb, v->dtype, row, c->dtype, rows, m->f8_overflow);
+                        mload__cast(o, as, row + rows * cb, v->dtype, rows, m->f8_overflow);
                     }
                 }
                 mload__free(&m->alloc, row, rowb ? rowb : 1, 64);
@@ -4893,11 +4936,11 @@ static mload_result mload__vt_read(mload_map *m, size_t vi, uint64_t first, uint
 /* ---- bulk loads ---- */
 
 typedef struct mload__job {
-    mload_map *m;
+    const mload_map *m;
     mload_load_item *items;
     uint64_t n;
     uint64_t chunk_bytes;
-    uint32_t flags;
+    mload_io io;
     mload_progress_fn progress;
     void *progress_user;
     /* shared state, under mu */
@@ -4993,7 +5036,7 @@ static mload_result mload__job_chunk(mload__job *j, mload_load_item *it, uint64_
     uint64_t sb = mload__dtypes[t->dtype].bits, db = mload__dtypes[it->as].bits;
     unsigned char *dst = MLOAD__CAST(unsigned char *, it->dst) + (e0 - it->first) * db / 8u;
 #if defined(MLOAD__POSIX) && defined(O_DIRECT)
-    if ((j->flags & MLOAD_LOAD_DIRECT) && bounce && mload_map_is_direct(j->m, t)) {
+    if (j->io == MLOAD_IO_DIRECT && bounce && mload_map_is_direct(j->m, t)) {
         int fd = mload__direct_fd(j, t->file_index);
         if (fd >= 0) {
             uint64_t off = t->offset + e0 * sb / 8u, bytes = k * sb / 8u;
@@ -5007,7 +5050,7 @@ static mload_result mload__job_chunk(mload__job *j, mload_load_item *it, uint64_
                 while (done < k && rc == 0) {
                     uint64_t nn = k - done < per ? k - done : per;
                     rc = mload__direct_read(fd, off + done * (sb / 8u), nn * (sb / 8u), bounce, bounce_size, scratch);
-                    if (rc == 0) mload_convert(dst + done * (db / 8u), it->as, scratch, t->dtype, nn, j->m->convert_flags);
+                    if (rc == 0) mload__cast(dst + done * (db / 8u), it->as, scratch, t->dtype, nn, j->m->f8_overflow);
                     done += nn;
                 }
             }
@@ -5105,7 +5148,7 @@ static uint32_t mload__default_threads(void) {
 #endif
 }
 
-MODELLOAD_API mload_result mload_map_load(mload_map *m, mload_load_item *items, uint64_t n,
+MODELLOAD_API mload_result mload_map_load(const mload_map *m, mload_load_item *items, uint64_t n,
                                           const mload_load_opts *opts, mload_error *err) {
     mload__job j;
     mload__worker *w = NULL;
@@ -5120,7 +5163,7 @@ MODELLOAD_API mload_result mload_map_load(mload_map *m, mload_load_item *items, 
     j.n = n;
     j.chunk_bytes = (opts && opts->chunk_bytes) ? opts->chunk_bytes : (MLOAD__CAST(uint64_t, 8) << 20);
     if (j.chunk_bytes > (MLOAD__CAST(uint64_t, 1) << 30)) j.chunk_bytes = MLOAD__CAST(uint64_t, 1) << 30;
-    j.flags = opts ? opts->flags : 0;
+    j.io = opts ? opts->io : MLOAD_IO_DEFAULT;
     j.progress = opts ? opts->progress : NULL;
     j.progress_user = opts ? opts->progress_user : NULL;
     /* check every item before reading anything */
@@ -5145,7 +5188,7 @@ MODELLOAD_API mload_result mload_map_load(mload_map *m, mload_load_item *items, 
 #endif
     if (nthreads > 64) nthreads = 64;
     if (nthreads > chunks) nthreads = chunks ? MLOAD__CAST(uint32_t, chunks) : 1u;
-    if (j.flags & MLOAD_LOAD_DIRECT) {
+    if (j.io == MLOAD_IO_DIRECT) {
         j.direct_fd = MLOAD__CAST(int *, mload__malloc(&m->alloc, 2u * (m->nfiles + 1u) * sizeof(int), sizeof(int)));
         if (!j.direct_fd) return mload__oom(err);
         j.direct_retired = j.direct_fd + m->nfiles + 1u;
@@ -5163,7 +5206,7 @@ MODELLOAD_API mload_result mload_map_load(mload_map *m, mload_load_item *items, 
         w[i].scratch = MLOAD__CAST(unsigned char *, mload__malloc(&m->alloc, scratch_size, 64));
         if (!w[i].scratch) { r = mload__oom(err); goto out; }
 #if defined(MLOAD__POSIX) && defined(O_DIRECT)
-        if (j.flags & MLOAD_LOAD_DIRECT) {
+        if (j.io == MLOAD_IO_DIRECT) {
             w[i].bounce_size = MLOAD__CAST(size_t, (j.chunk_bytes < (64u << 20) ? j.chunk_bytes : (64u << 20)) + 2u * MLOAD__DIRECT_ALIGN);
             w[i].bounce_size -= w[i].bounce_size % MLOAD__DIRECT_ALIGN;
             w[i].bounce = MLOAD__CAST(unsigned char *, mload__malloc(&m->alloc, w[i].bounce_size, MLOAD__DIRECT_ALIGN));
@@ -5208,7 +5251,7 @@ out:
     return r;
 }
 
-MODELLOAD_API mload_result mload_map_load_arena(mload_map *m, mload_load_item *items, uint64_t n,
+MODELLOAD_API mload_result mload_map_load_arena(const mload_map *m, mload_load_item *items, uint64_t n,
                                                 const mload_load_opts *opts, void **arena, uint64_t *arena_size,
                                                 mload_error *err) {
     uint64_t k, total = 0;
@@ -5250,17 +5293,21 @@ MODELLOAD_API mload_result mload_map_load_arena(mload_map *m, mload_load_item *i
 
 /* ---- binding ---- */
 
-MODELLOAD_API mload_result mload_map_bind(mload_map *m, mload_binding *b, uint64_t n, uint32_t mode,
-                                          const mload_load_opts *opts, mload_bind_report *report, mload_error *err) {
+MODELLOAD_API mload_result mload_map_bind(const mload_map *m, mload_binding *b, uint64_t n, const mload_bind_opts *opts,
+                                          mload_bind_report *report, mload_error *err) {
     mload_bind_report rep;
+    mload_bind_opts bo;
     unsigned char *used = NULL;
     mload_load_item *items = NULL;
     uint64_t k, ni = 0;
     mload_result r = MLOAD_OK;
-    if (!m || (n && !b) || mode > MLOAD_BIND_LENIENT)
-        return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "NULL map or bindings, or bad mode");
+    if (opts) bo = *opts;
+    else memset(&bo, 0, sizeof bo);
+    if (report) memset(report, 0, sizeof(*report));
+    if (!m || (n && !b) || MLOAD__CAST(uint32_t, bo.mode) > MLOAD_BIND_LENIENT || (bo.unexpected_cap && !bo.unexpected))
+        return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0,
+                           "NULL map or bindings, bad mode, or unexpected_cap without an array");
     memset(&rep, 0, sizeof rep);
-    if (report) { rep.unexpected_list = report->unexpected_list; rep.unexpected_cap = report->unexpected_cap; }
     used = MLOAD__CAST(unsigned char *, mload__malloc(&m->alloc, MLOAD__CAST(size_t, m->count + 1), 1));
     items = MLOAD__CAST(mload_load_item *, mload__malloc(&m->alloc, MLOAD__CAST(size_t, n + 1) * sizeof(mload_load_item), sizeof(void *)));
     if (!used || !items) { r = mload__oom(err); goto out; }
@@ -5310,10 +5357,10 @@ MODELLOAD_API mload_result mload_map_bind(mload_map *m, mload_binding *b, uint64
     }
     for (k = 0; k < m->count; ++k) {
         if (used[k]) continue;
-        if (rep.unexpected < rep.unexpected_cap && rep.unexpected_list) rep.unexpected_list[rep.unexpected] = &m->tensors[k];
+        if (rep.unexpected < bo.unexpected_cap) bo.unexpected[rep.unexpected] = &m->tensors[k];
         rep.unexpected++;
     }
-    if (mode == MLOAD_BIND_STRICT && (rep.missing || rep.mismatched || rep.unexpected)) {
+    if (bo.mode == MLOAD_BIND_STRICT && (rep.missing || rep.mismatched || rep.unexpected)) {
         r = mload__fail(err, MLOAD_ERR_BIND_MISMATCH, MLOAD_NO_OFFSET, NULL, 0,
                         "strict bind: %U missing, %U mismatched, %U unexpected; nothing was loaded", rep.missing,
                         rep.mismatched, rep.unexpected);
@@ -5334,7 +5381,7 @@ MODELLOAD_API mload_result mload_map_bind(mload_map *m, mload_binding *b, uint64
         }
         ni++;
     }
-    r = mload_map_load(m, items, ni, opts, err);
+    r = mload_map_load(m, items, ni, &bo.load, err);
     if (r == MLOAD_OK) {
         rep.loaded = ni;
         goto out;
@@ -5342,7 +5389,7 @@ MODELLOAD_API mload_result mload_map_bind(mload_map *m, mload_binding *b, uint64
 undo:
     for (k = 0; k < n; ++k) {
         if (b[k].allocated) {
-            mload_map_free(m, b[k].dst, b[k].dst_size);
+            mload_map_free_buffer(m, b[k].dst, b[k].dst_size);
             b[k].dst = NULL;
             b[k].dst_size = 0;
             b[k].allocated = 0;
@@ -5784,7 +5831,7 @@ MODELLOAD_API mload_result mload_write(const char *path, const mload_write_tenso
             x->dtype = w->dtype ? w->dtype : w->src->dtype;
             x->rank = w->src->rank;
             x->shape = w->src->shape;
-            if (!mload__dtype_valid(x->dtype) || !mload_convert_supported(x->dtype, w->src->dtype)) {
+            if (!mload__dtype_valid(x->dtype) || !mload_cast_supported(x->dtype, w->src->dtype)) {
                 r = mload__fail(err, MLOAD_ERR_UNSUPPORTED, MLOAD_NO_OFFSET, x->name, x->name_len, "tensor '%S': unsupported conversion", x->name, x->name_len);
                 goto out;
             }
@@ -5984,7 +6031,7 @@ static mload_result mload__hd_copy(void *user, void *dst, const void *src, uint6
 static mload_result mload__hd_wait(void *user, uint64_t fence) { (void)user; (void)fence; return MLOAD_OK; }
 static mload_result mload__hd_convert(void *user, void *dst, mload_dtype dt, const void *src, mload_dtype st, uint64_t count) {
     (void)user;
-    return mload_convert(dst, dt, src, st, count, MLOAD_CONVERT_SATURATE);
+    return mload_cast(dst, dt, src, st, count, MLOAD_F8_OVERFLOW_SATURATE, NULL);
 }
 static void mload__hd_destroy(void *user) {
     mload__hostdev *h = MLOAD__CAST(mload__hostdev *, user);
@@ -5992,12 +6039,12 @@ static void mload__hd_destroy(void *user) {
     mload__free(&a, h, sizeof(*h), sizeof(void *));
 }
 
-MODELLOAD_API mload_result mload_device_host(mload_device *out) {
+MODELLOAD_API mload_result mload_device_create_host(mload_device *out, mload_error *err) {
     mload__hostdev *h;
-    if (!out) return MLOAD_ERR_INVALID_ARGUMENT;
+    if (!out) return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "device: NULL out");
     memset(out, 0, sizeof(*out));
     h = MLOAD__CAST(mload__hostdev *, mload__malloc(NULL, sizeof(*h), sizeof(void *)));
-    if (!h) return MLOAD_ERR_OUT_OF_MEMORY;
+    if (!h) return mload__oom(err);
     memset(h, 0, sizeof(*h));
     out->name = "host";
     out->alloc = mload__hd_alloc;
@@ -6156,7 +6203,7 @@ static mload_result mload__sim_convert(void *user, void *dst, mload_dtype dt, co
     last = s->submitted;
 #endif
     mload__sim_wait(user, last); /* stream order: after the copies before it */
-    return mload_convert(dst, dt, src, st, count, MLOAD_CONVERT_SATURATE);
+    return mload_cast(dst, dt, src, st, count, MLOAD_F8_OVERFLOW_SATURATE, NULL);
 }
 static mload_result mload__sim_mem(void *user, uint64_t *free_bytes, uint64_t *total) {
     mload__sim *s = MLOAD__CAST(mload__sim *, user);
@@ -6189,12 +6236,13 @@ static void mload__sim_destroy(void *user) {
     mload__free(&a, s, sizeof(*s), sizeof(void *));
 }
 
-MODELLOAD_API mload_result mload_device_sim(uint64_t capacity, uint64_t bytes_per_second, mload_device *out) {
+MODELLOAD_API mload_result mload_device_create_sim(uint64_t capacity, uint64_t bytes_per_second, mload_device *out,
+                                                   mload_error *err) {
     mload__sim *s;
-    if (!out) return MLOAD_ERR_INVALID_ARGUMENT;
+    if (!out) return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "device: NULL out");
     memset(out, 0, sizeof(*out));
     s = MLOAD__CAST(mload__sim *, mload__malloc(NULL, sizeof(*s), sizeof(void *)));
-    if (!s) return MLOAD_ERR_OUT_OF_MEMORY;
+    if (!s) return mload__oom(err);
     memset(s, 0, sizeof(*s));
     s->capacity = capacity;
     s->bps = bytes_per_second;
@@ -6219,10 +6267,10 @@ MODELLOAD_API mload_result mload_device_sim(uint64_t capacity, uint64_t bytes_pe
 
 /* The CUDA back end is not written yet: with or without MODELLOAD_CUDA this
    reports MLOAD_ERR_UNSUPPORTED (it will fill this same table). */
-MODELLOAD_API mload_result mload_device_cuda(int ordinal, mload_device *out) {
+MODELLOAD_API mload_result mload_device_create_cuda(uint32_t ordinal, mload_device *out, mload_error *err) {
     (void)ordinal;
     if (out) memset(out, 0, sizeof(*out));
-    return MLOAD_ERR_UNSUPPORTED;
+    return mload__fail(err, MLOAD_ERR_UNSUPPORTED, MLOAD_NO_OFFSET, NULL, 0, "the CUDA back end is not built yet");
 }
 
 MODELLOAD_API void mload_device_destroy(mload_device *d) {
@@ -6258,7 +6306,7 @@ typedef struct mload__unit {
 
 struct mload_offload {
     mload_allocator alloc;
-    mload_map *map;
+    const mload_map *map;
     mload_device dev;
     uint64_t dev_budget, host_budget, dev_used, host_used, tick;
     uint32_t policy, depth;
@@ -6300,11 +6348,11 @@ static void mload__o_unlock(mload_offload *o) {
 }
 
 static const mload_tensor *mload__ut(const mload_offload *o, const mload__unit *u, size_t k) {
-    return mload_map_at(o->map, o->ut[u->t0 + k]);
+    return mload_map_tensor(o->map, o->ut[u->t0 + k]);
 }
 /* the dtype a tier gives tensor t: its own unless the tier names a float dtype and t is float */
 static mload_dtype mload__tier_dtype(const mload_tensor *t, mload_dtype tier) {
-    return (tier && mload_dtype_kind_of(t->dtype) == MLOAD_KIND_FLOAT) ? tier : t->dtype;
+    return (tier && mload_dtype_kind(t->dtype) == MLOAD_KIND_FLOAT) ? tier : t->dtype;
 }
 static uint64_t mload__tbytes(const mload_tensor *t, mload_dtype dt) {
     return (t->numel * mload_dtype_bits(dt) + 7u) / 8u;
@@ -6513,12 +6561,12 @@ static mload_result mload__fill_host_layout(mload_offload *o, mload__unit *u, ml
         }
         if (u->host) {
             mload__layout(o, u, u->host_dtype, k, &hoff);
-            if (mload_convert(out, mid, u->host + hoff, mload__tier_dtype(t, u->host_dtype), t->numel, MLOAD_CONVERT_SATURATE) != MLOAD_OK)
+            if (mload_cast(out, mid, u->host + hoff, mload__tier_dtype(t, u->host_dtype), t->numel, MLOAD_F8_OVERFLOW_SATURATE, NULL) != MLOAD_OK)
                 r = mload__fail(err, MLOAD_ERR_UNSUPPORTED, MLOAD_NO_OFFSET, t->name, t->name_len, "tensor '%s': conversion failed", t->name);
         } else {
             r = mload_map_read(o->map, t, mid, out, mload__tbytes(t, mid), err);
         }
-        if (r == MLOAD_OK && tmp && mload_convert(dst + off, want, tmp, mid, t->numel, MLOAD_CONVERT_SATURATE) != MLOAD_OK)
+        if (r == MLOAD_OK && tmp && mload_cast(dst + off, want, tmp, mid, t->numel, MLOAD_F8_OVERFLOW_SATURATE, NULL) != MLOAD_OK)
             r = mload__fail(err, MLOAD_ERR_UNSUPPORTED, MLOAD_NO_OFFSET, t->name, t->name_len, "tensor '%s': conversion failed", t->name);
         if (tmp) {
             mload__o_lock(o);
@@ -6675,7 +6723,7 @@ MODELLOAD_API mload_result mload_offload_create(const mload_offload_desc *desc, 
     uint64_t i;
     if (out) *out = NULL;
     if (!desc || !out || !desc->map || !desc->device.alloc || !desc->device.free || !desc->device.upload || !desc->device.wait ||
-        !mload__allocator_ok(&desc->allocator) || desc->policy > MLOAD_EVICT_LRU)
+        !mload__allocator_ok(&desc->allocator) || MLOAD__CAST(uint32_t, desc->policy) > MLOAD_EVICT_LRU)
         return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0,
                            "offload: needs a map, a device with alloc/free/upload/wait, a valid policy and allocator");
     o = MLOAD__CAST(mload_offload *, mload__malloc(&desc->allocator, sizeof(*o), sizeof(void *)));
@@ -6763,15 +6811,15 @@ static mload_result mload__add_unit_locked(mload_offload *o, const char *name, c
                            "unit '%s': computation must be on the device, and an onload tier on the device is the preparing tier", name);
     if (n == 0) return mload__fail(err, MLOAD_ERR_NOT_FOUND, MLOAD_NO_OFFSET, name, strlen(name), "unit '%s' has no tensor", name);
     for (k = 0; k < n; ++k) {
-        const mload_tensor *tt = mload_map_at(o->map, idx[k]);
+        const mload_tensor *tt = mload_map_tensor(o->map, idx[k]);
         mload_dtype st = tt->dtype, a = mload__tier_dtype(tt, t.preparing.dtype), c = mload__tier_dtype(tt, t.computation.dtype),
                     h1 = mload__tier_dtype(tt, t.offload.dtype), h2 = mload__tier_dtype(tt, t.onload.dtype);
         if (o->owner[idx[k]] != MLOAD__NONE)
             return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, tt->name, tt->name_len,
                                "tensor '%s' is already in unit '%s'", tt->name, o->units[o->owner[idx[k]]].name);
-        if (!mload_convert_supported(a, st) || !mload_convert_supported(c, a) || !mload_convert_supported(c, st) ||
-            !mload_convert_supported(h1, st) || !mload_convert_supported(h2, st) || !mload_convert_supported(a, h2) ||
-            !mload_convert_supported(a, h1))
+        if (!mload_cast_supported(a, st) || !mload_cast_supported(c, a) || !mload_cast_supported(c, st) ||
+            !mload_cast_supported(h1, st) || !mload_cast_supported(h2, st) || !mload_cast_supported(a, h2) ||
+            !mload_cast_supported(a, h1))
             return mload__fail(err, MLOAD_ERR_UNSUPPORTED, MLOAD_NO_OFFSET, tt->name, tt->name_len,
                                "tensor '%s': a tier dtype cannot be converted to", tt->name);
     }
@@ -6811,10 +6859,10 @@ static mload_result mload__add_unit_locked(mload_offload *o, const char *name, c
 }
 
 MODELLOAD_API mload_result mload_offload_add_unit(mload_offload *o, const char *name, const char *const *prefixes,
-                                                  uint32_t prefix_count, const mload_tiers *tiers, uint32_t *unit,
+                                                  uint64_t prefix_count, const mload_tiers *tiers, uint32_t *unit,
                                                   mload_error *err) {
     size_t *idx, n = 0, cap;
-    uint32_t p;
+    uint64_t p;
     mload_result r;
     if (!o || !name || (prefix_count && !prefixes))
         return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "offload: NULL argument");
@@ -6822,7 +6870,7 @@ MODELLOAD_API mload_result mload_offload_add_unit(mload_offload *o, const char *
     idx = MLOAD__CAST(size_t *, mload__malloc(&o->alloc, cap * sizeof(size_t), sizeof(size_t)));
     if (!idx) return mload__oom(err);
     for (p = 0; p < prefix_count; ++p) {
-        uint64_t first, c = mload_map_prefix(o->map, prefixes[p], &first), i;
+        uint64_t first, c = mload_map_find_prefix(o->map, prefixes[p], &first), i;
         for (i = 0; i < c && n < cap; ++i) {
             size_t j, dup = 0;
             for (j = 0; j < n; ++j) dup |= idx[j] == first + i; /* overlapping prefixes */
@@ -6835,41 +6883,49 @@ MODELLOAD_API mload_result mload_offload_add_unit(mload_offload *o, const char *
 }
 
 MODELLOAD_API mload_result mload_offload_add_unit_list(mload_offload *o, const char *name, const char *const *tensors,
-                                                       uint32_t count, const mload_tiers *tiers, uint32_t *unit,
+                                                       uint64_t count, const mload_tiers *tiers, uint32_t *unit,
                                                        mload_error *err) {
     size_t *idx;
-    uint32_t k;
+    uint64_t k;
     mload_result r;
-    if (!o || !name || (count && !tensors))
-        return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "offload: NULL argument");
-    idx = MLOAD__CAST(size_t *, mload__malloc(&o->alloc, (count + 1u) * sizeof(size_t), sizeof(size_t)));
+    if (!o || !name || (count && !tensors) || count > mload_map_count(o->map))
+        return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "offload: NULL argument or too many tensors");
+    idx = MLOAD__CAST(size_t *, mload__malloc(&o->alloc, MLOAD__CAST(size_t, count + 1u) * sizeof(size_t), sizeof(size_t)));
     if (!idx) return mload__oom(err);
     for (k = 0; k < count; ++k) {
         const mload_tensor *t = tensors[k] ? mload_map_find(o->map, tensors[k]) : NULL;
         if (!t) {
-            mload__free(&o->alloc, idx, (count + 1u) * sizeof(size_t), sizeof(size_t));
+            mload__free(&o->alloc, idx, MLOAD__CAST(size_t, count + 1u) * sizeof(size_t), sizeof(size_t));
             return mload__fail(err, MLOAD_ERR_NOT_FOUND, MLOAD_NO_OFFSET, tensors[k], tensors[k] ? strlen(tensors[k]) : 0,
                                "unit '%s': no tensor '%s'", name, tensors[k] ? tensors[k] : "");
         }
-        idx[k] = MLOAD__CAST(size_t, t - mload_map_at(o->map, 0));
+        idx[k] = MLOAD__CAST(size_t, t - mload_map_tensor(o->map, 0));
     }
-    r = mload__add_unit(o, name, idx, count, tiers, unit, err);
-    mload__free(&o->alloc, idx, (count + 1u) * sizeof(size_t), sizeof(size_t));
+    r = mload__add_unit(o, name, idx, MLOAD__CAST(size_t, count), tiers, unit, err);
+    mload__free(&o->alloc, idx, MLOAD__CAST(size_t, count + 1u) * sizeof(size_t), sizeof(size_t));
     return r;
 }
 
-MODELLOAD_API mload_result mload_offload_unit_tiers(const mload_offload *o, uint32_t unit, mload_tiers *out) {
-    if (!o || unit >= o->nunits || !out) return MLOAD_ERR_INVALID_ARGUMENT;
+MODELLOAD_API mload_result mload_offload_get_tiers(const mload_offload *o, uint32_t unit, mload_tiers *out, mload_error *err) {
+    if (!o || unit >= o->nunits || !out)
+        return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "offload: NULL argument or bad unit");
     *out = o->units[unit].tiers;
     return MLOAD_OK;
 }
 
-MODELLOAD_API mload_result mload_offload_pin(mload_offload *o, uint32_t unit, int pinned) {
-    if (!o || unit >= o->nunits) return MLOAD_ERR_INVALID_ARGUMENT;
+static mload_result mload__set_pinned(mload_offload *o, uint32_t unit, int pinned, mload_error *err) {
+    if (!o || unit >= o->nunits)
+        return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "offload: NULL manager or bad unit");
     mload__o_lock(o);
-    o->units[unit].pinned = pinned != 0;
+    o->units[unit].pinned = pinned;
     mload__o_unlock(o);
     return MLOAD_OK;
+}
+MODELLOAD_API mload_result mload_offload_pin(mload_offload *o, uint32_t unit, mload_error *err) {
+    return mload__set_pinned(o, unit, 1, err);
+}
+MODELLOAD_API mload_result mload_offload_unpin(mload_offload *o, uint32_t unit, mload_error *err) {
+    return mload__set_pinned(o, unit, 0, err);
 }
 
 /* Loads unit `unit`'s prepared copy now, on this thread (lock held; released
@@ -7088,8 +7144,8 @@ static mload_result mload__set_host(mload_offload *o, mload__unit *u, const mloa
     return MLOAD_OK;
 }
 
-MODELLOAD_API mload_result mload_offload_onload(mload_offload *o, const uint32_t *units, uint32_t n, mload_error *err) {
-    uint32_t i;
+MODELLOAD_API mload_result mload_offload_group_onload(mload_offload *o, const uint32_t *units, uint64_t n, mload_error *err) {
+    uint64_t i;
     mload_result r = MLOAD_OK;
     if (!o || (n && !units)) return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "onload: NULL argument");
     mload__o_lock(o);
@@ -7113,8 +7169,8 @@ MODELLOAD_API mload_result mload_offload_onload(mload_offload *o, const uint32_t
     return r;
 }
 
-MODELLOAD_API mload_result mload_offload_offload(mload_offload *o, const uint32_t *units, uint32_t n, mload_error *err) {
-    uint32_t i;
+MODELLOAD_API mload_result mload_offload_group_offload(mload_offload *o, const uint32_t *units, uint64_t n, mload_error *err) {
+    uint64_t i;
     mload_result r = MLOAD_OK;
     if (!o || (n && !units)) return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "offload: NULL argument");
     mload__o_lock(o);
@@ -7140,7 +7196,7 @@ MODELLOAD_API mload_result mload_offload_offload(mload_offload *o, const uint32_
     return r;
 }
 
-MODELLOAD_API int mload_offload_resident(const mload_offload *o, uint32_t unit) {
+MODELLOAD_API int mload_offload_is_resident(const mload_offload *o, uint32_t unit) {
     int r;
     if (!o || unit >= o->nunits) return 0;
     mload__o_lock(MLOAD__CCAST(mload_offload *, o));

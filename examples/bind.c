@@ -33,15 +33,15 @@ static int write_demo(const char *path) {
     mload_error e;
     for (i = 0; i < (int)(sizeof data / 2); ++i) data[i] = (uint16_t)(0x3C00 + i % 64); /* BF16 ~0.0078..0.0156 */
     memset(w, 0, sizeof w);
-    w[n].name = "embed.weight"; w[n].dtype = MLOAD_BF16; w[n].rank = 2; w[n].shape = s_embed; w[n].data = data; n++;
-    w[n].name = "norm.weight"; w[n].dtype = MLOAD_BF16; w[n].rank = 1; w[n].shape = s_norm; w[n].data = data; n++;
+    w[n].name = "embed.weight"; w[n].dtype = MLOAD_DTYPE_BF16; w[n].rank = 2; w[n].shape = s_embed; w[n].data = data; n++;
+    w[n].name = "norm.weight"; w[n].dtype = MLOAD_DTYPE_BF16; w[n].rank = 1; w[n].shape = s_norm; w[n].data = data; n++;
     for (l = 0; l < LAYERS; ++l) {
         snprintf(names[3 * l], 64, "layers.%d.mlp.in.weight", l);
         snprintf(names[3 * l + 1], 64, "layers.%d.mlp.out.weight", l);
         snprintf(names[3 * l + 2], 64, "layers.%d.norm.weight", l);
-        w[n].name = names[3 * l]; w[n].dtype = MLOAD_BF16; w[n].rank = 2; w[n].shape = s_in; w[n].data = data; n++;
-        w[n].name = names[3 * l + 1]; w[n].dtype = MLOAD_BF16; w[n].rank = 2; w[n].shape = s_out; w[n].data = data; n++;
-        w[n].name = names[3 * l + 2]; w[n].dtype = MLOAD_BF16; w[n].rank = 1; w[n].shape = s_norm; w[n].data = data; n++;
+        w[n].name = names[3 * l]; w[n].dtype = MLOAD_DTYPE_BF16; w[n].rank = 2; w[n].shape = s_in; w[n].data = data; n++;
+        w[n].name = names[3 * l + 1]; w[n].dtype = MLOAD_DTYPE_BF16; w[n].rank = 2; w[n].shape = s_out; w[n].data = data; n++;
+        w[n].name = names[3 * l + 2]; w[n].dtype = MLOAD_DTYPE_BF16; w[n].rank = 1; w[n].shape = s_norm; w[n].data = data; n++;
     }
     if (mload_write(path, w, (uint64_t)n, NULL, &e) != MLOAD_OK) {
         fprintf(stderr, "bind: writing %s: %s\n", path, e.message);
@@ -67,7 +67,7 @@ int main(int argc, char **argv) {
     /* 1. declare what the engine expects, and where it goes */
     memset(b, 0, sizeof b);
 #define BIND(NAME, SHAPE, RANK, DST) \
-    (b[n].name = (NAME), b[n].dtype = MLOAD_F32, b[n].rank = (RANK), b[n].shape = (SHAPE), b[n].dst = (DST), \
+    (b[n].name = (NAME), b[n].dtype = MLOAD_DTYPE_F32, b[n].rank = (RANK), b[n].shape = (SHAPE), b[n].dst = (DST), \
      b[n].dst_size = sizeof(DST), n++)
     BIND("embed.weight", s_embed, 2, g_model.embed);
     BIND("norm.weight", s_norm, 1, g_model.final_norm);
@@ -85,7 +85,7 @@ int main(int argc, char **argv) {
     d.paths = &path;
     d.path_count = 1;
     if (mload_map_open(&d, &m, &e) != MLOAD_OK ||
-        mload_map_bind(m, b, (uint64_t)n, MLOAD_BIND_STRICT, NULL, &rep, &e) != MLOAD_OK) {
+        mload_map_bind(m, b, (uint64_t)n, NULL, &rep, &e) != MLOAD_OK) {
         fprintf(stderr, "bind: %s: %s\n", mload_result_string(e.code), e.message);
         for (l = 0; l < n; ++l)
             if (b[l].status != MLOAD_OK) fprintf(stderr, "  %s: %s\n", b[l].name, mload_result_string(b[l].status));

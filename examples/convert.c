@@ -46,7 +46,7 @@ int main(int argc, char **argv) {
     mload_error e;
     uint64_t k, n;
     int i, rc = 0;
-    uint32_t flags = MLOAD_CONVERT_SATURATE;
+    uint32_t flags = MLOAD_F8_OVERFLOW_SATURATE;
 
     if (!inputs) return 1;
     memset(&wo, 0, sizeof wo);
@@ -55,8 +55,8 @@ int main(int argc, char **argv) {
         else if (strcmp(argv[i], "--dtype") == 0 && i + 1 < argc) {
             const char *s = argv[++i];
             to = mload_dtype_from_name(s, strlen(s));
-            if (to != MLOAD_F32 && to != MLOAD_F16 && to != MLOAD_BF16 && to != MLOAD_F8_E4M3 && to != MLOAD_F8_E5M2 &&
-                to != MLOAD_F64) {
+            if (to != MLOAD_DTYPE_F32 && to != MLOAD_DTYPE_F16 && to != MLOAD_DTYPE_BF16 && to != MLOAD_DTYPE_F8_E4M3 && to != MLOAD_DTYPE_F8_E5M2 &&
+                to != MLOAD_DTYPE_F64) {
                 fprintf(stderr, "mload-convert: --dtype must be F64, F32, F16, BF16, F8_E4M3 or F8_E5M2\n");
                 free(inputs);
                 return 2;
@@ -66,7 +66,7 @@ int main(int argc, char **argv) {
             wo.shard_bytes = strtoull(argv[++i], &end, 10);
             if (*end || wo.shard_bytes == 0) { usage(); free(inputs); return 2; }
         } else if (strcmp(argv[i], "--fp8-nonsat") == 0) {
-            flags = MLOAD_CONVERT_NONSAT;
+            flags = MLOAD_F8_OVERFLOW_NONSAT;
         } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
             usage();
             free(inputs);
@@ -80,7 +80,7 @@ int main(int argc, char **argv) {
     memset(&d, 0, sizeof d);
     d.paths = inputs;
     d.path_count = nin;
-    d.convert_flags = flags;
+    d.f8_overflow = flags;
     if (mload_map_open(&d, &m, &e) != MLOAD_OK) {
         rc = fail(&e);
         free(inputs);
@@ -90,17 +90,17 @@ int main(int argc, char **argv) {
     wt = (mload_write_tensor *)calloc((size_t)n + 1, sizeof *wt);
     if (!wt) { mload_map_close(m); free(inputs); return 1; }
     for (k = 0; k < n; ++k) {
-        const mload_tensor *t = mload_map_at(m, k);
-        int is_float = mload_dtype_kind_of(t->dtype) == MLOAD_KIND_FLOAT;
+        const mload_tensor *t = mload_map_tensor(m, k);
+        int is_float = mload_dtype_kind(t->dtype) == MLOAD_KIND_FLOAT;
         wt[k].name = t->name;
         wt[k].name_len = t->name_len; /* names may hold a NUL byte */
         wt[k].map = m;
         wt[k].src = t;
-        wt[k].dtype = (to && is_float && mload_convert_supported(to, t->dtype)) ? to : t->dtype;
+        wt[k].dtype = (to && is_float && mload_cast_supported(to, t->dtype)) ? to : t->dtype;
     }
     {
         const mload_file *f0 = mload_map_file(m, 0);
-        wo.metadata = mload_file_metadata_count(f0) ? mload_file_metadata_at(f0, 0) : NULL;
+        wo.metadata = mload_file_metadata_count(f0) ? mload_file_metadata(f0, 0) : NULL;
         wo.metadata_count = mload_file_metadata_count(f0);
     }
     if (mload_write(out, wt, n, &wo, &e) != MLOAD_OK) rc = fail(&e);

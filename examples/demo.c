@@ -76,18 +76,18 @@ static int write_model(const char *path, mload_error *e) {
         ws[l] = (uint16_t *)malloc((size_t)HIDDEN * HIDDEN * 2);
         if (!ws[l]) return 0;
         for (i = 0; i < HIDDEN * HIDDEN; ++i) tmp[i] = weight(l, i);
-        mload_convert(ws[l], MLOAD_BF16, tmp, MLOAD_F32, (uint64_t)HIDDEN * HIDDEN, 0);
+        mload_cast(ws[l], MLOAD_DTYPE_BF16, tmp, MLOAD_DTYPE_F32, (uint64_t)HIDDEN * HIDDEN, 0, NULL);
         for (i = 0; i < HIDDEN; ++i) tmp[i] = weight(l + 1000, i) * 4.0f;
-        mload_convert(b + l * HIDDEN, MLOAD_BF16, tmp, MLOAD_F32, HIDDEN, 0);
+        mload_cast(b + l * HIDDEN, MLOAD_DTYPE_BF16, tmp, MLOAD_DTYPE_F32, HIDDEN, 0, NULL);
         snprintf(names[2 * l], 64, "model.layers.%d.mlp.weight", l);
         snprintf(names[2 * l + 1], 64, "model.layers.%d.mlp.bias", l);
         t[2 * l].name = names[2 * l];
-        t[2 * l].dtype = MLOAD_BF16;
+        t[2 * l].dtype = MLOAD_DTYPE_BF16;
         t[2 * l].rank = 2;
         t[2 * l].shape = sw;
         t[2 * l].data = ws[l];
         t[2 * l + 1].name = names[2 * l + 1];
-        t[2 * l + 1].dtype = MLOAD_BF16;
+        t[2 * l + 1].dtype = MLOAD_DTYPE_BF16;
         t[2 * l + 1].rank = 1;
         t[2 * l + 1].shape = sb;
         t[2 * l + 1].data = b + l * HIDDEN;
@@ -140,7 +140,7 @@ static int forward(mload_offload *o, const uint32_t *units, float x[BATCH][HIDDE
     return 1;
 }
 
-static mload_dtype g_onload = MLOAD_F8_E4M3;
+static mload_dtype g_onload = MLOAD_DTYPE_F8_E4M3;
 
 static int run(mload_map *m, int streamed, run_result *res, mload_error *e) {
     mload_device dev;
@@ -156,18 +156,18 @@ static int run(mload_map *m, int streamed, run_result *res, mload_error *e) {
     if (streamed) {
         /* a quarter of the model; copies at 8 GB/s on their own thread */
         res->budget = model_bytes / 4;
-        mload_device_sim(res->budget, 8000000000ull, &dev);
+        mload_device_create_sim(res->budget, 8000000000ull, &dev, NULL);
         t.offload.place = MLOAD_PLACE_DISK;
         t.preparing.place = MLOAD_PLACE_DEVICE;
         t.preparing.dtype = g_onload;
-        t.computation.dtype = MLOAD_F32;
+        t.computation.dtype = MLOAD_DTYPE_F32;
         d.prefetch_depth = 1;
     } else {
         /* everything resident, BF16 as stored */
         res->budget = 0;
-        mload_device_sim(UINT64_MAX, 0, &dev);
-        t.preparing.dtype = MLOAD_BF16;
-        t.computation.dtype = MLOAD_F32;
+        mload_device_create_sim(UINT64_MAX, 0, &dev, NULL);
+        t.preparing.dtype = MLOAD_DTYPE_BF16;
+        t.computation.dtype = MLOAD_DTYPE_F32;
     }
     d.map = m;
     d.device = dev;
@@ -219,8 +219,8 @@ int main(int argc, char **argv) {
 
     if (argc == 3 && strcmp(argv[1], "--onload") == 0) {
         g_onload = mload_dtype_from_name(argv[2], strlen(argv[2]));
-        if (g_onload != MLOAD_F8_E4M3 && g_onload != MLOAD_F8_E5M2 && g_onload != MLOAD_BF16 && g_onload != MLOAD_F16 &&
-            g_onload != MLOAD_F32) {
+        if (g_onload != MLOAD_DTYPE_F8_E4M3 && g_onload != MLOAD_DTYPE_F8_E5M2 && g_onload != MLOAD_DTYPE_BF16 && g_onload != MLOAD_DTYPE_F16 &&
+            g_onload != MLOAD_DTYPE_F32) {
             fprintf(stderr, "usage: mload-demo [--onload F8_E4M3|F8_E5M2|BF16|F16|F32]\n");
             return 2;
         }
@@ -229,24 +229,24 @@ int main(int argc, char **argv) {
         return 2;
     }
     /* BF16 weights are exact in BF16 and F32; F16 may round them a little */
-    bound = g_onload == MLOAD_F8_E4M3 ? 0.15 : g_onload == MLOAD_F8_E5M2 ? 0.3 : g_onload == MLOAD_F16 ? 0.01 : 0.0;
+    bound = g_onload == MLOAD_DTYPE_F8_E4M3 ? 0.15 : g_onload == MLOAD_DTYPE_F8_E5M2 ? 0.3 : g_onload == MLOAD_DTYPE_F16 ? 0.01 : 0.0;
     snprintf(g_dir, sizeof g_dir, "/tmp/mload-demo-XXXXXX");
     if (!mkdtemp(g_dir)) { perror("mkdtemp"); return 1; }
     snprintf(path, sizeof path, "%s/model.safetensors", g_dir);
     snprintf(idx, sizeof idx, "%s.index.json", path);
     if (!write_model(path, &e)) return fail("writing the model", &e);
 
-    if (mload_rules_parse(rules_text, strlen(rules_text), NULL, &rules, &e) != MLOAD_OK) return fail("rules", &e);
+    if (mload_rules_create(rules_text, strlen(rules_text), NULL, &rules, &e) != MLOAD_OK) return fail("rules", &e);
     memset(&conv, 0, sizeof conv);
-    conv.rules = mload_rules_get(rules, &conv.rule_count);
+    conv.rules = mload_rules_list(rules, &conv.rule_count);
     memset(&md, 0, sizeof md);
     md.paths = &p;
     md.path_count = 1;
     md.converter = &conv;
     if (mload_map_open(&md, &m, &e) != MLOAD_OK) return fail("opening the checkpoint", &e);
-    mload_rules_free(rules);
-    printf("demo: %u shards, %llu tensors, %.1f MiB of BF16 weights; the converter names them blocks.N.{w,b}\n",
-           mload_map_file_count(m), (unsigned long long)mload_map_count(m), (double)mload_map_data_size(m) / 1048576.0);
+    mload_rules_destroy(rules);
+    printf("demo: %llu shards, %llu tensors, %.1f MiB of BF16 weights; the converter names them blocks.N.{w,b}\n",
+           (unsigned long long)mload_map_file_count(m), (unsigned long long)mload_map_count(m), (double)mload_map_data_size(m) / 1048576.0);
 
     if (!run(m, 1, &a, &e)) return fail("streamed run", &e);
     printf("streamed: budget %.1f MiB (a quarter of the model), layers stored in %s, computed in F32, prefetch depth 1\n",

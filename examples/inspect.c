@@ -109,7 +109,7 @@ static const mload_tensor *listed(const mload_map *m, uint64_t k, int converted)
         const mload_tensor *ft = mload_file_tensor(mload_map_file(m, 0), k);
         return mload_map_find_n(m, ft->name, ft->name_len);
     }
-    return mload_map_at(m, k);
+    return mload_map_tensor(m, k);
 }
 
 static int dump(mload_map *m, const char *path, const char *name, const char *as_name) {
@@ -132,10 +132,10 @@ static int dump(mload_map *m, const char *path, const char *name, const char *as
     if (mload_map_read_alloc(m, t, as, &buf, &size, &e) != MLOAD_OK) return report(path, &e);
     if ((size && fwrite(buf, 1, (size_t)size, stdout) != (size_t)size) || fflush(stdout) != 0 || ferror(stdout)) {
         fprintf(stderr, "mload-inspect: writing to stdout failed\n");
-        mload_map_free(m, buf, size);
+        mload_map_free_buffer(m, buf, size);
         return 1;
     }
-    mload_map_free(m, buf, size);
+    mload_map_free_buffer(m, buf, size);
     return 0;
 }
 
@@ -195,21 +195,21 @@ int main(int argc, char **argv) {
             return 2;
         }
         fclose(fp);
-        if (mload_rules_parse(text, len, NULL, &rules, &e) != MLOAD_OK) {
+        if (mload_rules_create(text, len, NULL, &rules, &e) != MLOAD_OK) {
             free(text);
             return report(rules_path, &e);
         }
         free(text);
         memset(&conv, 0, sizeof conv);
-        conv.rules = mload_rules_get(rules, &conv.rule_count);
+        conv.rules = mload_rules_list(rules, &conv.rule_count);
         d.converter = &conv;
     }
     if (mload_map_open(&d, &m, &e) != MLOAD_OK) {
-        mload_rules_free(rules);
+        mload_rules_destroy(rules);
         rc = report(path, &e);
         return e.code == MLOAD_ERR_NOT_FOUND ? 2 : rc; /* a folder without checkpoints */
     }
-    mload_rules_free(rules); /* the map keeps nothing of it */
+    mload_rules_destroy(rules); /* the map keeps nothing of it */
     if (dump_name) {
         rc = dump(m, path, dump_name, as_name);
         mload_map_close(m);
@@ -223,7 +223,7 @@ int main(int argc, char **argv) {
         uint64_t total = 0;
         if (!buf) { fprintf(stderr, "mload-inspect: out of memory\n"); mload_map_close(m); return 1; }
         for (k = 0; k < n; ++k) {
-            const mload_tensor *t = mload_map_at(m, k);
+            const mload_tensor *t = mload_map_tensor(m, k);
             uint64_t per = (uint64_t)cap * 8u / mload_dtype_bits(t->dtype), at;
             for (at = 0; at < t->numel; at += per) {
                 uint64_t cnt = t->numel - at < per ? t->numel - at : per;
@@ -256,7 +256,7 @@ int main(int argc, char **argv) {
             } else {
                 putchar('{');
                 for (k = 0; k < mload_file_metadata_count(f); ++k) {
-                    const mload_kv *kv = mload_file_metadata_at(f, k);
+                    const mload_kv *kv = mload_file_metadata(f, k);
                     if (k) putchar(',');
                     put_json(kv->key, kv->key_len);
                     putchar(':');
@@ -288,7 +288,7 @@ int main(int argc, char **argv) {
             for (fi = 0; fi < mload_map_file_count(m); ++fi) {
                 const mload_file *f = mload_map_file(m, fi);
                 for (k = 0; k < mload_file_metadata_count(f); ++k) {
-                    const mload_kv *kv = mload_file_metadata_at(f, k);
+                    const mload_kv *kv = mload_file_metadata(f, k);
                     fputs("__metadata__\t", stdout);
                     put_text(kv->key, kv->key_len);
                     putchar('\t');

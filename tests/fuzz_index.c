@@ -67,7 +67,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (mload_map_count(m) != 1 && mload_map_count(m) != 2 && mload_map_count(m) != 3) abort();
         if (!((mload_map_find(m, "x") != NULL) == (mload_map_find(m, "y") != NULL))) abort();
         for (i = 0; i < mload_map_count(m); ++i)
-            if (mload_map_find_n(m, mload_map_at(m, i)->name, mload_map_at(m, i)->name_len) != mload_map_at(m, i)) abort();
+            if (mload_map_find_n(m, mload_map_tensor(m, i)->name, mload_map_tensor(m, i)->name_len) != mload_map_tensor(m, i)) abort();
         if (mload_map_fingerprint(m, fp, &e) != MLOAD_OK) abort();
         mload_map_close(m);
     } else if (m != NULL || e.code != r) {

@@ -65,7 +65,7 @@ static void run_one(const uint8_t *data, size_t size) {
     }
     check(end == size, "tensors fill the data buffer");
     for (i = 0; i < mload_file_metadata_count(f); ++i) {
-        const mload_kv *kv = mload_file_metadata_at(f, i);
+        const mload_kv *kv = mload_file_metadata(f, i);
         check(kv->key[kv->key_len] == '\0' && kv->value[kv->value_len] == '\0', "kv terminated");
         if (!memchr(kv->key, '\0', kv->key_len))
             check(mload_file_metadata_find(f, kv->key) == kv, "metadata find");

@@ -54,26 +54,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     uint64_t i;
     if (!g_ckpt) build();
     if (size > 4096) return 0;
-    r = mload_rules_parse((const char *)data, size, NULL, &rules, &e);
+    r = mload_rules_create((const char *)data, size, NULL, &rules, &e);
     if (r != MLOAD_OK) {
         check(rules == NULL && e.code == r, "failed parse");
         return 0;
     }
     memset(&conv, 0, sizeof conv);
-    conv.rules = mload_rules_get(rules, &conv.rule_count);
+    conv.rules = mload_rules_list(rules, &conv.rule_count);
     memset(&d, 0, sizeof d);
-    mload_source_memory(g_ckpt, g_size, NULL, &src);
+    mload_source_open_memory(g_ckpt, g_size, NULL, &src, NULL);
     d.sources = &src;
     d.source_count = 1;
     d.converter = &conv;
     r = mload_map_open(&d, &m, &e);
-    mload_rules_free(rules);
+    mload_rules_destroy(rules);
     if (r != MLOAD_OK) {
         check(m == NULL && e.code == r, "failed open");
         return 0;
     }
     for (i = 0; i < mload_map_count(m); ++i) {
-        const mload_tensor *t = mload_map_at(m, i);
+        const mload_tensor *t = mload_map_tensor(m, i);
         unsigned char whole[4096], part[4096];
         uint64_t eb = mload_dtype_bits(t->dtype);
         check(mload_map_find_n(m, t->name, t->name_len) == t, "find");
@@ -81,8 +81,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         check(mload_map_read(m, t, MLOAD_DTYPE_INVALID, whole, sizeof whole, &e) == MLOAD_OK, "read");
         if (eb % 8 == 0 && t->numel > 1 && mload_map_read_range(m, t, 1, t->numel - 1, MLOAD_DTYPE_INVALID, part, sizeof part, &e) == MLOAD_OK)
             check(memcmp(part, whole + eb / 8, (size_t)(t->nbytes - eb / 8)) == 0, "range equals the whole read");
-        if (mload_dtype_kind_of(t->dtype) == MLOAD_KIND_FLOAT && eb % 8 == 0 && t->numel * 8 <= sizeof part)
-            (void)mload_map_read(m, t, MLOAD_F64, part, sizeof part, &e);
+        if (mload_dtype_kind(t->dtype) == MLOAD_KIND_FLOAT && eb % 8 == 0 && t->numel * 8 <= sizeof part)
+            (void)mload_map_read(m, t, MLOAD_DTYPE_F64, part, sizeof part, &e);
     }
     {
         char fp[33];

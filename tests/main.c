@@ -24,14 +24,14 @@ void area_json(void);
 void area_format(void);
 void area_read(void);
 void area_fixtures(void);
-void area_convert(void);
+void area_cast(void);
 void area_map(void);
 void area_converter(void);
 void area_offload(void);
 
 static const struct { const char *name; void (*fn)(void); } areas[] = {
     {"dtype", area_dtype}, {"json", area_json},       {"format", area_format}, {"read", area_read},
-    {"fixtures", area_fixtures}, {"convert", area_convert}, {"map", area_map}, {"converter", area_converter}, {"offload", area_offload},
+    {"fixtures", area_fixtures}, {"cast", area_cast}, {"map", area_map}, {"converter", area_converter}, {"offload", area_offload},
 };
 
 /* unit [AREA...]: every area, or only those named */

@@ -55,16 +55,16 @@ static mload_result open_conv(const tbuf *b, const char *rules, mload_map **m, m
     memset(&c, 0, sizeof c);
     *m = NULL;
     if (rules) {
-        r = mload_rules_parse(rules, strlen(rules), NULL, &rs, e);
+        r = mload_rules_create(rules, strlen(rules), NULL, &rs, e);
         if (r != MLOAD_OK) return r;
-        c.rules = mload_rules_get(rs, &c.rule_count);
+        c.rules = mload_rules_list(rs, &c.rule_count);
         d.converter = &c;
     }
-    if (mload_source_memory(b->p, b->n, NULL, &src) != MLOAD_OK) abort();
+    if (mload_source_open_memory(b->p, b->n, NULL, &src, NULL) != MLOAD_OK) abort();
     d.sources = &src;
     d.source_count = 1;
     r = mload_map_open(&d, m, e);
-    mload_rules_free(rs); /* the map keeps nothing of the rules */
+    mload_rules_destroy(rs); /* the map keeps nothing of the rules */
     return r;
 }
 
@@ -72,7 +72,7 @@ static int read_f32(mload_map *m, const char *name, float *out, uint64_t cap) {
     const mload_tensor *t = mload_map_find(m, name);
     mload_error e;
     if (!t) { fprintf(stderr, "  (no tensor %s)\n", name); return 0; }
-    if (mload_map_read(m, t, MLOAD_F32, out, cap * 4, &e) != MLOAD_OK) { fprintf(stderr, "  (read %s: %s)\n", name, e.message); return 0; }
+    if (mload_map_read(m, t, MLOAD_DTYPE_F32, out, cap * 4, &e) != MLOAD_OK) { fprintf(stderr, "  (read %s: %s)\n", name, e.message); return 0; }
     return 1;
 }
 
@@ -99,20 +99,20 @@ static void test_rules_parse(void) {
         "drop-index blocks.{n}. 50\n";
     mload_rules *r;
     mload_error e;
-    uint32_t n;
+    uint64_t n;
     const mload_rule *ru;
-    CHECK_RES(mload_rules_parse(txt, strlen(txt), NULL, &r, &e), MLOAD_OK);
+    CHECK_RES(mload_rules_create(txt, strlen(txt), NULL, &r, &e), MLOAD_OK);
     if (!r) return;
-    ru = mload_rules_get(r, &n);
+    ru = mload_rules_list(r, &n);
     CHECK_EQ_U64(n, 7);
     CHECK(ru[0].verb == MLOAD_RULE_STRIP_PREFIX && strcmp(ru[0].a, "model.diffusion_model.") == 0 && ru[0].line == 2);
     CHECK(ru[1].verb == MLOAD_RULE_RENAME && strcmp(ru[1].b, "blocks.{n}.self_attn.q.weight") == 0 && ru[1].line == 4);
     CHECK(ru[2].verb == MLOAD_RULE_CONCAT && strcmp(ru[2].a, "qkv") == 0 && ru[2].source_count == 3 && strcmp(ru[2].sources[2], "v") == 0);
     CHECK(ru[3].verb == MLOAD_RULE_CHUNK && ru[3].n1 == 3 && ru[3].n2 == 1 && strcmp(ru[3].b, "k") == 0);
-    CHECK(ru[4].verb == MLOAD_RULE_ZEROS && ru[4].dtype == MLOAD_BF16 && ru[4].rank == 2 && ru[4].shape[1] == 3);
-    CHECK(ru[5].verb == MLOAD_RULE_CAST && ru[5].dtype == MLOAD_F8_E4M3);
+    CHECK(ru[4].verb == MLOAD_RULE_ZEROS && ru[4].dtype == MLOAD_DTYPE_BF16 && ru[4].rank == 2 && ru[4].shape[1] == 3);
+    CHECK(ru[5].verb == MLOAD_RULE_CAST && ru[5].dtype == MLOAD_DTYPE_F8_E4M3);
     CHECK(ru[6].verb == MLOAD_RULE_DROP_INDEX && ru[6].n1 == 50);
-    mload_rules_free(r);
+    mload_rules_destroy(r);
     {
         static const struct { const char *t; unsigned line; } bad[] = {
             {"frobnicate x\n", 1},        {"keep\n", 1},           {"rename a\n", 1},
@@ -123,7 +123,7 @@ static void test_rules_parse(void) {
         size_t i;
         for (i = 0; i < sizeof bad / sizeof bad[0]; ++i) {
             char want[32];
-            mload_result res = mload_rules_parse(bad[i].t, strlen(bad[i].t), NULL, &r, &e);
+            mload_result res = mload_rules_create(bad[i].t, strlen(bad[i].t), NULL, &r, &e);
             snprintf(want, sizeof want, "line %u:", bad[i].line);
             if (res != MLOAD_ERR_INVALID_CONVERTER || !strstr(e.message, want)) {
                 th_failed_checks++;
@@ -131,8 +131,8 @@ static void test_rules_parse(void) {
             }
         }
     }
-    CHECK_RES(mload_rules_parse("", 0, NULL, &r, &e), MLOAD_OK);
-    mload_rules_free(r);
+    CHECK_RES(mload_rules_create("", 0, NULL, &r, &e), MLOAD_OK);
+    mload_rules_destroy(r);
 }
 
 /* ---- name rules ---- */
@@ -211,7 +211,7 @@ static void test_value_recipes(void) {
         int ok;
         /* concat: q rows then k rows then v rows */
         CHECK(shape_is(m, "qkv", 2, 6, 3));
-        CHECK(mload_map_find(m, "qkv")->dtype == MLOAD_F64 && mload_map_find(m, "qkv")->nbytes == 18 * 8);
+        CHECK(mload_map_find(m, "qkv")->dtype == MLOAD_DTYPE_F64 && mload_map_find(m, "qkv")->nbytes == 18 * 8);
         CHECK(read_f32(m, "qkv", out, 18));
         for (ok = 1, i = 0; i < 18; ++i) ok &= out[i] == val((int)(i / 6), i % 6);
         CHECK(ok);
@@ -255,7 +255,7 @@ static void test_value_recipes(void) {
         CHECK(shape_is(m, "e2", 2, 5, 3) && mload_map_is_direct(m, mload_map_find(m, "e2")));
         CHECK(read_f32(m, "v", out, 6));
         /* 2000..2005 saturate to 448 in F8_E4M3 */
-        CHECK(out[0] == 448.0f && mload_map_find(m, "v")->dtype == MLOAD_F8_E4M3 && mload_map_find(m, "v")->nbytes == 6);
+        CHECK(out[0] == 448.0f && mload_map_find(m, "v")->dtype == MLOAD_DTYPE_F8_E4M3 && mload_map_find(m, "v")->nbytes == 6);
         mload_map_close(m);
     }
     {
@@ -280,23 +280,23 @@ static void test_converted_view_behaves(void) {
         uint64_t first, i;
         const mload_tensor *qk = mload_map_find(m, "l.1.qk");
         CHECK_EQ_U64(mload_map_count(m), 3);
-        CHECK_EQ_U64(mload_map_prefix(m, "l.", &first), 2);
-        CHECK(strcmp(mload_map_at(m, first)->name, "l.0.qk") == 0);
+        CHECK_EQ_U64(mload_map_find_prefix(m, "l.", &first), 2);
+        CHECK(strcmp(mload_map_tensor(m, first)->name, "l.0.qk") == 0);
         /* a range across the concat seam */
-        CHECK_RES(mload_map_read_range(m, qk, 6, 4, MLOAD_F32, out, 16, &e), MLOAD_OK);
+        CHECK_RES(mload_map_read_range(m, qk, 6, 4, MLOAD_DTYPE_F32, out, 16, &e), MLOAD_OK);
         CHECK(out[0] == val(2, 6) && out[1] == val(2, 7) && out[2] == val(3, 0) && out[3] == val(3, 1));
         {
             double dd[4];
-            CHECK_RES(mload_map_read_rows(m, qk, 3, 2, MLOAD_F64, dd, sizeof dd, &e), MLOAD_OK);
+            CHECK_RES(mload_map_read_rows(m, qk, 3, 2, MLOAD_DTYPE_F64, dd, sizeof dd, &e), MLOAD_OK);
             CHECK(dd[0] == val(2, 6) && dd[3] == val(3, 1));
         }
         /* a transpose reads whole only */
-        CHECK_RES(mload_map_read_range(m, mload_map_find(m, "tt"), 1, 2, MLOAD_F32, out, 8, &e), MLOAD_ERR_UNSUPPORTED);
+        CHECK_RES(mload_map_read_range(m, mload_map_find(m, "tt"), 1, 2, MLOAD_DTYPE_F32, out, 8, &e), MLOAD_ERR_UNSUPPORTED);
         CHECK(strcmp(e.tensor, "tt") == 0);
         CHECK(!mload_map_is_direct(m, qk));
         {
             mload_view v;
-            CHECK_RES(mload_map_view(m, qk, &v, &e), MLOAD_ERR_UNSUPPORTED);
+            CHECK_RES(mload_view_open(m, qk, &v, &e), MLOAD_ERR_UNSUPPORTED);
         }
         /* bulk load with small chunks and threads: same bytes as single reads */
         {
@@ -308,14 +308,14 @@ static void test_converted_view_behaves(void) {
             o.chunk_bytes = 8;
             for (i = 0; i < 3; ++i) {
                 memset(&it[i], 0, sizeof it[i]);
-                it[i].tensor = mload_map_at(m, i);
-                it[i].as = MLOAD_F32;
+                it[i].tensor = mload_map_tensor(m, i);
+                it[i].as = MLOAD_DTYPE_F32;
                 it[i].dst = a[i];
                 it[i].dst_size = sizeof a[i];
-                CHECK_RES(mload_map_read(m, mload_map_at(m, i), MLOAD_F32, ref[i], sizeof ref[i], &e), MLOAD_OK);
+                CHECK_RES(mload_map_read(m, mload_map_tensor(m, i), MLOAD_DTYPE_F32, ref[i], sizeof ref[i], &e), MLOAD_OK);
             }
             CHECK_RES(mload_map_load(m, it, 3, &o, &e), MLOAD_OK);
-            for (i = 0; i < 3; ++i) CHECK(memcmp(a[i], ref[i], (size_t)mload_map_at(m, i)->nbytes) == 0);
+            for (i = 0; i < 3; ++i) CHECK(memcmp(a[i], ref[i], (size_t)mload_map_tensor(m, i)->nbytes) == 0);
         }
         /* the fingerprint is of the converted view */
         {
@@ -445,8 +445,8 @@ static mload_result my_keys(void *user, const mload_tensor *src, mload_emitter *
     ++*calls;
     if (strcmp(src->name, "drop.me") == 0) return MLOAD_OK;                           /* drop */
     if (strcmp(src->name, "emb") == 0) {                                             /* tie */
-        mload_result r = mload_converter_emit(em, "embed.weight", NULL);
-        return r != MLOAD_OK ? r : mload_converter_emit(em, "lm_head.weight", NULL);
+        mload_result r = mload_emitter_add(em, "embed.weight", NULL, NULL);
+        return r != MLOAD_OK ? r : mload_emitter_add(em, "lm_head.weight", NULL, NULL);
     }
     if (strcmp(src->name, "q") == 0) {                                               /* fuse */
         static const char *const qk[] = {"q", "k"};
@@ -455,11 +455,11 @@ static mload_result my_keys(void *user, const mload_tensor *src, mload_emitter *
         r.verb = MLOAD_RULE_CONCAT;
         r.sources = qk;
         r.source_count = 2;
-        return mload_converter_emit(em, "qk", &r);
+        return mload_emitter_add(em, "qk", &r, NULL);
     }
     if (strcmp(src->name, "k") == 0) return MLOAD_OK;
     if (strcmp(src->name, "fail") == 0) return MLOAD_ERR_CANCELLED;
-    return mload_converter_emit(em, src->name, NULL);                                /* keep */
+    return mload_emitter_add(em, src->name, NULL, NULL);                                /* keep */
 }
 
 static void test_callback(void) {
@@ -481,7 +481,7 @@ static void test_callback(void) {
     c.user = &calls;
     c.rules = &ru;
     c.rule_count = 1;
-    mload_source_memory(b.p, b.n, NULL, &src);
+    mload_source_open_memory(b.p, b.n, NULL, &src, NULL);
     d.sources = &src;
     d.source_count = 1;
     d.converter = &c;
@@ -499,7 +499,7 @@ static void test_callback(void) {
     {
         spec s2[] = {{"fail", 1, {1}}};
         tbuf b2 = build(s2, 1);
-        mload_source_memory(b2.p, b2.n, NULL, &src);
+        mload_source_open_memory(b2.p, b2.n, NULL, &src, NULL);
         d.sources = &src;
         CHECK_RES(mload_map_open(&d, &m, &e), MLOAD_ERR_CANCELLED);
         CHECK(strcmp(e.tensor, "fail") == 0);
@@ -566,8 +566,8 @@ static void test_bytes_touched(void) {
     src.user = &g;
     memset(&d, 0, sizeof d);
     memset(&c, 0, sizeof c);
-    CHECK_RES(mload_rules_parse(rules, strlen(rules), NULL, &rs, &e), MLOAD_OK);
-    c.rules = mload_rules_get(rs, &c.rule_count);
+    CHECK_RES(mload_rules_create(rules, strlen(rules), NULL, &rs, &e), MLOAD_OK);
+    c.rules = mload_rules_list(rs, &c.rule_count);
     d.sources = &src;
     d.source_count = 1;
     d.converter = &c;
@@ -575,7 +575,7 @@ static void test_bytes_touched(void) {
     d.allocator.free = ca_free;
     d.allocator.user = &ca;
     CHECK_RES(mload_map_open(&d, &m, &e), MLOAD_OK);
-    mload_rules_free(rs);
+    mload_rules_destroy(rs);
     CHECK_EQ_U64(g.asked, g.head.n); /* opening reads the header only */
     if (m) {
         uint16_t seam[2 * 16384];
@@ -584,7 +584,7 @@ static void test_bytes_touched(void) {
         uint64_t i;
         int ok = 1;
         const mload_tensor *t = mload_map_find(m, "seam"); /* the last row of q and the first of k */
-        CHECK(t && t->shape[0] == 2 && t->shape[1] == 16384 && t->dtype == MLOAD_BF16);
+        CHECK(t && t->shape[0] == 2 && t->shape[1] == 16384 && t->dtype == MLOAD_DTYPE_BF16);
         g.asked = 0;
         before = ca.live;
         ca.peak = ca.live;
@@ -600,7 +600,7 @@ static void test_bytes_touched(void) {
             uint16_t want;
             for (k = 0; k < 4; ++k) u |= (uint32_t)(unsigned char)(((o + k) * 7u) >> 2) << (8 * k);
             memcpy(&f, &u, 4);
-            if (mload_convert(&want, MLOAD_BF16, &f, MLOAD_F32, 1, 0) != MLOAD_OK) ok = 0;
+            if (mload_cast(&want, MLOAD_DTYPE_BF16, &f, MLOAD_DTYPE_F32, 1, 0, NULL) != MLOAD_OK) ok = 0;
             if (seam[i] != want) ok = 0;
         }
         CHECK(ok);
@@ -639,12 +639,12 @@ static void test_converter_regressions(void) {
         char txt[512];
         size_t len = (size_t)sprintf(txt, "concat\rT");
         int k;
-        uint32_t n;
+        uint64_t n;
         for (k = 0; k < 40; ++k) len += (size_t)sprintf(txt + len, "\rS%d", k);
-        CHECK_RES(mload_rules_parse(txt, len, NULL, &r, &e), MLOAD_OK);
+        CHECK_RES(mload_rules_create(txt, len, NULL, &r, &e), MLOAD_OK);
         if (r) {
-            CHECK(mload_rules_get(r, &n)[0].source_count == 40);
-            mload_rules_free(r);
+            CHECK(mload_rules_list(r, &n)[0].source_count == 40);
+            mload_rules_destroy(r);
         }
     }
     /* swap-halves when the recipe pool is exactly full (16 tensors) */
@@ -701,7 +701,7 @@ static void test_converter_regressions(void) {
         ru.a = "X";
         c.rules = &ru;
         c.rule_count = 1;
-        mload_source_memory(b.p, b.n, NULL, &src);
+        mload_source_open_memory(b.p, b.n, NULL, &src, NULL);
         d.sources = &src;
         d.source_count = 1;
         d.converter = &c;

@@ -2,7 +2,7 @@
 #include "harness.h"
 
 static void test_dtype_table(void) {
-    static const struct { const char *name; unsigned bits; mload_dtype_kind kind; } want[] = {
+    static const struct { const char *name; unsigned bits; mload_kind kind; } want[] = {
         {"BOOL", 8, MLOAD_KIND_BOOL}, {"F4", 4, MLOAD_KIND_FLOAT}, {"F6_E2M3", 6, MLOAD_KIND_FLOAT},
         {"F6_E3M2", 6, MLOAD_KIND_FLOAT}, {"U8", 8, MLOAD_KIND_UINT}, {"I8", 8, MLOAD_KIND_SINT},
         {"F8_E5M2", 8, MLOAD_KIND_FLOAT}, {"F8_E4M3", 8, MLOAD_KIND_FLOAT}, {"F8_E8M0", 8, MLOAD_KIND_FLOAT},
@@ -19,7 +19,7 @@ static void test_dtype_table(void) {
         CHECK(d != MLOAD_DTYPE_INVALID);
         CHECK(strcmp(mload_dtype_name(d), want[i].name) == 0);
         CHECK_EQ_U64(mload_dtype_bits(d), want[i].bits);
-        CHECK(mload_dtype_kind_of(d) == want[i].kind);
+        CHECK(mload_dtype_kind(d) == want[i].kind);
     }
 }
 
@@ -30,13 +30,13 @@ static void test_dtype_exact_names(void) {
     for (i = 0; i < sizeof bad / sizeof bad[0]; ++i)
         CHECK(mload_dtype_from_name(bad[i], strlen(bad[i])) == MLOAD_DTYPE_INVALID);
     /* a prefix of a longer buffer is matched by length, not by NUL */
-    CHECK(mload_dtype_from_name("F32XYZ", 3) == MLOAD_F32);
-    CHECK(mload_dtype_from_name("F8_E4M3FNUZ", 7) == MLOAD_F8_E4M3);
+    CHECK(mload_dtype_from_name("F32XYZ", 3) == MLOAD_DTYPE_F32);
+    CHECK(mload_dtype_from_name("F8_E4M3FNUZ", 7) == MLOAD_DTYPE_F8_E4M3);
     CHECK(mload_dtype_from_name(NULL, 0) == MLOAD_DTYPE_INVALID);
     CHECK(mload_dtype_name(MLOAD_DTYPE_INVALID) == NULL);
     CHECK(mload_dtype_name(MLOAD_DTYPE_COUNT) == NULL);
     CHECK(mload_dtype_bits((mload_dtype)77) == 0);
-    CHECK(mload_dtype_kind_of((mload_dtype)-3) == MLOAD_KIND_INVALID);
+    CHECK(mload_dtype_kind((mload_dtype)-3) == MLOAD_KIND_INVALID);
 }
 
 void area_dtype(void) {

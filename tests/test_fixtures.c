@@ -41,21 +41,21 @@ static uint64_t le(const unsigned char *p, int n) {
 /* value i of an arange tensor, decoded from its bytes, as a double */
 static double element(const mload_tensor *t, const unsigned char *p, uint64_t i) {
     switch (t->dtype) {
-    case MLOAD_BOOL: case MLOAD_U8: return (double)p[i];
-    case MLOAD_I8: return (double)(int8_t)p[i];
-    case MLOAD_I16: return (double)(int16_t)le(p + 2 * i, 2);
-    case MLOAD_I32: return (double)(int32_t)le(p + 4 * i, 4);
-    case MLOAD_I64: return (double)(int64_t)le(p + 8 * i, 8);
-    case MLOAD_F16: return half_to_double((uint16_t)le(p + 2 * i, 2));
-    case MLOAD_F32: { uint32_t u = (uint32_t)le(p + 4 * i, 4); float f; memcpy(&f, &u, 4); return f; }
-    case MLOAD_F64: { uint64_t u = le(p + 8 * i, 8); double d; memcpy(&d, &u, 8); return d; }
+    case MLOAD_DTYPE_BOOL: case MLOAD_DTYPE_U8: return (double)p[i];
+    case MLOAD_DTYPE_I8: return (double)(int8_t)p[i];
+    case MLOAD_DTYPE_I16: return (double)(int16_t)le(p + 2 * i, 2);
+    case MLOAD_DTYPE_I32: return (double)(int32_t)le(p + 4 * i, 4);
+    case MLOAD_DTYPE_I64: return (double)(int64_t)le(p + 8 * i, 8);
+    case MLOAD_DTYPE_F16: return half_to_double((uint16_t)le(p + 2 * i, 2));
+    case MLOAD_DTYPE_F32: { uint32_t u = (uint32_t)le(p + 4 * i, 4); float f; memcpy(&f, &u, 4); return f; }
+    case MLOAD_DTYPE_F64: { uint64_t u = le(p + 8 * i, 8); double d; memcpy(&d, &u, 8); return d; }
     default: return -1;
     }
 }
 
 static void test_fixture_numpy_values(void) {
     static const char *dt[] = {"float16", "float32", "float64", "bool", "uint8", "int8", "int16", "int32", "int64"};
-    static const mload_dtype want[] = {MLOAD_F16, MLOAD_F32, MLOAD_F64, MLOAD_BOOL, MLOAD_U8, MLOAD_I8, MLOAD_I16, MLOAD_I32, MLOAD_I64};
+    static const mload_dtype want[] = {MLOAD_DTYPE_F16, MLOAD_DTYPE_F32, MLOAD_DTYPE_F64, MLOAD_DTYPE_BOOL, MLOAD_DTYPE_U8, MLOAD_DTYPE_I8, MLOAD_DTYPE_I16, MLOAD_DTYPE_I32, MLOAD_DTYPE_I64};
     static const char *sh[] = {"3", "35", "357"};
     mload_file *f;
     size_t a, s;
@@ -85,7 +85,7 @@ static void test_fixture_numpy_values(void) {
             buf = (unsigned char *)malloc((size_t)t->nbytes);
             CHECK_RES(mload_file_read(f, t, buf, t->nbytes, &e), MLOAD_OK);
             for (i = 0; i < numel; ++i) {
-                double expect = want[a] == MLOAD_BOOL ? (double)(i % 2) : (double)i;
+                double expect = want[a] == MLOAD_DTYPE_BOOL ? (double)(i % 2) : (double)i;
                 if (element(t, buf, i) != expect) {
                     th_failed_checks++;
                     fprintf(stderr, "  FAIL %s[%llu] = %g, expected %g\n", name, (unsigned long long)i, element(t, buf, i), expect);
@@ -121,9 +121,9 @@ static void test_fixture_torch_files(void) {
     if (!f || !g) { mload_file_close(f); mload_file_close(g); return; }
     CHECK_EQ_U64(mload_file_count(f), 36);
     CHECK_EQ_U64(mload_file_count(g), 36);
-    CHECK(mload_file_find(f, "float8_e4m3fn_357") && mload_file_find(f, "float8_e4m3fn_357")->dtype == MLOAD_F8_E4M3);
-    CHECK(mload_file_find(f, "float8_e5m2_35") && mload_file_find(f, "float8_e5m2_35")->dtype == MLOAD_F8_E5M2);
-    CHECK(mload_file_find(f, "bfloat16_3") && mload_file_find(f, "bfloat16_3")->dtype == MLOAD_BF16);
+    CHECK(mload_file_find(f, "float8_e4m3fn_357") && mload_file_find(f, "float8_e4m3fn_357")->dtype == MLOAD_DTYPE_F8_E4M3);
+    CHECK(mload_file_find(f, "float8_e5m2_35") && mload_file_find(f, "float8_e5m2_35")->dtype == MLOAD_DTYPE_F8_E5M2);
+    CHECK(mload_file_find(f, "bfloat16_3") && mload_file_find(f, "bfloat16_3")->dtype == MLOAD_DTYPE_BF16);
     CHECK_EQ_U64(read_all(f), mload_file_size(f) - mload_file_data_offset(f));
     CHECK_EQ_U64(read_all(g), mload_file_size(g) - mload_file_data_offset(g));
     CHECK_EQ_U64(mload_file_metadata_count(f), 0);

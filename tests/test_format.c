@@ -304,7 +304,7 @@ static void test_header_order_is_not_file_order(void) {
         CHECK(strcmp(mload_file_tensor(f, 3)->name, "y") == 0);
         CHECK_EQ_U64(mload_file_tensor(f, 2)->offset, mload_file_data_offset(f) + 4);
         CHECK(mload_file_find(f, "b") == mload_file_tensor(f, 2));
-        CHECK_EQ_U64(mload_file_index_of(f, mload_file_find(f, "y")), 3);
+        CHECK_EQ_U64(mload_file_tensor_index(f, mload_file_find(f, "y")), 3);
         mload_file_close(f);
     }
     tbuf_free(&b);

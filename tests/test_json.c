@@ -342,10 +342,10 @@ static void test_json_many_metadata(void) {
         CHECK(mload_file_has_metadata(f));
         kvp = mload_file_metadata_find(f, "key4321");
         CHECK(kvp && strcmp(kvp->value, "value30247") == 0 && kvp->value_len == 10);
-        kvp = mload_file_metadata_at(f, 2);
+        kvp = mload_file_metadata(f, 2);
         CHECK(kvp && strcmp(kvp->key, "key2") == 0);
         CHECK(mload_file_metadata_find(f, "key") == NULL);
-        CHECK(mload_file_metadata_at(f, 50000) == NULL);
+        CHECK(mload_file_metadata(f, 50000) == NULL);
         mload_file_close(f);
     }
     tbuf_free(&b);

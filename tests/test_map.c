@@ -89,7 +89,7 @@ static void test_map_open_forms(void) {
     if (m) {
         CHECK_EQ_U64(mload_map_count(m), 2);
         CHECK_EQ_U64(mload_map_file_count(m), 1);
-        CHECK(strcmp(mload_map_at(m, 0)->name, "a.b") == 0); /* name order */
+        CHECK(strcmp(mload_map_tensor(m, 0)->name, "a.b") == 0); /* name order */
         CHECK(mload_map_declared_size(m) == UINT64_MAX);
         mload_map_close(m);
     }
@@ -123,8 +123,8 @@ static void test_map_open_forms(void) {
         mload_map_desc d;
         mload_source s[2];
         memset(&d, 0, sizeof d);
-        CHECK_RES(mload_source_memory(f1.p, f1.n, NULL, &s[0]), MLOAD_OK);
-        CHECK_RES(mload_source_memory(f2.p, f2.n, NULL, &s[1]), MLOAD_OK);
+        CHECK_RES(mload_source_open_memory(f1.p, f1.n, NULL, &s[0], NULL), MLOAD_OK);
+        CHECK_RES(mload_source_open_memory(f2.p, f2.n, NULL, &s[1], NULL), MLOAD_OK);
         d.sources = s;
         d.source_count = 2;
         CHECK_RES(mload_map_open(&d, &m, &e), MLOAD_OK);
@@ -289,7 +289,7 @@ static void test_map_official_sharded(void) {
     CHECK_EQ_U64(mload_map_declared_size(m), mload_map_data_size(m));
     /* every tensor's bytes equal the shard's, read on its own */
     for (i = 0; i < mload_map_count(m); ++i) {
-        const mload_tensor *t = mload_map_at(m, i);
+        const mload_tensor *t = mload_map_tensor(m, i);
         mload_file_desc fd;
         mload_file *f;
         unsigned char *a = (unsigned char *)malloc((size_t)t->nbytes + 1), *b = (unsigned char *)malloc((size_t)t->nbytes + 1);
@@ -326,17 +326,17 @@ static void test_map_prefix(void) {
     CHECK_RES(open_one(tpath("prefix.safetensors"), &m, &e), MLOAD_OK);
     if (m) {
         for (i = 1; i < mload_map_count(m); ++i)
-            CHECK(strcmp(mload_map_at(m, i - 1)->name, mload_map_at(m, i)->name) < 0);
-        n = mload_map_prefix(m, "model.layers.3.", &first);
+            CHECK(strcmp(mload_map_tensor(m, i - 1)->name, mload_map_tensor(m, i)->name) < 0);
+        n = mload_map_find_prefix(m, "model.layers.3.", &first);
         CHECK_EQ_U64(n, 3);
-        CHECK(strcmp(mload_map_at(m, first)->name, "model.layers.3.a") == 0);
-        CHECK(strcmp(mload_map_at(m, first + 2)->name, "model.layers.3.c") == 0);
-        CHECK_EQ_U64(mload_map_prefix(m, "model.layers.3", &first), 5); /* 3, 3.a-c, 30.a */
-        CHECK_EQ_U64(mload_map_prefix(m, "", &first), 7);
+        CHECK(strcmp(mload_map_tensor(m, first)->name, "model.layers.3.a") == 0);
+        CHECK(strcmp(mload_map_tensor(m, first + 2)->name, "model.layers.3.c") == 0);
+        CHECK_EQ_U64(mload_map_find_prefix(m, "model.layers.3", &first), 5); /* 3, 3.a-c, 30.a */
+        CHECK_EQ_U64(mload_map_find_prefix(m, "", &first), 7);
         CHECK_EQ_U64(first, 0);
-        CHECK_EQ_U64(mload_map_prefix(m, "zzz", &first), 0);
+        CHECK_EQ_U64(mload_map_find_prefix(m, "zzz", &first), 0);
         CHECK_EQ_U64(first, mload_map_count(m));
-        CHECK_EQ_U64(mload_map_prefix(m, "model.norm.", &first), 0);
+        CHECK_EQ_U64(mload_map_find_prefix(m, "model.norm.", &first), 0);
         CHECK(mload_map_find(m, "model.layers.3") != NULL);
         CHECK(mload_map_find(m, "model.layers") == NULL);
         mload_map_close(m);
@@ -361,16 +361,16 @@ static void test_map_read_convert_and_ranges(void) {
         double d[15];
         int32_t iv[15];
         int k;
-        CHECK_RES(mload_map_read(m, t, MLOAD_F32, v, sizeof v, &e), MLOAD_OK);
+        CHECK_RES(mload_map_read(m, t, MLOAD_DTYPE_F32, v, sizeof v, &e), MLOAD_OK);
         for (k = 0; k < 15; ++k) CHECK(v[k] == (float)k);
-        CHECK_RES(mload_map_read(m, t, MLOAD_BF16, h, sizeof h, &e), MLOAD_OK);
+        CHECK_RES(mload_map_read(m, t, MLOAD_DTYPE_BF16, h, sizeof h, &e), MLOAD_OK);
         for (k = 0; k < 15; ++k) { uint32_t u = (uint32_t)h[k] << 16; float x; memcpy(&x, &u, 4); CHECK(x == (float)k); }
-        CHECK_RES(mload_map_read(m, t, MLOAD_F64, d, sizeof d, &e), MLOAD_OK);
+        CHECK_RES(mload_map_read(m, t, MLOAD_DTYPE_F64, d, sizeof d, &e), MLOAD_OK);
         CHECK(d[14] == 14.0);
-        CHECK_RES(mload_map_read(m, t, MLOAD_I32, iv, sizeof iv, &e), MLOAD_OK);
+        CHECK_RES(mload_map_read(m, t, MLOAD_DTYPE_I32, iv, sizeof iv, &e), MLOAD_OK);
         CHECK(iv[7] == 7);
-        CHECK_RES(mload_map_read(m, t, MLOAD_F64, d, sizeof d - 1, &e), MLOAD_ERR_INVALID_ARGUMENT);
-        CHECK_RES(mload_map_read(m, t, MLOAD_C64, d, sizeof d, &e), MLOAD_ERR_UNSUPPORTED);
+        CHECK_RES(mload_map_read(m, t, MLOAD_DTYPE_F64, d, sizeof d - 1, &e), MLOAD_ERR_INVALID_ARGUMENT);
+        CHECK_RES(mload_map_read(m, t, MLOAD_DTYPE_C64, d, sizeof d, &e), MLOAD_ERR_UNSUPPORTED);
         /* element ranges at the edges */
         CHECK_RES(mload_map_read_range(m, t, 0, 15, 0, v, sizeof v, &e), MLOAD_OK);
         CHECK_RES(mload_map_read_range(m, t, 14, 1, 0, v, 4, &e), MLOAD_OK);
@@ -379,7 +379,7 @@ static void test_map_read_convert_and_ranges(void) {
         CHECK_RES(mload_map_read_range(m, t, 15, 1, 0, v, 4, &e), MLOAD_ERR_INVALID_ARGUMENT);
         CHECK_RES(mload_map_read_range(m, t, 14, 2, 0, v, 8, &e), MLOAD_ERR_INVALID_ARGUMENT);
         CHECK_RES(mload_map_read_range(m, t, UINT64_MAX, 2, 0, v, 8, &e), MLOAD_ERR_INVALID_ARGUMENT);
-        CHECK_RES(mload_map_read_range(m, t, 4, 3, MLOAD_F16, h, 6, &e), MLOAD_OK);
+        CHECK_RES(mload_map_read_range(m, t, 4, 3, MLOAD_DTYPE_F16, h, 6, &e), MLOAD_OK);
         CHECK(h[0] == 0x4400 && h[2] == 0x4600); /* 4.0, 6.0 */
         /* rows of dim 0 */
         CHECK_RES(mload_map_read_rows(m, t, 1, 2, 0, v, sizeof v, &e), MLOAD_OK);
@@ -392,16 +392,16 @@ static void test_map_read_convert_and_ranges(void) {
         {
             void *p;
             uint64_t sz;
-            CHECK_RES(mload_map_read_alloc(m, t, MLOAD_F64, &p, &sz, &e), MLOAD_OK);
+            CHECK_RES(mload_map_read_alloc(m, t, MLOAD_DTYPE_F64, &p, &sz, &e), MLOAD_OK);
             CHECK_EQ_U64(sz, 15 * 8);
             CHECK(((uintptr_t)p & 63) == 0);
             CHECK(((double *)p)[9] == 9.0);
-            mload_map_free(m, p, sz);
+            mload_map_free_buffer(m, p, sz);
         }
         /* a view by mmap */
         {
             mload_view vw;
-            CHECK_RES(mload_map_view(m, t, &vw, &e), MLOAD_OK);
+            CHECK_RES(mload_view_open(m, t, &vw, &e), MLOAD_OK);
             CHECK_EQ_U64(vw.size, 60);
             if (vw.data) {
                 float x;
@@ -415,7 +415,7 @@ static void test_map_read_convert_and_ranges(void) {
                 memcpy(&x, (const char *)vw.data + 4, 4);
                 CHECK(x == 1.0f);
             }
-            mload_view_release(&vw);
+            mload_view_close(&vw);
             CHECK(vw.data == NULL);
         }
     }
@@ -439,7 +439,7 @@ static void test_map_subbyte_ranges(void) {
         CHECK(strstr(e.message, "whole bytes") != NULL);
         CHECK_RES(mload_map_read_rows(m, t, 1, 2, 0, out, sizeof out, &e), MLOAD_OK);
         CHECK(out[0] == 2 && out[3] == 5);
-        CHECK_RES(mload_map_read(m, t, MLOAD_F32, out, sizeof out, &e), MLOAD_ERR_UNSUPPORTED);
+        CHECK_RES(mload_map_read(m, t, MLOAD_DTYPE_F32, out, sizeof out, &e), MLOAD_ERR_UNSUPPORTED);
         mload_map_close(m);
     }
     tbuf_free(&f);
@@ -513,7 +513,7 @@ static void test_map_bulk(void) {
         uint32_t threads[] = {1, 2, 4};
         int ti, direct;
         for (k = 0; k < n; ++k)
-            CHECK_RES(mload_map_read(m, mload_map_at(m, k), MLOAD_F32, ref + k * 30000, 30000 * 4, &e), MLOAD_OK);
+            CHECK_RES(mload_map_read(m, mload_map_tensor(m, k), MLOAD_DTYPE_F32, ref + k * 30000, 30000 * 4, &e), MLOAD_OK);
         for (direct = 0; direct < 2; ++direct) {
             for (ti = 0; ti < 3; ++ti) {
                 mload_load_opts o;
@@ -523,11 +523,11 @@ static void test_map_bulk(void) {
                 o.chunk_bytes = 10000; /* many chunks per tensor */
                 o.progress = count_progress;
                 o.progress_user = prog;
-                o.flags = direct ? MLOAD_LOAD_DIRECT : 0;
+                o.io = direct ? MLOAD_IO_DIRECT : MLOAD_IO_DEFAULT;
                 memset(got, 0, (size_t)n * 30000 * 4);
                 for (k = 0; k < n; ++k) {
-                    it[k].tensor = mload_map_at(m, k);
-                    it[k].as = MLOAD_F32;
+                    it[k].tensor = mload_map_tensor(m, k);
+                    it[k].as = MLOAD_DTYPE_F32;
                     it[k].dst = got + k * 30000;
                     it[k].dst_size = 30000 * 4;
                     it[k].first = 0;
@@ -545,7 +545,7 @@ static void test_map_bulk(void) {
             void *arena;
             uint64_t asz;
             for (k = 0; k < n; ++k) {
-                it[k].tensor = mload_map_at(m, k);
+                it[k].tensor = mload_map_tensor(m, k);
                 it[k].as = 0;
                 it[k].dst = NULL;
                 it[k].first = k;
@@ -564,7 +564,7 @@ static void test_map_bulk(void) {
                     memcpy(&x, &u, 4);
                     CHECK(x == ref[k * 30000 + k + 999]);
                 }
-                mload_map_free(m, arena, asz);
+                mload_map_free_buffer(m, arena, asz);
             }
         }
         /* cancel: stops early, says so */
@@ -576,7 +576,7 @@ static void test_map_bulk(void) {
             o.chunk_bytes = 4096;
             o.progress = cancel_after_two;
             o.progress_user = &calls;
-            for (k = 0; k < n; ++k) { it[k].as = MLOAD_F32; it[k].dst = got + k * 30000; it[k].dst_size = 30000 * 4; it[k].first = 0; it[k].count = 0; }
+            for (k = 0; k < n; ++k) { it[k].as = MLOAD_DTYPE_F32; it[k].dst = got + k * 30000; it[k].dst_size = 30000 * 4; it[k].first = 0; it[k].count = 0; }
             CHECK_RES(mload_map_load(m, it, n, &o, &e), MLOAD_ERR_CANCELLED);
             CHECK_EQ_U64(calls, 2);
             o.threads = 4;
@@ -617,22 +617,26 @@ static void test_map_bind(void) {
         uint64_t s43[] = {4, 3}, s23[] = {2, 3}, s33[] = {3, 3};
         mload_binding b[3];
         mload_bind_report rep;
+        mload_bind_opts strict, lenient;
         const mload_tensor *unexp[4];
         memset(b, 0, sizeof b);
+        memset(&strict, 0, sizeof strict);
+        memset(&lenient, 0, sizeof lenient);
+        lenient.mode = MLOAD_BIND_LENIENT;
         b[0].name = "embed"; b[0].rank = 2; b[0].shape = s43; b[0].dst = tm.embed; b[0].dst_size = sizeof tm.embed;
         b[1].name = "layer.0"; b[1].rank = 2; b[1].shape = s23; b[1].dst = tm.layer0; b[1].dst_size = sizeof tm.layer0;
         b[2].name = "layer.1"; b[2].rank = 2; b[2].shape = s23; b[2].dst = tm.layer1; b[2].dst_size = sizeof tm.layer1;
         /* strict: "extra" is unexpected -> nothing written */
         memset(&tm, 0x7F, sizeof tm);
-        memset(&rep, 0, sizeof rep);
-        rep.unexpected_list = unexp;
-        rep.unexpected_cap = 4;
-        CHECK_RES(mload_map_bind(m, b, 3, MLOAD_BIND_STRICT, NULL, &rep, &e), MLOAD_ERR_BIND_MISMATCH);
+        memset(&rep, 0xA5, sizeof rep); /* the report is output only: the library sets every field */
+        strict.unexpected = unexp;
+        strict.unexpected_cap = 4;
+        CHECK_RES(mload_map_bind(m, b, 3, &strict, &rep, &e), MLOAD_ERR_BIND_MISMATCH);
         CHECK_EQ_U64(rep.unexpected, 1);
         CHECK(strcmp(unexp[0]->name, "extra") == 0);
         CHECK(((unsigned char *)&tm)[0] == 0x7F && ((unsigned char *)&tm)[sizeof tm - 1] == 0x7F);
         /* lenient: loads the three */
-        CHECK_RES(mload_map_bind(m, b, 3, MLOAD_BIND_LENIENT, NULL, &rep, &e), MLOAD_OK);
+        CHECK_RES(mload_map_bind(m, b, 3, &lenient, &rep, &e), MLOAD_OK);
         CHECK_EQ_U64(rep.loaded, 3);
         CHECK(tm.embed[3][2] == 11.0f && tm.layer0[0][0] == 100.0f && tm.layer1[1][2] == 205.0f);
         /* missing, shape mismatch, small buffer, bad dtype: each reported */
@@ -644,27 +648,27 @@ static void test_map_bind(void) {
             c[0].name = "nope";
             c[1].name = "embed"; c[1].rank = 2; c[1].shape = s33;
             c[2].name = "layer.0"; c[2].dst = small; c[2].dst_size = sizeof small;
-            c[3].name = "layer.1"; c[3].dtype = MLOAD_C64;
-            c[4].name = "extra"; c[4].dtype = MLOAD_F16; /* allocate */
+            c[3].name = "layer.1"; c[3].dtype = MLOAD_DTYPE_C64;
+            c[4].name = "extra"; c[4].dtype = MLOAD_DTYPE_F16; /* allocate */
             memset(&rep, 0, sizeof rep);
-            CHECK_RES(mload_map_bind(m, c, 5, MLOAD_BIND_STRICT, NULL, &rep, &e), MLOAD_ERR_BIND_MISMATCH);
+            CHECK_RES(mload_map_bind(m, c, 5, NULL, &rep, &e), MLOAD_ERR_BIND_MISMATCH);
             CHECK(c[4].dst == NULL && !c[4].allocated); /* strict: nothing allocated */
             CHECK(c[0].status == MLOAD_ERR_NOT_FOUND && c[1].status == MLOAD_ERR_SHAPE_MISMATCH &&
                   c[2].status == MLOAD_ERR_INVALID_ARGUMENT && c[3].status == MLOAD_ERR_UNSUPPORTED);
             CHECK(rep.missing == 1 && rep.mismatched == 3 && rep.unexpected == 0);
-            CHECK_RES(mload_map_bind(m, c, 5, MLOAD_BIND_LENIENT, NULL, &rep, &e), MLOAD_OK);
+            CHECK_RES(mload_map_bind(m, c, 5, &lenient, &rep, &e), MLOAD_OK);
             CHECK_EQ_U64(rep.loaded, 1);
             CHECK(c[4].allocated && c[4].dst != NULL && c[4].dst_size == 6);
             if (c[4].dst) CHECK(((uint16_t *)c[4].dst)[2] == 0x5CB8); /* 302.0 in F16 */
-            mload_map_free(m, c[4].dst, c[4].dst_size);
+            mload_map_free_buffer(m, c[4].dst, c[4].dst_size);
             /* a rank's slice of rows */
             memset(c, 0, sizeof c);
             c[0].name = "embed"; c[0].shard_rank = 1; c[0].shard_world = 3; /* 4 rows: 2,1,1 -> rank 1 gets row 2 */
-            CHECK_RES(mload_map_bind(m, c, 1, MLOAD_BIND_LENIENT, NULL, &rep, &e), MLOAD_OK);
+            CHECK_RES(mload_map_bind(m, c, 1, &lenient, &rep, &e), MLOAD_OK);
             got_rows = c[0].dst_size / 12;
             CHECK_EQ_U64(got_rows, 1);
             if (c[0].dst) CHECK(((float *)c[0].dst)[0] == 6.0f);
-            mload_map_free(m, c[0].dst, c[0].dst_size);
+            mload_map_free_buffer(m, c[0].dst, c[0].dst_size);
         }
         mload_map_close(m);
     }
@@ -727,9 +731,9 @@ static void test_writer_roundtrip(void) {
     mload_error e;
     memset(w, 0, sizeof w);
     memset(&o, 0, sizeof o);
-    w[0].name = "u8"; w[0].dtype = MLOAD_U8; w[0].rank = 1; w[0].shape = sb; w[0].data = b;
-    w[1].name = "f32"; w[1].dtype = MLOAD_F32; w[1].rank = 2; w[1].shape = sa; w[1].data = a;
-    w[2].name = "scal\"ar"; w[2].dtype = MLOAD_F64; w[2].rank = 0; w[2].data = &c;
+    w[0].name = "u8"; w[0].dtype = MLOAD_DTYPE_U8; w[0].rank = 1; w[0].shape = sb; w[0].data = b;
+    w[1].name = "f32"; w[1].dtype = MLOAD_DTYPE_F32; w[1].rank = 2; w[1].shape = sa; w[1].data = a;
+    w[2].name = "scal\"ar"; w[2].dtype = MLOAD_DTYPE_F64; w[2].rank = 0; w[2].data = &c;
     meta[0].key = "format"; meta[0].key_len = 6; meta[0].value = "pt"; meta[0].value_len = 2;
     o.metadata = meta;
     o.metadata_count = 1;
@@ -760,11 +764,11 @@ static void test_writer_roundtrip(void) {
         memset(w2, 0, sizeof w2);
         memset(&o, 0, sizeof o);
         for (i = 0; i < 3; ++i) {
-            w2[i].name = mload_map_at(m, i)->name;
+            w2[i].name = mload_map_tensor(m, i)->name;
             w2[i].map = m;
-            w2[i].src = mload_map_at(m, i);
+            w2[i].src = mload_map_tensor(m, i);
         }
-        w2[1].dtype = MLOAD_BF16; /* "scal\"ar" F64 -> BF16 */
+        w2[1].dtype = MLOAD_DTYPE_BF16; /* "scal\"ar" F64 -> BF16 */
         o.shard_bytes = 8;
         CHECK_RES(mload_write(tpath("w2.safetensors"), w2, 3, &o, &e), MLOAD_OK);
         CHECK_RES(open_one(tpath("w2.safetensors.index.json"), &m2, &e), MLOAD_OK);
@@ -815,8 +819,8 @@ static void test_writer_edges(void) {
     memset(w, 0, sizeof w);
     memset(&o, 0, sizeof o);
     memset(meta, 0, sizeof meta);
-    w[0].name = "empty"; w[0].dtype = MLOAD_F32; w[0].rank = 1; w[0].shape = s0; w[0].data = NULL;
-    w[1].name = "x\0y"; w[1].name_len = 3; w[1].dtype = MLOAD_F16; w[1].rank = 1; w[1].shape = s1; w[1].data = h;
+    w[0].name = "empty"; w[0].dtype = MLOAD_DTYPE_F32; w[0].rank = 1; w[0].shape = s0; w[0].data = NULL;
+    w[1].name = "x\0y"; w[1].name_len = 3; w[1].dtype = MLOAD_DTYPE_F16; w[1].rank = 1; w[1].shape = s1; w[1].data = h;
     meta[0].key = key; meta[0].key_len = 3; meta[0].value = val; meta[0].value_len = 2;
     o.metadata = meta;
     o.metadata_count = 1;
@@ -855,7 +859,7 @@ static void test_writer_edges(void) {
        its own with no data bytes at all */
     o.metadata_count = 1;
     o.shard_bytes = 2;
-    w[0].dtype = MLOAD_U8;
+    w[0].dtype = MLOAD_DTYPE_U8;
     CHECK_RES(mload_write(tpath("edge4.safetensors"), w, 2, &o, &e), MLOAD_OK);
     CHECK_RES(open_one(tpath("edge4.safetensors.index.json"), &m, &e), MLOAD_OK);
     if (m) {
@@ -922,8 +926,8 @@ static void test_writer_allocator_balanced(void) {
     mload_result r;
     memset(w, 0, sizeof w);
     memset(&o, 0, sizeof o);
-    w[0].name = "a"; w[0].dtype = MLOAD_F32; w[0].rank = 1; w[0].shape = s4; w[0].data = a;
-    w[1].name = "b"; w[1].dtype = MLOAD_U8; w[1].rank = 1; w[1].shape = s4; w[1].data = b;
+    w[0].name = "a"; w[0].dtype = MLOAD_DTYPE_F32; w[0].rank = 1; w[0].shape = s4; w[0].data = a;
+    w[1].name = "b"; w[1].dtype = MLOAD_DTYPE_U8; w[1].rank = 1; w[1].shape = s4; w[1].data = b;
     meta[0].key = "format"; meta[0].key_len = 6; meta[0].value = "pt"; meta[0].value_len = 2;
     o.metadata = meta;
     o.metadata_count = 1;
@@ -967,8 +971,8 @@ static void test_writer_failed_rewrite_keeps_old(void) {
     memset(w, 0, sizeof w);
     memset(&o, 0, sizeof o);
     /* 16 + 4 data bytes in shards of at most 16: two shards */
-    w[0].name = "a"; w[0].dtype = MLOAD_F32; w[0].rank = 1; w[0].shape = s4; w[0].data = a;
-    w[1].name = "b"; w[1].dtype = MLOAD_U8; w[1].rank = 1; w[1].shape = s4; w[1].data = bsrc;
+    w[0].name = "a"; w[0].dtype = MLOAD_DTYPE_F32; w[0].rank = 1; w[0].shape = s4; w[0].data = a;
+    w[1].name = "b"; w[1].dtype = MLOAD_DTYPE_U8; w[1].rank = 1; w[1].shape = s4; w[1].data = bsrc;
     o.shard_bytes = 16;
     mkdir(tpath("rw"), 0755);
     CHECK_RES(mload_write(tpath("rw/m.safetensors"), w, 2, &o, &e), MLOAD_OK);
@@ -1008,8 +1012,8 @@ static void test_writer_official_reads(void) {
     mload_write_tensor w[2];
     mload_error e;
     memset(w, 0, sizeof w);
-    w[0].name = "a"; w[0].dtype = MLOAD_F32; w[0].rank = 2; w[0].shape = sa; w[0].data = a;
-    w[1].name = "b"; w[1].dtype = MLOAD_I64; w[1].rank = 1; w[1].shape = sb; w[1].data = b;
+    w[0].name = "a"; w[0].dtype = MLOAD_DTYPE_F32; w[0].rank = 2; w[0].shape = sa; w[0].data = a;
+    w[1].name = "b"; w[1].dtype = MLOAD_DTYPE_I64; w[1].rank = 1; w[1].shape = sb; w[1].data = b;
     CHECK_RES(mload_write(tpath("off.safetensors"), w, 2, NULL, &e), MLOAD_OK);
     if (system("python3 -c 'import safetensors.numpy' > /dev/null 2>&1") != 0) SKIP("python safetensors absent: not cross-read");
     snprintf(cmd, sizeof cmd,

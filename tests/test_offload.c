@@ -43,7 +43,7 @@ static mload_map *open_model(void) {
     mload_map *m = NULL;
     mload_error e;
     memset(&d, 0, sizeof d);
-    mload_source_memory(g_model.p, g_model.n, NULL, &s);
+    mload_source_open_memory(g_model.p, g_model.n, NULL, &s, NULL);
     d.sources = &s;
     d.source_count = 1;
     if (mload_map_open(&d, &m, &e) != MLOAD_OK) fprintf(stderr, "  (map: %s)\n", e.message);
@@ -85,7 +85,7 @@ static mload_result ck_conv(void *u, void *d, mload_dtype dt, const void *s, mlo
 static mload_device make_checked(checked *c, uint64_t budget, int with_convert, uint64_t bps) {
     mload_device d;
     memset(c, 0, sizeof *c);
-    mload_device_sim(1ull << 40, bps, &c->inner);
+    mload_device_create_sim(1ull << 40, bps, &c->inner, NULL);
     c->budget = budget ? budget : UINT64_MAX;
     memset(&d, 0, sizeof d);
     d.name = "checked";
@@ -130,7 +130,7 @@ static uint64_t unit_bytes(mload_dtype dt) { return ((C * mload_dtype_bits(dt) /
 /* expected bytes of tensor "l.i.w"/"l.i.b" through a chain of dtypes (0 entries skipped) */
 static int expect_chain(const mload_unit_tensor *ut, const mload_dtype *chain, int n) {
     unsigned char a[R * C * 8], b[R * C * 8];
-    mload_dtype cur = MLOAD_F32;
+    mload_dtype cur = MLOAD_DTYPE_F32;
     uint64_t numel = ut->tensor->numel;
     int k;
     int layer = atoi(ut->tensor->name + 2), isb = ut->tensor->name[strlen(ut->tensor->name) - 1] == 'b';
@@ -138,7 +138,7 @@ static int expect_chain(const mload_unit_tensor *ut, const mload_dtype *chain, i
     for (j = 0; j < numel; ++j) { float v = isb ? wval(layer + 100, (int)j) : wval(layer, (int)j); memcpy(a + 4 * j, &v, 4); }
     for (k = 0; k < n; ++k) {
         if (!chain[k] || chain[k] == cur) continue;
-        if (mload_convert(b, chain[k], a, cur, numel, 0) != MLOAD_OK) return 0;
+        if (mload_cast(b, chain[k], a, cur, numel, 0, NULL) != MLOAD_OK) return 0;
         memcpy(a, b, (size_t)(numel * mload_dtype_bits(chain[k]) / 8));
         cur = chain[k];
     }
@@ -160,34 +160,34 @@ static void test_offload_defaults(void) {
     CHECK(o != NULL);
     if (!o) { mload_map_close(m); return; }
     CHECK_RES(mload_offload_add_unit(o, "a", &p0, 1, NULL, &u, &e), MLOAD_OK);
-    CHECK_RES(mload_offload_unit_tiers(o, u, &got), MLOAD_OK);
+    CHECK_RES(mload_offload_get_tiers(o, u, &got, NULL), MLOAD_OK);
     CHECK(got.offload.place == MLOAD_PLACE_DISK && got.onload.place == MLOAD_PLACE_DISK && got.preparing.place == MLOAD_PLACE_DEVICE &&
           got.computation.place == MLOAD_PLACE_DEVICE && got.computation.dtype == 0 && got.preparing.dtype == 0);
     memset(&t, 0, sizeof t);
     t.offload.place = MLOAD_PLACE_HOST;
-    t.offload.dtype = MLOAD_BF16;
-    t.computation.dtype = MLOAD_F32;
+    t.offload.dtype = MLOAD_DTYPE_BF16;
+    t.computation.dtype = MLOAD_DTYPE_F32;
     CHECK_RES(mload_offload_add_unit(o, "b", &p1, 1, &t, &u, &e), MLOAD_OK);
-    mload_offload_unit_tiers(o, u, &got);
-    CHECK(got.onload.place == MLOAD_PLACE_HOST && got.onload.dtype == MLOAD_BF16); /* onload = offload */
-    CHECK(got.preparing.place == MLOAD_PLACE_DEVICE && got.preparing.dtype == MLOAD_F32); /* missing dtype = computation's */
+    mload_offload_get_tiers(o, u, &got, NULL);
+    CHECK(got.onload.place == MLOAD_PLACE_HOST && got.onload.dtype == MLOAD_DTYPE_BF16); /* onload = offload */
+    CHECK(got.preparing.place == MLOAD_PLACE_DEVICE && got.preparing.dtype == MLOAD_DTYPE_F32); /* missing dtype = computation's */
     memset(&t, 0, sizeof t);
     t.onload.place = MLOAD_PLACE_DEVICE;
-    t.onload.dtype = MLOAD_F8_E4M3;
+    t.onload.dtype = MLOAD_DTYPE_F8_E4M3;
     t.offload.place = MLOAD_PLACE_DISK;
-    t.offload.dtype = MLOAD_F16; /* a disk tier has no dtype */
-    t.computation.dtype = MLOAD_BF16;
+    t.offload.dtype = MLOAD_DTYPE_F16; /* a disk tier has no dtype */
+    t.computation.dtype = MLOAD_DTYPE_BF16;
     CHECK_RES(mload_offload_add_unit(o, "c", &p2, 1, &t, &u, &e), MLOAD_OK);
-    mload_offload_unit_tiers(o, u, &got);
-    CHECK(got.preparing.place == MLOAD_PLACE_DEVICE && got.preparing.dtype == MLOAD_F8_E4M3 && got.offload.dtype == 0);
+    mload_offload_get_tiers(o, u, &got, NULL);
+    CHECK(got.preparing.place == MLOAD_PLACE_DEVICE && got.preparing.dtype == MLOAD_DTYPE_F8_E4M3 && got.offload.dtype == 0);
     t.preparing.place = MLOAD_PLACE_DEVICE;
-    t.preparing.dtype = MLOAD_F32; /* differs from the device onload tier */
+    t.preparing.dtype = MLOAD_DTYPE_F32; /* differs from the device onload tier */
     CHECK_RES(mload_offload_add_unit(o, "d", &p3, 1, &t, &u, &e), MLOAD_ERR_INVALID_ARGUMENT);
     memset(&t, 0, sizeof t);
     t.computation.place = MLOAD_PLACE_HOST;
     CHECK_RES(mload_offload_add_unit(o, "d", &p3, 1, &t, &u, &e), MLOAD_ERR_INVALID_ARGUMENT);
     memset(&t, 0, sizeof t);
-    t.computation.dtype = MLOAD_C64;
+    t.computation.dtype = MLOAD_DTYPE_C64;
     CHECK_RES(mload_offload_add_unit(o, "d", &p3, 1, &t, &u, &e), MLOAD_ERR_UNSUPPORTED);
     /* a tensor in two units; an empty unit; an unknown name */
     CHECK_RES(mload_offload_add_unit(o, "again", &p0, 1, NULL, &u, &e), MLOAD_ERR_INVALID_ARGUMENT);
@@ -224,14 +224,14 @@ static void run_combo(const combo *cb, int with_convert) {
     t.preparing.place = cb->pp; t.preparing.dtype = cb->pd;
     t.computation.place = MLOAD_PLACE_DEVICE; t.computation.dtype = cb->cd;
     add_layers(o, &t, units);
-    CHECK_RES(mload_offload_offload(o, units, NL, &e), MLOAD_OK);
-    CHECK_RES(mload_offload_onload(o, units, NL, &e), MLOAD_OK);
+    CHECK_RES(mload_offload_group_offload(o, units, NL, &e), MLOAD_OK);
+    CHECK_RES(mload_offload_group_onload(o, units, NL, &e), MLOAD_OK);
     for (i = 0; i < 2 * NL; ++i) {
         const mload_unit_tensor *ut;
         uint64_t n, k;
         mload_tiers tt;
         uint32_t u = units[i % NL];
-        mload_offload_unit_tiers(o, u, &tt);
+        mload_offload_get_tiers(o, u, &tt, NULL);
         CHECK_RES(mload_offload_acquire(o, u, &ut, &n, &e), MLOAD_OK);
         if (ut) {
             CHECK_EQ_U64(n, 2);
@@ -240,7 +240,7 @@ static void run_combo(const combo *cb, int with_convert) {
                 mload_dtype chain[3] = {0, 0, 0};
                 if (tt.onload.place == MLOAD_PLACE_HOST) chain[0] = tt.onload.dtype;
                 if (tt.preparing.place == MLOAD_PLACE_DEVICE) chain[1] = tt.preparing.dtype;
-                chain[2] = tt.computation.dtype ? tt.computation.dtype : MLOAD_F32;
+                chain[2] = tt.computation.dtype ? tt.computation.dtype : MLOAD_DTYPE_F32;
                 if (!expect_chain(&ut[k], chain, 3)) {
                     th_failed_checks++;
                     fprintf(stderr, "  FAIL combo %d/%d/%d/%d/%d/%d/%d conv=%d tensor %s\n", cb->op, cb->od, cb->np, cb->nd, cb->pp, cb->pd,
@@ -251,7 +251,7 @@ static void run_combo(const combo *cb, int with_convert) {
             mload_offload_release(o, u);
         }
     }
-    CHECK_RES(mload_offload_offload(o, units, NL, &e), MLOAD_OK);
+    CHECK_RES(mload_offload_group_offload(o, units, NL, &e), MLOAD_OK);
     {
         mload_offload_stats st;
         mload_offload_get_stats(o, &st);
@@ -268,21 +268,21 @@ static void run_combo(const combo *cb, int with_convert) {
 static void test_offload_tier_combinations(void) {
     static const combo combos[] = {
         /* everything on disk, fp8 preparing, bf16 computation (the original's disk offload) */
-        {MLOAD_PLACE_DISK, 0, MLOAD_PLACE_DISK, 0, MLOAD_PLACE_DEVICE, MLOAD_F8_E4M3, MLOAD_BF16},
-        {MLOAD_PLACE_DISK, 0, MLOAD_PLACE_DISK, 0, MLOAD_PLACE_DEVICE, MLOAD_F8_E5M2, MLOAD_F32},
+        {MLOAD_PLACE_DISK, 0, MLOAD_PLACE_DISK, 0, MLOAD_PLACE_DEVICE, MLOAD_DTYPE_F8_E4M3, MLOAD_DTYPE_BF16},
+        {MLOAD_PLACE_DISK, 0, MLOAD_PLACE_DISK, 0, MLOAD_PLACE_DEVICE, MLOAD_DTYPE_F8_E5M2, MLOAD_DTYPE_F32},
         {MLOAD_PLACE_DISK, 0, MLOAD_PLACE_DISK, 0, MLOAD_PLACE_DEVICE, 0, 0},
         /* host offload in a narrow dtype, computation wider */
-        {MLOAD_PLACE_HOST, MLOAD_BF16, MLOAD_PLACE_HOST, MLOAD_BF16, MLOAD_PLACE_DEVICE, MLOAD_BF16, MLOAD_F32},
-        {MLOAD_PLACE_HOST, MLOAD_F8_E4M3, MLOAD_PLACE_HOST, MLOAD_F8_E4M3, MLOAD_PLACE_DEVICE, MLOAD_F8_E4M3, MLOAD_BF16},
-        {MLOAD_PLACE_HOST, MLOAD_F16, MLOAD_PLACE_HOST, MLOAD_F32, MLOAD_PLACE_DEVICE, MLOAD_F16, MLOAD_F32},
+        {MLOAD_PLACE_HOST, MLOAD_DTYPE_BF16, MLOAD_PLACE_HOST, MLOAD_DTYPE_BF16, MLOAD_PLACE_DEVICE, MLOAD_DTYPE_BF16, MLOAD_DTYPE_F32},
+        {MLOAD_PLACE_HOST, MLOAD_DTYPE_F8_E4M3, MLOAD_PLACE_HOST, MLOAD_DTYPE_F8_E4M3, MLOAD_PLACE_DEVICE, MLOAD_DTYPE_F8_E4M3, MLOAD_DTYPE_BF16},
+        {MLOAD_PLACE_HOST, MLOAD_DTYPE_F16, MLOAD_PLACE_HOST, MLOAD_DTYPE_F32, MLOAD_PLACE_DEVICE, MLOAD_DTYPE_F16, MLOAD_DTYPE_F32},
         /* offload to disk, onload to host */
-        {MLOAD_PLACE_DISK, 0, MLOAD_PLACE_HOST, MLOAD_BF16, MLOAD_PLACE_DEVICE, MLOAD_F8_E4M3, MLOAD_F32},
+        {MLOAD_PLACE_DISK, 0, MLOAD_PLACE_HOST, MLOAD_DTYPE_BF16, MLOAD_PLACE_DEVICE, MLOAD_DTYPE_F8_E4M3, MLOAD_DTYPE_F32},
         /* onload on the device (the preparing tier) */
-        {MLOAD_PLACE_HOST, MLOAD_BF16, MLOAD_PLACE_DEVICE, MLOAD_BF16, MLOAD_PLACE_DEVICE, MLOAD_BF16, MLOAD_F32},
-        {MLOAD_PLACE_DISK, 0, MLOAD_PLACE_DEVICE, MLOAD_F8_E4M3, MLOAD_PLACE_DEVICE, MLOAD_F8_E4M3, MLOAD_BF16},
+        {MLOAD_PLACE_HOST, MLOAD_DTYPE_BF16, MLOAD_PLACE_DEVICE, MLOAD_DTYPE_BF16, MLOAD_PLACE_DEVICE, MLOAD_DTYPE_BF16, MLOAD_DTYPE_F32},
+        {MLOAD_PLACE_DISK, 0, MLOAD_PLACE_DEVICE, MLOAD_DTYPE_F8_E4M3, MLOAD_PLACE_DEVICE, MLOAD_DTYPE_F8_E4M3, MLOAD_DTYPE_BF16},
         /* no preparing copy: every acquire makes a temporary computation copy */
-        {MLOAD_PLACE_HOST, MLOAD_BF16, MLOAD_PLACE_HOST, MLOAD_BF16, MLOAD_PLACE_HOST, MLOAD_BF16, MLOAD_F32},
-        {MLOAD_PLACE_DISK, 0, MLOAD_PLACE_DISK, 0, MLOAD_PLACE_DISK, 0, MLOAD_BF16},
+        {MLOAD_PLACE_HOST, MLOAD_DTYPE_BF16, MLOAD_PLACE_HOST, MLOAD_DTYPE_BF16, MLOAD_PLACE_HOST, MLOAD_DTYPE_BF16, MLOAD_DTYPE_F32},
+        {MLOAD_PLACE_DISK, 0, MLOAD_PLACE_DISK, 0, MLOAD_PLACE_DISK, 0, MLOAD_DTYPE_BF16},
     };
     size_t i;
     int conv;
@@ -301,7 +301,7 @@ static void test_offload_hard_cap(void) {
         for (depth = 0; depth <= 2; ++depth) {
             checked ck;
             /* room for 2 F8 prepared copies + one F32 computation copy, not more */
-            uint64_t budget = 2 * unit_bytes(MLOAD_F8_E4M3) + unit_bytes(MLOAD_F32) + 100;
+            uint64_t budget = 2 * unit_bytes(MLOAD_DTYPE_F8_E4M3) + unit_bytes(MLOAD_DTYPE_F32) + 100;
             mload_offload *o = make_mgr(m, make_checked(&ck, budget, 1, 0), budget, order_kind == 2 ? MLOAD_EVICT_LRU : 0, (uint32_t)depth);
             mload_tiers t;
             unsigned seed = 12345u + (unsigned)order_kind;
@@ -309,8 +309,8 @@ static void test_offload_hard_cap(void) {
             mload_offload_stats st;
             memset(&t, 0, sizeof t);
             t.preparing.place = MLOAD_PLACE_DEVICE;
-            t.preparing.dtype = MLOAD_F8_E4M3;
-            t.computation.dtype = MLOAD_F32;
+            t.preparing.dtype = MLOAD_DTYPE_F8_E4M3;
+            t.computation.dtype = MLOAD_DTYPE_F32;
             add_layers(o, &t, units);
             for (it = 0; it < 60; ++it) {
                 const mload_unit_tensor *ut;
@@ -361,7 +361,7 @@ static void test_offload_eviction(void) {
     if (!m) return;
     for (pol = 0; pol < 2; ++pol) {
         checked ck;
-        uint64_t budget = 3 * unit_bytes(MLOAD_F32); /* three layers fit */
+        uint64_t budget = 3 * unit_bytes(MLOAD_DTYPE_F32); /* three layers fit */
         mload_offload *o = make_mgr(m, make_checked(&ck, budget, 1, 0), budget, pol ? MLOAD_EVICT_LRU : MLOAD_EVICT_NEXT_USE, 0);
         add_layers(o, NULL, units);
         run_cycle(o, units, 4, pol ? &miss_lru : &miss_next);
@@ -376,13 +376,13 @@ static void test_offload_eviction(void) {
             int i;
             mload_offload_acquire(o, units[0], &ut, &n, &e); /* closes the cycle: 5 -> 0 */
             mload_offload_release(o, units[0]);
-            CHECK_RES(mload_offload_offload(o, units, NL, &e), MLOAD_OK);
+            CHECK_RES(mload_offload_group_offload(o, units, NL, &e), MLOAD_OK);
             for (i = 1; i <= 3; ++i) { mload_offload_acquire(o, units[i], &ut, &n, &e); mload_offload_release(o, units[i]); }
-            CHECK(mload_offload_resident(o, units[1]) && mload_offload_resident(o, units[2]) && mload_offload_resident(o, units[3]));
+            CHECK(mload_offload_is_resident(o, units[1]) && mload_offload_is_resident(o, units[2]) && mload_offload_is_resident(o, units[3]));
             CHECK_RES(mload_offload_acquire(o, units[4], &ut, &n, &e), MLOAD_OK);
             mload_offload_release(o, units[4]);
-            if (pol) CHECK(!mload_offload_resident(o, units[1]) && mload_offload_resident(o, units[2]) && mload_offload_resident(o, units[3]));
-            else CHECK(!mload_offload_resident(o, units[3]) && mload_offload_resident(o, units[1]) && mload_offload_resident(o, units[2]));
+            if (pol) CHECK(!mload_offload_is_resident(o, units[1]) && mload_offload_is_resident(o, units[2]) && mload_offload_is_resident(o, units[3]));
+            else CHECK(!mload_offload_is_resident(o, units[3]) && mload_offload_is_resident(o, units[1]) && mload_offload_is_resident(o, units[2]));
         }
         /* pinned units stay */
         {
@@ -390,13 +390,13 @@ static void test_offload_eviction(void) {
             uint64_t n;
             mload_error e;
             int i;
-            mload_offload_pin(o, units[5], 1);
+            mload_offload_pin(o, units[5], NULL);
             mload_offload_acquire(o, units[5], &ut, &n, &e);
             mload_offload_release(o, units[5]);
             for (i = 0; i < 2 * NL; ++i) {
                 mload_offload_acquire(o, units[i % 5], &ut, &n, &e);
                 mload_offload_release(o, units[i % 5]);
-                CHECK(mload_offload_resident(o, units[5]));
+                CHECK(mload_offload_is_resident(o, units[5]));
             }
         }
         mload_offload_destroy(o);
@@ -419,7 +419,7 @@ static void test_offload_eviction_permuted(void) {
     if (!m) return;
     for (pol = 0; pol < 2; ++pol) {
         checked ck;
-        uint64_t budget = 3 * unit_bytes(MLOAD_F32);
+        uint64_t budget = 3 * unit_bytes(MLOAD_DTYPE_F32);
         mload_offload *o = make_mgr(m, make_checked(&ck, budget, 1, 0), budget, pol ? MLOAD_EVICT_LRU : MLOAD_EVICT_NEXT_USE, 0);
         const mload_unit_tensor *ut;
         uint64_t n;
@@ -430,13 +430,13 @@ static void test_offload_eviction_permuted(void) {
             for (i = 0; i < NL; ++i) { mload_offload_acquire(o, units[perm[i]], &ut, &n, &e); mload_offload_release(o, units[perm[i]]); }
         mload_offload_acquire(o, units[perm[0]], &ut, &n, &e); /* closes the learned cycle */
         mload_offload_release(o, units[perm[0]]);
-        CHECK_RES(mload_offload_offload(o, units, NL, &e), MLOAD_OK);
+        CHECK_RES(mload_offload_group_offload(o, units, NL, &e), MLOAD_OK);
         for (i = 1; i <= 3; ++i) { mload_offload_acquire(o, units[perm[i]], &ut, &n, &e); mload_offload_release(o, units[perm[i]]); }
         CHECK_RES(mload_offload_acquire(o, units[perm[4]], &ut, &n, &e), MLOAD_OK);
         mload_offload_release(o, units[perm[4]]);
         /* next-use evicts perm[3] (needed again in 5 steps); LRU evicts perm[1] */
-        if (pol) CHECK(!mload_offload_resident(o, units[perm[1]]) && mload_offload_resident(o, units[perm[3]]));
-        else CHECK(!mload_offload_resident(o, units[perm[3]]) && mload_offload_resident(o, units[perm[1]]) && mload_offload_resident(o, units[perm[2]]));
+        if (pol) CHECK(!mload_offload_is_resident(o, units[perm[1]]) && mload_offload_is_resident(o, units[perm[3]]));
+        else CHECK(!mload_offload_is_resident(o, units[perm[3]]) && mload_offload_is_resident(o, units[perm[1]]) && mload_offload_is_resident(o, units[perm[2]]));
         mload_offload_destroy(o);
         CHECK_EQ_U64(ck.outstanding, 0);
         mload_device_destroy(&ck.inner);
@@ -455,14 +455,14 @@ static void test_offload_prefetch(void) {
     for (depth = 0; depth <= 2; ++depth) {
         checked ck;
         /* three prepared F8 copies and the BF16 computation copy: layers must be reloaded every pass */
-        uint64_t budget = 3 * unit_bytes(MLOAD_F8_E4M3) + unit_bytes(MLOAD_BF16);
+        uint64_t budget = 3 * unit_bytes(MLOAD_DTYPE_F8_E4M3) + unit_bytes(MLOAD_DTYPE_BF16);
         mload_offload *o = make_mgr(m, make_checked(&ck, budget, 1, 200u << 20), budget, 0, (uint32_t)depth);
         mload_tiers t;
         mload_offload_stats st;
         int p, i;
         memset(&t, 0, sizeof t);
-        t.preparing.dtype = MLOAD_F8_E4M3;
-        t.computation.dtype = MLOAD_BF16;
+        t.preparing.dtype = MLOAD_DTYPE_F8_E4M3;
+        t.computation.dtype = MLOAD_DTYPE_BF16;
         add_layers(o, &t, units);
         for (p = 0; p < 3; ++p) {
             for (i = 0; i < NL; ++i) {
@@ -497,7 +497,7 @@ static void test_offload_budget_errors(void) {
     mload_map *m = open_model();
     checked ck;
     uint32_t units[NL];
-    uint64_t budget = unit_bytes(MLOAD_F32) + unit_bytes(MLOAD_F32) / 2; /* one F32 layer, not two */
+    uint64_t budget = unit_bytes(MLOAD_DTYPE_F32) + unit_bytes(MLOAD_DTYPE_F32) / 2; /* one F32 layer, not two */
     mload_offload *o;
     const mload_unit_tensor *ut, *ut2;
     uint64_t n, before;
@@ -516,7 +516,7 @@ static void test_offload_budget_errors(void) {
     CHECK_RES(mload_offload_acquire(o, units[0], &ut2, &n, &e), MLOAD_ERR_INVALID_ARGUMENT); /* twice */
     mload_offload_release(o, units[0]);
     CHECK_RES(mload_offload_acquire(o, units[1], &ut2, &n, &e), MLOAD_OK); /* evicts layer 0 */
-    CHECK(!mload_offload_resident(o, units[0]));
+    CHECK(!mload_offload_is_resident(o, units[0]));
     mload_offload_release(o, units[1]);
     mload_offload_destroy(o);
     CHECK_EQ_U64(ck.outstanding, 0);
@@ -528,11 +528,11 @@ static void test_offload_budget_errors(void) {
     CHECK_EQ_U64(ck.outstanding, 0);
     mload_offload_destroy(o);
     mload_device_destroy(&ck.inner);
-    budget = unit_bytes(MLOAD_F8_E4M3) + 64;
+    budget = unit_bytes(MLOAD_DTYPE_F8_E4M3) + 64;
     o = make_mgr(m, make_checked(&ck, budget, 1, 0), budget, 0, 0);
     memset(&t, 0, sizeof t);
-    t.preparing.dtype = MLOAD_F8_E4M3;
-    t.computation.dtype = MLOAD_F32;
+    t.preparing.dtype = MLOAD_DTYPE_F8_E4M3;
+    t.computation.dtype = MLOAD_DTYPE_F32;
     add_layers(o, &t, units);
     CHECK_RES(mload_offload_acquire(o, units[0], &ut, &n, &e), MLOAD_ERR_BUDGET);
     CHECK(ck.outstanding <= budget);
@@ -563,22 +563,22 @@ static void test_offload_group_and_stats(void) {
     o = make_mgr(m, make_checked(&ck, 0, 1, 0), 0, 0, 0);
     memset(&t, 0, sizeof t);
     t.offload.place = MLOAD_PLACE_HOST;
-    t.offload.dtype = MLOAD_BF16;
+    t.offload.dtype = MLOAD_DTYPE_BF16;
     t.onload.place = MLOAD_PLACE_HOST;
-    t.onload.dtype = MLOAD_F32;
-    t.computation.dtype = MLOAD_F32;
+    t.onload.dtype = MLOAD_DTYPE_F32;
+    t.computation.dtype = MLOAD_DTYPE_F32;
     add_layers(o, &t, units);
-    CHECK_RES(mload_offload_offload(o, units, NL, &e), MLOAD_OK);
+    CHECK_RES(mload_offload_group_offload(o, units, NL, &e), MLOAD_OK);
     mload_offload_get_stats(o, &st);
-    CHECK_EQ_U64(st.disk_to_host, NL * unit_bytes(MLOAD_BF16));
-    CHECK_EQ_U64(st.host_bytes, NL * unit_bytes(MLOAD_BF16));
-    CHECK_RES(mload_offload_onload(o, units, NL, &e), MLOAD_OK);
+    CHECK_EQ_U64(st.disk_to_host, NL * unit_bytes(MLOAD_DTYPE_BF16));
+    CHECK_EQ_U64(st.host_bytes, NL * unit_bytes(MLOAD_DTYPE_BF16));
+    CHECK_RES(mload_offload_group_onload(o, units, NL, &e), MLOAD_OK);
     mload_offload_get_stats(o, &st);
-    CHECK_EQ_U64(st.disk_to_host, NL * unit_bytes(MLOAD_BF16)); /* converted from the host copies, not re-read */
-    CHECK_EQ_U64(st.host_bytes, NL * unit_bytes(MLOAD_F32));
-    CHECK(st.peak_host_bytes >= NL * unit_bytes(MLOAD_F32));
+    CHECK_EQ_U64(st.disk_to_host, NL * unit_bytes(MLOAD_DTYPE_BF16)); /* converted from the host copies, not re-read */
+    CHECK_EQ_U64(st.host_bytes, NL * unit_bytes(MLOAD_DTYPE_F32));
+    CHECK(st.peak_host_bytes >= NL * unit_bytes(MLOAD_DTYPE_F32));
     CHECK_RES(mload_offload_acquire(o, units[0], &ut, &n, &e), MLOAD_OK);
-    CHECK_RES(mload_offload_offload(o, units, 1, &e), MLOAD_ERR_INVALID_ARGUMENT); /* acquired */
+    CHECK_RES(mload_offload_group_offload(o, units, 1, &e), MLOAD_ERR_INVALID_ARGUMENT); /* acquired */
     mload_offload_release(o, units[0]);
     CHECK_RES(mload_offload_acquire(o, units[0], &ut, &n, &e), MLOAD_OK);
     mload_offload_release(o, units[0]);
@@ -586,19 +586,19 @@ static void test_offload_group_and_stats(void) {
     CHECK_EQ_U64(st.acquires, 2);
     CHECK_EQ_U64(st.misses, 1);
     CHECK_EQ_U64(st.hits, 1);
-    CHECK_EQ_U64(st.host_to_device, unit_bytes(MLOAD_F32));
+    CHECK_EQ_U64(st.host_to_device, unit_bytes(MLOAD_DTYPE_F32));
     CHECK_EQ_U64(st.disk_to_device, 0);
-    CHECK_EQ_U64(st.device_bytes, unit_bytes(MLOAD_F32));
+    CHECK_EQ_U64(st.device_bytes, unit_bytes(MLOAD_DTYPE_F32));
     CHECK(st.device_budget == UINT64_MAX);
     mload_offload_reset_stats(o);
     mload_offload_get_stats(o, &st);
     CHECK(st.acquires == 0 && st.hits == 0 && st.host_to_device == 0);
-    CHECK_EQ_U64(st.device_bytes, unit_bytes(MLOAD_F32)); /* levels stay */
-    CHECK_EQ_U64(st.peak_device_bytes, unit_bytes(MLOAD_F32));
-    CHECK_RES(mload_offload_offload(o, units, NL, &e), MLOAD_OK);
+    CHECK_EQ_U64(st.device_bytes, unit_bytes(MLOAD_DTYPE_F32)); /* levels stay */
+    CHECK_EQ_U64(st.peak_device_bytes, unit_bytes(MLOAD_DTYPE_F32));
+    CHECK_RES(mload_offload_group_offload(o, units, NL, &e), MLOAD_OK);
     mload_offload_get_stats(o, &st);
     CHECK_EQ_U64(st.device_bytes, 0);
-    CHECK_EQ_U64(st.host_bytes, NL * unit_bytes(MLOAD_BF16));
+    CHECK_EQ_U64(st.host_bytes, NL * unit_bytes(MLOAD_DTYPE_BF16));
     mload_offload_destroy(o);
     CHECK_EQ_U64(ck.outstanding, 0);
     mload_device_destroy(&ck.inner);
@@ -606,7 +606,7 @@ static void test_offload_group_and_stats(void) {
     {
         mload_offload_desc d;
         mload_device sim;
-        mload_device_sim(1000000, 0, &sim);
+        mload_device_create_sim(1000000, 0, &sim, NULL);
         memset(&d, 0, sizeof d);
         d.map = m;
         d.device = sim;
@@ -619,7 +619,7 @@ static void test_offload_group_and_stats(void) {
     }
     {
         mload_device cu;
-        CHECK_RES(mload_device_cuda(0, &cu), MLOAD_ERR_UNSUPPORTED);
+        CHECK_RES(mload_device_create_cuda(0, &cu, NULL), MLOAD_ERR_UNSUPPORTED);
     }
     mload_map_close(m);
 }
@@ -649,7 +649,7 @@ static void test_offload_regressions(void) {
         mload_offload_add_unit(o, "b", &p1, 1, NULL, &b, &e);
         mload_offload_acquire(o, a, &ut, &n, &e); mload_offload_release(o, a);
         mload_offload_acquire(o, b, &ut, &n, &e); mload_offload_release(o, b);
-        mload_offload_offload(o, &a, 1, &e);
+        mload_offload_group_offload(o, &a, 1, &e);
         mload_offload_acquire(o, b, &ut, &n, &e); mload_offload_release(o, b); /* prefetches a (slow) */
         CHECK_RES(mload_offload_add_unit(o, "c", &p2, 1, NULL, &c, &e), MLOAD_OK);
         CHECK_RES(mload_offload_acquire(o, a, &ut, &n, &e), MLOAD_OK);
@@ -666,11 +666,11 @@ static void test_offload_regressions(void) {
         mload_device dev = make_checked(&ck, 0, 1, 0);
         mload_offload *o;
         dev.upload = flaky_up;
-        o = make_mgr(m, dev, 2 * unit_bytes(MLOAD_F32), 0, 1);
+        o = make_mgr(m, dev, 2 * unit_bytes(MLOAD_DTYPE_F32), 0, 1);
         add_layers(o, NULL, units);
         mload_offload_acquire(o, units[0], &ut, &n, &e); mload_offload_release(o, units[0]);
         mload_offload_acquire(o, units[1], &ut, &n, &e); mload_offload_release(o, units[1]);
-        mload_offload_offload(o, units, NL, &e);
+        mload_offload_group_offload(o, units, NL, &e);
         mload_offload_acquire(o, units[0], &ut, &n, &e);
         g_fail_uploads = 1; /* the prefetch of unit 1 happens inside this acquire... */
         mload_offload_release(o, units[0]);
@@ -678,7 +678,7 @@ static void test_offload_regressions(void) {
         g_fail_uploads = 0;
         CHECK_RES(mload_offload_acquire(o, units[1], &ut, &n, &e), MLOAD_OK);
         mload_offload_release(o, units[1]);
-        CHECK_RES(mload_offload_offload(o, units, NL, &e), MLOAD_OK);
+        CHECK_RES(mload_offload_group_offload(o, units, NL, &e), MLOAD_OK);
         mload_offload_destroy(o);
         CHECK_EQ_U64(ck.outstanding, 0);
         mload_device_destroy(&ck.inner);
@@ -686,14 +686,14 @@ static void test_offload_regressions(void) {
     /* a request that cannot fit evicts nothing */
     {
         checked ck;
-        uint64_t budget = 2 * unit_bytes(MLOAD_F32);
+        uint64_t budget = 2 * unit_bytes(MLOAD_DTYPE_F32);
         mload_offload *o = make_mgr(m, make_checked(&ck, budget, 1, 0), budget, 0, 0);
         mload_tiers wide;
         mload_offload_stats st;
         const char *p0 = "l.0.", *p1 = "l.1.", *p2 = "l.2.";
         uint32_t a, b, c;
         memset(&wide, 0, sizeof wide);
-        wide.computation.dtype = MLOAD_F64; /* twice the bytes */
+        wide.computation.dtype = MLOAD_DTYPE_F64; /* twice the bytes */
         mload_offload_add_unit(o, "a", &p0, 1, NULL, &a, &e);
         mload_offload_add_unit(o, "b", &p1, 1, NULL, &b, &e);
         mload_offload_add_unit(o, "c", &p2, 1, &wide, &c, &e);
@@ -704,7 +704,7 @@ static void test_offload_regressions(void) {
         CHECK_RES(mload_offload_acquire(o, c, &ut, &n, &e), MLOAD_ERR_BUDGET);
         mload_offload_get_stats(o, &st);
         CHECK_EQ_U64(st.evictions, 0);
-        CHECK(mload_offload_resident(o, b));
+        CHECK(mload_offload_is_resident(o, b));
         mload_offload_release(o, a);
         mload_offload_destroy(o);
         CHECK_EQ_U64(ck.outstanding, 0);
@@ -713,14 +713,14 @@ static void test_offload_regressions(void) {
     /* a group onload does not evict its own members */
     {
         checked ck;
-        uint64_t budget = 2 * unit_bytes(MLOAD_F32);
+        uint64_t budget = 2 * unit_bytes(MLOAD_DTYPE_F32);
         mload_offload *o = make_mgr(m, make_checked(&ck, budget, 1, 0), budget, 0, 0);
         mload_tiers t;
         memset(&t, 0, sizeof t);
         t.onload.place = MLOAD_PLACE_DEVICE;
         add_layers(o, &t, units);
-        CHECK_RES(mload_offload_onload(o, units + 2, 3, &e), MLOAD_ERR_BUDGET); /* three do not fit in two */
-        CHECK(mload_offload_resident(o, units[2]) && mload_offload_resident(o, units[3]));
+        CHECK_RES(mload_offload_group_onload(o, units + 2, 3, &e), MLOAD_ERR_BUDGET); /* three do not fit in two */
+        CHECK(mload_offload_is_resident(o, units[2]) && mload_offload_is_resident(o, units[3]));
         mload_offload_destroy(o);
         CHECK_EQ_U64(ck.outstanding, 0);
         mload_device_destroy(&ck.inner);

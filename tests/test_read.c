@@ -229,7 +229,7 @@ static void test_memory_source(void) {
     unsigned char data[4] = {1, 2, 3, 4}, out[4];
     mload_source s;
     uint64_t n = 0;
-    CHECK_RES(mload_source_memory(data, 4, NULL, &s), MLOAD_OK);
+    CHECK_RES(mload_source_open_memory(data, 4, NULL, &s, NULL), MLOAD_OK);
     CHECK_RES(s.size(s.user, &n), MLOAD_OK);
     CHECK_EQ_U64(n, 4);
     CHECK_RES(s.read_at(s.user, 1, out, 3), MLOAD_OK);
@@ -238,7 +238,7 @@ static void test_memory_source(void) {
     CHECK_RES(s.read_at(s.user, UINT64_MAX, out, 1), MLOAD_ERR_IO);
     mload_source_close(&s);
     CHECK(s.read_at == NULL);
-    CHECK_RES(mload_source_memory(NULL, 4, NULL, &s), MLOAD_ERR_INVALID_ARGUMENT);
+    CHECK_RES(mload_source_open_memory(NULL, 4, NULL, &s, NULL), MLOAD_ERR_INVALID_ARGUMENT);
 }
 
 /* ---- allocator accounting and failure injection ---- */

@@ -36,16 +36,16 @@ static void *reader(void *arg) {
         uint64_t first, cnt;
         seed = seed * 1103515245u + 12345u;
         t = (int)((seed >> 8) % NT);
-        tt = mload_map_at(g_map, (uint64_t)t);
+        tt = mload_map_tensor(g_map, (uint64_t)t);
         first = (seed >> 3) % NE;
         cnt = NE - first;
         switch (it % 3) {
         case 0:
-            if (mload_map_read(g_map, tt, MLOAD_F32, buf, sizeof buf, &e) != MLOAD_OK || memcmp(buf, g_ref[t], sizeof buf))
+            if (mload_map_read(g_map, tt, MLOAD_DTYPE_F32, buf, sizeof buf, &e) != MLOAD_OK || memcmp(buf, g_ref[t], sizeof buf))
                 fail("read F32", t);
             break;
         case 1:
-            if (mload_map_read_range(g_map, tt, first, cnt, MLOAD_F32, buf, sizeof buf, &e) != MLOAD_OK ||
+            if (mload_map_read_range(g_map, tt, first, cnt, MLOAD_DTYPE_F32, buf, sizeof buf, &e) != MLOAD_OK ||
                 memcmp(buf, g_ref[t] + first, (size_t)cnt * 4))
                 fail("range F32", t);
             break;
@@ -68,8 +68,8 @@ static void *bulk(void *arg) {
     o.chunk_bytes = 1024;
     for (k = 0; k < NT; ++k) {
         memset(&items[k], 0, sizeof items[k]);
-        items[k].tensor = mload_map_at(g_map, (uint64_t)k);
-        items[k].as = MLOAD_F32;
+        items[k].tensor = mload_map_tensor(g_map, (uint64_t)k);
+        items[k].as = MLOAD_DTYPE_F32;
         items[k].dst = dst[which][k];
         items[k].dst_size = sizeof dst[which][k];
     }
@@ -100,7 +100,7 @@ int main(void) {
         }
         snprintf(names[k], sizeof names[k], "t%02d", k);
         w[k].name = names[k];
-        w[k].dtype = MLOAD_BF16;
+        w[k].dtype = MLOAD_DTYPE_BF16;
         w[k].rank = 1;
         w[k].shape = shape;
         w[k].data = data + k * NE;
@@ -119,11 +119,11 @@ int main(void) {
         uint32_t units[NT];
         mload_tiers tiers;
         int pass;
-        mload_device_sim(1u << 30, 1u << 30, &dev);
+        mload_device_create_sim(1u << 30, 1u << 30, &dev, NULL);
         memset(&od, 0, sizeof od);
         memset(&tiers, 0, sizeof tiers);
-        tiers.preparing.dtype = MLOAD_F8_E4M3;
-        tiers.computation.dtype = MLOAD_F32;
+        tiers.preparing.dtype = MLOAD_DTYPE_F8_E4M3;
+        tiers.computation.dtype = MLOAD_DTYPE_F32;
         od.map = g_map;
         od.device = dev;
         od.device_budget = 3 * NE + 2 * NE * 4 + 4096; /* a few prepared F8 units and one F32 copy */
@@ -142,8 +142,8 @@ int main(void) {
                 {
                     unsigned char q;
                     float want;
-                    mload_convert(&q, MLOAD_F8_E4M3, &g_ref[k][7], MLOAD_F32, 1, 0); /* through the F8 prepared copy */
-                    mload_convert(&want, MLOAD_F32, &q, MLOAD_F8_E4M3, 1, 0);
+                    mload_cast(&q, MLOAD_DTYPE_F8_E4M3, &g_ref[k][7], MLOAD_DTYPE_F32, 1, 0, NULL); /* through the F8 prepared copy */
+                    mload_cast(&want, MLOAD_DTYPE_F32, &q, MLOAD_DTYPE_F8_E4M3, 1, 0, NULL);
                     if (((const float *)ut[0].data)[7] != want) fail("offload value", k);
                 }
                 mload_offload_release(o, units[k]);

@@ -26,12 +26,12 @@
      B2  warm full load into pre-touched caller buffers: mload_map_load with
          1 and 2 threads vs pread loops with 1 and 2 threads; mload_map_read
          per tensor vs pread.
-     B3  cast on read, 1 thread, pre-touched output: (a) the mload_convert
+     B3  cast on read, 1 thread, pre-touched output: (a) the mload_cast
          kernel on ~64 MiB of output vs memcpy of the output bytes;
          (b) mload_map_read with `as` from the warm file vs the same-dtype
          read of the same tensor (and vs memcpy of the output bytes).
      B4  cold full load (drop_caches before each run): mload_map_load with
-         MLOAD_LOAD_DIRECT (2 and 1 threads) and without, vs
+         MLOAD_IO_DIRECT (2 and 1 threads) and without, vs
          `dd iflag=direct bs=16M`. Needs root; skipped otherwise. Up to 5
          reps, fewer when a 60 s budget is spent. "Cold" is the guest's
          page cache only: a VM host may still cache the disk.
@@ -496,20 +496,20 @@ static unsigned gen_model_list(tlist *l, uint64_t target_bytes) {
     uint64_t fixed = 2u * 2u * (uint64_t)VOCAB * HID + 2u * HID;
     unsigned nl = target_bytes > fixed ? (unsigned)((target_bytes - fixed) / layer) : 0u, i;
     if (nl < 1) nl = 1;
-    tl_add(l, MLOAD_BF16, 2, VOCAB, HID, NULL, "model.embed_tokens.weight");
+    tl_add(l, MLOAD_DTYPE_BF16, 2, VOCAB, HID, NULL, "model.embed_tokens.weight");
     for (i = 0; i < nl; ++i) {
-        tl_add(l, MLOAD_BF16, 2, HID, HID, NULL, "model.layers.%u.self_attn.q_proj.weight", i);
-        tl_add(l, MLOAD_BF16, 2, KV, HID, NULL, "model.layers.%u.self_attn.k_proj.weight", i);
-        tl_add(l, MLOAD_BF16, 2, KV, HID, NULL, "model.layers.%u.self_attn.v_proj.weight", i);
-        tl_add(l, MLOAD_BF16, 2, HID, HID, NULL, "model.layers.%u.self_attn.o_proj.weight", i);
-        tl_add(l, MLOAD_BF16, 2, INTER, HID, NULL, "model.layers.%u.mlp.gate_proj.weight", i);
-        tl_add(l, MLOAD_BF16, 2, INTER, HID, NULL, "model.layers.%u.mlp.up_proj.weight", i);
-        tl_add(l, MLOAD_BF16, 2, HID, INTER, NULL, "model.layers.%u.mlp.down_proj.weight", i);
-        tl_add(l, MLOAD_BF16, 1, HID, 0, NULL, "model.layers.%u.input_layernorm.weight", i);
-        tl_add(l, MLOAD_BF16, 1, HID, 0, NULL, "model.layers.%u.post_attention_layernorm.weight", i);
+        tl_add(l, MLOAD_DTYPE_BF16, 2, HID, HID, NULL, "model.layers.%u.self_attn.q_proj.weight", i);
+        tl_add(l, MLOAD_DTYPE_BF16, 2, KV, HID, NULL, "model.layers.%u.self_attn.k_proj.weight", i);
+        tl_add(l, MLOAD_DTYPE_BF16, 2, KV, HID, NULL, "model.layers.%u.self_attn.v_proj.weight", i);
+        tl_add(l, MLOAD_DTYPE_BF16, 2, HID, HID, NULL, "model.layers.%u.self_attn.o_proj.weight", i);
+        tl_add(l, MLOAD_DTYPE_BF16, 2, INTER, HID, NULL, "model.layers.%u.mlp.gate_proj.weight", i);
+        tl_add(l, MLOAD_DTYPE_BF16, 2, INTER, HID, NULL, "model.layers.%u.mlp.up_proj.weight", i);
+        tl_add(l, MLOAD_DTYPE_BF16, 2, HID, INTER, NULL, "model.layers.%u.mlp.down_proj.weight", i);
+        tl_add(l, MLOAD_DTYPE_BF16, 1, HID, 0, NULL, "model.layers.%u.input_layernorm.weight", i);
+        tl_add(l, MLOAD_DTYPE_BF16, 1, HID, 0, NULL, "model.layers.%u.post_attention_layernorm.weight", i);
     }
-    tl_add(l, MLOAD_BF16, 1, HID, 0, NULL, "model.norm.weight");
-    tl_add(l, MLOAD_BF16, 2, VOCAB, HID, NULL, "lm_head.weight");
+    tl_add(l, MLOAD_DTYPE_BF16, 1, HID, 0, NULL, "model.norm.weight");
+    tl_add(l, MLOAD_DTYPE_BF16, 2, VOCAB, HID, NULL, "lm_head.weight");
     return nl;
 }
 
@@ -545,8 +545,8 @@ static void model_open(model *md, const char *path) {
     md->n = mload_map_count(md->m);
     md->t = (const mload_tensor **)xmalloc((size_t)md->n * sizeof(*md->t));
     for (i = 0; i < md->n; ++i) {
-        md->t[i] = mload_map_at(md->m, i);
-        if (!md->t[i]) die("mload_map_at(%llu) returned NULL", (unsigned long long)i);
+        md->t[i] = mload_map_tensor(md->m, i);
+        if (!md->t[i]) die("mload_map_tensor(%llu) returned NULL", (unsigned long long)i);
     }
     qsort(md->t, (size_t)md->n, sizeof(*md->t), cmp_tensor_off);
     f = mload_map_file(md->m, 0);
@@ -587,14 +587,14 @@ static mload_load_item *model_items(const model *md, unsigned char *arena) {
     return it;
 }
 
-static void lib_load(const model *md, mload_load_item *items, uint32_t threads, uint32_t flags) {
+static void lib_load(const model *md, mload_load_item *items, uint32_t threads, mload_io io) {
     mload_load_opts o;
     mload_error e;
     mload_result r;
     memset(&o, 0, sizeof o);
     memset(&e, 0, sizeof e);
     o.threads = threads;
-    o.flags = flags;
+    o.io = io;
     r = mload_map_load(md->m, items, md->n, &o, &e);
     if (r != MLOAD_OK) die_mload("mload_map_load", r, &e);
 }
@@ -670,10 +670,10 @@ static void bench_b2(const model *md, unsigned char *arena, mload_load_item *ite
     pread_threads(md, arena, 1);
     check_arena(md, arena, ck, "pread baseline");
     memset(arena, 0, (size_t)md->data_size);
-    lib_load(md, items, 1, 0);
+    lib_load(md, items, 1, MLOAD_IO_DEFAULT);
     check_arena(md, arena, ck, "mload_map_load threads=1");
     memset(arena, 0, (size_t)md->data_size);
-    lib_load(md, items, 2, 0);
+    lib_load(md, items, 2, MLOAD_IO_DEFAULT);
     check_arena(md, arena, ck, "mload_map_load threads=2");
     memset(arena, 0, (size_t)md->data_size);
     lib_read_each(md, arena);
@@ -686,9 +686,9 @@ static void bench_b2(const model *md, unsigned char *arena, mload_load_item *ite
             op = (int)(((size_t)k + r) % NOPS); /* rotate the order per rep */
             t0 = now_ns();
             switch (op) {
-            case L1: lib_load(md, items, 1, 0); break;
+            case L1: lib_load(md, items, 1, MLOAD_IO_DEFAULT); break;
             case P1: pread_threads(md, arena, 1); break;
-            case L2: lib_load(md, items, 2, 0); break;
+            case L2: lib_load(md, items, 2, MLOAD_IO_DEFAULT); break;
             case P2: pread_threads(md, arena, 2); break;
             default: lib_read_each(md, arena); break;
             }
@@ -713,9 +713,9 @@ static void bench_b2(const model *md, unsigned char *arena, mload_load_item *ite
 
 typedef struct cast_pair { mload_dtype s, d; double target; } cast_pair;
 static const cast_pair g_pairs[] = {
-    {MLOAD_BF16, MLOAD_F32, 1.0},    {MLOAD_F16, MLOAD_F32, 1.0},    {MLOAD_F8_E4M3, MLOAD_BF16, 0.7},
-    {MLOAD_F8_E4M3, MLOAD_F32, 0.7}, {MLOAD_F32, MLOAD_BF16, 0.7},   {MLOAD_F32, MLOAD_F16, 0.7},
-    {MLOAD_F32, MLOAD_F8_E4M3, 0.7}, {MLOAD_F32, MLOAD_F8_E5M2, 0.7},
+    {MLOAD_DTYPE_BF16, MLOAD_DTYPE_F32, 1.0},    {MLOAD_DTYPE_F16, MLOAD_DTYPE_F32, 1.0},    {MLOAD_DTYPE_F8_E4M3, MLOAD_DTYPE_BF16, 0.7},
+    {MLOAD_DTYPE_F8_E4M3, MLOAD_DTYPE_F32, 0.7}, {MLOAD_DTYPE_F32, MLOAD_DTYPE_BF16, 0.7},   {MLOAD_DTYPE_F32, MLOAD_DTYPE_F16, 0.7},
+    {MLOAD_DTYPE_F32, MLOAD_DTYPE_F8_E4M3, 0.7}, {MLOAD_DTYPE_F32, MLOAD_DTYPE_F8_E5M2, 0.7},
 };
 #define NPAIRS (sizeof g_pairs / sizeof g_pairs[0])
 
@@ -723,18 +723,18 @@ typedef struct cast_src { const unsigned char *bf16, *f16, *f8, *f32; } cast_src
 
 static const unsigned char *src_of(const cast_src *cs, mload_dtype t) {
     switch (t) {
-    case MLOAD_BF16: return cs->bf16;
-    case MLOAD_F16: return cs->f16;
-    case MLOAD_F8_E4M3: return cs->f8;
+    case MLOAD_DTYPE_BF16: return cs->bf16;
+    case MLOAD_DTYPE_F16: return cs->f16;
+    case MLOAD_DTYPE_F8_E4M3: return cs->f8;
     default: return cs->f32;
     }
 }
 
 static const char *tensor_of(mload_dtype t) {
     switch (t) {
-    case MLOAD_BF16: return "bf16";
-    case MLOAD_F16: return "f16";
-    case MLOAD_F8_E4M3: return "f8_e4m3";
+    case MLOAD_DTYPE_BF16: return "bf16";
+    case MLOAD_DTYPE_F16: return "f16";
+    case MLOAD_DTYPE_F8_E4M3: return "f8_e4m3";
     default: return "f32";
     }
 }
@@ -747,8 +747,8 @@ static void pair_name(char *out, size_t n, const cast_pair *p) {
 }
 
 static void convert_or_die(void *dst, mload_dtype dt, const void *src, mload_dtype st, uint64_t count) {
-    mload_result r = mload_convert(dst, dt, src, st, count, MLOAD_CONVERT_SATURATE);
-    if (r != MLOAD_OK) die("mload_convert %s->%s: %s", mload_dtype_name(st), mload_dtype_name(dt), mload_result_string(r));
+    mload_result r = mload_cast(dst, dt, src, st, count, MLOAD_F8_OVERFLOW_SATURATE, NULL);
+    if (r != MLOAD_OK) die("mload_cast %s->%s: %s", mload_dtype_name(st), mload_dtype_name(dt), mload_result_string(r));
 }
 
 /* A traffic floor for each pair: the same bytes read and written with the
@@ -826,7 +826,7 @@ static void bench_b3a(const cast_src *cs, unsigned char *dst, const unsigned cha
             g_sink += dst[r];
         }
     }
-    printf("\nB3a mload_convert kernel, 1 thread, %.0f MiB of output per call into pre-touched memory, %zu reps\n",
+    printf("\nB3a mload_cast kernel, 1 thread, %.0f MiB of output per call into pre-touched memory, %zu reps\n",
            mib(STAGE_BYTES), reps);
     printf("  %-18s %9s %9s %9s %12s %8s %7s %10s %12s\n", "pair", "median ms", "out GB/s", "in GB/s",
            "memcpy GB/s", "ratio", "target", "floor GB/s", "kernel/floor");
@@ -860,7 +860,7 @@ static void bench_b3b(const model *cf, const cast_src *cs, unsigned char *dst, u
         if (rr != MLOAD_OK) die_mload("mload_map_read (converting)", rr, &e);
         convert_or_die(chk, cp->d, src_of(cs, cp->s), cp->s, CAST_N);
         if (memcmp(dst, chk, (size_t)(CAST_N * esize(cp->d))) != 0)
-            die("mload_map_read %s->%s differs from mload_convert of the same bytes", mload_dtype_name(cp->s),
+            die("mload_map_read %s->%s differs from mload_cast of the same bytes", mload_dtype_name(cp->s),
                 mload_dtype_name(cp->d));
     }
     for (r = 0; r < reps; ++r) {
@@ -882,14 +882,14 @@ static void bench_b3b(const model *cf, const cast_src *cs, unsigned char *dst, u
                     memcpy(dst, cpy_src, (size_t)out);
                 } else { /* the alternative with the public API: convert straight from a view */
                     mload_view v;
-                    rr = mload_map_view(cf->m, t, &v, &e);
+                    rr = mload_view_open(cf->m, t, &v, &e);
                     if (rr == MLOAD_OK) {
                         convert_or_die(dst, cp->d, v.data, cp->s, CAST_N);
-                        mload_view_release(&v);
+                        mload_view_close(&v);
                     }
                 }
                 dt = now_ns() - t0;
-                if (rr != MLOAD_OK) die_mload(op == 3 ? "mload_map_view" : "mload_map_read", rr, &e);
+                if (rr != MLOAD_OK) die_mload(op == 3 ? "mload_view_open" : "mload_map_read", rr, &e);
                 if (op == 0) tc[p][r] = dt;
                 else if (op == 1) ts[p][r] = dt;
                 else if (op == 2) tm[p][r] = dt;
@@ -915,7 +915,7 @@ static void bench_b3b(const model *cf, const cast_src *cs, unsigned char *dst, u
         add_tp_row("B3b", what, gbps(in, c), gbps(in, s), 0.0);
     }
     printf("  (vs same: same-dtype read time / cast read time, i.e. source bytes/s ratio; vs memcpy: output\n"
-           "   bytes/s against memcpy of the output bytes; view+convert: mload_map_view + mload_convert, info)\n");
+           "   bytes/s against memcpy of the output bytes; view+convert: mload_view_open + mload_cast, info)\n");
 }
 
 /* ---------------------------------------------------------------- B4 */
@@ -965,11 +965,11 @@ static void bench_b4(const model *md, unsigned char *arena, mload_load_item *ite
                     return;
                 }
             } else if (v == LD2) {
-                lib_load(md, items, 2, MLOAD_LOAD_DIRECT);
+                lib_load(md, items, 2, MLOAD_IO_DIRECT);
             } else if (v == LD1) {
-                lib_load(md, items, 1, MLOAD_LOAD_DIRECT);
+                lib_load(md, items, 1, MLOAD_IO_DIRECT);
             } else {
-                lib_load(md, items, 2, 0);
+                lib_load(md, items, 2, MLOAD_IO_DEFAULT);
             }
             t[v][r] = now_ns() - t0;
             if (r == 0 && v != DD) check_arena(md, arena, ck, names[v]);
@@ -1020,7 +1020,7 @@ static void bench_b5(const model *md, size_t reps) {
             dt = now_ns() - t0;
             for (i = 0; i < md->n; ++i) {
                 g_sink += ((const unsigned char *)p[i])[sz[i] / 2];
-                if (lib) mload_map_free(md->m, p[i], sz[i]);
+                if (lib) mload_map_free_buffer(md->m, p[i], sz[i]);
                 else free(p[i]);
             }
             if (r > 0) {
@@ -1108,7 +1108,7 @@ static void bench_b6(const char *path) {
     add_rss_row("read largest tensor, caller buffer (beyond buffer)", g, MIB, 1);
 
     probe_start(&pr);
-    rr = mload_map_read(md.m, largest, MLOAD_F32, dst, largest_bytes * 2u, &e);
+    rr = mload_map_read(md.m, largest, MLOAD_DTYPE_F32, dst, largest_bytes * 2u, &e);
     if (rr != MLOAD_OK) die_mload("mload_map_read (as F32)", rr, &e);
     g = probe_growth(&pr);
     printf("  same, converted BF16->F32 into a pre-touched buffer: +%.2f MiB beyond the buffer\n", mib(g));
@@ -1128,7 +1128,7 @@ static void bench_b6(const char *path) {
         g = probe_growth(&pr);
         printf("  mload_map_load of it (default threads): +%.2f MiB beyond the buffer\n", mib(g));
         add_rss_row("map_load largest, caller buffer (beyond buffer)", g, MIB, 1);
-        o.flags = MLOAD_LOAD_DIRECT;
+        o.io = MLOAD_IO_DIRECT;
         probe_start(&pr);
         rr = mload_map_load(md.m, &it, 1, &o, &e);
         if (rr != MLOAD_OK) die_mload("mload_map_load (DIRECT)", rr, &e);
@@ -1145,7 +1145,7 @@ static void bench_b6(const char *path) {
         rr = mload_map_read_alloc(md.m, largest, MLOAD_DTYPE_INVALID, &p, &sz, &e);
         if (rr != MLOAD_OK) die_mload("mload_map_read_alloc", rr, &e);
         g = probe_growth(&pr);
-        mload_map_free(md.m, p, sz);
+        mload_map_free_buffer(md.m, p, sz);
         printf("  mload_map_read_alloc of it: +%.2f MiB (limit: its bytes + 1 MiB = %.2f MiB)\n", mib(g),
                mib(largest_bytes + MIB));
         add_rss_row("read_alloc largest tensor (incl. its bytes)", g, largest_bytes + MIB, 1);
@@ -1154,13 +1154,13 @@ static void bench_b6(const char *path) {
         mload_view v;
         uint64_t k, acc = 0;
         probe_start(&pr);
-        rr = mload_map_view(md.m, largest, &v, &e);
-        if (rr != MLOAD_OK) die_mload("mload_map_view", rr, &e);
+        rr = mload_view_open(md.m, largest, &v, &e);
+        if (rr != MLOAD_OK) die_mload("mload_view_open", rr, &e);
         for (k = 0; k < v.size; k += 4096) acc += ((const unsigned char *)v.data)[k];
         g = probe_growth(&pr);
-        mload_view_release(&v);
+        mload_view_close(&v);
         g_sink += acc;
-        printf("  mload_map_view of it, every page touched: +%.2f MiB (shared file pages, reclaimable)\n", mib(g));
+        printf("  mload_view_open of it, every page touched: +%.2f MiB (shared file pages, reclaimable)\n", mib(g));
         add_rss_row("view largest tensor, touched (file pages)", g, 0, 0);
     }
 
@@ -1197,7 +1197,7 @@ static void bench_b6(const char *path) {
         for (fl = 0; fl < 2; ++fl) {
             mload_load_opts o;
             memset(&o, 0, sizeof o);
-            o.flags = fl ? MLOAD_LOAD_DIRECT : 0u;
+            o.io = fl ? MLOAD_IO_DIRECT : MLOAD_IO_DEFAULT;
             probe_start(&pr);
             t0 = now_ns();
             for (i = 0; i < md.n; ++i) {
@@ -1220,7 +1220,7 @@ static void bench_b6(const char *path) {
             peak_extra = probe_growth(&pr);
             g = (before_stage > r0 ? before_stage - r0 : 0) + peak_extra;
             printf("  same via mload_map_load range items%s (default threads, %.2f GB/s): growth %.2f MiB"
-                   " (transient %.2f)\n", fl ? ", MLOAD_LOAD_DIRECT" : "", gbps(md.data_size, (double)(t1 - t0)),
+                   " (transient %.2f)\n", fl ? ", MLOAD_IO_DIRECT" : "", gbps(md.data_size, (double)(t1 - t0)),
                    mib(g), mib(peak_extra));
             add_rss_row(fl ? "stream via 64 MiB staging, map_load DIRECT" : "stream via 64 MiB staging, map_load", g,
                         limit, 1);
@@ -1291,10 +1291,10 @@ int main(void) {
 
     nl = gen_model_list(&ml, want_mb * MIB);
     model_size = write_st(g_model, &ml, 0x2545F4914F6CDD1Dull, &ck_model, &data_bytes);
-    tl_add(&cl, MLOAD_BF16, 2, CAST_N / 4096u, 4096u, bf16src, "bf16");
-    tl_add(&cl, MLOAD_F16, 2, CAST_N / 4096u, 4096u, f16src, "f16");
-    tl_add(&cl, MLOAD_F8_E4M3, 2, CAST_N / 4096u, 4096u, f8src, "f8_e4m3");
-    tl_add(&cl, MLOAD_F32, 2, CAST_N / 4096u, 4096u, f32src, "f32");
+    tl_add(&cl, MLOAD_DTYPE_BF16, 2, CAST_N / 4096u, 4096u, bf16src, "bf16");
+    tl_add(&cl, MLOAD_DTYPE_F16, 2, CAST_N / 4096u, 4096u, f16src, "f16");
+    tl_add(&cl, MLOAD_DTYPE_F8_E4M3, 2, CAST_N / 4096u, 4096u, f8src, "f8_e4m3");
+    tl_add(&cl, MLOAD_DTYPE_F32, 2, CAST_N / 4096u, 4096u, f32src, "f32");
     cast_size = write_st(g_cast, &cl, 1, &ck_cast, &cast_bytes);
     t_gen = now_ns();
 

@@ -54,7 +54,7 @@ static mload_map *open_mem(const unsigned char *buf, size_t size) {
     mload_map *m;
     mload_error e;
     memset(&d, 0, sizeof d);
-    mload_source_memory(buf, size, NULL, &s);
+    mload_source_open_memory(buf, size, NULL, &s, NULL);
     d.sources = &s;
     d.source_count = 1;
     if (mload_map_open(&d, &m, &e) != MLOAD_OK) die("map", &e);
@@ -108,7 +108,7 @@ static double bookkeeping(int n, int evict, uint64_t *evictions) {
     mload_offload_stats st;
     double t;
     int passes = n > 100 ? 40 : 400;
-    mload_device_host(&dev);
+    mload_device_create_host(&dev, NULL);
     /* each unit is 64 bytes on the device; evict: room for half of them */
     o = mgr(m, dev, evict ? (uint64_t)n / 2 * 64 : 0, 0, units, n);
     cycle(o, units, n, 2);
@@ -177,7 +177,7 @@ int main(void) {
         mload_device dev;
         mload_offload *o;
         double c1 = 0;
-        mload_device_host(&dev);
+        mload_device_create_host(&dev, NULL);
         o = mgr(m, dev, 0, 0, units, NL);
         cycle(o, units, NL, 1);
         for (k = 0; k < 3; ++k) {
@@ -210,7 +210,7 @@ int main(void) {
     {
         mload_device dev;
         mload_offload *o;
-        mload_device_sim(UINT64_MAX, bps, &dev);
+        mload_device_create_sim(UINT64_MAX, bps, &dev, NULL);
         o = mgr(m, dev, layer_bytes + 4096, 0, units, NL); /* one layer fits: every acquire misses */
         for (i = 0; i < NL; ++i) copy[i] = 1e9;
         for (k = 0; k < 3; ++k)
@@ -245,7 +245,7 @@ int main(void) {
         double best = 1e9;
         int pass;
         memset(&st, 0, sizeof st);
-        mload_device_sim(UINT64_MAX, bps, &dev);
+        mload_device_create_sim(UINT64_MAX, bps, &dev, NULL);
         o = mgr(m, dev, (uint64_t)NL * layer_bytes / 4, (uint32_t)d, units, NL);
         for (pass = 0; pass < 4; ++pass) {
             double t0 = now_s(), t;

@@ -1,4 +1,4 @@
-/* mload_convert: every supported pair checked against an independent
+/* mload_cast: every supported pair checked against an independent
    reference written here.
 
    The reference never shifts or masks mantissas the way an implementation
@@ -26,12 +26,6 @@
 #include <math.h>
 #include <float.h>
 
-#ifndef MLOAD_CONVERT_SATURATE /* lets this file compile before the API exists */
-#define MLOAD_CONVERT_SATURATE 0u
-#define MLOAD_CONVERT_NONSAT 1u
-mload_result mload_convert(void *dst, mload_dtype dst_t, const void *src, mload_dtype src_t, uint64_t count,
-                           uint32_t flags);
-#endif
 
 /* Random loops are 10x smaller under sanitizers. */
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_UNDEFINED__)
@@ -65,20 +59,20 @@ static int rnd_int(int lo, int hi) { return lo + (int)(rnd() % (uint64_t)(hi - l
 
 static size_t esize(mload_dtype t) {
     switch (t) {
-    case MLOAD_F64: case MLOAD_I64: case MLOAD_U64: case MLOAD_C64: return 8;
-    case MLOAD_F32: case MLOAD_I32: case MLOAD_U32: return 4;
-    case MLOAD_F16: case MLOAD_BF16: case MLOAD_I16: case MLOAD_U16: return 2;
-    case MLOAD_BOOL: case MLOAD_U8: case MLOAD_I8: case MLOAD_F8_E4M3: case MLOAD_F8_E5M2:
-    case MLOAD_F8_E8M0: case MLOAD_F8_E4M3FNUZ: case MLOAD_F8_E5M2FNUZ: return 1;
+    case MLOAD_DTYPE_F64: case MLOAD_DTYPE_I64: case MLOAD_DTYPE_U64: case MLOAD_DTYPE_C64: return 8;
+    case MLOAD_DTYPE_F32: case MLOAD_DTYPE_I32: case MLOAD_DTYPE_U32: return 4;
+    case MLOAD_DTYPE_F16: case MLOAD_DTYPE_BF16: case MLOAD_DTYPE_I16: case MLOAD_DTYPE_U16: return 2;
+    case MLOAD_DTYPE_BOOL: case MLOAD_DTYPE_U8: case MLOAD_DTYPE_I8: case MLOAD_DTYPE_F8_E4M3: case MLOAD_DTYPE_F8_E5M2:
+    case MLOAD_DTYPE_F8_E8M0: case MLOAD_DTYPE_F8_E4M3FNUZ: case MLOAD_DTYPE_F8_E5M2FNUZ: return 1;
     default: return 0;
     }
 }
 static int is_float_t(mload_dtype t) {
-    return t == MLOAD_F64 || t == MLOAD_F32 || t == MLOAD_F16 || t == MLOAD_BF16 || t == MLOAD_F8_E4M3 ||
-           t == MLOAD_F8_E5M2 || t == MLOAD_F8_E8M0 || t == MLOAD_F8_E4M3FNUZ || t == MLOAD_F8_E5M2FNUZ;
+    return t == MLOAD_DTYPE_F64 || t == MLOAD_DTYPE_F32 || t == MLOAD_DTYPE_F16 || t == MLOAD_DTYPE_BF16 || t == MLOAD_DTYPE_F8_E4M3 ||
+           t == MLOAD_DTYPE_F8_E5M2 || t == MLOAD_DTYPE_F8_E8M0 || t == MLOAD_DTYPE_F8_E4M3FNUZ || t == MLOAD_DTYPE_F8_E5M2FNUZ;
 }
 static int is_signed_t(mload_dtype t) {
-    return t == MLOAD_I8 || t == MLOAD_I16 || t == MLOAD_I32 || t == MLOAD_I64;
+    return t == MLOAD_DTYPE_I8 || t == MLOAD_DTYPE_I16 || t == MLOAD_DTYPE_I32 || t == MLOAD_DTYPE_I64;
 }
 static const char *tname(mload_dtype t) {
     const char *n = mload_dtype_name(t);
@@ -175,18 +169,18 @@ static void decode_elem(mload_dtype t, const unsigned char *p, xval *v) {
     uint64_t b = get_le(p, esize(t));
     double d;
     switch (t) {
-    case MLOAD_F64: xval_float(v, f64_of(b), (int)(b >> 63)); return;
-    case MLOAD_F32: xval_float(v, (double)f32_of((uint32_t)b), (int)(b >> 31)); return;
-    case MLOAD_F16: d = dec_f16((uint32_t)b); xval_float(v, d, (int)(b >> 15)); return;
-    case MLOAD_BF16: d = dec_bf16((uint32_t)b); xval_float(v, d, (int)(b >> 15)); return;
-    case MLOAD_F8_E4M3: d = dec_e4m3((uint32_t)b); xval_float(v, d, (int)(b >> 7)); return;
-    case MLOAD_F8_E5M2: d = dec_e5m2((uint32_t)b); xval_float(v, d, (int)(b >> 7)); return;
-    case MLOAD_F8_E8M0: d = dec_e8m0((uint32_t)b); xval_float(v, d, isnan(d) ? -1 : 0); return;
-    case MLOAD_F8_E4M3FNUZ: d = dec_e4m3fnuz((uint32_t)b); xval_float(v, d, isnan(d) ? -1 : signbit(d) != 0); return;
-    case MLOAD_F8_E5M2FNUZ: d = dec_e5m2fnuz((uint32_t)b); xval_float(v, d, isnan(d) ? -1 : signbit(d) != 0); return;
-    case MLOAD_BOOL: xval_int(v, 0, b != 0); return;
-    case MLOAD_U8: case MLOAD_U16: case MLOAD_U32: case MLOAD_U64: xval_int(v, 0, b); return;
-    case MLOAD_I8: case MLOAD_I16: case MLOAD_I32: case MLOAD_I64: {
+    case MLOAD_DTYPE_F64: xval_float(v, f64_of(b), (int)(b >> 63)); return;
+    case MLOAD_DTYPE_F32: xval_float(v, (double)f32_of((uint32_t)b), (int)(b >> 31)); return;
+    case MLOAD_DTYPE_F16: d = dec_f16((uint32_t)b); xval_float(v, d, (int)(b >> 15)); return;
+    case MLOAD_DTYPE_BF16: d = dec_bf16((uint32_t)b); xval_float(v, d, (int)(b >> 15)); return;
+    case MLOAD_DTYPE_F8_E4M3: d = dec_e4m3((uint32_t)b); xval_float(v, d, (int)(b >> 7)); return;
+    case MLOAD_DTYPE_F8_E5M2: d = dec_e5m2((uint32_t)b); xval_float(v, d, (int)(b >> 7)); return;
+    case MLOAD_DTYPE_F8_E8M0: d = dec_e8m0((uint32_t)b); xval_float(v, d, isnan(d) ? -1 : 0); return;
+    case MLOAD_DTYPE_F8_E4M3FNUZ: d = dec_e4m3fnuz((uint32_t)b); xval_float(v, d, isnan(d) ? -1 : signbit(d) != 0); return;
+    case MLOAD_DTYPE_F8_E5M2FNUZ: d = dec_e5m2fnuz((uint32_t)b); xval_float(v, d, isnan(d) ? -1 : signbit(d) != 0); return;
+    case MLOAD_DTYPE_BOOL: xval_int(v, 0, b != 0); return;
+    case MLOAD_DTYPE_U8: case MLOAD_DTYPE_U16: case MLOAD_DTYPE_U32: case MLOAD_DTYPE_U64: xval_int(v, 0, b); return;
+    case MLOAD_DTYPE_I8: case MLOAD_DTYPE_I16: case MLOAD_DTYPE_I32: case MLOAD_DTYPE_I64: {
         unsigned nb = (unsigned)esize(t) * 8;
         int neg = (int)((b >> (nb - 1)) & 1);
         uint64_t mask = nb == 64 ? ~0ull : ((1ull << nb) - 1);
@@ -334,12 +328,12 @@ typedef struct expv { uint64_t bits; int mode; } expv;
 
 static int nan_code(mload_dtype t, uint64_t b) {
     switch (t) {
-    case MLOAD_F64: return (b & 0x7FFFFFFFFFFFFFFFull) > 0x7FF0000000000000ull;
-    case MLOAD_F32: return (b & 0x7FFFFFFFu) > 0x7F800000u;
-    case MLOAD_F16: return (b & 0x7FFF) > 0x7C00;
-    case MLOAD_BF16: return (b & 0x7FFF) > 0x7F80;
-    case MLOAD_F8_E5M2: return (b & 0x7F) > 0x7C;
-    case MLOAD_F8_E4M3: return (b & 0x7F) == 0x7F;
+    case MLOAD_DTYPE_F64: return (b & 0x7FFFFFFFFFFFFFFFull) > 0x7FF0000000000000ull;
+    case MLOAD_DTYPE_F32: return (b & 0x7FFFFFFFu) > 0x7F800000u;
+    case MLOAD_DTYPE_F16: return (b & 0x7FFF) > 0x7C00;
+    case MLOAD_DTYPE_BF16: return (b & 0x7FFF) > 0x7F80;
+    case MLOAD_DTYPE_F8_E5M2: return (b & 0x7F) > 0x7C;
+    case MLOAD_DTYPE_F8_E4M3: return (b & 0x7F) == 0x7F;
     default: return 0;
     }
 }
@@ -348,9 +342,9 @@ static int nan_code(mload_dtype t, uint64_t b) {
 static void ref_convert(const xval *v, mload_dtype dst, uint32_t flags, expv *out) {
     unsigned nb = (unsigned)esize(dst) * 8;
     uint64_t sbit = 1ull << (nb - 1);
-    int nonsat = (flags & MLOAD_CONVERT_NONSAT) != 0;
+    int nonsat = (flags & MLOAD_F8_OVERFLOW_NONSAT) != 0;
     out->mode = EXP_EXACT;
-    if (dst == MLOAD_BOOL) {
+    if (dst == MLOAD_DTYPE_BOOL) {
         out->bits = v->nan || (v->is_int ? v->imag != 0 : v->fmag != 0);
         return;
     }
@@ -358,12 +352,12 @@ static void ref_convert(const xval *v, mload_dtype dst, uint32_t flags, expv *ou
         uint64_t ovf = 0, nanb = 0;
         long c = 0;
         switch (dst) {
-        case MLOAD_F64: nanb = 0x7FF8000000000000ull; break;
-        case MLOAD_F32: nanb = 0x7FC00000u; ovf = 0x7F800000u; break;
-        case MLOAD_F16: nanb = 0x7E00; ovf = 0x7C00; break;
-        case MLOAD_BF16: nanb = 0x7FC0; ovf = 0x7F80; break;
-        case MLOAD_F8_E4M3: nanb = 0x7F; ovf = nonsat ? 0x7F : 0x7E; break;
-        case MLOAD_F8_E5M2: nanb = 0x7E; ovf = nonsat ? 0x7C : 0x7B; break;
+        case MLOAD_DTYPE_F64: nanb = 0x7FF8000000000000ull; break;
+        case MLOAD_DTYPE_F32: nanb = 0x7FC00000u; ovf = 0x7F800000u; break;
+        case MLOAD_DTYPE_F16: nanb = 0x7E00; ovf = 0x7C00; break;
+        case MLOAD_DTYPE_BF16: nanb = 0x7FC0; ovf = 0x7F80; break;
+        case MLOAD_DTYPE_F8_E4M3: nanb = 0x7F; ovf = nonsat ? 0x7F : 0x7E; break;
+        case MLOAD_DTYPE_F8_E5M2: nanb = 0x7E; ovf = nonsat ? 0x7C : 0x7B; break;
         default: break;
         }
         if (v->nan) {
@@ -372,15 +366,15 @@ static void ref_convert(const xval *v, mload_dtype dst, uint32_t flags, expv *ou
             return;
         }
         switch (dst) {
-        case MLOAD_F64: out->bits = v->is_int ? f64_round_u64(v->imag) : bits_f64(v->fmag); break;
-        case MLOAD_F32: {
+        case MLOAD_DTYPE_F64: out->bits = v->is_int ? f64_round_u64(v->imag) : bits_f64(v->fmag); break;
+        case MLOAD_DTYPE_F32: {
             int64_t r = f32_round(v);
             out->bits = r < 0 ? ovf : (uint64_t)r;
             break;
         }
         default: {
-            const ftab *t = dst == MLOAD_F16 ? &tab_f16 : dst == MLOAD_BF16 ? &tab_bf16
-                          : dst == MLOAD_F8_E4M3 ? &tab_e4m3 : &tab_e5m2;
+            const ftab *t = dst == MLOAD_DTYPE_F16 ? &tab_f16 : dst == MLOAD_DTYPE_BF16 ? &tab_bf16
+                          : dst == MLOAD_DTYPE_F8_E4M3 ? &tab_e4m3 : &tab_e5m2;
             c = tab_round(t, v);
             out->bits = c < 0 ? ovf : (uint64_t)c;
             break;
@@ -448,9 +442,9 @@ static long conv_check_at(const char *what, mload_dtype src_t, const unsigned ch
     if (n) memcpy(sb + src_off, src, n * ss);
     memset(db, 0xA5, total);
     d = db + CV_GUARD + dst_off;
-    r = mload_convert(d, dst_t, sb + src_off, src_t, (uint64_t)n, flags);
+    r = mload_cast(d, dst_t, sb + src_off, src_t, (uint64_t)n, flags, NULL);
     if (r != MLOAD_OK) {
-        fprintf(stderr, "  %s: mload_convert(%s <- %s, n=%lu, flags=%u) gave %s\n", what, tname(dst_t),
+        fprintf(stderr, "  %s: mload_cast(%s <- %s, n=%lu, flags=%u, NULL) gave %s\n", what, tname(dst_t),
                 tname(src_t), (unsigned long)n, (unsigned)flags, mload_result_string(r));
         free(sb);
         free(db);
@@ -480,7 +474,7 @@ static long conv_check_at(const char *what, mload_dtype src_t, const unsigned ch
             if (++bad <= CV_MAX_SHOWN)
                 fprintf(stderr, "  %s: %s 0x%0*llx -> %s%s: got 0x%0*llx, expected %s0x%0*llx (element %lu)\n",
                         what, tname(src_t), (int)ss * 2, (unsigned long long)sbits, tname(dst_t),
-                        (flags & MLOAD_CONVERT_NONSAT) ? " NONSAT" : "", (int)ds * 2, (unsigned long long)got,
+                        (flags & MLOAD_F8_OVERFLOW_NONSAT) ? " NONSAT" : "", (int)ds * 2, (unsigned long long)got,
                         e.mode == EXP_EXACT ? "" : "a NaN like ", (int)ds * 2, (unsigned long long)e.bits,
                         (unsigned long)i);
         }
@@ -510,22 +504,22 @@ static void conv_check_all(const char *what, mload_dtype src_t, const unsigned c
     }
 }
 
-static const mload_dtype all_dsts[] = {MLOAD_F64, MLOAD_F32, MLOAD_F16, MLOAD_BF16, MLOAD_F8_E4M3,
-                                       MLOAD_F8_E5M2, MLOAD_BOOL, MLOAD_U8, MLOAD_I8, MLOAD_U16,
-                                       MLOAD_I16, MLOAD_U32, MLOAD_I32, MLOAD_U64, MLOAD_I64};
+static const mload_dtype all_dsts[] = {MLOAD_DTYPE_F64, MLOAD_DTYPE_F32, MLOAD_DTYPE_F16, MLOAD_DTYPE_BF16, MLOAD_DTYPE_F8_E4M3,
+                                       MLOAD_DTYPE_F8_E5M2, MLOAD_DTYPE_BOOL, MLOAD_DTYPE_U8, MLOAD_DTYPE_I8, MLOAD_DTYPE_U16,
+                                       MLOAD_DTYPE_I16, MLOAD_DTYPE_U32, MLOAD_DTYPE_I32, MLOAD_DTYPE_U64, MLOAD_DTYPE_I64};
 #define N_DSTS (sizeof all_dsts / sizeof all_dsts[0])
-static const mload_dtype narrow_dsts[] = {MLOAD_F16, MLOAD_BF16, MLOAD_F8_E4M3, MLOAD_F8_E5M2};
+static const mload_dtype narrow_dsts[] = {MLOAD_DTYPE_F16, MLOAD_DTYPE_BF16, MLOAD_DTYPE_F8_E4M3, MLOAD_DTYPE_F8_E5M2};
 
-/* Every destination with the default flags, and with MLOAD_CONVERT_NONSAT:
+/* Every destination with the default flags, and with MLOAD_F8_OVERFLOW_NONSAT:
    for every destination when all_flags, else for the F8 ones only (the
    flag must not change the others). */
 static void conv_check_every_dst(const char *what, mload_dtype src_t, const unsigned char *src, size_t n,
                                  int all_flags) {
     size_t k;
     for (k = 0; k < N_DSTS; ++k) {
-        conv_check_all(what, src_t, src, n, all_dsts[k], MLOAD_CONVERT_SATURATE);
-        if (all_flags || all_dsts[k] == MLOAD_F8_E4M3 || all_dsts[k] == MLOAD_F8_E5M2)
-            conv_check_all(what, src_t, src, n, all_dsts[k], MLOAD_CONVERT_NONSAT);
+        conv_check_all(what, src_t, src, n, all_dsts[k], MLOAD_F8_OVERFLOW_SATURATE);
+        if (all_flags || all_dsts[k] == MLOAD_DTYPE_F8_E4M3 || all_dsts[k] == MLOAD_DTYPE_F8_E5M2)
+            conv_check_all(what, src_t, src, n, all_dsts[k], MLOAD_F8_OVERFLOW_NONSAT);
     }
 }
 
@@ -555,182 +549,182 @@ static uint32_t f32_bits_near(double d) {
 /* ------------------------------------------------------- 0. known answers */
 
 typedef struct kat { mload_dtype src; uint64_t sbits; mload_dtype dst; uint32_t flags; uint64_t want; } kat;
-#define NS MLOAD_CONVERT_NONSAT
+#define NS MLOAD_F8_OVERFLOW_NONSAT
 static const kat known[] = {
     /* the contract's examples */
-    {MLOAD_F32, 0x43E80000u /* 464.0 */, MLOAD_F8_E4M3, 0, 0x7E},
-    {MLOAD_F32, 0x43E80000u, MLOAD_F8_E4M3, NS, 0x7E},
-    {MLOAD_F32, 0x43E80003u /* 464.0001f */, MLOAD_F8_E4M3, 0, 0x7E},
-    {MLOAD_F32, 0x43E80003u, MLOAD_F8_E4M3, NS, 0x7F},
-    {MLOAD_F32, 0xC3E80003u, MLOAD_F8_E4M3, 0, 0xFE},
-    {MLOAD_F32, 0xC3E80003u, MLOAD_F8_E4M3, NS, 0xFF},
-    {MLOAD_F32, 0x43E00000u /* 448 */, MLOAD_F8_E4M3, NS, 0x7E},
-    {MLOAD_F32, 0x476F0000u /* 61184 */, MLOAD_F8_E5M2, NS, 0x7B},
-    {MLOAD_F32, 0x47700000u /* 61440 */, MLOAD_F8_E5M2, 0, 0x7B},
-    {MLOAD_F32, 0x47700000u, MLOAD_F8_E5M2, NS, 0x7C},
-    {MLOAD_F32, 0xC7700000u, MLOAD_F8_E5M2, NS, 0xFC},
-    {MLOAD_F32, 0x477FE000u /* 65504 */, MLOAD_F16, 0, 0x7BFF},
-    {MLOAD_F32, 0x477FEFFDu /* 65519.99f */, MLOAD_F16, 0, 0x7BFF},
-    {MLOAD_F32, 0x477FF000u /* 65520 */, MLOAD_F16, 0, 0x7C00},
-    {MLOAD_F32, 0xC77FF000u, MLOAD_F16, 0, 0xFC00},
-    {MLOAD_U32, 70000, MLOAD_F16, 0, 0x7C00},
-    {MLOAD_I64, 0x4000000000000001ull /* 2^62+1 */, MLOAD_F32, 0, 0x5E800000u},
+    {MLOAD_DTYPE_F32, 0x43E80000u /* 464.0 */, MLOAD_DTYPE_F8_E4M3, 0, 0x7E},
+    {MLOAD_DTYPE_F32, 0x43E80000u, MLOAD_DTYPE_F8_E4M3, NS, 0x7E},
+    {MLOAD_DTYPE_F32, 0x43E80003u /* 464.0001f */, MLOAD_DTYPE_F8_E4M3, 0, 0x7E},
+    {MLOAD_DTYPE_F32, 0x43E80003u, MLOAD_DTYPE_F8_E4M3, NS, 0x7F},
+    {MLOAD_DTYPE_F32, 0xC3E80003u, MLOAD_DTYPE_F8_E4M3, 0, 0xFE},
+    {MLOAD_DTYPE_F32, 0xC3E80003u, MLOAD_DTYPE_F8_E4M3, NS, 0xFF},
+    {MLOAD_DTYPE_F32, 0x43E00000u /* 448 */, MLOAD_DTYPE_F8_E4M3, NS, 0x7E},
+    {MLOAD_DTYPE_F32, 0x476F0000u /* 61184 */, MLOAD_DTYPE_F8_E5M2, NS, 0x7B},
+    {MLOAD_DTYPE_F32, 0x47700000u /* 61440 */, MLOAD_DTYPE_F8_E5M2, 0, 0x7B},
+    {MLOAD_DTYPE_F32, 0x47700000u, MLOAD_DTYPE_F8_E5M2, NS, 0x7C},
+    {MLOAD_DTYPE_F32, 0xC7700000u, MLOAD_DTYPE_F8_E5M2, NS, 0xFC},
+    {MLOAD_DTYPE_F32, 0x477FE000u /* 65504 */, MLOAD_DTYPE_F16, 0, 0x7BFF},
+    {MLOAD_DTYPE_F32, 0x477FEFFDu /* 65519.99f */, MLOAD_DTYPE_F16, 0, 0x7BFF},
+    {MLOAD_DTYPE_F32, 0x477FF000u /* 65520 */, MLOAD_DTYPE_F16, 0, 0x7C00},
+    {MLOAD_DTYPE_F32, 0xC77FF000u, MLOAD_DTYPE_F16, 0, 0xFC00},
+    {MLOAD_DTYPE_U32, 70000, MLOAD_DTYPE_F16, 0, 0x7C00},
+    {MLOAD_DTYPE_I64, 0x4000000000000001ull /* 2^62+1 */, MLOAD_DTYPE_F32, 0, 0x5E800000u},
     /* simple values */
-    {MLOAD_F32, 0x3F800000u, MLOAD_F16, 0, 0x3C00},
-    {MLOAD_F32, 0x3F800000u, MLOAD_BF16, 0, 0x3F80},
-    {MLOAD_F32, 0x3F800000u, MLOAD_F8_E4M3, 0, 0x38},
-    {MLOAD_F32, 0x3F800000u, MLOAD_F8_E5M2, 0, 0x3C},
-    {MLOAD_F32, 0xC0400000u /* -3 */, MLOAD_F8_E4M3, 0, 0xC4},
-    {MLOAD_F32, 0x80000000u, MLOAD_F16, 0, 0x8000},
-    {MLOAD_F32, 0x80000000u, MLOAD_BF16, 0, 0x8000},
-    {MLOAD_F32, 0x80000000u, MLOAD_F8_E4M3, 0, 0x80},
-    {MLOAD_F32, 0x80000000u, MLOAD_F8_E5M2, 0, 0x80},
-    {MLOAD_F32, 0x80000000u, MLOAD_F64, 0, 0x8000000000000000ull},
-    {MLOAD_F32, 0xB0000000u /* -2^-31 */, MLOAD_F16, 0, 0x8000},
-    {MLOAD_F32, 0x33000000u /* 2^-25: tie 0 / 2^-24 */, MLOAD_F16, 0, 0x0000},
-    {MLOAD_F32, 0x33000001u, MLOAD_F16, 0, 0x0001},
-    {MLOAD_F32, 0x33C00000u /* 3*2^-25 */, MLOAD_F16, 0, 0x0002},
-    {MLOAD_F32, 0x387FE000u /* 2^-14 - 2^-25: tie */, MLOAD_F16, 0, 0x0400},
-    {MLOAD_F32, 0x3A800000u /* 2^-10: tie 0 / 2^-9 */, MLOAD_F8_E4M3, 0, 0x00},
-    {MLOAD_F32, 0xBA800000u, MLOAD_F8_E4M3, 0, 0x80},
-    {MLOAD_F32, 0x3B400000u /* 3*2^-10 */, MLOAD_F8_E4M3, 0, 0x02},
-    {MLOAD_F32, 0x37000000u /* 2^-17: tie 0 / 2^-16 */, MLOAD_F8_E5M2, 0, 0x00},
-    {MLOAD_F32, 0x3F808000u /* 1 + 2^-8: tie */, MLOAD_BF16, 0, 0x3F80},
-    {MLOAD_F32, 0x3F808001u, MLOAD_BF16, 0, 0x3F81},
-    {MLOAD_F32, 0x3F818000u, MLOAD_BF16, 0, 0x3F82},
-    {MLOAD_F32, 0x7F7F7FFFu, MLOAD_BF16, 0, 0x7F7F},
-    {MLOAD_F32, 0x7F7F8000u, MLOAD_BF16, 0, 0x7F80},
-    {MLOAD_F32, 0x7F7FFFFFu /* FLT_MAX */, MLOAD_BF16, 0, 0x7F80},
-    {MLOAD_F32, 0x00000001u, MLOAD_BF16, 0, 0x0000},
-    {MLOAD_F32, 0x00010000u, MLOAD_BF16, 0, 0x0001},
-    {MLOAD_F32, 0x00018000u /* tie 1 / 2 */, MLOAD_BF16, 0, 0x0002},
-    {MLOAD_F32, 0x7F800000u, MLOAD_F16, 0, 0x7C00},
-    {MLOAD_F32, 0x7F800000u, MLOAD_F16, NS, 0x7C00},
-    {MLOAD_F32, 0x7F800000u, MLOAD_F8_E4M3, 0, 0x7E},
-    {MLOAD_F32, 0x7F800000u, MLOAD_F8_E4M3, NS, 0x7F},
-    {MLOAD_F32, 0xFF800000u, MLOAD_F8_E4M3, 0, 0xFE},
-    {MLOAD_F32, 0xFF800000u, MLOAD_F8_E4M3, NS, 0xFF},
-    {MLOAD_F32, 0x7F800000u, MLOAD_F8_E5M2, 0, 0x7B},
-    {MLOAD_F32, 0xFF800000u, MLOAD_F8_E5M2, NS, 0xFC},
-    {MLOAD_F32, 0x7FC00000u, MLOAD_F8_E4M3, 0, 0x7F},
-    {MLOAD_F32, 0xFFC00000u, MLOAD_F8_E4M3, 0, 0xFF},
-    {MLOAD_F32, 0xFF800001u, MLOAD_F8_E4M3, NS, 0xFF},
+    {MLOAD_DTYPE_F32, 0x3F800000u, MLOAD_DTYPE_F16, 0, 0x3C00},
+    {MLOAD_DTYPE_F32, 0x3F800000u, MLOAD_DTYPE_BF16, 0, 0x3F80},
+    {MLOAD_DTYPE_F32, 0x3F800000u, MLOAD_DTYPE_F8_E4M3, 0, 0x38},
+    {MLOAD_DTYPE_F32, 0x3F800000u, MLOAD_DTYPE_F8_E5M2, 0, 0x3C},
+    {MLOAD_DTYPE_F32, 0xC0400000u /* -3 */, MLOAD_DTYPE_F8_E4M3, 0, 0xC4},
+    {MLOAD_DTYPE_F32, 0x80000000u, MLOAD_DTYPE_F16, 0, 0x8000},
+    {MLOAD_DTYPE_F32, 0x80000000u, MLOAD_DTYPE_BF16, 0, 0x8000},
+    {MLOAD_DTYPE_F32, 0x80000000u, MLOAD_DTYPE_F8_E4M3, 0, 0x80},
+    {MLOAD_DTYPE_F32, 0x80000000u, MLOAD_DTYPE_F8_E5M2, 0, 0x80},
+    {MLOAD_DTYPE_F32, 0x80000000u, MLOAD_DTYPE_F64, 0, 0x8000000000000000ull},
+    {MLOAD_DTYPE_F32, 0xB0000000u /* -2^-31 */, MLOAD_DTYPE_F16, 0, 0x8000},
+    {MLOAD_DTYPE_F32, 0x33000000u /* 2^-25: tie 0 / 2^-24 */, MLOAD_DTYPE_F16, 0, 0x0000},
+    {MLOAD_DTYPE_F32, 0x33000001u, MLOAD_DTYPE_F16, 0, 0x0001},
+    {MLOAD_DTYPE_F32, 0x33C00000u /* 3*2^-25 */, MLOAD_DTYPE_F16, 0, 0x0002},
+    {MLOAD_DTYPE_F32, 0x387FE000u /* 2^-14 - 2^-25: tie */, MLOAD_DTYPE_F16, 0, 0x0400},
+    {MLOAD_DTYPE_F32, 0x3A800000u /* 2^-10: tie 0 / 2^-9 */, MLOAD_DTYPE_F8_E4M3, 0, 0x00},
+    {MLOAD_DTYPE_F32, 0xBA800000u, MLOAD_DTYPE_F8_E4M3, 0, 0x80},
+    {MLOAD_DTYPE_F32, 0x3B400000u /* 3*2^-10 */, MLOAD_DTYPE_F8_E4M3, 0, 0x02},
+    {MLOAD_DTYPE_F32, 0x37000000u /* 2^-17: tie 0 / 2^-16 */, MLOAD_DTYPE_F8_E5M2, 0, 0x00},
+    {MLOAD_DTYPE_F32, 0x3F808000u /* 1 + 2^-8: tie */, MLOAD_DTYPE_BF16, 0, 0x3F80},
+    {MLOAD_DTYPE_F32, 0x3F808001u, MLOAD_DTYPE_BF16, 0, 0x3F81},
+    {MLOAD_DTYPE_F32, 0x3F818000u, MLOAD_DTYPE_BF16, 0, 0x3F82},
+    {MLOAD_DTYPE_F32, 0x7F7F7FFFu, MLOAD_DTYPE_BF16, 0, 0x7F7F},
+    {MLOAD_DTYPE_F32, 0x7F7F8000u, MLOAD_DTYPE_BF16, 0, 0x7F80},
+    {MLOAD_DTYPE_F32, 0x7F7FFFFFu /* FLT_MAX */, MLOAD_DTYPE_BF16, 0, 0x7F80},
+    {MLOAD_DTYPE_F32, 0x00000001u, MLOAD_DTYPE_BF16, 0, 0x0000},
+    {MLOAD_DTYPE_F32, 0x00010000u, MLOAD_DTYPE_BF16, 0, 0x0001},
+    {MLOAD_DTYPE_F32, 0x00018000u /* tie 1 / 2 */, MLOAD_DTYPE_BF16, 0, 0x0002},
+    {MLOAD_DTYPE_F32, 0x7F800000u, MLOAD_DTYPE_F16, 0, 0x7C00},
+    {MLOAD_DTYPE_F32, 0x7F800000u, MLOAD_DTYPE_F16, NS, 0x7C00},
+    {MLOAD_DTYPE_F32, 0x7F800000u, MLOAD_DTYPE_F8_E4M3, 0, 0x7E},
+    {MLOAD_DTYPE_F32, 0x7F800000u, MLOAD_DTYPE_F8_E4M3, NS, 0x7F},
+    {MLOAD_DTYPE_F32, 0xFF800000u, MLOAD_DTYPE_F8_E4M3, 0, 0xFE},
+    {MLOAD_DTYPE_F32, 0xFF800000u, MLOAD_DTYPE_F8_E4M3, NS, 0xFF},
+    {MLOAD_DTYPE_F32, 0x7F800000u, MLOAD_DTYPE_F8_E5M2, 0, 0x7B},
+    {MLOAD_DTYPE_F32, 0xFF800000u, MLOAD_DTYPE_F8_E5M2, NS, 0xFC},
+    {MLOAD_DTYPE_F32, 0x7FC00000u, MLOAD_DTYPE_F8_E4M3, 0, 0x7F},
+    {MLOAD_DTYPE_F32, 0xFFC00000u, MLOAD_DTYPE_F8_E4M3, 0, 0xFF},
+    {MLOAD_DTYPE_F32, 0xFF800001u, MLOAD_DTYPE_F8_E4M3, NS, 0xFF},
     /* widening */
-    {MLOAD_F16, 0x0001, MLOAD_F32, 0, 0x33800000u},
-    {MLOAD_F16, 0x7BFF, MLOAD_F32, 0, 0x477FE000u},
-    {MLOAD_F16, 0x8000, MLOAD_F32, 0, 0x80000000u},
-    {MLOAD_F16, 0xFC00, MLOAD_F32, 0, 0xFF800000u},
-    {MLOAD_F16, 0x3C01, MLOAD_F64, 0, 0x3FF0040000000000ull},
-    {MLOAD_BF16, 0x3F81, MLOAD_F32, 0, 0x3F810000u},
-    {MLOAD_BF16, 0x0001, MLOAD_F32, 0, 0x00010000u},
-    {MLOAD_F8_E4M3, 0x01, MLOAD_F32, 0, 0x3B000000u},
-    {MLOAD_F8_E4M3, 0x7E, MLOAD_F32, 0, 0x43E00000u},
-    {MLOAD_F8_E4M3, 0xFE, MLOAD_F16, 0, 0xDF00},
-    {MLOAD_F8_E4M3, 0x78 /* 256 */, MLOAD_BF16, 0, 0x4380},
-    {MLOAD_F8_E5M2, 0x7C, MLOAD_F32, 0, 0x7F800000u},
-    {MLOAD_F8_E5M2, 0x01, MLOAD_F32, 0, 0x37800000u},
-    {MLOAD_F8_E5M2, 0x7C, MLOAD_F8_E4M3, 0, 0x7E},
-    {MLOAD_F8_E5M2, 0x7C, MLOAD_F8_E4M3, NS, 0x7F},
-    {MLOAD_F8_E5M2, 0x7B, MLOAD_F8_E4M3, 0, 0x7E},
-    {MLOAD_F8_E5M2, 0xFB, MLOAD_F8_E4M3, NS, 0xFF},
-    {MLOAD_F8_E4M3, 0x7E, MLOAD_F8_E5M2, 0, 0x5F},
-    {MLOAD_F8_E4M3, 0x01 /* 2^-9 */, MLOAD_F8_E5M2, 0, 0x18},
-    {MLOAD_F8_E8M0, 0x7F, MLOAD_F32, 0, 0x3F800000u},
-    {MLOAD_F8_E8M0, 0x00, MLOAD_F32, 0, 0x00400000u},
-    {MLOAD_F8_E8M0, 0xFE, MLOAD_F32, 0, 0x7F000000u},
-    {MLOAD_F8_E8M0, 0x00, MLOAD_F16, 0, 0x0000},
-    {MLOAD_F8_E8M0, 0x8F /* 2^16 */, MLOAD_F16, 0, 0x7C00},
-    {MLOAD_F8_E8M0, 0x86 /* 128 */, MLOAD_F8_E4M3, 0, 0x70},
-    {MLOAD_F8_E8M0, 0xFE, MLOAD_F8_E4M3, NS, 0x7F},
-    {MLOAD_F8_E8M0, 0x7F, MLOAD_I32, 0, 1},
-    {MLOAD_F8_E4M3FNUZ, 0x7F, MLOAD_F32, 0, 0x43700000u},
-    {MLOAD_F8_E4M3FNUZ, 0x08, MLOAD_F32, 0, 0x3C000000u},
-    {MLOAD_F8_E4M3FNUZ, 0x01, MLOAD_F32, 0, 0x3A800000u},
-    {MLOAD_F8_E4M3FNUZ, 0xFF, MLOAD_F32, 0, 0xC3700000u},
-    {MLOAD_F8_E4M3FNUZ, 0x40 /* 1.0 */, MLOAD_F8_E4M3, 0, 0x38},
-    {MLOAD_F8_E5M2FNUZ, 0x7F, MLOAD_F32, 0, 0x47600000u},
-    {MLOAD_F8_E5M2FNUZ, 0x01, MLOAD_F32, 0, 0x37000000u},
-    {MLOAD_F8_E5M2FNUZ, 0x40 /* 1.0 */, MLOAD_F16, 0, 0x3C00},
+    {MLOAD_DTYPE_F16, 0x0001, MLOAD_DTYPE_F32, 0, 0x33800000u},
+    {MLOAD_DTYPE_F16, 0x7BFF, MLOAD_DTYPE_F32, 0, 0x477FE000u},
+    {MLOAD_DTYPE_F16, 0x8000, MLOAD_DTYPE_F32, 0, 0x80000000u},
+    {MLOAD_DTYPE_F16, 0xFC00, MLOAD_DTYPE_F32, 0, 0xFF800000u},
+    {MLOAD_DTYPE_F16, 0x3C01, MLOAD_DTYPE_F64, 0, 0x3FF0040000000000ull},
+    {MLOAD_DTYPE_BF16, 0x3F81, MLOAD_DTYPE_F32, 0, 0x3F810000u},
+    {MLOAD_DTYPE_BF16, 0x0001, MLOAD_DTYPE_F32, 0, 0x00010000u},
+    {MLOAD_DTYPE_F8_E4M3, 0x01, MLOAD_DTYPE_F32, 0, 0x3B000000u},
+    {MLOAD_DTYPE_F8_E4M3, 0x7E, MLOAD_DTYPE_F32, 0, 0x43E00000u},
+    {MLOAD_DTYPE_F8_E4M3, 0xFE, MLOAD_DTYPE_F16, 0, 0xDF00},
+    {MLOAD_DTYPE_F8_E4M3, 0x78 /* 256 */, MLOAD_DTYPE_BF16, 0, 0x4380},
+    {MLOAD_DTYPE_F8_E5M2, 0x7C, MLOAD_DTYPE_F32, 0, 0x7F800000u},
+    {MLOAD_DTYPE_F8_E5M2, 0x01, MLOAD_DTYPE_F32, 0, 0x37800000u},
+    {MLOAD_DTYPE_F8_E5M2, 0x7C, MLOAD_DTYPE_F8_E4M3, 0, 0x7E},
+    {MLOAD_DTYPE_F8_E5M2, 0x7C, MLOAD_DTYPE_F8_E4M3, NS, 0x7F},
+    {MLOAD_DTYPE_F8_E5M2, 0x7B, MLOAD_DTYPE_F8_E4M3, 0, 0x7E},
+    {MLOAD_DTYPE_F8_E5M2, 0xFB, MLOAD_DTYPE_F8_E4M3, NS, 0xFF},
+    {MLOAD_DTYPE_F8_E4M3, 0x7E, MLOAD_DTYPE_F8_E5M2, 0, 0x5F},
+    {MLOAD_DTYPE_F8_E4M3, 0x01 /* 2^-9 */, MLOAD_DTYPE_F8_E5M2, 0, 0x18},
+    {MLOAD_DTYPE_F8_E8M0, 0x7F, MLOAD_DTYPE_F32, 0, 0x3F800000u},
+    {MLOAD_DTYPE_F8_E8M0, 0x00, MLOAD_DTYPE_F32, 0, 0x00400000u},
+    {MLOAD_DTYPE_F8_E8M0, 0xFE, MLOAD_DTYPE_F32, 0, 0x7F000000u},
+    {MLOAD_DTYPE_F8_E8M0, 0x00, MLOAD_DTYPE_F16, 0, 0x0000},
+    {MLOAD_DTYPE_F8_E8M0, 0x8F /* 2^16 */, MLOAD_DTYPE_F16, 0, 0x7C00},
+    {MLOAD_DTYPE_F8_E8M0, 0x86 /* 128 */, MLOAD_DTYPE_F8_E4M3, 0, 0x70},
+    {MLOAD_DTYPE_F8_E8M0, 0xFE, MLOAD_DTYPE_F8_E4M3, NS, 0x7F},
+    {MLOAD_DTYPE_F8_E8M0, 0x7F, MLOAD_DTYPE_I32, 0, 1},
+    {MLOAD_DTYPE_F8_E4M3FNUZ, 0x7F, MLOAD_DTYPE_F32, 0, 0x43700000u},
+    {MLOAD_DTYPE_F8_E4M3FNUZ, 0x08, MLOAD_DTYPE_F32, 0, 0x3C000000u},
+    {MLOAD_DTYPE_F8_E4M3FNUZ, 0x01, MLOAD_DTYPE_F32, 0, 0x3A800000u},
+    {MLOAD_DTYPE_F8_E4M3FNUZ, 0xFF, MLOAD_DTYPE_F32, 0, 0xC3700000u},
+    {MLOAD_DTYPE_F8_E4M3FNUZ, 0x40 /* 1.0 */, MLOAD_DTYPE_F8_E4M3, 0, 0x38},
+    {MLOAD_DTYPE_F8_E5M2FNUZ, 0x7F, MLOAD_DTYPE_F32, 0, 0x47600000u},
+    {MLOAD_DTYPE_F8_E5M2FNUZ, 0x01, MLOAD_DTYPE_F32, 0, 0x37000000u},
+    {MLOAD_DTYPE_F8_E5M2FNUZ, 0x40 /* 1.0 */, MLOAD_DTYPE_F16, 0, 0x3C00},
     /* F64: one rounding, never through F32 */
-    {MLOAD_F64, 0x3FF0020000010000ull /* 1 + 2^-11 + 2^-36 */, MLOAD_F16, 0, 0x3C01},
-    {MLOAD_F64, 0x3FF0020000000000ull /* 1 + 2^-11 */, MLOAD_F16, 0, 0x3C00},
-    {MLOAD_F64, 0x3FF1000000000001ull /* 1 + 2^-4 + 2^-52 */, MLOAD_F8_E4M3, 0, 0x39},
-    {MLOAD_F64, 0x3FF0100000000001ull /* 1 + 2^-8 + 2^-52 */, MLOAD_BF16, 0, 0x3F81},
-    {MLOAD_F64, 0x3FF0000010000000ull /* 1 + 2^-24 */, MLOAD_F32, 0, 0x3F800000u},
-    {MLOAD_F64, 0x3FF0000010000001ull, MLOAD_F32, 0, 0x3F800001u},
-    {MLOAD_F64, 0x3FF0000030000000ull /* 1 + 3*2^-24 */, MLOAD_F32, 0, 0x3F800002u},
-    {MLOAD_F64, 0x7E37E43C8800759Cull /* 1e300 */, MLOAD_F32, 0, 0x7F800000u},
-    {MLOAD_F64, 0xFE37E43C8800759Cull, MLOAD_F32, 0, 0xFF800000u},
-    {MLOAD_F64, 0x01A56E1FC2F8F359ull /* 1e-300 */, MLOAD_F32, 0, 0x00000000u},
-    {MLOAD_F64, 0x81A56E1FC2F8F359ull, MLOAD_F32, 0, 0x80000000u},
-    {MLOAD_F64, 0x3690000000000000ull /* 2^-150 */, MLOAD_F32, 0, 0x00000000u},
-    {MLOAD_F64, 0x3690000000000001ull, MLOAD_F32, 0, 0x00000001u},
-    {MLOAD_F64, 0x36A8000000000000ull /* 3*2^-150 */, MLOAD_F32, 0, 0x00000002u},
-    {MLOAD_F64, 0x47EFFFFFEFFFFFFFull /* just below FLT_MAX + half ulp */, MLOAD_F32, 0, 0x7F7FFFFFu},
-    {MLOAD_F64, 0x47EFFFFFF0000000ull /* FLT_MAX + half ulp: tie */, MLOAD_F32, 0, 0x7F800000u},
-    {MLOAD_F64, 0x7FEFFFFFFFFFFFFFull, MLOAD_F8_E4M3, 0, 0x7E},
-    {MLOAD_F64, 0x7FEFFFFFFFFFFFFFull, MLOAD_F8_E5M2, NS, 0x7C},
-    {MLOAD_F64, 0x0000000000000001ull, MLOAD_F16, 0, 0x0000},
-    {MLOAD_F64, 0x8000000000000001ull, MLOAD_F8_E4M3, 0, 0x80},
-    {MLOAD_F64, 0x3FF0000000000000ull, MLOAD_F8_E5M2, 0, 0x3C},
+    {MLOAD_DTYPE_F64, 0x3FF0020000010000ull /* 1 + 2^-11 + 2^-36 */, MLOAD_DTYPE_F16, 0, 0x3C01},
+    {MLOAD_DTYPE_F64, 0x3FF0020000000000ull /* 1 + 2^-11 */, MLOAD_DTYPE_F16, 0, 0x3C00},
+    {MLOAD_DTYPE_F64, 0x3FF1000000000001ull /* 1 + 2^-4 + 2^-52 */, MLOAD_DTYPE_F8_E4M3, 0, 0x39},
+    {MLOAD_DTYPE_F64, 0x3FF0100000000001ull /* 1 + 2^-8 + 2^-52 */, MLOAD_DTYPE_BF16, 0, 0x3F81},
+    {MLOAD_DTYPE_F64, 0x3FF0000010000000ull /* 1 + 2^-24 */, MLOAD_DTYPE_F32, 0, 0x3F800000u},
+    {MLOAD_DTYPE_F64, 0x3FF0000010000001ull, MLOAD_DTYPE_F32, 0, 0x3F800001u},
+    {MLOAD_DTYPE_F64, 0x3FF0000030000000ull /* 1 + 3*2^-24 */, MLOAD_DTYPE_F32, 0, 0x3F800002u},
+    {MLOAD_DTYPE_F64, 0x7E37E43C8800759Cull /* 1e300 */, MLOAD_DTYPE_F32, 0, 0x7F800000u},
+    {MLOAD_DTYPE_F64, 0xFE37E43C8800759Cull, MLOAD_DTYPE_F32, 0, 0xFF800000u},
+    {MLOAD_DTYPE_F64, 0x01A56E1FC2F8F359ull /* 1e-300 */, MLOAD_DTYPE_F32, 0, 0x00000000u},
+    {MLOAD_DTYPE_F64, 0x81A56E1FC2F8F359ull, MLOAD_DTYPE_F32, 0, 0x80000000u},
+    {MLOAD_DTYPE_F64, 0x3690000000000000ull /* 2^-150 */, MLOAD_DTYPE_F32, 0, 0x00000000u},
+    {MLOAD_DTYPE_F64, 0x3690000000000001ull, MLOAD_DTYPE_F32, 0, 0x00000001u},
+    {MLOAD_DTYPE_F64, 0x36A8000000000000ull /* 3*2^-150 */, MLOAD_DTYPE_F32, 0, 0x00000002u},
+    {MLOAD_DTYPE_F64, 0x47EFFFFFEFFFFFFFull /* just below FLT_MAX + half ulp */, MLOAD_DTYPE_F32, 0, 0x7F7FFFFFu},
+    {MLOAD_DTYPE_F64, 0x47EFFFFFF0000000ull /* FLT_MAX + half ulp: tie */, MLOAD_DTYPE_F32, 0, 0x7F800000u},
+    {MLOAD_DTYPE_F64, 0x7FEFFFFFFFFFFFFFull, MLOAD_DTYPE_F8_E4M3, 0, 0x7E},
+    {MLOAD_DTYPE_F64, 0x7FEFFFFFFFFFFFFFull, MLOAD_DTYPE_F8_E5M2, NS, 0x7C},
+    {MLOAD_DTYPE_F64, 0x0000000000000001ull, MLOAD_DTYPE_F16, 0, 0x0000},
+    {MLOAD_DTYPE_F64, 0x8000000000000001ull, MLOAD_DTYPE_F8_E4M3, 0, 0x80},
+    {MLOAD_DTYPE_F64, 0x3FF0000000000000ull, MLOAD_DTYPE_F8_E5M2, 0, 0x3C},
     /* integers to float */
-    {MLOAD_U16, 65535, MLOAD_F16, 0, 0x7C00},
-    {MLOAD_U16, 65519, MLOAD_F16, 0, 0x7BFF},
-    {MLOAD_I16, 0x8000 /* -32768 */, MLOAD_F16, 0, 0xF800},
-    {MLOAD_U8, 255, MLOAD_F8_E4M3, 0, 0x78},
-    {MLOAD_U8, 255, MLOAD_F8_E5M2, 0, 0x5C},
-    {MLOAD_U16, 464, MLOAD_F8_E4M3, NS, 0x7E},
-    {MLOAD_U16, 465, MLOAD_F8_E4M3, NS, 0x7F},
-    {MLOAD_U16, 465, MLOAD_F8_E4M3, 0, 0x7E},
-    {MLOAD_I16, 0xFE2F /* -465 */, MLOAD_F8_E4M3, NS, 0xFF},
-    {MLOAD_U16, 257, MLOAD_BF16, 0, 0x4380},
-    {MLOAD_U16, 259, MLOAD_BF16, 0, 0x4382},
-    {MLOAD_I32, 16777217, MLOAD_F32, 0, 0x4B800000u},
-    {MLOAD_I32, 16777219, MLOAD_F32, 0, 0x4B800002u},
-    {MLOAD_I32, 0x7FFFFFFF, MLOAD_F32, 0, 0x4F000000u},
-    {MLOAD_I32, 0x80000000u, MLOAD_F32, 0, 0xCF000000u},
-    {MLOAD_U32, 0xFFFFFFFFu, MLOAD_F32, 0, 0x4F800000u},
-    {MLOAD_U32, 0xFFFFFFFFu, MLOAD_F16, NS, 0x7C00},
-    {MLOAD_U64, 0xFFFFFFFFFFFFFFFFull, MLOAD_F32, 0, 0x5F800000u},
-    {MLOAD_U64, 0xFFFFFFFFFFFFFFFFull, MLOAD_F64, 0, 0x43F0000000000000ull},
-    {MLOAD_U64, 0xFFFFFFFFFFFFFBFFull, MLOAD_F64, 0, 0x43EFFFFFFFFFFFFFull},
-    {MLOAD_U64, 0xFFFFFFFFFFFFFC00ull /* tie */, MLOAD_F64, 0, 0x43F0000000000000ull},
-    {MLOAD_U64, 0xFFFFFF7FFFFFFFFFull, MLOAD_F32, 0, 0x5F7FFFFFu},
-    {MLOAD_U64, 0xFFFFFF8000000000ull /* tie */, MLOAD_F32, 0, 0x5F800000u},
-    {MLOAD_U64, 0xFFFFFFFFFFFFFFFFull, MLOAD_BF16, 0, 0x5F80},
-    {MLOAD_I64, 0x8000000000000000ull, MLOAD_F32, 0, 0xDF000000u},
-    {MLOAD_I64, 0x8000000000000000ull, MLOAD_F64, 0, 0xC3E0000000000000ull},
-    {MLOAD_I64, 0x7FFFFFFFFFFFFFFFull, MLOAD_F64, 0, 0x43E0000000000000ull},
-    {MLOAD_I64, 0x0020000000000001ull /* 2^53+1 */, MLOAD_F64, 0, 0x4340000000000000ull},
-    {MLOAD_I64, 0x0020000000000003ull /* 2^53+3 */, MLOAD_F64, 0, 0x4340000000000002ull},
-    {MLOAD_I64, 0xFFDFFFFFFFFFFFFDull /* -(2^53+3) */, MLOAD_F64, 0, 0xC340000000000002ull},
-    {MLOAD_I64, 0x4000004000000000ull /* 2^62 + 2^38: tie */, MLOAD_F32, 0, 0x5E800000u},
-    {MLOAD_I64, 0x4000004000000001ull, MLOAD_F32, 0, 0x5E800001u},
-    {MLOAD_I64, 0x0000000001000001ull /* 2^24+1: tie */, MLOAD_F32, 0, 0x4B800000u},
-    {MLOAD_I64, 0xFFFFFFFFFFFFFFFFull, MLOAD_F8_E4M3, 0, 0xB8},
-    {MLOAD_I8, 0x80, MLOAD_F8_E5M2, 0, 0xD8},
-    {MLOAD_BOOL, 0x02, MLOAD_F32, 0, 0x3F800000u},
-    {MLOAD_BOOL, 0x80, MLOAD_F16, 0, 0x3C00},
-    {MLOAD_BOOL, 0xFF, MLOAD_F8_E4M3, 0, 0x38},
-    {MLOAD_BOOL, 0x00, MLOAD_F64, 0, 0},
+    {MLOAD_DTYPE_U16, 65535, MLOAD_DTYPE_F16, 0, 0x7C00},
+    {MLOAD_DTYPE_U16, 65519, MLOAD_DTYPE_F16, 0, 0x7BFF},
+    {MLOAD_DTYPE_I16, 0x8000 /* -32768 */, MLOAD_DTYPE_F16, 0, 0xF800},
+    {MLOAD_DTYPE_U8, 255, MLOAD_DTYPE_F8_E4M3, 0, 0x78},
+    {MLOAD_DTYPE_U8, 255, MLOAD_DTYPE_F8_E5M2, 0, 0x5C},
+    {MLOAD_DTYPE_U16, 464, MLOAD_DTYPE_F8_E4M3, NS, 0x7E},
+    {MLOAD_DTYPE_U16, 465, MLOAD_DTYPE_F8_E4M3, NS, 0x7F},
+    {MLOAD_DTYPE_U16, 465, MLOAD_DTYPE_F8_E4M3, 0, 0x7E},
+    {MLOAD_DTYPE_I16, 0xFE2F /* -465 */, MLOAD_DTYPE_F8_E4M3, NS, 0xFF},
+    {MLOAD_DTYPE_U16, 257, MLOAD_DTYPE_BF16, 0, 0x4380},
+    {MLOAD_DTYPE_U16, 259, MLOAD_DTYPE_BF16, 0, 0x4382},
+    {MLOAD_DTYPE_I32, 16777217, MLOAD_DTYPE_F32, 0, 0x4B800000u},
+    {MLOAD_DTYPE_I32, 16777219, MLOAD_DTYPE_F32, 0, 0x4B800002u},
+    {MLOAD_DTYPE_I32, 0x7FFFFFFF, MLOAD_DTYPE_F32, 0, 0x4F000000u},
+    {MLOAD_DTYPE_I32, 0x80000000u, MLOAD_DTYPE_F32, 0, 0xCF000000u},
+    {MLOAD_DTYPE_U32, 0xFFFFFFFFu, MLOAD_DTYPE_F32, 0, 0x4F800000u},
+    {MLOAD_DTYPE_U32, 0xFFFFFFFFu, MLOAD_DTYPE_F16, NS, 0x7C00},
+    {MLOAD_DTYPE_U64, 0xFFFFFFFFFFFFFFFFull, MLOAD_DTYPE_F32, 0, 0x5F800000u},
+    {MLOAD_DTYPE_U64, 0xFFFFFFFFFFFFFFFFull, MLOAD_DTYPE_F64, 0, 0x43F0000000000000ull},
+    {MLOAD_DTYPE_U64, 0xFFFFFFFFFFFFFBFFull, MLOAD_DTYPE_F64, 0, 0x43EFFFFFFFFFFFFFull},
+    {MLOAD_DTYPE_U64, 0xFFFFFFFFFFFFFC00ull /* tie */, MLOAD_DTYPE_F64, 0, 0x43F0000000000000ull},
+    {MLOAD_DTYPE_U64, 0xFFFFFF7FFFFFFFFFull, MLOAD_DTYPE_F32, 0, 0x5F7FFFFFu},
+    {MLOAD_DTYPE_U64, 0xFFFFFF8000000000ull /* tie */, MLOAD_DTYPE_F32, 0, 0x5F800000u},
+    {MLOAD_DTYPE_U64, 0xFFFFFFFFFFFFFFFFull, MLOAD_DTYPE_BF16, 0, 0x5F80},
+    {MLOAD_DTYPE_I64, 0x8000000000000000ull, MLOAD_DTYPE_F32, 0, 0xDF000000u},
+    {MLOAD_DTYPE_I64, 0x8000000000000000ull, MLOAD_DTYPE_F64, 0, 0xC3E0000000000000ull},
+    {MLOAD_DTYPE_I64, 0x7FFFFFFFFFFFFFFFull, MLOAD_DTYPE_F64, 0, 0x43E0000000000000ull},
+    {MLOAD_DTYPE_I64, 0x0020000000000001ull /* 2^53+1 */, MLOAD_DTYPE_F64, 0, 0x4340000000000000ull},
+    {MLOAD_DTYPE_I64, 0x0020000000000003ull /* 2^53+3 */, MLOAD_DTYPE_F64, 0, 0x4340000000000002ull},
+    {MLOAD_DTYPE_I64, 0xFFDFFFFFFFFFFFFDull /* -(2^53+3) */, MLOAD_DTYPE_F64, 0, 0xC340000000000002ull},
+    {MLOAD_DTYPE_I64, 0x4000004000000000ull /* 2^62 + 2^38: tie */, MLOAD_DTYPE_F32, 0, 0x5E800000u},
+    {MLOAD_DTYPE_I64, 0x4000004000000001ull, MLOAD_DTYPE_F32, 0, 0x5E800001u},
+    {MLOAD_DTYPE_I64, 0x0000000001000001ull /* 2^24+1: tie */, MLOAD_DTYPE_F32, 0, 0x4B800000u},
+    {MLOAD_DTYPE_I64, 0xFFFFFFFFFFFFFFFFull, MLOAD_DTYPE_F8_E4M3, 0, 0xB8},
+    {MLOAD_DTYPE_I8, 0x80, MLOAD_DTYPE_F8_E5M2, 0, 0xD8},
+    {MLOAD_DTYPE_BOOL, 0x02, MLOAD_DTYPE_F32, 0, 0x3F800000u},
+    {MLOAD_DTYPE_BOOL, 0x80, MLOAD_DTYPE_F16, 0, 0x3C00},
+    {MLOAD_DTYPE_BOOL, 0xFF, MLOAD_DTYPE_F8_E4M3, 0, 0x38},
+    {MLOAD_DTYPE_BOOL, 0x00, MLOAD_DTYPE_F64, 0, 0},
     /* integer to integer */
-    {MLOAD_I32, 0xFFFFFFFBu /* -5 */, MLOAD_U8, 0, 0},
-    {MLOAD_I32, 300, MLOAD_U8, 0, 255},
-    {MLOAD_U64, 0xFFFFFFFFFFFFFFFFull, MLOAD_I64, 0, 0x7FFFFFFFFFFFFFFFull},
-    {MLOAD_U64, 0x8000000000000000ull, MLOAD_I64, 0, 0x7FFFFFFFFFFFFFFFull},
-    {MLOAD_I64, 0xFFFFFFFFFFFFFFFFull, MLOAD_U64, 0, 0},
-    {MLOAD_I64, 0x8000000000000000ull, MLOAD_I32, 0, 0x80000000u},
-    {MLOAD_I64, 0x0000000100000000ull, MLOAD_U32, 0, 0xFFFFFFFFu},
-    {MLOAD_I16, 0xFF7F /* -129 */, MLOAD_I8, 0, 0x80},
-    {MLOAD_U16, 0x0100, MLOAD_I8, 0, 0x7F},
-    {MLOAD_U8, 0xFF, MLOAD_I8, 0, 0x7F},
-    {MLOAD_I8, 0xFF, MLOAD_I64, 0, 0xFFFFFFFFFFFFFFFFull},
-    {MLOAD_I8, 0x80, MLOAD_U64, 0, 0},
-    {MLOAD_U32, 0xFFFFFFFFu, MLOAD_I32, 0, 0x7FFFFFFFu},
-    {MLOAD_BOOL, 0x07, MLOAD_I64, 0, 1},
-    {MLOAD_U64, 0x0000000100000000ull, MLOAD_BOOL, 0, 1},
-    {MLOAD_U16, 0x0100, MLOAD_BOOL, 0, 1},
-    {MLOAD_I64, 0x8000000000000000ull, MLOAD_BOOL, 0, 1},
+    {MLOAD_DTYPE_I32, 0xFFFFFFFBu /* -5 */, MLOAD_DTYPE_U8, 0, 0},
+    {MLOAD_DTYPE_I32, 300, MLOAD_DTYPE_U8, 0, 255},
+    {MLOAD_DTYPE_U64, 0xFFFFFFFFFFFFFFFFull, MLOAD_DTYPE_I64, 0, 0x7FFFFFFFFFFFFFFFull},
+    {MLOAD_DTYPE_U64, 0x8000000000000000ull, MLOAD_DTYPE_I64, 0, 0x7FFFFFFFFFFFFFFFull},
+    {MLOAD_DTYPE_I64, 0xFFFFFFFFFFFFFFFFull, MLOAD_DTYPE_U64, 0, 0},
+    {MLOAD_DTYPE_I64, 0x8000000000000000ull, MLOAD_DTYPE_I32, 0, 0x80000000u},
+    {MLOAD_DTYPE_I64, 0x0000000100000000ull, MLOAD_DTYPE_U32, 0, 0xFFFFFFFFu},
+    {MLOAD_DTYPE_I16, 0xFF7F /* -129 */, MLOAD_DTYPE_I8, 0, 0x80},
+    {MLOAD_DTYPE_U16, 0x0100, MLOAD_DTYPE_I8, 0, 0x7F},
+    {MLOAD_DTYPE_U8, 0xFF, MLOAD_DTYPE_I8, 0, 0x7F},
+    {MLOAD_DTYPE_I8, 0xFF, MLOAD_DTYPE_I64, 0, 0xFFFFFFFFFFFFFFFFull},
+    {MLOAD_DTYPE_I8, 0x80, MLOAD_DTYPE_U64, 0, 0},
+    {MLOAD_DTYPE_U32, 0xFFFFFFFFu, MLOAD_DTYPE_I32, 0, 0x7FFFFFFFu},
+    {MLOAD_DTYPE_BOOL, 0x07, MLOAD_DTYPE_I64, 0, 1},
+    {MLOAD_DTYPE_U64, 0x0000000100000000ull, MLOAD_DTYPE_BOOL, 0, 1},
+    {MLOAD_DTYPE_U16, 0x0100, MLOAD_DTYPE_BOOL, 0, 1},
+    {MLOAD_DTYPE_I64, 0x8000000000000000ull, MLOAD_DTYPE_BOOL, 0, 1},
 };
 #undef NS
 
@@ -756,7 +750,7 @@ static void test_convert_known_answers(void) {
             CHECK(0);
         }
         memset(d, 0xA5, sizeof d);
-        r = mload_convert(d, k->dst, s, k->src, 1, k->flags);
+        r = mload_cast(d, k->dst, s, k->src, 1, k->flags, NULL);
         got = get_le(d, ds);
         if (r != MLOAD_OK || got != k->want || d[ds] != 0xA5) {
             th_failed_checks++;
@@ -772,8 +766,8 @@ static void test_convert_known_answers(void) {
 /* ------------------------------------------------------- 1. small floats */
 
 static void test_convert_small_float_sources_exhaustive(void) {
-    static const mload_dtype srcs[] = {MLOAD_F16, MLOAD_BF16, MLOAD_F8_E4M3, MLOAD_F8_E5M2,
-                                       MLOAD_F8_E8M0, MLOAD_F8_E4M3FNUZ, MLOAD_F8_E5M2FNUZ};
+    static const mload_dtype srcs[] = {MLOAD_DTYPE_F16, MLOAD_DTYPE_BF16, MLOAD_DTYPE_F8_E4M3, MLOAD_DTYPE_F8_E5M2,
+                                       MLOAD_DTYPE_F8_E8M0, MLOAD_DTYPE_F8_E4M3FNUZ, MLOAD_DTYPE_F8_E5M2FNUZ};
     size_t k;
     if (!tables_ready()) { CHECK(0); return; }
     for (k = 0; k < sizeof srcs / sizeof srcs[0]; ++k) {
@@ -798,7 +792,7 @@ static void push_f32_around(ebuf *b, uint32_t x) {
 }
 
 static const ftab *tab_of(mload_dtype t) {
-    return t == MLOAD_F16 ? &tab_f16 : t == MLOAD_BF16 ? &tab_bf16 : t == MLOAD_F8_E4M3 ? &tab_e4m3 : &tab_e5m2;
+    return t == MLOAD_DTYPE_F16 ? &tab_f16 : t == MLOAD_DTYPE_BF16 ? &tab_bf16 : t == MLOAD_DTYPE_F8_E4M3 ? &tab_e4m3 : &tab_e5m2;
 }
 
 static void push_f32_specials(ebuf *b) {
@@ -819,7 +813,7 @@ static void test_convert_f32_edges(void) {
     for (k = 0; k < 4; ++k) {
         const ftab *t = tab_of(narrow_dsts[k]);
         ebuf b;
-        eb_init(&b, MLOAD_F32);
+        eb_init(&b, MLOAD_DTYPE_F32);
         push_f32_specials(&b);
         /* every value of the target, every midpoint (also the one to the
            virtual value above the maximum), and one F32 ulp either side */
@@ -831,9 +825,9 @@ static void test_convert_f32_edges(void) {
             if (mid <= FLT_MAX && (double)(float)mid == mid) push_f32_around(&b, bits_f32((float)mid));
             else if (mid <= FLT_MAX) { CHECK(0); break; }
         }
-        conv_check_all("F32 edges", MLOAD_F32, b.p, b.n, narrow_dsts[k], MLOAD_CONVERT_SATURATE);
-        conv_check_all("F32 edges", MLOAD_F32, b.p, b.n, narrow_dsts[k], MLOAD_CONVERT_NONSAT);
-        conv_check_all("F32 edges", MLOAD_F32, b.p, b.n, MLOAD_F64, 0);
+        conv_check_all("F32 edges", MLOAD_DTYPE_F32, b.p, b.n, narrow_dsts[k], MLOAD_F8_OVERFLOW_SATURATE);
+        conv_check_all("F32 edges", MLOAD_DTYPE_F32, b.p, b.n, narrow_dsts[k], MLOAD_F8_OVERFLOW_NONSAT);
+        conv_check_all("F32 edges", MLOAD_DTYPE_F32, b.p, b.n, MLOAD_DTYPE_F64, 0);
         eb_free(&b);
     }
 }
@@ -843,11 +837,11 @@ static void test_convert_f32_random_bits(void) {
     ebuf b;
     if (!tables_ready()) { CHECK(0); return; }
     rng_seed(0x5EED0001);
-    eb_init(&b, MLOAD_F32);
+    eb_init(&b, MLOAD_DTYPE_F32);
     for (i = 0; i < n; ++i) eb_push(&b, rnd32());
     for (k = 0; k < 4; ++k) {
-        conv_check_all("random F32 bits", MLOAD_F32, b.p, b.n, narrow_dsts[k], MLOAD_CONVERT_SATURATE);
-        if (k >= 2) conv_check_all("random F32 bits", MLOAD_F32, b.p, b.n, narrow_dsts[k], MLOAD_CONVERT_NONSAT);
+        conv_check_all("random F32 bits", MLOAD_DTYPE_F32, b.p, b.n, narrow_dsts[k], MLOAD_F8_OVERFLOW_SATURATE);
+        if (k >= 2) conv_check_all("random F32 bits", MLOAD_DTYPE_F32, b.p, b.n, narrow_dsts[k], MLOAD_F8_OVERFLOW_NONSAT);
     }
     eb_free(&b);
 }
@@ -863,7 +857,7 @@ static void test_convert_f32_random_in_range(void) {
         const ftab *t = tab_of(narrow_dsts[k]);
         int elo = ilogb(t->e[1].v) - 2, ehi = ilogb(t->e[t->n - 1].v) + 2;
         ebuf b;
-        eb_init(&b, MLOAD_F32);
+        eb_init(&b, MLOAD_DTYPE_F32);
         for (i = 0; i < n; ++i) {
             uint32_t x;
             if (rnd() % 4 == 0) {
@@ -878,22 +872,22 @@ static void test_convert_f32_random_in_range(void) {
             }
             eb_push(&b, x | (rnd() & 1 ? 0x80000000u : 0));
         }
-        conv_check_all("in-range F32", MLOAD_F32, b.p, b.n, narrow_dsts[k], MLOAD_CONVERT_SATURATE);
-        conv_check_all("in-range F32", MLOAD_F32, b.p, b.n, narrow_dsts[k], MLOAD_CONVERT_NONSAT);
+        conv_check_all("in-range F32", MLOAD_DTYPE_F32, b.p, b.n, narrow_dsts[k], MLOAD_F8_OVERFLOW_SATURATE);
+        conv_check_all("in-range F32", MLOAD_DTYPE_F32, b.p, b.n, narrow_dsts[k], MLOAD_F8_OVERFLOW_NONSAT);
         eb_free(&b);
     }
 }
 
 /* F32 and F64 sources to the wide and integer destinations */
 static void test_convert_f32_f64_other_dsts(void) {
-    static const mload_dtype dsts[] = {MLOAD_F64, MLOAD_BOOL, MLOAD_U8, MLOAD_I8, MLOAD_U16, MLOAD_I16,
-                                       MLOAD_U32, MLOAD_I32, MLOAD_U64, MLOAD_I64};
+    static const mload_dtype dsts[] = {MLOAD_DTYPE_F64, MLOAD_DTYPE_BOOL, MLOAD_DTYPE_U8, MLOAD_DTYPE_I8, MLOAD_DTYPE_U16, MLOAD_DTYPE_I16,
+                                       MLOAD_DTYPE_U32, MLOAD_DTYPE_I32, MLOAD_DTYPE_U64, MLOAD_DTYPE_I64};
     size_t i, k, n = 300000 / CV_DIV;
     ebuf b32, b64;
     if (!tables_ready()) { CHECK(0); return; }
     rng_seed(0x5EED0003);
-    eb_init(&b32, MLOAD_F32);
-    eb_init(&b64, MLOAD_F64);
+    eb_init(&b32, MLOAD_DTYPE_F32);
+    eb_init(&b64, MLOAD_DTYPE_F64);
     push_f32_specials(&b32);
     for (i = 0; i < n; ++i) {
         /* magnitudes 2^-3 .. 2^70: fractions, every integer width */
@@ -904,8 +898,8 @@ static void test_convert_f32_f64_other_dsts(void) {
         eb_push(&b32, rnd32());
     }
     for (k = 0; k < sizeof dsts / sizeof dsts[0]; ++k) {
-        conv_check_all("F32 to wide/int", MLOAD_F32, b32.p, b32.n, dsts[k], 0);
-        if (dsts[k] != MLOAD_F64) conv_check_all("F64 to int", MLOAD_F64, b64.p, b64.n, dsts[k], 0);
+        conv_check_all("F32 to wide/int", MLOAD_DTYPE_F32, b32.p, b32.n, dsts[k], 0);
+        if (dsts[k] != MLOAD_DTYPE_F64) conv_check_all("F64 to int", MLOAD_DTYPE_F64, b64.p, b64.n, dsts[k], 0);
     }
     eb_free(&b32);
     eb_free(&b64);
@@ -929,13 +923,13 @@ static void push_f64_around(ebuf *b, double d) {
 }
 
 static void test_convert_f64_narrowing(void) {
-    static const mload_dtype dsts[] = {MLOAD_F32, MLOAD_F16, MLOAD_BF16, MLOAD_F8_E4M3, MLOAD_F8_E5M2};
+    static const mload_dtype dsts[] = {MLOAD_DTYPE_F32, MLOAD_DTYPE_F16, MLOAD_DTYPE_BF16, MLOAD_DTYPE_F8_E4M3, MLOAD_DTYPE_F8_E5M2};
     size_t i, k, n = 250000 / CV_DIV;
     int j;
     ebuf b;
     if (!tables_ready()) { CHECK(0); return; }
     rng_seed(0x5EED0004);
-    eb_init(&b, MLOAD_F64);
+    eb_init(&b, MLOAD_DTYPE_F64);
     { /* specials */
         static const uint64_t sp[] = {0, 0x7FF0000000000000ull, 0x7FF8000000000000ull, 0x7FF0000000000001ull,
                                       0x7FF8000000000001ull, 0x7FFFFFFFFFFFFFFFull, 1, 0x000FFFFFFFFFFFFFull,
@@ -978,8 +972,8 @@ static void test_convert_f64_narrowing(void) {
                              (rnd() & 1 ? -1 : 1)));
     }
     for (k = 0; k < sizeof dsts / sizeof dsts[0]; ++k) {
-        conv_check_all("F64 narrowing", MLOAD_F64, b.p, b.n, dsts[k], MLOAD_CONVERT_SATURATE);
-        if (k >= 3) conv_check_all("F64 narrowing", MLOAD_F64, b.p, b.n, dsts[k], MLOAD_CONVERT_NONSAT);
+        conv_check_all("F64 narrowing", MLOAD_DTYPE_F64, b.p, b.n, dsts[k], MLOAD_F8_OVERFLOW_SATURATE);
+        if (k >= 3) conv_check_all("F64 narrowing", MLOAD_DTYPE_F64, b.p, b.n, dsts[k], MLOAD_F8_OVERFLOW_NONSAT);
     }
     eb_free(&b);
 }
@@ -988,7 +982,7 @@ static void test_convert_f64_narrowing(void) {
 
 /* src -> mid -> src is the identity for every non-NaN code of src (NaN stays
    a NaN of the same sign): mid holds every value of src exactly. (E5M2 goes
-   back with MLOAD_CONVERT_NONSAT: by default an infinite input saturates.) */
+   back with MLOAD_F8_OVERFLOW_NONSAT: by default an infinite input saturates.) */
 static long roundtrip(mload_dtype t, mload_dtype mid, uint32_t back_flags) {
     size_t es = esize(t), ms = esize(mid), n = (size_t)1 << (8 * es), c;
     unsigned char *a = (unsigned char *)malloc(n * es), *m = (unsigned char *)malloc(n * ms);
@@ -998,7 +992,7 @@ static long roundtrip(mload_dtype t, mload_dtype mid, uint32_t back_flags) {
     if (!a || !m || !back) { free(a); free(m); free(back); return 1; }
     for (c = 0; c < n; ++c) put_le(a + es * c, c, es);
     memset(back, 0, n * es);
-    if (mload_convert(m, mid, a, t, n, 0) != MLOAD_OK || mload_convert(back, t, m, mid, n, back_flags) != MLOAD_OK) {
+    if (mload_cast(m, mid, a, t, n, 0, NULL) != MLOAD_OK || mload_cast(back, t, m, mid, n, back_flags, NULL) != MLOAD_OK) {
         fprintf(stderr, "  %s -> %s -> %s failed\n", tname(t), tname(mid), tname(t));
         shown = 1;
     }
@@ -1017,23 +1011,23 @@ static long roundtrip(mload_dtype t, mload_dtype mid, uint32_t back_flags) {
 }
 
 static void test_convert_roundtrips(void) {
-    CHECK(roundtrip(MLOAD_F16, MLOAD_F32, 0) == 0);
-    CHECK(roundtrip(MLOAD_BF16, MLOAD_F32, 0) == 0);
-    CHECK(roundtrip(MLOAD_F16, MLOAD_F64, 0) == 0);
-    CHECK(roundtrip(MLOAD_BF16, MLOAD_F64, 0) == 0);
-    CHECK(roundtrip(MLOAD_F8_E4M3, MLOAD_F32, 0) == 0);
-    CHECK(roundtrip(MLOAD_F8_E4M3, MLOAD_F32, MLOAD_CONVERT_NONSAT) == 0);
-    CHECK(roundtrip(MLOAD_F8_E4M3, MLOAD_F16, 0) == 0);
-    CHECK(roundtrip(MLOAD_F8_E4M3, MLOAD_BF16, 0) == 0);
-    CHECK(roundtrip(MLOAD_F8_E5M2, MLOAD_F32, MLOAD_CONVERT_NONSAT) == 0);
-    CHECK(roundtrip(MLOAD_F8_E5M2, MLOAD_F16, MLOAD_CONVERT_NONSAT) == 0);
-    CHECK(roundtrip(MLOAD_F8_E5M2, MLOAD_BF16, MLOAD_CONVERT_NONSAT) == 0);
+    CHECK(roundtrip(MLOAD_DTYPE_F16, MLOAD_DTYPE_F32, 0) == 0);
+    CHECK(roundtrip(MLOAD_DTYPE_BF16, MLOAD_DTYPE_F32, 0) == 0);
+    CHECK(roundtrip(MLOAD_DTYPE_F16, MLOAD_DTYPE_F64, 0) == 0);
+    CHECK(roundtrip(MLOAD_DTYPE_BF16, MLOAD_DTYPE_F64, 0) == 0);
+    CHECK(roundtrip(MLOAD_DTYPE_F8_E4M3, MLOAD_DTYPE_F32, 0) == 0);
+    CHECK(roundtrip(MLOAD_DTYPE_F8_E4M3, MLOAD_DTYPE_F32, MLOAD_F8_OVERFLOW_NONSAT) == 0);
+    CHECK(roundtrip(MLOAD_DTYPE_F8_E4M3, MLOAD_DTYPE_F16, 0) == 0);
+    CHECK(roundtrip(MLOAD_DTYPE_F8_E4M3, MLOAD_DTYPE_BF16, 0) == 0);
+    CHECK(roundtrip(MLOAD_DTYPE_F8_E5M2, MLOAD_DTYPE_F32, MLOAD_F8_OVERFLOW_NONSAT) == 0);
+    CHECK(roundtrip(MLOAD_DTYPE_F8_E5M2, MLOAD_DTYPE_F16, MLOAD_F8_OVERFLOW_NONSAT) == 0);
+    CHECK(roundtrip(MLOAD_DTYPE_F8_E5M2, MLOAD_DTYPE_BF16, MLOAD_F8_OVERFLOW_NONSAT) == 0);
 }
 
 /* ------------------------------------------------------- 5. integer sources */
 
 static void test_convert_int_small_exhaustive(void) {
-    static const mload_dtype srcs[] = {MLOAD_U8, MLOAD_I8, MLOAD_U16, MLOAD_I16};
+    static const mload_dtype srcs[] = {MLOAD_DTYPE_U8, MLOAD_DTYPE_I8, MLOAD_DTYPE_U16, MLOAD_DTYPE_I16};
     size_t k;
     if (!tables_ready()) { CHECK(0); return; }
     for (k = 0; k < 4; ++k) {
@@ -1049,7 +1043,7 @@ static void test_convert_int_small_exhaustive(void) {
 static void push_int_pm(ebuf *b, uint64_t v) { eb_push(b, v); eb_push(b, 0 - v); }
 
 static void test_convert_int_wide(void) {
-    static const mload_dtype srcs[] = {MLOAD_I32, MLOAD_U32, MLOAD_I64, MLOAD_U64};
+    static const mload_dtype srcs[] = {MLOAD_DTYPE_I32, MLOAD_DTYPE_U32, MLOAD_DTYPE_I64, MLOAD_DTYPE_U64};
     static const uint64_t fixed[] = {0, 1, 2, 3, 127, 128, 255, 256, 448, 464, 465, 480, 32767, 32768, 57344,
                                      61439, 61440, 61441, 65504, 65519, 65520, 65535, 65536, 70000,
                                      0x7FFFFFFFull, 0x80000000ull, 0xFFFFFFFFull, 0x100000000ull,
@@ -1060,7 +1054,7 @@ static void test_convert_int_wide(void) {
     ebuf b;
     if (!tables_ready()) { CHECK(0); return; }
     rng_seed(0x5EED0005);
-    eb_init(&b, MLOAD_U64);
+    eb_init(&b, MLOAD_DTYPE_U64);
     for (i = 0; i < sizeof fixed / sizeof fixed[0]; ++i) {
         push_int_pm(&b, fixed[i]);
         push_int_pm(&b, fixed[i] + 1);
@@ -1107,67 +1101,67 @@ static void test_convert_int_wide(void) {
 
 typedef struct f2i { mload_dtype src; uint64_t sbits; mload_dtype dst; uint64_t want; } f2i;
 static const f2i f2i_cases[] = {
-    {MLOAD_F32, 0x7FC00000u, MLOAD_I32, 0}, {MLOAD_F32, 0xFFC00000u, MLOAD_I8, 0},
-    {MLOAD_F32, 0x7FC00000u, MLOAD_U64, 0}, {MLOAD_F32, 0x7F800001u, MLOAD_I64, 0},
-    {MLOAD_F64, 0x7FF8000000000000ull, MLOAD_I64, 0}, {MLOAD_F16, 0x7E00, MLOAD_U16, 0},
-    {MLOAD_F8_E4M3, 0x7F, MLOAD_U8, 0}, {MLOAD_F8_E8M0, 0xFF, MLOAD_I32, 0},
-    {MLOAD_F8_E4M3FNUZ, 0x80, MLOAD_I16, 0},
-    {MLOAD_F32, 0x7F800000u, MLOAD_I8, 0x7F}, {MLOAD_F32, 0x7F800000u, MLOAD_U8, 0xFF},
-    {MLOAD_F32, 0x7F800000u, MLOAD_I16, 0x7FFF}, {MLOAD_F32, 0x7F800000u, MLOAD_U16, 0xFFFF},
-    {MLOAD_F32, 0x7F800000u, MLOAD_I32, 0x7FFFFFFF}, {MLOAD_F32, 0x7F800000u, MLOAD_U32, 0xFFFFFFFFu},
-    {MLOAD_F32, 0x7F800000u, MLOAD_I64, 0x7FFFFFFFFFFFFFFFull},
-    {MLOAD_F32, 0x7F800000u, MLOAD_U64, 0xFFFFFFFFFFFFFFFFull},
-    {MLOAD_F32, 0xFF800000u, MLOAD_I8, 0x80}, {MLOAD_F32, 0xFF800000u, MLOAD_U8, 0},
-    {MLOAD_F32, 0xFF800000u, MLOAD_I16, 0x8000}, {MLOAD_F32, 0xFF800000u, MLOAD_I32, 0x80000000u},
-    {MLOAD_F32, 0xFF800000u, MLOAD_I64, 0x8000000000000000ull}, {MLOAD_F32, 0xFF800000u, MLOAD_U64, 0},
-    {MLOAD_F16, 0x7C00, MLOAD_U16, 0xFFFF}, {MLOAD_F16, 0xFC00, MLOAD_I64, 0x8000000000000000ull},
-    {MLOAD_F8_E5M2, 0x7C, MLOAD_U32, 0xFFFFFFFFu},
-    {MLOAD_F32, 0x80000000u, MLOAD_I32, 0}, {MLOAD_F32, 0x80000000u, MLOAD_U8, 0},
-    {MLOAD_F64, 0x8000000000000000ull, MLOAD_I64, 0}, {MLOAD_F16, 0x8000, MLOAD_U64, 0},
-    {MLOAD_F32, 0x3F000000u /* 0.5 */, MLOAD_I32, 0}, {MLOAD_F32, 0xBF000000u, MLOAD_I32, 0},
-    {MLOAD_F32, 0xBF000000u, MLOAD_U32, 0}, {MLOAD_F32, 0x3FC00000u /* 1.5 */, MLOAD_I8, 1},
-    {MLOAD_F32, 0xBFC00000u, MLOAD_I8, 0xFF}, {MLOAD_F32, 0xBFC00000u, MLOAD_I64, 0xFFFFFFFFFFFFFFFFull},
-    {MLOAD_F32, 0xBFC00000u, MLOAD_U16, 0}, {MLOAD_F32, 0x40200000u /* 2.5 */, MLOAD_U8, 2},
-    {MLOAD_F32, 0xBF666666u /* -0.9 */, MLOAD_I32, 0}, {MLOAD_F32, 0xBF666666u, MLOAD_U32, 0},
-    {MLOAD_F32, 0xBF666666u, MLOAD_I8, 0}, {MLOAD_F32, 0xBF666666u, MLOAD_U64, 0},
-    {MLOAD_F32, 0x437FE666u /* 255.9 */, MLOAD_U8, 255}, {MLOAD_F32, 0x43800000u /* 256 */, MLOAD_U8, 255},
-    {MLOAD_F32, 0xBF800000u /* -1 */, MLOAD_U8, 0}, {MLOAD_F32, 0xBF800000u, MLOAD_I16, 0xFFFF},
-    {MLOAD_F32, 0x42FFE666u /* 127.95 */, MLOAD_I8, 127}, {MLOAD_F32, 0x43000000u /* 128 */, MLOAD_I8, 127},
-    {MLOAD_F32, 0xC300E666u /* -128.9 */, MLOAD_I8, 0x80}, {MLOAD_F32, 0xC3010000u /* -129 */, MLOAD_I8, 0x80},
-    {MLOAD_F32, 0x4F000000u /* 2^31 */, MLOAD_I32, 0x7FFFFFFF},
-    {MLOAD_F32, 0xCF000000u /* -2^31 */, MLOAD_I32, 0x80000000u},
-    {MLOAD_F32, 0xCF000001u, MLOAD_I32, 0x80000000u},
-    {MLOAD_F32, 0x4EFFFFFFu /* 2^31 - 128 */, MLOAD_I32, 0x7FFFFF80u},
-    {MLOAD_F32, 0x4F800000u /* 2^32 */, MLOAD_U32, 0xFFFFFFFFu},
-    {MLOAD_F32, 0x4F7FFFFFu /* 2^32 - 256 */, MLOAD_U32, 0xFFFFFF00u},
-    {MLOAD_F32, 0x5F000000u /* 2^63 */, MLOAD_I64, 0x7FFFFFFFFFFFFFFFull},
-    {MLOAD_F32, 0xDF000000u /* -2^63 */, MLOAD_I64, 0x8000000000000000ull},
-    {MLOAD_F32, 0x5F800000u /* 2^64 */, MLOAD_U64, 0xFFFFFFFFFFFFFFFFull},
-    {MLOAD_F32, 0x5F7FFFFFu /* 2^64 - 2^40 */, MLOAD_U64, 0xFFFFFF0000000000ull},
-    {MLOAD_F32, 0x7149F2CAu /* 1e30 */, MLOAD_U64, 0xFFFFFFFFFFFFFFFFull},
-    {MLOAD_F64, 0x43E0000000000000ull /* 2^63 */, MLOAD_I64, 0x7FFFFFFFFFFFFFFFull},
-    {MLOAD_F64, 0xC3E0000000000000ull /* -2^63 */, MLOAD_I64, 0x8000000000000000ull},
-    {MLOAD_F64, 0xC3E0000000000001ull, MLOAD_I64, 0x8000000000000000ull},
-    {MLOAD_F64, 0x43DFFFFFFFFFFFFFull /* 2^63 - 1024 */, MLOAD_I64, 0x7FFFFFFFFFFFFC00ull},
-    {MLOAD_F64, 0x46293E5939A08CEAull /* 1e30 */, MLOAD_U64, 0xFFFFFFFFFFFFFFFFull},
-    {MLOAD_F64, 0x43F0000000000000ull /* 2^64 */, MLOAD_U64, 0xFFFFFFFFFFFFFFFFull},
-    {MLOAD_F64, 0x43EFFFFFFFFFFFFFull /* 2^64 - 2048 */, MLOAD_U64, 0xFFFFFFFFFFFFF800ull},
-    {MLOAD_F64, 0x41EFFFFFFFF00000ull /* 4294967295.5 */, MLOAD_U32, 0xFFFFFFFFu},
-    {MLOAD_F64, 0x41DFFFFFFFE00000ull /* 2147483647.5 */, MLOAD_I32, 0x7FFFFFFFu},
-    {MLOAD_F64, 0xC1E0000000100000ull /* -2147483648.5 */, MLOAD_I32, 0x80000000u},
-    {MLOAD_F64, 0xC1E0000000200000ull /* -2147483649 */, MLOAD_I32, 0x80000000u},
-    {MLOAD_F64, 0x3FEFFFFFFFFFFFFFull /* 1 - 2^-53 */, MLOAD_U64, 0},
-    {MLOAD_F64, 0x0000000000000001ull, MLOAD_I8, 0},
-    {MLOAD_F16, 0x7BFF /* 65504 */, MLOAD_U16, 65504}, {MLOAD_F16, 0x7BFF, MLOAD_I16, 0x7FFF},
-    {MLOAD_F16, 0x7BFF, MLOAD_U8, 255}, {MLOAD_F16, 0xFBFF, MLOAD_I16, 0x8000},
-    {MLOAD_F16, 0xFBFF, MLOAD_I32, 0xFFFF0020u}, {MLOAD_F16, 0x3BFF /* 0.9995 */, MLOAD_U8, 0},
-    {MLOAD_BF16, 0x4F00 /* 2^31 */, MLOAD_I32, 0x7FFFFFFF}, {MLOAD_BF16, 0xDF00, MLOAD_I64, 0x8000000000000000ull},
-    {MLOAD_F8_E4M3, 0x7E /* 448 */, MLOAD_U8, 255}, {MLOAD_F8_E4M3, 0x7E, MLOAD_I16, 448},
-    {MLOAD_F8_E4M3, 0xFE, MLOAD_I8, 0x80}, {MLOAD_F8_E4M3, 0x33 /* 0.6875 */, MLOAD_I8, 0},
-    {MLOAD_F8_E5M2, 0x7B, MLOAD_I16, 0x7FFF}, {MLOAD_F8_E5M2, 0x7B, MLOAD_U16, 57344},
-    {MLOAD_F8_E8M0, 0xFE /* 2^127 */, MLOAD_U64, 0xFFFFFFFFFFFFFFFFull}, {MLOAD_F8_E8M0, 0x00, MLOAD_U64, 0},
-    {MLOAD_F8_E8M0, 0x81 /* 4 */, MLOAD_I8, 4},
-    {MLOAD_F8_E4M3FNUZ, 0xFF /* -240 */, MLOAD_I8, 0x80}, {MLOAD_F8_E5M2FNUZ, 0x7F, MLOAD_I16, 0x7FFF},
+    {MLOAD_DTYPE_F32, 0x7FC00000u, MLOAD_DTYPE_I32, 0}, {MLOAD_DTYPE_F32, 0xFFC00000u, MLOAD_DTYPE_I8, 0},
+    {MLOAD_DTYPE_F32, 0x7FC00000u, MLOAD_DTYPE_U64, 0}, {MLOAD_DTYPE_F32, 0x7F800001u, MLOAD_DTYPE_I64, 0},
+    {MLOAD_DTYPE_F64, 0x7FF8000000000000ull, MLOAD_DTYPE_I64, 0}, {MLOAD_DTYPE_F16, 0x7E00, MLOAD_DTYPE_U16, 0},
+    {MLOAD_DTYPE_F8_E4M3, 0x7F, MLOAD_DTYPE_U8, 0}, {MLOAD_DTYPE_F8_E8M0, 0xFF, MLOAD_DTYPE_I32, 0},
+    {MLOAD_DTYPE_F8_E4M3FNUZ, 0x80, MLOAD_DTYPE_I16, 0},
+    {MLOAD_DTYPE_F32, 0x7F800000u, MLOAD_DTYPE_I8, 0x7F}, {MLOAD_DTYPE_F32, 0x7F800000u, MLOAD_DTYPE_U8, 0xFF},
+    {MLOAD_DTYPE_F32, 0x7F800000u, MLOAD_DTYPE_I16, 0x7FFF}, {MLOAD_DTYPE_F32, 0x7F800000u, MLOAD_DTYPE_U16, 0xFFFF},
+    {MLOAD_DTYPE_F32, 0x7F800000u, MLOAD_DTYPE_I32, 0x7FFFFFFF}, {MLOAD_DTYPE_F32, 0x7F800000u, MLOAD_DTYPE_U32, 0xFFFFFFFFu},
+    {MLOAD_DTYPE_F32, 0x7F800000u, MLOAD_DTYPE_I64, 0x7FFFFFFFFFFFFFFFull},
+    {MLOAD_DTYPE_F32, 0x7F800000u, MLOAD_DTYPE_U64, 0xFFFFFFFFFFFFFFFFull},
+    {MLOAD_DTYPE_F32, 0xFF800000u, MLOAD_DTYPE_I8, 0x80}, {MLOAD_DTYPE_F32, 0xFF800000u, MLOAD_DTYPE_U8, 0},
+    {MLOAD_DTYPE_F32, 0xFF800000u, MLOAD_DTYPE_I16, 0x8000}, {MLOAD_DTYPE_F32, 0xFF800000u, MLOAD_DTYPE_I32, 0x80000000u},
+    {MLOAD_DTYPE_F32, 0xFF800000u, MLOAD_DTYPE_I64, 0x8000000000000000ull}, {MLOAD_DTYPE_F32, 0xFF800000u, MLOAD_DTYPE_U64, 0},
+    {MLOAD_DTYPE_F16, 0x7C00, MLOAD_DTYPE_U16, 0xFFFF}, {MLOAD_DTYPE_F16, 0xFC00, MLOAD_DTYPE_I64, 0x8000000000000000ull},
+    {MLOAD_DTYPE_F8_E5M2, 0x7C, MLOAD_DTYPE_U32, 0xFFFFFFFFu},
+    {MLOAD_DTYPE_F32, 0x80000000u, MLOAD_DTYPE_I32, 0}, {MLOAD_DTYPE_F32, 0x80000000u, MLOAD_DTYPE_U8, 0},
+    {MLOAD_DTYPE_F64, 0x8000000000000000ull, MLOAD_DTYPE_I64, 0}, {MLOAD_DTYPE_F16, 0x8000, MLOAD_DTYPE_U64, 0},
+    {MLOAD_DTYPE_F32, 0x3F000000u /* 0.5 */, MLOAD_DTYPE_I32, 0}, {MLOAD_DTYPE_F32, 0xBF000000u, MLOAD_DTYPE_I32, 0},
+    {MLOAD_DTYPE_F32, 0xBF000000u, MLOAD_DTYPE_U32, 0}, {MLOAD_DTYPE_F32, 0x3FC00000u /* 1.5 */, MLOAD_DTYPE_I8, 1},
+    {MLOAD_DTYPE_F32, 0xBFC00000u, MLOAD_DTYPE_I8, 0xFF}, {MLOAD_DTYPE_F32, 0xBFC00000u, MLOAD_DTYPE_I64, 0xFFFFFFFFFFFFFFFFull},
+    {MLOAD_DTYPE_F32, 0xBFC00000u, MLOAD_DTYPE_U16, 0}, {MLOAD_DTYPE_F32, 0x40200000u /* 2.5 */, MLOAD_DTYPE_U8, 2},
+    {MLOAD_DTYPE_F32, 0xBF666666u /* -0.9 */, MLOAD_DTYPE_I32, 0}, {MLOAD_DTYPE_F32, 0xBF666666u, MLOAD_DTYPE_U32, 0},
+    {MLOAD_DTYPE_F32, 0xBF666666u, MLOAD_DTYPE_I8, 0}, {MLOAD_DTYPE_F32, 0xBF666666u, MLOAD_DTYPE_U64, 0},
+    {MLOAD_DTYPE_F32, 0x437FE666u /* 255.9 */, MLOAD_DTYPE_U8, 255}, {MLOAD_DTYPE_F32, 0x43800000u /* 256 */, MLOAD_DTYPE_U8, 255},
+    {MLOAD_DTYPE_F32, 0xBF800000u /* -1 */, MLOAD_DTYPE_U8, 0}, {MLOAD_DTYPE_F32, 0xBF800000u, MLOAD_DTYPE_I16, 0xFFFF},
+    {MLOAD_DTYPE_F32, 0x42FFE666u /* 127.95 */, MLOAD_DTYPE_I8, 127}, {MLOAD_DTYPE_F32, 0x43000000u /* 128 */, MLOAD_DTYPE_I8, 127},
+    {MLOAD_DTYPE_F32, 0xC300E666u /* -128.9 */, MLOAD_DTYPE_I8, 0x80}, {MLOAD_DTYPE_F32, 0xC3010000u /* -129 */, MLOAD_DTYPE_I8, 0x80},
+    {MLOAD_DTYPE_F32, 0x4F000000u /* 2^31 */, MLOAD_DTYPE_I32, 0x7FFFFFFF},
+    {MLOAD_DTYPE_F32, 0xCF000000u /* -2^31 */, MLOAD_DTYPE_I32, 0x80000000u},
+    {MLOAD_DTYPE_F32, 0xCF000001u, MLOAD_DTYPE_I32, 0x80000000u},
+    {MLOAD_DTYPE_F32, 0x4EFFFFFFu /* 2^31 - 128 */, MLOAD_DTYPE_I32, 0x7FFFFF80u},
+    {MLOAD_DTYPE_F32, 0x4F800000u /* 2^32 */, MLOAD_DTYPE_U32, 0xFFFFFFFFu},
+    {MLOAD_DTYPE_F32, 0x4F7FFFFFu /* 2^32 - 256 */, MLOAD_DTYPE_U32, 0xFFFFFF00u},
+    {MLOAD_DTYPE_F32, 0x5F000000u /* 2^63 */, MLOAD_DTYPE_I64, 0x7FFFFFFFFFFFFFFFull},
+    {MLOAD_DTYPE_F32, 0xDF000000u /* -2^63 */, MLOAD_DTYPE_I64, 0x8000000000000000ull},
+    {MLOAD_DTYPE_F32, 0x5F800000u /* 2^64 */, MLOAD_DTYPE_U64, 0xFFFFFFFFFFFFFFFFull},
+    {MLOAD_DTYPE_F32, 0x5F7FFFFFu /* 2^64 - 2^40 */, MLOAD_DTYPE_U64, 0xFFFFFF0000000000ull},
+    {MLOAD_DTYPE_F32, 0x7149F2CAu /* 1e30 */, MLOAD_DTYPE_U64, 0xFFFFFFFFFFFFFFFFull},
+    {MLOAD_DTYPE_F64, 0x43E0000000000000ull /* 2^63 */, MLOAD_DTYPE_I64, 0x7FFFFFFFFFFFFFFFull},
+    {MLOAD_DTYPE_F64, 0xC3E0000000000000ull /* -2^63 */, MLOAD_DTYPE_I64, 0x8000000000000000ull},
+    {MLOAD_DTYPE_F64, 0xC3E0000000000001ull, MLOAD_DTYPE_I64, 0x8000000000000000ull},
+    {MLOAD_DTYPE_F64, 0x43DFFFFFFFFFFFFFull /* 2^63 - 1024 */, MLOAD_DTYPE_I64, 0x7FFFFFFFFFFFFC00ull},
+    {MLOAD_DTYPE_F64, 0x46293E5939A08CEAull /* 1e30 */, MLOAD_DTYPE_U64, 0xFFFFFFFFFFFFFFFFull},
+    {MLOAD_DTYPE_F64, 0x43F0000000000000ull /* 2^64 */, MLOAD_DTYPE_U64, 0xFFFFFFFFFFFFFFFFull},
+    {MLOAD_DTYPE_F64, 0x43EFFFFFFFFFFFFFull /* 2^64 - 2048 */, MLOAD_DTYPE_U64, 0xFFFFFFFFFFFFF800ull},
+    {MLOAD_DTYPE_F64, 0x41EFFFFFFFF00000ull /* 4294967295.5 */, MLOAD_DTYPE_U32, 0xFFFFFFFFu},
+    {MLOAD_DTYPE_F64, 0x41DFFFFFFFE00000ull /* 2147483647.5 */, MLOAD_DTYPE_I32, 0x7FFFFFFFu},
+    {MLOAD_DTYPE_F64, 0xC1E0000000100000ull /* -2147483648.5 */, MLOAD_DTYPE_I32, 0x80000000u},
+    {MLOAD_DTYPE_F64, 0xC1E0000000200000ull /* -2147483649 */, MLOAD_DTYPE_I32, 0x80000000u},
+    {MLOAD_DTYPE_F64, 0x3FEFFFFFFFFFFFFFull /* 1 - 2^-53 */, MLOAD_DTYPE_U64, 0},
+    {MLOAD_DTYPE_F64, 0x0000000000000001ull, MLOAD_DTYPE_I8, 0},
+    {MLOAD_DTYPE_F16, 0x7BFF /* 65504 */, MLOAD_DTYPE_U16, 65504}, {MLOAD_DTYPE_F16, 0x7BFF, MLOAD_DTYPE_I16, 0x7FFF},
+    {MLOAD_DTYPE_F16, 0x7BFF, MLOAD_DTYPE_U8, 255}, {MLOAD_DTYPE_F16, 0xFBFF, MLOAD_DTYPE_I16, 0x8000},
+    {MLOAD_DTYPE_F16, 0xFBFF, MLOAD_DTYPE_I32, 0xFFFF0020u}, {MLOAD_DTYPE_F16, 0x3BFF /* 0.9995 */, MLOAD_DTYPE_U8, 0},
+    {MLOAD_DTYPE_BF16, 0x4F00 /* 2^31 */, MLOAD_DTYPE_I32, 0x7FFFFFFF}, {MLOAD_DTYPE_BF16, 0xDF00, MLOAD_DTYPE_I64, 0x8000000000000000ull},
+    {MLOAD_DTYPE_F8_E4M3, 0x7E /* 448 */, MLOAD_DTYPE_U8, 255}, {MLOAD_DTYPE_F8_E4M3, 0x7E, MLOAD_DTYPE_I16, 448},
+    {MLOAD_DTYPE_F8_E4M3, 0xFE, MLOAD_DTYPE_I8, 0x80}, {MLOAD_DTYPE_F8_E4M3, 0x33 /* 0.6875 */, MLOAD_DTYPE_I8, 0},
+    {MLOAD_DTYPE_F8_E5M2, 0x7B, MLOAD_DTYPE_I16, 0x7FFF}, {MLOAD_DTYPE_F8_E5M2, 0x7B, MLOAD_DTYPE_U16, 57344},
+    {MLOAD_DTYPE_F8_E8M0, 0xFE /* 2^127 */, MLOAD_DTYPE_U64, 0xFFFFFFFFFFFFFFFFull}, {MLOAD_DTYPE_F8_E8M0, 0x00, MLOAD_DTYPE_U64, 0},
+    {MLOAD_DTYPE_F8_E8M0, 0x81 /* 4 */, MLOAD_DTYPE_I8, 4},
+    {MLOAD_DTYPE_F8_E4M3FNUZ, 0xFF /* -240 */, MLOAD_DTYPE_I8, 0x80}, {MLOAD_DTYPE_F8_E5M2FNUZ, 0x7F, MLOAD_DTYPE_I16, 0x7FFF},
 };
 
 static void test_convert_float_to_int_rules(void) {
@@ -1190,7 +1184,7 @@ static void test_convert_float_to_int_rules(void) {
             CHECK(0);
         }
         memset(d, 0xA5, sizeof d);
-        r = mload_convert(d, c->dst, s, c->src, 1, 0);
+        r = mload_cast(d, c->dst, s, c->src, 1, 0, NULL);
         got = get_le(d, ds);
         if (r != MLOAD_OK || got != c->want || d[ds] != 0xA5) {
             th_failed_checks++;
@@ -1206,26 +1200,26 @@ static void test_convert_float_to_int_rules(void) {
 
 static void test_convert_bool(void) {
     static const struct { mload_dtype src; uint64_t sbits; uint64_t want; } to_bool[] = {
-        {MLOAD_F32, 0x7FC00000u, 1}, {MLOAD_F32, 0xFFFFFFFFu, 1}, {MLOAD_F32, 0x00000000u, 0},
-        {MLOAD_F32, 0x80000000u, 0}, {MLOAD_F32, 0x00000001u, 1}, {MLOAD_F32, 0x80000001u, 1},
-        {MLOAD_F32, 0xFF800000u, 1}, {MLOAD_F32, 0x3F000000u, 1},
-        {MLOAD_F64, 0x0000000000000001ull, 1}, /* 2^-1074: zero in every narrower format */
-        {MLOAD_F64, 0x01A56E1FC2F8F359ull, 1}, {MLOAD_F64, 0x8000000000000000ull, 0},
-        {MLOAD_F64, 0xFFF8000000000000ull, 1}, {MLOAD_F16, 0x8000, 0}, {MLOAD_F16, 0x0001, 1},
-        {MLOAD_F16, 0x7E00, 1}, {MLOAD_BF16, 0x8000, 0}, {MLOAD_BF16, 0x0001, 1},
-        {MLOAD_F8_E4M3, 0x80, 0}, {MLOAD_F8_E4M3, 0x7F, 1}, {MLOAD_F8_E4M3, 0x01, 1},
-        {MLOAD_F8_E5M2, 0x80, 0}, {MLOAD_F8_E5M2, 0xFD, 1}, {MLOAD_F8_E8M0, 0x00, 1},
-        {MLOAD_F8_E8M0, 0xFF, 1}, {MLOAD_F8_E4M3FNUZ, 0x00, 0}, {MLOAD_F8_E4M3FNUZ, 0x80, 1},
-        {MLOAD_F8_E5M2FNUZ, 0x00, 0}, {MLOAD_F8_E5M2FNUZ, 0x01, 1},
-        {MLOAD_I64, 0x8000000000000000ull, 1}, {MLOAD_U64, 0x0000000100000000ull, 1},
-        {MLOAD_U64, 0x8000000000000000ull, 1}, {MLOAD_I32, 0x00000100u, 1}, {MLOAD_U32, 0x80000000u, 1},
-        {MLOAD_I16, 0x0100, 1}, {MLOAD_U16, 0x0100, 1}, {MLOAD_I8, 0x80, 1}, {MLOAD_U8, 0x00, 0},
-        {MLOAD_I64, 0, 0}, {MLOAD_U64, 0, 0},
+        {MLOAD_DTYPE_F32, 0x7FC00000u, 1}, {MLOAD_DTYPE_F32, 0xFFFFFFFFu, 1}, {MLOAD_DTYPE_F32, 0x00000000u, 0},
+        {MLOAD_DTYPE_F32, 0x80000000u, 0}, {MLOAD_DTYPE_F32, 0x00000001u, 1}, {MLOAD_DTYPE_F32, 0x80000001u, 1},
+        {MLOAD_DTYPE_F32, 0xFF800000u, 1}, {MLOAD_DTYPE_F32, 0x3F000000u, 1},
+        {MLOAD_DTYPE_F64, 0x0000000000000001ull, 1}, /* 2^-1074: zero in every narrower format */
+        {MLOAD_DTYPE_F64, 0x01A56E1FC2F8F359ull, 1}, {MLOAD_DTYPE_F64, 0x8000000000000000ull, 0},
+        {MLOAD_DTYPE_F64, 0xFFF8000000000000ull, 1}, {MLOAD_DTYPE_F16, 0x8000, 0}, {MLOAD_DTYPE_F16, 0x0001, 1},
+        {MLOAD_DTYPE_F16, 0x7E00, 1}, {MLOAD_DTYPE_BF16, 0x8000, 0}, {MLOAD_DTYPE_BF16, 0x0001, 1},
+        {MLOAD_DTYPE_F8_E4M3, 0x80, 0}, {MLOAD_DTYPE_F8_E4M3, 0x7F, 1}, {MLOAD_DTYPE_F8_E4M3, 0x01, 1},
+        {MLOAD_DTYPE_F8_E5M2, 0x80, 0}, {MLOAD_DTYPE_F8_E5M2, 0xFD, 1}, {MLOAD_DTYPE_F8_E8M0, 0x00, 1},
+        {MLOAD_DTYPE_F8_E8M0, 0xFF, 1}, {MLOAD_DTYPE_F8_E4M3FNUZ, 0x00, 0}, {MLOAD_DTYPE_F8_E4M3FNUZ, 0x80, 1},
+        {MLOAD_DTYPE_F8_E5M2FNUZ, 0x00, 0}, {MLOAD_DTYPE_F8_E5M2FNUZ, 0x01, 1},
+        {MLOAD_DTYPE_I64, 0x8000000000000000ull, 1}, {MLOAD_DTYPE_U64, 0x0000000100000000ull, 1},
+        {MLOAD_DTYPE_U64, 0x8000000000000000ull, 1}, {MLOAD_DTYPE_I32, 0x00000100u, 1}, {MLOAD_DTYPE_U32, 0x80000000u, 1},
+        {MLOAD_DTYPE_I16, 0x0100, 1}, {MLOAD_DTYPE_U16, 0x0100, 1}, {MLOAD_DTYPE_I8, 0x80, 1}, {MLOAD_DTYPE_U8, 0x00, 0},
+        {MLOAD_DTYPE_I64, 0, 0}, {MLOAD_DTYPE_U64, 0, 0},
     };
     static const struct { mload_dtype dst; uint64_t one; } from_bool[] = {
-        {MLOAD_F64, 0x3FF0000000000000ull}, {MLOAD_F32, 0x3F800000u}, {MLOAD_F16, 0x3C00},
-        {MLOAD_BF16, 0x3F80}, {MLOAD_F8_E4M3, 0x38}, {MLOAD_F8_E5M2, 0x3C}, {MLOAD_U8, 1}, {MLOAD_I8, 1},
-        {MLOAD_U16, 1}, {MLOAD_I16, 1}, {MLOAD_U32, 1}, {MLOAD_I32, 1}, {MLOAD_U64, 1}, {MLOAD_I64, 1},
+        {MLOAD_DTYPE_F64, 0x3FF0000000000000ull}, {MLOAD_DTYPE_F32, 0x3F800000u}, {MLOAD_DTYPE_F16, 0x3C00},
+        {MLOAD_DTYPE_BF16, 0x3F80}, {MLOAD_DTYPE_F8_E4M3, 0x38}, {MLOAD_DTYPE_F8_E5M2, 0x3C}, {MLOAD_DTYPE_U8, 1}, {MLOAD_DTYPE_I8, 1},
+        {MLOAD_DTYPE_U16, 1}, {MLOAD_DTYPE_I16, 1}, {MLOAD_DTYPE_U32, 1}, {MLOAD_DTYPE_I32, 1}, {MLOAD_DTYPE_U64, 1}, {MLOAD_DTYPE_I64, 1},
     };
     unsigned char all[256], out[256 * 8];
     size_t i, k;
@@ -1233,7 +1227,7 @@ static void test_convert_bool(void) {
     for (i = 0; i < sizeof to_bool / sizeof to_bool[0]; ++i) {
         unsigned char s[8], d[2] = {0xA5, 0xA5};
         put_le(s, to_bool[i].sbits, esize(to_bool[i].src));
-        CHECK_RES(mload_convert(d, MLOAD_BOOL, s, to_bool[i].src, 1, 0), MLOAD_OK);
+        CHECK_RES(mload_cast(d, MLOAD_DTYPE_BOOL, s, to_bool[i].src, 1, 0, NULL), MLOAD_OK);
         if (d[0] != to_bool[i].want || d[1] != 0xA5) {
             th_failed_checks++;
             fprintf(stderr, "  FAIL %s 0x%llx -> BOOL gave %u, expected %u\n", tname(to_bool[i].src),
@@ -1244,7 +1238,7 @@ static void test_convert_bool(void) {
     for (k = 0; k < sizeof from_bool / sizeof from_bool[0]; ++k) {
         size_t ds = esize(from_bool[k].dst);
         int bad = 0;
-        CHECK_RES(mload_convert(out, from_bool[k].dst, all, MLOAD_BOOL, 256, 0), MLOAD_OK);
+        CHECK_RES(mload_cast(out, from_bool[k].dst, all, MLOAD_DTYPE_BOOL, 256, 0, NULL), MLOAD_OK);
         for (i = 0; i < 256 && !bad; ++i) {
             uint64_t got = get_le(out + i * ds, ds), want = i ? from_bool[k].one : 0;
             if (got != want) {
@@ -1257,22 +1251,22 @@ static void test_convert_bool(void) {
     }
     /* BOOL -> BOOL is the identity pair: a byte copy (bytes other than 0/1 kept) */
     memset(out, 0, 256);
-    CHECK_RES(mload_convert(out, MLOAD_BOOL, all, MLOAD_BOOL, 256, 0), MLOAD_OK);
+    CHECK_RES(mload_cast(out, MLOAD_DTYPE_BOOL, all, MLOAD_DTYPE_BOOL, 256, 0, NULL), MLOAD_OK);
     CHECK(memcmp(out, all, 256) == 0);
 }
 
 /* ------------------------------------------------------- 8. pairs, args */
 
 static int is_src_ok(mload_dtype t) {
-    return t == MLOAD_F64 || t == MLOAD_F32 || t == MLOAD_F16 || t == MLOAD_BF16 || t == MLOAD_F8_E4M3 ||
-           t == MLOAD_F8_E5M2 || t == MLOAD_F8_E8M0 || t == MLOAD_F8_E4M3FNUZ || t == MLOAD_F8_E5M2FNUZ ||
-           t == MLOAD_BOOL || t == MLOAD_U8 || t == MLOAD_I8 || t == MLOAD_U16 || t == MLOAD_I16 ||
-           t == MLOAD_U32 || t == MLOAD_I32 || t == MLOAD_U64 || t == MLOAD_I64;
+    return t == MLOAD_DTYPE_F64 || t == MLOAD_DTYPE_F32 || t == MLOAD_DTYPE_F16 || t == MLOAD_DTYPE_BF16 || t == MLOAD_DTYPE_F8_E4M3 ||
+           t == MLOAD_DTYPE_F8_E5M2 || t == MLOAD_DTYPE_F8_E8M0 || t == MLOAD_DTYPE_F8_E4M3FNUZ || t == MLOAD_DTYPE_F8_E5M2FNUZ ||
+           t == MLOAD_DTYPE_BOOL || t == MLOAD_DTYPE_U8 || t == MLOAD_DTYPE_I8 || t == MLOAD_DTYPE_U16 || t == MLOAD_DTYPE_I16 ||
+           t == MLOAD_DTYPE_U32 || t == MLOAD_DTYPE_I32 || t == MLOAD_DTYPE_U64 || t == MLOAD_DTYPE_I64;
 }
 static int is_dst_ok(mload_dtype t) {
-    return t == MLOAD_F64 || t == MLOAD_F32 || t == MLOAD_F16 || t == MLOAD_BF16 || t == MLOAD_F8_E4M3 ||
-           t == MLOAD_F8_E5M2 || t == MLOAD_BOOL || t == MLOAD_U8 || t == MLOAD_I8 || t == MLOAD_U16 ||
-           t == MLOAD_I16 || t == MLOAD_U32 || t == MLOAD_I32 || t == MLOAD_U64 || t == MLOAD_I64;
+    return t == MLOAD_DTYPE_F64 || t == MLOAD_DTYPE_F32 || t == MLOAD_DTYPE_F16 || t == MLOAD_DTYPE_BF16 || t == MLOAD_DTYPE_F8_E4M3 ||
+           t == MLOAD_DTYPE_F8_E5M2 || t == MLOAD_DTYPE_BOOL || t == MLOAD_DTYPE_U8 || t == MLOAD_DTYPE_I8 || t == MLOAD_DTYPE_U16 ||
+           t == MLOAD_DTYPE_I16 || t == MLOAD_DTYPE_U32 || t == MLOAD_DTYPE_I32 || t == MLOAD_DTYPE_U64 || t == MLOAD_DTYPE_I64;
 }
 
 /* all 22 x 22 pairs: supported, identity or MLOAD_ERR_UNSUPPORTED */
@@ -1284,7 +1278,7 @@ static void test_convert_pair_matrix(void) {
         for (d = 1; d < MLOAD_DTYPE_COUNT; ++d) {
             mload_result want = (s == d || (is_src_ok((mload_dtype)s) && is_dst_ok((mload_dtype)d)))
                                     ? MLOAD_OK : MLOAD_ERR_UNSUPPORTED;
-            mload_result r = mload_convert(dst, (mload_dtype)d, src, (mload_dtype)s, 4, 0);
+            mload_result r = mload_cast(dst, (mload_dtype)d, src, (mload_dtype)s, 4, 0, NULL);
             if (r != want) {
                 th_failed_checks++;
                 if (++shown <= 10)
@@ -1293,37 +1287,37 @@ static void test_convert_pair_matrix(void) {
             }
         }
     /* the named examples */
-    CHECK_RES(mload_convert(dst, MLOAD_F8_E8M0, src, MLOAD_F32, 1, 0), MLOAD_ERR_UNSUPPORTED);
-    CHECK_RES(mload_convert(dst, MLOAD_C64, src, MLOAD_F32, 1, 0), MLOAD_ERR_UNSUPPORTED);
-    CHECK_RES(mload_convert(dst, MLOAD_F32, src, MLOAD_F4, 2, 0), MLOAD_ERR_UNSUPPORTED);
-    CHECK_RES(mload_convert(dst, MLOAD_F8_E4M3FNUZ, src, MLOAD_F16, 1, 0), MLOAD_ERR_UNSUPPORTED);
-    CHECK_RES(mload_convert(dst, MLOAD_F8_E5M2FNUZ, src, MLOAD_F8_E4M3FNUZ, 1, 0), MLOAD_ERR_UNSUPPORTED);
-    CHECK_RES(mload_convert(dst, MLOAD_F32, src, MLOAD_C64, 1, 0), MLOAD_ERR_UNSUPPORTED);
-    CHECK_RES(mload_convert(dst, MLOAD_F6_E2M3, src, MLOAD_F6_E3M2, 4, 0), MLOAD_ERR_UNSUPPORTED);
-    CHECK_RES(mload_convert(dst, MLOAD_F4, src, MLOAD_U8, 2, 0), MLOAD_ERR_UNSUPPORTED);
+    CHECK_RES(mload_cast(dst, MLOAD_DTYPE_F8_E8M0, src, MLOAD_DTYPE_F32, 1, 0, NULL), MLOAD_ERR_UNSUPPORTED);
+    CHECK_RES(mload_cast(dst, MLOAD_DTYPE_C64, src, MLOAD_DTYPE_F32, 1, 0, NULL), MLOAD_ERR_UNSUPPORTED);
+    CHECK_RES(mload_cast(dst, MLOAD_DTYPE_F32, src, MLOAD_DTYPE_F4, 2, 0, NULL), MLOAD_ERR_UNSUPPORTED);
+    CHECK_RES(mload_cast(dst, MLOAD_DTYPE_F8_E4M3FNUZ, src, MLOAD_DTYPE_F16, 1, 0, NULL), MLOAD_ERR_UNSUPPORTED);
+    CHECK_RES(mload_cast(dst, MLOAD_DTYPE_F8_E5M2FNUZ, src, MLOAD_DTYPE_F8_E4M3FNUZ, 1, 0, NULL), MLOAD_ERR_UNSUPPORTED);
+    CHECK_RES(mload_cast(dst, MLOAD_DTYPE_F32, src, MLOAD_DTYPE_C64, 1, 0, NULL), MLOAD_ERR_UNSUPPORTED);
+    CHECK_RES(mload_cast(dst, MLOAD_DTYPE_F6_E2M3, src, MLOAD_DTYPE_F6_E3M2, 4, 0, NULL), MLOAD_ERR_UNSUPPORTED);
+    CHECK_RES(mload_cast(dst, MLOAD_DTYPE_F4, src, MLOAD_DTYPE_U8, 2, 0, NULL), MLOAD_ERR_UNSUPPORTED);
 }
 
 static void test_convert_invalid_args(void) {
     unsigned char src[16], dst[16];
     memset(src, 0, sizeof src);
     memset(dst, 0xA5, sizeof dst);
-    CHECK_RES(mload_convert(NULL, MLOAD_F32, src, MLOAD_F16, 1, 0), MLOAD_ERR_INVALID_ARGUMENT);
-    CHECK_RES(mload_convert(dst, MLOAD_F32, NULL, MLOAD_F16, 1, 0), MLOAD_ERR_INVALID_ARGUMENT);
-    CHECK_RES(mload_convert(NULL, MLOAD_F32, NULL, MLOAD_F16, 3, 0), MLOAD_ERR_INVALID_ARGUMENT);
-    CHECK_RES(mload_convert(NULL, MLOAD_U8, src, MLOAD_U8, 1, 0), MLOAD_ERR_INVALID_ARGUMENT);
-    CHECK_RES(mload_convert(dst, MLOAD_U8, NULL, MLOAD_U8, 1, 0), MLOAD_ERR_INVALID_ARGUMENT);
+    CHECK_RES(mload_cast(NULL, MLOAD_DTYPE_F32, src, MLOAD_DTYPE_F16, 1, 0, NULL), MLOAD_ERR_INVALID_ARGUMENT);
+    CHECK_RES(mload_cast(dst, MLOAD_DTYPE_F32, NULL, MLOAD_DTYPE_F16, 1, 0, NULL), MLOAD_ERR_INVALID_ARGUMENT);
+    CHECK_RES(mload_cast(NULL, MLOAD_DTYPE_F32, NULL, MLOAD_DTYPE_F16, 3, 0, NULL), MLOAD_ERR_INVALID_ARGUMENT);
+    CHECK_RES(mload_cast(NULL, MLOAD_DTYPE_U8, src, MLOAD_DTYPE_U8, 1, 0, NULL), MLOAD_ERR_INVALID_ARGUMENT);
+    CHECK_RES(mload_cast(dst, MLOAD_DTYPE_U8, NULL, MLOAD_DTYPE_U8, 1, 0, NULL), MLOAD_ERR_INVALID_ARGUMENT);
     /* count 0 does nothing, NULL allowed */
-    CHECK_RES(mload_convert(NULL, MLOAD_F32, NULL, MLOAD_F16, 0, 0), MLOAD_OK);
-    CHECK_RES(mload_convert(dst, MLOAD_F16, src, MLOAD_F32, 0, 0), MLOAD_OK);
-    CHECK_RES(mload_convert(dst, MLOAD_F8_E4M3, src, MLOAD_F32, 0, MLOAD_CONVERT_NONSAT), MLOAD_OK);
+    CHECK_RES(mload_cast(NULL, MLOAD_DTYPE_F32, NULL, MLOAD_DTYPE_F16, 0, 0, NULL), MLOAD_OK);
+    CHECK_RES(mload_cast(dst, MLOAD_DTYPE_F16, src, MLOAD_DTYPE_F32, 0, 0, NULL), MLOAD_OK);
+    CHECK_RES(mload_cast(dst, MLOAD_DTYPE_F8_E4M3, src, MLOAD_DTYPE_F32, 0, MLOAD_F8_OVERFLOW_NONSAT, NULL), MLOAD_OK);
     CHECK(dst[0] == 0xA5);
     /* invalid dtypes */
-    CHECK_RES(mload_convert(dst, MLOAD_DTYPE_INVALID, src, MLOAD_F32, 1, 0), MLOAD_ERR_INVALID_ARGUMENT);
-    CHECK_RES(mload_convert(dst, MLOAD_F32, src, MLOAD_DTYPE_INVALID, 1, 0), MLOAD_ERR_INVALID_ARGUMENT);
-    CHECK_RES(mload_convert(dst, MLOAD_DTYPE_COUNT, src, MLOAD_F32, 1, 0), MLOAD_ERR_INVALID_ARGUMENT);
-    CHECK_RES(mload_convert(dst, MLOAD_F32, src, MLOAD_DTYPE_COUNT, 1, 0), MLOAD_ERR_INVALID_ARGUMENT);
-    CHECK_RES(mload_convert(dst, (mload_dtype)77, src, (mload_dtype)77, 1, 0), MLOAD_ERR_INVALID_ARGUMENT);
-    CHECK_RES(mload_convert(dst, MLOAD_DTYPE_INVALID, src, MLOAD_DTYPE_INVALID, 1, 0), MLOAD_ERR_INVALID_ARGUMENT);
+    CHECK_RES(mload_cast(dst, MLOAD_DTYPE_INVALID, src, MLOAD_DTYPE_F32, 1, 0, NULL), MLOAD_ERR_INVALID_ARGUMENT);
+    CHECK_RES(mload_cast(dst, MLOAD_DTYPE_F32, src, MLOAD_DTYPE_INVALID, 1, 0, NULL), MLOAD_ERR_INVALID_ARGUMENT);
+    CHECK_RES(mload_cast(dst, MLOAD_DTYPE_COUNT, src, MLOAD_DTYPE_F32, 1, 0, NULL), MLOAD_ERR_INVALID_ARGUMENT);
+    CHECK_RES(mload_cast(dst, MLOAD_DTYPE_F32, src, MLOAD_DTYPE_COUNT, 1, 0, NULL), MLOAD_ERR_INVALID_ARGUMENT);
+    CHECK_RES(mload_cast(dst, (mload_dtype)77, src, (mload_dtype)77, 1, 0, NULL), MLOAD_ERR_INVALID_ARGUMENT);
+    CHECK_RES(mload_cast(dst, MLOAD_DTYPE_INVALID, src, MLOAD_DTYPE_INVALID, 1, 0, NULL), MLOAD_ERR_INVALID_ARGUMENT);
     CHECK(dst[0] == 0xA5);
 }
 
@@ -1338,18 +1332,18 @@ static void test_convert_identity_copies(void) {
         /* counts that fill whole bytes (F4: 2 per byte, F6: 4 per 3 bytes) */
         uint64_t count;
         size_t nbytes;
-        if (t == MLOAD_F4) { count = 2 * 999; nbytes = 999; }
-        else if (t == MLOAD_F6_E2M3 || t == MLOAD_F6_E3M2) { count = 4 * 750; nbytes = 3 * 750; }
+        if (t == MLOAD_DTYPE_F4) { count = 2 * 999; nbytes = 999; }
+        else if (t == MLOAD_DTYPE_F6_E2M3 || t == MLOAD_DTYPE_F6_E3M2) { count = 4 * 750; nbytes = 3 * 750; }
         else { nbytes = (sizeof src / esize((mload_dtype)t)) * esize((mload_dtype)t) - 8; count = nbytes / esize((mload_dtype)t); }
         memset(dst, 0xA5, sizeof dst);
-        if (mload_convert(dst, (mload_dtype)t, src, (mload_dtype)t, count, 0) != MLOAD_OK ||
+        if (mload_cast(dst, (mload_dtype)t, src, (mload_dtype)t, count, 0, NULL) != MLOAD_OK ||
             memcmp(dst, src, nbytes) != 0 || dst[nbytes] != 0xA5) {
             th_failed_checks++;
             fprintf(stderr, "  FAIL %s -> %s is not a byte copy of %lu bytes\n", tname((mload_dtype)t),
                     tname((mload_dtype)t), (unsigned long)nbytes);
         }
         memset(dst, 0xA5, sizeof dst);
-        CHECK_RES(mload_convert(dst, (mload_dtype)t, src, (mload_dtype)t, count, MLOAD_CONVERT_NONSAT), MLOAD_OK);
+        CHECK_RES(mload_cast(dst, (mload_dtype)t, src, (mload_dtype)t, count, MLOAD_F8_OVERFLOW_NONSAT, NULL), MLOAD_OK);
         CHECK(memcmp(dst, src, nbytes) == 0);
     }
     /* the non-canonical codes of the float formats survive */
@@ -1357,12 +1351,12 @@ static void test_convert_identity_copies(void) {
         static const uint32_t f32[] = {0x7F800001u, 0xFFC00123u, 0x7FBFFFFFu, 0x80000000u};
         unsigned char s[16], d[16];
         for (i = 0; i < 4; ++i) put_le(s + 4 * i, f32[i], 4);
-        CHECK_RES(mload_convert(d, MLOAD_F32, s, MLOAD_F32, 4, 0), MLOAD_OK);
+        CHECK_RES(mload_cast(d, MLOAD_DTYPE_F32, s, MLOAD_DTYPE_F32, 4, 0, NULL), MLOAD_OK);
         CHECK(memcmp(d, s, 16) == 0);
         s[0] = 0xFF; s[1] = 0x7F; s[2] = 0xFD; s[3] = 0x80; /* E4M3 NaNs, E5M2 NaN, -0 */
-        CHECK_RES(mload_convert(d, MLOAD_F8_E4M3, s, MLOAD_F8_E4M3, 4, 0), MLOAD_OK);
+        CHECK_RES(mload_cast(d, MLOAD_DTYPE_F8_E4M3, s, MLOAD_DTYPE_F8_E4M3, 4, 0, NULL), MLOAD_OK);
         CHECK(memcmp(d, s, 4) == 0);
-        CHECK_RES(mload_convert(d, MLOAD_F8_E5M2, s, MLOAD_F8_E5M2, 4, MLOAD_CONVERT_NONSAT), MLOAD_OK);
+        CHECK_RES(mload_cast(d, MLOAD_DTYPE_F8_E5M2, s, MLOAD_DTYPE_F8_E5M2, 4, MLOAD_F8_OVERFLOW_NONSAT, NULL), MLOAD_OK);
         CHECK(memcmp(d, s, 4) == 0);
     }
 }
@@ -1378,7 +1372,7 @@ static void fill_src(ebuf *b, mload_dtype t, size_t n) {
         uint64_t r = rnd(), x;
         double d = ldexp((double)(rnd() >> 11), rnd_int(-30, 20) - 53) * (r & 1 ? -1 : 1);
         switch (t) {
-        case MLOAD_F32:
+        case MLOAD_DTYPE_F32:
             switch (r % 8) {
             case 0: x = rnd32(); break;
             case 1: {
@@ -1391,7 +1385,7 @@ static void fill_src(ebuf *b, mload_dtype t, size_t n) {
             default: x = f32_bits_near(d); break;
             }
             break;
-        case MLOAD_F64: x = (r % 8 == 0) ? rnd() : bits_f64(d); break;
+        case MLOAD_DTYPE_F64: x = (r % 8 == 0) ? rnd() : bits_f64(d); break;
         default: x = r >> 7; break; /* all bits random */
         }
         eb_push(b, x);
@@ -1402,16 +1396,16 @@ typedef struct cpair { mload_dtype src, dst; uint32_t flags; } cpair;
 
 static void test_convert_unaligned(void) {
     static const cpair pairs[] = {
-        {MLOAD_F32, MLOAD_F16, 0}, {MLOAD_F32, MLOAD_BF16, 0}, {MLOAD_F32, MLOAD_F8_E4M3, 0},
-        {MLOAD_F32, MLOAD_F8_E4M3, MLOAD_CONVERT_NONSAT}, {MLOAD_F32, MLOAD_F8_E5M2, 0},
-        {MLOAD_F32, MLOAD_F8_E5M2, MLOAD_CONVERT_NONSAT}, {MLOAD_F16, MLOAD_F32, 0}, {MLOAD_BF16, MLOAD_F32, 0},
-        {MLOAD_F8_E4M3, MLOAD_F32, 0}, {MLOAD_F8_E5M2, MLOAD_F32, 0}, {MLOAD_F8_E4M3, MLOAD_BF16, 0},
-        {MLOAD_F8_E4M3, MLOAD_F16, 0}, {MLOAD_F16, MLOAD_BF16, 0}, {MLOAD_BF16, MLOAD_F16, 0},
-        {MLOAD_F64, MLOAD_F32, 0}, {MLOAD_F32, MLOAD_F64, 0}, {MLOAD_F64, MLOAD_BF16, 0},
-        {MLOAD_BF16, MLOAD_F64, 0}, {MLOAD_I32, MLOAD_F32, 0}, {MLOAD_F32, MLOAD_I32, 0},
-        {MLOAD_I64, MLOAD_F32, 0}, {MLOAD_U8, MLOAD_F32, 0}, {MLOAD_I16, MLOAD_I8, 0}, {MLOAD_F32, MLOAD_F32, 0},
-        {MLOAD_BF16, MLOAD_BF16, 0}, {MLOAD_F8_E8M0, MLOAD_F32, 0}, {MLOAD_F8_E4M3FNUZ, MLOAD_BF16, 0},
-        {MLOAD_F16, MLOAD_F8_E4M3, 0}, {MLOAD_BF16, MLOAD_F8_E4M3, 0}, {MLOAD_F32, MLOAD_BOOL, 0},
+        {MLOAD_DTYPE_F32, MLOAD_DTYPE_F16, 0}, {MLOAD_DTYPE_F32, MLOAD_DTYPE_BF16, 0}, {MLOAD_DTYPE_F32, MLOAD_DTYPE_F8_E4M3, 0},
+        {MLOAD_DTYPE_F32, MLOAD_DTYPE_F8_E4M3, MLOAD_F8_OVERFLOW_NONSAT}, {MLOAD_DTYPE_F32, MLOAD_DTYPE_F8_E5M2, 0},
+        {MLOAD_DTYPE_F32, MLOAD_DTYPE_F8_E5M2, MLOAD_F8_OVERFLOW_NONSAT}, {MLOAD_DTYPE_F16, MLOAD_DTYPE_F32, 0}, {MLOAD_DTYPE_BF16, MLOAD_DTYPE_F32, 0},
+        {MLOAD_DTYPE_F8_E4M3, MLOAD_DTYPE_F32, 0}, {MLOAD_DTYPE_F8_E5M2, MLOAD_DTYPE_F32, 0}, {MLOAD_DTYPE_F8_E4M3, MLOAD_DTYPE_BF16, 0},
+        {MLOAD_DTYPE_F8_E4M3, MLOAD_DTYPE_F16, 0}, {MLOAD_DTYPE_F16, MLOAD_DTYPE_BF16, 0}, {MLOAD_DTYPE_BF16, MLOAD_DTYPE_F16, 0},
+        {MLOAD_DTYPE_F64, MLOAD_DTYPE_F32, 0}, {MLOAD_DTYPE_F32, MLOAD_DTYPE_F64, 0}, {MLOAD_DTYPE_F64, MLOAD_DTYPE_BF16, 0},
+        {MLOAD_DTYPE_BF16, MLOAD_DTYPE_F64, 0}, {MLOAD_DTYPE_I32, MLOAD_DTYPE_F32, 0}, {MLOAD_DTYPE_F32, MLOAD_DTYPE_I32, 0},
+        {MLOAD_DTYPE_I64, MLOAD_DTYPE_F32, 0}, {MLOAD_DTYPE_U8, MLOAD_DTYPE_F32, 0}, {MLOAD_DTYPE_I16, MLOAD_DTYPE_I8, 0}, {MLOAD_DTYPE_F32, MLOAD_DTYPE_F32, 0},
+        {MLOAD_DTYPE_BF16, MLOAD_DTYPE_BF16, 0}, {MLOAD_DTYPE_F8_E8M0, MLOAD_DTYPE_F32, 0}, {MLOAD_DTYPE_F8_E4M3FNUZ, MLOAD_DTYPE_BF16, 0},
+        {MLOAD_DTYPE_F16, MLOAD_DTYPE_F8_E4M3, 0}, {MLOAD_DTYPE_BF16, MLOAD_DTYPE_F8_E4M3, 0}, {MLOAD_DTYPE_F32, MLOAD_DTYPE_BOOL, 0},
     };
     static const size_t offs[][2] = {{1, 0}, {0, 1}, {1, 1}, {2, 0}, {0, 2}, {3, 1}, {1, 3}, {2, 3}, {3, 3}};
     size_t p, o, n = 300;
@@ -1446,13 +1440,13 @@ static void test_convert_unaligned(void) {
 
 static void test_convert_lengths(void) {
     static const cpair pairs[] = {
-        {MLOAD_BF16, MLOAD_F32, 0}, {MLOAD_F16, MLOAD_F32, 0}, {MLOAD_F8_E4M3, MLOAD_F32, 0},
-        {MLOAD_F8_E4M3, MLOAD_BF16, 0}, {MLOAD_F32, MLOAD_BF16, 0}, {MLOAD_F32, MLOAD_F16, 0},
-        {MLOAD_F32, MLOAD_F8_E4M3, 0}, {MLOAD_F32, MLOAD_F8_E4M3, MLOAD_CONVERT_NONSAT},
-        {MLOAD_F32, MLOAD_F8_E5M2, 0}, {MLOAD_F32, MLOAD_F8_E5M2, MLOAD_CONVERT_NONSAT},
-        {MLOAD_F8_E5M2, MLOAD_F32, 0}, {MLOAD_F16, MLOAD_BF16, 0}, {MLOAD_BF16, MLOAD_F16, 0},
-        {MLOAD_F64, MLOAD_F32, 0}, {MLOAD_F32, MLOAD_F64, 0}, {MLOAD_I32, MLOAD_F32, 0},
-        {MLOAD_F32, MLOAD_I32, 0}, {MLOAD_U8, MLOAD_F32, 0}, {MLOAD_F32, MLOAD_F32, 0},
+        {MLOAD_DTYPE_BF16, MLOAD_DTYPE_F32, 0}, {MLOAD_DTYPE_F16, MLOAD_DTYPE_F32, 0}, {MLOAD_DTYPE_F8_E4M3, MLOAD_DTYPE_F32, 0},
+        {MLOAD_DTYPE_F8_E4M3, MLOAD_DTYPE_BF16, 0}, {MLOAD_DTYPE_F32, MLOAD_DTYPE_BF16, 0}, {MLOAD_DTYPE_F32, MLOAD_DTYPE_F16, 0},
+        {MLOAD_DTYPE_F32, MLOAD_DTYPE_F8_E4M3, 0}, {MLOAD_DTYPE_F32, MLOAD_DTYPE_F8_E4M3, MLOAD_F8_OVERFLOW_NONSAT},
+        {MLOAD_DTYPE_F32, MLOAD_DTYPE_F8_E5M2, 0}, {MLOAD_DTYPE_F32, MLOAD_DTYPE_F8_E5M2, MLOAD_F8_OVERFLOW_NONSAT},
+        {MLOAD_DTYPE_F8_E5M2, MLOAD_DTYPE_F32, 0}, {MLOAD_DTYPE_F16, MLOAD_DTYPE_BF16, 0}, {MLOAD_DTYPE_BF16, MLOAD_DTYPE_F16, 0},
+        {MLOAD_DTYPE_F64, MLOAD_DTYPE_F32, 0}, {MLOAD_DTYPE_F32, MLOAD_DTYPE_F64, 0}, {MLOAD_DTYPE_I32, MLOAD_DTYPE_F32, 0},
+        {MLOAD_DTYPE_F32, MLOAD_DTYPE_I32, 0}, {MLOAD_DTYPE_U8, MLOAD_DTYPE_F32, 0}, {MLOAD_DTYPE_F32, MLOAD_DTYPE_F32, 0},
     };
     static const size_t lens[] = {0, 1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 1023, 4097};
     size_t p, l;
@@ -1474,7 +1468,7 @@ static void test_convert_lengths(void) {
     }
 }
 
-void area_convert(void) {
+void area_cast(void) {
     RUN(test_convert_known_answers);
     RUN(test_convert_small_float_sources_exhaustive);
     RUN(test_convert_f32_edges);
