@@ -323,14 +323,41 @@ MODELLOAD_API int mload_cast_supported(mload_dtype dst_t, mload_dtype src_t);
 
 /* ---------------------------------------------------------------- sources */
 
+/* A zero-copy, read-only view of bytes (mload_view_open). It stays valid
+   until mload_view_close(), even after the map and the source are closed. */
+typedef struct mload_view {
+    const void *data;
+    uint64_t size;
+    /* set by the source that made the view; NULL: nothing to release */
+    void (*release)(struct mload_view *v);
+    void *base;   /* for release(): what the source mapped */
+    uint64_t len;
+} mload_view;
+
+/* Alignment of offsets, sizes and buffers of mload_source.read_direct. */
+#define MLOAD_DIRECT_ALIGN 4096u
+
 /* The one I/O path. read_at must fill exactly `size` bytes at `offset` or
    return an error (MLOAD_ERR_IO for a short read). size reports the current
-   total size. close (optional) releases `user`. */
+   total size. close (optional) releases `user`. Zero-initialise the struct
+   (mload_source s = {0}) and set what you offer: the optional capabilities
+   are NULL when absent, and the library then does without them. The
+   built-in file source offers both; the memory source offers view. */
 typedef struct mload_source {
     mload_result (*read_at)(void *user, uint64_t offset, void *dst, size_t size);
     mload_result (*size)(void *user, uint64_t *out_size);
     void (*close)(void *user);
     void *user;
+    /* optional: a read-only view of bytes [offset, offset + size) (mmap, or a
+       pointer into memory) that may outlive the source; sets out->release
+       when the view must be released. Used by mload_view_open. */
+    mload_result (*view)(void *user, uint64_t offset, uint64_t size, mload_view *out);
+    /* optional: a read that bypasses the page cache (O_DIRECT). offset, size
+       and dst are multiples of MLOAD_DIRECT_ALIGN; *got may be less than
+       size only at the end of the data; MLOAD_ERR_UNSUPPORTED when direct
+       I/O is refused (the caller falls back to read_at). Used by bulk loads
+       with MLOAD_IO_DIRECT. Must be safe to call from several threads. */
+    mload_result (*read_direct)(void *user, uint64_t offset, void *dst, size_t size, size_t *got);
 } mload_source;
 
 /* A source over caller memory. The bytes are not copied and must outlive
@@ -521,17 +548,12 @@ MODELLOAD_API mload_result mload_map_read_alloc(const mload_map *m, const mload_
    binding the library allocated. NULL is ignored. */
 MODELLOAD_API void mload_map_free_buffer(const mload_map *m, void *p, uint64_t size);
 
-/* A zero-copy, read-only view of a tensor's bytes through mmap (POSIX
-   files opened by path only; MLOAD_ERR_UNSUPPORTED otherwise). Only the
-   tensor's pages are mapped. The view stays valid until
-   mload_view_close(), even after the map is closed; a file truncated
-   while viewed raises SIGBUS on access, so the default read path is pread. */
-typedef struct mload_view {
-    const void *data;
-    uint64_t size;
-    void *map_base; /* private */
-    size_t map_len; /* private */
-} mload_view;
+/* A zero-copy, read-only view of a stored tensor's bytes, through its
+   source's view capability: files opened by path (mmap of the tensor's
+   pages only), memory buffers (a pointer), user sources that offer it;
+   MLOAD_ERR_UNSUPPORTED otherwise and for tensors a converter computes.
+   A file truncated while viewed raises SIGBUS on access, so the default
+   read path is pread. */
 MODELLOAD_API mload_result mload_view_open(const mload_map *m, const mload_tensor *t, mload_view *out, mload_error *err);
 MODELLOAD_API void mload_view_close(mload_view *v);
 
@@ -1018,7 +1040,10 @@ extern ssize_t pread64(int fd, void *buf, size_t n, __off64_t offset);
 extern "C" {
 #endif
 
-/* ------------------------------------------------------- results / errors */
+/* ==========================================================================
+   1. CORE                                                           >>core
+   results and errors, allocation, strings, checked arithmetic, clock, the threads wrapper and the worker
+   ========================================================================== */
 
 #define MLOAD__RESULT_STR(code, str) str,
 static const char *const mload__result_strings[] = {MLOAD__RESULT_LIST(MLOAD__RESULT_STR)};
@@ -1167,6 +1192,155 @@ static uint64_t mload__now_ns(void) {
 #endif
 }
 
+/* ---- threads: the one wrapper over pthreads ----
+   Under MODELLOAD_NO_THREADS the lock calls do nothing and no thread starts:
+   every caller then does its work inline. */
+#if defined(MLOAD__THREADS)
+#define MLOAD__HAVE_THREADS 1
+typedef pthread_mutex_t mload__mutex;
+typedef pthread_cond_t mload__cond;
+typedef pthread_t mload__thread;
+static void mload__mutex_init(mload__mutex *m) { pthread_mutex_init(m, NULL); }
+static void mload__mutex_destroy(mload__mutex *m) { pthread_mutex_destroy(m); }
+static void mload__lock(mload__mutex *m) { pthread_mutex_lock(m); }
+static void mload__unlock(mload__mutex *m) { pthread_mutex_unlock(m); }
+static void mload__cond_init(mload__cond *c) { pthread_cond_init(c, NULL); }
+static void mload__cond_destroy(mload__cond *c) { pthread_cond_destroy(c); }
+static void mload__cond_wait(mload__cond *c, mload__mutex *m) { pthread_cond_wait(c, m); }
+static void mload__cond_signal(mload__cond *c) { pthread_cond_signal(c); }
+static void mload__cond_broadcast(mload__cond *c) { pthread_cond_broadcast(c); }
+/* 1 when the thread started */
+static int mload__thread_start(mload__thread *t, void *(*fn)(void *), void *arg) { return pthread_create(t, NULL, fn, arg) == 0; }
+static void mload__thread_join(mload__thread t) { pthread_join(t, NULL); }
+#else
+#define MLOAD__HAVE_THREADS 0
+typedef int mload__mutex;
+typedef int mload__cond;
+typedef int mload__thread;
+static void mload__mutex_init(mload__mutex *m) { *m = 0; }
+static void mload__mutex_destroy(mload__mutex *m) { (void)m; }
+static void mload__lock(mload__mutex *m) { (void)m; }
+static void mload__unlock(mload__mutex *m) { (void)m; }
+static void mload__cond_init(mload__cond *c) { *c = 0; }
+static void mload__cond_destroy(mload__cond *c) { (void)c; }
+static void mload__cond_wait(mload__cond *c, mload__mutex *m) { (void)c; (void)m; MODELLOAD_ASSERT(0); }
+static void mload__cond_signal(mload__cond *c) { (void)c; }
+static void mload__cond_broadcast(mload__cond *c) { (void)c; }
+static int mload__thread_start(mload__thread *t, void *(*fn)(void *), void *arg) { (void)t; (void)fn; (void)arg; return 0; }
+static void mload__thread_join(mload__thread t) { (void)t; }
+#endif
+
+/* worker threads when the caller says 0: online CPUs, at most 16 (1 without threads) */
+static uint32_t mload__default_threads(void) {
+#if defined(MLOAD__THREADS) && defined(_SC_NPROCESSORS_ONLN)
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 1) n = 1;
+    if (n > 16) n = 16;
+    return MLOAD__CAST(uint32_t, n);
+#else
+    return 1;
+#endif
+}
+
+/* ---- the worker: one thread running queued jobs in order ----
+   The simulated device's copy engine and the offload manager's prefetch
+   run on it. Its mutex also guards the owner's shared state: run() is
+   called with the mutex held and may release it around the work itself;
+   after each job `done` is broadcast. Without threads started == 0 and
+   the owner runs jobs inline. */
+#define MLOAD__JOB_MAX 48u
+typedef struct mload__worker {
+    mload__mutex mu;
+    mload__cond work, done;
+    mload__thread th;
+    int started, stop;
+    void (*run)(void *owner, void *job);
+    void *owner;
+    mload_allocator alloc;
+    unsigned char *q; /* a ring of cap jobs of esize bytes */
+    size_t esize, head, n, cap;
+} mload__worker;
+
+#if defined(MLOAD__THREADS)
+static void *mload__worker_main(void *arg) {
+    mload__worker *w = MLOAD__CAST(mload__worker *, arg);
+    unsigned char job[MLOAD__JOB_MAX];
+    mload__lock(&w->mu);
+    for (;;) {
+        while (!w->stop && w->n == 0) mload__cond_wait(&w->work, &w->mu);
+        if (w->n == 0) break; /* stopped, queue drained */
+        memcpy(job, w->q + w->head * w->esize, w->esize);
+        w->head = (w->head + 1) % w->cap;
+        w->n--;
+        w->run(w->owner, job);
+        mload__cond_broadcast(&w->done);
+    }
+    mload__unlock(&w->mu);
+    return NULL;
+}
+#endif
+
+/* with_thread 0: the mutex only (the owner works inline) */
+static void mload__worker_init(mload__worker *w, const mload_allocator *a, size_t esize, void (*run)(void *, void *),
+                               void *owner, int with_thread) {
+    memset(w, 0, sizeof(*w));
+    MODELLOAD_ASSERT(esize <= MLOAD__JOB_MAX);
+    if (a) w->alloc = *a;
+    w->esize = esize;
+    w->run = run;
+    w->owner = owner;
+    mload__mutex_init(&w->mu);
+    mload__cond_init(&w->work);
+    mload__cond_init(&w->done);
+#if defined(MLOAD__THREADS)
+    if (with_thread) w->started = mload__thread_start(&w->th, mload__worker_main, w);
+#else
+    (void)with_thread;
+#endif
+}
+
+/* Queues a job (mutex held). 0 when out of memory. */
+static int mload__worker_push(mload__worker *w, const void *job) {
+    if (w->n == w->cap) {
+        size_t ncap = w->cap ? w->cap * 2 : 16, i;
+        unsigned char *nq = MLOAD__CAST(unsigned char *, mload__malloc(&w->alloc, ncap * w->esize, sizeof(void *)));
+        if (!nq) return 0;
+        for (i = 0; i < w->n; ++i) memcpy(nq + i * w->esize, w->q + ((w->head + i) % w->cap) * w->esize, w->esize);
+        mload__free(&w->alloc, w->q, w->cap * w->esize, sizeof(void *));
+        w->q = nq;
+        w->cap = ncap;
+        w->head = 0;
+    }
+    memcpy(w->q + ((w->head + w->n) % w->cap) * w->esize, job, w->esize);
+    w->n++;
+    mload__cond_signal(&w->work);
+    return 1;
+}
+
+/* Removes the oldest queued job into *job (mutex held); 0 when empty. */
+static int mload__worker_take(mload__worker *w, void *job) {
+    if (w->n == 0) return 0;
+    memcpy(job, w->q + w->head * w->esize, w->esize);
+    w->head = (w->head + 1) % w->cap;
+    w->n--;
+    return 1;
+}
+
+/* Runs what is queued, stops the thread, frees the queue (mutex not held). */
+static void mload__worker_destroy(mload__worker *w) {
+    if (w->started) {
+        mload__lock(&w->mu);
+        w->stop = 1;
+        mload__cond_signal(&w->work);
+        mload__unlock(&w->mu);
+        mload__thread_join(w->th);
+    }
+    mload__mutex_destroy(&w->mu);
+    mload__cond_destroy(&w->work);
+    mload__cond_destroy(&w->done);
+    mload__free(&w->alloc, w->q, w->cap * w->esize, sizeof(void *));
+}
+
 /* checked arithmetic, one place */
 static int mload__add_u64(uint64_t a, uint64_t b, uint64_t *out) {
     if (a > UINT64_MAX - b) return 0;
@@ -1179,7 +1353,31 @@ static int mload__mul_u64(uint64_t a, uint64_t b, uint64_t *out) {
     return 1;
 }
 
-/* ----------------------------------------------------------------- dtypes */
+/* ---- strings ---- */
+
+static char *mload__strndup(const mload_allocator *a, const char *s, size_t n) {
+    char *p = MLOAD__CAST(char *, mload__malloc(a, n + 1, 1));
+    if (!p) return NULL;
+    if (n) memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+static void mload__strfree(const mload_allocator *a, char *p) {
+    if (p) mload__free(a, p, strlen(p) + 1, 1);
+}
+
+/* bytewise order of counted names (the order of every name table) */
+static int mload__name_cmp(const char *a, size_t al, const char *b, size_t bl) {
+    int c = memcmp(a, b, al < bl ? al : bl);
+    if (c) return c;
+    return al < bl ? -1 : (al > bl ? 1 : 0);
+}
+
+/* ==========================================================================
+   2. DTYPES AND CASTS                                             >>dtypes
+   the dtype table; casts between dtypes: fp8 (F8_E4M3/F8_E5M2), bf16, f16 kernels, the general path; the one read-then-cast path
+   ========================================================================== */
 
 typedef struct mload__dtype_info {
     const char *name;
@@ -1726,7 +1924,35 @@ MODELLOAD_API mload_result mload_cast(void *dst, mload_dtype dst_t, const void *
     return MLOAD_OK;
 }
 
-/* ---------------------------------------------------------------- sources */
+/* ---- the one read-then-cast path ----
+   Reads count elements of dtype st, starting at byte `off` of what `raw`
+   reads, into dst as dt: straight into dst when no cast is needed, else
+   through scratch in pieces. Map reads, converted reads and direct bulk
+   reads all go through it. */
+typedef mload_result (*mload__raw_fn)(const void *ctx, uint64_t off, void *dst, uint64_t size);
+
+static mload_result mload__read_cast(mload__raw_fn raw, const void *ctx, uint64_t off, mload_dtype st, uint64_t count,
+                                     mload_dtype dt, unsigned char *dst, unsigned char *scratch, size_t scratch_size,
+                                     uint32_t f8) {
+    uint64_t sb = mload_dtype_bits(st), db = mload_dtype_bits(dt), per;
+    if (st == dt) return raw(ctx, off, dst, count * sb / 8u);
+    per = scratch_size / (sb / 8u); /* dtypes that cast are whole bytes */
+    while (count) {
+        uint64_t n = count < per ? count : per;
+        mload_result r = raw(ctx, off, scratch, n * (sb / 8u));
+        if (r != MLOAD_OK) return r;
+        mload__cast(dst, dt, scratch, st, n, f8);
+        dst += n * (db / 8u);
+        off += n * (sb / 8u);
+        count -= n;
+    }
+    return MLOAD_OK;
+}
+
+/* ==========================================================================
+   3. SOURCES                                                     >>sources
+   memory and file sources; their capabilities: mmap views, O_DIRECT reads
+   ========================================================================== */
 
 typedef struct mload__mem_src {
     const unsigned char *data;
@@ -1742,6 +1968,14 @@ static mload_result mload__mem_read(void *user, uint64_t offset, void *dst, size
 }
 static mload_result mload__mem_size(void *user, uint64_t *out) {
     *out = MLOAD__CAST(const mload__mem_src *, user)->size;
+    return MLOAD_OK;
+}
+static mload_result mload__mem_view(void *user, uint64_t offset, uint64_t size, mload_view *out) {
+    const mload__mem_src *m = MLOAD__CAST(const mload__mem_src *, user);
+    if (offset > m->size || size > m->size - offset) return MLOAD_ERR_IO;
+    memset(out, 0, sizeof(*out));
+    out->data = m->data + offset;
+    out->size = size;
     return MLOAD_OK;
 }
 static void mload__mem_close(void *user) {
@@ -1765,6 +1999,7 @@ MODELLOAD_API mload_result mload_source_open_memory(const void *data, uint64_t s
     out->read_at = mload__mem_read;
     out->size = mload__mem_size;
     out->close = mload__mem_close;
+    out->view = mload__mem_view;
     out->user = m;
     return MLOAD_OK;
 }
@@ -1773,6 +2008,10 @@ MODELLOAD_API mload_result mload_source_open_memory(const void *data, uint64_t s
 typedef struct mload__fd_src {
     int fd;
     mload_allocator alloc;
+    char *path;        /* for the O_DIRECT descriptor */
+    int dfd;           /* O_DIRECT descriptor: -2 not tried, -1 unusable */
+    int refused;       /* the file system refused an O_DIRECT read */
+    mload__mutex mu;   /* guards dfd and refused */
 } mload__fd_src;
 
 static mload_result mload__fd_read(void *user, uint64_t offset, void *dst, size_t size) {
@@ -1804,8 +2043,79 @@ static void mload__fd_close(void *user) {
     mload__fd_src *s = MLOAD__CAST(mload__fd_src *, user);
     mload_allocator a = s->alloc;
     close(s->fd);
+    if (s->dfd >= 0) close(s->dfd);
+    mload__mutex_destroy(&s->mu);
+    if (s->path) mload__free(&a, s->path, strlen(s->path) + 1, 1);
     mload__free(&a, s, sizeof(*s), sizeof(void *));
 }
+
+static void mload__munmap_view(mload_view *v) { munmap(v->base, MLOAD__CAST(size_t, v->len)); }
+
+/* mmap of the pages holding bytes [offset, offset + size) */
+static mload_result mload__fd_view(void *user, uint64_t offset, uint64_t size, mload_view *out) {
+    const mload__fd_src *s = MLOAD__CAST(const mload__fd_src *, user);
+    long pg = sysconf(_SC_PAGESIZE);
+    uint64_t start, len;
+    void *base;
+    if (pg <= 0) pg = 4096;
+    start = offset - offset % MLOAD__CAST(uint64_t, pg);
+    len = offset + size - start;
+    if (len == 0) len = 1;
+    if (len > SIZE_MAX || start > (uint64_t)INT64_MAX) return MLOAD_ERR_INVALID_ARGUMENT;
+    base = mmap(NULL, MLOAD__CAST(size_t, len), PROT_READ, MAP_SHARED, s->fd, MLOAD__CAST(off_t, start));
+    if (base == MAP_FAILED) return MLOAD_ERR_IO;
+    memset(out, 0, sizeof(*out));
+    out->data = MLOAD__CAST(const unsigned char *, base) + (offset - start);
+    out->size = size;
+    out->release = mload__munmap_view;
+    out->base = base;
+    out->len = len;
+    return MLOAD_OK;
+}
+
+#if defined(O_DIRECT)
+/* The O_DIRECT descriptor (opened on first use: the same file, not one put
+   in its place since), or -1 when refused. */
+static int mload__fd_direct(mload__fd_src *s) {
+    int fd;
+    mload__lock(&s->mu);
+    if (s->dfd == -2) {
+        struct stat a, b;
+        do { fd = open(s->path, O_RDONLY | O_DIRECT); } while (fd < 0 && errno == EINTR);
+        if (fd >= 0 && (fstat(fd, &a) != 0 || fstat(s->fd, &b) != 0 || a.st_dev != b.st_dev || a.st_ino != b.st_ino)) {
+            close(fd);
+            fd = -1;
+        }
+        s->dfd = fd < 0 ? -1 : fd;
+    }
+    fd = s->refused ? -1 : s->dfd;
+    mload__unlock(&s->mu);
+    return fd;
+}
+
+static mload_result mload__fd_read_direct(void *user, uint64_t offset, void *dst, size_t size, size_t *got) {
+    mload__fd_src *s = MLOAD__CAST(mload__fd_src *, user);
+    unsigned char *p = MLOAD__CAST(unsigned char *, dst);
+    int fd = mload__fd_direct(s);
+    *got = 0;
+    if (fd < 0) return MLOAD_ERR_UNSUPPORTED;
+    while (*got < size) {
+        ssize_t r = MLOAD__PREAD(fd, p + *got, size - *got, offset + *got);
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            if (errno != EINVAL) return MLOAD_ERR_IO;
+            mload__lock(&s->mu); /* refused: plain reads from now on (the descriptor, which another */
+            s->refused = 1;      /* thread may still use, closes with the source) */
+            mload__unlock(&s->mu);
+            return MLOAD_ERR_UNSUPPORTED;
+        }
+        if (r == 0) break; /* end of file */
+        *got += MLOAD__CAST(size_t, r);
+        if (*got % MLOAD_DIRECT_ALIGN) break; /* end of file */
+    }
+    return MLOAD_OK;
+}
+#endif
 #elif defined(MLOAD__STDIO)
 /* Fallback for platforms without pread: stdio, not safe for concurrent reads
    of one file. */
@@ -1884,7 +2194,19 @@ MODELLOAD_API mload_result mload_source_open_path(const char *path, const mload_
             if (fl >= 0) (void)fcntl(s->fd, F_SETFL, fl & ~O_NONBLOCK);
         }
 #endif
+        s->dfd = -2;
+        mload__mutex_init(&s->mu);
+        s->path = MLOAD__CAST(char *, mload__malloc(a, strlen(path) + 1, 1));
+        if (!s->path) {
+            mload__fd_close(s);
+            return mload__oom(err);
+        }
+        memcpy(s->path, path, strlen(path) + 1);
     }
+    out->view = mload__fd_view;
+#if defined(O_DIRECT)
+    out->read_direct = mload__fd_read_direct;
+#endif
 #else
     s->fp = fopen(path, "rb");
     if (!s->fp) {
@@ -1910,7 +2232,10 @@ MODELLOAD_API void mload_source_close(mload_source *s) {
     memset(s, 0, sizeof(*s));
 }
 
-/* ------------------------------------------------------------------ UTF-8 */
+/* ==========================================================================
+   4. FILE                                                           >>file
+   UTF-8 and the strict JSON reader; the safetensors header parser and name tables; file reads
+   ========================================================================== */
 
 /* Length (2-4) of the valid multi-byte UTF-8 sequence at s, or 0 when it is
    invalid (overlong, surrogate, > U+10FFFF, bad or missing continuation).
@@ -3085,59 +3410,1227 @@ MODELLOAD_API mload_result mload_file_read(const mload_file *f, const mload_tens
     return mload_file_read_bytes(f, t, 0, t ? t->nbytes : 0, dst, err);
 }
 
-/* -------------------------------------------------------------------- map */
+/* ==========================================================================
+   5. RECIPES (internal)                                          >>recipes
+   what a tensor of a map is: pieces over stored tensors, or a transpose; how recipes are read
+   ========================================================================== */
 
-/* A converted tensor ("virtual tensor"): a list of pieces (element ranges
-   of file tensors, or zeros) read one after another, or the 2-D transpose
-   of another vt; read as `dtype`. */
+/* A tensor of a map's name space is a recipe: a list of pieces (element
+   ranges of stored tensors, or zeros) read one after another, or the 2-D
+   transpose of another recipe; read as `dtype`. A stored tensor is the
+   one-piece recipe over itself; the converter only builds recipes. */
 #define MLOAD__ZERO_PIECE UINT32_MAX
 #define MLOAD__MAX_PIECES (MLOAD__CAST(size_t, 1) << 20) /* pieces of one converted tensor */
 
+/* elements [first, first + count) of stored tensor `base` (or zeros) */
 typedef struct mload__piece { uint32_t base; uint64_t first, count; } mload__piece;
 
-typedef struct mload__vt {
-    uint32_t transpose;   /* 0: pieces; 1: 2-D transpose of vt `child` */
+typedef struct mload__recipe {
+    uint32_t transpose;   /* 0: pieces; 1: 2-D transpose of recipe `child` */
     mload_dtype dtype;    /* what it reads as */
-    mload_dtype src_dtype;/* dtype of its pieces' sources, or of the child */
+    mload_dtype src_dtype;/* dtype of its pieces' stored tensors, or of the child */
     uint32_t rank;
     size_t dims;          /* into the dims pool */
     uint64_t numel;
     size_t piece0, npieces;
     size_t child;
-} mload__vt;
+} mload__recipe;
+
+/* The recipes of a name space and the pools they point into (names: those
+   of converted tensors). */
+typedef struct mload__recipes {
+    mload__recipe *vts; size_t nvt, vt_cap;
+    mload__piece *pieces; size_t np, p_cap;
+    uint64_t *dims; size_t nd, d_cap;
+    char *names; size_t nn, n_cap;
+} mload__recipes;
+
+static void mload__recipes_free(const mload_allocator *a, mload__recipes *rc) {
+    mload__free(a, rc->vts, rc->vt_cap * sizeof(mload__recipe), sizeof(void *));
+    mload__free(a, rc->pieces, rc->p_cap * sizeof(mload__piece), sizeof(void *));
+    mload__free(a, rc->dims, rc->d_cap * sizeof(uint64_t), sizeof(void *));
+    mload__free(a, rc->names, rc->n_cap, 1);
+    memset(rc, 0, sizeof(*rc));
+}
+
+static int mload__reserve(const mload_allocator *a, void **arr, size_t *cap, size_t need, size_t elem) {
+    void *np = mload__grow(a, *arr, cap, need, elem);
+    if (!np) return 0;
+    *arr = np;
+    return 1;
+}
+
+/* appends a recipe: its index, or SIZE_MAX on OOM */
+static size_t mload__recipe_add(const mload_allocator *a, mload__recipes *rc, const mload__recipe *v) {
+    if (!mload__reserve(a, MLOAD__PCAST(void **, &rc->vts), &rc->vt_cap, rc->nvt + 1, sizeof(mload__recipe))) return SIZE_MAX;
+    rc->vts[rc->nvt] = *v;
+    return rc->nvt++;
+}
+
+static int mload__recipe_dims(const mload_allocator *a, mload__recipes *rc, const uint64_t *d, uint32_t rank, size_t *at) {
+    if (!mload__reserve(a, MLOAD__PCAST(void **, &rc->dims), &rc->d_cap, rc->nd + rank + 1, sizeof(uint64_t))) return 0;
+    if (rank) memcpy(rc->dims + rc->nd, d, rank * sizeof(uint64_t));
+    *at = rc->nd;
+    rc->nd += rank;
+    return 1;
+}
+
+/* recipe i = stored tensor i, whole, as it is */
+static int mload__recipes_stored(const mload_allocator *a, mload__recipes *rc, const mload_tensor *stored, size_t n) {
+    size_t i;
+    if (!mload__reserve(a, MLOAD__PCAST(void **, &rc->pieces), &rc->p_cap, rc->np + n + 1, sizeof(mload__piece))) return 0;
+    for (i = 0; i < n; ++i) {
+        const mload_tensor *t = &stored[i];
+        mload__recipe v;
+        memset(&v, 0, sizeof v);
+        v.dtype = v.src_dtype = t->dtype;
+        v.rank = t->rank;
+        v.numel = t->numel;
+        if (!mload__recipe_dims(a, rc, t->shape, t->rank, &v.dims)) return 0;
+        v.piece0 = rc->np;
+        v.npieces = 1;
+        rc->pieces[rc->np].base = MLOAD__CAST(uint32_t, i);
+        rc->pieces[rc->np].first = 0;
+        rc->pieces[rc->np].count = t->numel;
+        rc->np++;
+        if (mload__recipe_add(a, rc, &v) == SIZE_MAX) return 0;
+    }
+    return 1;
+}
+
+/* What reading recipes needs: the recipes, the stored tensors their pieces
+   name, the files those live in, scratch memory and where errors go. */
+typedef struct mload__reader {
+    const mload__recipes *rc;
+    const mload_tensor *stored;
+    mload_file *const *files;
+    const mload_allocator *alloc;
+    uint32_t f8;
+    unsigned char *scratch;
+    size_t scratch_size;
+    mload_error *err;
+} mload__reader;
+
+/* raw bytes of a stored tensor (ctx: mload__pread_ctx), offsets within the tensor */
+typedef struct mload__pread_ctx { const mload_file *f; const mload_tensor *t; mload_error *err; } mload__pread_ctx;
+
+static mload_result mload__stored_pread(const void *ctx, uint64_t byte_off, void *dst, uint64_t size) {
+    const mload__pread_ctx *c = MLOAD__CAST(const mload__pread_ctx *, ctx);
+    const mload_tensor *t = c->t;
+    unsigned char *d = MLOAD__CAST(unsigned char *, dst);
+    while (size) {
+        size_t n = size > (MLOAD__CAST(uint64_t, 1) << 30) ? MLOAD__CAST(size_t, 1) << 30 : MLOAD__CAST(size_t, size);
+        if (c->f->src.read_at(c->f->src.user, t->offset + byte_off, d, n) != MLOAD_OK) {
+            mload__fail(c->err, MLOAD_ERR_IO, t->offset + byte_off, t->name, t->name_len,
+                        "tensor '%s': reading %U bytes failed (short read: the file may have shrunk)", t->name, MLOAD__CAST(uint64_t, n));
+            if (c->err) c->err->file_index = t->file_index;
+            return MLOAD_ERR_IO;
+        }
+        d += n;
+        byte_off += n;
+        size -= n;
+    }
+    return MLOAD_OK;
+}
+
+/* elements [first, first + count) of stored tensor t into dst as `as` */
+static mload_result mload__read_stored(const mload__reader *rd, const mload_tensor *t, uint64_t first, uint64_t count,
+                                       mload_dtype as, unsigned char *dst, unsigned char *scratch, size_t scratch_size) {
+    mload__pread_ctx c;
+    c.f = rd->files[t->file_index];
+    c.t = t;
+    c.err = rd->err;
+    return mload__read_cast(mload__stored_pread, &c, first * mload_dtype_bits(t->dtype) / 8u, t->dtype, count, as, dst,
+                            scratch, scratch_size, rd->f8);
+}
+
+/* a piece read as its recipe's dtype (ctx: mload__piece_ctx), byte offsets
+   counted in that dtype: the first step of a two-step cast */
+typedef struct mload__piece_ctx {
+    const mload__reader *rd;
+    const mload_tensor *t;
+    mload_dtype as;
+    uint64_t first;
+    unsigned char *scratch; /* for the stored -> as cast */
+    size_t scratch_size;
+} mload__piece_ctx;
+
+static mload_result mload__piece_read(const void *ctx, uint64_t off, void *dst, uint64_t size) {
+    const mload__piece_ctx *c = MLOAD__CAST(const mload__piece_ctx *, ctx);
+    uint64_t eb = mload_dtype_bits(c->as) / 8u;
+    return mload__read_stored(c->rd, c->t, c->first + off / eb, size / eb, c->as, MLOAD__CAST(unsigned char *, dst),
+                              c->scratch, c->scratch_size);
+}
+
+static void mload__transpose_copy(unsigned char *dst, const unsigned char *src, uint64_t rows, uint64_t cols, size_t es) {
+    uint64_t i0, j0, i, j;
+    const uint64_t tile = 32;
+    for (i0 = 0; i0 < rows; i0 += tile)
+        for (j0 = 0; j0 < cols; j0 += tile) {
+            uint64_t ie = i0 + tile < rows ? i0 + tile : rows, je = j0 + tile < cols ? j0 + tile : cols;
+            for (i = i0; i < ie; ++i)
+                for (j = j0; j < je; ++j) memcpy(dst + (j * rows + i) * es, src + (i * cols + j) * es, es);
+        }
+}
+
+/* elements [first, first + count) of a pieces recipe */
+static mload_result mload__read_pieces(const mload__reader *rd, const mload__recipe *v, uint64_t first, uint64_t count,
+                                       mload_dtype as, unsigned char *dst) {
+    uint64_t ab = mload_dtype_bits(as), pos = 0;
+    size_t i;
+    mload_result r = MLOAD_OK;
+    for (i = 0; i < v->npieces && r == MLOAD_OK; ++i) {
+        const mload__piece *p = &rd->rc->pieces[v->piece0 + i];
+        uint64_t lo = first > pos ? first : pos, hi = first + count < pos + p->count ? first + count : pos + p->count;
+        if (lo < hi) {
+            unsigned char *out = dst + (lo - first) * ab / 8u;
+            uint64_t n = hi - lo, at = p->first + (lo - pos);
+            if (p->base == MLOAD__ZERO_PIECE) {
+                memset(out, 0, MLOAD__CAST(size_t, n * ab / 8u));
+            } else if (v->dtype == v->src_dtype || as == v->dtype) { /* one cast: stored -> as */
+                r = mload__read_stored(rd, &rd->stored[p->base], at, n, as, out, rd->scratch, rd->scratch_size);
+            } else { /* two: stored -> the recipe's dtype -> as, each half of scratch */
+                mload__piece_ctx c;
+                size_t half = rd->scratch_size / 2u;
+                c.rd = rd;
+                c.t = &rd->stored[p->base];
+                c.as = v->dtype;
+                c.first = at;
+                c.scratch = rd->scratch;
+                c.scratch_size = half;
+                r = mload__read_cast(mload__piece_read, &c, 0, v->dtype, n, as, out, rd->scratch + half, half, rd->f8);
+            }
+        }
+        pos += p->count;
+    }
+    return r;
+}
+
+static mload_result mload__read_recipe(const mload__reader *rd, size_t vi, uint64_t first, uint64_t count, mload_dtype as,
+                                       unsigned char *dst, const mload_tensor *pub);
+
+/* a transpose: the child whole into a source-sized buffer, then moved (and
+   cast one output row at a time) */
+static mload_result mload__read_transpose(const mload__reader *rd, const mload__recipe *v, mload_dtype as,
+                                          unsigned char *dst, const mload_tensor *pub) {
+    const mload__recipe *c = &rd->rc->vts[v->child];
+    uint64_t rows = c->rank == 2 ? rd->rc->dims[c->dims] : 0, cols = c->rank == 2 ? rd->rc->dims[c->dims + 1] : 0, j, i;
+    uint64_t ab = mload_dtype_bits(as);
+    size_t cb = mload_dtype_bits(c->dtype) / 8u, vb = mload_dtype_bits(v->dtype) / 8u, bytes, rowb = 0;
+    unsigned char *buf, *row = NULL;
+    mload_result r;
+    if (v->numel == 0) return MLOAD_OK;
+    bytes = MLOAD__CAST(size_t, v->numel * cb);
+    buf = MLOAD__CAST(unsigned char *, mload__malloc(rd->alloc, bytes, 64)); /* the documented source-sized scratch */
+    if (!buf) return mload__oom(rd->err);
+    r = mload__read_recipe(rd, v->child, 0, c->numel, c->dtype, buf, pub);
+    if (r == MLOAD_OK && as == v->dtype && v->dtype == c->dtype) {
+        mload__transpose_copy(dst, buf, rows, cols, cb);
+    } else if (r == MLOAD_OK) {
+        rowb = MLOAD__CAST(size_t, rows) * (cb + vb);
+        row = MLOAD__CAST(unsigned char *, mload__malloc(rd->alloc, rowb ? rowb : 1, 64)); /* + one output row */
+        if (!row) r = mload__oom(rd->err);
+        for (j = 0; j < cols && r == MLOAD_OK; ++j) {
+            unsigned char *o = dst + j * rows * ab / 8u;
+            for (i = 0; i < rows; ++i) memcpy(row + i * cb, buf + (i * cols + j) * cb, cb);
+            if (v->dtype == c->dtype || as == v->dtype) {
+                mload__cast(o, as, row, c->dtype, rows, rd->f8);
+            } else {
+                mload__cast(row + rows * cb, v->dtype, row, c->dtype, rows, rd->f8);
+                mload__cast(o, as, row + rows * cb, v->dtype, rows, rd->f8);
+            }
+        }
+        mload__free(rd->alloc, row, rowb ? rowb : 1, 64);
+    }
+    mload__free(rd->alloc, buf, bytes, 64);
+    return r;
+}
+
+/* elements [first, first + count) of recipe vi as `as` into dst; pub names
+   the tensor in errors */
+static mload_result mload__read_recipe(const mload__reader *rd, size_t vi, uint64_t first, uint64_t count, mload_dtype as,
+                                       unsigned char *dst, const mload_tensor *pub) {
+    const mload__recipe *v = &rd->rc->vts[vi];
+    if (!v->transpose) return mload__read_pieces(rd, v, first, count, as, dst);
+    if (first != 0 || count != v->numel)
+        return mload__fail(rd->err, MLOAD_ERR_UNSUPPORTED, MLOAD_NO_OFFSET, pub ? pub->name : NULL, pub ? pub->name_len : 0,
+                           "tensor '%s' is a transpose: it can only be read whole", pub ? pub->name : "");
+    return mload__read_transpose(rd, v, as, dst, pub);
+}
+
+/* ==========================================================================
+   6. CONVERTER                                                 >>converter
+   rules text; the builder that turns a name space into converted recipes (rename, concat, split, transpose, cast)
+   ========================================================================== */
+
+#if !defined(MODELLOAD_NO_CONVERTER)
+
+/* ---- rules text ---- */
+
+struct mload_rules {
+    mload_allocator alloc;
+    char *text;            /* a copy, tokens NUL-terminated in place */
+    size_t text_size;
+    mload_rule *rules;
+    uint64_t count;
+    const char **srcs;     /* concat source lists */
+    uint64_t *dims;        /* shapes */
+    size_t ntok;
+};
+
+typedef struct mload__verb_info { const char *name; mload_rule_verb verb; int min_args, max_args; } mload__verb_info;
+static const mload__verb_info mload__verbs[] = {
+    {"strip-prefix", MLOAD_RULE_STRIP_PREFIX, 1, 1},   {"add-prefix", MLOAD_RULE_ADD_PREFIX, 1, 1},
+    {"replace-prefix", MLOAD_RULE_REPLACE_PREFIX, 2, 2}, {"keep", MLOAD_RULE_KEEP, 1, 1},
+    {"drop", MLOAD_RULE_DROP, 1, 1},                   {"keep-name", MLOAD_RULE_KEEP_NAME, 1, 1},
+    {"drop-name", MLOAD_RULE_DROP_NAME, 1, 1},         {"drop-index", MLOAD_RULE_DROP_INDEX, 2, 2},
+    {"rename", MLOAD_RULE_RENAME, 2, 2},               {"replace", MLOAD_RULE_REPLACE, 2, 2},
+    {"replace-suffix", MLOAD_RULE_REPLACE_SUFFIX, 2, 2}, {"alias", MLOAD_RULE_ALIAS, 2, 2},
+    {"concat", MLOAD_RULE_CONCAT, 2, 1 << 20},         {"chunk", MLOAD_RULE_CHUNK, 4, 4},
+    {"slice", MLOAD_RULE_SLICE, 4, 4},                 {"swap-halves", MLOAD_RULE_SWAP_HALVES, 2, 2},
+    {"transpose", MLOAD_RULE_TRANSPOSE, 2, 2},         {"reshape", MLOAD_RULE_RESHAPE, 2, 2},
+    {"flatten", MLOAD_RULE_FLATTEN, 1, 1},             {"squeeze", MLOAD_RULE_SQUEEZE, 1, 1},
+    {"cast", MLOAD_RULE_CAST, 2, 2},                   {"zeros", MLOAD_RULE_ZEROS, 3, 3},
+};
+
+static int mload__parse_uint(const char *s, uint64_t *out) {
+    uint64_t v = 0;
+    if (!*s) return 0;
+    for (; *s; ++s) {
+        unsigned d;
+        if (*s < '0' || *s > '9') return 0;
+        d = MLOAD__CAST(unsigned, *s - '0');
+        if (v > (UINT64_MAX - d) / 10u) return 0;
+        v = v * 10u + d;
+    }
+    *out = v;
+    return 1;
+}
+
+/* "[d0,d1,...]" into dims; returns the rank or -1 */
+static int64_t mload__parse_shape(const char *s, uint64_t *dims, size_t cap) {
+    size_t n = 0, k = strlen(s);
+    char buf[32];
+    const char *p;
+    if (k < 2 || s[0] != '[' || s[k - 1] != ']') return -1;
+    if (k == 2) return 0;
+    p = s + 1;
+    for (;;) {
+        size_t l = 0;
+        while (p[l] && p[l] != ',' && p[l] != ']') ++l;
+        if (l == 0 || l >= sizeof buf || n >= cap) return -1;
+        memcpy(buf, p, l);
+        buf[l] = '\0';
+        if (!mload__parse_uint(buf, &dims[n++])) return -1;
+        p += l;
+        if (*p == ']') break;
+        ++p;
+    }
+    return p == s + k - 1 ? MLOAD__CAST(int64_t, n) : -1;
+}
+
+MODELLOAD_API void mload_rules_destroy(mload_rules *r) {
+    mload_allocator a;
+    if (!r) return;
+    a = r->alloc;
+    mload__free(&a, r->text, r->text_size + 1, 1);
+    mload__free(&a, r->rules, (r->ntok + 1) * sizeof(mload_rule), sizeof(void *));
+    mload__free(&a, r->srcs, (r->ntok + 1) * sizeof(char *), sizeof(void *));
+    mload__free(&a, r->dims, (r->ntok + 1) * sizeof(uint64_t), sizeof(void *));
+    mload__free(&a, r, sizeof(*r), sizeof(void *));
+}
+
+MODELLOAD_API const mload_rule *mload_rules_list(const mload_rules *r, uint64_t *count) {
+    if (count) *count = r ? r->count : 0;
+    return r ? r->rules : NULL;
+}
+
+MODELLOAD_API mload_result mload_rules_create(const char *text, size_t len, const mload_allocator *a, mload_rules **out,
+                                             mload_error *err) {
+    mload_rules *r;
+    size_t i, ntok = 0, nsrc = 0, ndim = 0, pos = 0;
+    uint32_t line = 0;
+    mload_allocator none;
+    memset(&none, 0, sizeof none);
+    if (out) *out = NULL;
+    if (!a) a = &none;
+    if (!out || (!text && len) || !mload__allocator_ok(a))
+        return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "rules: NULL argument");
+    if (len > MLOAD__MAX_HEADER) return mload__fail(err, MLOAD_ERR_INVALID_CONVERTER, 0, NULL, 0, "rules text too large");
+    for (i = 0; i < len; ++i) /* every separator can start a token */
+        ntok += (text[i] == ' ' || text[i] == '\t' || text[i] == '\n' || text[i] == '\r' || text[i] == ',') ? 1u : 0u;
+    ntok += 2;
+    r = MLOAD__CAST(mload_rules *, mload__malloc(a, sizeof(*r), sizeof(void *)));
+    if (!r) return mload__oom(err);
+    memset(r, 0, sizeof(*r));
+    r->alloc = *a;
+    r->ntok = ntok;
+    r->text_size = len;
+    r->text = MLOAD__CAST(char *, mload__malloc(a, len + 1, 1));
+    r->rules = MLOAD__CAST(mload_rule *, mload__malloc(a, (ntok + 1) * sizeof(mload_rule), sizeof(void *)));
+    r->srcs = MLOAD__CAST(const char **, mload__malloc(a, (ntok + 1) * sizeof(char *), sizeof(void *)));
+    r->dims = MLOAD__CAST(uint64_t *, mload__malloc(a, (ntok + 1) * sizeof(uint64_t), sizeof(void *)));
+    if (!r->text || !r->rules || !r->srcs || !r->dims) { mload_rules_destroy(r); return mload__oom(err); }
+    if (len) memcpy(r->text, text, len);
+    r->text[len] = '\0';
+    while (pos < len) {
+        char *ln = r->text + pos, *tok[64];
+        size_t end = pos, ntk = 0, k;
+        const mload__verb_info *vi = NULL;
+        mload_rule *ru;
+        uint64_t line_off = pos;
+        ++line;
+        while (end < len && r->text[end] != '\n') ++end;
+        r->text[end] = '\0';
+        pos = end + 1;
+        if (mload__utf8_check(MLOAD__PCAST(const unsigned char *, ln), strlen(ln)) != strlen(ln)) {
+            mload_rules_destroy(r);
+            return mload__fail(err, MLOAD_ERR_INVALID_CONVERTER, line_off, NULL, 0, "line %U: not valid UTF-8", MLOAD__CAST(uint64_t, line));
+        }
+        /* tokens; '#' at a token start begins a comment */
+        for (k = 0; ln[k];) {
+            while (ln[k] == ' ' || ln[k] == '\t' || ln[k] == '\r') ln[k++] = '\0';
+            if (!ln[k] || ln[k] == '#') break;
+            if (ntk == 64) goto toomany;
+            tok[ntk++] = ln + k;
+            while (ln[k] && ln[k] != ' ' && ln[k] != '\t' && ln[k] != '\r') ++k;
+        }
+        if (ln[k] == '#') ln[k] = '\0';
+        if (ntk == 0) continue;
+        for (k = 0; k < sizeof mload__verbs / sizeof mload__verbs[0]; ++k)
+            if (strcmp(tok[0], mload__verbs[k].name) == 0) vi = &mload__verbs[k];
+        if (!vi) {
+            mload_result res = mload__fail(err, MLOAD_ERR_INVALID_CONVERTER, line_off, NULL, 0, "line %U: unknown rule '%s'",
+                                           MLOAD__CAST(uint64_t, line), tok[0]);
+            mload_rules_destroy(r);
+            return res;
+        }
+        if (MLOAD__CAST(int, ntk) - 1 < vi->min_args || MLOAD__CAST(int, ntk) - 1 > vi->max_args) {
+            mload_result res = mload__fail(err, MLOAD_ERR_INVALID_CONVERTER, line_off, NULL, 0,
+                                           "line %U: wrong number of arguments for '%s'", MLOAD__CAST(uint64_t, line), tok[0]);
+            mload_rules_destroy(r);
+            return res;
+        }
+        ru = &r->rules[r->count];
+        memset(ru, 0, sizeof(*ru));
+        ru->verb = vi->verb;
+        ru->line = line;
+        ru->a = tok[1];
+        ru->b = ntk > 2 ? tok[2] : NULL;
+        switch (vi->verb) {
+        case MLOAD_RULE_DROP_INDEX:
+            ru->b = NULL;
+            if (!mload__parse_uint(tok[2], &ru->n1)) goto badnum;
+            break;
+        case MLOAD_RULE_CONCAT:
+            ru->sources = r->srcs + nsrc;
+            ru->source_count = MLOAD__CAST(uint32_t, ntk - 2);
+            for (k = 2; k < ntk; ++k) r->srcs[nsrc++] = tok[k];
+            ru->b = NULL;
+            break;
+        case MLOAD_RULE_CHUNK:
+        case MLOAD_RULE_SLICE:
+            if (!mload__parse_uint(tok[2], &ru->n1) || !mload__parse_uint(tok[3], &ru->n2)) goto badnum;
+            ru->b = tok[4];
+            break;
+        case MLOAD_RULE_RESHAPE:
+        case MLOAD_RULE_ZEROS: {
+            int64_t rank;
+            const char *shape = vi->verb == MLOAD_RULE_ZEROS ? tok[3] : tok[2];
+            if (vi->verb == MLOAD_RULE_ZEROS) {
+                ru->dtype = mload_dtype_from_name(tok[2], strlen(tok[2]));
+                if (!ru->dtype) goto baddtype;
+            }
+            rank = mload__parse_shape(shape, r->dims + ndim, r->ntok - ndim);
+            if (rank < 0) {
+                mload_result res = mload__fail(err, MLOAD_ERR_INVALID_CONVERTER, line_off, NULL, 0,
+                                               "line %U: bad shape '%s' (write [d0,d1,...])", MLOAD__CAST(uint64_t, line), shape);
+                mload_rules_destroy(r);
+                return res;
+            }
+            ru->shape = r->dims + ndim;
+            ru->rank = MLOAD__CAST(uint32_t, rank);
+            ndim += MLOAD__CAST(size_t, rank);
+            ru->b = NULL;
+            break;
+        }
+        case MLOAD_RULE_CAST:
+            ru->dtype = mload_dtype_from_name(tok[2], strlen(tok[2]));
+            if (!ru->dtype) goto baddtype;
+            ru->b = NULL;
+            break;
+        default: break;
+        }
+        r->count++;
+        continue;
+    badnum:
+        mload_rules_destroy(r);
+        return mload__fail(err, MLOAD_ERR_INVALID_CONVERTER, line_off, NULL, 0, "line %U: expected a non-negative integer",
+                           MLOAD__CAST(uint64_t, line));
+    baddtype:
+        mload_rules_destroy(r);
+        return mload__fail(err, MLOAD_ERR_INVALID_CONVERTER, line_off, NULL, 0, "line %U: unknown dtype", MLOAD__CAST(uint64_t, line));
+    toomany:
+        mload_rules_destroy(r);
+        return mload__fail(err, MLOAD_ERR_INVALID_CONVERTER, line_off, NULL, 0, "line %U: more than 63 arguments",
+                           MLOAD__CAST(uint64_t, line));
+    }
+    *out = r;
+    return MLOAD_OK;
+}
+
+/* ---- the converted name space ---- */
+
+
+typedef struct mload__ent { size_t name, name_len, vt; int consumed, dead; } mload__ent;
+
+typedef struct mload__nref { const char *name; size_t name_len; size_t ent; } mload__nref;
+
+/* The converter builder: the recipes it adds to, and the entries of the
+   name space being converted (a name and a recipe each). */
+typedef struct mload__cvb {
+    const mload_tensor *stored; /* the source name space (name order): recipe i = stored[i] */
+    size_t nstored;
+    const mload_allocator *a;
+    mload_error *err;
+    mload__recipes *rc;
+    mload__ent *ents; size_t ne, e_cap;
+    mload__nref *refs; size_t refs_cap;
+    mload__index ix;      /* over refs: live entries by name */
+    int ix_valid;
+    /* the callback's state */
+    size_t cur_src;
+    const mload_rule *rule; /* for error messages */
+} mload__cvb;
+
+struct mload_emitter { mload__cvb *b; };
+
+static mload_result mload__cv_fail(mload__cvb *b, const char *target, size_t tl, const char *fmt, const char *x) {
+    mload_result r = mload__fail(b->err, MLOAD_ERR_INVALID_CONVERTER, b->rule && b->rule->line ? b->rule->line : MLOAD_NO_OFFSET,
+                                 target, tl, fmt, target ? target : "", x ? x : "");
+    return r;
+}
+
+static int mload__cvb_reserve(mload__cvb *b, void **arr, size_t *cap, size_t need, size_t elem) {
+    return mload__reserve(b->a, arr, cap, need, elem);
+}
+
+static size_t mload__cvb_name(mload__cvb *b, const char *s, size_t n) { /* SIZE_MAX on OOM */
+    size_t at = b->rc->nn;
+    if (!mload__cvb_reserve(b, MLOAD__PCAST(void **, &b->rc->names), &b->rc->n_cap, b->rc->nn + n + 1, 1)) return SIZE_MAX;
+    if (n) memcpy(b->rc->names + at, s, n);
+    b->rc->names[at + n] = '\0';
+    b->rc->nn += n + 1;
+    return at;
+}
+
+static size_t mload__cvb_vt(mload__cvb *b, const mload__recipe *v) { return mload__recipe_add(b->a, b->rc, v); }
+
+static int mload__cvb_dims(mload__cvb *b, const uint64_t *d, uint32_t rank, size_t *at) {
+    return mload__recipe_dims(b->a, b->rc, d, rank, at);
+}
+
+static mload_result mload__cvb_add_ent(mload__cvb *b, const char *name, size_t nl, size_t vt) {
+    size_t at;
+    if (!mload__cvb_reserve(b, MLOAD__PCAST(void **, &b->ents), &b->e_cap, b->ne + 1, sizeof(mload__ent))) return mload__oom(b->err);
+    if ((at = mload__cvb_name(b, name, nl)) == SIZE_MAX) return mload__oom(b->err);
+    b->ents[b->ne].name = at;
+    b->ents[b->ne].name_len = nl;
+    b->ents[b->ne].vt = vt;
+    b->ents[b->ne].consumed = 0;
+    b->ents[b->ne].dead = 0;
+    b->ne++;
+    b->ix_valid = 0;
+    return MLOAD_OK;
+}
+
+/* index of the live entries by name (rebuilt when entries changed) */
+static mload_result mload__cvb_index(mload__cvb *b) {
+    size_t i, n = 0, dup;
+    if (b->ix_valid) return MLOAD_OK;
+    mload__free(b->a, b->ix.slots, b->ix.slots ? (b->ix.mask + 1) * sizeof(uint64_t) : 0, sizeof(uint64_t));
+    b->ix.slots = NULL;
+    if (!mload__cvb_reserve(b, MLOAD__PCAST(void **, &b->refs), &b->refs_cap, b->ne + 1, sizeof(mload__nref))) return mload__oom(b->err);
+    for (i = 0; i < b->ne; ++i) {
+        if (b->ents[i].dead) continue;
+        b->refs[n].name = b->rc->names + b->ents[i].name;
+        b->refs[n].name_len = b->ents[i].name_len;
+        b->refs[n].ent = i;
+        ++n;
+    }
+    b->ix.seed = 0x3C6EF372FE94F82Bull;
+    if (!mload__index_build(b->a, &b->ix, b->refs, sizeof(mload__nref), n, NULL, 0, &dup)) return mload__oom(b->err);
+    /* duplicates are caught at the end; lookups find the first */
+    b->ix_valid = 1;
+    return MLOAD_OK;
+}
+
+static size_t mload__cvb_find(mload__cvb *b, const char *name, size_t nl) { /* entry or SIZE_MAX */
+    const mload__nref *r = MLOAD__CAST(const mload__nref *, mload__index_find(&b->ix, b->refs, sizeof(mload__nref), name, nl));
+    return r ? r->ent : SIZE_MAX;
+}
+
+/* "{n}" patterns: a match captures the decimal digits */
+static const char *mload__pat_brace(const char *p) { return strstr(p, "{n}"); }
+
+static int mload__pat_match(const char *pat, const char *name, size_t nl, const char **dig, size_t *dl) {
+    const char *br = mload__pat_brace(pat);
+    size_t pl = strlen(pat), pre, suf, k;
+    if (!br) return pl == nl && memcmp(pat, name, nl) == 0;
+    pre = MLOAD__CAST(size_t, br - pat);
+    suf = pl - pre - 3;
+    if (nl < pre + suf + 1 || memcmp(name, pat, pre) != 0 || memcmp(name + nl - suf, br + 3, suf) != 0) return 0;
+    for (k = pre; k < nl - suf; ++k)
+        if (name[k] < '0' || name[k] > '9') return 0;
+    if (nl - suf - pre > 19) return 0;
+    *dig = name + pre;
+    *dl = nl - suf - pre;
+    return 1;
+}
+
+/* pattern with "{n}" replaced by the digits, into buf (cap bytes); length or SIZE_MAX */
+static size_t mload__pat_subst(const char *pat, const char *dig, size_t dl, char *buf, size_t cap) {
+    const char *br = mload__pat_brace(pat);
+    size_t pl = strlen(pat), pre;
+    if (!br) {
+        if (pl >= cap) return SIZE_MAX;
+        memcpy(buf, pat, pl);
+        return pl;
+    }
+    pre = MLOAD__CAST(size_t, br - pat);
+    if (pl - 3 + dl >= cap) return SIZE_MAX;
+    memcpy(buf, pat, pre);
+    memcpy(buf + pre, dig, dl);
+    memcpy(buf + pre + dl, br + 3, pl - pre - 3);
+    return pl - 3 + dl;
+}
+
+/* elements per row of dim 0 */
+static uint64_t mload__recipe_row(const mload__cvb *b, const mload__recipe *v) {
+    return (v->rank && b->rc->dims[v->dims]) ? v->numel / b->rc->dims[v->dims] : 0;
+}
+
+/* a vt over elements [first, first + count) of a pieces vt */
+static size_t mload__recipe_subrange(mload__cvb *b, size_t src, uint64_t first, uint64_t count, const uint64_t *shape, uint32_t rank) {
+    mload__recipe nv = b->rc->vts[src];
+    size_t i, p0 = b->rc->np;
+    uint64_t pos = 0;
+    for (i = 0; i < b->rc->vts[src].npieces; ++i) {
+        mload__piece pc = b->rc->pieces[b->rc->vts[src].piece0 + i];
+        uint64_t lo = first > pos ? first : pos, hi = first + count < pos + pc.count ? first + count : pos + pc.count;
+        if (lo < hi) {
+            if (!mload__cvb_reserve(b, MLOAD__PCAST(void **, &b->rc->pieces), &b->rc->p_cap, b->rc->np + 1, sizeof(mload__piece))) return SIZE_MAX;
+            b->rc->pieces[b->rc->np].base = pc.base;
+            b->rc->pieces[b->rc->np].first = pc.first + (lo - pos);
+            b->rc->pieces[b->rc->np].count = hi - lo;
+            b->rc->np++;
+        }
+        pos += pc.count;
+    }
+    nv.piece0 = p0;
+    nv.npieces = b->rc->np - p0;
+    nv.numel = count;
+    nv.rank = rank;
+    if (!mload__cvb_dims(b, shape, rank, &nv.dims)) return SIZE_MAX;
+    return mload__cvb_vt(b, &nv);
+}
+
+/* Applies value rule r (names already instantiated) with resolved source
+   vts; the new vt for the target in *out. */
+static mload_result mload__cvb_value(mload__cvb *b, const mload_rule *r, const char *target, const size_t *src, size_t nsrc,
+                                    size_t *out) {
+    size_t tl = strlen(target);
+    mload__recipe nv;
+    uint64_t shape[64];
+    memset(&nv, 0, sizeof nv);
+    if (r->verb == MLOAD_RULE_CONCAT && (nsrc == 0 || !r->sources))
+        return mload__cv_fail(b, target, tl, "target '%s': concat needs at least one source%s", NULL);
+    if (r->verb != MLOAD_RULE_ZEROS && r->verb != MLOAD_RULE_ALIAS && r->verb != MLOAD_RULE_CAST && r->verb != MLOAD_RULE_RESHAPE &&
+        r->verb != MLOAD_RULE_FLATTEN && r->verb != MLOAD_RULE_SQUEEZE) {
+        size_t k;
+        for (k = 0; k < nsrc; ++k)
+            if (mload_dtype_bits(b->rc->vts[src[k]].dtype) % 8u)
+                return mload__cv_fail(b, target, tl, "target '%s': value recipes need whole-byte dtypes%s", NULL);
+    }
+    switch (r->verb) {
+    case MLOAD_RULE_ALIAS:
+        *out = src[0];
+        return MLOAD_OK;
+    case MLOAD_RULE_CONCAT: {
+        const mload__recipe *f = &b->rc->vts[src[0]];
+        uint64_t d0 = 0;
+        size_t k, i, p0 = b->rc->np;
+        if (f->rank == 0 || f->rank > 64) return mload__cv_fail(b, target, tl, "target '%s': concat needs tensors of rank 1..64%s", NULL);
+        for (k = 0; k < nsrc; ++k) {
+            const mload__recipe *v = &b->rc->vts[src[k]];
+            if (v->transpose || v->dtype != f->dtype || v->src_dtype != f->src_dtype || v->rank != f->rank ||
+                memcmp(b->rc->dims + v->dims + 1, b->rc->dims + f->dims + 1, (f->rank - 1) * sizeof(uint64_t)) != 0)
+                return mload__cv_fail(b, target, tl,
+                                      "target '%s': concat sources must share dtype and every dim but the first (and not be transposed)%s", NULL);
+            if (!mload__add_u64(d0, b->rc->dims[v->dims], &d0) || !mload__add_u64(nv.numel, v->numel, &nv.numel))
+                return mload__cv_fail(b, target, tl, "target '%s': too large%s", NULL);
+        }
+        {
+            size_t total = 0;
+            for (k = 0; k < nsrc; ++k) total += b->rc->vts[src[k]].npieces;
+            /* concats of concats copy piece lists: bound them (a rules text could double them at will) */
+            if (total > MLOAD__MAX_PIECES || b->rc->np > MLOAD__MAX_PIECES * 4u)
+                return mload__cv_fail(b, target, tl, "target '%s': the converter builds too many pieces%s", NULL);
+        }
+        for (k = 0; k < nsrc; ++k) {
+            const mload__recipe *v = &b->rc->vts[src[k]];
+            for (i = 0; i < v->npieces; ++i) {
+                if (!mload__cvb_reserve(b, MLOAD__PCAST(void **, &b->rc->pieces), &b->rc->p_cap, b->rc->np + 1, sizeof(mload__piece))) return mload__oom(b->err);
+                b->rc->pieces[b->rc->np++] = b->rc->pieces[v->piece0 + i];
+            }
+        }
+        nv = b->rc->vts[src[0]];
+        nv.piece0 = p0;
+        nv.npieces = b->rc->np - p0;
+        {
+            uint64_t total = 0;
+            for (k = 0; k < nsrc; ++k) total += b->rc->vts[src[k]].numel;
+            nv.numel = total;
+        }
+        memcpy(shape, b->rc->dims + f->dims, f->rank * sizeof(uint64_t));
+        shape[0] = d0;
+        if (!mload__cvb_dims(b, shape, f->rank, &nv.dims)) return mload__oom(b->err);
+        if ((*out = mload__cvb_vt(b, &nv)) == SIZE_MAX) return mload__oom(b->err);
+        return MLOAD_OK;
+    }
+    case MLOAD_RULE_CHUNK:
+    case MLOAD_RULE_SLICE:
+    case MLOAD_RULE_SWAP_HALVES: {
+        const mload__recipe *v = &b->rc->vts[src[0]];
+        uint64_t d0, lo, hi, row;
+        if (v->transpose || v->rank == 0 || v->rank > 64)
+            return mload__cv_fail(b, target, tl, "target '%s': chunk/slice/swap-halves need an untransposed tensor of rank 1..64%s", NULL);
+        d0 = b->rc->dims[v->dims];
+        row = mload__recipe_row(b, v);
+        if (r->verb == MLOAD_RULE_CHUNK) {
+            if (r->n1 == 0 || r->n2 >= r->n1 || d0 % r->n1)
+                return mload__cv_fail(b, target, tl, "target '%s': chunk needs N > I and dim 0 divisible by N%s", NULL);
+            lo = d0 / r->n1 * r->n2;
+            hi = lo + d0 / r->n1;
+        } else if (r->verb == MLOAD_RULE_SLICE) {
+            if (r->n1 > r->n2 || r->n2 > d0) return mload__cv_fail(b, target, tl, "target '%s': slice rows out of range%s", NULL);
+            lo = r->n1;
+            hi = r->n2;
+        } else {
+            size_t a1, a2, i, p0;
+            uint32_t rank = v->rank; /* v points into b->rc->vts, which the subranges may move */
+            if (d0 % 2u) return mload__cv_fail(b, target, tl, "target '%s': swap-halves needs an even dim 0%s", NULL);
+            memcpy(shape, b->rc->dims + v->dims, rank * sizeof(uint64_t));
+            shape[0] = d0 / 2u;
+            v = NULL;
+            a1 = mload__recipe_subrange(b, src[0], d0 / 2u * row, d0 / 2u * row, shape, rank);
+            a2 = a1 == SIZE_MAX ? SIZE_MAX : mload__recipe_subrange(b, src[0], 0, d0 / 2u * row, shape, rank);
+            if (a2 == SIZE_MAX) return mload__oom(b->err);
+            nv = b->rc->vts[a1];
+            p0 = b->rc->np;
+            for (i = 0; i < b->rc->vts[a1].npieces + b->rc->vts[a2].npieces; ++i) {
+                const mload__recipe *w = i < b->rc->vts[a1].npieces ? &b->rc->vts[a1] : &b->rc->vts[a2];
+                size_t j = i < b->rc->vts[a1].npieces ? i : i - b->rc->vts[a1].npieces;
+                if (!mload__cvb_reserve(b, MLOAD__PCAST(void **, &b->rc->pieces), &b->rc->p_cap, b->rc->np + 1, sizeof(mload__piece))) return mload__oom(b->err);
+                b->rc->pieces[b->rc->np++] = b->rc->pieces[w->piece0 + j];
+            }
+            nv.piece0 = p0;
+            nv.npieces = b->rc->np - p0;
+            nv.numel = d0 * row;
+            shape[0] = d0;
+            if (!mload__cvb_dims(b, shape, rank, &nv.dims) || (*out = mload__cvb_vt(b, &nv)) == SIZE_MAX) return mload__oom(b->err);
+            return MLOAD_OK;
+        }
+        memcpy(shape, b->rc->dims + v->dims, v->rank * sizeof(uint64_t));
+        shape[0] = hi - lo;
+        if ((*out = mload__recipe_subrange(b, src[0], lo * row, (hi - lo) * row, shape, v->rank)) == SIZE_MAX) return mload__oom(b->err);
+        return MLOAD_OK;
+    }
+    case MLOAD_RULE_TRANSPOSE: {
+        const mload__recipe *v = &b->rc->vts[src[0]];
+        if (v->rank != 2) return mload__cv_fail(b, target, tl, "target '%s': transpose needs a 2-D tensor%s", NULL);
+        if (v->transpose && v->dtype == v->src_dtype && b->rc->vts[v->child].rank == 2 &&
+            b->rc->dims[b->rc->vts[v->child].dims] == b->rc->dims[v->dims + 1] &&
+            b->rc->dims[b->rc->vts[v->child].dims + 1] == b->rc->dims[v->dims]) { /* transposing back (no reshape in between) */
+            mload__recipe c = b->rc->vts[v->child];
+            uint64_t sh[2];
+            sh[0] = b->rc->dims[v->dims + 1];
+            sh[1] = b->rc->dims[v->dims];
+            if (!mload__cvb_dims(b, sh, 2, &c.dims) || (*out = mload__cvb_vt(b, &c)) == SIZE_MAX) return mload__oom(b->err);
+            return MLOAD_OK;
+        }
+        nv.transpose = 1;
+        nv.child = src[0];
+        nv.dtype = v->dtype;
+        nv.src_dtype = v->dtype;
+        nv.rank = 2;
+        nv.numel = v->numel;
+        shape[0] = b->rc->dims[v->dims + 1];
+        shape[1] = b->rc->dims[v->dims];
+        if (!mload__cvb_dims(b, shape, 2, &nv.dims) || (*out = mload__cvb_vt(b, &nv)) == SIZE_MAX) return mload__oom(b->err);
+        return MLOAD_OK;
+    }
+    case MLOAD_RULE_RESHAPE:
+    case MLOAD_RULE_FLATTEN:
+    case MLOAD_RULE_SQUEEZE: {
+        const mload__recipe *v = &b->rc->vts[src[0]];
+        uint64_t numel = 1;
+        uint32_t rank = 0, d;
+        if (r->verb == MLOAD_RULE_RESHAPE) {
+            if (r->rank > 64 || (r->rank && !r->shape)) return mload__cv_fail(b, target, tl, "target '%s': bad shape%s", NULL);
+            for (d = 0; d < r->rank; ++d) {
+                shape[d] = r->shape[d];
+                if (!mload__mul_u64(numel, shape[d], &numel)) return mload__cv_fail(b, target, tl, "target '%s': shape overflows%s", NULL);
+            }
+            rank = r->rank;
+            if (numel != v->numel) return mload__cv_fail(b, target, tl, "target '%s': reshape must keep the element count%s", NULL);
+        } else if (r->verb == MLOAD_RULE_FLATTEN) {
+            shape[0] = v->numel;
+            rank = 1;
+        } else {
+            for (d = 0; d < v->rank; ++d)
+                if (b->rc->dims[v->dims + d] != 1) {
+                    if (rank == 64) return mload__cv_fail(b, target, tl, "target '%s': more than 64 dims%s", NULL);
+                    shape[rank++] = b->rc->dims[v->dims + d];
+                }
+        }
+        nv = *v;
+        nv.rank = rank;
+        if (!mload__cvb_dims(b, shape, rank, &nv.dims) || (*out = mload__cvb_vt(b, &nv)) == SIZE_MAX) return mload__oom(b->err);
+        return MLOAD_OK;
+    }
+    case MLOAD_RULE_CAST: {
+        const mload__recipe *v = &b->rc->vts[src[0]];
+        if (!mload__dtype_valid(r->dtype) || !mload_cast_supported(r->dtype, v->src_dtype))
+            return mload__cv_fail(b, target, tl, "target '%s': no conversion to %s", mload_dtype_name(r->dtype));
+        nv = *v;
+        nv.dtype = r->dtype;
+        if ((*out = mload__cvb_vt(b, &nv)) == SIZE_MAX) return mload__oom(b->err);
+        return MLOAD_OK;
+    }
+    case MLOAD_RULE_ZEROS: {
+        uint32_t d;
+        if (!mload__dtype_valid(r->dtype) || r->rank > 64 || (r->rank && !r->shape))
+            return mload__cv_fail(b, target, tl, "target '%s': zeros needs a dtype and a shape%s", NULL);
+        nv.numel = 1;
+        for (d = 0; d < r->rank; ++d)
+            if (!mload__mul_u64(nv.numel, r->shape[d], &nv.numel)) return mload__cv_fail(b, target, tl, "target '%s': shape overflows%s", NULL);
+        nv.dtype = nv.src_dtype = r->dtype;
+        nv.rank = r->rank;
+        if (!mload__cvb_dims(b, r->shape, r->rank, &nv.dims) ||
+            !mload__cvb_reserve(b, MLOAD__PCAST(void **, &b->rc->pieces), &b->rc->p_cap, b->rc->np + 1, sizeof(mload__piece)))
+            return mload__oom(b->err);
+        nv.piece0 = b->rc->np;
+        nv.npieces = 1;
+        b->rc->pieces[b->rc->np].base = MLOAD__ZERO_PIECE;
+        b->rc->pieces[b->rc->np].first = 0;
+        b->rc->pieces[b->rc->np].count = nv.numel;
+        b->rc->np++;
+        if ((*out = mload__cvb_vt(b, &nv)) == SIZE_MAX) return mload__oom(b->err);
+        return MLOAD_OK;
+    }
+    default:
+        return mload__cv_fail(b, target, tl, "'%s': not a value rule%s", NULL);
+    }
+}
+
+static int mload__is_value_rule(mload_rule_verb v) { return v >= MLOAD_RULE_ALIAS && v <= MLOAD_RULE_ZEROS; }
+
+/* the target name of a value rule, and its source names */
+static const char *mload__rule_target(const mload_rule *r) {
+    switch (r->verb) {
+    case MLOAD_RULE_CONCAT: case MLOAD_RULE_ZEROS: return r->a;
+    case MLOAD_RULE_RESHAPE: case MLOAD_RULE_FLATTEN: case MLOAD_RULE_SQUEEZE: case MLOAD_RULE_CAST: return r->a;
+    default: return r->b;
+    }
+}
+static uint32_t mload__rule_nsrc(const mload_rule *r) { /* 65 stands for "more than 64" */
+    if (r->verb == MLOAD_RULE_CONCAT) return r->source_count > 64u ? 65u : MLOAD__CAST(uint32_t, r->source_count);
+    return r->verb == MLOAD_RULE_ZEROS ? 0u : 1u;
+}
+static const char *mload__rule_src(const mload_rule *r, uint32_t k) {
+    return r->verb == MLOAD_RULE_CONCAT ? r->sources[k] : r->a;
+}
+static int mload__rule_consumes(const mload_rule *r) {
+    return r->verb == MLOAD_RULE_CONCAT || r->verb == MLOAD_RULE_CHUNK || r->verb == MLOAD_RULE_SLICE ||
+           r->verb == MLOAD_RULE_SWAP_HALVES || r->verb == MLOAD_RULE_TRANSPOSE;
+}
+static int mload__rule_in_place(const mload_rule *r) {
+    return r->verb == MLOAD_RULE_RESHAPE || r->verb == MLOAD_RULE_FLATTEN || r->verb == MLOAD_RULE_SQUEEZE || r->verb == MLOAD_RULE_CAST;
+}
+
+#define MLOAD__NAME_MAX 4096
+
+/* one instance of a value rule (names with {n} substituted by dig) */
+static mload_result mload__cvb_apply_value(mload__cvb *b, const mload_rule *r, const char *dig, size_t dl) {
+    char target[MLOAD__NAME_MAX], srcname[MLOAD__NAME_MAX];
+    size_t tl, src[64], sent[64], k, existing;
+    uint32_t nsrc = mload__rule_nsrc(r);
+    mload_result res;
+    size_t vt;
+    if (!mload__rule_target(r) || nsrc > 64) return mload__cv_fail(b, "", 0, "rule without a target or with more than 64 sources%s%s", NULL);
+    tl = mload__pat_subst(mload__rule_target(r), dig, dl, target, sizeof target);
+    if (tl == SIZE_MAX) return mload__cv_fail(b, "", 0, "name too long%s%s", NULL);
+    target[tl] = '\0';
+    if ((res = mload__cvb_index(b)) != MLOAD_OK) return res;
+    for (k = 0; k < nsrc; ++k) {
+        size_t sl;
+        const char *pat = mload__rule_src(r, MLOAD__CAST(uint32_t, k));
+        if (!pat) return mload__cv_fail(b, target, tl, "target '%s': a source name is missing%s", NULL);
+        sl = mload__pat_subst(pat, dig, dl, srcname, sizeof srcname);
+        if (sl == SIZE_MAX) return mload__cv_fail(b, target, tl, "name too long%s%s", NULL);
+        srcname[sl] = '\0';
+        sent[k] = mload__cvb_find(b, srcname, sl);
+        if (sent[k] == SIZE_MAX) return mload__cv_fail(b, target, tl, "target '%s': source '%s' does not exist", srcname);
+        src[k] = b->ents[sent[k]].vt;
+    }
+    if ((res = mload__cvb_value(b, r, target, src, nsrc, &vt)) != MLOAD_OK) return res;
+    existing = mload__cvb_find(b, target, tl);
+    if (mload__rule_in_place(r)) {
+        b->ents[sent[0]].vt = vt;
+        return MLOAD_OK;
+    }
+    if (existing != SIZE_MAX) {
+        int is_src = 0;
+        for (k = 0; k < nsrc; ++k) is_src |= sent[k] == existing;
+        if (!is_src && !b->ents[existing].consumed)
+            return mload__cv_fail(b, target, tl, "target '%s' already exists%s", NULL);
+        b->ents[existing].dead = 1;
+    }
+    if (mload__rule_consumes(r))
+        for (k = 0; k < nsrc; ++k) b->ents[sent[k]].consumed = 1;
+    return mload__cvb_add_ent(b, target, tl, vt);
+}
+
+static mload_result mload__cvb_rule(mload__cvb *b, const mload_rule *r) {
+    size_t i, ne = b->ne;
+    char buf[MLOAD__NAME_MAX];
+    b->rule = r;
+    if (mload__is_value_rule(r->verb)) {
+        const char *first = mload__rule_nsrc(r) ? mload__rule_src(r, 0) : mload__rule_target(r);
+        size_t matched = 0;
+        if (!first) return mload__cv_fail(b, "", 0, "rule without names%s%s", NULL);
+        if (r->verb == MLOAD_RULE_CONCAT && (r->source_count == 0 || !r->sources))
+            return mload__cv_fail(b, r->a ? r->a : "", r->a ? strlen(r->a) : 0, "target '%s': concat needs at least one source%s", NULL);
+        if (!mload__pat_brace(first) && mload__rule_target(r) && mload__pat_brace(mload__rule_target(r)))
+            return mload__cv_fail(b, mload__rule_target(r), strlen(mload__rule_target(r)),
+                                  "target '%s' uses {n} but its first source does not%s", NULL);
+        if (!mload__pat_brace(first) || r->verb == MLOAD_RULE_ZEROS) {
+            if (r->verb == MLOAD_RULE_ZEROS && mload__pat_brace(first))
+                return mload__cv_fail(b, first, strlen(first), "target '%s': zeros cannot use {n}%s", NULL);
+            return mload__cvb_apply_value(b, r, "", 0);
+        }
+        /* one instance per layer index found in the first source's pattern */
+        for (i = 0; i < ne; ++i) {
+            const char *dig;
+            size_t dl;
+            char digits[24];
+            mload_result res;
+            if (b->ents[i].dead) continue;
+            if (!mload__pat_match(first, b->rc->names + b->ents[i].name, b->ents[i].name_len, &dig, &dl)) continue;
+            memcpy(digits, dig, dl); /* the name pool may move */
+            if ((res = mload__cvb_apply_value(b, r, digits, dl)) != MLOAD_OK) return res;
+            ++matched;
+        }
+        if (!matched) return mload__cv_fail(b, first, strlen(first), "no tensor matches '%s'%s", NULL);
+        return MLOAD_OK;
+    }
+    for (i = 0; i < ne; ++i) {
+        mload__ent *e = &b->ents[i];
+        const char *nm;
+        size_t nl, l1 = r->a ? strlen(r->a) : 0, l2 = r->b ? strlen(r->b) : 0, outl = SIZE_MAX;
+        const char *dig;
+        size_t dl;
+        if (e->dead) continue;
+        nm = b->rc->names + e->name;
+        nl = e->name_len;
+        if (!r->a) return mload__cv_fail(b, "", 0, "rule without its argument%s%s", NULL);
+        switch (r->verb) {
+        case MLOAD_RULE_STRIP_PREFIX:
+            if (nl >= l1 && memcmp(nm, r->a, l1) == 0) { e->name += l1; e->name_len -= l1; }
+            break;
+        case MLOAD_RULE_ADD_PREFIX:
+        case MLOAD_RULE_REPLACE_PREFIX: {
+            size_t keep = 0;
+            const char *newp = r->a;
+            size_t newl = l1;
+            if (r->verb == MLOAD_RULE_REPLACE_PREFIX) {
+                if (!r->b) return mload__cv_fail(b, "", 0, "rule without its argument%s%s", NULL);
+                if (nl < l1 || memcmp(nm, r->a, l1) != 0) break;
+                keep = l1;
+                newp = r->b;
+                newl = l2;
+            }
+            if (newl + nl - keep >= sizeof buf) return mload__cv_fail(b, nm, nl, "name '%s' too long%s", NULL);
+            memcpy(buf, newp, newl);
+            memcpy(buf + newl, nm + keep, nl - keep);
+            outl = newl + nl - keep;
+            break;
+        }
+        case MLOAD_RULE_KEEP: if (!(nl >= l1 && memcmp(nm, r->a, l1) == 0)) e->dead = 1; break;
+        case MLOAD_RULE_DROP: if (nl >= l1 && memcmp(nm, r->a, l1) == 0) e->dead = 1; break;
+        case MLOAD_RULE_KEEP_NAME: if (!(nl == l1 && memcmp(nm, r->a, l1) == 0)) e->dead = 1; break;
+        case MLOAD_RULE_DROP_NAME: if (nl == l1 && memcmp(nm, r->a, l1) == 0) e->dead = 1; break;
+        case MLOAD_RULE_DROP_INDEX: {
+            /* PATTERN matches a prefix of the name: "blocks.{n}." */
+            const char *br = mload__pat_brace(r->a);
+            size_t pre, k, suf;
+            uint64_t v = 0;
+            if (!br) return mload__cv_fail(b, r->a, l1, "drop-index pattern '%s' needs {n}%s", NULL);
+            pre = MLOAD__CAST(size_t, br - r->a);
+            suf = l1 - pre - 3;
+            if (nl < pre + 1 || memcmp(nm, r->a, pre) != 0) break;
+            for (k = pre; k < nl && nm[k] >= '0' && nm[k] <= '9' && k - pre < 19; ++k) v = v * 10u + MLOAD__CAST(uint64_t, nm[k] - '0');
+            if (k == pre || (k < nl && nm[k] >= '0' && nm[k] <= '9')) break;
+            if (nl - k < suf || memcmp(nm + k, br + 3, suf) != 0) break;
+            if (v >= r->n1) e->dead = 1;
+            break;
+        }
+        case MLOAD_RULE_RENAME:
+            if (!r->b) return mload__cv_fail(b, "", 0, "rule without its argument%s%s", NULL);
+            if (!mload__pat_brace(r->a) && mload__pat_brace(r->b))
+                return mload__cv_fail(b, r->b, l2, "rename to '%s': {n} in TO needs {n} in FROM%s", NULL);
+            if (mload__pat_match(r->a, nm, nl, &dig, &dl)) {
+                char digits[24];
+                if (mload__pat_brace(r->a)) memcpy(digits, dig, dl);
+                else dl = 0;
+                outl = mload__pat_subst(r->b, digits, dl, buf, sizeof buf);
+                if (outl == SIZE_MAX) return mload__cv_fail(b, nm, nl, "name '%s' too long%s", NULL);
+            }
+            break;
+        case MLOAD_RULE_REPLACE:
+        case MLOAD_RULE_REPLACE_SUFFIX: {
+            size_t k = 0, o = 0, hits = 0;
+            if (!r->b || l1 == 0) return mload__cv_fail(b, "", 0, "replace needs a non-empty OLD and a NEW%s%s", NULL);
+            if (r->verb == MLOAD_RULE_REPLACE_SUFFIX) {
+                if (nl < l1 || memcmp(nm + nl - l1, r->a, l1) != 0) break;
+                if (nl - l1 + l2 >= sizeof buf) return mload__cv_fail(b, nm, nl, "name '%s' too long%s", NULL);
+                memcpy(buf, nm, nl - l1);
+                memcpy(buf + nl - l1, r->b, l2);
+                outl = nl - l1 + l2;
+                break;
+            }
+            while (k < nl) {
+                if (k + l1 <= nl && memcmp(nm + k, r->a, l1) == 0) {
+                    if (o + l2 >= sizeof buf) return mload__cv_fail(b, nm, nl, "name '%s' too long%s", NULL);
+                    memcpy(buf + o, r->b, l2);
+                    o += l2;
+                    k += l1;
+                    ++hits;
+                } else {
+                    if (o + 1 >= sizeof buf) return mload__cv_fail(b, nm, nl, "name '%s' too long%s", NULL);
+                    buf[o++] = nm[k++];
+                }
+            }
+            if (hits) outl = o;
+            break;
+        }
+        default:
+            return mload__cv_fail(b, "", 0, "unknown rule%s%s", NULL);
+        }
+        if (outl != SIZE_MAX) {
+            size_t at = mload__cvb_name(b, buf, outl);
+            if (at == SIZE_MAX) return mload__oom(b->err);
+            b->ents[i].name = at;
+            b->ents[i].name_len = outl;
+        }
+    }
+    b->ix_valid = 0;
+    return MLOAD_OK;
+}
+
+/* index of the stored tensor named `name` (they are in name order), or SIZE_MAX */
+static size_t mload__stored_find(const mload_tensor *stored, size_t n, const char *name) {
+    size_t lo = 0, hi = n, nl = strlen(name);
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = mload__name_cmp(stored[mid].name, stored[mid].name_len, name, nl);
+        if (c == 0) return mid;
+        if (c < 0) lo = mid + 1;
+        else hi = mid;
+    }
+    return SIZE_MAX;
+}
+
+static mload_result mload__emit(mload_emitter *em, const char *target, const mload_rule *recipe) {
+    mload__cvb *b = em->b;
+    size_t vt;
+    mload_result r;
+    if (!recipe) return mload__cvb_add_ent(b, target, strlen(target), b->cur_src);
+    if (!mload__is_value_rule(recipe->verb)) return mload__cv_fail(b, target, strlen(target), "target '%s': emit takes a value rule%s", NULL);
+    {   /* sources name tensors of the source name space (recipe i = stored tensor i) */
+        size_t src[64];
+        uint32_t k, n = mload__rule_nsrc(recipe);
+        if (n > 64) return mload__cv_fail(b, target, strlen(target), "target '%s': more than 64 sources%s", NULL);
+        for (k = 0; k < n; ++k) {
+            const char *sn = mload__rule_src(recipe, k);
+            size_t at = sn ? mload__stored_find(b->stored, b->nstored, sn) : SIZE_MAX;
+            if (at == SIZE_MAX) return mload__cv_fail(b, target, strlen(target), "target '%s': source '%s' does not exist", sn ? sn : "");
+            src[k] = at;
+        }
+        if ((r = mload__cvb_value(b, recipe, target, src, n, &vt)) != MLOAD_OK) return r;
+    }
+    return mload__cvb_add_ent(b, target, strlen(target), vt);
+}
+
+MODELLOAD_API mload_result mload_emitter_add(mload_emitter *em, const char *target, const mload_rule *recipe,
+                                             mload_error *err) {
+    mload_result r;
+    if (!em || !target) return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "emit: NULL emitter or target");
+    r = mload__emit(em, target, recipe);
+    if (r != MLOAD_OK && err) {
+        if (em->b->err && em->b->err->code == r) *err = *em->b->err;
+        else mload__fail(err, r, MLOAD_NO_OFFSET, target, strlen(target), "emit of '%s' failed", target);
+    }
+    return r;
+}
+
+/* ---- building the converted view of a map ---- */
+
+static void mload__cvb_free(mload__cvb *b) { /* the recipes belong to the caller */
+    mload__free(b->a, b->ents, b->e_cap * sizeof(mload__ent), sizeof(void *));
+    mload__free(b->a, b->refs, b->refs_cap * sizeof(mload__nref), sizeof(void *));
+    mload__free(b->a, b->ix.slots, b->ix.slots ? (b->ix.mask + 1) * sizeof(uint64_t) : 0, sizeof(uint64_t));
+    memset(b, 0, sizeof(*b));
+}
+
+static int mload__nref_cmp(const void *x, const void *y) {
+    const mload__nref *a = MLOAD__CAST(const mload__nref *, x), *b = MLOAD__CAST(const mload__nref *, y);
+    return mload__name_cmp(a->name, a->name_len, b->name, b->name_len);
+}
+
+/* the entries before the rules: each stored tensor under its name, or what
+   the callback emits for it */
+static mload_result mload__cvb_start(mload__cvb *b, const mload_converter *c) {
+    size_t i;
+    mload_result r = MLOAD_OK;
+    for (i = 0; i < b->nstored && r == MLOAD_OK; ++i) {
+        const mload_tensor *t = &b->stored[i];
+        mload_emitter em;
+        if (!c->callback) {
+            r = mload__cvb_add_ent(b, t->name, t->name_len, i);
+            continue;
+        }
+        em.b = b;
+        b->cur_src = i;
+        b->rule = NULL;
+        r = c->callback(c->user, t, &em);
+        if (r != MLOAD_OK && (!b->err || b->err->code != r))
+            mload__fail(b->err, r, MLOAD_NO_OFFSET, t->name, t->name_len, "the converter callback failed on '%s'", t->name);
+    }
+    return r;
+}
+
+/* the tensor a live entry presents */
+static mload_result mload__cvb_tensor(mload__cvb *b, const mload__nref *ref, mload_tensor *t) {
+    const mload__recipe *v = &b->rc->vts[b->ents[ref->ent].vt];
+    uint64_t bits;
+    memset(t, 0, sizeof(*t));
+    t->name = ref->name;
+    t->name_len = ref->name_len;
+    t->dtype = v->dtype;
+    t->rank = v->rank;
+    t->shape = b->rc->dims + v->dims; /* rank 0: any readable address */
+    t->numel = v->numel;
+    if (!mload__mul_u64(v->numel, mload_dtype_bits(v->dtype), &bits) || bits % 8u)
+        return mload__fail(b->err, MLOAD_ERR_INVALID_CONVERTER, MLOAD_NO_OFFSET, t->name, t->name_len,
+                           "target '%s' does not fill whole bytes or is too large", t->name);
+    t->nbytes = bits / 8u;
+    t->file_index = UINT32_MAX;
+    if (!v->transpose && v->npieces == 1 && v->dtype == v->src_dtype) { /* a stored tensor, whole: it stays direct */
+        const mload__piece *p = &b->rc->pieces[v->piece0];
+        if (p->base != MLOAD__ZERO_PIECE && p->first == 0 && p->count == b->stored[p->base].numel) {
+            t->offset = b->stored[p->base].offset;
+            t->file_index = b->stored[p->base].file_index;
+        }
+    }
+    return MLOAD_OK;
+}
+
+/* the final name space: live entries in name order, no name twice */
+static mload_result mload__cvb_finish(mload__cvb *b, mload_tensor **out, size_t **out_of, size_t *out_n) {
+    size_t i, nlive = 0;
+    mload_tensor *fin;
+    size_t *of;
+    mload_result r = MLOAD_OK;
+    if (!mload__cvb_reserve(b, MLOAD__PCAST(void **, &b->refs), &b->refs_cap, b->ne + 1, sizeof(mload__nref))) return mload__oom(b->err);
+    for (i = 0; i < b->ne; ++i) {
+        if (b->ents[i].dead || b->ents[i].consumed) continue;
+        b->refs[nlive].name = b->rc->names + b->ents[i].name;
+        b->refs[nlive].name_len = b->ents[i].name_len;
+        b->refs[nlive].ent = i;
+        ++nlive;
+    }
+    qsort(b->refs, nlive, sizeof(mload__nref), mload__nref_cmp);
+    for (i = 1; i < nlive; ++i)
+        if (mload__name_cmp(b->refs[i].name, b->refs[i].name_len, b->refs[i - 1].name, b->refs[i - 1].name_len) == 0)
+            return mload__fail(b->err, MLOAD_ERR_DUPLICATE_KEY, MLOAD_NO_OFFSET, b->refs[i].name, b->refs[i].name_len,
+                               "the converter produces '%s' twice", b->refs[i].name);
+    fin = MLOAD__CAST(mload_tensor *, mload__malloc(b->a, (nlive + 1) * sizeof(mload_tensor), sizeof(void *)));
+    of = MLOAD__CAST(size_t *, mload__malloc(b->a, (nlive + 1) * sizeof(size_t), sizeof(void *)));
+    if (!fin || !of) r = mload__oom(b->err);
+    for (i = 0; i < nlive && r == MLOAD_OK; ++i) {
+        r = mload__cvb_tensor(b, &b->refs[i], &fin[i]);
+        of[i] = b->ents[b->refs[i].ent].vt;
+    }
+    if (r != MLOAD_OK) {
+        mload__free(b->a, fin, (nlive + 1) * sizeof(mload_tensor), sizeof(void *));
+        mload__free(b->a, of, (nlive + 1) * sizeof(size_t), sizeof(void *));
+        return r;
+    }
+    *out = fin;
+    *out_of = of;
+    *out_n = nlive;
+    return MLOAD_OK;
+}
+
+/* Builds the converted name space over `stored` (whose recipes are the
+   first nstored of rc): its tensors (names in rc's pool) and the recipe of
+   each, added to rc. */
+static mload_result mload__converter_build(const mload_converter *c, const mload_tensor *stored, size_t nstored,
+                                           const mload_allocator *a, mload__recipes *rc, mload_tensor **out,
+                                           size_t **out_of, size_t *out_n, mload_error *err) {
+    mload__cvb b;
+    uint64_t i;
+    mload_result r;
+    if (c->rule_count && !c->rules)
+        return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "converter: rules NULL with a count");
+    memset(&b, 0, sizeof b);
+    b.stored = stored;
+    b.nstored = nstored;
+    b.a = a;
+    b.err = err;
+    b.rc = rc;
+    r = mload__cvb_start(&b, c);
+    for (i = 0; i < c->rule_count && r == MLOAD_OK; ++i) r = mload__cvb_rule(&b, &c->rules[i]);
+    if (r == MLOAD_OK) r = mload__cvb_finish(&b, out, out_of, out_n);
+    mload__cvb_free(&b);
+    return r;
+}
+
+#endif /* !MODELLOAD_NO_CONVERTER */
+
+/* ==========================================================================
+   7. MAP                                                             >>map
+   files, folders and index.json of sharded checkpoints; the name space; reads, ranges, rows; views
+   ========================================================================== */
 
 struct mload_map {
     mload_allocator alloc;
     mload_file **files;
     char **paths;          /* NUL-terminated copies; NULL for user sources */
     uint32_t nfiles, files_cap;
-    mload_tensor *tensors; /* name order */
+    mload_tensor *stored;  /* the files' tensors in name order */
+    size_t nstored;
+    mload_tensor *tensors; /* the name space, name order: `stored` itself without a converter */
     size_t count;
+    size_t *recipe_of;     /* recipe of each tensor; NULL: tensor i is recipe i */
+    mload__recipes rc;
     mload__index index;
     uint64_t data_size, declared;
     uint32_t threads, f8_overflow, dup_policy;
-    /* with a converter: the file tensors (name order) and the recipes */
-    mload_tensor *base;
-    size_t nbase;
-    size_t *cv_of; /* vt of each tensor */
-    mload__vt *cv_vts;
-    mload__piece *cv_pieces;
-    uint64_t *cv_dims;
-    char *cv_names;
-    size_t cv_vt_cap, cv_p_cap, cv_d_cap, cv_n_cap;
 };
 
-static char *mload__strndup(const mload_allocator *a, const char *s, size_t n) {
-    char *p = MLOAD__CAST(char *, mload__malloc(a, n + 1, 1));
-    if (!p) return NULL;
-    if (n) memcpy(p, s, n);
-    p[n] = '\0';
-    return p;
-}
-
-static void mload__strfree(const mload_allocator *a, char *p) {
-    if (p) mload__free(a, p, strlen(p) + 1, 1);
-}
 
 #if defined(MLOAD__POSIX)
 static int mload__ends_with(const char *s, const char *suffix) {
@@ -3146,11 +4639,6 @@ static int mload__ends_with(const char *s, const char *suffix) {
 }
 #endif
 
-static int mload__name_cmp(const char *a, size_t al, const char *b, size_t bl) {
-    int c = memcmp(a, b, al < bl ? al : bl);
-    if (c) return c;
-    return al < bl ? -1 : (al > bl ? 1 : 0);
-}
 
 static mload_result mload__map_fail_file(mload_error *err, uint32_t file_index, mload_result r) {
     if (err && r != MLOAD_OK) err->file_index = file_index;
@@ -3484,21 +4972,18 @@ static void mload__map_free(mload_map *m) {
     }
     mload__free(&a, m->files, m->files_cap * sizeof(mload_file *), sizeof(void *));
     mload__free(&a, m->paths, m->files_cap * sizeof(char *), sizeof(void *));
-    mload__free(&a, m->tensors, (m->count + 1) * sizeof(mload_tensor), sizeof(void *));
+    if (m->tensors != m->stored) mload__free(&a, m->tensors, (m->count + 1) * sizeof(mload_tensor), sizeof(void *));
+    mload__free(&a, m->stored, (m->nstored + 1) * sizeof(mload_tensor), sizeof(void *));
+    mload__free(&a, m->recipe_of, (m->count + 1) * sizeof(size_t), sizeof(void *));
     mload__free(&a, m->index.slots, m->index.slots ? (m->index.mask + 1) * sizeof(uint64_t) : 0, sizeof(uint64_t));
-    mload__free(&a, m->base, (m->nbase + 1) * sizeof(mload_tensor), sizeof(void *));
-    mload__free(&a, m->cv_of, (m->count + 1) * sizeof(size_t), sizeof(void *));
-    mload__free(&a, m->cv_vts, m->cv_vt_cap * sizeof(mload__vt), sizeof(void *));
-    mload__free(&a, m->cv_pieces, m->cv_p_cap * sizeof(mload__piece), sizeof(void *));
-    mload__free(&a, m->cv_dims, m->cv_d_cap * sizeof(uint64_t), sizeof(void *));
-    mload__free(&a, m->cv_names, m->cv_n_cap, 1);
+    mload__recipes_free(&a, &m->rc);
     mload__free(&a, m, sizeof(*m), sizeof(void *));
 }
 
 static mload_result mload__map_build(mload_map *m, mload_error *err) {
     const mload_allocator *a = &m->alloc;
     mload__mref *refs;
-    size_t total = 0, i, k, dup;
+    size_t total = 0, i, k;
     uint32_t fi;
     for (fi = 0; fi < m->nfiles; ++fi) total += m->files[fi]->count;
     refs = MLOAD__CAST(mload__mref *, mload__malloc(a, (total + 1) * sizeof(mload__mref), sizeof(void *)));
@@ -3529,25 +5014,41 @@ static mload_result mload__map_build(mload_map *m, mload_error *err) {
         }
         if (i < total) refs[++k] = refs[i];
     }
-    m->count = total ? k + 1 : 0;
-    m->tensors = MLOAD__CAST(mload_tensor *, mload__malloc(a, (m->count + 1) * sizeof(mload_tensor), sizeof(void *)));
-    if (!m->tensors) {
+    m->nstored = total ? k + 1 : 0;
+    m->stored = MLOAD__CAST(mload_tensor *, mload__malloc(a, (m->nstored + 1) * sizeof(mload_tensor), sizeof(void *)));
+    if (!m->stored) {
         mload__free(a, refs, (total + 1) * sizeof(mload__mref), sizeof(void *));
         return mload__oom(err);
     }
-    m->data_size = 0;
-    for (i = 0; i < m->count; ++i) {
-        m->tensors[i] = m->files[refs[i].file]->tensors[refs[i].idx];
-        m->tensors[i].file_index = refs[i].file;
-        m->data_size += m->tensors[i].nbytes;
+    for (i = 0; i < m->nstored; ++i) {
+        m->stored[i] = m->files[refs[i].file]->tensors[refs[i].idx];
+        m->stored[i].file_index = refs[i].file;
     }
     mload__free(a, refs, (total + 1) * sizeof(mload__mref), sizeof(void *));
-    m->index.seed = mload__hash(0x13198A2E03707344ull, MLOAD__PCAST(const char *, &m), sizeof(m));
-    if (!mload__index_build(a, &m->index, m->tensors, sizeof(mload_tensor), m->count, NULL, 0, &dup)) return mload__oom(err);
+    m->tensors = m->stored;
+    m->count = m->nstored;
+    if (!mload__recipes_stored(a, &m->rc, m->stored, m->nstored)) return mload__oom(err);
     return MLOAD_OK;
 }
 
-static mload_result mload__cv_build(mload_map *m, const mload_converter *c, mload_error *err);
+/* The name space served: the converted one, or the stored tensors. */
+static mload_result mload__map_name_space(mload_map *m, const mload_converter *c, mload_error *err) {
+    size_t i, dup;
+#if !defined(MODELLOAD_NO_CONVERTER)
+    if (c) {
+        mload_result r = mload__converter_build(c, m->stored, m->nstored, &m->alloc, &m->rc, &m->tensors, &m->recipe_of,
+                                                &m->count, err);
+        if (r != MLOAD_OK) return r;
+    }
+#else
+    if (c) return mload__fail(err, MLOAD_ERR_UNSUPPORTED, MLOAD_NO_OFFSET, NULL, 0, "built with MODELLOAD_NO_CONVERTER");
+#endif
+    m->data_size = 0;
+    for (i = 0; i < m->count; ++i) m->data_size += m->tensors[i].nbytes;
+    m->index.seed = mload__hash(0x13198A2E03707344ull, MLOAD__PCAST(const char *, &m), sizeof(m));
+    if (!mload__index_build(&m->alloc, &m->index, m->tensors, sizeof(mload_tensor), m->count, NULL, 0, &dup)) return mload__oom(err);
+    return MLOAD_OK;
+}
 
 MODELLOAD_API mload_result mload_map_open(const mload_map_desc *desc, mload_map **out, mload_error *err) {
     mload_map *m;
@@ -3593,7 +5094,7 @@ MODELLOAD_API mload_result mload_map_open(const mload_map_desc *desc, mload_map 
         }
     }
     if (r == MLOAD_OK) r = mload__map_build(m, err);
-    if (r == MLOAD_OK && desc->converter) r = mload__cv_build(m, desc->converter, err);
+    if (r == MLOAD_OK) r = mload__map_name_space(m, desc->converter, err);
     if (r != MLOAD_OK) {
         mload__map_free(m);
         return r;
@@ -3655,26 +5156,6 @@ static int mload__map_owns(const mload_map *m, const mload_tensor *t) {
     return m->count && p >= b && p < b + m->count * sizeof(mload_tensor) && (p - b) % sizeof(mload_tensor) == 0;
 }
 
-/* raw bytes of a map tensor from its file */
-static mload_result mload__map_pread(const mload_map *m, const mload_tensor *t, uint64_t byte_off, void *dst, uint64_t size,
-                                     mload_error *err) {
-    mload_file *f = m->files[t->file_index];
-    unsigned char *d = MLOAD__CAST(unsigned char *, dst);
-    while (size) {
-        size_t n = size > (MLOAD__CAST(uint64_t, 1) << 30) ? MLOAD__CAST(size_t, 1) << 30 : MLOAD__CAST(size_t, size);
-        if (f->src.read_at(f->src.user, t->offset + byte_off, d, n) != MLOAD_OK) {
-            mload__fail(err, MLOAD_ERR_IO, t->offset + byte_off, t->name, t->name_len,
-                        "tensor '%s': reading %U bytes failed (short read: the file may have shrunk)", t->name, MLOAD__CAST(uint64_t, n));
-            if (err) err->file_index = t->file_index;
-            return MLOAD_ERR_IO;
-        }
-        d += n;
-        byte_off += n;
-        size -= n;
-    }
-    return MLOAD_OK;
-}
-
 /* Checks a read of elements [first, first + count) of t as `as` into
    dst_size bytes; sets the resolved dtype and the byte sizes. */
 static mload_result mload__map_check(const mload_map *m, const mload_tensor *t, uint64_t first, uint64_t count,
@@ -3712,43 +5193,41 @@ static mload_result mload__map_check(const mload_map *m, const mload_tensor *t, 
     return MLOAD_OK;
 }
 
-/* elements [first, first + count) of file tensor t (checked) into dst as
-   `as`, through scratch when converting */
-static mload_result mload__base_read_elems(const mload_map *m, const mload_tensor *t, uint64_t first, uint64_t count, mload_dtype as,
-                                           unsigned char *dst, unsigned char *scratch, size_t scratch_size, mload_error *err) {
-    uint64_t sb = mload__dtypes[t->dtype].bits, db = mload__dtypes[as].bits, per;
-    if (as == t->dtype) return mload__map_pread(m, t, first * sb / 8u, dst, count * sb / 8u, err);
-    per = scratch_size / (sb / 8u); /* converting dtypes are whole bytes */
-    while (count) {
-        uint64_t n = count < per ? count : per;
-        mload_result r = mload__map_pread(m, t, first * (sb / 8u), scratch, n * (sb / 8u), err);
-        if (r != MLOAD_OK) return r;
-        mload__cast(dst, as, scratch, t->dtype, n, m->f8_overflow);
-        dst += n * (db / 8u);
-        first += n;
-        count -= n;
-    }
-    return MLOAD_OK;
+/* a reader of this map's recipes */
+static mload__reader mload__map_reader(const mload_map *m, unsigned char *scratch, size_t scratch_size, mload_error *err) {
+    mload__reader rd;
+    rd.rc = &m->rc;
+    rd.stored = m->stored;
+    rd.files = m->files;
+    rd.alloc = &m->alloc;
+    rd.f8 = m->f8_overflow;
+    rd.scratch = scratch;
+    rd.scratch_size = scratch_size;
+    rd.err = err;
+    return rd;
 }
 
-static mload_result mload__vt_read(const mload_map *m, size_t vi, uint64_t first, uint64_t count, mload_dtype as, unsigned char *dst,
-                                   unsigned char *scratch, size_t scratch_size, mload_error *err, const mload_tensor *pub);
-
-/* a map tensor (file tensor, or converted) */
-static mload_result mload__map_read_elems(const mload_map *m, const mload_tensor *t, uint64_t first, uint64_t count, mload_dtype as,
-                                          unsigned char *dst, unsigned char *scratch, size_t scratch_size, mload_error *err) {
-    if (m->cv_of) return mload__vt_read(m, m->cv_of[t - m->tensors], first, count, as, dst, scratch, scratch_size, err, t);
-    return mload__base_read_elems(m, t, first, count, as, dst, scratch, scratch_size, err);
+static size_t mload__map_recipe(const mload_map *m, const mload_tensor *t) {
+    size_t i = MLOAD__CAST(size_t, t - m->tensors);
+    return m->recipe_of ? m->recipe_of[i] : i;
 }
 
-/* converted tensors that can only be read whole (transposes) */
+/* elements [first, first + count) of map tensor t (checked) into dst as `as` */
+static mload_result mload__map_read_elems(const mload_map *m, const mload_tensor *t, uint64_t first, uint64_t count,
+                                          mload_dtype as, unsigned char *dst, unsigned char *scratch, size_t scratch_size,
+                                          mload_error *err) {
+    mload__reader rd = mload__map_reader(m, scratch, scratch_size, err);
+    return mload__read_recipe(&rd, mload__map_recipe(m, t), first, count, as, dst, t);
+}
+
+/* tensors that can only be read whole (transposes) */
 static int mload__whole_only(const mload_map *m, const mload_tensor *t) {
-    return m->cv_of && m->cv_vts[m->cv_of[t - m->tensors]].transpose;
+    return m->rc.vts[mload__map_recipe(m, t)].transpose != 0;
 }
 
 MODELLOAD_API int mload_map_is_direct(const mload_map *m, const mload_tensor *t) {
     if (!m || !t || !mload__map_owns(m, t)) return 0;
-    return !m->cv_of || t->file_index != UINT32_MAX;
+    return t->file_index != UINT32_MAX;
 }
 
 #define MLOAD__SCRATCH (256u * 1024u)
@@ -3830,1110 +5309,36 @@ MODELLOAD_API void mload_map_free_buffer(const mload_map *m, void *p, uint64_t s
 }
 
 MODELLOAD_API mload_result mload_view_open(const mload_map *m, const mload_tensor *t, mload_view *out, mload_error *err) {
+    const mload_source *src;
+    mload_result r;
     if (out) memset(out, 0, sizeof(*out));
     if (!m || !t || !out || !mload__map_owns(m, t))
         return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "NULL argument or a tensor of another map");
     if (!mload_map_is_direct(m, t))
         return mload__fail(err, MLOAD_ERR_UNSUPPORTED, MLOAD_NO_OFFSET, t->name, t->name_len,
                            "tensor '%s' is computed by the converter: read it instead", t->name);
-#if defined(MLOAD__POSIX)
-    {
-        mload_file *f = m->files[t->file_index];
-        long pg = sysconf(_SC_PAGESIZE);
-        uint64_t start, len;
-        void *base;
-        int fd;
-        if (f->src.read_at == mload__mem_read) { /* memory: a pointer into the caller's buffer */
-            out->data = MLOAD__CAST(const mload__mem_src *, f->src.user)->data + t->offset;
-            out->size = t->nbytes;
-            return MLOAD_OK;
-        }
-        if (f->src.read_at != mload__fd_read)
-            return mload__fail(err, MLOAD_ERR_UNSUPPORTED, MLOAD_NO_OFFSET, t->name, t->name_len,
-                               "views need a file opened by path or from memory");
-        if (pg <= 0) pg = 4096;
-        fd = MLOAD__CAST(mload__fd_src *, f->src.user)->fd;
-        start = t->offset - t->offset % MLOAD__CAST(uint64_t, pg);
-        len = t->offset + t->nbytes - start;
-        if (len == 0) len = 1;
-        if (len > SIZE_MAX || start > (uint64_t)INT64_MAX)
-            return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, t->name, t->name_len, "too large to map");
-        base = mmap(NULL, MLOAD__CAST(size_t, len), PROT_READ, MAP_SHARED, fd, MLOAD__CAST(off_t, start));
-        if (base == MAP_FAILED)
-            return mload__fail(err, MLOAD_ERR_IO, t->offset, t->name, t->name_len, "tensor '%s': mmap failed", t->name);
-        out->map_base = base;
-        out->map_len = MLOAD__CAST(size_t, len);
-        out->data = MLOAD__CAST(const unsigned char *, base) + (t->offset - start);
-        out->size = t->nbytes;
-        return MLOAD_OK;
+    src = &m->files[t->file_index]->src;
+    if (!src->view)
+        return mload__fail(err, MLOAD_ERR_UNSUPPORTED, MLOAD_NO_OFFSET, t->name, t->name_len,
+                           "tensor '%s': its source offers no views", t->name);
+    r = src->view(src->user, t->offset, t->nbytes, out);
+    if (r != MLOAD_OK) {
+        memset(out, 0, sizeof(*out));
+        return mload__fail(err, r, t->offset, t->name, t->name_len, "tensor '%s': the source could not map it", t->name);
     }
-#else
-    return mload__fail(err, MLOAD_ERR_UNSUPPORTED, MLOAD_NO_OFFSET, t->name, t->name_len, "views need POSIX mmap");
-#endif
+    return MLOAD_OK;
 }
 
 MODELLOAD_API void mload_view_close(mload_view *v) {
     if (!v) return;
-#if defined(MLOAD__POSIX)
-    if (v->map_base) munmap(v->map_base, v->map_len);
-#endif
+    if (v->release) v->release(v);
     memset(v, 0, sizeof(*v));
 }
 
-
-/* -------------------------------------------------------------- converter */
-
-/* ---- rules text ---- */
-
-struct mload_rules {
-    mload_allocator alloc;
-    char *text;            /* a copy, tokens NUL-terminated in place */
-    size_t text_size;
-    mload_rule *rules;
-    uint64_t count;
-    const char **srcs;     /* concat source lists */
-    uint64_t *dims;        /* shapes */
-    size_t ntok;
-};
-
-typedef struct mload__verb_info { const char *name; mload_rule_verb verb; int min_args, max_args; } mload__verb_info;
-static const mload__verb_info mload__verbs[] = {
-    {"strip-prefix", MLOAD_RULE_STRIP_PREFIX, 1, 1},   {"add-prefix", MLOAD_RULE_ADD_PREFIX, 1, 1},
-    {"replace-prefix", MLOAD_RULE_REPLACE_PREFIX, 2, 2}, {"keep", MLOAD_RULE_KEEP, 1, 1},
-    {"drop", MLOAD_RULE_DROP, 1, 1},                   {"keep-name", MLOAD_RULE_KEEP_NAME, 1, 1},
-    {"drop-name", MLOAD_RULE_DROP_NAME, 1, 1},         {"drop-index", MLOAD_RULE_DROP_INDEX, 2, 2},
-    {"rename", MLOAD_RULE_RENAME, 2, 2},               {"replace", MLOAD_RULE_REPLACE, 2, 2},
-    {"replace-suffix", MLOAD_RULE_REPLACE_SUFFIX, 2, 2}, {"alias", MLOAD_RULE_ALIAS, 2, 2},
-    {"concat", MLOAD_RULE_CONCAT, 2, 1 << 20},         {"chunk", MLOAD_RULE_CHUNK, 4, 4},
-    {"slice", MLOAD_RULE_SLICE, 4, 4},                 {"swap-halves", MLOAD_RULE_SWAP_HALVES, 2, 2},
-    {"transpose", MLOAD_RULE_TRANSPOSE, 2, 2},         {"reshape", MLOAD_RULE_RESHAPE, 2, 2},
-    {"flatten", MLOAD_RULE_FLATTEN, 1, 1},             {"squeeze", MLOAD_RULE_SQUEEZE, 1, 1},
-    {"cast", MLOAD_RULE_CAST, 2, 2},                   {"zeros", MLOAD_RULE_ZEROS, 3, 3},
-};
-
-static int mload__parse_uint(const char *s, uint64_t *out) {
-    uint64_t v = 0;
-    if (!*s) return 0;
-    for (; *s; ++s) {
-        unsigned d;
-        if (*s < '0' || *s > '9') return 0;
-        d = MLOAD__CAST(unsigned, *s - '0');
-        if (v > (UINT64_MAX - d) / 10u) return 0;
-        v = v * 10u + d;
-    }
-    *out = v;
-    return 1;
-}
-
-/* "[d0,d1,...]" into dims; returns the rank or -1 */
-static int64_t mload__parse_shape(const char *s, uint64_t *dims, size_t cap) {
-    size_t n = 0, k = strlen(s);
-    char buf[32];
-    const char *p;
-    if (k < 2 || s[0] != '[' || s[k - 1] != ']') return -1;
-    if (k == 2) return 0;
-    p = s + 1;
-    for (;;) {
-        size_t l = 0;
-        while (p[l] && p[l] != ',' && p[l] != ']') ++l;
-        if (l == 0 || l >= sizeof buf || n >= cap) return -1;
-        memcpy(buf, p, l);
-        buf[l] = '\0';
-        if (!mload__parse_uint(buf, &dims[n++])) return -1;
-        p += l;
-        if (*p == ']') break;
-        ++p;
-    }
-    return p == s + k - 1 ? MLOAD__CAST(int64_t, n) : -1;
-}
-
-MODELLOAD_API void mload_rules_destroy(mload_rules *r) {
-    mload_allocator a;
-    if (!r) return;
-    a = r->alloc;
-    mload__free(&a, r->text, r->text_size + 1, 1);
-    mload__free(&a, r->rules, (r->ntok + 1) * sizeof(mload_rule), sizeof(void *));
-    mload__free(&a, r->srcs, (r->ntok + 1) * sizeof(char *), sizeof(void *));
-    mload__free(&a, r->dims, (r->ntok + 1) * sizeof(uint64_t), sizeof(void *));
-    mload__free(&a, r, sizeof(*r), sizeof(void *));
-}
-
-MODELLOAD_API const mload_rule *mload_rules_list(const mload_rules *r, uint64_t *count) {
-    if (count) *count = r ? r->count : 0;
-    return r ? r->rules : NULL;
-}
-
-MODELLOAD_API mload_result mload_rules_create(const char *text, size_t len, const mload_allocator *a, mload_rules **out,
-                                             mload_error *err) {
-    mload_rules *r;
-    size_t i, ntok = 0, nsrc = 0, ndim = 0, pos = 0;
-    uint32_t line = 0;
-    mload_allocator none;
-    memset(&none, 0, sizeof none);
-    if (out) *out = NULL;
-    if (!a) a = &none;
-    if (!out || (!text && len) || !mload__allocator_ok(a))
-        return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "rules: NULL argument");
-    if (len > MLOAD__MAX_HEADER) return mload__fail(err, MLOAD_ERR_INVALID_CONVERTER, 0, NULL, 0, "rules text too large");
-    for (i = 0; i < len; ++i) /* every separator can start a token */
-        ntok += (text[i] == ' ' || text[i] == '\t' || text[i] == '\n' || text[i] == '\r' || text[i] == ',') ? 1u : 0u;
-    ntok += 2;
-    r = MLOAD__CAST(mload_rules *, mload__malloc(a, sizeof(*r), sizeof(void *)));
-    if (!r) return mload__oom(err);
-    memset(r, 0, sizeof(*r));
-    r->alloc = *a;
-    r->ntok = ntok;
-    r->text_size = len;
-    r->text = MLOAD__CAST(char *, mload__malloc(a, len + 1, 1));
-    r->rules = MLOAD__CAST(mload_rule *, mload__malloc(a, (ntok + 1) * sizeof(mload_rule), sizeof(void *)));
-    r->srcs = MLOAD__CAST(const char **, mload__malloc(a, (ntok + 1) * sizeof(char *), sizeof(void *)));
-    r->dims = MLOAD__CAST(uint64_t *, mload__malloc(a, (ntok + 1) * sizeof(uint64_t), sizeof(void *)));
-    if (!r->text || !r->rules || !r->srcs || !r->dims) { mload_rules_destroy(r); return mload__oom(err); }
-    if (len) memcpy(r->text, text, len);
-    r->text[len] = '\0';
-    while (pos < len) {
-        char *ln = r->text + pos, *tok[64];
-        size_t end = pos, ntk = 0, k;
-        const mload__verb_info *vi = NULL;
-        mload_rule *ru;
-        uint64_t line_off = pos;
-        ++line;
-        while (end < len && r->text[end] != '\n') ++end;
-        r->text[end] = '\0';
-        pos = end + 1;
-        if (mload__utf8_check(MLOAD__PCAST(const unsigned char *, ln), strlen(ln)) != strlen(ln)) {
-            mload_rules_destroy(r);
-            return mload__fail(err, MLOAD_ERR_INVALID_CONVERTER, line_off, NULL, 0, "line %U: not valid UTF-8", MLOAD__CAST(uint64_t, line));
-        }
-        /* tokens; '#' at a token start begins a comment */
-        for (k = 0; ln[k];) {
-            while (ln[k] == ' ' || ln[k] == '\t' || ln[k] == '\r') ln[k++] = '\0';
-            if (!ln[k] || ln[k] == '#') break;
-            if (ntk == 64) goto toomany;
-            tok[ntk++] = ln + k;
-            while (ln[k] && ln[k] != ' ' && ln[k] != '\t' && ln[k] != '\r') ++k;
-        }
-        if (ln[k] == '#') ln[k] = '\0';
-        if (ntk == 0) continue;
-        for (k = 0; k < sizeof mload__verbs / sizeof mload__verbs[0]; ++k)
-            if (strcmp(tok[0], mload__verbs[k].name) == 0) vi = &mload__verbs[k];
-        if (!vi) {
-            mload_result res = mload__fail(err, MLOAD_ERR_INVALID_CONVERTER, line_off, NULL, 0, "line %U: unknown rule '%s'",
-                                           MLOAD__CAST(uint64_t, line), tok[0]);
-            mload_rules_destroy(r);
-            return res;
-        }
-        if (MLOAD__CAST(int, ntk) - 1 < vi->min_args || MLOAD__CAST(int, ntk) - 1 > vi->max_args) {
-            mload_result res = mload__fail(err, MLOAD_ERR_INVALID_CONVERTER, line_off, NULL, 0,
-                                           "line %U: wrong number of arguments for '%s'", MLOAD__CAST(uint64_t, line), tok[0]);
-            mload_rules_destroy(r);
-            return res;
-        }
-        ru = &r->rules[r->count];
-        memset(ru, 0, sizeof(*ru));
-        ru->verb = vi->verb;
-        ru->line = line;
-        ru->a = tok[1];
-        ru->b = ntk > 2 ? tok[2] : NULL;
-        switch (vi->verb) {
-        case MLOAD_RULE_DROP_INDEX:
-            ru->b = NULL;
-            if (!mload__parse_uint(tok[2], &ru->n1)) goto badnum;
-            break;
-        case MLOAD_RULE_CONCAT:
-            ru->sources = r->srcs + nsrc;
-            ru->source_count = MLOAD__CAST(uint32_t, ntk - 2);
-            for (k = 2; k < ntk; ++k) r->srcs[nsrc++] = tok[k];
-            ru->b = NULL;
-            break;
-        case MLOAD_RULE_CHUNK:
-        case MLOAD_RULE_SLICE:
-            if (!mload__parse_uint(tok[2], &ru->n1) || !mload__parse_uint(tok[3], &ru->n2)) goto badnum;
-            ru->b = tok[4];
-            break;
-        case MLOAD_RULE_RESHAPE:
-        case MLOAD_RULE_ZEROS: {
-            int64_t rank;
-            const char *shape = vi->verb == MLOAD_RULE_ZEROS ? tok[3] : tok[2];
-            if (vi->verb == MLOAD_RULE_ZEROS) {
-                ru->dtype = mload_dtype_from_name(tok[2], strlen(tok[2]));
-                if (!ru->dtype) goto baddtype;
-            }
-            rank = mload__parse_shape(shape, r->dims + ndim, r->ntok - ndim);
-            if (rank < 0) {
-                mload_result res = mload__fail(err, MLOAD_ERR_INVALID_CONVERTER, line_off, NULL, 0,
-                                               "line %U: bad shape '%s' (write [d0,d1,...])", MLOAD__CAST(uint64_t, line), shape);
-                mload_rules_destroy(r);
-                return res;
-            }
-            ru->shape = r->dims + ndim;
-            ru->rank = MLOAD__CAST(uint32_t, rank);
-            ndim += MLOAD__CAST(size_t, rank);
-            ru->b = NULL;
-            break;
-        }
-        case MLOAD_RULE_CAST:
-            ru->dtype = mload_dtype_from_name(tok[2], strlen(tok[2]));
-            if (!ru->dtype) goto baddtype;
-            ru->b = NULL;
-            break;
-        default: break;
-        }
-        r->count++;
-        continue;
-    badnum:
-        mload_rules_destroy(r);
-        return mload__fail(err, MLOAD_ERR_INVALID_CONVERTER, line_off, NULL, 0, "line %U: expected a non-negative integer",
-                           MLOAD__CAST(uint64_t, line));
-    baddtype:
-        mload_rules_destroy(r);
-        return mload__fail(err, MLOAD_ERR_INVALID_CONVERTER, line_off, NULL, 0, "line %U: unknown dtype", MLOAD__CAST(uint64_t, line));
-    toomany:
-        mload_rules_destroy(r);
-        return mload__fail(err, MLOAD_ERR_INVALID_CONVERTER, line_off, NULL, 0, "line %U: more than 63 arguments",
-                           MLOAD__CAST(uint64_t, line));
-    }
-    *out = r;
-    return MLOAD_OK;
-}
-
-/* ---- the converted name space ---- */
-
-
-typedef struct mload__ent { size_t name, name_len, vt; int consumed, dead; } mload__ent;
-
-typedef struct mload__nref { const char *name; size_t name_len; size_t ent; } mload__nref;
-
-typedef struct mload__cb {
-    mload_map *m;
-    const mload_allocator *a;
-    mload_error *err;
-    mload__vt *vts; size_t nvt, vt_cap;
-    mload__piece *pieces; size_t np, p_cap;
-    uint64_t *dims; size_t nd, d_cap;
-    char *names; size_t nn, n_cap;
-    mload__ent *ents; size_t ne, e_cap;
-    mload__nref *refs; size_t refs_cap;
-    mload__index ix;      /* over refs: live entries by name */
-    int ix_valid;
-    /* the callback's state */
-    size_t cur_src;
-    const mload_rule *rule; /* for error messages */
-} mload__cb;
-
-struct mload_emitter { mload__cb *b; };
-
-static mload_result mload__cv_fail(mload__cb *b, const char *target, size_t tl, const char *fmt, const char *x) {
-    mload_result r = mload__fail(b->err, MLOAD_ERR_INVALID_CONVERTER, b->rule && b->rule->line ? b->rule->line : MLOAD_NO_OFFSET,
-                                 target, tl, fmt, target ? target : "", x ? x : "");
-    return r;
-}
-
-static int mload__cb_reserve(mload__cb *b, void **arr, size_t *cap, size_t need, size_t elem) {
-    void *np = mload__grow(b->a, *arr, cap, need, elem);
-    if (!np) return 0;
-    *arr = np;
-    return 1;
-}
-
-static size_t mload__cb_name(mload__cb *b, const char *s, size_t n) { /* SIZE_MAX on OOM */
-    size_t at = b->nn;
-    if (!mload__cb_reserve(b, MLOAD__PCAST(void **, &b->names), &b->n_cap, b->nn + n + 1, 1)) return SIZE_MAX;
-    if (n) memcpy(b->names + at, s, n);
-    b->names[at + n] = '\0';
-    b->nn += n + 1;
-    return at;
-}
-
-static size_t mload__cb_vt(mload__cb *b, const mload__vt *v) {
-    if (!mload__cb_reserve(b, MLOAD__PCAST(void **, &b->vts), &b->vt_cap, b->nvt + 1, sizeof(mload__vt))) return SIZE_MAX;
-    b->vts[b->nvt] = *v;
-    return b->nvt++;
-}
-
-static int mload__cb_dims(mload__cb *b, const uint64_t *d, uint32_t rank, size_t *at) {
-    if (!mload__cb_reserve(b, MLOAD__PCAST(void **, &b->dims), &b->d_cap, b->nd + rank + 1, sizeof(uint64_t))) return 0;
-    if (rank) memcpy(b->dims + b->nd, d, rank * sizeof(uint64_t));
-    *at = b->nd;
-    b->nd += rank;
-    return 1;
-}
-
-static mload_result mload__cb_add_ent(mload__cb *b, const char *name, size_t nl, size_t vt) {
-    size_t at;
-    if (!mload__cb_reserve(b, MLOAD__PCAST(void **, &b->ents), &b->e_cap, b->ne + 1, sizeof(mload__ent))) return mload__oom(b->err);
-    if ((at = mload__cb_name(b, name, nl)) == SIZE_MAX) return mload__oom(b->err);
-    b->ents[b->ne].name = at;
-    b->ents[b->ne].name_len = nl;
-    b->ents[b->ne].vt = vt;
-    b->ents[b->ne].consumed = 0;
-    b->ents[b->ne].dead = 0;
-    b->ne++;
-    b->ix_valid = 0;
-    return MLOAD_OK;
-}
-
-/* index of the live entries by name (rebuilt when entries changed) */
-static mload_result mload__cb_index(mload__cb *b) {
-    size_t i, n = 0, dup;
-    if (b->ix_valid) return MLOAD_OK;
-    mload__free(b->a, b->ix.slots, b->ix.slots ? (b->ix.mask + 1) * sizeof(uint64_t) : 0, sizeof(uint64_t));
-    b->ix.slots = NULL;
-    if (!mload__cb_reserve(b, MLOAD__PCAST(void **, &b->refs), &b->refs_cap, b->ne + 1, sizeof(mload__nref))) return mload__oom(b->err);
-    for (i = 0; i < b->ne; ++i) {
-        if (b->ents[i].dead) continue;
-        b->refs[n].name = b->names + b->ents[i].name;
-        b->refs[n].name_len = b->ents[i].name_len;
-        b->refs[n].ent = i;
-        ++n;
-    }
-    b->ix.seed = 0x3C6EF372FE94F82Bull;
-    if (!mload__index_build(b->a, &b->ix, b->refs, sizeof(mload__nref), n, NULL, 0, &dup)) return mload__oom(b->err);
-    /* duplicates are caught at the end; lookups find the first */
-    b->ix_valid = 1;
-    return MLOAD_OK;
-}
-
-static size_t mload__cb_find(mload__cb *b, const char *name, size_t nl) { /* entry or SIZE_MAX */
-    const mload__nref *r = MLOAD__CAST(const mload__nref *, mload__index_find(&b->ix, b->refs, sizeof(mload__nref), name, nl));
-    return r ? r->ent : SIZE_MAX;
-}
-
-/* "{n}" patterns: a match captures the decimal digits */
-static const char *mload__pat_brace(const char *p) { return strstr(p, "{n}"); }
-
-static int mload__pat_match(const char *pat, const char *name, size_t nl, const char **dig, size_t *dl) {
-    const char *br = mload__pat_brace(pat);
-    size_t pl = strlen(pat), pre, suf, k;
-    if (!br) return pl == nl && memcmp(pat, name, nl) == 0;
-    pre = MLOAD__CAST(size_t, br - pat);
-    suf = pl - pre - 3;
-    if (nl < pre + suf + 1 || memcmp(name, pat, pre) != 0 || memcmp(name + nl - suf, br + 3, suf) != 0) return 0;
-    for (k = pre; k < nl - suf; ++k)
-        if (name[k] < '0' || name[k] > '9') return 0;
-    if (nl - suf - pre > 19) return 0;
-    *dig = name + pre;
-    *dl = nl - suf - pre;
-    return 1;
-}
-
-/* pattern with "{n}" replaced by the digits, into buf (cap bytes); length or SIZE_MAX */
-static size_t mload__pat_subst(const char *pat, const char *dig, size_t dl, char *buf, size_t cap) {
-    const char *br = mload__pat_brace(pat);
-    size_t pl = strlen(pat), pre;
-    if (!br) {
-        if (pl >= cap) return SIZE_MAX;
-        memcpy(buf, pat, pl);
-        return pl;
-    }
-    pre = MLOAD__CAST(size_t, br - pat);
-    if (pl - 3 + dl >= cap) return SIZE_MAX;
-    memcpy(buf, pat, pre);
-    memcpy(buf + pre, dig, dl);
-    memcpy(buf + pre + dl, br + 3, pl - pre - 3);
-    return pl - 3 + dl;
-}
-
-/* elements per row of dim 0 */
-static uint64_t mload__vt_row(const mload__cb *b, const mload__vt *v) {
-    return (v->rank && b->dims[v->dims]) ? v->numel / b->dims[v->dims] : 0;
-}
-
-/* a vt over elements [first, first + count) of a pieces vt */
-static size_t mload__vt_subrange(mload__cb *b, size_t src, uint64_t first, uint64_t count, const uint64_t *shape, uint32_t rank) {
-    mload__vt nv = b->vts[src];
-    size_t i, p0 = b->np;
-    uint64_t pos = 0;
-    for (i = 0; i < b->vts[src].npieces; ++i) {
-        mload__piece pc = b->pieces[b->vts[src].piece0 + i];
-        uint64_t lo = first > pos ? first : pos, hi = first + count < pos + pc.count ? first + count : pos + pc.count;
-        if (lo < hi) {
-            if (!mload__cb_reserve(b, MLOAD__PCAST(void **, &b->pieces), &b->p_cap, b->np + 1, sizeof(mload__piece))) return SIZE_MAX;
-            b->pieces[b->np].base = pc.base;
-            b->pieces[b->np].first = pc.first + (lo - pos);
-            b->pieces[b->np].count = hi - lo;
-            b->np++;
-        }
-        pos += pc.count;
-    }
-    nv.piece0 = p0;
-    nv.npieces = b->np - p0;
-    nv.numel = count;
-    nv.rank = rank;
-    if (!mload__cb_dims(b, shape, rank, &nv.dims)) return SIZE_MAX;
-    return mload__cb_vt(b, &nv);
-}
-
-/* Applies value rule r (names already instantiated) with resolved source
-   vts; the new vt for the target in *out. */
-static mload_result mload__cb_value(mload__cb *b, const mload_rule *r, const char *target, const size_t *src, size_t nsrc,
-                                    size_t *out) {
-    size_t tl = strlen(target);
-    mload__vt nv;
-    uint64_t shape[64];
-    memset(&nv, 0, sizeof nv);
-    if (r->verb == MLOAD_RULE_CONCAT && (nsrc == 0 || !r->sources))
-        return mload__cv_fail(b, target, tl, "target '%s': concat needs at least one source%s", NULL);
-    if (r->verb != MLOAD_RULE_ZEROS && r->verb != MLOAD_RULE_ALIAS && r->verb != MLOAD_RULE_CAST && r->verb != MLOAD_RULE_RESHAPE &&
-        r->verb != MLOAD_RULE_FLATTEN && r->verb != MLOAD_RULE_SQUEEZE) {
-        size_t k;
-        for (k = 0; k < nsrc; ++k)
-            if (mload_dtype_bits(b->vts[src[k]].dtype) % 8u)
-                return mload__cv_fail(b, target, tl, "target '%s': value recipes need whole-byte dtypes%s", NULL);
-    }
-    switch (r->verb) {
-    case MLOAD_RULE_ALIAS:
-        *out = src[0];
-        return MLOAD_OK;
-    case MLOAD_RULE_CONCAT: {
-        const mload__vt *f = &b->vts[src[0]];
-        uint64_t d0 = 0;
-        size_t k, i, p0 = b->np;
-        if (f->rank == 0 || f->rank > 64) return mload__cv_fail(b, target, tl, "target '%s': concat needs tensors of rank 1..64%s", NULL);
-        for (k = 0; k < nsrc; ++k) {
-            const mload__vt *v = &b->vts[src[k]];
-            if (v->transpose || v->dtype != f->dtype || v->src_dtype != f->src_dtype || v->rank != f->rank ||
-                memcmp(b->dims + v->dims + 1, b->dims + f->dims + 1, (f->rank - 1) * sizeof(uint64_t)) != 0)
-                return mload__cv_fail(b, target, tl,
-                                      "target '%s': concat sources must share dtype and every dim but the first (and not be transposed)%s", NULL);
-            if (!mload__add_u64(d0, b->dims[v->dims], &d0) || !mload__add_u64(nv.numel, v->numel, &nv.numel))
-                return mload__cv_fail(b, target, tl, "target '%s': too large%s", NULL);
-        }
-        {
-            size_t total = 0;
-            for (k = 0; k < nsrc; ++k) total += b->vts[src[k]].npieces;
-            /* concats of concats copy piece lists: bound them (a rules text could double them at will) */
-            if (total > MLOAD__MAX_PIECES || b->np > MLOAD__MAX_PIECES * 4u)
-                return mload__cv_fail(b, target, tl, "target '%s': the converter builds too many pieces%s", NULL);
-        }
-        for (k = 0; k < nsrc; ++k) {
-            const mload__vt *v = &b->vts[src[k]];
-            for (i = 0; i < v->npieces; ++i) {
-                if (!mload__cb_reserve(b, MLOAD__PCAST(void **, &b->pieces), &b->p_cap, b->np + 1, sizeof(mload__piece))) return mload__oom(b->err);
-                b->pieces[b->np++] = b->pieces[v->piece0 + i];
-            }
-        }
-        nv = b->vts[src[0]];
-        nv.piece0 = p0;
-        nv.npieces = b->np - p0;
-        {
-            uint64_t total = 0;
-            for (k = 0; k < nsrc; ++k) total += b->vts[src[k]].numel;
-            nv.numel = total;
-        }
-        memcpy(shape, b->dims + f->dims, f->rank * sizeof(uint64_t));
-        shape[0] = d0;
-        if (!mload__cb_dims(b, shape, f->rank, &nv.dims)) return mload__oom(b->err);
-        if ((*out = mload__cb_vt(b, &nv)) == SIZE_MAX) return mload__oom(b->err);
-        return MLOAD_OK;
-    }
-    case MLOAD_RULE_CHUNK:
-    case MLOAD_RULE_SLICE:
-    case MLOAD_RULE_SWAP_HALVES: {
-        const mload__vt *v = &b->vts[src[0]];
-        uint64_t d0, lo, hi, row;
-        if (v->transpose || v->rank == 0 || v->rank > 64)
-            return mload__cv_fail(b, target, tl, "target '%s': chunk/slice/swap-halves need an untransposed tensor of rank 1..64%s", NULL);
-        d0 = b->dims[v->dims];
-        row = mload__vt_row(b, v);
-        if (r->verb == MLOAD_RULE_CHUNK) {
-            if (r->n1 == 0 || r->n2 >= r->n1 || d0 % r->n1)
-                return mload__cv_fail(b, target, tl, "target '%s': chunk needs N > I and dim 0 divisible by N%s", NULL);
-            lo = d0 / r->n1 * r->n2;
-            hi = lo + d0 / r->n1;
-        } else if (r->verb == MLOAD_RULE_SLICE) {
-            if (r->n1 > r->n2 || r->n2 > d0) return mload__cv_fail(b, target, tl, "target '%s': slice rows out of range%s", NULL);
-            lo = r->n1;
-            hi = r->n2;
-        } else {
-            size_t a1, a2, i, p0;
-            uint32_t rank = v->rank; /* v points into b->vts, which the subranges may move */
-            if (d0 % 2u) return mload__cv_fail(b, target, tl, "target '%s': swap-halves needs an even dim 0%s", NULL);
-            memcpy(shape, b->dims + v->dims, rank * sizeof(uint64_t));
-            shape[0] = d0 / 2u;
-            v = NULL;
-            a1 = mload__vt_subrange(b, src[0], d0 / 2u * row, d0 / 2u * row, shape, rank);
-            a2 = a1 == SIZE_MAX ? SIZE_MAX : mload__vt_subrange(b, src[0], 0, d0 / 2u * row, shape, rank);
-            if (a2 == SIZE_MAX) return mload__oom(b->err);
-            nv = b->vts[a1];
-            p0 = b->np;
-            for (i = 0; i < b->vts[a1].npieces + b->vts[a2].npieces; ++i) {
-                const mload__vt *w = i < b->vts[a1].npieces ? &b->vts[a1] : &b->vts[a2];
-                size_t j = i < b->vts[a1].npieces ? i : i - b->vts[a1].npieces;
-                if (!mload__cb_reserve(b, MLOAD__PCAST(void **, &b->pieces), &b->p_cap, b->np + 1, sizeof(mload__piece))) return mload__oom(b->err);
-                b->pieces[b->np++] = b->pieces[w->piece0 + j];
-            }
-            nv.piece0 = p0;
-            nv.npieces = b->np - p0;
-            nv.numel = d0 * row;
-            shape[0] = d0;
-            if (!mload__cb_dims(b, shape, rank, &nv.dims) || (*out = mload__cb_vt(b, &nv)) == SIZE_MAX) return mload__oom(b->err);
-            return MLOAD_OK;
-        }
-        memcpy(shape, b->dims + v->dims, v->rank * sizeof(uint64_t));
-        shape[0] = hi - lo;
-        if ((*out = mload__vt_subrange(b, src[0], lo * row, (hi - lo) * row, shape, v->rank)) == SIZE_MAX) return mload__oom(b->err);
-        return MLOAD_OK;
-    }
-    case MLOAD_RULE_TRANSPOSE: {
-        const mload__vt *v = &b->vts[src[0]];
-        if (v->rank != 2) return mload__cv_fail(b, target, tl, "target '%s': transpose needs a 2-D tensor%s", NULL);
-        if (v->transpose && v->dtype == v->src_dtype && b->vts[v->child].rank == 2 &&
-            b->dims[b->vts[v->child].dims] == b->dims[v->dims + 1] &&
-            b->dims[b->vts[v->child].dims + 1] == b->dims[v->dims]) { /* transposing back (no reshape in between) */
-            mload__vt c = b->vts[v->child];
-            uint64_t sh[2];
-            sh[0] = b->dims[v->dims + 1];
-            sh[1] = b->dims[v->dims];
-            if (!mload__cb_dims(b, sh, 2, &c.dims) || (*out = mload__cb_vt(b, &c)) == SIZE_MAX) return mload__oom(b->err);
-            return MLOAD_OK;
-        }
-        nv.transpose = 1;
-        nv.child = src[0];
-        nv.dtype = v->dtype;
-        nv.src_dtype = v->dtype;
-        nv.rank = 2;
-        nv.numel = v->numel;
-        shape[0] = b->dims[v->dims + 1];
-        shape[1] = b->dims[v->dims];
-        if (!mload__cb_dims(b, shape, 2, &nv.dims) || (*out = mload__cb_vt(b, &nv)) == SIZE_MAX) return mload__oom(b->err);
-        return MLOAD_OK;
-    }
-    case MLOAD_RULE_RESHAPE:
-    case MLOAD_RULE_FLATTEN:
-    case MLOAD_RULE_SQUEEZE: {
-        const mload__vt *v = &b->vts[src[0]];
-        uint64_t numel = 1;
-        uint32_t rank = 0, d;
-        if (r->verb == MLOAD_RULE_RESHAPE) {
-            if (r->rank > 64 || (r->rank && !r->shape)) return mload__cv_fail(b, target, tl, "target '%s': bad shape%s", NULL);
-            for (d = 0; d < r->rank; ++d) {
-                shape[d] = r->shape[d];
-                if (!mload__mul_u64(numel, shape[d], &numel)) return mload__cv_fail(b, target, tl, "target '%s': shape overflows%s", NULL);
-            }
-            rank = r->rank;
-            if (numel != v->numel) return mload__cv_fail(b, target, tl, "target '%s': reshape must keep the element count%s", NULL);
-        } else if (r->verb == MLOAD_RULE_FLATTEN) {
-            shape[0] = v->numel;
-            rank = 1;
-        } else {
-            for (d = 0; d < v->rank; ++d)
-                if (b->dims[v->dims + d] != 1) {
-                    if (rank == 64) return mload__cv_fail(b, target, tl, "target '%s': more than 64 dims%s", NULL);
-                    shape[rank++] = b->dims[v->dims + d];
-                }
-        }
-        nv = *v;
-        nv.rank = rank;
-        if (!mload__cb_dims(b, shape, rank, &nv.dims) || (*out = mload__cb_vt(b, &nv)) == SIZE_MAX) return mload__oom(b->err);
-        return MLOAD_OK;
-    }
-    case MLOAD_RULE_CAST: {
-        const mload__vt *v = &b->vts[src[0]];
-        if (!mload__dtype_valid(r->dtype) || !mload_cast_supported(r->dtype, v->src_dtype))
-            return mload__cv_fail(b, target, tl, "target '%s': no conversion to %s", mload_dtype_name(r->dtype));
-        nv = *v;
-        nv.dtype = r->dtype;
-        if ((*out = mload__cb_vt(b, &nv)) == SIZE_MAX) return mload__oom(b->err);
-        return MLOAD_OK;
-    }
-    case MLOAD_RULE_ZEROS: {
-        uint32_t d;
-        if (!mload__dtype_valid(r->dtype) || r->rank > 64 || (r->rank && !r->shape))
-            return mload__cv_fail(b, target, tl, "target '%s': zeros needs a dtype and a shape%s", NULL);
-        nv.numel = 1;
-        for (d = 0; d < r->rank; ++d)
-            if (!mload__mul_u64(nv.numel, r->shape[d], &nv.numel)) return mload__cv_fail(b, target, tl, "target '%s': shape overflows%s", NULL);
-        nv.dtype = nv.src_dtype = r->dtype;
-        nv.rank = r->rank;
-        if (!mload__cb_dims(b, r->shape, r->rank, &nv.dims) ||
-            !mload__cb_reserve(b, MLOAD__PCAST(void **, &b->pieces), &b->p_cap, b->np + 1, sizeof(mload__piece)))
-            return mload__oom(b->err);
-        nv.piece0 = b->np;
-        nv.npieces = 1;
-        b->pieces[b->np].base = MLOAD__ZERO_PIECE;
-        b->pieces[b->np].first = 0;
-        b->pieces[b->np].count = nv.numel;
-        b->np++;
-        if ((*out = mload__cb_vt(b, &nv)) == SIZE_MAX) return mload__oom(b->err);
-        return MLOAD_OK;
-    }
-    default:
-        return mload__cv_fail(b, target, tl, "'%s': not a value rule%s", NULL);
-    }
-}
-
-static int mload__is_value_rule(mload_rule_verb v) { return v >= MLOAD_RULE_ALIAS && v <= MLOAD_RULE_ZEROS; }
-
-/* the target name of a value rule, and its source names */
-static const char *mload__rule_target(const mload_rule *r) {
-    switch (r->verb) {
-    case MLOAD_RULE_CONCAT: case MLOAD_RULE_ZEROS: return r->a;
-    case MLOAD_RULE_RESHAPE: case MLOAD_RULE_FLATTEN: case MLOAD_RULE_SQUEEZE: case MLOAD_RULE_CAST: return r->a;
-    default: return r->b;
-    }
-}
-static uint32_t mload__rule_nsrc(const mload_rule *r) { /* 65 stands for "more than 64" */
-    if (r->verb == MLOAD_RULE_CONCAT) return r->source_count > 64u ? 65u : MLOAD__CAST(uint32_t, r->source_count);
-    return r->verb == MLOAD_RULE_ZEROS ? 0u : 1u;
-}
-static const char *mload__rule_src(const mload_rule *r, uint32_t k) {
-    return r->verb == MLOAD_RULE_CONCAT ? r->sources[k] : r->a;
-}
-static int mload__rule_consumes(const mload_rule *r) {
-    return r->verb == MLOAD_RULE_CONCAT || r->verb == MLOAD_RULE_CHUNK || r->verb == MLOAD_RULE_SLICE ||
-           r->verb == MLOAD_RULE_SWAP_HALVES || r->verb == MLOAD_RULE_TRANSPOSE;
-}
-static int mload__rule_in_place(const mload_rule *r) {
-    return r->verb == MLOAD_RULE_RESHAPE || r->verb == MLOAD_RULE_FLATTEN || r->verb == MLOAD_RULE_SQUEEZE || r->verb == MLOAD_RULE_CAST;
-}
-
-#define MLOAD__NAME_MAX 4096
-
-/* one instance of a value rule (names with {n} substituted by dig) */
-static mload_result mload__cb_apply_value(mload__cb *b, const mload_rule *r, const char *dig, size_t dl) {
-    char target[MLOAD__NAME_MAX], srcname[MLOAD__NAME_MAX];
-    size_t tl, src[64], sent[64], k, existing;
-    uint32_t nsrc = mload__rule_nsrc(r);
-    mload_result res;
-    size_t vt;
-    if (!mload__rule_target(r) || nsrc > 64) return mload__cv_fail(b, "", 0, "rule without a target or with more than 64 sources%s%s", NULL);
-    tl = mload__pat_subst(mload__rule_target(r), dig, dl, target, sizeof target);
-    if (tl == SIZE_MAX) return mload__cv_fail(b, "", 0, "name too long%s%s", NULL);
-    target[tl] = '\0';
-    if ((res = mload__cb_index(b)) != MLOAD_OK) return res;
-    for (k = 0; k < nsrc; ++k) {
-        size_t sl;
-        const char *pat = mload__rule_src(r, MLOAD__CAST(uint32_t, k));
-        if (!pat) return mload__cv_fail(b, target, tl, "target '%s': a source name is missing%s", NULL);
-        sl = mload__pat_subst(pat, dig, dl, srcname, sizeof srcname);
-        if (sl == SIZE_MAX) return mload__cv_fail(b, target, tl, "name too long%s%s", NULL);
-        srcname[sl] = '\0';
-        sent[k] = mload__cb_find(b, srcname, sl);
-        if (sent[k] == SIZE_MAX) return mload__cv_fail(b, target, tl, "target '%s': source '%s' does not exist", srcname);
-        src[k] = b->ents[sent[k]].vt;
-    }
-    if ((res = mload__cb_value(b, r, target, src, nsrc, &vt)) != MLOAD_OK) return res;
-    existing = mload__cb_find(b, target, tl);
-    if (mload__rule_in_place(r)) {
-        b->ents[sent[0]].vt = vt;
-        return MLOAD_OK;
-    }
-    if (existing != SIZE_MAX) {
-        int is_src = 0;
-        for (k = 0; k < nsrc; ++k) is_src |= sent[k] == existing;
-        if (!is_src && !b->ents[existing].consumed)
-            return mload__cv_fail(b, target, tl, "target '%s' already exists%s", NULL);
-        b->ents[existing].dead = 1;
-    }
-    if (mload__rule_consumes(r))
-        for (k = 0; k < nsrc; ++k) b->ents[sent[k]].consumed = 1;
-    return mload__cb_add_ent(b, target, tl, vt);
-}
-
-static mload_result mload__cb_rule(mload__cb *b, const mload_rule *r) {
-    size_t i, ne = b->ne;
-    char buf[MLOAD__NAME_MAX];
-    b->rule = r;
-    if (mload__is_value_rule(r->verb)) {
-        const char *first = mload__rule_nsrc(r) ? mload__rule_src(r, 0) : mload__rule_target(r);
-        size_t matched = 0;
-        if (!first) return mload__cv_fail(b, "", 0, "rule without names%s%s", NULL);
-        if (r->verb == MLOAD_RULE_CONCAT && (r->source_count == 0 || !r->sources))
-            return mload__cv_fail(b, r->a ? r->a : "", r->a ? strlen(r->a) : 0, "target '%s': concat needs at least one source%s", NULL);
-        if (!mload__pat_brace(first) && mload__rule_target(r) && mload__pat_brace(mload__rule_target(r)))
-            return mload__cv_fail(b, mload__rule_target(r), strlen(mload__rule_target(r)),
-                                  "target '%s' uses {n} but its first source does not%s", NULL);
-        if (!mload__pat_brace(first) || r->verb == MLOAD_RULE_ZEROS) {
-            if (r->verb == MLOAD_RULE_ZEROS && mload__pat_brace(first))
-                return mload__cv_fail(b, first, strlen(first), "target '%s': zeros cannot use {n}%s", NULL);
-            return mload__cb_apply_value(b, r, "", 0);
-        }
-        /* one instance per layer index found in the first source's pattern */
-        for (i = 0; i < ne; ++i) {
-            const char *dig;
-            size_t dl;
-            char digits[24];
-            mload_result res;
-            if (b->ents[i].dead) continue;
-            if (!mload__pat_match(first, b->names + b->ents[i].name, b->ents[i].name_len, &dig, &dl)) continue;
-            memcpy(digits, dig, dl); /* the name pool may move */
-            if ((res = mload__cb_apply_value(b, r, digits, dl)) != MLOAD_OK) return res;
-            ++matched;
-        }
-        if (!matched) return mload__cv_fail(b, first, strlen(first), "no tensor matches '%s'%s", NULL);
-        return MLOAD_OK;
-    }
-    for (i = 0; i < ne; ++i) {
-        mload__ent *e = &b->ents[i];
-        const char *nm;
-        size_t nl, l1 = r->a ? strlen(r->a) : 0, l2 = r->b ? strlen(r->b) : 0, outl = SIZE_MAX;
-        const char *dig;
-        size_t dl;
-        if (e->dead) continue;
-        nm = b->names + e->name;
-        nl = e->name_len;
-        if (!r->a) return mload__cv_fail(b, "", 0, "rule without its argument%s%s", NULL);
-        switch (r->verb) {
-        case MLOAD_RULE_STRIP_PREFIX:
-            if (nl >= l1 && memcmp(nm, r->a, l1) == 0) { e->name += l1; e->name_len -= l1; }
-            break;
-        case MLOAD_RULE_ADD_PREFIX:
-        case MLOAD_RULE_REPLACE_PREFIX: {
-            size_t keep = 0;
-            const char *newp = r->a;
-            size_t newl = l1;
-            if (r->verb == MLOAD_RULE_REPLACE_PREFIX) {
-                if (!r->b) return mload__cv_fail(b, "", 0, "rule without its argument%s%s", NULL);
-                if (nl < l1 || memcmp(nm, r->a, l1) != 0) break;
-                keep = l1;
-                newp = r->b;
-                newl = l2;
-            }
-            if (newl + nl - keep >= sizeof buf) return mload__cv_fail(b, nm, nl, "name '%s' too long%s", NULL);
-            memcpy(buf, newp, newl);
-            memcpy(buf + newl, nm + keep, nl - keep);
-            outl = newl + nl - keep;
-            break;
-        }
-        case MLOAD_RULE_KEEP: if (!(nl >= l1 && memcmp(nm, r->a, l1) == 0)) e->dead = 1; break;
-        case MLOAD_RULE_DROP: if (nl >= l1 && memcmp(nm, r->a, l1) == 0) e->dead = 1; break;
-        case MLOAD_RULE_KEEP_NAME: if (!(nl == l1 && memcmp(nm, r->a, l1) == 0)) e->dead = 1; break;
-        case MLOAD_RULE_DROP_NAME: if (nl == l1 && memcmp(nm, r->a, l1) == 0) e->dead = 1; break;
-        case MLOAD_RULE_DROP_INDEX: {
-            /* PATTERN matches a prefix of the name: "blocks.{n}." */
-            const char *br = mload__pat_brace(r->a);
-            size_t pre, k, suf;
-            uint64_t v = 0;
-            if (!br) return mload__cv_fail(b, r->a, l1, "drop-index pattern '%s' needs {n}%s", NULL);
-            pre = MLOAD__CAST(size_t, br - r->a);
-            suf = l1 - pre - 3;
-            if (nl < pre + 1 || memcmp(nm, r->a, pre) != 0) break;
-            for (k = pre; k < nl && nm[k] >= '0' && nm[k] <= '9' && k - pre < 19; ++k) v = v * 10u + MLOAD__CAST(uint64_t, nm[k] - '0');
-            if (k == pre || (k < nl && nm[k] >= '0' && nm[k] <= '9')) break;
-            if (nl - k < suf || memcmp(nm + k, br + 3, suf) != 0) break;
-            if (v >= r->n1) e->dead = 1;
-            break;
-        }
-        case MLOAD_RULE_RENAME:
-            if (!r->b) return mload__cv_fail(b, "", 0, "rule without its argument%s%s", NULL);
-            if (!mload__pat_brace(r->a) && mload__pat_brace(r->b))
-                return mload__cv_fail(b, r->b, l2, "rename to '%s': {n} in TO needs {n} in FROM%s", NULL);
-            if (mload__pat_match(r->a, nm, nl, &dig, &dl)) {
-                char digits[24];
-                if (mload__pat_brace(r->a)) memcpy(digits, dig, dl);
-                else dl = 0;
-                outl = mload__pat_subst(r->b, digits, dl, buf, sizeof buf);
-                if (outl == SIZE_MAX) return mload__cv_fail(b, nm, nl, "name '%s' too long%s", NULL);
-            }
-            break;
-        case MLOAD_RULE_REPLACE:
-        case MLOAD_RULE_REPLACE_SUFFIX: {
-            size_t k = 0, o = 0, hits = 0;
-            if (!r->b || l1 == 0) return mload__cv_fail(b, "", 0, "replace needs a non-empty OLD and a NEW%s%s", NULL);
-            if (r->verb == MLOAD_RULE_REPLACE_SUFFIX) {
-                if (nl < l1 || memcmp(nm + nl - l1, r->a, l1) != 0) break;
-                if (nl - l1 + l2 >= sizeof buf) return mload__cv_fail(b, nm, nl, "name '%s' too long%s", NULL);
-                memcpy(buf, nm, nl - l1);
-                memcpy(buf + nl - l1, r->b, l2);
-                outl = nl - l1 + l2;
-                break;
-            }
-            while (k < nl) {
-                if (k + l1 <= nl && memcmp(nm + k, r->a, l1) == 0) {
-                    if (o + l2 >= sizeof buf) return mload__cv_fail(b, nm, nl, "name '%s' too long%s", NULL);
-                    memcpy(buf + o, r->b, l2);
-                    o += l2;
-                    k += l1;
-                    ++hits;
-                } else {
-                    if (o + 1 >= sizeof buf) return mload__cv_fail(b, nm, nl, "name '%s' too long%s", NULL);
-                    buf[o++] = nm[k++];
-                }
-            }
-            if (hits) outl = o;
-            break;
-        }
-        default:
-            return mload__cv_fail(b, "", 0, "unknown rule%s%s", NULL);
-        }
-        if (outl != SIZE_MAX) {
-            size_t at = mload__cb_name(b, buf, outl);
-            if (at == SIZE_MAX) return mload__oom(b->err);
-            b->ents[i].name = at;
-            b->ents[i].name_len = outl;
-        }
-    }
-    b->ix_valid = 0;
-    return MLOAD_OK;
-}
-
-static mload_result mload__emit(mload_emitter *em, const char *target, const mload_rule *recipe) {
-    mload__cb *b = em->b;
-    size_t vt;
-    mload_result r;
-    if (!recipe) return mload__cb_add_ent(b, target, strlen(target), b->cur_src);
-    if (!mload__is_value_rule(recipe->verb)) return mload__cv_fail(b, target, strlen(target), "target '%s': emit takes a value rule%s", NULL);
-    {   /* sources name tensors of the source name space (vt i = base tensor i) */
-        size_t src[64];
-        uint32_t k, n = mload__rule_nsrc(recipe);
-        if (n > 64) return mload__cv_fail(b, target, strlen(target), "target '%s': more than 64 sources%s", NULL);
-        for (k = 0; k < n; ++k) {
-            const char *sn = mload__rule_src(recipe, k);
-            const mload_tensor *t = sn ? mload_map_find(b->m, sn) : NULL;
-            if (!t) return mload__cv_fail(b, target, strlen(target), "target '%s': source '%s' does not exist", sn ? sn : "");
-            src[k] = MLOAD__CAST(size_t, t - b->m->tensors);
-        }
-        if ((r = mload__cb_value(b, recipe, target, src, n, &vt)) != MLOAD_OK) return r;
-    }
-    return mload__cb_add_ent(b, target, strlen(target), vt);
-}
-
-MODELLOAD_API mload_result mload_emitter_add(mload_emitter *em, const char *target, const mload_rule *recipe,
-                                             mload_error *err) {
-    mload_result r;
-    if (!em || !target) return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "emit: NULL emitter or target");
-    r = mload__emit(em, target, recipe);
-    if (r != MLOAD_OK && err) {
-        if (em->b->err && em->b->err->code == r) *err = *em->b->err;
-        else mload__fail(err, r, MLOAD_NO_OFFSET, target, strlen(target), "emit of '%s' failed", target);
-    }
-    return r;
-}
-
-/* ---- building the converted view of a map ---- */
-
-static void mload__cb_free(mload__cb *b) {
-    mload__free(b->a, b->vts, b->vt_cap * sizeof(mload__vt), sizeof(void *));
-    mload__free(b->a, b->pieces, b->p_cap * sizeof(mload__piece), sizeof(void *));
-    mload__free(b->a, b->dims, b->d_cap * sizeof(uint64_t), sizeof(void *));
-    mload__free(b->a, b->names, b->n_cap, 1);
-    mload__free(b->a, b->ents, b->e_cap * sizeof(mload__ent), sizeof(void *));
-    mload__free(b->a, b->refs, b->refs_cap * sizeof(mload__nref), sizeof(void *));
-    mload__free(b->a, b->ix.slots, b->ix.slots ? (b->ix.mask + 1) * sizeof(uint64_t) : 0, sizeof(uint64_t));
-    memset(b, 0, sizeof(*b));
-}
-
-static int mload__nref_cmp(const void *x, const void *y) {
-    const mload__nref *a = MLOAD__CAST(const mload__nref *, x), *b = MLOAD__CAST(const mload__nref *, y);
-    return mload__name_cmp(a->name, a->name_len, b->name, b->name_len);
-}
-
-static mload_result mload__cv_build(mload_map *m, const mload_converter *c, mload_error *err) {
-    mload__cb b;
-    size_t i, nlive = 0, dup;
-    mload_result r = MLOAD_OK;
-    mload_tensor *fin = NULL;
-    size_t *of = NULL;
-    memset(&b, 0, sizeof b);
-    b.m = m;
-    b.a = &m->alloc;
-    b.err = err;
-    if ((c->rule_count && !c->rules))
-        return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "converter: rules NULL with a count");
-    /* vt i = base tensor i, as it is */
-    for (i = 0; i < m->count; ++i) {
-        const mload_tensor *t = &m->tensors[i];
-        mload__vt v;
-        memset(&v, 0, sizeof v);
-        v.dtype = v.src_dtype = t->dtype;
-        v.rank = t->rank;
-        v.numel = t->numel;
-        if (!mload__cb_dims(&b, t->shape, t->rank, &v.dims) ||
-            !mload__cb_reserve(&b, MLOAD__PCAST(void **, &b.pieces), &b.p_cap, b.np + 1, sizeof(mload__piece))) { r = mload__oom(err); goto out; }
-        v.piece0 = b.np;
-        v.npieces = 1;
-        b.pieces[b.np].base = MLOAD__CAST(uint32_t, i);
-        b.pieces[b.np].first = 0;
-        b.pieces[b.np].count = t->numel;
-        b.np++;
-        if (mload__cb_vt(&b, &v) == SIZE_MAX) { r = mload__oom(err); goto out; }
-    }
-    for (i = 0; i < m->count; ++i) {
-        if (c->callback) {
-            mload_emitter em;
-            em.b = &b;
-            b.cur_src = i;
-            b.rule = NULL;
-            r = c->callback(c->user, &m->tensors[i], &em);
-            if (r != MLOAD_OK) {
-                if (!err || err->code != r)
-                    mload__fail(err, r, MLOAD_NO_OFFSET, m->tensors[i].name, m->tensors[i].name_len,
-                                "the converter callback failed on '%s'", m->tensors[i].name);
-                goto out;
-            }
-        } else if ((r = mload__cb_add_ent(&b, m->tensors[i].name, m->tensors[i].name_len, i)) != MLOAD_OK) {
-            goto out;
-        }
-    }
-    for (i = 0; i < c->rule_count; ++i)
-        if ((r = mload__cb_rule(&b, &c->rules[i])) != MLOAD_OK) goto out;
-    /* the final name space: live entries in name order */
-    if (!mload__cb_reserve(&b, MLOAD__PCAST(void **, &b.refs), &b.refs_cap, b.ne + 1, sizeof(mload__nref))) { r = mload__oom(err); goto out; }
-    for (i = 0; i < b.ne; ++i) {
-        if (b.ents[i].dead || b.ents[i].consumed) continue;
-        b.refs[nlive].name = b.names + b.ents[i].name;
-        b.refs[nlive].name_len = b.ents[i].name_len;
-        b.refs[nlive].ent = i;
-        ++nlive;
-    }
-    qsort(b.refs, nlive, sizeof(mload__nref), mload__nref_cmp);
-    for (i = 1; i < nlive; ++i) {
-        if (mload__name_cmp(b.refs[i].name, b.refs[i].name_len, b.refs[i - 1].name, b.refs[i - 1].name_len) == 0) {
-            r = mload__fail(err, MLOAD_ERR_DUPLICATE_KEY, MLOAD_NO_OFFSET, b.refs[i].name, b.refs[i].name_len,
-                            "the converter produces '%s' twice", b.refs[i].name);
-            goto out;
-        }
-    }
-    fin = MLOAD__CAST(mload_tensor *, mload__malloc(&m->alloc, (nlive + 1) * sizeof(mload_tensor), sizeof(void *)));
-    of = MLOAD__CAST(size_t *, mload__malloc(&m->alloc, (nlive + 1) * sizeof(size_t), sizeof(void *)));
-    if (!fin || !of) { r = mload__oom(err); goto out; }
-    for (i = 0; i < nlive; ++i) {
-        const mload__vt *v = &b.vts[b.ents[b.refs[i].ent].vt];
-        mload_tensor *t = &fin[i];
-        uint64_t bits;
-        memset(t, 0, sizeof(*t));
-        t->name = b.refs[i].name;
-        t->name_len = b.refs[i].name_len;
-        t->dtype = v->dtype;
-        t->rank = v->rank;
-        t->shape = v->rank ? b.dims + v->dims : &m->tensors[0].numel; /* rank 0: any readable address */
-        t->numel = v->numel;
-        if (!mload__mul_u64(v->numel, mload_dtype_bits(v->dtype), &bits) || bits % 8u) {
-            r = mload__fail(err, MLOAD_ERR_INVALID_CONVERTER, MLOAD_NO_OFFSET, t->name, t->name_len,
-                            "target '%s' does not fill whole bytes or is too large", t->name);
-            goto out;
-        }
-        t->nbytes = bits / 8u;
-        t->file_index = UINT32_MAX;
-        if (!v->transpose && v->npieces == 1 && v->dtype == v->src_dtype) {
-            const mload__piece *p = &b.pieces[v->piece0];
-            if (p->base != MLOAD__ZERO_PIECE && p->first == 0 && p->count == m->tensors[p->base].numel) {
-                t->offset = m->tensors[p->base].offset;
-                t->file_index = m->tensors[p->base].file_index;
-            }
-        }
-        of[i] = b.ents[b.refs[i].ent].vt;
-    }
-    /* the map now serves the converted view; the file tensors stay as its base */
-    mload__free(&m->alloc, m->index.slots, m->index.slots ? (m->index.mask + 1) * sizeof(uint64_t) : 0, sizeof(uint64_t));
-    m->index.slots = NULL;
-    m->base = m->tensors;
-    m->nbase = m->count;
-    m->tensors = fin;
-    m->count = nlive;
-    m->cv_of = of;
-    m->cv_vts = b.vts; m->cv_vt_cap = b.vt_cap;
-    m->cv_pieces = b.pieces; m->cv_p_cap = b.p_cap;
-    m->cv_dims = b.dims; m->cv_d_cap = b.d_cap;
-    m->cv_names = b.names; m->cv_n_cap = b.n_cap;
-    b.vts = NULL; b.pieces = NULL; b.dims = NULL; b.names = NULL;
-    b.vt_cap = b.p_cap = b.d_cap = b.n_cap = 0;
-    fin = NULL;
-    of = NULL;
-    m->data_size = 0;
-    for (i = 0; i < m->count; ++i) m->data_size += m->tensors[i].nbytes;
-    if (!mload__index_build(&m->alloc, &m->index, m->tensors, sizeof(mload_tensor), m->count, NULL, 0, &dup)) r = mload__oom(err);
-out:
-    mload__free(&m->alloc, fin, (nlive + 1) * sizeof(mload_tensor), sizeof(void *));
-    mload__free(&m->alloc, of, (nlive + 1) * sizeof(size_t), sizeof(void *));
-    mload__cb_free(&b);
-    return r;
-}
-
-/* ---- reading converted tensors ---- */
-
-static void mload__transpose_copy(unsigned char *dst, const unsigned char *src, uint64_t rows, uint64_t cols, size_t es) {
-    uint64_t i0, j0, i, j;
-    const uint64_t tile = 32;
-    for (i0 = 0; i0 < rows; i0 += tile)
-        for (j0 = 0; j0 < cols; j0 += tile) {
-            uint64_t ie = i0 + tile < rows ? i0 + tile : rows, je = j0 + tile < cols ? j0 + tile : cols;
-            for (i = i0; i < ie; ++i)
-                for (j = j0; j < je; ++j) memcpy(dst + (j * rows + i) * es, src + (i * cols + j) * es, es);
-        }
-}
-
-static mload_result mload__base_read_elems(const mload_map *m, const mload_tensor *t, uint64_t first, uint64_t count, mload_dtype as,
-                                           unsigned char *dst, unsigned char *scratch, size_t scratch_size, mload_error *err);
-
-/* elements [first, first + count) of vt vi as `as` into dst */
-static mload_result mload__vt_read(const mload_map *m, size_t vi, uint64_t first, uint64_t count, mload_dtype as, unsigned char *dst,
-                                   unsigned char *scratch, size_t scratch_size, mload_error *err, const mload_tensor *pub) {
-    const mload__vt *v = &m->cv_vts[vi];
-    uint64_t ab = mload_dtype_bits(as);
-    mload_result r = MLOAD_OK;
-    if (!v->transpose) {
-        uint64_t pos = 0;
-        size_t i;
-        int two = v->dtype != v->src_dtype && as != v->dtype; /* src -> dtype -> as */
-        for (i = 0; i < v->npieces && r == MLOAD_OK; ++i) {
-            const mload__piece *p = &m->cv_pieces[v->piece0 + i];
-            uint64_t lo = first > pos ? first : pos, hi = first + count < pos + p->count ? first + count : pos + p->count;
-            if (lo < hi) {
-                unsigned char *out = dst + (lo - first) * ab / 8u;
-                uint64_t n = hi - lo, at = p->first + (lo - pos);
-                if (p->base == MLOAD__ZERO_PIECE) {
-                    memset(out, 0, MLOAD__CAST(size_t, n * ab / 8u));
-                } else if (!two) {
-                    r = mload__base_read_elems(m, &m->base[p->base], at, n, v->dtype == v->src_dtype ? as : v->dtype, out,
-                                               scratch, scratch_size, err);
-                } else {
-                    size_t half = scratch_size / 2u, db = mload_dtype_bits(v->dtype) / 8u;
-                    uint64_t per = half / db, done = 0;
-                    while (done < n && r == MLOAD_OK) {
-                        uint64_t k = n - done < per ? n - done : per;
-                        r = mload__base_read_elems(m, &m->base[p->base], at + done, k, v->dtype, scratch + half, scratch, half, err);
-                        if (r == MLOAD_OK) mload__cast(out + done * ab / 8u, as, scratch + half, v->dtype, k, m->f8_overflow);
-                        done += k;
-                    }
-                }
-            }
-            pos += p->count;
-        }
-        return r;
-    } else {
-        const mload__vt *c = &m->cv_vts[v->child];
-        uint64_t rows = c->rank == 2 ? m->cv_dims[c->dims] : 0, cols = c->rank == 2 ? m->cv_dims[c->dims + 1] : 0;
-        size_t cb = mload_dtype_bits(c->dtype) / 8u, vb = mload_dtype_bits(v->dtype) / 8u, bytes, rowb = 0;
-        unsigned char *buf, *row = NULL;
-        uint64_t j, i;
-        if (first != 0 || count != v->numel)
-            return mload__fail(err, MLOAD_ERR_UNSUPPORTED, MLOAD_NO_OFFSET, pub ? pub->name : NULL, pub ? pub->name_len : 0,
-                               "tensor '%s' is a transpose: it can only be read whole", pub ? pub->name : "");
-        if (v->numel == 0) return MLOAD_OK;
-        bytes = MLOAD__CAST(size_t, v->numel * cb);
-        buf = MLOAD__CAST(unsigned char *, mload__malloc(&m->alloc, bytes, 64)); /* the documented source-sized scratch */
-        if (!buf) return mload__oom(err);
-        r = mload__vt_read(m, v->child, 0, c->numel, c->dtype, buf, scratch, scratch_size, err, pub);
-        if (r == MLOAD_OK) {
-            if (as == v->dtype && v->dtype == c->dtype) {
-                mload__transpose_copy(dst, buf, rows, cols, cb);
-            } else {
-                rowb = MLOAD__CAST(size_t, rows) * (cb + vb);
-                row = MLOAD__CAST(unsigned char *, mload__malloc(&m->alloc, rowb ? rowb : 1, 64)); /* + one output row */
-                if (!row) r = mload__oom(err);
-                for (j = 0; j < cols && r == MLOAD_OK; ++j) {
-                    unsigned char *o = dst + j * rows * ab / 8u;
-                    for (i = 0; i < rows; ++i) memcpy(row + i * cb, buf + (i * cols + j) * cb, cb);
-                    if (v->dtype == c->dtype) {
-                        mload__cast(o, as, row, c->dtype, rows, m->f8_overflow);
-                    } else if (as == v->dtype) {
-                        mload__cast(o, as, row, c->dtype, rows, m->f8_overflow);
-                    } else {
-                        mload__cast(row + rows * cb, v->dtype, row, c->dtype, rows, m->f8_overflow);
-                        mload__cast(o, as, row + rows * cb, v->dtype, rows, m->f8_overflow);
-                    }
-                }
-                mload__free(&m->alloc, row, rowb ? rowb : 1, 64);
-            }
-        }
-        mload__free(&m->alloc, buf, bytes, 64);
-        return r;
-    }
-}
-
-/* ---- bulk loads ---- */
+/* ==========================================================================
+   8. BULK LOADS AND BINDING                                         >>bulk
+   threaded loads with progress, cancel and O_DIRECT bounce buffers; binding a program's parameters
+   ========================================================================== */
 
 typedef struct mload__job {
     const mload_map *m;
@@ -4948,86 +5353,35 @@ typedef struct mload__job {
     int stop;
     mload_result result;
     mload_error err;
-    int *direct_fd; /* per file: -2 not tried, -1 unusable, else an O_DIRECT descriptor */
-    int *direct_retired; /* per file: a descriptor no longer used, closed at the end, or -1 */
-#if defined(MLOAD__THREADS)
-    pthread_mutex_t mu;
-#endif
+    mload__mutex mu;
 } mload__job;
-
-static void mload__job_lock(mload__job *j) {
-#if defined(MLOAD__THREADS)
-    pthread_mutex_lock(&j->mu);
-#else
-    (void)j;
-#endif
-}
-static void mload__job_unlock(mload__job *j) {
-#if defined(MLOAD__THREADS)
-    pthread_mutex_unlock(&j->mu);
-#else
-    (void)j;
-#endif
-}
 
 static uint64_t mload__item_count(const mload_load_item *it) { return it->count ? it->count : it->tensor->numel - it->first; }
 
-#if defined(MLOAD__POSIX) && defined(O_DIRECT)
-#define MLOAD__DIRECT_ALIGN 4096u
-/* O_DIRECT descriptor of file fi (opened on first use), or -1 */
-static int mload__direct_fd(mload__job *j, uint32_t fi) {
-    int fd;
-    mload__job_lock(j);
-    fd = j->direct_fd[fi];
-    if (fd == -2) {
-        const char *p = j->m->paths[fi];
-        fd = -1;
-        if (p && j->m->files[fi]->src.read_at == mload__fd_read) {
-            struct stat a, b;
-            do { fd = open(p, O_RDONLY | O_DIRECT); } while (fd < 0 && errno == EINTR);
-            if (fd < 0) fd = -1;
-            /* the same file the map opened, not one put in its place since */
-            if (fd >= 0 && (fstat(fd, &a) != 0 || fstat(MLOAD__CAST(mload__fd_src *, j->m->files[fi]->src.user)->fd, &b) != 0 ||
-                            a.st_dev != b.st_dev || a.st_ino != b.st_ino)) {
-                close(fd);
-                fd = -1;
-            }
-        }
-        j->direct_fd[fi] = fd;
-    }
-    mload__job_unlock(j);
-    return fd;
-}
+/* O_DIRECT reads go through the source's read_direct capability into an
+   aligned bounce buffer (ctx: mload__direct_ctx); offsets are the file's. */
+typedef struct mload__direct_ctx { const mload_source *src; unsigned char *bounce; size_t bounce_size; } mload__direct_ctx;
 
-/* bytes [off, off + size) of the file through an aligned bounce buffer;
-   0 on success, 1 when O_DIRECT is refused (caller falls back), -1 I/O */
-static int mload__direct_read(int fd, uint64_t off, uint64_t size, unsigned char *bounce, size_t bounce_size,
-                              unsigned char *dst) {
+static mload_result mload__direct_raw(const void *ctx, uint64_t off, void *dst, uint64_t size) {
+    const mload__direct_ctx *c = MLOAD__CAST(const mload__direct_ctx *, ctx);
+    unsigned char *d = MLOAD__CAST(unsigned char *, dst);
     while (size) {
-        uint64_t a0 = off - off % MLOAD__DIRECT_ALIGN, lead = off - a0;
-        uint64_t want = lead + size, alen = (want + MLOAD__DIRECT_ALIGN - 1) / MLOAD__DIRECT_ALIGN * MLOAD__DIRECT_ALIGN;
-        uint64_t got = 0, take;
-        if (alen > bounce_size) alen = bounce_size;
-        while (got < alen) {
-            ssize_t r = MLOAD__PREAD(fd, bounce + got, MLOAD__CAST(size_t, alen - got), a0 + got);
-            if (r < 0) {
-                if (errno == EINTR) continue;
-                return errno == EINVAL ? 1 : -1;
-            }
-            if (r == 0) break;
-            got += MLOAD__CAST(uint64_t, r);
-            if (got % MLOAD__DIRECT_ALIGN) break; /* end of file */
-        }
-        if (got <= lead) return -1;
+        uint64_t a0 = off - off % MLOAD_DIRECT_ALIGN, lead = off - a0, take;
+        uint64_t alen = (lead + size + MLOAD_DIRECT_ALIGN - 1) / MLOAD_DIRECT_ALIGN * MLOAD_DIRECT_ALIGN;
+        size_t got = 0;
+        mload_result r;
+        if (alen > c->bounce_size) alen = c->bounce_size;
+        r = c->src->read_direct(c->src->user, a0, c->bounce, MLOAD__CAST(size_t, alen), &got);
+        if (r != MLOAD_OK) return r;
+        if (got <= lead) return MLOAD_ERR_IO;
         take = got - lead < size ? got - lead : size;
-        memcpy(dst, bounce + lead, MLOAD__CAST(size_t, take));
-        dst += take;
+        memcpy(d, c->bounce + lead, MLOAD__CAST(size_t, take));
+        d += take;
         off += take;
         size -= take;
     }
-    return 0;
+    return MLOAD_OK;
 }
-#endif
 
 /* one chunk: elements [e0, e0 + k) of item it */
 static mload_result mload__job_chunk(mload__job *j, mload_load_item *it, uint64_t e0, uint64_t k, unsigned char *scratch,
@@ -5035,44 +5389,21 @@ static mload_result mload__job_chunk(mload__job *j, mload_load_item *it, uint64_
     const mload_tensor *t = it->tensor;
     uint64_t sb = mload__dtypes[t->dtype].bits, db = mload__dtypes[it->as].bits;
     unsigned char *dst = MLOAD__CAST(unsigned char *, it->dst) + (e0 - it->first) * db / 8u;
-#if defined(MLOAD__POSIX) && defined(O_DIRECT)
-    if (j->io == MLOAD_IO_DIRECT && bounce && mload_map_is_direct(j->m, t)) {
-        int fd = mload__direct_fd(j, t->file_index);
-        if (fd >= 0) {
-            uint64_t off = t->offset + e0 * sb / 8u, bytes = k * sb / 8u;
-            int rc;
-            if (it->as == t->dtype) {
-                rc = mload__direct_read(fd, off, bytes, bounce, bounce_size, dst);
-            } else {
-                /* converting: source bytes into scratch piecewise, then convert */
-                uint64_t per = scratch_size / (sb / 8u), done = 0;
-                rc = 0;
-                while (done < k && rc == 0) {
-                    uint64_t nn = k - done < per ? k - done : per;
-                    rc = mload__direct_read(fd, off + done * (sb / 8u), nn * (sb / 8u), bounce, bounce_size, scratch);
-                    if (rc == 0) mload__cast(dst + done * (db / 8u), it->as, scratch, t->dtype, nn, j->m->f8_overflow);
-                    done += nn;
-                }
-            }
-            if (rc == 0) return MLOAD_OK;
-            if (rc < 0) {
-                mload__fail(err, MLOAD_ERR_IO, off, t->name, t->name_len, "tensor '%s': direct read failed", t->name);
-                if (err) err->file_index = t->file_index;
-                return MLOAD_ERR_IO;
-            }
-            mload__job_lock(j); /* refused: plain reads from now on (closed when the load ends: others may use it) */
-            if (j->direct_fd[t->file_index] >= 0) {
-                j->direct_retired[t->file_index] = j->direct_fd[t->file_index];
-                j->direct_fd[t->file_index] = -1;
-            }
-            mload__job_unlock(j);
+    if (j->io == MLOAD_IO_DIRECT && bounce && mload_map_is_direct(j->m, t) && j->m->files[t->file_index]->src.read_direct) {
+        mload__direct_ctx c;
+        mload_result r;
+        c.src = &j->m->files[t->file_index]->src;
+        c.bounce = bounce;
+        c.bounce_size = bounce_size;
+        r = mload__read_cast(mload__direct_raw, &c, t->offset + e0 * sb / 8u, t->dtype, k, it->as, dst, scratch, scratch_size,
+                             j->m->f8_overflow);
+        if (r == MLOAD_OK) return MLOAD_OK;
+        if (r != MLOAD_ERR_UNSUPPORTED) { /* refused: the plain path below */
+            mload__fail(err, MLOAD_ERR_IO, t->offset + e0 * sb / 8u, t->name, t->name_len, "tensor '%s': direct read failed", t->name);
+            if (err) err->file_index = t->file_index;
+            return MLOAD_ERR_IO;
         }
     }
-#else
-    (void)bounce;
-    (void)bounce_size;
-    (void)sb;
-#endif
     return mload__map_read_elems(j->m, t, e0, k, it->as, dst, scratch, scratch_size, err);
 }
 
@@ -5083,12 +5414,12 @@ static void mload__job_run(mload__job *j, unsigned char *scratch, size_t scratch
         uint64_t e0, k, per, bytes;
         mload_error e;
         mload_result r;
-        mload__job_lock(j);
+        mload__lock(&j->mu);
         while (!j->stop && j->next_item < j->n && mload__item_count(&j->items[j->next_item]) <= j->next_elem - j->items[j->next_item].first) {
             j->next_item++;
             if (j->next_item < j->n) j->next_elem = j->items[j->next_item].first;
         }
-        if (j->stop || j->next_item >= j->n) { mload__job_unlock(j); return; }
+        if (j->stop || j->next_item >= j->n) { mload__unlock(&j->mu); return; }
         it = &j->items[j->next_item];
         e0 = j->next_elem;
         per = j->chunk_bytes * 8u / mload__dtypes[it->tensor->dtype].bits;
@@ -5097,11 +5428,11 @@ static void mload__job_run(mload__job *j, unsigned char *scratch, size_t scratch
         k = it->first + mload__item_count(it) - e0;
         if (k > per) k = per;
         j->next_elem = e0 + k;
-        mload__job_unlock(j);
+        mload__unlock(&j->mu);
 
         r = mload__job_chunk(j, it, e0, k, scratch, scratch_size, bounce, bounce_size, &e);
         bytes = k * mload__dtypes[it->tensor->dtype].bits / 8u;
-        mload__job_lock(j);
+        mload__lock(&j->mu);
         if (r != MLOAD_OK) {
             if (j->result == MLOAD_OK) { j->result = r; j->err = e; }
             j->stop = 1;
@@ -5115,47 +5446,91 @@ static void mload__job_run(mload__job *j, unsigned char *scratch, size_t scratch
                 }
             }
         }
-        mload__job_unlock(j);
+        mload__unlock(&j->mu);
     }
 }
 
-typedef struct mload__worker {
+/* one thread of a bulk load, with its own scratch and bounce buffers */
+typedef struct mload__bulk_thread {
     mload__job *job;
     unsigned char *scratch, *bounce;
     size_t scratch_size, bounce_size;
-#if defined(MLOAD__THREADS)
-    pthread_t tid;
-#endif
+    mload__thread tid;
     int started;
-} mload__worker;
+} mload__bulk_thread;
 
-#if defined(MLOAD__THREADS)
-static void *mload__worker_main(void *arg) {
-    mload__worker *w = MLOAD__CAST(mload__worker *, arg);
+static void *mload__bulk_main(void *arg) {
+    mload__bulk_thread *w = MLOAD__CAST(mload__bulk_thread *, arg);
     mload__job_run(w->job, w->scratch, w->scratch_size, w->bounce, w->bounce_size);
     return NULL;
 }
-#endif
 
-static uint32_t mload__default_threads(void) {
-#if defined(MLOAD__THREADS) && defined(_SC_NPROCESSORS_ONLN)
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    if (n < 1) n = 1;
-    if (n > 16) n = 16;
-    return MLOAD__CAST(uint32_t, n);
-#else
-    return 1;
-#endif
+
+/* checks every item before anything is read; counts bytes and chunks */
+static mload_result mload__job_check(mload__job *j, uint64_t *chunks, mload_error *err) {
+    uint64_t k;
+    *chunks = 0;
+    for (k = 0; k < j->n; ++k) {
+        uint64_t sbytes, dbytes, cnt;
+        mload_load_item *it = &j->items[k];
+        mload_result r;
+        if (!it->tensor || !mload__map_owns(j->m, it->tensor))
+            return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "item %U: NULL tensor or a tensor of another map", k);
+        if (it->first > it->tensor->numel)
+            return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, it->tensor->name, it->tensor->name_len,
+                               "tensor '%s': first element %U is outside it", it->tensor->name, it->first);
+        cnt = mload__item_count(it);
+        if ((r = mload__map_check(j->m, it->tensor, it->first, cnt, &it->as, it->dst_size, it->dst, &sbytes, &dbytes, err)) != MLOAD_OK)
+            return r;
+        j->total_bytes += sbytes;
+        *chunks += cnt / (j->chunk_bytes * 8u / mload__dtypes[it->tensor->dtype].bits + 1u) + 1u;
+    }
+    return MLOAD_OK;
+}
+
+static void mload__bulk_free(const mload_allocator *a, mload__bulk_thread *w, uint32_t n) {
+    uint32_t i;
+    if (!w) return;
+    for (i = 0; i < n; ++i) {
+        mload__free(a, w[i].scratch, w[i].scratch_size, 64);
+        mload__free(a, w[i].bounce, w[i].bounce_size, MLOAD_DIRECT_ALIGN);
+    }
+    mload__free(a, w, n * sizeof(mload__bulk_thread), sizeof(void *));
+}
+
+/* n threads' buffers: scratch, and a bounce buffer for direct reads */
+static mload__bulk_thread *mload__bulk_alloc(const mload_allocator *a, mload__job *j, uint32_t n, size_t scratch_size) {
+    mload__bulk_thread *w = MLOAD__CAST(mload__bulk_thread *, mload__malloc(a, n * sizeof(mload__bulk_thread), sizeof(void *)));
+    uint32_t i;
+    if (!w) return NULL;
+    memset(w, 0, n * sizeof(mload__bulk_thread));
+    for (i = 0; i < n; ++i) {
+        w[i].job = j;
+        w[i].scratch_size = scratch_size;
+        w[i].scratch = MLOAD__CAST(unsigned char *, mload__malloc(a, scratch_size, 64));
+        if (!w[i].scratch) break;
+        if (j->io == MLOAD_IO_DIRECT) {
+            w[i].bounce_size = MLOAD__CAST(size_t, (j->chunk_bytes < (64u << 20) ? j->chunk_bytes : (64u << 20)) + 2u * MLOAD_DIRECT_ALIGN);
+            w[i].bounce_size -= w[i].bounce_size % MLOAD_DIRECT_ALIGN;
+            w[i].bounce = MLOAD__CAST(unsigned char *, mload__malloc(a, w[i].bounce_size, MLOAD_DIRECT_ALIGN));
+            if (!w[i].bounce) break;
+        }
+    }
+    if (i < n) {
+        mload__bulk_free(a, w, n);
+        return NULL;
+    }
+    return w;
 }
 
 MODELLOAD_API mload_result mload_map_load(const mload_map *m, mload_load_item *items, uint64_t n,
                                           const mload_load_opts *opts, mload_error *err) {
     mload__job j;
-    mload__worker *w = NULL;
+    mload__bulk_thread *w;
     uint32_t nthreads, i;
-    uint64_t k, chunks = 0;
+    uint64_t chunks = 0;
     size_t scratch_size = 4u << 20;
-    mload_result r = MLOAD_OK;
+    mload_result r;
     if (!m || (n && !items)) return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "NULL map or items");
     memset(&j, 0, sizeof j);
     j.m = m;
@@ -5166,88 +5541,25 @@ MODELLOAD_API mload_result mload_map_load(const mload_map *m, mload_load_item *i
     j.io = opts ? opts->io : MLOAD_IO_DEFAULT;
     j.progress = opts ? opts->progress : NULL;
     j.progress_user = opts ? opts->progress_user : NULL;
-    /* check every item before reading anything */
-    for (k = 0; k < n; ++k) {
-        uint64_t sbytes, dbytes, cnt;
-        mload_load_item *it = &items[k];
-        if (!it->tensor || !mload__map_owns(m, it->tensor))
-            return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "item %U: NULL tensor or a tensor of another map", k);
-        if (it->first > it->tensor->numel)
-            return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, it->tensor->name, it->tensor->name_len,
-                               "tensor '%s': first element %U is outside it", it->tensor->name, it->first);
-        cnt = mload__item_count(it);
-        if ((r = mload__map_check(m, it->tensor, it->first, cnt, &it->as, it->dst_size, it->dst, &sbytes, &dbytes, err)) != MLOAD_OK)
-            return r;
-        j.total_bytes += sbytes;
-        chunks += cnt / (j.chunk_bytes * 8u / mload__dtypes[it->tensor->dtype].bits + 1u) + 1u;
-    }
+    if ((r = mload__job_check(&j, &chunks, err)) != MLOAD_OK) return r;
     if (j.chunk_bytes < scratch_size) scratch_size = MLOAD__CAST(size_t, j.chunk_bytes < 65536u ? 65536u : j.chunk_bytes);
     nthreads = (opts && opts->threads) ? opts->threads : (m->threads ? m->threads : mload__default_threads());
-#if !defined(MLOAD__THREADS)
-    nthreads = 1;
-#endif
     if (nthreads > 64) nthreads = 64;
     if (nthreads > chunks) nthreads = chunks ? MLOAD__CAST(uint32_t, chunks) : 1u;
-    if (j.io == MLOAD_IO_DIRECT) {
-        j.direct_fd = MLOAD__CAST(int *, mload__malloc(&m->alloc, 2u * (m->nfiles + 1u) * sizeof(int), sizeof(int)));
-        if (!j.direct_fd) return mload__oom(err);
-        j.direct_retired = j.direct_fd + m->nfiles + 1u;
-        for (i = 0; i < m->nfiles; ++i) {
-            j.direct_fd[i] = -2;
-            j.direct_retired[i] = -1;
-        }
-    }
-    w = MLOAD__CAST(mload__worker *, mload__malloc(&m->alloc, nthreads * sizeof(mload__worker), sizeof(void *)));
-    if (!w) { r = mload__oom(err); goto out; }
-    memset(w, 0, nthreads * sizeof(mload__worker));
-    for (i = 0; i < nthreads; ++i) {
-        w[i].job = &j;
-        w[i].scratch_size = scratch_size;
-        w[i].scratch = MLOAD__CAST(unsigned char *, mload__malloc(&m->alloc, scratch_size, 64));
-        if (!w[i].scratch) { r = mload__oom(err); goto out; }
-#if defined(MLOAD__POSIX) && defined(O_DIRECT)
-        if (j.io == MLOAD_IO_DIRECT) {
-            w[i].bounce_size = MLOAD__CAST(size_t, (j.chunk_bytes < (64u << 20) ? j.chunk_bytes : (64u << 20)) + 2u * MLOAD__DIRECT_ALIGN);
-            w[i].bounce_size -= w[i].bounce_size % MLOAD__DIRECT_ALIGN;
-            w[i].bounce = MLOAD__CAST(unsigned char *, mload__malloc(&m->alloc, w[i].bounce_size, MLOAD__DIRECT_ALIGN));
-            if (!w[i].bounce) { r = mload__oom(err); goto out; }
-        }
-#endif
-    }
+    if (!MLOAD__HAVE_THREADS) nthreads = 1;
+    w = mload__bulk_alloc(&m->alloc, &j, nthreads, scratch_size);
+    if (!w) return mload__oom(err);
     j.next_item = 0;
     j.next_elem = n ? items[0].first : 0;
-#if defined(MLOAD__THREADS)
-    if (pthread_mutex_init(&j.mu, NULL) != 0) { r = mload__fail(err, MLOAD_ERR_OUT_OF_MEMORY, MLOAD_NO_OFFSET, NULL, 0, "mutex"); goto out; }
-    for (i = 1; i < nthreads; ++i) {
-        if (pthread_create(&w[i].tid, NULL, mload__worker_main, &w[i]) == 0) w[i].started = 1;
-    }
-#endif
+    mload__mutex_init(&j.mu);
+    for (i = 1; i < nthreads; ++i) w[i].started = mload__thread_start(&w[i].tid, mload__bulk_main, &w[i]);
     mload__job_run(&j, w[0].scratch, w[0].scratch_size, w[0].bounce, w[0].bounce_size);
-#if defined(MLOAD__THREADS)
-    for (i = 1; i < nthreads; ++i) if (w[i].started) pthread_join(w[i].tid, NULL);
-    pthread_mutex_destroy(&j.mu);
-#endif
+    for (i = 1; i < nthreads; ++i)
+        if (w[i].started) mload__thread_join(w[i].tid);
+    mload__mutex_destroy(&j.mu);
     r = j.result;
     if (r != MLOAD_OK && err) *err = j.err;
-out:
-    if (w) {
-        for (i = 0; i < nthreads; ++i) {
-            mload__free(&m->alloc, w[i].scratch, w[i].scratch_size, 64);
-#if defined(MLOAD__POSIX) && defined(O_DIRECT)
-            mload__free(&m->alloc, w[i].bounce, w[i].bounce_size, MLOAD__DIRECT_ALIGN);
-#endif
-        }
-        mload__free(&m->alloc, w, nthreads * sizeof(mload__worker), sizeof(void *));
-    }
-    if (j.direct_fd) {
-#if defined(MLOAD__POSIX)
-        for (i = 0; i < m->nfiles; ++i) {
-            if (j.direct_fd[i] >= 0) close(j.direct_fd[i]);
-            if (j.direct_retired[i] >= 0) close(j.direct_retired[i]);
-        }
-#endif
-        mload__free(&m->alloc, j.direct_fd, 2u * (m->nfiles + 1u) * sizeof(int), sizeof(int));
-    }
+    mload__bulk_free(&m->alloc, w, nthreads);
     return r;
 }
 
@@ -5402,7 +5714,12 @@ out:
     return r;
 }
 
-/* ---- fingerprint: MD5 (RFC 1321) ---- */
+/* ==========================================================================
+   9. FINGERPRINT                                             >>fingerprint
+   MD5 and the model fingerprint
+   ========================================================================== */
+
+#if !defined(MODELLOAD_NO_FINGERPRINT)
 
 typedef struct mload__md5 {
     uint32_t h[4];
@@ -5540,7 +5857,14 @@ MODELLOAD_API mload_result mload_map_fingerprint(const mload_map *m, char out[33
     return MLOAD_OK;
 }
 
-/* ---- writer ---- */
+#endif /* !MODELLOAD_NO_FINGERPRINT */
+
+/* ==========================================================================
+   10. WRITER                                                      >>writer
+   safetensors files and sharded checkpoints with index.json, written all-or-nothing
+   ========================================================================== */
+
+#if !defined(MODELLOAD_NO_WRITER)
 
 #if defined(MLOAD__POSIX)
 typedef struct mload__wbuf { char *p; size_t n, cap; const mload_allocator *a; int oom; } mload__wbuf;
@@ -6006,9 +6330,14 @@ out:
 #endif
 }
 
+#endif /* !MODELLOAD_NO_WRITER */
 
-/* ------------------------------------------------------- device back ends */
+/* ==========================================================================
+   11. DEVICES                                                    >>devices
+   the host device and the simulated device
+   ========================================================================== */
 
+#if !defined(MODELLOAD_NO_OFFLOAD)
 
 typedef struct mload__hostdev { mload_allocator a; } mload__hostdev;
 
@@ -6058,20 +6387,14 @@ MODELLOAD_API mload_result mload_device_create_host(mload_device *out, mload_err
     return MLOAD_OK;
 }
 
-/* the simulated device */
+/* The simulated device: host memory under a capacity, copies run in order
+   by a worker (throttled to bytes_per_second), so transfer time is real. */
 typedef struct mload__simjob { void *dst; const void *src; uint64_t size, fence; } mload__simjob;
 typedef struct mload__sim {
     mload__hostdev base;
     uint64_t capacity, used, bps;
-    mload__simjob *q;
-    size_t qhead, qn, qcap;
-    uint64_t submitted, completed;
-    int stop, started;
-#if defined(MLOAD__THREADS)
-    pthread_t th;
-    pthread_mutex_t mu;
-    pthread_cond_t work, done;
-#endif
+    uint64_t submitted, completed; /* fences */
+    mload__worker w;               /* its mutex guards the fields above */
 } mload__sim;
 
 /* (when system headers came before this file without feature macros,
@@ -6097,40 +6420,25 @@ static void mload__sim_do(mload__sim *s, const mload__simjob *j) {
     }
 }
 
-#if defined(MLOAD__THREADS)
-static void *mload__sim_main(void *arg) {
-    mload__sim *s = MLOAD__CAST(mload__sim *, arg);
-    pthread_mutex_lock(&s->mu);
-    for (;;) {
-        mload__simjob j;
-        while (!s->stop && s->qn == 0) pthread_cond_wait(&s->work, &s->mu);
-        if (s->qn == 0 && s->stop) break;
-        j = s->q[s->qhead];
-        s->qhead = (s->qhead + 1) % s->qcap;
-        s->qn--;
-        pthread_mutex_unlock(&s->mu);
-        mload__sim_do(s, &j);
-        pthread_mutex_lock(&s->mu);
-        s->completed = j.fence;
-        pthread_cond_broadcast(&s->done);
-    }
-    pthread_mutex_unlock(&s->mu);
-    return NULL;
+/* the worker's job (mutex held on entry and exit) */
+static void mload__sim_run(void *owner, void *job) {
+    mload__sim *s = MLOAD__CAST(mload__sim *, owner);
+    mload__simjob j;
+    memcpy(&j, job, sizeof j);
+    mload__unlock(&s->w.mu);
+    mload__sim_do(s, &j);
+    mload__lock(&s->w.mu);
+    s->completed = j.fence;
 }
-#endif
 
 static mload_result mload__sim_alloc(void *user, uint64_t size, uint64_t align, void **ptr) {
     mload__sim *s = MLOAD__CAST(mload__sim *, user);
     mload_result r;
     uint64_t sz = size ? size : 1;
-#if defined(MLOAD__THREADS)
-    pthread_mutex_lock(&s->mu);
-#endif
+    mload__lock(&s->w.mu);
     if (sz > s->capacity - s->used) r = MLOAD_ERR_DEVICE;
     else if ((r = mload__hd_alloc(&s->base, size, align, ptr)) == MLOAD_OK) s->used += sz;
-#if defined(MLOAD__THREADS)
-    pthread_mutex_unlock(&s->mu);
-#endif
+    mload__unlock(&s->w.mu);
     if (r != MLOAD_OK) *ptr = NULL;
     return r;
 }
@@ -6138,101 +6446,58 @@ static void mload__sim_free(void *user, void *ptr, uint64_t size) {
     mload__sim *s = MLOAD__CAST(mload__sim *, user);
     if (!ptr) return;
     mload__hd_free(&s->base, ptr, size);
-#if defined(MLOAD__THREADS)
-    pthread_mutex_lock(&s->mu);
-#endif
+    mload__lock(&s->w.mu);
     s->used -= size ? size : 1;
-#if defined(MLOAD__THREADS)
-    pthread_mutex_unlock(&s->mu);
-#endif
+    mload__unlock(&s->w.mu);
 }
 static mload_result mload__sim_copy(void *user, void *dst, const void *src, uint64_t size, uint64_t *fence) {
     mload__sim *s = MLOAD__CAST(mload__sim *, user);
     mload__simjob j;
+    mload_result r = MLOAD_OK;
     j.dst = dst;
     j.src = src;
     j.size = size;
-#if defined(MLOAD__THREADS)
-    if (s->started) {
-        pthread_mutex_lock(&s->mu);
-        if (s->qn == s->qcap) {
-            size_t ncap = s->qcap ? s->qcap * 2 : 64, i;
-            mload__simjob *nq = MLOAD__CAST(mload__simjob *, mload__malloc(&s->base.a, ncap * sizeof(mload__simjob), sizeof(void *)));
-            if (!nq) { pthread_mutex_unlock(&s->mu); return MLOAD_ERR_OUT_OF_MEMORY; }
-            for (i = 0; i < s->qn; ++i) nq[i] = s->q[(s->qhead + i) % s->qcap];
-            mload__free(&s->base.a, s->q, s->qcap * sizeof(mload__simjob), sizeof(void *));
-            s->q = nq;
-            s->qcap = ncap;
-            s->qhead = 0;
-        }
-        j.fence = ++s->submitted;
-        s->q[(s->qhead + s->qn) % s->qcap] = j;
-        s->qn++;
-        if (fence) *fence = j.fence;
-        pthread_cond_signal(&s->work);
-        pthread_mutex_unlock(&s->mu);
-        return MLOAD_OK;
-    }
-#endif
+    mload__lock(&s->w.mu);
     j.fence = ++s->submitted;
-    mload__sim_do(s, &j);
-    s->completed = j.fence;
-    if (fence) *fence = j.fence;
-    return MLOAD_OK;
+    if (!s->w.started) { /* no thread: the copy happens now */
+        mload__sim_do(s, &j);
+        s->completed = j.fence;
+    } else if (!mload__worker_push(&s->w, &j)) {
+        s->submitted--;
+        r = MLOAD_ERR_OUT_OF_MEMORY;
+    }
+    mload__unlock(&s->w.mu);
+    if (fence && r == MLOAD_OK) *fence = j.fence;
+    return r;
 }
 static mload_result mload__sim_wait(void *user, uint64_t fence) {
     mload__sim *s = MLOAD__CAST(mload__sim *, user);
-#if defined(MLOAD__THREADS)
-    pthread_mutex_lock(&s->mu);
-    while (s->completed < fence) pthread_cond_wait(&s->done, &s->mu);
-    pthread_mutex_unlock(&s->mu);
-#else
-    (void)s;
-    (void)fence;
-#endif
+    mload__lock(&s->w.mu);
+    while (s->completed < fence) mload__cond_wait(&s->w.done, &s->w.mu);
+    mload__unlock(&s->w.mu);
     return MLOAD_OK;
 }
 static mload_result mload__sim_convert(void *user, void *dst, mload_dtype dt, const void *src, mload_dtype st, uint64_t count) {
     mload__sim *s = MLOAD__CAST(mload__sim *, user);
     uint64_t last;
-#if defined(MLOAD__THREADS)
-    pthread_mutex_lock(&s->mu);
+    mload__lock(&s->w.mu);
     last = s->submitted;
-    pthread_mutex_unlock(&s->mu);
-#else
-    last = s->submitted;
-#endif
+    mload__unlock(&s->w.mu);
     mload__sim_wait(user, last); /* stream order: after the copies before it */
     return mload_cast(dst, dt, src, st, count, MLOAD_F8_OVERFLOW_SATURATE, NULL);
 }
 static mload_result mload__sim_mem(void *user, uint64_t *free_bytes, uint64_t *total) {
     mload__sim *s = MLOAD__CAST(mload__sim *, user);
-#if defined(MLOAD__THREADS)
-    pthread_mutex_lock(&s->mu);
-#endif
+    mload__lock(&s->w.mu);
     if (free_bytes) *free_bytes = s->capacity - s->used;
     if (total) *total = s->capacity;
-#if defined(MLOAD__THREADS)
-    pthread_mutex_unlock(&s->mu);
-#endif
+    mload__unlock(&s->w.mu);
     return MLOAD_OK;
 }
 static void mload__sim_destroy(void *user) {
     mload__sim *s = MLOAD__CAST(mload__sim *, user);
     mload_allocator a = s->base.a;
-#if defined(MLOAD__THREADS)
-    if (s->started) {
-        pthread_mutex_lock(&s->mu);
-        s->stop = 1;
-        pthread_cond_signal(&s->work);
-        pthread_mutex_unlock(&s->mu);
-        pthread_join(s->th, NULL);
-    }
-    pthread_mutex_destroy(&s->mu);
-    pthread_cond_destroy(&s->work);
-    pthread_cond_destroy(&s->done);
-#endif
-    mload__free(&a, s->q, s->qcap * sizeof(mload__simjob), sizeof(void *));
+    mload__worker_destroy(&s->w);
     mload__free(&a, s, sizeof(*s), sizeof(void *));
 }
 
@@ -6246,12 +6511,7 @@ MODELLOAD_API mload_result mload_device_create_sim(uint64_t capacity, uint64_t b
     memset(s, 0, sizeof(*s));
     s->capacity = capacity;
     s->bps = bytes_per_second;
-#if defined(MLOAD__THREADS)
-    pthread_mutex_init(&s->mu, NULL);
-    pthread_cond_init(&s->work, NULL);
-    pthread_cond_init(&s->done, NULL);
-    s->started = pthread_create(&s->th, NULL, mload__sim_main, s) == 0;
-#endif
+    mload__worker_init(&s->w, NULL, sizeof(mload__simjob), mload__sim_run, s, 1);
     out->name = "sim";
     out->alloc = mload__sim_alloc;
     out->free = mload__sim_free;
@@ -6279,7 +6539,14 @@ MODELLOAD_API void mload_device_destroy(mload_device *d) {
     memset(d, 0, sizeof(*d));
 }
 
-/* -------------------------------------------------------- offload manager */
+#endif /* !MODELLOAD_NO_OFFLOAD */
+
+/* ==========================================================================
+   12. OFFLOAD MANAGER                                            >>offload
+   units and tiers, the hard budget, eviction by next use or LRU, prefetch, group moves, stats
+   ========================================================================== */
+
+#if !defined(MODELLOAD_NO_OFFLOAD)
 
 #define MLOAD__NONE UINT32_MAX
 enum { MLOAD__DEV_NONE = 0, MLOAD__DEV_LOADING = 1, MLOAD__DEV_READY = 2 };
@@ -6322,30 +6589,12 @@ struct mload_offload {
     int stage_busy[2];
     uint32_t last;            /* last acquired unit */
     mload_offload_stats st;
-    uint32_t *pq;             /* prefetch queue */
-    size_t pq_head, pq_n, pq_cap;
-    int stop, started, inflight; /* inflight: the worker is filling a unit */
-#if defined(MLOAD__THREADS)
-    pthread_t th;
-    pthread_mutex_t mu;
-    pthread_cond_t work, done;
-#endif
+    int inflight;             /* the prefetch worker is filling a unit */
+    mload__worker w;          /* the prefetch worker (jobs: unit numbers); its mutex guards all of the above */
 };
 
-static void mload__o_lock(mload_offload *o) {
-#if defined(MLOAD__THREADS)
-    pthread_mutex_lock(&o->mu);
-#else
-    (void)o;
-#endif
-}
-static void mload__o_unlock(mload_offload *o) {
-#if defined(MLOAD__THREADS)
-    pthread_mutex_unlock(&o->mu);
-#else
-    (void)o;
-#endif
-}
+static void mload__o_lock(mload_offload *o) { mload__lock(&o->w.mu); }
+static void mload__o_unlock(mload_offload *o) { mload__unlock(&o->w.mu); }
 
 static const mload_tensor *mload__ut(const mload_offload *o, const mload__unit *u, size_t k) {
     return mload_map_tensor(o->map, o->ut[u->t0 + k]);
@@ -6433,54 +6682,46 @@ static uint64_t mload__evictable(mload_offload *o, uint32_t keep, uint32_t min_d
     return total;
 }
 
-#if defined(MLOAD__THREADS)
 static int mload__any_loading(const mload_offload *o) {
     uint32_t i;
     for (i = 0; i < o->nunits; ++i)
         if (o->units[i].dev_state == MLOAD__DEV_LOADING) return 1;
     return 0;
 }
-#endif
+
+/* evicts the best victim; 0 when none */
+static int mload__evict_one(mload_offload *o, uint32_t keep, uint32_t min_dist) {
+    uint32_t v = mload__victim(o, keep, min_dist);
+    if (v == MLOAD__NONE) return 0;
+    mload__free_dev_copy(o, &o->units[v]);
+    o->st.evictions++;
+    return 1;
+}
 
 /* device bytes within the budget (lock held). Evicts only when the request
    can then fit (never empties the cache for nothing); with may_wait, waits
    for in-flight prefetches (whose copies then become evictable) before
    giving up. */
+
 static mload_result mload__dev_alloc(mload_offload *o, uint64_t size, uint32_t keep, uint32_t min_dist, int may_wait, void **ptr,
                                      mload_error *err) {
     uint64_t sz = size ? size : 1;
-    (void)may_wait;
     for (;;) {
         uint64_t avail = o->dev_budget > o->dev_used ? o->dev_budget - o->dev_used : 0;
-        if (sz <= avail) {
-            mload_result r = o->dev.alloc(o->dev.user, sz, 64, ptr);
-            if (r == MLOAD_OK) {
-                o->dev_used += sz;
-                mload__o_peak(o);
-                return MLOAD_OK;
-            }
-            { /* the device itself is full (other users): evict and retry */
-                uint32_t v = mload__victim(o, keep, min_dist);
-                if (v != MLOAD__NONE) {
-                    mload__free_dev_copy(o, &o->units[v]);
-                    o->st.evictions++;
-                    continue;
-                }
-            }
-#if defined(MLOAD__THREADS)
-            if (may_wait && mload__any_loading(o)) { pthread_cond_wait(&o->done, &o->mu); continue; }
-#endif
-            return mload__fail(err, MLOAD_ERR_DEVICE, MLOAD_NO_OFFSET, NULL, 0, "the device refused %U bytes", sz);
+        int fits = sz <= avail;
+        if (fits && o->dev.alloc(o->dev.user, sz, 64, ptr) == MLOAD_OK) {
+            o->dev_used += sz;
+            mload__o_peak(o);
+            return MLOAD_OK;
         }
-        if (avail + mload__evictable(o, keep, min_dist) >= sz) {
-            uint32_t v = mload__victim(o, keep, min_dist);
-            mload__free_dev_copy(o, &o->units[v]);
-            o->st.evictions++;
+        /* within the budget the device itself is full (other users): evict and retry; over it, evict
+           only when the request then fits; else wait for loads in flight to finish */
+        if ((fits || avail + mload__evictable(o, keep, min_dist) >= sz) && mload__evict_one(o, keep, min_dist)) continue;
+        if (may_wait && o->w.started && mload__any_loading(o)) {
+            mload__cond_wait(&o->w.done, &o->w.mu);
             continue;
         }
-#if defined(MLOAD__THREADS)
-        if (may_wait && mload__any_loading(o)) { pthread_cond_wait(&o->done, &o->mu); continue; }
-#endif
+        if (fits) return mload__fail(err, MLOAD_ERR_DEVICE, MLOAD_NO_OFFSET, NULL, 0, "the device refused %U bytes", sz);
         return mload__fail(err, MLOAD_ERR_BUDGET, MLOAD_NO_OFFSET, NULL, 0,
                            "device budget: %U bytes needed, %U available of %U (the rest is acquired, pinned or in use)", sz, avail,
                            o->dev_budget);
@@ -6612,52 +6853,38 @@ out:
     return r;
 }
 
-#if defined(MLOAD__THREADS)
-static void *mload__o_worker(void *arg) {
-    mload_offload *o = MLOAD__CAST(mload_offload *, arg);
-    pthread_mutex_lock(&o->mu);
-    for (;;) {
-        uint32_t v;
-        mload__unit *u;
-        mload_result r;
-        mload_error e;
-        void *dst;
-        uint64_t bytes;
-        while (!o->stop && o->pq_n == 0) pthread_cond_wait(&o->work, &o->mu);
-        if (o->stop) break;
-        v = o->pq[o->pq_head];
-        o->pq_head = (o->pq_head + 1) % o->pq_cap;
-        o->pq_n--;
-        u = &o->units[v];
-        dst = u->dev;
-        bytes = u->dev_bytes;
-        o->inflight = 1; /* add_unit waits: the units array must not move under the fill */
-        pthread_mutex_unlock(&o->mu);
-        r = mload__fill_device(o, u, u->tiers.preparing.dtype, MLOAD_DTYPE_INVALID, dst, bytes, &e);
-        pthread_mutex_lock(&o->mu);
-        o->inflight = 0;
-        u = &o->units[v];
-        u->load_result = r;
-        if (r != MLOAD_OK) {
-            u->load_err = e;
-            mload__free_dev_copy(o, u);
-        } else {
-            u->dev_state = MLOAD__DEV_READY;
-        }
-        pthread_cond_broadcast(&o->done);
+/* the prefetch worker's job: fill unit v's prepared copy (lock held on
+   entry and exit, released during the fill) */
+static void mload__o_prefetch_run(void *owner, void *job) {
+    mload_offload *o = MLOAD__CAST(mload_offload *, owner);
+    uint32_t v;
+    mload__unit *u;
+    mload_result r;
+    mload_error e;
+    void *dst;
+    uint64_t bytes;
+    memcpy(&v, job, sizeof v);
+    u = &o->units[v];
+    dst = u->dev;
+    bytes = u->dev_bytes;
+    o->inflight = 1; /* add_unit waits: the units array must not move under the fill */
+    mload__o_unlock(o);
+    r = mload__fill_device(o, u, u->tiers.preparing.dtype, MLOAD_DTYPE_INVALID, dst, bytes, &e);
+    mload__o_lock(o);
+    o->inflight = 0;
+    u = &o->units[v];
+    u->load_result = r;
+    if (r != MLOAD_OK) {
+        u->load_err = e;
+        mload__free_dev_copy(o, u);
+    } else {
+        u->dev_state = MLOAD__DEV_READY;
     }
-    pthread_mutex_unlock(&o->mu);
-    return NULL;
 }
-#endif
 
 /* waits (lock held) until the unit is not loading; returns the load's result */
 static mload_result mload__wait_loaded(mload_offload *o, mload__unit *u, mload_error *err) {
-#if defined(MLOAD__THREADS)
-    while (u->dev_state == MLOAD__DEV_LOADING) pthread_cond_wait(&o->done, &o->mu);
-#else
-    (void)o;
-#endif
+    while (u->dev_state == MLOAD__DEV_LOADING) mload__cond_wait(&o->w.done, &o->w.mu);
     if (u->load_result != MLOAD_OK) {
         mload_result r = u->load_result;
         if (err) *err = u->load_err;
@@ -6682,30 +6909,14 @@ static void mload__o_free_units(mload_offload *o) {
 MODELLOAD_API void mload_offload_destroy(mload_offload *o) {
     mload_allocator a;
     if (!o) return;
-#if defined(MLOAD__THREADS)
-    if (o->started) {
-        uint32_t i;
-        int loading;
-        pthread_mutex_lock(&o->mu);
-        while (o->pq_n) { /* queued loads never start: their copies are just freed */
-            o->units[o->pq[o->pq_head]].dev_state = MLOAD__DEV_READY;
-            o->pq_head = (o->pq_head + 1) % o->pq_cap;
-            o->pq_n--;
-        }
-        do { /* the one in flight finishes */
-            loading = 0;
-            for (i = 0; i < o->nunits; ++i) loading |= o->units[i].dev_state == MLOAD__DEV_LOADING;
-            if (loading) pthread_cond_wait(&o->done, &o->mu);
-        } while (loading);
-        o->stop = 1;
-        pthread_cond_signal(&o->work);
-        pthread_mutex_unlock(&o->mu);
-        pthread_join(o->th, NULL);
+    if (o->w.started) {
+        uint32_t v;
+        mload__o_lock(o);
+        while (mload__worker_take(&o->w, &v)) o->units[v].dev_state = MLOAD__DEV_READY; /* queued loads never start: */
+        while (mload__any_loading(o)) mload__cond_wait(&o->w.done, &o->w.mu);       /* their copies are just freed */
+        mload__o_unlock(o);
     }
-    pthread_mutex_destroy(&o->mu);
-    pthread_cond_destroy(&o->work);
-    pthread_cond_destroy(&o->done);
-#endif
+    mload__worker_destroy(&o->w);
     mload__o_free_units(o);
     mload__host_free(o, o->stage[0], o->stage_bytes[0]);
     mload__host_free(o, o->stage[1], o->stage_bytes[1]);
@@ -6714,7 +6925,6 @@ MODELLOAD_API void mload_offload_destroy(mload_offload *o) {
     mload__free(&a, o->ut, o->ut_cap * sizeof(size_t), sizeof(void *));
     mload__free(&a, o->owner, (mload_map_count(o->map) + 1) * sizeof(uint32_t), sizeof(uint32_t));
     mload__free(&a, o->dist, o->dist_cap * sizeof(uint32_t), sizeof(uint32_t));
-    mload__free(&a, o->pq, o->pq_cap * sizeof(uint32_t), sizeof(uint32_t));
     mload__free(&a, o, sizeof(*o), sizeof(void *));
 }
 
@@ -6749,12 +6959,7 @@ MODELLOAD_API mload_result mload_offload_create(const mload_offload_desc *desc, 
     o->owner = MLOAD__CAST(uint32_t *, mload__malloc(&o->alloc, (mload_map_count(o->map) + 1) * sizeof(uint32_t), sizeof(uint32_t)));
     if (!o->owner) { mload__free(&o->alloc, o, sizeof(*o), sizeof(void *)); return mload__oom(err); }
     for (i = 0; i < mload_map_count(o->map); ++i) o->owner[i] = MLOAD__NONE;
-#if defined(MLOAD__THREADS)
-    pthread_mutex_init(&o->mu, NULL);
-    pthread_cond_init(&o->work, NULL);
-    pthread_cond_init(&o->done, NULL);
-    if (o->depth) o->started = pthread_create(&o->th, NULL, mload__o_worker, o) == 0;
-#endif
+    mload__worker_init(&o->w, &o->alloc, sizeof(uint32_t), mload__o_prefetch_run, o, o->depth > 0);
     *out = o;
     return MLOAD_OK;
 }
@@ -6792,9 +6997,7 @@ static mload_result mload__add_unit(mload_offload *o, const char *name, const si
                                     uint32_t *unit, mload_error *err) {
     mload_result r;
     mload__o_lock(o);
-#if defined(MLOAD__THREADS)
-    while (o->inflight) pthread_cond_wait(&o->done, &o->mu);
-#endif
+    while (o->inflight) mload__cond_wait(&o->w.done, &o->w.mu);
     r = mload__add_unit_locked(o, name, idx, n, tiers, unit, err);
     mload__o_unlock(o);
     return r;
@@ -6969,24 +7172,10 @@ static void mload__prefetch(mload_offload *o, uint32_t from) {
         u->prefetched = 1;
         u->load_result = MLOAD_OK;
         o->st.prefetch_issued++;
-#if defined(MLOAD__THREADS)
-        if (o->started) {
-            if (o->pq_n == o->pq_cap) {
-                size_t ncap = o->pq_cap ? o->pq_cap * 2 : 16, q;
-                uint32_t *nq = MLOAD__CAST(uint32_t *, mload__malloc(&o->alloc, ncap * sizeof(uint32_t), sizeof(uint32_t)));
-                if (!nq) { mload__free_dev_copy(o, u); return; }
-                for (q = 0; q < o->pq_n; ++q) nq[q] = o->pq[(o->pq_head + q) % o->pq_cap];
-                mload__free(&o->alloc, o->pq, o->pq_cap * sizeof(uint32_t), sizeof(uint32_t));
-                o->pq = nq;
-                o->pq_cap = ncap;
-                o->pq_head = 0;
-            }
-            o->pq[(o->pq_head + o->pq_n) % o->pq_cap] = v;
-            o->pq_n++;
-            pthread_cond_signal(&o->work);
+        if (o->w.started) {
+            if (!mload__worker_push(&o->w, &v)) mload__free_dev_copy(o, u);
             continue;
         }
-#endif
         { /* no worker: load now */
             mload_error e;
             mload_result r;
@@ -7221,6 +7410,8 @@ MODELLOAD_API void mload_offload_reset_stats(mload_offload *o) {
     mload__o_peak(o);
     mload__o_unlock(o);
 }
+
+#endif /* !MODELLOAD_NO_OFFLOAD */
 
 #ifdef __cplusplus
 }
