@@ -164,7 +164,11 @@
 
 #ifndef MODELLOAD_API
 #ifdef MODELLOAD_STATIC
+#if defined(__GNUC__) || defined(__clang__)
+#define MODELLOAD_API static __attribute__((unused)) /* a program uses some of the API, not all */
+#else
 #define MODELLOAD_API static
+#endif
 #else
 #define MODELLOAD_API extern
 #endif
@@ -174,7 +178,9 @@
 extern "C" {
 #endif
 
-/* ---------------------------------------------------------------- results */
+/* ==========================================================================
+   1. CORE                                                           >>core
+   ========================================================================== */
 
 /* X-macro: the one list of result codes and their class names. */
 #define MLOAD__RESULT_LIST(X)                                                  \
@@ -233,8 +239,6 @@ MODELLOAD_API uint32_t mload_version(void);
 /* Library version as the static string MODELLOAD_VERSION_STRING. */
 MODELLOAD_API const char *mload_version_string(void);
 
-/* -------------------------------------------------------------- allocator */
-
 /* Runtime allocator. alloc returns memory aligned to `align` (a power of two)
    or NULL; free receives the size that was requested. All zero = default. */
 typedef struct mload_allocator {
@@ -243,7 +247,9 @@ typedef struct mload_allocator {
     void *user;
 } mload_allocator;
 
-/* ----------------------------------------------------------------- dtypes */
+/* ==========================================================================
+   2. DTYPES AND CASTS                                             >>dtypes
+   ========================================================================== */
 
 typedef enum mload_dtype {
     MLOAD_DTYPE_INVALID = 0,
@@ -291,8 +297,6 @@ MODELLOAD_API uint32_t mload_dtype_bits(mload_dtype t);
 /* Kind of a dtype; MLOAD_KIND_INVALID for invalid values. */
 MODELLOAD_API mload_kind mload_dtype_kind(mload_dtype t);
 
-/* ------------------------------------------------------------- conversion */
-
 /* What an F8 destination does with a value beyond its range (mload_cast and
    every read that casts). */
 typedef enum mload_f8_overflow {
@@ -321,7 +325,9 @@ MODELLOAD_API mload_result mload_cast(void *dst, mload_dtype dst_t, const void *
 /* 1 when mload_cast supports the pair (dst_t <- src_t), else 0. */
 MODELLOAD_API int mload_cast_supported(mload_dtype dst_t, mload_dtype src_t);
 
-/* ---------------------------------------------------------------- sources */
+/* ==========================================================================
+   3. SOURCES                                                     >>sources
+   ========================================================================== */
 
 /* A zero-copy, read-only view of bytes (mload_view_open). It stays valid
    until mload_view_close(), even after the map and the source are closed. */
@@ -376,7 +382,9 @@ MODELLOAD_API mload_result mload_source_open_path(const char *path,
 /* Calls s->close (when set) and zeroes *s. NULL is ignored. */
 MODELLOAD_API void mload_source_close(mload_source *s);
 
-/* ------------------------------------------------------------------- file */
+/* ==========================================================================
+   4. FILE                                                           >>file
+   ========================================================================== */
 
 typedef struct mload_tensor {
     const char *name;      /* NUL-terminated, may contain NUL: see name_len */
@@ -455,111 +463,11 @@ MODELLOAD_API mload_result mload_file_read_bytes(const mload_file *f, const mloa
                                                  uint64_t byte_begin, uint64_t size,
                                                  void *dst, mload_error *err);
 
+/* ==========================================================================
+   6. CONVERTER                                                 >>converter
+   ========================================================================== */
 
-/* -------------------------------------------------------------------- map */
-
-/* The map (DiskMap): one lazy name space over many safetensors files. */
-typedef struct mload_map mload_map;
-
-/* What the map does with a tensor name found in two files. */
-typedef enum mload_dup_policy {
-    MLOAD_DUP_ERROR = 0,    /* default: MLOAD_ERR_DUPLICATE_KEY */
-    MLOAD_DUP_LAST_WINS = 1 /* the later file's tensor wins (what the Python loader does) */
-} mload_dup_policy;
-
-typedef struct mload_map_desc {
-    /* each path is a .safetensors file, a folder (every *.safetensors in it,
-       sorted by name) or a *.index.json of a sharded checkpoint; files are
-       ordered as given (this order decides MLOAD_DUP_LAST_WINS) */
-    const char *const *paths;
-    uint64_t path_count;
-    /* user sources, after the paths; the map takes them over and closes
-       them (on failure too) */
-    const mload_source *sources;
-    uint64_t source_count;
-    mload_dup_policy duplicates;
-    uint32_t threads;               /* default worker count of bulk loads; 0 = online CPUs (<= 16) */
-    mload_f8_overflow f8_overflow;  /* used by every read that casts */
-    mload_allocator allocator;
-    /* optional: present the converted name space (the rules and strings it
-       points to need only live during mload_map_open) */
-    const struct mload_converter *converter;
-} mload_map_desc;
-
-/* Opens every file (headers only) and builds the name space. Index checks:
-   shard names must be plain file names (no '/', '\\', "..", absolute or
-   empty), every mapped tensor must be in its shard, every tensor of a shard
-   must be mapped to it, and no tensor may be in two shards
-   (MLOAD_ERR_INVALID_INDEX, naming the tensor or file). The index's
-   metadata.total_size is compared, not trusted: see
-   mload_map_declared_size(). Errors carry err->file_index. */
-MODELLOAD_API mload_result mload_map_open(const mload_map_desc *desc, mload_map **out, mload_error *err);
-/* Closes every file. Views (mload_view) stay valid; buffers from
-   mload_map_read_alloc / load_arena / bind must be freed before. NULL ok. */
-MODELLOAD_API void mload_map_close(mload_map *m);
-
-/* Number of tensors in the name space. */
-MODELLOAD_API uint64_t mload_map_count(const mload_map *m);
-/* Tensor i in name order (bytewise, stable); NULL when i >= count. Its
-   file_index says which file holds it; the pointer lives until close. */
-MODELLOAD_API const mload_tensor *mload_map_tensor(const mload_map *m, uint64_t i);
-/* Exact-name lookup, O(1); NULL when absent. */
-MODELLOAD_API const mload_tensor *mload_map_find(const mload_map *m, const char *name);
-MODELLOAD_API const mload_tensor *mload_map_find_n(const mload_map *m, const char *name, size_t len);
-/* Tensors whose name starts with prefix form one range of the name order:
-   returns its length and sets *first (to count when none). */
-MODELLOAD_API uint64_t mload_map_find_prefix(const mload_map *m, const char *prefix, uint64_t *first);
-/* Files of the map, in open order; path is NULL for user sources. */
-MODELLOAD_API uint64_t mload_map_file_count(const mload_map *m);
-MODELLOAD_API const mload_file *mload_map_file(const mload_map *m, uint64_t i);
-MODELLOAD_API const char *mload_map_file_path(const mload_map *m, uint64_t i);
-/* Sum of nbytes of the name space. */
-MODELLOAD_API uint64_t mload_map_data_size(const mload_map *m);
-/* metadata.total_size of the index.json files (summed), or UINT64_MAX when
-   no index gave one. Differing from mload_map_data_size() is not an error
-   (writers disagree on it); a caller may warn. */
-MODELLOAD_API uint64_t mload_map_declared_size(const mload_map *m);
-
-/* Reads tensor t (from this map) into dst, converted to dtype `as`
-   (MLOAD_DTYPE_INVALID = as stored) with the map's f8_overflow.
-   dst_size must hold numel elements of `as`. Unsupported pairs give
-   MLOAD_ERR_UNSUPPORTED before anything is read. Uses at most 256 KiB of
-   scratch when converting. Thread-safe: many threads may read one map. */
-MODELLOAD_API mload_result mload_map_read(const mload_map *m, const mload_tensor *t, mload_dtype as, void *dst,
-                                          uint64_t dst_size, mload_error *err);
-/* Elements [first, first + count) of the flattened tensor. For sub-byte
-   dtypes (F4, F6_*) the range must start and end on whole bytes. */
-MODELLOAD_API mload_result mload_map_read_range(const mload_map *m, const mload_tensor *t, uint64_t first, uint64_t count,
-                                                mload_dtype as, void *dst, uint64_t dst_size, mload_error *err);
-/* Rows [row_begin, row_begin + row_count) of dim 0 (rank >= 1). */
-MODELLOAD_API mload_result mload_map_read_rows(const mload_map *m, const mload_tensor *t, uint64_t row_begin,
-                                               uint64_t row_count, mload_dtype as, void *dst, uint64_t dst_size,
-                                               mload_error *err);
-/* Even split of `rows` over `world` ranks: rank r gets rows
-   [*begin, *begin + *count); the first rows % world ranks get one row more
-   (torch.tensor_split's rule). world 0 is treated as 1; rank >= world
-   gets count 0. */
-MODELLOAD_API void mload_split_rows(uint64_t rows, uint64_t rank, uint64_t world, uint64_t *begin, uint64_t *count);
-/* Reads into memory the library allocates with the map's allocator
-   (64-byte aligned). Free it with mload_map_free_buffer(m, *out, *out_size). */
-MODELLOAD_API mload_result mload_map_read_alloc(const mload_map *m, const mload_tensor *t, mload_dtype as, void **out,
-                                                uint64_t *out_size, mload_error *err);
-/* Frees memory from mload_map_read_alloc, mload_map_load_arena or a
-   binding the library allocated. NULL is ignored. */
-MODELLOAD_API void mload_map_free_buffer(const mload_map *m, void *p, uint64_t size);
-
-/* A zero-copy, read-only view of a stored tensor's bytes, through its
-   source's view capability: files opened by path (mmap of the tensor's
-   pages only), memory buffers (a pointer), user sources that offer it;
-   MLOAD_ERR_UNSUPPORTED otherwise and for tensors a converter computes.
-   A file truncated while viewed raises SIGBUS on access, so the default
-   read path is pread. */
-MODELLOAD_API mload_result mload_view_open(const mload_map *m, const mload_tensor *t, mload_view *out, mload_error *err);
-MODELLOAD_API void mload_view_close(mload_view *v);
-
-
-/* -------------------------------------------------------------- converter */
-
+#if !defined(MODELLOAD_NO_CONVERTER)
 /* A converter presents a map's tensors under the names and layouts a
    program expects, lazily: every read computes the converted tensor from
    the source bytes it needs. Rules apply in the order given, each to the
@@ -636,13 +544,119 @@ typedef struct mload_converter {
     void *user;
 } mload_converter;
 
+#endif /* !MODELLOAD_NO_CONVERTER */
+
+/* ==========================================================================
+   7. MAP                                                             >>map
+   ========================================================================== */
+
+/* The map (DiskMap): one lazy name space over many safetensors files. */
+typedef struct mload_map mload_map;
+
+/* What the map does with a tensor name found in two files. */
+typedef enum mload_dup_policy {
+    MLOAD_DUP_ERROR = 0,    /* default: MLOAD_ERR_DUPLICATE_KEY */
+    MLOAD_DUP_LAST_WINS = 1 /* the later file's tensor wins (what the Python loader does) */
+} mload_dup_policy;
+
+typedef struct mload_map_desc {
+    /* each path is a .safetensors file, a folder (every *.safetensors in it,
+       sorted by name) or a *.index.json of a sharded checkpoint; files are
+       ordered as given (this order decides MLOAD_DUP_LAST_WINS) */
+    const char *const *paths;
+    uint64_t path_count;
+    /* user sources, after the paths; the map takes them over and closes
+       them (on failure too) */
+    const mload_source *sources;
+    uint64_t source_count;
+    mload_dup_policy duplicates;
+    uint32_t threads;               /* default worker count of bulk loads; 0 = online CPUs (<= 16) */
+    mload_f8_overflow f8_overflow;  /* used by every read that casts */
+    mload_allocator allocator;
+    /* optional: present the converted name space (the rules and strings it
+       points to need only live during mload_map_open) */
+    const struct mload_converter *converter;
+} mload_map_desc;
+
+/* Opens every file (headers only) and builds the name space. Index checks:
+   shard names must be plain file names (no '/', '\\', "..", absolute or
+   empty), every mapped tensor must be in its shard, every tensor of a shard
+   must be mapped to it, and no tensor may be in two shards
+   (MLOAD_ERR_INVALID_INDEX, naming the tensor or file). The index's
+   metadata.total_size is compared, not trusted: see
+   mload_map_declared_size(). Errors carry err->file_index. */
+MODELLOAD_API mload_result mload_map_open(const mload_map_desc *desc, mload_map **out, mload_error *err);
+/* Closes every file. Views (mload_view) stay valid; buffers from
+   mload_map_read_alloc / load_arena / bind must be freed before. NULL ok. */
+MODELLOAD_API void mload_map_close(mload_map *m);
+
 /* 1 when t (of map m) is a file tensor read as it lies on disk: t->offset
    and t->file_index locate its bytes. 0 for a tensor a converter computes
    (concat, slice, transpose, cast, zeros...): t->offset is then 0 and
    views are unsupported. */
 MODELLOAD_API int mload_map_is_direct(const mload_map *m, const mload_tensor *t);
+/* Number of tensors in the name space. */
+MODELLOAD_API uint64_t mload_map_count(const mload_map *m);
+/* Tensor i in name order (bytewise, stable); NULL when i >= count. Its
+   file_index says which file holds it; the pointer lives until close. */
+MODELLOAD_API const mload_tensor *mload_map_tensor(const mload_map *m, uint64_t i);
+/* Exact-name lookup, O(1); NULL when absent. */
+MODELLOAD_API const mload_tensor *mload_map_find(const mload_map *m, const char *name);
+MODELLOAD_API const mload_tensor *mload_map_find_n(const mload_map *m, const char *name, size_t len);
+/* Tensors whose name starts with prefix form one range of the name order:
+   returns its length and sets *first (to count when none). */
+MODELLOAD_API uint64_t mload_map_find_prefix(const mload_map *m, const char *prefix, uint64_t *first);
+/* Files of the map, in open order; path is NULL for user sources. */
+MODELLOAD_API uint64_t mload_map_file_count(const mload_map *m);
+MODELLOAD_API const mload_file *mload_map_file(const mload_map *m, uint64_t i);
+MODELLOAD_API const char *mload_map_file_path(const mload_map *m, uint64_t i);
+/* Sum of nbytes of the name space. */
+MODELLOAD_API uint64_t mload_map_data_size(const mload_map *m);
+/* metadata.total_size of the index.json files (summed), or UINT64_MAX when
+   no index gave one. Differing from mload_map_data_size() is not an error
+   (writers disagree on it); a caller may warn. */
+MODELLOAD_API uint64_t mload_map_declared_size(const mload_map *m);
 
-/* ------------------------------------------------------------- bulk load */
+/* Reads tensor t (from this map) into dst, converted to dtype `as`
+   (MLOAD_DTYPE_INVALID = as stored) with the map's f8_overflow.
+   dst_size must hold numel elements of `as`. Unsupported pairs give
+   MLOAD_ERR_UNSUPPORTED before anything is read. Uses at most 256 KiB of
+   scratch when converting. Thread-safe: many threads may read one map. */
+MODELLOAD_API mload_result mload_map_read(const mload_map *m, const mload_tensor *t, mload_dtype as, void *dst,
+                                          uint64_t dst_size, mload_error *err);
+/* Elements [first, first + count) of the flattened tensor. For sub-byte
+   dtypes (F4, F6_*) the range must start and end on whole bytes. */
+MODELLOAD_API mload_result mload_map_read_range(const mload_map *m, const mload_tensor *t, uint64_t first, uint64_t count,
+                                                mload_dtype as, void *dst, uint64_t dst_size, mload_error *err);
+/* Rows [row_begin, row_begin + row_count) of dim 0 (rank >= 1). */
+MODELLOAD_API mload_result mload_map_read_rows(const mload_map *m, const mload_tensor *t, uint64_t row_begin,
+                                               uint64_t row_count, mload_dtype as, void *dst, uint64_t dst_size,
+                                               mload_error *err);
+/* Even split of `rows` over `world` ranks: rank r gets rows
+   [*begin, *begin + *count); the first rows % world ranks get one row more
+   (torch.tensor_split's rule). world 0 is treated as 1; rank >= world
+   gets count 0. */
+MODELLOAD_API void mload_split_rows(uint64_t rows, uint64_t rank, uint64_t world, uint64_t *begin, uint64_t *count);
+/* Reads into memory the library allocates with the map's allocator
+   (64-byte aligned). Free it with mload_map_free_buffer(m, *out, *out_size). */
+MODELLOAD_API mload_result mload_map_read_alloc(const mload_map *m, const mload_tensor *t, mload_dtype as, void **out,
+                                                uint64_t *out_size, mload_error *err);
+/* Frees memory from mload_map_read_alloc, mload_map_load_arena or a
+   binding the library allocated. NULL is ignored. */
+MODELLOAD_API void mload_map_free_buffer(const mload_map *m, void *p, uint64_t size);
+
+/* A zero-copy, read-only view of a stored tensor's bytes, through its
+   source's view capability: files opened by path (mmap of the tensor's
+   pages only), memory buffers (a pointer), user sources that offer it;
+   MLOAD_ERR_UNSUPPORTED otherwise and for tensors a converter computes.
+   A file truncated while viewed raises SIGBUS on access, so the default
+   read path is pread. */
+MODELLOAD_API mload_result mload_view_open(const mload_map *m, const mload_tensor *t, mload_view *out, mload_error *err);
+MODELLOAD_API void mload_view_close(mload_view *v);
+
+/* ==========================================================================
+   8. BULK LOADS AND BINDING                                         >>bulk
+   ========================================================================== */
 
 /* One read of a bulk load: elements [first, first + count) of tensor
    (count 0 = the whole tensor) converted to `as` into dst. */
@@ -685,8 +699,6 @@ MODELLOAD_API mload_result mload_map_load_arena(const mload_map *m, mload_load_i
                                                 const mload_load_opts *opts, void **arena, uint64_t *arena_size,
                                                 mload_error *err);
 
-/* ---------------------------------------------------------------- binding */
-
 /* A tensor a program expects (the C analogue of load_state_dict). */
 typedef struct mload_binding {
     const char *name;
@@ -727,13 +739,23 @@ typedef struct mload_bind_report {
 MODELLOAD_API mload_result mload_map_bind(const mload_map *m, mload_binding *b, uint64_t n, const mload_bind_opts *opts,
                                           mload_bind_report *report, mload_error *err);
 
-/* The original loader's model fingerprint: MD5 (hex, NUL-terminated) of the
+
+/* ==========================================================================
+   9. FINGERPRINT                                             >>fingerprint
+   ========================================================================== */
+
+#if !defined(MODELLOAD_NO_FINGERPRINT)
+/* The model fingerprint of the Python loader: MD5 (hex, NUL-terminated) of the
    sorted, comma-joined list holding, per tensor, "name:d0_d1_..." and
    "name". Reads no tensor data. */
 MODELLOAD_API mload_result mload_map_fingerprint(const mload_map *m, char out[33], mload_error *err);
+#endif /* !MODELLOAD_NO_FINGERPRINT */
 
-/* ----------------------------------------------------------------- writer */
+/* ==========================================================================
+   10. WRITER                                                      >>writer
+   ========================================================================== */
 
+#if !defined(MODELLOAD_NO_WRITER)
 /* One tensor to write: from caller memory (data, in `dtype`) or from a map
    (src, converted from its stored dtype to `dtype`). */
 typedef struct mload_write_tensor {
@@ -766,10 +788,13 @@ typedef struct mload_write_opts {
    MLOAD_ERR_UNSUPPORTED under MODELLOAD_NO_STDIO. */
 MODELLOAD_API mload_result mload_write(const char *path, const mload_write_tensor *tensors, uint64_t n,
                                        const mload_write_opts *opts, mload_error *err);
+#endif /* !MODELLOAD_NO_WRITER */
 
+/* ==========================================================================
+   11. DEVICES                                                    >>devices
+   ========================================================================== */
 
-/* ------------------------------------------------------- device back ends */
-
+#if !defined(MODELLOAD_NO_OFFLOAD)
 /* A compute device behind one small table. Copies may be asynchronous: they
    return a fence, and the source/destination must stay valid until
    wait(fence) returns. Fences of one device complete in order; convert is
@@ -808,9 +833,13 @@ MODELLOAD_API mload_result mload_device_create_sim(uint64_t capacity, uint64_t b
 MODELLOAD_API mload_result mload_device_create_cuda(uint32_t ordinal, mload_device *out, mload_error *err);
 /* Calls d->destroy (when set) and zeroes *d. */
 MODELLOAD_API void mload_device_destroy(mload_device *d);
+#endif /* !MODELLOAD_NO_OFFLOAD */
 
-/* -------------------------------------------------------- offload manager */
+/* ==========================================================================
+   12. OFFLOAD MANAGER                                            >>offload
+   ========================================================================== */
 
+#if !defined(MODELLOAD_NO_OFFLOAD)
 /* Units (named groups of a map's tensors) live in cheaper tiers and are
    brought to the computation device when acquired, under a hard byte
    budget, with eviction and prefetch. See docs/offload.md. */
@@ -922,6 +951,7 @@ MODELLOAD_API int mload_offload_is_resident(const mload_offload *o, uint32_t uni
 MODELLOAD_API void mload_offload_get_stats(const mload_offload *o, mload_offload_stats *out);
 /* Zeroes the counters (not the byte levels); peaks restart from the current levels. */
 MODELLOAD_API void mload_offload_reset_stats(mload_offload *o);
+#endif /* !MODELLOAD_NO_OFFLOAD */
 
 #ifdef __cplusplus
 }
@@ -1006,6 +1036,14 @@ extern ssize_t pread64(int fd, void *buf, size_t n, __off64_t offset);
 #define MLOAD__INLINE inline
 #else
 #define MLOAD__INLINE
+#endif
+
+/* static, for core helpers of modules that some configurations leave out
+   (MODELLOAD_NO_*): unused there without a warning */
+#if defined(__GNUC__) || defined(__clang__)
+#define MLOAD__SHARED static __attribute__((unused))
+#else
+#define MLOAD__SHARED static
 #endif
 
 /* GCC's -O2 cost model does not vectorise loops of unknown length; the
@@ -1182,7 +1220,7 @@ static void *mload__grow(const mload_allocator *a, void *arr, size_t *cap, size_
 }
 
 /* monotonic nanoseconds (0 where no POSIX clock is visible) */
-static uint64_t mload__now_ns(void) {
+MLOAD__SHARED uint64_t mload__now_ns(void) {
 #if defined(MLOAD__POSIX) && defined(CLOCK_MONOTONIC)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -1200,34 +1238,34 @@ static uint64_t mload__now_ns(void) {
 typedef pthread_mutex_t mload__mutex;
 typedef pthread_cond_t mload__cond;
 typedef pthread_t mload__thread;
-static void mload__mutex_init(mload__mutex *m) { pthread_mutex_init(m, NULL); }
-static void mload__mutex_destroy(mload__mutex *m) { pthread_mutex_destroy(m); }
-static void mload__lock(mload__mutex *m) { pthread_mutex_lock(m); }
-static void mload__unlock(mload__mutex *m) { pthread_mutex_unlock(m); }
-static void mload__cond_init(mload__cond *c) { pthread_cond_init(c, NULL); }
-static void mload__cond_destroy(mload__cond *c) { pthread_cond_destroy(c); }
-static void mload__cond_wait(mload__cond *c, mload__mutex *m) { pthread_cond_wait(c, m); }
-static void mload__cond_signal(mload__cond *c) { pthread_cond_signal(c); }
-static void mload__cond_broadcast(mload__cond *c) { pthread_cond_broadcast(c); }
+MLOAD__SHARED void mload__mutex_init(mload__mutex *m) { pthread_mutex_init(m, NULL); }
+MLOAD__SHARED void mload__mutex_destroy(mload__mutex *m) { pthread_mutex_destroy(m); }
+MLOAD__SHARED void mload__lock(mload__mutex *m) { pthread_mutex_lock(m); }
+MLOAD__SHARED void mload__unlock(mload__mutex *m) { pthread_mutex_unlock(m); }
+MLOAD__SHARED void mload__cond_init(mload__cond *c) { pthread_cond_init(c, NULL); }
+MLOAD__SHARED void mload__cond_destroy(mload__cond *c) { pthread_cond_destroy(c); }
+MLOAD__SHARED void mload__cond_wait(mload__cond *c, mload__mutex *m) { pthread_cond_wait(c, m); }
+MLOAD__SHARED void mload__cond_signal(mload__cond *c) { pthread_cond_signal(c); }
+MLOAD__SHARED void mload__cond_broadcast(mload__cond *c) { pthread_cond_broadcast(c); }
 /* 1 when the thread started */
-static int mload__thread_start(mload__thread *t, void *(*fn)(void *), void *arg) { return pthread_create(t, NULL, fn, arg) == 0; }
-static void mload__thread_join(mload__thread t) { pthread_join(t, NULL); }
+MLOAD__SHARED int mload__thread_start(mload__thread *t, void *(*fn)(void *), void *arg) { return pthread_create(t, NULL, fn, arg) == 0; }
+MLOAD__SHARED void mload__thread_join(mload__thread t) { pthread_join(t, NULL); }
 #else
 #define MLOAD__HAVE_THREADS 0
 typedef int mload__mutex;
 typedef int mload__cond;
 typedef int mload__thread;
-static void mload__mutex_init(mload__mutex *m) { *m = 0; }
-static void mload__mutex_destroy(mload__mutex *m) { (void)m; }
-static void mload__lock(mload__mutex *m) { (void)m; }
-static void mload__unlock(mload__mutex *m) { (void)m; }
-static void mload__cond_init(mload__cond *c) { *c = 0; }
-static void mload__cond_destroy(mload__cond *c) { (void)c; }
-static void mload__cond_wait(mload__cond *c, mload__mutex *m) { (void)c; (void)m; MODELLOAD_ASSERT(0); }
-static void mload__cond_signal(mload__cond *c) { (void)c; }
-static void mload__cond_broadcast(mload__cond *c) { (void)c; }
-static int mload__thread_start(mload__thread *t, void *(*fn)(void *), void *arg) { (void)t; (void)fn; (void)arg; return 0; }
-static void mload__thread_join(mload__thread t) { (void)t; }
+MLOAD__SHARED void mload__mutex_init(mload__mutex *m) { *m = 0; }
+MLOAD__SHARED void mload__mutex_destroy(mload__mutex *m) { (void)m; }
+MLOAD__SHARED void mload__lock(mload__mutex *m) { (void)m; }
+MLOAD__SHARED void mload__unlock(mload__mutex *m) { (void)m; }
+MLOAD__SHARED void mload__cond_init(mload__cond *c) { *c = 0; }
+MLOAD__SHARED void mload__cond_destroy(mload__cond *c) { (void)c; }
+MLOAD__SHARED void mload__cond_wait(mload__cond *c, mload__mutex *m) { (void)c; (void)m; MODELLOAD_ASSERT(0); }
+MLOAD__SHARED void mload__cond_signal(mload__cond *c) { (void)c; }
+MLOAD__SHARED void mload__cond_broadcast(mload__cond *c) { (void)c; }
+MLOAD__SHARED int mload__thread_start(mload__thread *t, void *(*fn)(void *), void *arg) { (void)t; (void)fn; (void)arg; return 0; }
+MLOAD__SHARED void mload__thread_join(mload__thread t) { (void)t; }
 #endif
 
 /* worker threads when the caller says 0: online CPUs, at most 16 (1 without threads) */
@@ -1242,6 +1280,7 @@ static uint32_t mload__default_threads(void) {
 #endif
 }
 
+#if !defined(MODELLOAD_NO_OFFLOAD)
 /* ---- the worker: one thread running queued jobs in order ----
    The simulated device's copy engine and the offload manager's prefetch
    run on it. Its mutex also guards the owner's shared state: run() is
@@ -1340,9 +1379,10 @@ static void mload__worker_destroy(mload__worker *w) {
     mload__cond_destroy(&w->done);
     mload__free(&w->alloc, w->q, w->cap * w->esize, sizeof(void *));
 }
+#endif /* !MODELLOAD_NO_OFFLOAD */
 
 /* checked arithmetic, one place */
-static int mload__add_u64(uint64_t a, uint64_t b, uint64_t *out) {
+MLOAD__SHARED int mload__add_u64(uint64_t a, uint64_t b, uint64_t *out) {
     if (a > UINT64_MAX - b) return 0;
     *out = a + b;
     return 1;
@@ -2454,6 +2494,32 @@ static mload_result mload__json_string(mload__json *j, const char **s, size_t *l
 #undef MLOAD__STR_FAIL
 }
 
+/* The one JSON object walk. Start with j->p on the '{' and *state = 0; each
+   call moves to the next member and returns 1 with its key (kpos: where the
+   key starts, may be NULL) and j->p on its value, or 0 after the closing
+   '}'. On a syntax error *r is set and 0 returned. */
+static int mload__json_member(mload__json *j, int *state, const char **k, size_t *kl, char **kpos, mload_result *r) {
+    if (*state == 0) {
+        ++j->p;
+        mload__json_ws(j);
+        if (*j->p == '}') { ++j->p; return 0; }
+        *state = 1;
+    } else {
+        mload__json_ws(j);
+        if (*j->p == '}') { ++j->p; return 0; }
+        if (*j->p != ',') { *r = mload__json_fail(j, "expected ',' or '}'"); return 0; }
+        ++j->p;
+        mload__json_ws(j);
+    }
+    if (kpos) *kpos = j->p;
+    if ((*r = mload__json_string(j, k, kl)) != MLOAD_OK) return 0;
+    mload__json_ws(j);
+    if (*j->p != ':') { *r = mload__json_fail(j, "expected ':'"); return 0; }
+    ++j->p;
+    mload__json_ws(j);
+    return 1;
+}
+
 /* A plain non-negative integer that fits in 64 bits. */
 static mload_result mload__json_u64(mload__json *j, uint64_t *out) {
     char *p = j->p;
@@ -2829,33 +2895,22 @@ static void mload__file_free(mload_file *f) {
 /* __metadata__: null or an object of string -> string. */
 static mload_result mload__parse_metadata(mload_file *f, mload__json *j) {
     mload_result r;
+    mload_kv kv;
+    int st = 0;
     if (mload__json_lit(j, "null", 4)) return MLOAD_OK;
     if (*j->p != '{') return mload__json_fail(j, "__metadata__ must be an object of strings or null");
     f->has_meta = 1;
-    ++j->p;
-    mload__json_ws(j);
-    if (*j->p == '}') { ++j->p; return MLOAD_OK; }
-    for (;;) {
-        mload_kv kv;
-        mload__json_ws(j);
-        if ((r = mload__json_string(j, &kv.key, &kv.key_len)) != MLOAD_OK) return r;
-        mload__json_ws(j);
-        if (*j->p != ':') return mload__json_fail(j, "expected ':'");
-        ++j->p;
-        mload__json_ws(j);
+    r = MLOAD_OK;
+    while (mload__json_member(j, &st, &kv.key, &kv.key_len, NULL, &r)) {
+        void *np;
         if (*j->p != '"') return mload__json_fail(j, "__metadata__ values must be strings");
         if ((r = mload__json_string(j, &kv.value, &kv.value_len)) != MLOAD_OK) return r;
-        {
-            void *np = mload__grow(&f->alloc, f->meta, &f->meta_cap, f->meta_count + 1, sizeof(mload_kv));
-            if (!np) return mload__oom(j->err);
-            f->meta = MLOAD__CAST(mload_kv *, np);
-        }
+        np = mload__grow(&f->alloc, f->meta, &f->meta_cap, f->meta_count + 1, sizeof(mload_kv));
+        if (!np) return mload__oom(j->err);
+        f->meta = MLOAD__CAST(mload_kv *, np);
         f->meta[f->meta_count++] = kv;
-        mload__json_ws(j);
-        if (*j->p == ',') { ++j->p; continue; }
-        if (*j->p == '}') { ++j->p; return MLOAD_OK; }
-        return mload__json_fail(j, "expected ',' or '}' in __metadata__");
     }
+    return r;
 }
 
 /* Compares n bytes of k with the literal lit (n <= 12), without a libc call. */
@@ -3054,22 +3109,13 @@ static mload_result mload__parse_header(mload_file *f, mload_error *err, mload__
     j.err = err;
     mload__json_ws(&j);
     if (*j.p != '{') return mload__json_fail(&j, "the header must be a JSON object");
-    ++j.p;
-    mload__json_ws(&j);
-    if (*j.p == '}') {
-        ++j.p;
-    } else {
-        for (;;) {
-            const char *k;
-            size_t kl;
-            char *kpos;
-            mload__json_ws(&j);
-            kpos = j.p;
-            if ((r = mload__json_string(&j, &k, &kl)) != MLOAD_OK) return r;
-            mload__json_ws(&j);
-            if (*j.p != ':') return mload__json_fail(&j, "expected ':'");
-            ++j.p;
-            mload__json_ws(&j);
+    r = MLOAD_OK;
+    {
+        const char *k;
+        size_t kl;
+        char *kpos;
+        int st = 0;
+        while (mload__json_member(&j, &st, &k, &kl, &kpos, &r)) {
             if (kl == 12 && mload__keyeq(k, "__metadata__", 12)) {
                 if (seen_meta)
                     return mload__fail(err, MLOAD_ERR_DUPLICATE_KEY, 8u + MLOAD__CAST(uint64_t, kpos - j.base), k, kl,
@@ -3100,12 +3146,9 @@ static mload_result mload__parse_header(mload_file *f, mload_error *err, mload__
                 x->end = off[1];
                 f->count++;
             }
-            mload__json_ws(&j);
-            if (*j.p == ',') { ++j.p; continue; }
-            if (*j.p == '}') { ++j.p; break; }
-            return mload__json_fail(&j, "expected ',' or '}'");
         }
     }
+    if (r != MLOAD_OK) return r;
     mload__json_ws(&j);
     if (j.p != j.end) return mload__json_fail(&j, "trailing characters after the header object");
     if (f->count >= UINT32_MAX) return mload__fail(err, MLOAD_ERR_INVALID_HEADER_DESERIALIZATION, 8, NULL, 0, "too many tensors");
@@ -4742,204 +4785,207 @@ static mload_result mload__index_fail(mload_error *err, const char *name, size_t
 
 /* A sharded checkpoint's index: {"metadata": {"total_size": N, ...},
    "weight_map": {"tensor": "shard file", ...}, ...} */
-static mload_result mload__map_add_index(mload_map *m, const char *path, mload_error *err) {
-    const mload_allocator *a = &m->alloc;
+/* The parsed index.json: its weight_map entries and metadata.total_size. */
+typedef struct mload__idx {
+    char *buf;          /* the file's text (names point into it) */
+    uint64_t size;
+    mload__wm *wm;
+    size_t nwm, wm_cap;
+    uint64_t total;
+    int have_total, have_wm;
+} mload__idx;
+
+static void mload__idx_free(const mload_allocator *a, mload__idx *x) {
+    mload__free(a, x->wm, x->wm_cap * sizeof(mload__wm), sizeof(void *));
+    if (x->buf) mload__free(a, x->buf, MLOAD__CAST(size_t, x->size) + 1 + MLOAD__PAD, 1);
+}
+
+/* the index file's bytes, NUL-padded for the JSON reader */
+static mload_result mload__idx_load(const mload_allocator *a, const char *path, mload__idx *x, mload_error *err) {
     mload_source src;
-    uint64_t size = 0, total = 0;
-    char *buf = NULL;
-    mload__wm *wm = NULL, *byfile = NULL;
-    size_t nwm = 0, wm_cap = 0, i, dir_len = 0, dup;
-    mload__index ix;
-    mload__json j;
     mload_result r;
-    int have_total = 0, have_wm = 0;
-    memset(&ix, 0, sizeof ix);
     if ((r = mload_source_open_path(path, a, &src, err)) != MLOAD_OK) return r;
-    if (src.size(src.user, &size) != MLOAD_OK || size > MLOAD__MAX_HEADER) {
+    if (src.size(src.user, &x->size) != MLOAD_OK || x->size > MLOAD__MAX_HEADER) {
         mload_source_close(&src);
         return mload__fail(err, MLOAD_ERR_INVALID_INDEX, MLOAD_NO_OFFSET, NULL, 0, "index '%s' is unreadable or larger than 100000000 bytes", path);
     }
-    buf = MLOAD__CAST(char *, mload__malloc(a, MLOAD__CAST(size_t, size) + 1 + MLOAD__PAD, 1));
-    if (!buf) { mload_source_close(&src); return mload__oom(err); }
-    memset(buf + size, 0, 1 + MLOAD__PAD);
-    r = size ? src.read_at(src.user, 0, buf, MLOAD__CAST(size_t, size)) : MLOAD_OK;
+    x->buf = MLOAD__CAST(char *, mload__malloc(a, MLOAD__CAST(size_t, x->size) + 1 + MLOAD__PAD, 1));
+    if (!x->buf) { mload_source_close(&src); return mload__oom(err); }
+    memset(x->buf + x->size, 0, 1 + MLOAD__PAD);
+    r = x->size ? src.read_at(src.user, 0, x->buf, MLOAD__CAST(size_t, x->size)) : MLOAD_OK;
     mload_source_close(&src);
-    if (r != MLOAD_OK) { r = mload__fail(err, MLOAD_ERR_IO, 0, NULL, 0, "cannot read index '%s'", path); goto done; }
+    if (r != MLOAD_OK) return mload__fail(err, MLOAD_ERR_IO, 0, NULL, 0, "cannot read index '%s'", path);
+    return MLOAD_OK;
+}
 
-    j.base = buf;
-    j.p = buf;
-    j.end = buf + size;
+/* "metadata": {"total_size": N, ...}; total_size is advisory: a value that is not a u64 is skipped */
+static mload_result mload__idx_metadata(mload__json *j, mload__idx *x) {
+    const char *k;
+    size_t kl;
+    int st = 0;
+    mload_result r = MLOAD_OK;
+    while (mload__json_member(j, &st, &k, &kl, NULL, &r)) {
+        char *save = j->p;
+        if (kl == 10 && memcmp(k, "total_size", 10) == 0 && *j->p >= '0' && *j->p <= '9' &&
+            mload__json_u64(j, &x->total) == MLOAD_OK) {
+            x->have_total = 1;
+            continue;
+        }
+        j->p = save;
+        if ((r = mload__json_skip(j, 2)) != MLOAD_OK) return r;
+    }
+    return r;
+}
+
+/* "weight_map": {"tensor": "shard file", ...} */
+static mload_result mload__idx_weight_map(mload__json *j, const mload_allocator *a, mload__idx *x) {
+    mload__wm e;
+    int st = 0;
+    mload_result r = MLOAD_OK;
+    if (x->have_wm) return mload__json_fail(j, "weight_map given twice");
+    x->have_wm = 1;
+    if (*j->p != '{') return mload__json_fail(j, "weight_map must be an object of strings");
+    memset(&e, 0, sizeof e);
+    while (mload__json_member(j, &st, &e.name, &e.name_len, NULL, &r)) {
+        void *np;
+        if (*j->p != '"') return mload__json_fail(j, "weight_map values must be file names");
+        if ((r = mload__json_string(j, &e.file, &e.file_len)) != MLOAD_OK) return r;
+        np = mload__grow(a, x->wm, &x->wm_cap, x->nwm + 1, sizeof(mload__wm));
+        if (!np) return mload__oom(j->err);
+        x->wm = MLOAD__CAST(mload__wm *, np);
+        x->wm[x->nwm++] = e;
+    }
+    return r;
+}
+
+/* the index object: metadata and weight_map, other keys skipped */
+static mload_result mload__idx_parse(const mload_allocator *a, mload__idx *x, mload_error *err) {
+    mload__json j;
+    const char *k;
+    size_t kl;
+    int st = 0;
+    mload_result r = MLOAD_OK;
+    j.base = x->buf;
+    j.p = x->buf;
+    j.end = x->buf + x->size;
     j.err = err;
     mload__json_ws(&j);
-    if (*j.p != '{') { r = mload__json_fail(&j, "the index must be a JSON object"); goto json_done; }
-    ++j.p;
-    mload__json_ws(&j);
-    if (*j.p == '}') ++j.p;
-    else for (;;) {
-        const char *k;
-        size_t kl;
-        mload__json_ws(&j);
-        if ((r = mload__json_string(&j, &k, &kl)) != MLOAD_OK) goto json_done;
-        mload__json_ws(&j);
-        if (*j.p != ':') { r = mload__json_fail(&j, "expected ':'"); goto json_done; }
-        ++j.p;
-        mload__json_ws(&j);
-        if (kl == 8 && memcmp(k, "metadata", 8) == 0 && *j.p == '{') {
-            ++j.p;
-            mload__json_ws(&j);
-            if (*j.p == '}') ++j.p;
-            else for (;;) {
-                const char *mk;
-                size_t mkl;
-                mload__json_ws(&j);
-                if ((r = mload__json_string(&j, &mk, &mkl)) != MLOAD_OK) goto json_done;
-                mload__json_ws(&j);
-                if (*j.p != ':') { r = mload__json_fail(&j, "expected ':'"); goto json_done; }
-                ++j.p;
-                mload__json_ws(&j);
-                if (mkl == 10 && memcmp(mk, "total_size", 10) == 0 && *j.p >= '0' && *j.p <= '9') {
-                    char *save = j.p;
-                    if (mload__json_u64(&j, &total) == MLOAD_OK) have_total = 1;
-                    else { j.p = save; if ((r = mload__json_skip(&j, 2)) != MLOAD_OK) goto json_done; } /* advisory */
-                } else if ((r = mload__json_skip(&j, 2)) != MLOAD_OK) {
-                    goto json_done;
-                }
-                mload__json_ws(&j);
-                if (*j.p == ',') { ++j.p; continue; }
-                if (*j.p == '}') { ++j.p; break; }
-                r = mload__json_fail(&j, "expected ',' or '}'");
-                goto json_done;
-            }
-        } else if (kl == 10 && memcmp(k, "weight_map", 10) == 0) {
-            if (have_wm) { r = mload__json_fail(&j, "weight_map given twice"); goto json_done; }
-            have_wm = 1;
-            if (*j.p != '{') { r = mload__json_fail(&j, "weight_map must be an object of strings"); goto json_done; }
-            ++j.p;
-            mload__json_ws(&j);
-            if (*j.p == '}') ++j.p;
-            else for (;;) {
-                mload__wm e;
-                void *np;
-                memset(&e, 0, sizeof e);
-                mload__json_ws(&j);
-                if ((r = mload__json_string(&j, &e.name, &e.name_len)) != MLOAD_OK) goto json_done;
-                mload__json_ws(&j);
-                if (*j.p != ':') { r = mload__json_fail(&j, "expected ':'"); goto json_done; }
-                ++j.p;
-                mload__json_ws(&j);
-                if (*j.p != '"') { r = mload__json_fail(&j, "weight_map values must be file names"); goto json_done; }
-                if ((r = mload__json_string(&j, &e.file, &e.file_len)) != MLOAD_OK) goto json_done;
-                np = mload__grow(a, wm, &wm_cap, nwm + 1, sizeof(mload__wm));
-                if (!np) { r = mload__oom(err); goto done; }
-                wm = MLOAD__CAST(mload__wm *, np);
-                wm[nwm++] = e;
-                mload__json_ws(&j);
-                if (*j.p == ',') { ++j.p; continue; }
-                if (*j.p == '}') { ++j.p; break; }
-                r = mload__json_fail(&j, "expected ',' or '}'");
-                goto json_done;
-            }
-        } else if ((r = mload__json_skip(&j, 1)) != MLOAD_OK) {
-            goto json_done;
-        }
-        mload__json_ws(&j);
-        if (*j.p == ',') { ++j.p; continue; }
-        if (*j.p == '}') { ++j.p; break; }
-        r = mload__json_fail(&j, "expected ',' or '}'");
-        goto json_done;
+    if (*j.p != '{') r = mload__json_fail(&j, "the index must be a JSON object");
+    while (r == MLOAD_OK && mload__json_member(&j, &st, &k, &kl, NULL, &r)) {
+        if (kl == 8 && memcmp(k, "metadata", 8) == 0 && *j.p == '{') r = mload__idx_metadata(&j, x);
+        else if (kl == 10 && memcmp(k, "weight_map", 10) == 0) r = mload__idx_weight_map(&j, a, x);
+        else r = mload__json_skip(&j, 1);
     }
-    mload__json_ws(&j);
-    if (j.p != j.end) r = mload__json_fail(&j, "trailing characters after the index object");
-json_done:
-    if (r != MLOAD_OK) {
-        if (err && r != MLOAD_ERR_OUT_OF_MEMORY) {
-            err->code = MLOAD_ERR_INVALID_INDEX;
-            r = MLOAD_ERR_INVALID_INDEX;
-        }
-        goto done;
+    if (r == MLOAD_OK) {
+        mload__json_ws(&j);
+        if (j.p != j.end) r = mload__json_fail(&j, "trailing characters after the index object");
     }
-    if (!have_wm || nwm == 0) {
-        r = mload__fail(err, MLOAD_ERR_INVALID_INDEX, MLOAD_NO_OFFSET, NULL, 0, "index '%s' has no or an empty weight_map", path);
-        goto done;
+    if (r != MLOAD_OK && r != MLOAD_ERR_OUT_OF_MEMORY) { /* a JSON error of an index is InvalidIndex */
+        if (err) err->code = MLOAD_ERR_INVALID_INDEX;
+        r = MLOAD_ERR_INVALID_INDEX;
     }
-    if (have_total) m->declared = (m->declared == UINT64_MAX ? 0 : m->declared) + total;
+    return r;
+}
 
-    /* plain shard names only; no tensor mapped twice */
-    for (i = 0; i < nwm; ++i) {
-        const char *fn = wm[i].file;
-        size_t fl = wm[i].file_len;
+/* plain shard names only */
+static mload_result mload__idx_check_names(const mload__idx *x, mload_error *err) {
+    size_t i;
+    for (i = 0; i < x->nwm; ++i) {
+        const char *fn = x->wm[i].file;
+        size_t fl = x->wm[i].file_len;
         if (fl == 0 || memchr(fn, '/', fl) || memchr(fn, '\\', fl) || memchr(fn, '\0', fl) ||
-            (fl == 1 && fn[0] == '.') || (fl == 2 && fn[0] == '.' && fn[1] == '.')) {
-            r = mload__index_fail(err, wm[i].name, wm[i].name_len, "shard name '%s' of tensor '%s' is not a plain file name",
-                                  fn, wm[i].name);
-            goto done;
-        }
+            (fl == 1 && fn[0] == '.') || (fl == 2 && fn[0] == '.' && fn[1] == '.'))
+            return mload__index_fail(err, x->wm[i].name, x->wm[i].name_len, "shard name '%s' of tensor '%s' is not a plain file name",
+                                     fn, x->wm[i].name);
     }
-    ix.seed = 0x9E3779B97F4A7C15ull ^ MLOAD__CAST(uint64_t, nwm);
-    if (!mload__index_build(a, &ix, wm, sizeof(mload__wm), nwm, NULL, 0, &dup)) { r = mload__oom(err); goto done; }
-    if (dup != SIZE_MAX) {
-        r = mload__index_fail(err, wm[dup].name, wm[dup].name_len, "tensor '%s' is mapped twice in '%s'", wm[dup].name, path);
-        goto done;
-    }
-    /* open each distinct shard once, in file-name order */
-    byfile = MLOAD__CAST(mload__wm *, mload__malloc(a, (nwm + 1) * sizeof(mload__wm), sizeof(void *)));
-    if (!byfile) { r = mload__oom(err); goto done; }
-    if (nwm) memcpy(byfile, wm, nwm * sizeof(mload__wm));
-    qsort(byfile, nwm, sizeof(mload__wm), mload__wm_file_cmp);
-    {
-        const char *slash = strrchr(path, '/');
-        dir_len = slash ? MLOAD__CAST(size_t, slash - path) + 1 : 0;
-    }
-    for (i = 0; i < nwm;) { /* open the shards */
-        size_t k = i;
+    return MLOAD_OK;
+}
+
+/* opens each distinct shard once, in file-name order; byfile[i].shard = its file */
+static mload_result mload__idx_open_shards(mload_map *m, const char *path, mload__wm *byfile, size_t n, mload_error *err) {
+    const char *slash = strrchr(path, '/');
+    size_t dir_len = slash ? MLOAD__CAST(size_t, slash - path) + 1 : 0, i, k;
+    for (i = 0; i < n; i = k) {
         char *full;
-        while (k < nwm && mload__name_cmp(byfile[k].file, byfile[k].file_len, byfile[i].file, byfile[i].file_len) == 0) ++k;
-        full = mload__path_join(a, path, dir_len, byfile[i].file, byfile[i].file_len);
-        if (!full) { r = mload__oom(err); goto done; }
+        mload_result r;
+        for (k = i; k < n && mload__name_cmp(byfile[k].file, byfile[k].file_len, byfile[i].file, byfile[i].file_len) == 0;) ++k;
+        full = mload__path_join(&m->alloc, path, dir_len, byfile[i].file, byfile[i].file_len);
+        if (!full) return mload__oom(err);
         r = mload__map_add_path(m, full, err);
-        mload__strfree(a, full);
-        if (r != MLOAD_OK) goto done;
+        mload__strfree(&m->alloc, full);
+        if (r != MLOAD_OK) return r;
         for (; i < k; ++i) byfile[i].shard = m->nfiles - 1;
     }
-    for (i = 0; i < nwm; ++i) { /* every mapped tensor is in its shard ... */
-        if (!mload_file_find_n(m->files[byfile[i].shard], byfile[i].name, byfile[i].name_len)) {
-            r = mload__index_fail(err, byfile[i].name, byfile[i].name_len, "tensor '%s' is mapped to shard '%s' but is not in it",
-                                  byfile[i].name, byfile[i].file);
-            if (err) err->file_index = byfile[i].shard;
-            goto done;
-        }
+    return MLOAD_OK;
+}
+
+/* every mapped tensor is in its shard, and every tensor of a shard is mapped to it */
+static mload_result mload__idx_verify(const mload_map *m, const mload__idx *x, const mload__index *ix, const mload__wm *byfile,
+                                      mload_error *err) {
+    size_t i, k, n = x->nwm;
+    for (i = 0; i < n; ++i) {
+        if (mload_file_find_n(m->files[byfile[i].shard], byfile[i].name, byfile[i].name_len)) continue;
+        mload__index_fail(err, byfile[i].name, byfile[i].name_len, "tensor '%s' is mapped to shard '%s' but is not in it",
+                          byfile[i].name, byfile[i].file);
+        return mload__map_fail_file(err, byfile[i].shard, MLOAD_ERR_INVALID_INDEX);
     }
-    for (i = 0; i < nwm;) { /* ... and every tensor of a shard is mapped to it */
-        size_t k = i;
+    for (i = 0; i < n; i = k) {
         uint32_t s = byfile[i].shard;
-        mload_file *f = m->files[s];
+        const mload_file *f = m->files[s];
         uint64_t t;
-        while (k < nwm && byfile[k].shard == s) ++k;
-        if (mload_file_count(f) != k - i) {
-            for (t = 0; t < mload_file_count(f); ++t) {
-                const mload_tensor *ft = mload_file_tensor(f, t);
-                const mload__wm *e = MLOAD__CAST(const mload__wm *, mload__index_find(&ix, wm, sizeof(mload__wm), ft->name, ft->name_len));
-                if (!e) {
-                    r = mload__index_fail(err, ft->name, ft->name_len, "tensor '%s' of shard '%s' is not in the weight_map",
-                                          ft->name, byfile[i].file);
-                    if (err) err->file_index = s;
-                    goto done;
-                }
-                if (mload__name_cmp(e->file, e->file_len, byfile[i].file, byfile[i].file_len) != 0) {
-                    r = mload__fail(err, MLOAD_ERR_INVALID_INDEX, MLOAD_NO_OFFSET, ft->name, ft->name_len,
-                                    "tensor '%s' is in two shards: '%s' and '%s'", ft->name, byfile[i].file, e->file);
-                    if (err) err->file_index = s;
-                    goto done;
-                }
-            }
+        for (k = i; k < n && byfile[k].shard == s;) ++k;
+        if (mload_file_count(f) == k - i) continue;
+        for (t = 0; t < mload_file_count(f); ++t) {
+            const mload_tensor *ft = mload_file_tensor(f, t);
+            const mload__wm *e = MLOAD__CAST(const mload__wm *, mload__index_find(ix, x->wm, sizeof(mload__wm), ft->name, ft->name_len));
+            if (!e)
+                mload__index_fail(err, ft->name, ft->name_len, "tensor '%s' of shard '%s' is not in the weight_map", ft->name,
+                                  byfile[i].file);
+            else if (mload__name_cmp(e->file, e->file_len, byfile[i].file, byfile[i].file_len) != 0)
+                mload__fail(err, MLOAD_ERR_INVALID_INDEX, MLOAD_NO_OFFSET, ft->name, ft->name_len,
+                            "tensor '%s' is in two shards: '%s' and '%s'", ft->name, byfile[i].file, e->file);
+            else continue;
+            return mload__map_fail_file(err, s, MLOAD_ERR_INVALID_INDEX);
         }
-        i = k;
     }
-done:
+    return MLOAD_OK;
+}
+
+/* A sharded checkpoint's index.json: {"metadata": {"total_size": N, ...},
+   "weight_map": {"tensor": "shard file", ...}, ...}: the shards it names
+   are opened and checked against it. */
+static mload_result mload__map_add_index(mload_map *m, const char *path, mload_error *err) {
+    const mload_allocator *a = &m->alloc;
+    mload__idx x;
+    mload__wm *byfile = NULL;
+    mload__index ix;
+    size_t dup;
+    mload_result r;
+    memset(&x, 0, sizeof x);
+    memset(&ix, 0, sizeof ix);
+    r = mload__idx_load(a, path, &x, err);
+    if (r == MLOAD_OK) r = mload__idx_parse(a, &x, err);
+    if (r == MLOAD_OK && (!x.have_wm || x.nwm == 0))
+        r = mload__fail(err, MLOAD_ERR_INVALID_INDEX, MLOAD_NO_OFFSET, NULL, 0, "index '%s' has no or an empty weight_map", path);
+    if (r == MLOAD_OK) r = mload__idx_check_names(&x, err);
+    if (r == MLOAD_OK) {
+        if (x.have_total) m->declared = (m->declared == UINT64_MAX ? 0 : m->declared) + x.total;
+        ix.seed = 0x9E3779B97F4A7C15ull ^ MLOAD__CAST(uint64_t, x.nwm);
+        if (!mload__index_build(a, &ix, x.wm, sizeof(mload__wm), x.nwm, NULL, 0, &dup)) r = mload__oom(err);
+        else if (dup != SIZE_MAX)
+            r = mload__index_fail(err, x.wm[dup].name, x.wm[dup].name_len, "tensor '%s' is mapped twice in '%s'", x.wm[dup].name, path);
+    }
+    if (r == MLOAD_OK && !(byfile = MLOAD__CAST(mload__wm *, mload__malloc(a, (x.nwm + 1) * sizeof(mload__wm), sizeof(void *)))))
+        r = mload__oom(err);
+    if (r == MLOAD_OK) {
+        memcpy(byfile, x.wm, x.nwm * sizeof(mload__wm));
+        qsort(byfile, x.nwm, sizeof(mload__wm), mload__wm_file_cmp);
+        r = mload__idx_open_shards(m, path, byfile, x.nwm, err);
+    }
+    if (r == MLOAD_OK) r = mload__idx_verify(m, &x, &ix, byfile, err);
     mload__free(a, ix.slots, ix.slots ? (ix.mask + 1) * sizeof(uint64_t) : 0, sizeof(uint64_t));
-    mload__free(a, byfile, (nwm + 1) * sizeof(mload__wm), sizeof(void *));
-    mload__free(a, wm, wm_cap * sizeof(mload__wm), sizeof(void *));
-    mload__free(a, buf, MLOAD__CAST(size_t, size) + 1 + MLOAD__PAD, 1);
+    mload__free(a, byfile, (x.nwm + 1) * sizeof(mload__wm), sizeof(void *));
+    mload__idx_free(a, &x);
     return r;
 }
 #endif /* MLOAD__POSIX */
@@ -5032,7 +5078,7 @@ static mload_result mload__map_build(mload_map *m, mload_error *err) {
 }
 
 /* The name space served: the converted one, or the stored tensors. */
-static mload_result mload__map_name_space(mload_map *m, const mload_converter *c, mload_error *err) {
+static mload_result mload__map_name_space(mload_map *m, const struct mload_converter *c, mload_error *err) {
     size_t i, dup;
 #if !defined(MODELLOAD_NO_CONVERTER)
     if (c) {
