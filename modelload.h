@@ -3788,12 +3788,98 @@ MODELLOAD_API const mload_rule *mload_rules_list(const mload_rules *r, uint64_t 
     return r ? r->rules : NULL;
 }
 
+/* a line of rules text that does not parse */
+static mload_result mload__line_fail(mload_error *err, uint64_t line_off, uint32_t line, const char *fmt, const char *arg) {
+    return mload__fail(err, MLOAD_ERR_INVALID_CONVERTER, line_off, NULL, 0, fmt, MLOAD__CAST(uint64_t, line), arg ? arg : "");
+}
+
+/* the arguments of the rule after its verb and names: numbers, dtypes, shapes, sources */
+static mload_result mload__rule_args(mload_rules *r, mload_rule *ru, char **tok, size_t ntk, size_t *nsrc, size_t *ndim,
+                                     uint64_t line_off, mload_error *err) {
+    size_t k;
+    int64_t rank;
+    const char *shape;
+    switch (ru->verb) {
+    case MLOAD_RULE_DROP_INDEX:
+        ru->b = NULL;
+        if (!mload__parse_uint(tok[2], &ru->n1)) return mload__line_fail(err, line_off, ru->line, "line %U: expected a non-negative integer%s", NULL);
+        return MLOAD_OK;
+    case MLOAD_RULE_CONCAT:
+        ru->sources = r->srcs + *nsrc;
+        ru->source_count = ntk - 2;
+        for (k = 2; k < ntk; ++k) r->srcs[(*nsrc)++] = tok[k];
+        ru->b = NULL;
+        return MLOAD_OK;
+    case MLOAD_RULE_CHUNK:
+    case MLOAD_RULE_SLICE:
+        if (!mload__parse_uint(tok[2], &ru->n1) || !mload__parse_uint(tok[3], &ru->n2))
+            return mload__line_fail(err, line_off, ru->line, "line %U: expected a non-negative integer%s", NULL);
+        ru->b = tok[4];
+        return MLOAD_OK;
+    case MLOAD_RULE_CAST:
+    case MLOAD_RULE_ZEROS:
+    case MLOAD_RULE_RESHAPE:
+        ru->b = NULL;
+        if (ru->verb != MLOAD_RULE_RESHAPE && !(ru->dtype = mload_dtype_from_name(tok[2], strlen(tok[2]))))
+            return mload__line_fail(err, line_off, ru->line, "line %U: unknown dtype%s", NULL);
+        if (ru->verb == MLOAD_RULE_CAST) return MLOAD_OK;
+        shape = ru->verb == MLOAD_RULE_ZEROS ? tok[3] : tok[2];
+        rank = mload__parse_shape(shape, r->dims + *ndim, r->ntok - *ndim);
+        if (rank < 0) return mload__line_fail(err, line_off, ru->line, "line %U: bad shape '%s' (write [d0,d1,...])", shape);
+        ru->shape = r->dims + *ndim;
+        ru->rank = MLOAD__CAST(uint32_t, rank);
+        *ndim += MLOAD__CAST(size_t, rank);
+        ru->b = NULL;
+        return MLOAD_OK;
+    default:
+        return MLOAD_OK;
+    }
+}
+
+/* one line (NUL-terminated in place) into the next rule, unless blank */
+static mload_result mload__rules_line(mload_rules *r, char *ln, uint32_t line, uint64_t line_off, size_t *nsrc, size_t *ndim,
+                                      mload_error *err) {
+    char *tok[64];
+    size_t ntk = 0, k;
+    const mload__verb_info *vi = NULL;
+    mload_rule *ru;
+    if (mload__utf8_check(MLOAD__PCAST(const unsigned char *, ln), strlen(ln)) != strlen(ln))
+        return mload__line_fail(err, line_off, line, "line %U: not valid UTF-8%s", NULL);
+    for (k = 0; ln[k];) { /* tokens; '#' at a token start begins a comment */
+        while (ln[k] == ' ' || ln[k] == '\t' || ln[k] == '\r') ln[k++] = '\0';
+        if (!ln[k] || ln[k] == '#') break;
+        if (ntk == 64) return mload__line_fail(err, line_off, line, "line %U: more than 63 arguments%s", NULL);
+        tok[ntk++] = ln + k;
+        while (ln[k] && ln[k] != ' ' && ln[k] != '\t' && ln[k] != '\r') ++k;
+    }
+    if (ln[k] == '#') ln[k] = '\0';
+    if (ntk == 0) return MLOAD_OK;
+    for (k = 0; k < sizeof mload__verbs / sizeof mload__verbs[0]; ++k)
+        if (strcmp(tok[0], mload__verbs[k].name) == 0) vi = &mload__verbs[k];
+    if (!vi) return mload__line_fail(err, line_off, line, "line %U: unknown rule '%s'", tok[0]);
+    if (MLOAD__CAST(int, ntk) - 1 < vi->min_args || MLOAD__CAST(int, ntk) - 1 > vi->max_args)
+        return mload__line_fail(err, line_off, line, "line %U: wrong number of arguments for '%s'", tok[0]);
+    ru = &r->rules[r->count];
+    memset(ru, 0, sizeof(*ru));
+    ru->verb = vi->verb;
+    ru->line = line;
+    ru->a = tok[1];
+    ru->b = ntk > 2 ? tok[2] : NULL;
+    {
+        mload_result res = mload__rule_args(r, ru, tok, ntk, nsrc, ndim, line_off, err);
+        if (res != MLOAD_OK) return res;
+    }
+    r->count++;
+    return MLOAD_OK;
+}
+
 MODELLOAD_API mload_result mload_rules_create(const char *text, size_t len, const mload_allocator *a, mload_rules **out,
                                              mload_error *err) {
     mload_rules *r;
     size_t i, ntok = 0, nsrc = 0, ndim = 0, pos = 0;
     uint32_t line = 0;
     mload_allocator none;
+    mload_result res = MLOAD_OK;
     memset(&none, 0, sizeof none);
     if (out) *out = NULL;
     if (!a) a = &none;
@@ -3816,107 +3902,16 @@ MODELLOAD_API mload_result mload_rules_create(const char *text, size_t len, cons
     if (!r->text || !r->rules || !r->srcs || !r->dims) { mload_rules_destroy(r); return mload__oom(err); }
     if (len) memcpy(r->text, text, len);
     r->text[len] = '\0';
-    while (pos < len) {
-        char *ln = r->text + pos, *tok[64];
-        size_t end = pos, ntk = 0, k;
-        const mload__verb_info *vi = NULL;
-        mload_rule *ru;
-        uint64_t line_off = pos;
-        ++line;
+    while (pos < len && res == MLOAD_OK) {
+        size_t end = pos, start = pos;
         while (end < len && r->text[end] != '\n') ++end;
         r->text[end] = '\0';
         pos = end + 1;
-        if (mload__utf8_check(MLOAD__PCAST(const unsigned char *, ln), strlen(ln)) != strlen(ln)) {
-            mload_rules_destroy(r);
-            return mload__fail(err, MLOAD_ERR_INVALID_CONVERTER, line_off, NULL, 0, "line %U: not valid UTF-8", MLOAD__CAST(uint64_t, line));
-        }
-        /* tokens; '#' at a token start begins a comment */
-        for (k = 0; ln[k];) {
-            while (ln[k] == ' ' || ln[k] == '\t' || ln[k] == '\r') ln[k++] = '\0';
-            if (!ln[k] || ln[k] == '#') break;
-            if (ntk == 64) goto toomany;
-            tok[ntk++] = ln + k;
-            while (ln[k] && ln[k] != ' ' && ln[k] != '\t' && ln[k] != '\r') ++k;
-        }
-        if (ln[k] == '#') ln[k] = '\0';
-        if (ntk == 0) continue;
-        for (k = 0; k < sizeof mload__verbs / sizeof mload__verbs[0]; ++k)
-            if (strcmp(tok[0], mload__verbs[k].name) == 0) vi = &mload__verbs[k];
-        if (!vi) {
-            mload_result res = mload__fail(err, MLOAD_ERR_INVALID_CONVERTER, line_off, NULL, 0, "line %U: unknown rule '%s'",
-                                           MLOAD__CAST(uint64_t, line), tok[0]);
-            mload_rules_destroy(r);
-            return res;
-        }
-        if (MLOAD__CAST(int, ntk) - 1 < vi->min_args || MLOAD__CAST(int, ntk) - 1 > vi->max_args) {
-            mload_result res = mload__fail(err, MLOAD_ERR_INVALID_CONVERTER, line_off, NULL, 0,
-                                           "line %U: wrong number of arguments for '%s'", MLOAD__CAST(uint64_t, line), tok[0]);
-            mload_rules_destroy(r);
-            return res;
-        }
-        ru = &r->rules[r->count];
-        memset(ru, 0, sizeof(*ru));
-        ru->verb = vi->verb;
-        ru->line = line;
-        ru->a = tok[1];
-        ru->b = ntk > 2 ? tok[2] : NULL;
-        switch (vi->verb) {
-        case MLOAD_RULE_DROP_INDEX:
-            ru->b = NULL;
-            if (!mload__parse_uint(tok[2], &ru->n1)) goto badnum;
-            break;
-        case MLOAD_RULE_CONCAT:
-            ru->sources = r->srcs + nsrc;
-            ru->source_count = MLOAD__CAST(uint32_t, ntk - 2);
-            for (k = 2; k < ntk; ++k) r->srcs[nsrc++] = tok[k];
-            ru->b = NULL;
-            break;
-        case MLOAD_RULE_CHUNK:
-        case MLOAD_RULE_SLICE:
-            if (!mload__parse_uint(tok[2], &ru->n1) || !mload__parse_uint(tok[3], &ru->n2)) goto badnum;
-            ru->b = tok[4];
-            break;
-        case MLOAD_RULE_RESHAPE:
-        case MLOAD_RULE_ZEROS: {
-            int64_t rank;
-            const char *shape = vi->verb == MLOAD_RULE_ZEROS ? tok[3] : tok[2];
-            if (vi->verb == MLOAD_RULE_ZEROS) {
-                ru->dtype = mload_dtype_from_name(tok[2], strlen(tok[2]));
-                if (!ru->dtype) goto baddtype;
-            }
-            rank = mload__parse_shape(shape, r->dims + ndim, r->ntok - ndim);
-            if (rank < 0) {
-                mload_result res = mload__fail(err, MLOAD_ERR_INVALID_CONVERTER, line_off, NULL, 0,
-                                               "line %U: bad shape '%s' (write [d0,d1,...])", MLOAD__CAST(uint64_t, line), shape);
-                mload_rules_destroy(r);
-                return res;
-            }
-            ru->shape = r->dims + ndim;
-            ru->rank = MLOAD__CAST(uint32_t, rank);
-            ndim += MLOAD__CAST(size_t, rank);
-            ru->b = NULL;
-            break;
-        }
-        case MLOAD_RULE_CAST:
-            ru->dtype = mload_dtype_from_name(tok[2], strlen(tok[2]));
-            if (!ru->dtype) goto baddtype;
-            ru->b = NULL;
-            break;
-        default: break;
-        }
-        r->count++;
-        continue;
-    badnum:
+        res = mload__rules_line(r, r->text + start, ++line, start, &nsrc, &ndim, err);
+    }
+    if (res != MLOAD_OK) {
         mload_rules_destroy(r);
-        return mload__fail(err, MLOAD_ERR_INVALID_CONVERTER, line_off, NULL, 0, "line %U: expected a non-negative integer",
-                           MLOAD__CAST(uint64_t, line));
-    baddtype:
-        mload_rules_destroy(r);
-        return mload__fail(err, MLOAD_ERR_INVALID_CONVERTER, line_off, NULL, 0, "line %U: unknown dtype", MLOAD__CAST(uint64_t, line));
-    toomany:
-        mload_rules_destroy(r);
-        return mload__fail(err, MLOAD_ERR_INVALID_CONVERTER, line_off, NULL, 0, "line %U: more than 63 arguments",
-                           MLOAD__CAST(uint64_t, line));
+        return res;
     }
     *out = r;
     return MLOAD_OK;
@@ -4078,202 +4073,201 @@ static size_t mload__recipe_subrange(mload__cvb *b, size_t src, uint64_t first, 
     return mload__cvb_vt(b, &nv);
 }
 
+/* appends the pieces of recipe vi to the pool (its copy for a new recipe) */
+static mload_result mload__cvb_copy_pieces(mload__cvb *b, size_t vi) {
+    size_t i, n = b->rc->vts[vi].npieces, p0 = b->rc->vts[vi].piece0;
+    if (!mload__cvb_reserve(b, MLOAD__PCAST(void **, &b->rc->pieces), &b->rc->p_cap, b->rc->np + n + 1, sizeof(mload__piece)))
+        return mload__oom(b->err);
+    for (i = 0; i < n; ++i) b->rc->pieces[b->rc->np++] = b->rc->pieces[p0 + i];
+    return MLOAD_OK;
+}
+
+/* adds recipe nv with the given shape; its index in *out */
+static mload_result mload__cvb_add(mload__cvb *b, mload__recipe *nv, const uint64_t *shape, uint32_t rank, size_t *out) {
+    nv->rank = rank;
+    if (!mload__cvb_dims(b, shape, rank, &nv->dims) || (*out = mload__cvb_vt(b, nv)) == SIZE_MAX) return mload__oom(b->err);
+    return MLOAD_OK;
+}
+
+static mload_result mload__cv_concat(mload__cvb *b, const char *target, size_t tl, const size_t *src, size_t nsrc, size_t *out) {
+    const mload__recipe *f = &b->rc->vts[src[0]];
+    mload__recipe nv;
+    uint64_t d0 = 0, shape[64], numel = 0;
+    size_t k, total = 0, p0 = b->rc->np;
+    uint32_t rank = f->rank;
+    mload_result r;
+    if (rank == 0 || rank > 64) return mload__cv_fail(b, target, tl, "target '%s': concat needs tensors of rank 1..64%s", NULL);
+    for (k = 0; k < nsrc; ++k) {
+        const mload__recipe *v = &b->rc->vts[src[k]];
+        if (v->transpose || v->dtype != f->dtype || v->src_dtype != f->src_dtype || v->rank != rank ||
+            memcmp(b->rc->dims + v->dims + 1, b->rc->dims + f->dims + 1, (rank - 1) * sizeof(uint64_t)) != 0)
+            return mload__cv_fail(b, target, tl,
+                                  "target '%s': concat sources must share dtype and every dim but the first (and not be transposed)%s", NULL);
+        if (!mload__add_u64(d0, b->rc->dims[v->dims], &d0) || !mload__add_u64(numel, v->numel, &numel))
+            return mload__cv_fail(b, target, tl, "target '%s': too large%s", NULL);
+        total += v->npieces;
+    }
+    /* concats of concats copy piece lists: bound them (a rules text could double them at will) */
+    if (total > MLOAD__MAX_PIECES || b->rc->np > MLOAD__MAX_PIECES * 4u)
+        return mload__cv_fail(b, target, tl, "target '%s': the converter builds too many pieces%s", NULL);
+    memcpy(shape, b->rc->dims + f->dims, rank * sizeof(uint64_t));
+    shape[0] = d0;
+    for (k = 0; k < nsrc; ++k)
+        if ((r = mload__cvb_copy_pieces(b, src[k])) != MLOAD_OK) return r;
+    nv = b->rc->vts[src[0]];
+    nv.piece0 = p0;
+    nv.npieces = b->rc->np - p0;
+    nv.numel = numel;
+    return mload__cvb_add(b, &nv, shape, rank, out);
+}
+
+/* chunk and slice: rows [lo, hi) of dim 0 */
+static mload_result mload__cv_rows(mload__cvb *b, const mload_rule *r, const char *target, size_t tl, size_t src, size_t *out) {
+    const mload__recipe *v = &b->rc->vts[src];
+    uint64_t d0 = b->rc->dims[v->dims], lo, hi, row = mload__recipe_row(b, v), shape[64];
+    if (r->verb == MLOAD_RULE_CHUNK) {
+        if (r->n1 == 0 || r->n2 >= r->n1 || d0 % r->n1)
+            return mload__cv_fail(b, target, tl, "target '%s': chunk needs N > I and dim 0 divisible by N%s", NULL);
+        lo = d0 / r->n1 * r->n2;
+        hi = lo + d0 / r->n1;
+    } else {
+        if (r->n1 > r->n2 || r->n2 > d0) return mload__cv_fail(b, target, tl, "target '%s': slice rows out of range%s", NULL);
+        lo = r->n1;
+        hi = r->n2;
+    }
+    memcpy(shape, b->rc->dims + v->dims, v->rank * sizeof(uint64_t));
+    shape[0] = hi - lo;
+    if ((*out = mload__recipe_subrange(b, src, lo * row, (hi - lo) * row, shape, v->rank)) == SIZE_MAX) return mload__oom(b->err);
+    return MLOAD_OK;
+}
+
+static mload_result mload__cv_swap_halves(mload__cvb *b, const char *target, size_t tl, size_t src, size_t *out) {
+    const mload__recipe *v = &b->rc->vts[src];
+    uint64_t d0 = b->rc->dims[v->dims], row = mload__recipe_row(b, v), shape[64];
+    uint32_t rank = v->rank; /* v points into the recipes, which the subranges may move */
+    size_t a1, a2, p0;
+    mload__recipe nv;
+    mload_result r;
+    if (d0 % 2u) return mload__cv_fail(b, target, tl, "target '%s': swap-halves needs an even dim 0%s", NULL);
+    memcpy(shape, b->rc->dims + v->dims, rank * sizeof(uint64_t));
+    shape[0] = d0 / 2u;
+    a1 = mload__recipe_subrange(b, src, d0 / 2u * row, d0 / 2u * row, shape, rank);
+    a2 = a1 == SIZE_MAX ? SIZE_MAX : mload__recipe_subrange(b, src, 0, d0 / 2u * row, shape, rank);
+    if (a2 == SIZE_MAX) return mload__oom(b->err);
+    p0 = b->rc->np;
+    if ((r = mload__cvb_copy_pieces(b, a1)) != MLOAD_OK || (r = mload__cvb_copy_pieces(b, a2)) != MLOAD_OK) return r;
+    nv = b->rc->vts[a1];
+    nv.piece0 = p0;
+    nv.npieces = b->rc->np - p0;
+    nv.numel = d0 * row;
+    shape[0] = d0;
+    return mload__cvb_add(b, &nv, shape, rank, out);
+}
+
+static mload_result mload__cv_transpose(mload__cvb *b, const char *target, size_t tl, size_t src, size_t *out) {
+    const mload__recipe *v = &b->rc->vts[src];
+    mload__recipe nv;
+    uint64_t shape[2];
+    if (v->rank != 2) return mload__cv_fail(b, target, tl, "target '%s': transpose needs a 2-D tensor%s", NULL);
+    shape[0] = b->rc->dims[v->dims + 1];
+    shape[1] = b->rc->dims[v->dims];
+    if (v->transpose && v->dtype == v->src_dtype && b->rc->vts[v->child].rank == 2 &&
+        b->rc->dims[b->rc->vts[v->child].dims] == shape[0] && b->rc->dims[b->rc->vts[v->child].dims + 1] == shape[1]) {
+        nv = b->rc->vts[v->child]; /* transposing back (no reshape in between) */
+        return mload__cvb_add(b, &nv, shape, 2, out);
+    }
+    memset(&nv, 0, sizeof nv);
+    nv.transpose = 1;
+    nv.child = src;
+    nv.dtype = v->dtype;
+    nv.src_dtype = v->dtype;
+    nv.numel = v->numel;
+    return mload__cvb_add(b, &nv, shape, 2, out);
+}
+
+/* reshape, flatten, squeeze: the same elements under a new shape */
+static mload_result mload__cv_reshape(mload__cvb *b, const mload_rule *r, const char *target, size_t tl, size_t src, size_t *out) {
+    const mload__recipe *v = &b->rc->vts[src];
+    mload__recipe nv;
+    uint64_t numel = 1, shape[64];
+    uint32_t rank = 0, d;
+    if (r->verb == MLOAD_RULE_RESHAPE) {
+        if (r->rank > 64 || (r->rank && !r->shape)) return mload__cv_fail(b, target, tl, "target '%s': bad shape%s", NULL);
+        for (d = 0; d < r->rank; ++d) {
+            shape[d] = r->shape[d];
+            if (!mload__mul_u64(numel, shape[d], &numel)) return mload__cv_fail(b, target, tl, "target '%s': shape overflows%s", NULL);
+        }
+        rank = r->rank;
+        if (numel != v->numel) return mload__cv_fail(b, target, tl, "target '%s': reshape must keep the element count%s", NULL);
+    } else if (r->verb == MLOAD_RULE_FLATTEN) {
+        shape[0] = v->numel;
+        rank = 1;
+    } else {
+        for (d = 0; d < v->rank; ++d)
+            if (b->rc->dims[v->dims + d] != 1) {
+                if (rank == 64) return mload__cv_fail(b, target, tl, "target '%s': more than 64 dims%s", NULL);
+                shape[rank++] = b->rc->dims[v->dims + d];
+            }
+    }
+    nv = *v;
+    return mload__cvb_add(b, &nv, shape, rank, out);
+}
+
+static mload_result mload__cv_zeros(mload__cvb *b, const mload_rule *r, const char *target, size_t tl, size_t *out) {
+    mload__recipe nv;
+    uint32_t d;
+    memset(&nv, 0, sizeof nv);
+    if (!mload__dtype_valid(r->dtype) || r->rank > 64 || (r->rank && !r->shape))
+        return mload__cv_fail(b, target, tl, "target '%s': zeros needs a dtype and a shape%s", NULL);
+    nv.numel = 1;
+    for (d = 0; d < r->rank; ++d)
+        if (!mload__mul_u64(nv.numel, r->shape[d], &nv.numel)) return mload__cv_fail(b, target, tl, "target '%s': shape overflows%s", NULL);
+    nv.dtype = nv.src_dtype = r->dtype;
+    if (!mload__cvb_reserve(b, MLOAD__PCAST(void **, &b->rc->pieces), &b->rc->p_cap, b->rc->np + 1, sizeof(mload__piece)))
+        return mload__oom(b->err);
+    nv.piece0 = b->rc->np;
+    nv.npieces = 1;
+    b->rc->pieces[b->rc->np].base = MLOAD__ZERO_PIECE;
+    b->rc->pieces[b->rc->np].first = 0;
+    b->rc->pieces[b->rc->np].count = nv.numel;
+    b->rc->np++;
+    return mload__cvb_add(b, &nv, r->shape, r->rank, out);
+}
+
 /* Applies value rule r (names already instantiated) with resolved source
-   vts; the new vt for the target in *out. */
+   recipes; the new recipe for the target in *out. */
 static mload_result mload__cvb_value(mload__cvb *b, const mload_rule *r, const char *target, const size_t *src, size_t nsrc,
                                     size_t *out) {
-    size_t tl = strlen(target);
+    size_t tl = strlen(target), k;
+    const mload__recipe *v;
     mload__recipe nv;
-    uint64_t shape[64];
-    memset(&nv, 0, sizeof nv);
     if (r->verb == MLOAD_RULE_CONCAT && (nsrc == 0 || !r->sources))
         return mload__cv_fail(b, target, tl, "target '%s': concat needs at least one source%s", NULL);
-    if (r->verb != MLOAD_RULE_ZEROS && r->verb != MLOAD_RULE_ALIAS && r->verb != MLOAD_RULE_CAST && r->verb != MLOAD_RULE_RESHAPE &&
-        r->verb != MLOAD_RULE_FLATTEN && r->verb != MLOAD_RULE_SQUEEZE) {
-        size_t k;
+    if (r->verb == MLOAD_RULE_CONCAT || r->verb == MLOAD_RULE_CHUNK || r->verb == MLOAD_RULE_SLICE ||
+        r->verb == MLOAD_RULE_SWAP_HALVES || r->verb == MLOAD_RULE_TRANSPOSE)
         for (k = 0; k < nsrc; ++k)
             if (mload_dtype_bits(b->rc->vts[src[k]].dtype) % 8u)
                 return mload__cv_fail(b, target, tl, "target '%s': value recipes need whole-byte dtypes%s", NULL);
-    }
+    v = nsrc ? &b->rc->vts[src[0]] : NULL;
+    if ((r->verb == MLOAD_RULE_CHUNK || r->verb == MLOAD_RULE_SLICE || r->verb == MLOAD_RULE_SWAP_HALVES) &&
+        (v->transpose || v->rank == 0 || v->rank > 64))
+        return mload__cv_fail(b, target, tl, "target '%s': chunk/slice/swap-halves need an untransposed tensor of rank 1..64%s", NULL);
     switch (r->verb) {
-    case MLOAD_RULE_ALIAS:
-        *out = src[0];
-        return MLOAD_OK;
-    case MLOAD_RULE_CONCAT: {
-        const mload__recipe *f = &b->rc->vts[src[0]];
-        uint64_t d0 = 0;
-        size_t k, i, p0 = b->rc->np;
-        if (f->rank == 0 || f->rank > 64) return mload__cv_fail(b, target, tl, "target '%s': concat needs tensors of rank 1..64%s", NULL);
-        for (k = 0; k < nsrc; ++k) {
-            const mload__recipe *v = &b->rc->vts[src[k]];
-            if (v->transpose || v->dtype != f->dtype || v->src_dtype != f->src_dtype || v->rank != f->rank ||
-                memcmp(b->rc->dims + v->dims + 1, b->rc->dims + f->dims + 1, (f->rank - 1) * sizeof(uint64_t)) != 0)
-                return mload__cv_fail(b, target, tl,
-                                      "target '%s': concat sources must share dtype and every dim but the first (and not be transposed)%s", NULL);
-            if (!mload__add_u64(d0, b->rc->dims[v->dims], &d0) || !mload__add_u64(nv.numel, v->numel, &nv.numel))
-                return mload__cv_fail(b, target, tl, "target '%s': too large%s", NULL);
-        }
-        {
-            size_t total = 0;
-            for (k = 0; k < nsrc; ++k) total += b->rc->vts[src[k]].npieces;
-            /* concats of concats copy piece lists: bound them (a rules text could double them at will) */
-            if (total > MLOAD__MAX_PIECES || b->rc->np > MLOAD__MAX_PIECES * 4u)
-                return mload__cv_fail(b, target, tl, "target '%s': the converter builds too many pieces%s", NULL);
-        }
-        for (k = 0; k < nsrc; ++k) {
-            const mload__recipe *v = &b->rc->vts[src[k]];
-            for (i = 0; i < v->npieces; ++i) {
-                if (!mload__cvb_reserve(b, MLOAD__PCAST(void **, &b->rc->pieces), &b->rc->p_cap, b->rc->np + 1, sizeof(mload__piece))) return mload__oom(b->err);
-                b->rc->pieces[b->rc->np++] = b->rc->pieces[v->piece0 + i];
-            }
-        }
-        nv = b->rc->vts[src[0]];
-        nv.piece0 = p0;
-        nv.npieces = b->rc->np - p0;
-        {
-            uint64_t total = 0;
-            for (k = 0; k < nsrc; ++k) total += b->rc->vts[src[k]].numel;
-            nv.numel = total;
-        }
-        memcpy(shape, b->rc->dims + f->dims, f->rank * sizeof(uint64_t));
-        shape[0] = d0;
-        if (!mload__cvb_dims(b, shape, f->rank, &nv.dims)) return mload__oom(b->err);
-        if ((*out = mload__cvb_vt(b, &nv)) == SIZE_MAX) return mload__oom(b->err);
-        return MLOAD_OK;
-    }
-    case MLOAD_RULE_CHUNK:
-    case MLOAD_RULE_SLICE:
-    case MLOAD_RULE_SWAP_HALVES: {
-        const mload__recipe *v = &b->rc->vts[src[0]];
-        uint64_t d0, lo, hi, row;
-        if (v->transpose || v->rank == 0 || v->rank > 64)
-            return mload__cv_fail(b, target, tl, "target '%s': chunk/slice/swap-halves need an untransposed tensor of rank 1..64%s", NULL);
-        d0 = b->rc->dims[v->dims];
-        row = mload__recipe_row(b, v);
-        if (r->verb == MLOAD_RULE_CHUNK) {
-            if (r->n1 == 0 || r->n2 >= r->n1 || d0 % r->n1)
-                return mload__cv_fail(b, target, tl, "target '%s': chunk needs N > I and dim 0 divisible by N%s", NULL);
-            lo = d0 / r->n1 * r->n2;
-            hi = lo + d0 / r->n1;
-        } else if (r->verb == MLOAD_RULE_SLICE) {
-            if (r->n1 > r->n2 || r->n2 > d0) return mload__cv_fail(b, target, tl, "target '%s': slice rows out of range%s", NULL);
-            lo = r->n1;
-            hi = r->n2;
-        } else {
-            size_t a1, a2, i, p0;
-            uint32_t rank = v->rank; /* v points into b->rc->vts, which the subranges may move */
-            if (d0 % 2u) return mload__cv_fail(b, target, tl, "target '%s': swap-halves needs an even dim 0%s", NULL);
-            memcpy(shape, b->rc->dims + v->dims, rank * sizeof(uint64_t));
-            shape[0] = d0 / 2u;
-            v = NULL;
-            a1 = mload__recipe_subrange(b, src[0], d0 / 2u * row, d0 / 2u * row, shape, rank);
-            a2 = a1 == SIZE_MAX ? SIZE_MAX : mload__recipe_subrange(b, src[0], 0, d0 / 2u * row, shape, rank);
-            if (a2 == SIZE_MAX) return mload__oom(b->err);
-            nv = b->rc->vts[a1];
-            p0 = b->rc->np;
-            for (i = 0; i < b->rc->vts[a1].npieces + b->rc->vts[a2].npieces; ++i) {
-                const mload__recipe *w = i < b->rc->vts[a1].npieces ? &b->rc->vts[a1] : &b->rc->vts[a2];
-                size_t j = i < b->rc->vts[a1].npieces ? i : i - b->rc->vts[a1].npieces;
-                if (!mload__cvb_reserve(b, MLOAD__PCAST(void **, &b->rc->pieces), &b->rc->p_cap, b->rc->np + 1, sizeof(mload__piece))) return mload__oom(b->err);
-                b->rc->pieces[b->rc->np++] = b->rc->pieces[w->piece0 + j];
-            }
-            nv.piece0 = p0;
-            nv.npieces = b->rc->np - p0;
-            nv.numel = d0 * row;
-            shape[0] = d0;
-            if (!mload__cvb_dims(b, shape, rank, &nv.dims) || (*out = mload__cvb_vt(b, &nv)) == SIZE_MAX) return mload__oom(b->err);
-            return MLOAD_OK;
-        }
-        memcpy(shape, b->rc->dims + v->dims, v->rank * sizeof(uint64_t));
-        shape[0] = hi - lo;
-        if ((*out = mload__recipe_subrange(b, src[0], lo * row, (hi - lo) * row, shape, v->rank)) == SIZE_MAX) return mload__oom(b->err);
-        return MLOAD_OK;
-    }
-    case MLOAD_RULE_TRANSPOSE: {
-        const mload__recipe *v = &b->rc->vts[src[0]];
-        if (v->rank != 2) return mload__cv_fail(b, target, tl, "target '%s': transpose needs a 2-D tensor%s", NULL);
-        if (v->transpose && v->dtype == v->src_dtype && b->rc->vts[v->child].rank == 2 &&
-            b->rc->dims[b->rc->vts[v->child].dims] == b->rc->dims[v->dims + 1] &&
-            b->rc->dims[b->rc->vts[v->child].dims + 1] == b->rc->dims[v->dims]) { /* transposing back (no reshape in between) */
-            mload__recipe c = b->rc->vts[v->child];
-            uint64_t sh[2];
-            sh[0] = b->rc->dims[v->dims + 1];
-            sh[1] = b->rc->dims[v->dims];
-            if (!mload__cvb_dims(b, sh, 2, &c.dims) || (*out = mload__cvb_vt(b, &c)) == SIZE_MAX) return mload__oom(b->err);
-            return MLOAD_OK;
-        }
-        nv.transpose = 1;
-        nv.child = src[0];
-        nv.dtype = v->dtype;
-        nv.src_dtype = v->dtype;
-        nv.rank = 2;
-        nv.numel = v->numel;
-        shape[0] = b->rc->dims[v->dims + 1];
-        shape[1] = b->rc->dims[v->dims];
-        if (!mload__cvb_dims(b, shape, 2, &nv.dims) || (*out = mload__cvb_vt(b, &nv)) == SIZE_MAX) return mload__oom(b->err);
-        return MLOAD_OK;
-    }
-    case MLOAD_RULE_RESHAPE:
-    case MLOAD_RULE_FLATTEN:
-    case MLOAD_RULE_SQUEEZE: {
-        const mload__recipe *v = &b->rc->vts[src[0]];
-        uint64_t numel = 1;
-        uint32_t rank = 0, d;
-        if (r->verb == MLOAD_RULE_RESHAPE) {
-            if (r->rank > 64 || (r->rank && !r->shape)) return mload__cv_fail(b, target, tl, "target '%s': bad shape%s", NULL);
-            for (d = 0; d < r->rank; ++d) {
-                shape[d] = r->shape[d];
-                if (!mload__mul_u64(numel, shape[d], &numel)) return mload__cv_fail(b, target, tl, "target '%s': shape overflows%s", NULL);
-            }
-            rank = r->rank;
-            if (numel != v->numel) return mload__cv_fail(b, target, tl, "target '%s': reshape must keep the element count%s", NULL);
-        } else if (r->verb == MLOAD_RULE_FLATTEN) {
-            shape[0] = v->numel;
-            rank = 1;
-        } else {
-            for (d = 0; d < v->rank; ++d)
-                if (b->rc->dims[v->dims + d] != 1) {
-                    if (rank == 64) return mload__cv_fail(b, target, tl, "target '%s': more than 64 dims%s", NULL);
-                    shape[rank++] = b->rc->dims[v->dims + d];
-                }
-        }
-        nv = *v;
-        nv.rank = rank;
-        if (!mload__cvb_dims(b, shape, rank, &nv.dims) || (*out = mload__cvb_vt(b, &nv)) == SIZE_MAX) return mload__oom(b->err);
-        return MLOAD_OK;
-    }
-    case MLOAD_RULE_CAST: {
-        const mload__recipe *v = &b->rc->vts[src[0]];
+    case MLOAD_RULE_ALIAS: *out = src[0]; return MLOAD_OK;
+    case MLOAD_RULE_CONCAT: return mload__cv_concat(b, target, tl, src, nsrc, out);
+    case MLOAD_RULE_CHUNK: case MLOAD_RULE_SLICE: return mload__cv_rows(b, r, target, tl, src[0], out);
+    case MLOAD_RULE_SWAP_HALVES: return mload__cv_swap_halves(b, target, tl, src[0], out);
+    case MLOAD_RULE_TRANSPOSE: return mload__cv_transpose(b, target, tl, src[0], out);
+    case MLOAD_RULE_RESHAPE: case MLOAD_RULE_FLATTEN: case MLOAD_RULE_SQUEEZE: return mload__cv_reshape(b, r, target, tl, src[0], out);
+    case MLOAD_RULE_CAST:
         if (!mload__dtype_valid(r->dtype) || !mload_cast_supported(r->dtype, v->src_dtype))
             return mload__cv_fail(b, target, tl, "target '%s': no conversion to %s", mload_dtype_name(r->dtype));
         nv = *v;
         nv.dtype = r->dtype;
         if ((*out = mload__cvb_vt(b, &nv)) == SIZE_MAX) return mload__oom(b->err);
         return MLOAD_OK;
-    }
-    case MLOAD_RULE_ZEROS: {
-        uint32_t d;
-        if (!mload__dtype_valid(r->dtype) || r->rank > 64 || (r->rank && !r->shape))
-            return mload__cv_fail(b, target, tl, "target '%s': zeros needs a dtype and a shape%s", NULL);
-        nv.numel = 1;
-        for (d = 0; d < r->rank; ++d)
-            if (!mload__mul_u64(nv.numel, r->shape[d], &nv.numel)) return mload__cv_fail(b, target, tl, "target '%s': shape overflows%s", NULL);
-        nv.dtype = nv.src_dtype = r->dtype;
-        nv.rank = r->rank;
-        if (!mload__cvb_dims(b, r->shape, r->rank, &nv.dims) ||
-            !mload__cvb_reserve(b, MLOAD__PCAST(void **, &b->rc->pieces), &b->rc->p_cap, b->rc->np + 1, sizeof(mload__piece)))
-            return mload__oom(b->err);
-        nv.piece0 = b->rc->np;
-        nv.npieces = 1;
-        b->rc->pieces[b->rc->np].base = MLOAD__ZERO_PIECE;
-        b->rc->pieces[b->rc->np].first = 0;
-        b->rc->pieces[b->rc->np].count = nv.numel;
-        b->rc->np++;
-        if ((*out = mload__cvb_vt(b, &nv)) == SIZE_MAX) return mload__oom(b->err);
-        return MLOAD_OK;
-    }
-    default:
-        return mload__cv_fail(b, target, tl, "'%s': not a value rule%s", NULL);
+    case MLOAD_RULE_ZEROS: return mload__cv_zeros(b, r, target, tl, out);
+    default: return mload__cv_fail(b, target, tl, "'%s': not a value rule%s", NULL);
     }
 }
 
@@ -4292,7 +4286,7 @@ static uint32_t mload__rule_nsrc(const mload_rule *r) { /* 65 stands for "more t
     return r->verb == MLOAD_RULE_ZEROS ? 0u : 1u;
 }
 static const char *mload__rule_src(const mload_rule *r, uint32_t k) {
-    return r->verb == MLOAD_RULE_CONCAT ? r->sources[k] : r->a;
+    return r->verb == MLOAD_RULE_CONCAT ? (r->sources ? r->sources[k] : NULL) : r->a;
 }
 static int mload__rule_consumes(const mload_rule *r) {
     return r->verb == MLOAD_RULE_CONCAT || r->verb == MLOAD_RULE_CHUNK || r->verb == MLOAD_RULE_SLICE ||
@@ -4345,138 +4339,146 @@ static mload_result mload__cvb_apply_value(mload__cvb *b, const mload_rule *r, c
     return mload__cvb_add_ent(b, target, tl, vt);
 }
 
+/* a value rule: once, or once per layer index its first source's {n} pattern matches */
+static mload_result mload__cvb_value_rule(mload__cvb *b, const mload_rule *r) {
+    size_t i, ne = b->ne;
+    const char *first = mload__rule_nsrc(r) ? mload__rule_src(r, 0) : mload__rule_target(r);
+    size_t matched = 0;
+    if (!first) return mload__cv_fail(b, "", 0, "rule without names%s%s", NULL);
+    if (r->verb == MLOAD_RULE_CONCAT && (r->source_count == 0 || !r->sources))
+        return mload__cv_fail(b, r->a ? r->a : "", r->a ? strlen(r->a) : 0, "target '%s': concat needs at least one source%s", NULL);
+    if (!mload__pat_brace(first) && mload__rule_target(r) && mload__pat_brace(mload__rule_target(r)))
+        return mload__cv_fail(b, mload__rule_target(r), strlen(mload__rule_target(r)),
+                              "target '%s' uses {n} but its first source does not%s", NULL);
+    if (!mload__pat_brace(first) || r->verb == MLOAD_RULE_ZEROS) {
+        if (r->verb == MLOAD_RULE_ZEROS && mload__pat_brace(first))
+            return mload__cv_fail(b, first, strlen(first), "target '%s': zeros cannot use {n}%s", NULL);
+        return mload__cvb_apply_value(b, r, "", 0);
+    }
+    /* one instance per layer index found in the first source's pattern */
+    for (i = 0; i < ne; ++i) {
+        const char *dig;
+        size_t dl;
+        char digits[24];
+        mload_result res;
+        if (b->ents[i].dead) continue;
+        if (!mload__pat_match(first, b->rc->names + b->ents[i].name, b->ents[i].name_len, &dig, &dl)) continue;
+        memcpy(digits, dig, dl); /* the name pool may move */
+        if ((res = mload__cvb_apply_value(b, r, digits, dl)) != MLOAD_OK) return res;
+        ++matched;
+    }
+    if (!matched) return mload__cv_fail(b, first, strlen(first), "no tensor matches '%s'%s", NULL);
+    return MLOAD_OK;
+}
+
+/* drop-index PATTERN N: PATTERN ("blocks.{n}.") matches a prefix of the name with n >= N */
+static mload_result mload__cvb_drop_index(mload__cvb *b, const mload_rule *r, mload__ent *e) {
+    const char *nm = b->rc->names + e->name, *br = mload__pat_brace(r->a);
+    size_t nl = e->name_len, l1 = strlen(r->a), pre, k, suf;
+    uint64_t v = 0;
+    if (!br) return mload__cv_fail(b, r->a, l1, "drop-index pattern '%s' needs {n}%s", NULL);
+    pre = MLOAD__CAST(size_t, br - r->a);
+    suf = l1 - pre - 3;
+    if (nl < pre + 1 || memcmp(nm, r->a, pre) != 0) return MLOAD_OK;
+    for (k = pre; k < nl && nm[k] >= '0' && nm[k] <= '9' && k - pre < 19; ++k) v = v * 10u + MLOAD__CAST(uint64_t, nm[k] - '0');
+    if (k == pre || (k < nl && nm[k] >= '0' && nm[k] <= '9')) return MLOAD_OK;
+    if (nl - k < suf || memcmp(nm + k, br + 3, suf) != 0) return MLOAD_OK;
+    if (v >= r->n1) e->dead = 1;
+    return MLOAD_OK;
+}
+
+/* replace OLD NEW (every occurrence) and replace-suffix OLD NEW */
+static mload_result mload__cvb_replace(mload__cvb *b, const mload_rule *r, const char *nm, size_t nl, char *buf, size_t cap,
+                                       size_t *outl) {
+    size_t l1 = strlen(r->a), l2, k = 0, o = 0, hits = 0;
+    if (!r->b || l1 == 0) return mload__cv_fail(b, "", 0, "replace needs a non-empty OLD and a NEW%s%s", NULL);
+    l2 = strlen(r->b);
+    if (r->verb == MLOAD_RULE_REPLACE_SUFFIX) {
+        if (nl < l1 || memcmp(nm + nl - l1, r->a, l1) != 0) return MLOAD_OK;
+        if (nl - l1 + l2 >= cap) return mload__cv_fail(b, nm, nl, "name '%s' too long%s", NULL);
+        memcpy(buf, nm, nl - l1);
+        memcpy(buf + nl - l1, r->b, l2);
+        *outl = nl - l1 + l2;
+        return MLOAD_OK;
+    }
+    while (k < nl) {
+        int hit = k + l1 <= nl && memcmp(nm + k, r->a, l1) == 0;
+        if (o + (hit ? l2 : 1) >= cap) return mload__cv_fail(b, nm, nl, "name '%s' too long%s", NULL);
+        if (hit) {
+            memcpy(buf + o, r->b, l2);
+            o += l2;
+            k += l1;
+            ++hits;
+        } else {
+            buf[o++] = nm[k++];
+        }
+    }
+    if (hits) *outl = o;
+    return MLOAD_OK;
+}
+
+/* name rule r on live entry e: a new name in buf (*outl; SIZE_MAX keeps
+   the name), or e marked dead */
+static mload_result mload__cvb_rename(mload__cvb *b, const mload_rule *r, mload__ent *e, char *buf, size_t cap, size_t *outl) {
+    const char *nm = b->rc->names + e->name, *dig, *newp = r->a;
+    size_t nl = e->name_len, l1 = strlen(r->a), newl = l1, keep = 0, dl;
+    int pre = nl >= l1 && memcmp(nm, r->a, l1) == 0, same = nl == l1 && memcmp(nm, r->a, l1) == 0;
+    char digits[24];
+    *outl = SIZE_MAX;
+    switch (r->verb) {
+    case MLOAD_RULE_STRIP_PREFIX:
+        if (pre) { e->name += l1; e->name_len -= l1; }
+        return MLOAD_OK;
+    case MLOAD_RULE_REPLACE_PREFIX:
+    case MLOAD_RULE_ADD_PREFIX:
+        if (r->verb == MLOAD_RULE_REPLACE_PREFIX) {
+            if (!r->b) return mload__cv_fail(b, "", 0, "rule without its argument%s%s", NULL);
+            if (!pre) return MLOAD_OK;
+            keep = l1;
+            newp = r->b;
+            newl = strlen(r->b);
+        }
+        if (newl + nl - keep >= cap) return mload__cv_fail(b, nm, nl, "name '%s' too long%s", NULL);
+        memcpy(buf, newp, newl);
+        memcpy(buf + newl, nm + keep, nl - keep);
+        *outl = newl + nl - keep;
+        return MLOAD_OK;
+    case MLOAD_RULE_KEEP: if (!pre) e->dead = 1; return MLOAD_OK;
+    case MLOAD_RULE_DROP: if (pre) e->dead = 1; return MLOAD_OK;
+    case MLOAD_RULE_KEEP_NAME: if (!same) e->dead = 1; return MLOAD_OK;
+    case MLOAD_RULE_DROP_NAME: if (same) e->dead = 1; return MLOAD_OK;
+    case MLOAD_RULE_DROP_INDEX: return mload__cvb_drop_index(b, r, e);
+    case MLOAD_RULE_RENAME:
+        if (!r->b) return mload__cv_fail(b, "", 0, "rule without its argument%s%s", NULL);
+        if (!mload__pat_brace(r->a) && mload__pat_brace(r->b))
+            return mload__cv_fail(b, r->b, strlen(r->b), "rename to '%s': {n} in TO needs {n} in FROM%s", NULL);
+        if (!mload__pat_match(r->a, nm, nl, &dig, &dl)) return MLOAD_OK;
+        if (mload__pat_brace(r->a)) memcpy(digits, dig, dl);
+        else dl = 0;
+        *outl = mload__pat_subst(r->b, digits, dl, buf, cap);
+        if (*outl == SIZE_MAX) return mload__cv_fail(b, nm, nl, "name '%s' too long%s", NULL);
+        return MLOAD_OK;
+    case MLOAD_RULE_REPLACE:
+    case MLOAD_RULE_REPLACE_SUFFIX: return mload__cvb_replace(b, r, nm, nl, buf, cap, outl);
+    default: return mload__cv_fail(b, "", 0, "unknown rule%s%s", NULL);
+    }
+}
+
 static mload_result mload__cvb_rule(mload__cvb *b, const mload_rule *r) {
     size_t i, ne = b->ne;
     char buf[MLOAD__NAME_MAX];
     b->rule = r;
-    if (mload__is_value_rule(r->verb)) {
-        const char *first = mload__rule_nsrc(r) ? mload__rule_src(r, 0) : mload__rule_target(r);
-        size_t matched = 0;
-        if (!first) return mload__cv_fail(b, "", 0, "rule without names%s%s", NULL);
-        if (r->verb == MLOAD_RULE_CONCAT && (r->source_count == 0 || !r->sources))
-            return mload__cv_fail(b, r->a ? r->a : "", r->a ? strlen(r->a) : 0, "target '%s': concat needs at least one source%s", NULL);
-        if (!mload__pat_brace(first) && mload__rule_target(r) && mload__pat_brace(mload__rule_target(r)))
-            return mload__cv_fail(b, mload__rule_target(r), strlen(mload__rule_target(r)),
-                                  "target '%s' uses {n} but its first source does not%s", NULL);
-        if (!mload__pat_brace(first) || r->verb == MLOAD_RULE_ZEROS) {
-            if (r->verb == MLOAD_RULE_ZEROS && mload__pat_brace(first))
-                return mload__cv_fail(b, first, strlen(first), "target '%s': zeros cannot use {n}%s", NULL);
-            return mload__cvb_apply_value(b, r, "", 0);
-        }
-        /* one instance per layer index found in the first source's pattern */
-        for (i = 0; i < ne; ++i) {
-            const char *dig;
-            size_t dl;
-            char digits[24];
-            mload_result res;
-            if (b->ents[i].dead) continue;
-            if (!mload__pat_match(first, b->rc->names + b->ents[i].name, b->ents[i].name_len, &dig, &dl)) continue;
-            memcpy(digits, dig, dl); /* the name pool may move */
-            if ((res = mload__cvb_apply_value(b, r, digits, dl)) != MLOAD_OK) return res;
-            ++matched;
-        }
-        if (!matched) return mload__cv_fail(b, first, strlen(first), "no tensor matches '%s'%s", NULL);
-        return MLOAD_OK;
-    }
+    if (mload__is_value_rule(r->verb)) return mload__cvb_value_rule(b, r);
     for (i = 0; i < ne; ++i) {
-        mload__ent *e = &b->ents[i];
-        const char *nm;
-        size_t nl, l1 = r->a ? strlen(r->a) : 0, l2 = r->b ? strlen(r->b) : 0, outl = SIZE_MAX;
-        const char *dig;
-        size_t dl;
-        if (e->dead) continue;
-        nm = b->rc->names + e->name;
-        nl = e->name_len;
+        size_t outl, at;
+        mload_result res;
+        if (b->ents[i].dead) continue;
         if (!r->a) return mload__cv_fail(b, "", 0, "rule without its argument%s%s", NULL);
-        switch (r->verb) {
-        case MLOAD_RULE_STRIP_PREFIX:
-            if (nl >= l1 && memcmp(nm, r->a, l1) == 0) { e->name += l1; e->name_len -= l1; }
-            break;
-        case MLOAD_RULE_ADD_PREFIX:
-        case MLOAD_RULE_REPLACE_PREFIX: {
-            size_t keep = 0;
-            const char *newp = r->a;
-            size_t newl = l1;
-            if (r->verb == MLOAD_RULE_REPLACE_PREFIX) {
-                if (!r->b) return mload__cv_fail(b, "", 0, "rule without its argument%s%s", NULL);
-                if (nl < l1 || memcmp(nm, r->a, l1) != 0) break;
-                keep = l1;
-                newp = r->b;
-                newl = l2;
-            }
-            if (newl + nl - keep >= sizeof buf) return mload__cv_fail(b, nm, nl, "name '%s' too long%s", NULL);
-            memcpy(buf, newp, newl);
-            memcpy(buf + newl, nm + keep, nl - keep);
-            outl = newl + nl - keep;
-            break;
-        }
-        case MLOAD_RULE_KEEP: if (!(nl >= l1 && memcmp(nm, r->a, l1) == 0)) e->dead = 1; break;
-        case MLOAD_RULE_DROP: if (nl >= l1 && memcmp(nm, r->a, l1) == 0) e->dead = 1; break;
-        case MLOAD_RULE_KEEP_NAME: if (!(nl == l1 && memcmp(nm, r->a, l1) == 0)) e->dead = 1; break;
-        case MLOAD_RULE_DROP_NAME: if (nl == l1 && memcmp(nm, r->a, l1) == 0) e->dead = 1; break;
-        case MLOAD_RULE_DROP_INDEX: {
-            /* PATTERN matches a prefix of the name: "blocks.{n}." */
-            const char *br = mload__pat_brace(r->a);
-            size_t pre, k, suf;
-            uint64_t v = 0;
-            if (!br) return mload__cv_fail(b, r->a, l1, "drop-index pattern '%s' needs {n}%s", NULL);
-            pre = MLOAD__CAST(size_t, br - r->a);
-            suf = l1 - pre - 3;
-            if (nl < pre + 1 || memcmp(nm, r->a, pre) != 0) break;
-            for (k = pre; k < nl && nm[k] >= '0' && nm[k] <= '9' && k - pre < 19; ++k) v = v * 10u + MLOAD__CAST(uint64_t, nm[k] - '0');
-            if (k == pre || (k < nl && nm[k] >= '0' && nm[k] <= '9')) break;
-            if (nl - k < suf || memcmp(nm + k, br + 3, suf) != 0) break;
-            if (v >= r->n1) e->dead = 1;
-            break;
-        }
-        case MLOAD_RULE_RENAME:
-            if (!r->b) return mload__cv_fail(b, "", 0, "rule without its argument%s%s", NULL);
-            if (!mload__pat_brace(r->a) && mload__pat_brace(r->b))
-                return mload__cv_fail(b, r->b, l2, "rename to '%s': {n} in TO needs {n} in FROM%s", NULL);
-            if (mload__pat_match(r->a, nm, nl, &dig, &dl)) {
-                char digits[24];
-                if (mload__pat_brace(r->a)) memcpy(digits, dig, dl);
-                else dl = 0;
-                outl = mload__pat_subst(r->b, digits, dl, buf, sizeof buf);
-                if (outl == SIZE_MAX) return mload__cv_fail(b, nm, nl, "name '%s' too long%s", NULL);
-            }
-            break;
-        case MLOAD_RULE_REPLACE:
-        case MLOAD_RULE_REPLACE_SUFFIX: {
-            size_t k = 0, o = 0, hits = 0;
-            if (!r->b || l1 == 0) return mload__cv_fail(b, "", 0, "replace needs a non-empty OLD and a NEW%s%s", NULL);
-            if (r->verb == MLOAD_RULE_REPLACE_SUFFIX) {
-                if (nl < l1 || memcmp(nm + nl - l1, r->a, l1) != 0) break;
-                if (nl - l1 + l2 >= sizeof buf) return mload__cv_fail(b, nm, nl, "name '%s' too long%s", NULL);
-                memcpy(buf, nm, nl - l1);
-                memcpy(buf + nl - l1, r->b, l2);
-                outl = nl - l1 + l2;
-                break;
-            }
-            while (k < nl) {
-                if (k + l1 <= nl && memcmp(nm + k, r->a, l1) == 0) {
-                    if (o + l2 >= sizeof buf) return mload__cv_fail(b, nm, nl, "name '%s' too long%s", NULL);
-                    memcpy(buf + o, r->b, l2);
-                    o += l2;
-                    k += l1;
-                    ++hits;
-                } else {
-                    if (o + 1 >= sizeof buf) return mload__cv_fail(b, nm, nl, "name '%s' too long%s", NULL);
-                    buf[o++] = nm[k++];
-                }
-            }
-            if (hits) outl = o;
-            break;
-        }
-        default:
-            return mload__cv_fail(b, "", 0, "unknown rule%s%s", NULL);
-        }
-        if (outl != SIZE_MAX) {
-            size_t at = mload__cvb_name(b, buf, outl);
-            if (at == SIZE_MAX) return mload__oom(b->err);
-            b->ents[i].name = at;
-            b->ents[i].name_len = outl;
-        }
+        if ((res = mload__cvb_rename(b, r, &b->ents[i], buf, sizeof buf, &outl)) != MLOAD_OK) return res;
+        if (outl == SIZE_MAX) continue;
+        if ((at = mload__cvb_name(b, buf, outl)) == SIZE_MAX) return mload__oom(b->err);
+        b->ents[i].name = at;
+        b->ents[i].name_len = outl;
     }
     b->ix_valid = 0;
     return MLOAD_OK;
@@ -5651,6 +5653,43 @@ MODELLOAD_API mload_result mload_map_load_arena(const mload_map *m, mload_load_i
 
 /* ---- binding ---- */
 
+/* matches binding bi to its tensor (marked in used) and checks it: its
+   status, and the load item when it is OK */
+static mload_result mload__bind_match(const mload_map *m, mload_binding *bi, mload_load_item *item, unsigned char *used) {
+    const mload_tensor *t = bi->name ? mload_map_find(m, bi->name) : NULL;
+    uint64_t first = 0, cnt, rows_b = 0, rows_c = 0, need, per_row, sbytes;
+    mload_dtype as = bi->dtype ? bi->dtype : (t ? t->dtype : MLOAD_DTYPE_INVALID);
+    bi->tensor = t;
+    bi->allocated = 0;
+    bi->status = MLOAD_OK;
+    if (!t) return bi->status = MLOAD_ERR_NOT_FOUND;
+    used[t - m->tensors] = 1;
+    cnt = t->numel;
+    if (bi->shard_world > 1) {
+        if (t->rank == 0) return bi->status = MLOAD_ERR_SHAPE_MISMATCH;
+        mload_split_rows(t->shape[0], bi->shard_rank, bi->shard_world, &rows_b, &rows_c);
+        per_row = t->shape[0] ? t->numel / t->shape[0] : 0;
+        first = rows_b * per_row;
+        cnt = rows_c * per_row;
+    }
+    if (bi->shape) {
+        uint32_t d;
+        int ok = bi->rank == t->rank;
+        for (d = 0; ok && d < t->rank; ++d) ok = bi->shape[d] == ((d == 0 && bi->shard_world > 1) ? rows_c : t->shape[d]);
+        if (!ok) return bi->status = MLOAD_ERR_SHAPE_MISMATCH;
+    }
+    bi->status = mload__map_check(m, t, first, cnt, &as, bi->dst ? bi->dst_size : UINT64_MAX,
+                                  bi->dst ? bi->dst : MLOAD__CAST(const void *, m), &sbytes, &need, NULL);
+    if (bi->status != MLOAD_OK) return bi->status;
+    item->tensor = t;
+    item->as = as;
+    item->dst = bi->dst;
+    item->dst_size = bi->dst ? bi->dst_size : need;
+    item->first = cnt == 0 ? t->numel : first; /* an empty slice */
+    item->count = cnt;
+    return MLOAD_OK;
+}
+
 MODELLOAD_API mload_result mload_map_bind(const mload_map *m, mload_binding *b, uint64_t n, const mload_bind_opts *opts,
                                           mload_bind_report *report, mload_error *err) {
     mload_bind_report rep;
@@ -5672,46 +5711,10 @@ MODELLOAD_API mload_result mload_map_bind(const mload_map *m, mload_binding *b, 
     memset(used, 0, MLOAD__CAST(size_t, m->count + 1));
     /* 1. match and check everything; nothing is written yet */
     for (k = 0; k < n; ++k) {
-        mload_binding *bi = &b[k];
-        const mload_tensor *t = bi->name ? mload_map_find(m, bi->name) : NULL;
-        uint64_t first = 0, cnt, rows_b = 0, rows_c = 0, need, per_row;
-        mload_dtype as = bi->dtype ? bi->dtype : (t ? t->dtype : MLOAD_DTYPE_INVALID);
-        bi->tensor = t;
-        bi->allocated = 0;
-        bi->status = MLOAD_OK;
-        if (!t) { bi->status = MLOAD_ERR_NOT_FOUND; rep.missing++; continue; }
-        used[t - m->tensors] = 1;
-        cnt = t->numel;
-        if (bi->shard_world > 1) {
-            if (t->rank == 0) { bi->status = MLOAD_ERR_SHAPE_MISMATCH; rep.mismatched++; continue; }
-            mload_split_rows(t->shape[0], bi->shard_rank, bi->shard_world, &rows_b, &rows_c);
-            per_row = t->shape[0] ? t->numel / t->shape[0] : 0;
-            first = rows_b * per_row;
-            cnt = rows_c * per_row;
-        }
-        if (bi->shape) {
-            uint32_t d;
-            int ok = bi->rank == t->rank;
-            for (d = 0; ok && d < t->rank; ++d) {
-                uint64_t want = (d == 0 && bi->shard_world > 1) ? rows_c : t->shape[d];
-                ok = bi->shape[d] == want;
-            }
-            if (!ok) { bi->status = MLOAD_ERR_SHAPE_MISMATCH; rep.mismatched++; continue; }
-        }
-        {
-            uint64_t sbytes;
-            mload_result cr = mload__map_check(m, t, first, cnt, &as, bi->dst ? bi->dst_size : UINT64_MAX,
-                                               bi->dst ? bi->dst : MLOAD__CAST(const void *, m), &sbytes, &need, NULL);
-            if (cr != MLOAD_OK) { bi->status = cr; rep.mismatched++; continue; }
-        }
-        items[ni].tensor = t;
-        items[ni].as = as;
-        items[ni].dst = bi->dst;
-        items[ni].dst_size = bi->dst ? bi->dst_size : need;
-        items[ni].first = first;
-        items[ni].count = cnt;
-        if (cnt == 0) { items[ni].count = 0; items[ni].first = t->numel; } /* an empty slice */
-        ni++;
+        mload_result st = mload__bind_match(m, &b[k], &items[ni], used);
+        if (st == MLOAD_ERR_NOT_FOUND) rep.missing++;
+        else if (st != MLOAD_OK) rep.mismatched++;
+        else ni++;
     }
     for (k = 0; k < m->count; ++k) {
         if (used[k]) continue;
@@ -6142,6 +6145,208 @@ out:
 }
 #endif
 
+/* the reader refuses repeated or non-UTF-8 metadata keys: so does the writer */
+static mload_result mload__write_check_meta(const mload_write_opts *opts, const mload_allocator *a, mload_error *err) {
+    mload__index mi;
+    size_t mdup;
+    uint64_t k;
+    if (!opts || !opts->metadata_count) return MLOAD_OK;
+    for (k = 0; k < opts->metadata_count; ++k)
+        if (!opts->metadata[k].key || !opts->metadata[k].value ||
+            !mload__valid_utf8_str(opts->metadata[k].key, opts->metadata[k].key_len) ||
+            !mload__valid_utf8_str(opts->metadata[k].value, opts->metadata[k].value_len))
+            return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "metadata entry %U is not valid UTF-8", k);
+    memset(&mi, 0, sizeof mi);
+    mi.seed = 0x13198A2E03707344ull;
+    if (!mload__index_build(a, &mi, opts->metadata, sizeof(mload_kv), MLOAD__CAST(size_t, opts->metadata_count), NULL, 0, &mdup))
+        return mload__oom(err);
+    mload__free(a, mi.slots, (mi.mask + 1) * sizeof(uint64_t), sizeof(uint64_t));
+    if (mdup != SIZE_MAX)
+        return mload__fail(err, MLOAD_ERR_DUPLICATE_KEY, MLOAD_NO_OFFSET, opts->metadata[mdup].key, opts->metadata[mdup].key_len,
+                           "metadata key '%S' is given twice", opts->metadata[mdup].key, opts->metadata[mdup].key_len);
+    return MLOAD_OK;
+}
+
+/* checks tensor w and fills its record x */
+static mload_result mload__wt_init(const mload_write_tensor *w, uint64_t i, mload__wt *x, mload_error *err) {
+    uint64_t bits;
+    uint32_t d;
+    x->w = w;
+    x->name = w->name;
+    x->name_len = w->name ? (w->name_len ? w->name_len : strlen(w->name)) : 0;
+    if (!w->name || !mload__valid_utf8_str(w->name, x->name_len) || (x->name_len == 12 && memcmp(w->name, "__metadata__", 12) == 0))
+        return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, w->name, x->name_len, "tensor %U: missing, reserved or non-UTF-8 name", i);
+    if (w->src) {
+        if (!w->map || !mload__map_owns(w->map, w->src) || w->data)
+            return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, x->name, x->name_len, "tensor '%S': give data, or map and src", x->name, x->name_len);
+        x->dtype = w->dtype ? w->dtype : w->src->dtype;
+        x->rank = w->src->rank;
+        x->shape = w->src->shape;
+        if (!mload__dtype_valid(x->dtype) || !mload_cast_supported(x->dtype, w->src->dtype))
+            return mload__fail(err, MLOAD_ERR_UNSUPPORTED, MLOAD_NO_OFFSET, x->name, x->name_len, "tensor '%S': unsupported conversion", x->name, x->name_len);
+    } else {
+        x->dtype = w->dtype;
+        x->rank = w->rank;
+        x->shape = w->shape;
+        if (!mload__dtype_valid(x->dtype) || (w->rank && !w->shape))
+            return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, x->name, x->name_len, "tensor '%S': bad dtype or shape", x->name, x->name_len);
+    }
+    x->numel = 1;
+    for (d = 0; d < x->rank; ++d)
+        if (!mload__mul_u64(x->numel, x->shape[d], &x->numel)) break;
+    if (d < x->rank || !mload__mul_u64(x->numel, mload__dtypes[x->dtype].bits, &bits) || bits % 8u)
+        return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, x->name, x->name_len, "tensor '%S': size overflows or is not whole bytes", x->name, x->name_len);
+    x->nbytes = bits / 8u;
+    if (!w->src && x->nbytes && !w->data)
+        return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, x->name, x->name_len, "tensor '%S': no data", x->name, x->name_len);
+    if (x->nbytes > SIZE_MAX) return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, x->name, x->name_len, "too large");
+    return MLOAD_OK;
+}
+
+/* shards: consecutive runs of the sorted order, each <= shard_bytes unless one tensor is larger */
+static size_t mload__write_plan(const mload__wt *wt, size_t n, uint64_t shard_bytes, size_t *shard_of, size_t *shard_start) {
+    size_t i, nshards = 0;
+    uint64_t cur = 0;
+    for (i = 0; i < n; ++i) {
+        if (i == 0 || (shard_bytes && cur && cur + wt[i].nbytes > shard_bytes)) {
+            shard_start[nshards++] = i;
+            cur = 0;
+        }
+        cur += wt[i].nbytes;
+        shard_of[i] = nshards - 1;
+    }
+    if (nshards == 0) shard_start[nshards++] = 0;
+    shard_start[nshards] = n;
+    return nshards;
+}
+
+static void mload__wb_num5(mload__wbuf *b, size_t v) {
+    char num[5];
+    size_t q;
+    for (q = 0; q < 5; ++q, v /= 10) num[4 - q] = MLOAD__CAST(char, '0' + MLOAD__CAST(int, v % 10));
+    mload__wb_put(b, num, 5);
+}
+
+/* "DIR/NAME-0000i-of-0000N.safetensors" for path "DIR/NAME.safetensors", or NULL */
+static char *mload__shard_name(const mload_allocator *a, const char *path, size_t i, size_t nshards) {
+    mload__wbuf nb;
+    char *name = NULL;
+    memset(&nb, 0, sizeof nb);
+    nb.a = a;
+    mload__wb_put(&nb, path, strlen(path) - 12);
+    mload__wb_str(&nb, "-");
+    mload__wb_num5(&nb, i + 1);
+    mload__wb_str(&nb, "-of-");
+    mload__wb_num5(&nb, nshards);
+    mload__wb_str(&nb, ".safetensors");
+    mload__wb_put(&nb, "", 1);
+    if (!nb.oom) name = mload__strndup(a, nb.p, strlen(nb.p));
+    mload__free(a, nb.p, nb.cap, 1);
+    return name;
+}
+
+/* the index.json text (tensors in name order) into ib */
+static mload_result mload__index_text(const mload_allocator *a, const mload__wt *wt, size_t n, const size_t *shard_of,
+                                      char *const *names, uint64_t total, mload__wbuf *ib, mload_error *err) {
+    mload__mref *order = MLOAD__CAST(mload__mref *, mload__malloc(a, (n + 1) * sizeof(mload__mref), sizeof(void *)));
+    size_t i;
+    if (!order) return mload__oom(err);
+    for (i = 0; i < n; ++i) {
+        order[i].name = wt[i].name;
+        order[i].name_len = wt[i].name_len;
+        order[i].file = MLOAD__CAST(uint32_t, shard_of[i]);
+        order[i].idx = i;
+    }
+    qsort(order, n, sizeof(mload__mref), mload__mref_cmp);
+    memset(ib, 0, sizeof(*ib));
+    ib->a = a;
+    mload__wb_str(ib, "{\n  \"metadata\": {\n    \"total_size\": ");
+    mload__wb_u64(ib, total);
+    mload__wb_str(ib, "\n  },\n  \"weight_map\": {");
+    for (i = 0; i < n; ++i) {
+        const char *base = strrchr(names[order[i].file], '/');
+        base = base ? base + 1 : names[order[i].file];
+        mload__wb_str(ib, i ? ",\n    " : "\n    ");
+        mload__wb_json(ib, order[i].name, order[i].name_len);
+        mload__wb_str(ib, ": ");
+        mload__wb_json(ib, base, strlen(base));
+    }
+    mload__wb_str(ib, "\n  }\n}\n");
+    mload__free(a, order, (n + 1) * sizeof(mload__mref), sizeof(void *));
+    if (ib->oom) {
+        mload__free(a, ib->p, ib->cap, 1);
+        return mload__oom(err);
+    }
+    return MLOAD_OK;
+}
+
+/* the index written to a temporary file next to *ipath (set to "PATH.index.json") */
+static mload_result mload__write_index(const mload_allocator *a, const char *path, const mload__wt *wt, size_t n,
+                                       const size_t *shard_of, char *const *names, uint64_t total, char **ipath, char **tmp,
+                                       mload_error *err) {
+    mload__wbuf ib;
+    size_t pl = strlen(path);
+    int fd;
+    mload_result r = mload__index_text(a, wt, n, shard_of, names, total, &ib, err);
+    if (r != MLOAD_OK) return r;
+    *ipath = MLOAD__CAST(char *, mload__malloc(a, pl + 12, 1));
+    if (!*ipath) { mload__free(a, ib.p, ib.cap, 1); return mload__oom(err); }
+    memcpy(*ipath, path, pl);
+    memcpy(*ipath + pl, ".index.json", 12);
+    fd = mload__create_tmp(a, *ipath, tmp);
+    if (fd < 0) {
+        r = fd == -2 ? mload__oom(err)
+                     : mload__fail(err, MLOAD_ERR_CANNOT_OPEN, MLOAD_NO_OFFSET, NULL, 0, "cannot create a temporary file next to '%s'", *ipath);
+    } else if (!mload__write_all(fd, ib.p, ib.n)) {
+        r = mload__fail(err, MLOAD_ERR_IO, MLOAD_NO_OFFSET, NULL, 0, "writing '%s' failed", *ipath);
+        close(fd);
+    } else if (!mload__finish_tmp(fd)) {
+        r = mload__fail(err, MLOAD_ERR_IO, MLOAD_NO_OFFSET, NULL, 0, "cannot complete '%s'", *ipath);
+    }
+    mload__free(a, ib.p, ib.cap, 1);
+    return r;
+}
+
+/* A sharded write: every shard and then the index are written under
+   temporary names; only when all are complete are they renamed into place
+   (shards first, the index last), so a failure leaves an existing
+   checkpoint as it was. */
+static mload_result mload__write_sharded(const char *path, const mload__wt *wt, size_t n, const size_t *shard_of,
+                                         const size_t *shard_start, size_t nshards, uint64_t total, const mload_write_opts *opts,
+                                         const mload_allocator *a, unsigned char *buf, size_t buf_size, mload_error *err) {
+    char **names = MLOAD__CAST(char **, mload__malloc(a, (nshards + 1) * sizeof(char *), sizeof(void *)));
+    char **tmps = MLOAD__CAST(char **, mload__malloc(a, (nshards + 1) * sizeof(char *), sizeof(void *)));
+    mload_result r = MLOAD_OK;
+    size_t i;
+    if (names) memset(names, 0, (nshards + 1) * sizeof(char *));
+    if (tmps) memset(tmps, 0, (nshards + 1) * sizeof(char *));
+    if (!names || !tmps) r = mload__oom(err);
+    for (i = 0; i < nshards && r == MLOAD_OK; ++i) {
+        if (!(names[i] = mload__shard_name(a, path, i, nshards))) { r = mload__oom(err); break; }
+        r = mload__write_file(names[i], wt + shard_start[i], shard_start[i + 1] - shard_start[i], opts, a, buf, buf_size,
+                              &tmps[i], err);
+    }
+    if (r == MLOAD_OK) r = mload__write_index(a, path, wt, n, shard_of, names, total, &names[nshards], &tmps[nshards], err);
+    for (i = 0; i <= nshards && r == MLOAD_OK; ++i) { /* all written: into place */
+        if (rename(tmps[i], names[i]) != 0) {
+            r = mload__fail(err, MLOAD_ERR_IO, MLOAD_NO_OFFSET, NULL, 0, "cannot rename '%s' into place", tmps[i]);
+            break;
+        }
+        mload__strfree(a, tmps[i]);
+        tmps[i] = NULL;
+    }
+    for (i = 0; names && tmps && i <= nshards; ++i) {
+        if (tmps[i]) { /* temporaries not renamed into place */
+            unlink(tmps[i]);
+            mload__strfree(a, tmps[i]);
+        }
+        mload__strfree(a, names[i]);
+    }
+    mload__free(a, names, (nshards + 1) * sizeof(char *), sizeof(void *));
+    mload__free(a, tmps, (nshards + 1) * sizeof(char *), sizeof(void *));
+    return r;
+}
+
 MODELLOAD_API mload_result mload_write(const char *path, const mload_write_tensor *tensors, uint64_t n,
                                        const mload_write_opts *opts, mload_error *err) {
 #if defined(MLOAD__POSIX)
@@ -6151,9 +6356,8 @@ MODELLOAD_API mload_result mload_write(const char *path, const mload_write_tenso
     mload__index ix;
     unsigned char *buf = NULL;
     size_t i, dup, buf_size = 4u << 20, nshards = 0, pl;
-    uint64_t total = 0, k;
-    mload_result r = MLOAD_OK;
-    char **names = NULL, **tmps = NULL;
+    uint64_t total = 0;
+    mload_result r;
     size_t *shard_of = NULL, *shard_start = NULL;
     memset(&none, 0, sizeof none);
     memset(&ix, 0, sizeof ix);
@@ -6161,209 +6365,35 @@ MODELLOAD_API mload_result mload_write(const char *path, const mload_write_tenso
     if (!path || (n && !tensors) || !mload__allocator_ok(a) || (opts && opts->metadata_count && !opts->metadata))
         return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "write: NULL path or tensors");
     pl = strlen(path);
-    if (opts)
-        for (k = 0; k < opts->metadata_count; ++k)
-            if (!opts->metadata[k].key || !opts->metadata[k].value ||
-                !mload__valid_utf8_str(opts->metadata[k].key, opts->metadata[k].key_len) ||
-                !mload__valid_utf8_str(opts->metadata[k].value, opts->metadata[k].value_len))
-                return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "metadata entry %U is not valid UTF-8", k);
-    if (opts && opts->metadata_count) { /* the reader refuses repeated keys: so does the writer */
-        mload__index mi;
-        size_t mdup;
-        memset(&mi, 0, sizeof mi);
-        mi.seed = 0x13198A2E03707344ull;
-        if (!mload__index_build(a, &mi, opts->metadata, sizeof(mload_kv), MLOAD__CAST(size_t, opts->metadata_count), NULL, 0, &mdup))
-            return mload__oom(err);
-        mload__free(a, mi.slots, (mi.mask + 1) * sizeof(uint64_t), sizeof(uint64_t));
-        if (mdup != SIZE_MAX)
-            return mload__fail(err, MLOAD_ERR_DUPLICATE_KEY, MLOAD_NO_OFFSET, opts->metadata[mdup].key, opts->metadata[mdup].key_len,
-                               "metadata key '%S' is given twice", opts->metadata[mdup].key, opts->metadata[mdup].key_len);
-    }
+    if ((r = mload__write_check_meta(opts, a, err)) != MLOAD_OK) return r;
     wt = MLOAD__CAST(mload__wt *, mload__malloc(a, MLOAD__CAST(size_t, n + 1) * sizeof(mload__wt), sizeof(void *)));
     if (!wt) return mload__oom(err);
-    for (i = 0; i < n; ++i) {
-        const mload_write_tensor *w = &tensors[i];
-        mload__wt *x = &wt[i];
-        uint64_t bits;
-        uint32_t d;
-        x->w = w;
-        x->name = w->name;
-        x->name_len = w->name ? (w->name_len ? w->name_len : strlen(w->name)) : 0;
-        if (!w->name || !mload__valid_utf8_str(w->name, x->name_len) || (x->name_len == 12 && memcmp(w->name, "__metadata__", 12) == 0)) {
-            r = mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, w->name, x->name_len, "tensor %U: missing, reserved or non-UTF-8 name", MLOAD__CAST(uint64_t, i));
-            goto out;
-        }
-        if (w->src) {
-            if (!w->map || !mload__map_owns(w->map, w->src) || w->data) {
-                r = mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, x->name, x->name_len, "tensor '%S': give data, or map and src", x->name, x->name_len);
-                goto out;
-            }
-            x->dtype = w->dtype ? w->dtype : w->src->dtype;
-            x->rank = w->src->rank;
-            x->shape = w->src->shape;
-            if (!mload__dtype_valid(x->dtype) || !mload_cast_supported(x->dtype, w->src->dtype)) {
-                r = mload__fail(err, MLOAD_ERR_UNSUPPORTED, MLOAD_NO_OFFSET, x->name, x->name_len, "tensor '%S': unsupported conversion", x->name, x->name_len);
-                goto out;
-            }
-        } else {
-            x->dtype = w->dtype;
-            x->rank = w->rank;
-            x->shape = w->shape;
-            if (!mload__dtype_valid(x->dtype) || (w->rank && !w->shape)) {
-                r = mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, x->name, x->name_len, "tensor '%S': bad dtype or shape", x->name, x->name_len);
-                goto out;
-            }
-        }
-        x->numel = 1;
-        for (d = 0; d < x->rank; ++d)
-            if (!mload__mul_u64(x->numel, x->shape[d], &x->numel)) break;
-        if (d < x->rank || !mload__mul_u64(x->numel, mload__dtypes[x->dtype].bits, &bits) || bits % 8u) {
-            r = mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, x->name, x->name_len, "tensor '%S': size overflows or is not whole bytes", x->name, x->name_len);
-            goto out;
-        }
-        x->nbytes = bits / 8u;
-        if (!w->src && x->nbytes && !w->data) {
-            r = mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, x->name, x->name_len, "tensor '%S': no data", x->name, x->name_len);
-            goto out;
-        }
-        if (x->nbytes > SIZE_MAX || total > UINT64_MAX - x->nbytes) {
-            r = mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, x->name, x->name_len, "too large");
-            goto out;
-        }
-        total += x->nbytes;
+    for (i = 0; i < n && r == MLOAD_OK; ++i) {
+        r = mload__wt_init(&tensors[i], i, &wt[i], err);
+        if (r == MLOAD_OK && !mload__add_u64(total, wt[i].nbytes, &total))
+            r = mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, wt[i].name, wt[i].name_len, "too large");
     }
     ix.seed = 0x452821E638D01377ull;
-    if (!mload__index_build(a, &ix, wt, sizeof(mload__wt), MLOAD__CAST(size_t, n), NULL, 0, &dup)) { r = mload__oom(err); goto out; }
-    if (dup != SIZE_MAX) {
+    if (r == MLOAD_OK && !mload__index_build(a, &ix, wt, sizeof(mload__wt), MLOAD__CAST(size_t, n), NULL, 0, &dup)) r = mload__oom(err);
+    else if (r == MLOAD_OK && dup != SIZE_MAX)
         r = mload__fail(err, MLOAD_ERR_DUPLICATE_KEY, MLOAD_NO_OFFSET, wt[dup].name, wt[dup].name_len, "tensor '%S' is given twice", wt[dup].name, wt[dup].name_len);
-        goto out;
+    if (r == MLOAD_OK) {
+        qsort(wt, MLOAD__CAST(size_t, n), sizeof(mload__wt), mload__wt_cmp);
+        buf = MLOAD__CAST(unsigned char *, mload__malloc(a, buf_size, 64));
+        shard_of = MLOAD__CAST(size_t *, mload__malloc(a, MLOAD__CAST(size_t, n + 1) * sizeof(size_t), sizeof(size_t)));
+        shard_start = MLOAD__CAST(size_t *, mload__malloc(a, MLOAD__CAST(size_t, n + 2) * sizeof(size_t), sizeof(size_t)));
+        if (!buf || !shard_of || !shard_start) r = mload__oom(err);
     }
-    qsort(wt, MLOAD__CAST(size_t, n), sizeof(mload__wt), mload__wt_cmp);
-    buf = MLOAD__CAST(unsigned char *, mload__malloc(a, buf_size, 64));
-    shard_of = MLOAD__CAST(size_t *, mload__malloc(a, MLOAD__CAST(size_t, n + 1) * sizeof(size_t), sizeof(size_t)));
-    shard_start = MLOAD__CAST(size_t *, mload__malloc(a, MLOAD__CAST(size_t, n + 2) * sizeof(size_t), sizeof(size_t)));
-    if (!buf || !shard_of || !shard_start) { r = mload__oom(err); goto out; }
-    /* shards: consecutive runs of the sorted order, each <= shard_bytes unless one tensor is larger */
-    {
-        uint64_t cur = 0;
-        for (i = 0; i < n; ++i) {
-            if (i == 0 || (opts && opts->shard_bytes && cur && cur + wt[i].nbytes > opts->shard_bytes)) {
-                shard_start[nshards++] = i;
-                cur = 0;
-            }
-            cur += wt[i].nbytes;
-            shard_of[i] = nshards - 1;
-        }
-        if (nshards == 0) shard_start[nshards++] = 0;
-        shard_start[nshards] = MLOAD__CAST(size_t, n);
-    }
-    if (nshards == 1) {
+    if (r == MLOAD_OK) nshards = mload__write_plan(wt, MLOAD__CAST(size_t, n), opts ? opts->shard_bytes : 0, shard_of, shard_start);
+    if (r == MLOAD_OK && nshards == 1) {
         r = mload__write_file(path, wt, MLOAD__CAST(size_t, n), opts, a, buf, buf_size, NULL, err);
-        goto out;
-    }
-    if (pl <= 12 || !mload__ends_with(path, ".safetensors")) {
+    } else if (r == MLOAD_OK && (pl <= 12 || !mload__ends_with(path, ".safetensors"))) {
         r = mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "a sharded output path must end in .safetensors");
-        goto out;
-    }
-    if (nshards > 99999) {
+    } else if (r == MLOAD_OK && nshards > 99999) {
         r = mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "more than 99999 shards: raise shard_bytes");
-        goto out;
+    } else if (r == MLOAD_OK) {
+        r = mload__write_sharded(path, wt, MLOAD__CAST(size_t, n), shard_of, shard_start, nshards, total, opts, a, buf, buf_size, err);
     }
-    /* every shard and then the index are written under temporary names;
-       only when all are complete are they renamed into place (shards first,
-       the index last), so a failure leaves an existing checkpoint as it was */
-    names = MLOAD__CAST(char **, mload__malloc(a, (nshards + 1) * sizeof(char *), sizeof(void *)));
-    tmps = MLOAD__CAST(char **, mload__malloc(a, (nshards + 1) * sizeof(char *), sizeof(void *)));
-    if (names) memset(names, 0, (nshards + 1) * sizeof(char *));
-    if (tmps) memset(tmps, 0, (nshards + 1) * sizeof(char *));
-    if (!names || !tmps) { r = mload__oom(err); goto out; }
-    for (i = 0; i < nshards && r == MLOAD_OK; ++i) {
-        mload__wbuf nb;
-        char num[16];
-        size_t q;
-        memset(&nb, 0, sizeof nb);
-        nb.a = a;
-        mload__wb_put(&nb, path, pl - 12);
-        mload__wb_str(&nb, "-");
-        for (q = 0; q < 5; ++q) num[4 - q] = MLOAD__CAST(char, '0' + MLOAD__CAST(int, ((i + 1) / (q == 0 ? 1 : q == 1 ? 10 : q == 2 ? 100 : q == 3 ? 1000 : 10000)) % 10));
-        mload__wb_put(&nb, num, 5);
-        mload__wb_str(&nb, "-of-");
-        for (q = 0; q < 5; ++q) num[4 - q] = MLOAD__CAST(char, '0' + MLOAD__CAST(int, (nshards / (q == 0 ? 1 : q == 1 ? 10 : q == 2 ? 100 : q == 3 ? 1000 : 10000)) % 10));
-        mload__wb_put(&nb, num, 5);
-        mload__wb_str(&nb, ".safetensors");
-        mload__wb_put(&nb, "", 1);
-        if (nb.oom) { mload__free(a, nb.p, nb.cap, 1); r = mload__oom(err); break; }
-        names[i] = mload__strndup(a, nb.p, strlen(nb.p));
-        mload__free(a, nb.p, nb.cap, 1);
-        if (!names[i]) { r = mload__oom(err); break; }
-        r = mload__write_file(names[i], wt + shard_start[i], shard_start[i + 1] - shard_start[i], opts, a, buf, buf_size,
-                              &tmps[i], err);
-    }
-    if (r == MLOAD_OK) { /* the index, tensors in name order */
-        mload__wbuf ib;
-        mload__mref *order = MLOAD__CAST(mload__mref *, mload__malloc(a, MLOAD__CAST(size_t, n + 1) * sizeof(mload__mref), sizeof(void *)));
-        char *ipath;
-        int fd;
-        if (!order) { r = mload__oom(err); goto out; }
-        for (i = 0; i < n; ++i) {
-            order[i].name = wt[i].name;
-            order[i].name_len = wt[i].name_len;
-            order[i].file = MLOAD__CAST(uint32_t, shard_of[i]);
-            order[i].idx = i;
-        }
-        qsort(order, MLOAD__CAST(size_t, n), sizeof(mload__mref), mload__mref_cmp);
-        memset(&ib, 0, sizeof ib);
-        ib.a = a;
-        mload__wb_str(&ib, "{\n  \"metadata\": {\n    \"total_size\": ");
-        mload__wb_u64(&ib, total);
-        mload__wb_str(&ib, "\n  },\n  \"weight_map\": {");
-        for (i = 0; i < n; ++i) {
-            const char *base = strrchr(names[order[i].file], '/');
-            base = base ? base + 1 : names[order[i].file];
-            mload__wb_str(&ib, i ? ",\n    " : "\n    ");
-            mload__wb_json(&ib, order[i].name, order[i].name_len);
-            mload__wb_str(&ib, ": ");
-            mload__wb_json(&ib, base, strlen(base));
-        }
-        mload__wb_str(&ib, "\n  }\n}\n");
-        mload__free(a, order, MLOAD__CAST(size_t, n + 1) * sizeof(mload__mref), sizeof(void *));
-        ipath = MLOAD__CAST(char *, mload__malloc(a, pl + 12, 1));
-        if (ib.oom || !ipath) { mload__free(a, ib.p, ib.cap, 1); mload__free(a, ipath, pl + 12, 1); r = mload__oom(err); goto out; }
-        memcpy(ipath, path, pl);
-        memcpy(ipath + pl, ".index.json", 12);
-        names[nshards] = ipath;
-        fd = mload__create_tmp(a, ipath, &tmps[nshards]);
-        if (fd < 0) {
-            r = fd == -2 ? mload__oom(err)
-                         : mload__fail(err, MLOAD_ERR_CANNOT_OPEN, MLOAD_NO_OFFSET, NULL, 0, "cannot create a temporary file next to '%s'", ipath);
-        } else if (!mload__write_all(fd, ib.p, ib.n)) {
-            r = mload__fail(err, MLOAD_ERR_IO, MLOAD_NO_OFFSET, NULL, 0, "writing '%s' failed", ipath);
-            close(fd);
-        } else if (!mload__finish_tmp(fd)) {
-            r = mload__fail(err, MLOAD_ERR_IO, MLOAD_NO_OFFSET, NULL, 0, "cannot complete '%s'", ipath);
-        }
-        mload__free(a, ib.p, ib.cap, 1);
-    }
-    for (i = 0; i <= nshards && r == MLOAD_OK; ++i) { /* all written: into place */
-        if (rename(tmps[i], names[i]) != 0) {
-            r = mload__fail(err, MLOAD_ERR_IO, MLOAD_NO_OFFSET, NULL, 0, "cannot rename '%s' into place", tmps[i]);
-            break;
-        }
-        mload__strfree(a, tmps[i]);
-        tmps[i] = NULL;
-    }
-out:
-    if (names) {
-        for (i = 0; i <= nshards; ++i) {
-            if (tmps && tmps[i]) { /* temporaries not renamed into place */
-                unlink(tmps[i]);
-                mload__strfree(a, tmps[i]);
-            }
-            mload__strfree(a, names[i]);
-        }
-        mload__free(a, names, (nshards + 1) * sizeof(char *), sizeof(void *));
-    }
-    if (tmps) mload__free(a, tmps, (nshards + 1) * sizeof(char *), sizeof(void *));
     mload__free(a, ix.slots, ix.slots ? (ix.mask + 1) * sizeof(uint64_t) : 0, sizeof(uint64_t));
     mload__free(a, buf, buf_size, 64);
     mload__free(a, shard_of, MLOAD__CAST(size_t, n + 1) * sizeof(size_t), sizeof(size_t));
