@@ -52,7 +52,7 @@
    ==========================================================================
    THE OFFLOAD MANAGER: a model bigger than the device
 
-       mload_device dev; mload_device_create_sim(capacity, bytes_per_second, &dev);
+       mload_device dev; mload_device_create_sim(capacity, bytes_per_second, &dev, &e);
        mload_offload_desc od = {0}; od.map = m; od.device = dev;
        od.device_budget = 12u << 20; od.prefetch_depth = 1;
        mload_offload_create(&od, &o, &e);
@@ -64,6 +64,38 @@
    Units live in four tiers (offload / onload / preparing / computation,
    each DISK, HOST or DEVICE with a dtype) under a hard byte budget, with
    eviction by next use and prefetch. Guides: docs/guide.md, docs/offload.md.
+
+   ==========================================================================
+   CONTENTS: the header is a stack of numbered modules. A module uses only
+   the modules above it. Each has a public part (declarations, in this
+   order, after this comment) and an implementation part under the same
+   number and title; grep ">>tag" to jump between them.
+
+     1. CORE            >>core         results and errors, version, the allocator; inside: allocation,
+                                       strings, checked arithmetic, the threads wrapper and the worker
+     2. DTYPES AND CASTS >>dtypes      the dtype table; mload_cast: fp8 (F8_E4M3, F8_E5M2, E8M0, FNUZ),
+                                       bf16 and f16 kernels, the general path; the read-then-cast path
+     3. SOURCES         >>sources      the I/O callbacks; memory and file sources; the optional
+                                       capabilities: views (mmap) and direct reads (O_DIRECT)
+     4. FILE            >>file         UTF-8, the strict JSON reader, the safetensors header parser,
+                                       name tables, file reads
+     5. RECIPES         >>recipes      (internal) what a tensor of a map is: pieces of stored tensors
+                                       or a transpose, and how one is read
+     6. CONVERTER       >>converter    rules text, the callback, the builder of converted recipes
+                                       (rename, concat, chunk, slice, transpose, cast, zeros...)
+     7. MAP             >>map          files, folders and index.json of sharded checkpoints; the name
+                                       space; reads, ranges, rows; views
+     8. BULK LOADS AND BINDING >>bulk  threaded loads (progress, cancel, O_DIRECT bounce buffers);
+                                       binding a program's parameters
+     9. FINGERPRINT     >>fingerprint  MD5 and the model fingerprint
+    10. WRITER          >>writer       safetensors files, shards and index.json, all-or-nothing
+    11. DEVICES         >>devices      the device table; the host and the simulated devices
+    12. OFFLOAD MANAGER >>offload      units and tiers, the hard budget, eviction (next use, LRU),
+                                       prefetch, group moves, stats
+
+   Modules 6, 9, 10 and 11-12 can be left out (see CONFIGURATION). Read the
+   public part to use the library; the implementation starts at the line
+   "IMPLEMENTATION" below and can be skipped.
 
    ==========================================================================
    CONFIGURATION (define before including the implementation)
@@ -78,8 +110,17 @@
      MODELLOAD_FREE(p)         /  (default: malloc / realloc / free)
      MODELLOAD_NO_STDIO        no file system access: only in-memory buffers
                                and user sources (mload_source) can be opened
-     MODELLOAD_NO_THREADS      bulk loads run on the calling thread (no pthreads)
+     MODELLOAD_NO_THREADS      bulk loads, the prefetch worker and the simulated
+                               device run on the calling thread (no pthreads)
      MODELLOAD_NO_CLONES       no AVX2 clones of the conversion kernels
+     MODELLOAD_NO_CONVERTER    leave out module 6 and its API (a map desc with a
+                               converter is then MLOAD_ERR_UNSUPPORTED)
+     MODELLOAD_NO_FINGERPRINT  leave out module 9 (MD5, mload_map_fingerprint)
+     MODELLOAD_NO_WRITER       leave out module 10 (mload_write)
+     MODELLOAD_NO_OFFLOAD      leave out modules 11-12 (devices, offload manager)
+   A program that only parses and reads defines the four NO_ switches above
+   and MODELLOAD_NO_THREADS. Every configuration declares the same types in
+   the modules it keeps; define the switches identically in every file.
 
    Every *_desc struct also carries an mload_allocator: when both of its
    function pointers are set, the library allocates only through them; when
@@ -89,13 +130,26 @@
    ==========================================================================
    CONVENTIONS
 
-   - Descs are zero-initialisable: 0 / NULL always means "the default".
+   - Names: mload_<object>_<verb>. open/close for what reads bytes (sources,
+     files, maps, views); create/destroy for what holds other resources
+     (rules, devices, the offload manager). A value-returning accessor is a
+     noun (mload_file_count, mload_map_tensor); a call that fills a caller's
+     struct says get (mload_offload_get_stats); a predicate says is or has.
+     "cast" is a change of dtype; "converter" renames and reshapes tensors.
+   - Descs and option structs are zero-initialisable: 0 / NULL always means
+     "the default". Every exclusive choice is an enum whose 0 is the default.
+     Input structs (desc, opts) and output structs (report, stats) are
+     separate; the library sets every field of an output struct.
    - Every fallible call returns an mload_result and takes an optional
-     mload_error* (may be NULL) that receives the code, a one-sentence message,
-     the byte offset in the file where it applies (MLOAD_NO_OFFSET when none),
-     the tensor or key involved, and the file index. There is no global or
-     thread-local error state.
-   - Sizes, offsets and counts are uint64_t; nothing is an int.
+     mload_error* last (may be NULL) that receives the code, a one-sentence
+     message, the byte offset in the file where it applies (MLOAD_NO_OFFSET
+     when none), the tensor or key involved, and the file index. There is no
+     global or thread-local error state.
+   - Sizes, offsets and counts of things are uint64_t. Ids (a unit, a file
+     index), ranks and small settings (threads, depth) are uint32_t;
+     predicates return int 0 or 1.
+   - Calls that only read an object take a const handle: files and maps are
+     immutable after open.
    - Strings returned by the library (tensor names, metadata) are owned by the
      object they came from and live until it is closed. Names are
      NUL-terminated; a name may contain an embedded NUL (JSON "\u0000"), so
@@ -120,7 +174,7 @@
                                given twice (the reference silently keeps the
                                last one; modelload.h refuses)
      InvalidIndex NotFound InvalidArgument IO CannotOpen OutOfMemory Budget
-     Cancelled Unsupported Device
+     Cancelled Unsupported Device ShapeMismatch BindMismatch InvalidConverter
 
    ==========================================================================
    THREAD SAFETY
@@ -128,9 +182,9 @@
    No global state. A parsed mload_file and an open mload_map are immutable
    after open: any number of threads may query them and read from them
    concurrently (mload_file_read, mload_map_read*, mload_map_load,
-   mload_map_bind; the built-in POSIX and memory sources are positional and
-   stateless; tested under ThreadSanitizer). A user source must be safe for
-   concurrent read_at() calls if the object is shared. Closing while another
+   mload_map_bind; the built-in POSIX and memory sources are positional;
+   tested under ThreadSanitizer). A user source must be safe for concurrent
+   read_at() (and read_direct()) calls if the object is shared. Closing while another
    thread uses the object is the caller's bug. Bulk loads start their own
    worker threads (pthreads; link with -pthread on glibc < 2.34).
 
@@ -828,8 +882,8 @@ MODELLOAD_API mload_result mload_device_create_host(mload_device *out, mload_err
    mem_info. Without threads (MODELLOAD_NO_THREADS) copies are synchronous. */
 MODELLOAD_API mload_result mload_device_create_sim(uint64_t capacity, uint64_t bytes_per_second, mload_device *out,
                                                    mload_error *err);
-/* The CUDA runtime back end; MLOAD_ERR_UNSUPPORTED unless compiled with
-   MODELLOAD_CUDA. */
+/* The CUDA runtime back end: not built yet, so MLOAD_ERR_UNSUPPORTED in
+   every build (MODELLOAD_CUDA changes nothing for now). */
 MODELLOAD_API mload_result mload_device_create_cuda(uint32_t ordinal, mload_device *out, mload_error *err);
 /* Calls d->destroy (when set) and zeroes *d. */
 MODELLOAD_API void mload_device_destroy(mload_device *d);
@@ -960,6 +1014,7 @@ MODELLOAD_API void mload_offload_reset_stats(mload_offload *o);
 
 /* ======================================================================== */
 /*                             IMPLEMENTATION                               */
+/*   Stop here if you only use the library: the public API is above.        */
 /* ======================================================================== */
 #if defined(MODELLOAD_IMPLEMENTATION) && !defined(MODELLOAD__IMPLEMENTED)
 #define MODELLOAD__IMPLEMENTED
@@ -6143,7 +6198,6 @@ out:
     mload__free(a, h.p, h.cap, 1);
     return r;
 }
-#endif
 
 /* the reader refuses repeated or non-UTF-8 metadata keys: so does the writer */
 static mload_result mload__write_check_meta(const mload_write_opts *opts, const mload_allocator *a, mload_error *err) {
@@ -6349,7 +6403,6 @@ static mload_result mload__write_sharded(const char *path, const mload__wt *wt, 
 
 MODELLOAD_API mload_result mload_write(const char *path, const mload_write_tensor *tensors, uint64_t n,
                                        const mload_write_opts *opts, mload_error *err) {
-#if defined(MLOAD__POSIX)
     mload_allocator none;
     const mload_allocator *a;
     mload__wt *wt = NULL;
@@ -6400,11 +6453,14 @@ MODELLOAD_API mload_result mload_write(const char *path, const mload_write_tenso
     mload__free(a, shard_start, MLOAD__CAST(size_t, n + 2) * sizeof(size_t), sizeof(size_t));
     mload__free(a, wt, MLOAD__CAST(size_t, n + 1) * sizeof(mload__wt), sizeof(void *));
     return r;
-#else
+}
+#else /* no POSIX file access */
+MODELLOAD_API mload_result mload_write(const char *path, const mload_write_tensor *tensors, uint64_t n,
+                                       const mload_write_opts *opts, mload_error *err) {
     (void)path; (void)tensors; (void)n; (void)opts;
     return mload__fail(err, MLOAD_ERR_UNSUPPORTED, MLOAD_NO_OFFSET, NULL, 0, "the writer needs POSIX file access");
-#endif
 }
+#endif
 
 #endif /* !MODELLOAD_NO_WRITER */
 
@@ -7496,6 +7552,20 @@ MODELLOAD_API void mload_offload_reset_stats(mload_offload *o) {
 #endif /* MODELLOAD_IMPLEMENTATION */
 
 /*
+------------------------------------------------------------------------------
+REVISION HISTORY (every rename with its old name: docs/changelog.md)
+
+  0.2.0  One vocabulary (open/close, create/destroy, cast vs converter, enums
+         for every choice, mload_error on every fallible call, uint64_t
+         counts, const read handles, bind options and report split); the
+         header re-cut into numbered modules with >>tags; tensor recipes;
+         source capabilities (view, read_direct); MODELLOAD_NO_CONVERTER,
+         _NO_FINGERPRINT, _NO_WRITER, _NO_OFFLOAD; MODELLOAD_STATIC builds
+         without unused-function warnings.
+  0.1.0  First release: parser, map, converter, bulk loads, binding,
+         fingerprint, writer, offload manager with host and simulated
+         devices.
+
 ------------------------------------------------------------------------------
 MIT License
 
