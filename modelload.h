@@ -1562,24 +1562,16 @@ typedef struct mload__ffmt {
 
 /* indexed by dtype; ebits == 0 marks "not a small float" */
 static const mload__ffmt mload__ffmts[MLOAD_DTYPE_COUNT] = {
-    {0, 0, 0, 0, 0, 0, 0, 0, 0, 0},                       /* INVALID */
-    {0, 0, 0, 0, 0, 0, 0, 0, 0, 0},                       /* BOOL */
-    {0, 0, 0, 0, 0, 0, 0, 0, 0, 0},                       /* F4 */
-    {0, 0, 0, 0, 0, 0, 0, 0, 0, 0},                       /* F6_E2M3 */
-    {0, 0, 0, 0, 0, 0, 0, 0, 0, 0},                       /* F6_E3M2 */
-    {0, 0, 0, 0, 0, 0, 0, 0, 0, 0},                       /* U8 */
-    {0, 0, 0, 0, 0, 0, 0, 0, 0, 0},                       /* I8 */
+    {0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, {0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, {0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, {0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, {0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, {0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, {0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, /* INVALID BOOL F4 F6_E2M3 F6_E3M2 U8 I8 */
     {5, 2, 15, 15, 7, 0, 1, 0x7E, 0x7C, 0x7B},            /* F8_E5M2 */
     {4, 3, 7, 8, 14, 1, 1, 0x7F, 0x7F, 0x7E},             /* F8_E4M3 */
     {8, 0, 127, 127, 1, 3, 0, 0xFF, 0xFF, 0xFE},          /* F8_E8M0 (decode only) */
     {4, 3, 8, 7, 15, 2, 1, 0x80, 0x80, 0x7F},             /* F8_E4M3FNUZ (decode only) */
     {5, 2, 16, 15, 7, 2, 1, 0x80, 0x80, 0x7F},            /* F8_E5M2FNUZ (decode only) */
-    {0, 0, 0, 0, 0, 0, 0, 0, 0, 0},                       /* I16 */
-    {0, 0, 0, 0, 0, 0, 0, 0, 0, 0},                       /* U16 */
+    {0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, {0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, /* I16 U16 */
     {5, 10, 15, 15, 2047, 0, 0, 0x7E00, 0x7C00, 0x7BFF},  /* F16 */
     {8, 7, 127, 127, 255, 0, 0, 0x7FC0, 0x7F80, 0x7F7F},  /* BF16 */
-    {0, 0, 0, 0, 0, 0, 0, 0, 0, 0},                       /* I32 */
-    {0, 0, 0, 0, 0, 0, 0, 0, 0, 0},                       /* U32 */
+    {0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, {0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, /* I32 U32 */
     {8, 23, 127, 127, 0xFFFF, 0, 0, 0x7FC00000u, 0x7F800000u, 0x7F7FFFFFu}, /* F32 (maxq unused) */
 };
 
@@ -1736,6 +1728,16 @@ static MLOAD__INLINE uint32_t mload__ld32(const unsigned char *p) { uint32_t v; 
 static MLOAD__INLINE void mload__st16(unsigned char *p, uint32_t v) { uint16_t w = MLOAD__CAST(uint16_t, v); memcpy(p, &w, 2); }
 static MLOAD__INLINE void mload__st32(unsigned char *p, uint32_t v) { memcpy(p, &v, 4); }
 
+/* fp8 encoding of n F32 elements: two loops, so that the saturate-or-not
+   choice stays out of the loop the compiler vectorises */
+#define MLOAD__F8_LOOP(enc, enc_sat, ovf_code)                                                     \
+    do {                                                                                           \
+        if (flags & MLOAD_F8_OVERFLOW_NONSAT)                                                      \
+            for (i = 0; i < n; ++i) d[i] = MLOAD__CAST(unsigned char, enc(MLOAD__LD32(s, i), ovf_code)); \
+        else                                                                                       \
+            for (i = 0; i < n; ++i) d[i] = MLOAD__CAST(unsigned char, enc_sat(MLOAD__LD32(s, i)));  \
+    } while (0)
+
 /* F32 source (n elements, any alignment) -> dst of a float dtype. */
 MLOAD__VECTORIZE static void mload__from_f32(unsigned char *d, mload_dtype dt, const unsigned char *s, size_t n,
                                              uint32_t flags) {
@@ -1744,18 +1746,8 @@ MLOAD__VECTORIZE static void mload__from_f32(unsigned char *d, mload_dtype dt, c
     case MLOAD_DTYPE_F32: memcpy(d, s, n * 4); break;
     case MLOAD_DTYPE_F16: for (i = 0; i < n; ++i) mload__st16(d + 2 * i, mload__f2h(MLOAD__LD32(s, i))); break;
     case MLOAD_DTYPE_BF16: for (i = 0; i < n; ++i) mload__st16(d + 2 * i, mload__f2bf(MLOAD__LD32(s, i))); break;
-    case MLOAD_DTYPE_F8_E4M3:
-        if (flags & MLOAD_F8_OVERFLOW_NONSAT)
-            for (i = 0; i < n; ++i) d[i] = MLOAD__CAST(unsigned char, mload__f2e4m3(MLOAD__LD32(s, i), 0x7Fu));
-        else
-            for (i = 0; i < n; ++i) d[i] = MLOAD__CAST(unsigned char, mload__f2e4m3_sat(MLOAD__LD32(s, i)));
-        break;
-    case MLOAD_DTYPE_F8_E5M2:
-        if (flags & MLOAD_F8_OVERFLOW_NONSAT)
-            for (i = 0; i < n; ++i) d[i] = MLOAD__CAST(unsigned char, mload__f2e5m2(MLOAD__LD32(s, i), 0x7Cu));
-        else
-            for (i = 0; i < n; ++i) d[i] = MLOAD__CAST(unsigned char, mload__f2e5m2_sat(MLOAD__LD32(s, i)));
-        break;
+    case MLOAD_DTYPE_F8_E4M3: MLOAD__F8_LOOP(mload__f2e4m3, mload__f2e4m3_sat, 0x7Fu); break;
+    case MLOAD_DTYPE_F8_E5M2: MLOAD__F8_LOOP(mload__f2e5m2, mload__f2e5m2_sat, 0x7Cu); break;
     case MLOAD_DTYPE_F64:
         for (i = 0; i < n; ++i) {
             double v = MLOAD__CAST(double, mload__u2f(MLOAD__LD32(s, i)));
@@ -2079,6 +2071,8 @@ static void mload__mem_close(void *user) {
     mload__free(&a, m, sizeof(*m), sizeof(void *));
 }
 
+static const mload_source mload__mem_table = {mload__mem_read, mload__mem_size, mload__mem_close, NULL, mload__mem_view, NULL};
+
 MODELLOAD_API mload_result mload_source_open_memory(const void *data, uint64_t size, const mload_allocator *a,
                                                     mload_source *out, mload_error *err) {
     mload__mem_src *m;
@@ -2091,10 +2085,7 @@ MODELLOAD_API mload_result mload_source_open_memory(const void *data, uint64_t s
     m->data = MLOAD__CAST(const unsigned char *, data);
     m->size = size;
     if (a) m->alloc = *a;
-    out->read_at = mload__mem_read;
-    out->size = mload__mem_size;
-    out->close = mload__mem_close;
-    out->view = mload__mem_view;
+    *out = mload__mem_table;
     out->user = m;
     return MLOAD_OK;
 }
@@ -3442,20 +3433,18 @@ MODELLOAD_API void mload_file_close(mload_file *f) {
     if (f) mload__file_free(f);
 }
 
+/* the lookups of a tensor table (a file's, a map's) */
+static const mload_tensor *mload__table_at(const mload_tensor *ts, size_t count, uint64_t i) {
+    return i < count ? &ts[i] : NULL;
+}
+static const mload_tensor *mload__table_find(const mload__index *ix, const mload_tensor *ts, const char *name, size_t len) {
+    return MLOAD__CAST(const mload_tensor *, mload__index_find(ix, ts, sizeof(mload_tensor), name, len));
+}
+
 MODELLOAD_API uint64_t mload_file_count(const mload_file *f) { return f ? f->count : 0; }
-
-MODELLOAD_API const mload_tensor *mload_file_tensor(const mload_file *f, uint64_t i) {
-    return (f && i < f->count) ? &f->tensors[i] : NULL;
-}
-
-MODELLOAD_API const mload_tensor *mload_file_find_n(const mload_file *f, const char *name, size_t len) {
-    if (!f) return NULL;
-    return MLOAD__CAST(const mload_tensor *, mload__index_find(&f->index, f->tensors, sizeof(mload_tensor), name, len));
-}
-
-MODELLOAD_API const mload_tensor *mload_file_find(const mload_file *f, const char *name) {
-    return name ? mload_file_find_n(f, name, strlen(name)) : NULL;
-}
+MODELLOAD_API const mload_tensor *mload_file_tensor(const mload_file *f, uint64_t i) { return f ? mload__table_at(f->tensors, f->count, i) : NULL; }
+MODELLOAD_API const mload_tensor *mload_file_find_n(const mload_file *f, const char *name, size_t len) { return f ? mload__table_find(&f->index, f->tensors, name, len) : NULL; }
+MODELLOAD_API const mload_tensor *mload_file_find(const mload_file *f, const char *name) { return name ? mload_file_find_n(f, name, strlen(name)) : NULL; }
 
 MODELLOAD_API uint64_t mload_file_tensor_index(const mload_file *f, const mload_tensor *t) {
     return MLOAD__CAST(uint64_t, t - f->tensors);
@@ -5211,16 +5200,9 @@ MODELLOAD_API void mload_map_close(mload_map *m) {
 }
 
 MODELLOAD_API uint64_t mload_map_count(const mload_map *m) { return m ? m->count : 0; }
-MODELLOAD_API const mload_tensor *mload_map_tensor(const mload_map *m, uint64_t i) {
-    return (m && i < m->count) ? &m->tensors[i] : NULL;
-}
-MODELLOAD_API const mload_tensor *mload_map_find_n(const mload_map *m, const char *name, size_t len) {
-    if (!m) return NULL;
-    return MLOAD__CAST(const mload_tensor *, mload__index_find(&m->index, m->tensors, sizeof(mload_tensor), name, len));
-}
-MODELLOAD_API const mload_tensor *mload_map_find(const mload_map *m, const char *name) {
-    return name ? mload_map_find_n(m, name, strlen(name)) : NULL;
-}
+MODELLOAD_API const mload_tensor *mload_map_tensor(const mload_map *m, uint64_t i) { return m ? mload__table_at(m->tensors, m->count, i) : NULL; }
+MODELLOAD_API const mload_tensor *mload_map_find_n(const mload_map *m, const char *name, size_t len) { return m ? mload__table_find(&m->index, m->tensors, name, len) : NULL; }
+MODELLOAD_API const mload_tensor *mload_map_find(const mload_map *m, const char *name) { return name ? mload_map_find_n(m, name, strlen(name)) : NULL; }
 MODELLOAD_API uint64_t mload_map_find_prefix(const mload_map *m, const char *prefix, uint64_t *first) {
     size_t lo = 0, hi, pl, start;
     if (!m || !prefix) { if (first) *first = m ? m->count : 0; return 0; }
@@ -6500,22 +6482,31 @@ static void mload__hd_destroy(void *user) {
     mload__free(&a, h, sizeof(*h), sizeof(void *));
 }
 
-MODELLOAD_API mload_result mload_device_create_host(mload_device *out, mload_error *err) {
-    mload__hostdev *h;
-    if (!out) return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "device: NULL out");
+/* a built-in device: its zeroed state of `size` bytes (default allocator)
+   behind a copy of `table` in *out */
+static void *mload__device_new(const mload_device *table, size_t size, mload_device *out, mload_error *err) {
+    void *state;
+    if (!out) {
+        mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "device: NULL out");
+        return NULL;
+    }
     memset(out, 0, sizeof(*out));
-    h = MLOAD__CAST(mload__hostdev *, mload__malloc(NULL, sizeof(*h), sizeof(void *)));
-    if (!h) return mload__oom(err);
-    memset(h, 0, sizeof(*h));
-    out->name = "host";
-    out->alloc = mload__hd_alloc;
-    out->free = mload__hd_free;
-    out->upload = mload__hd_copy;
-    out->download = mload__hd_copy;
-    out->wait = mload__hd_wait;
-    out->convert = mload__hd_convert;
-    out->destroy = mload__hd_destroy;
-    out->user = h;
+    if (!(state = mload__malloc(NULL, size, sizeof(void *)))) {
+        mload__oom(err);
+        return NULL;
+    }
+    memset(state, 0, size);
+    *out = *table;
+    out->user = state;
+    return state;
+}
+
+static const mload_device mload__host_table = {"host", mload__hd_alloc, mload__hd_free, mload__hd_copy, mload__hd_copy,
+                                               mload__hd_wait, mload__hd_convert, NULL, mload__hd_destroy, NULL};
+
+MODELLOAD_API mload_result mload_device_create_host(mload_device *out, mload_error *err) {
+    if (!mload__device_new(&mload__host_table, sizeof(mload__hostdev), out, err))
+        return out ? MLOAD_ERR_OUT_OF_MEMORY : MLOAD_ERR_INVALID_ARGUMENT;
     return MLOAD_OK;
 }
 
@@ -6633,27 +6624,16 @@ static void mload__sim_destroy(void *user) {
     mload__free(&a, s, sizeof(*s), sizeof(void *));
 }
 
+static const mload_device mload__sim_table = {"sim", mload__sim_alloc, mload__sim_free, mload__sim_copy, mload__sim_copy,
+                                              mload__sim_wait, mload__sim_convert, mload__sim_mem, mload__sim_destroy, NULL};
+
 MODELLOAD_API mload_result mload_device_create_sim(uint64_t capacity, uint64_t bytes_per_second, mload_device *out,
                                                    mload_error *err) {
-    mload__sim *s;
-    if (!out) return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "device: NULL out");
-    memset(out, 0, sizeof(*out));
-    s = MLOAD__CAST(mload__sim *, mload__malloc(NULL, sizeof(*s), sizeof(void *)));
-    if (!s) return mload__oom(err);
-    memset(s, 0, sizeof(*s));
+    mload__sim *s = MLOAD__CAST(mload__sim *, mload__device_new(&mload__sim_table, sizeof(mload__sim), out, err));
+    if (!s) return out ? MLOAD_ERR_OUT_OF_MEMORY : MLOAD_ERR_INVALID_ARGUMENT;
     s->capacity = capacity;
     s->bps = bytes_per_second;
     mload__worker_init(&s->w, NULL, sizeof(mload__simjob), mload__sim_run, s, 1);
-    out->name = "sim";
-    out->alloc = mload__sim_alloc;
-    out->free = mload__sim_free;
-    out->upload = mload__sim_copy;
-    out->download = mload__sim_copy;
-    out->wait = mload__sim_wait;
-    out->convert = mload__sim_convert;
-    out->mem_info = mload__sim_mem;
-    out->destroy = mload__sim_destroy;
-    out->user = s;
     return MLOAD_OK;
 }
 
@@ -7465,49 +7445,47 @@ static mload_result mload__set_host(mload_offload *o, mload__unit *u, const mloa
     return MLOAD_OK;
 }
 
-MODELLOAD_API mload_result mload_offload_group_onload(mload_offload *o, const uint32_t *units, uint64_t n, mload_error *err) {
+/* one unit of a group onload: to its onload tier (a HOST copy, or a
+   DEVICE copy within the budget, which keeps no host copy) */
+static mload_result mload__onload_unit(mload_offload *o, mload__unit *u, uint32_t unit, mload_error *err) {
+    mload_result r;
+    (void)mload__wait_loaded(o, u, NULL); /* a failed prefetch only means "not loaded" */
+    if (u->tiers.onload.place == MLOAD_PLACE_DEVICE && u->dev_state != MLOAD__DEV_READY &&
+        (r = mload__load_prepared(o, unit, err)) != MLOAD_OK)
+        return r;
+    return mload__set_host(o, u, &u->tiers.onload, err);
+}
+
+/* one unit of a group offload: back to its offload tier, every other copy freed */
+static mload_result mload__offload_unit(mload_offload *o, mload__unit *u, mload_error *err) {
+    mload_result r;
+    if (u->acquired)
+        return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, u->name, strlen(u->name), "unit '%s' is acquired", u->name);
+    (void)mload__wait_loaded(o, u, NULL);
+    if ((r = mload__set_host(o, u, &u->tiers.offload, err)) != MLOAD_OK) return r;
+    mload__free_dev_copy(o, u);
+    return MLOAD_OK;
+}
+
+/* The group moves: each unit in turn, stopping at the first failure. The
+   members of an onload do not evict each other; an offload (parking)
+   releases the staging buffers too. */
+static mload_result mload__group_move(mload_offload *o, const uint32_t *units, uint64_t n, int onload, mload_error *err) {
+    const char *what = onload ? "onload" : "offload";
     uint64_t i;
     mload_result r = MLOAD_OK;
-    if (!o || (n && !units)) return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "onload: NULL argument");
+    if (!o || (n && !units)) return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "%s: NULL argument", what);
     mload__o_lock(o);
-    for (i = 0; i < n; ++i) /* members of one group move do not evict each other */
-        if (units[i] < o->nunits) o->units[units[i]].grouped = 1;
+    for (i = 0; i < n; ++i)
+        if (onload && units[i] < o->nunits) o->units[units[i]].grouped = 1;
     for (i = 0; i < n && r == MLOAD_OK; ++i) {
-        mload__unit *u;
-        if (units[i] >= o->nunits) { r = mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "onload: bad unit"); break; }
-        u = &o->units[units[i]];
-        (void)mload__wait_loaded(o, u, NULL); /* a failed prefetch only means "not loaded" */
-        if (u->tiers.onload.place == MLOAD_PLACE_DEVICE) {
-            if (u->dev_state != MLOAD__DEV_READY && (r = mload__load_prepared(o, units[i], err)) != MLOAD_OK) break;
-            r = mload__set_host(o, u, &u->tiers.onload, err); /* no host copy */
-        } else {
-            r = mload__set_host(o, u, &u->tiers.onload, err);
-        }
+        if (units[i] >= o->nunits) r = mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "%s: bad unit", what);
+        else if (onload) r = mload__onload_unit(o, &o->units[units[i]], units[i], err);
+        else r = mload__offload_unit(o, &o->units[units[i]], err);
     }
     for (i = 0; i < n; ++i)
         if (units[i] < o->nunits) o->units[units[i]].grouped = 0;
-    mload__o_unlock(o);
-    return r;
-}
-
-MODELLOAD_API mload_result mload_offload_group_offload(mload_offload *o, const uint32_t *units, uint64_t n, mload_error *err) {
-    uint64_t i;
-    mload_result r = MLOAD_OK;
-    if (!o || (n && !units)) return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "offload: NULL argument");
-    mload__o_lock(o);
-    for (i = 0; i < n && r == MLOAD_OK; ++i) {
-        mload__unit *u;
-        if (units[i] >= o->nunits) { r = mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "offload: bad unit"); break; }
-        u = &o->units[units[i]];
-        if (u->acquired) {
-            r = mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, u->name, strlen(u->name), "unit '%s' is acquired", u->name);
-            break;
-        }
-        (void)mload__wait_loaded(o, u, NULL);
-        if ((r = mload__set_host(o, u, &u->tiers.offload, err)) != MLOAD_OK) break;
-        mload__free_dev_copy(o, u);
-    }
-    for (i = 0; i < 2; ++i) { /* parking releases the staging buffers too */
+    for (i = 0; i < 2 && !onload; ++i) {
         if (o->stage_busy[i]) continue;
         mload__host_free(o, o->stage[i], o->stage_bytes[i]);
         o->stage[i] = NULL;
@@ -7515,6 +7493,13 @@ MODELLOAD_API mload_result mload_offload_group_offload(mload_offload *o, const u
     }
     mload__o_unlock(o);
     return r;
+}
+
+MODELLOAD_API mload_result mload_offload_group_onload(mload_offload *o, const uint32_t *units, uint64_t n, mload_error *err) {
+    return mload__group_move(o, units, n, 1, err);
+}
+MODELLOAD_API mload_result mload_offload_group_offload(mload_offload *o, const uint32_t *units, uint64_t n, mload_error *err) {
+    return mload__group_move(o, units, n, 0, err);
 }
 
 MODELLOAD_API int mload_offload_is_resident(const mload_offload *o, uint32_t unit) {
