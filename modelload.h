@@ -1337,8 +1337,8 @@ static uint32_t mload__default_threads(void) {
 
 #if !defined(MODELLOAD_NO_OFFLOAD)
 /* ---- the worker: one thread running queued jobs in order ----
-   The simulated device's copy engine and the offload manager's prefetch
-   run on it. Its mutex also guards the owner's shared state: run() is
+   The simulated device's copy engine (module 11) and the offload
+   manager's loads ahead of use (module 12) run on it. Its mutex also guards the owner's shared state: run() is
    called with the mutex held and may release it around the work itself;
    after each job `done` is broadcast. Without threads started == 0 and
    the owner runs jobs inline. */
@@ -1642,7 +1642,7 @@ static uint32_t mload__encode(double x, const mload__ffmt *f, uint32_t flags) {
     return ((MLOAD__CAST(uint32_t, E + f->bias) << f->mbits) | (MLOAD__CAST(uint32_t, q) - (1u << f->mbits))) | sbit;
 }
 
-/* ---- the hot kernels: branch-free loops the compiler vectorises ---- */
+/* ---- the hot kernels (fp8, bf16, f16 <-> f32): branch-free loops the compiler vectorises ---- */
 
 /* branch-free select (keeps the loops below free of control flow, so
    they vectorise even with trapping FP math) */
