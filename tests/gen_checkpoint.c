@@ -6,15 +6,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "st_write.h"
 
 typedef struct spec { char name[96]; const char *dtype; unsigned esize; unsigned long d0, d1; int rank; } spec;
 
 int main(int argc, char **argv) {
     int layers = argc > 2 ? atoi(argv[2]) : 4, l, i, n = 0;
-    unsigned long hidden = argc > 3 ? strtoul(argv[3], NULL, 10) : 64, off = 0, h, pad;
+    unsigned long hidden = argc > 3 ? strtoul(argv[3], NULL, 10) : 64, off = 0, h;
     spec *s;
-    char *hdr;
-    size_t cap, len = 0;
+    st_buf b = ST_BUF_INIT;
     FILE *fp;
     if (argc < 2 || layers < 0 || layers > 1000 || hidden == 0 || hidden > 1u << 14) {
         fprintf(stderr, "usage: gen_checkpoint OUT.safetensors [LAYERS] [HIDDEN]\n");
@@ -32,31 +32,26 @@ int main(int argc, char **argv) {
         snprintf(s[n].name, 96, "model.layers.%d.input_layernorm.weight", l); s[n].dtype = "F32"; s[n].esize = 4; s[n].d0 = hidden; s[n].rank = 1; n++;
     }
     snprintf(s[n].name, 96, "model.norm.weight"); s[n].dtype = "F32"; s[n].esize = 4; s[n].d0 = hidden; s[n].rank = 1; n++;
-    cap = 256 + (size_t)n * 200;
-    hdr = (char *)malloc(cap);
-    if (!hdr) return 1;
-    len += (size_t)snprintf(hdr + len, cap - len, "{\"__metadata__\":{\"format\":\"pt\",\"generator\":\"gen_checkpoint\"}");
+    st_begin(&b);
+    st_printf(&b, "{\"__metadata__\":{\"format\":\"pt\",\"generator\":\"gen_checkpoint\"}");
     for (i = 0; i < n; ++i) {
+        uint64_t shape[2];
         unsigned long bytes = s[i].d0 * (s[i].rank == 2 ? s[i].d1 : 1) * s[i].esize;
-        if (s[i].rank == 2)
-            len += (size_t)snprintf(hdr + len, cap - len, ",\"%s\":{\"dtype\":\"%s\",\"shape\":[%lu,%lu],\"data_offsets\":[%lu,%lu]}",
-                                    s[i].name, s[i].dtype, s[i].d0, s[i].d1, off, off + bytes);
-        else
-            len += (size_t)snprintf(hdr + len, cap - len, ",\"%s\":{\"dtype\":\"%s\",\"shape\":[%lu],\"data_offsets\":[%lu,%lu]}",
-                                    s[i].name, s[i].dtype, s[i].d0, off, off + bytes);
+        shape[0] = s[i].d0;
+        shape[1] = s[i].d1;
+        st_tensor(&b, s[i].name, s[i].dtype, (unsigned)s[i].rank, shape, off, off + bytes);
         off += bytes;
     }
-    hdr[len++] = '}';
-    pad = (8 - len % 8) % 8;
-    while (pad--) hdr[len++] = ' ';
+    st_printf(&b, "}");
+    st_end_header(&b, ST_PAD8);
+    if (b.failed) return 1;
     fp = fopen(argv[1], "wb");
     if (!fp) { perror(argv[1]); return 1; }
-    for (i = 0; i < 8; ++i) fputc((int)(((unsigned long long)len >> (8 * i)) & 0xFF), fp);
-    fwrite(hdr, 1, len, fp);
+    if (st_write_file(fp, &b) != 0) { perror(argv[1]); fclose(fp); return 1; }
     for (h = 0; h < off; ++h) fputc((int)((h * 2654435761u) >> 24) & 0xFF, fp); /* deterministic bytes */
     if (fclose(fp) != 0) { perror(argv[1]); return 1; }
     printf("wrote %s: %d tensors, %lu data bytes\n", argv[1], n, off);
-    free(hdr);
+    st_free(&b);
     free(s);
     return 0;
 }

@@ -70,6 +70,14 @@ mload_result open_mem(const tbuf *b, mload_file **f, mload_error *e);
    the result (and fills e). */
 mload_result parse_hdr(const char *header, size_t data_len, mload_error *e);
 
+/* A header, the data length that follows it and the result parse_hdr must
+   give for them. */
+typedef struct hcase { const char *hdr; size_t data; mload_result want; } hcase;
+/* Parses every case; each mismatch is a failed check, reported with the
+   label, the case's index and its header. */
+void check_hdr_cases(const char *label, const hcase *cases, size_t n);
+#define CHECK_HDR_CASES(label, cases) check_hdr_cases(label, cases, sizeof(cases) / sizeof((cases)[0]))
+
 /* Path of the official fixtures folder, or NULL when absent. */
 const char *fixtures_dir(void);
 /* Writes a buffer to a new temporary file; returns its path (static storage

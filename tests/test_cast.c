@@ -728,56 +728,68 @@ static const kat known[] = {
 };
 #undef NS
 
+/* One element sbits of dtype src cast to dst with flags: the reference
+   model must give want (else the table is wrong), and so must mload_cast,
+   writing one element and nothing after it. label and i name the case in
+   messages; *shown counts the mload_cast failures (the first 10 are shown). */
+static void check_one_answer(const char *label, size_t i, mload_dtype src, uint64_t sbits, mload_dtype dst,
+                             uint32_t flags, uint64_t want, int *shown) {
+    unsigned char s[8], d[8 + 1];
+    size_t ds = esize(dst);
+    xval v;
+    expv e;
+    uint64_t got;
+    mload_result r;
+    put_le(s, sbits, esize(src));
+    /* the reference agrees with the hand-computed answer */
+    decode_elem(src, s, &v);
+    ref_convert(&v, dst, flags, &e);
+    if (e.bits != want) {
+        fprintf(stderr, "  %s %lu: the reference gives 0x%llx, the table 0x%llx\n", label, (unsigned long)i,
+                (unsigned long long)e.bits, (unsigned long long)want);
+        CHECK(0);
+    }
+    memset(d, 0xA5, sizeof d);
+    r = mload_cast(d, dst, s, src, 1, flags, NULL);
+    got = get_le(d, ds);
+    if (r != MLOAD_OK || got != want || d[ds] != 0xA5) {
+        th_failed_checks++;
+        if (++*shown <= 10)
+            fprintf(stderr, "  FAIL %s %lu: %s 0x%llx -> %s flags=%u: %s, got 0x%llx, expected 0x%llx\n", label,
+                    (unsigned long)i, tname(src), (unsigned long long)sbits, tname(dst), (unsigned)flags,
+                    mload_result_string(r), (unsigned long long)got, (unsigned long long)want);
+    }
+}
+
 static void test_convert_known_answers(void) {
     size_t i;
     int shown = 0;
     if (!tables_ready()) { CHECK(0); return; }
-    for (i = 0; i < sizeof known / sizeof known[0]; ++i) {
-        const kat *k = &known[i];
-        unsigned char s[8], d[8 + 1];
-        size_t ss = esize(k->src), ds = esize(k->dst);
-        xval v;
-        expv e;
-        uint64_t got;
-        mload_result r;
-        put_le(s, k->sbits, ss);
-        /* the reference agrees with the hand-computed answer */
-        decode_elem(k->src, s, &v);
-        ref_convert(&v, k->dst, k->flags, &e);
-        if (e.bits != k->want) {
-            fprintf(stderr, "  known answer %lu: the reference gives 0x%llx, the table 0x%llx\n", (unsigned long)i,
-                    (unsigned long long)e.bits, (unsigned long long)k->want);
-            CHECK(0);
-        }
-        memset(d, 0xA5, sizeof d);
-        r = mload_cast(d, k->dst, s, k->src, 1, k->flags, NULL);
-        got = get_le(d, ds);
-        if (r != MLOAD_OK || got != k->want || d[ds] != 0xA5) {
-            th_failed_checks++;
-            if (++shown <= 10)
-                fprintf(stderr, "  FAIL known answer %lu: %s 0x%llx -> %s flags=%u: %s, got 0x%llx, expected 0x%llx\n",
-                        (unsigned long)i, tname(k->src), (unsigned long long)k->sbits, tname(k->dst),
-                        (unsigned)k->flags, mload_result_string(r), (unsigned long long)got,
-                        (unsigned long long)k->want);
-        }
-    }
+    for (i = 0; i < sizeof known / sizeof known[0]; ++i)
+        check_one_answer("known answer", i, known[i].src, known[i].sbits, known[i].dst, known[i].flags, known[i].want,
+                         &shown);
 }
 
 /* ------------------------------------------------------- 1. small floats */
 
-static void test_convert_small_float_sources_exhaustive(void) {
-    static const mload_dtype srcs[] = {MLOAD_DTYPE_F16, MLOAD_DTYPE_BF16, MLOAD_DTYPE_F8_E4M3, MLOAD_DTYPE_F8_E5M2,
-                                       MLOAD_DTYPE_F8_E8M0, MLOAD_DTYPE_F8_E4M3FNUZ, MLOAD_DTYPE_F8_E5M2FNUZ};
+/* every code of each (8- or 16-bit) source dtype to every destination */
+static void check_every_code(const char *label, const mload_dtype *srcs, size_t n) {
     size_t k;
-    if (!tables_ready()) { CHECK(0); return; }
-    for (k = 0; k < sizeof srcs / sizeof srcs[0]; ++k) {
+    for (k = 0; k < n; ++k) {
         ebuf b;
         uint64_t c, nc = 1ull << (esize(srcs[k]) * 8);
         eb_init(&b, srcs[k]);
         for (c = 0; c < nc; ++c) eb_push(&b, c);
-        conv_check_every_dst("all codes", srcs[k], b.p, b.n, 1);
+        conv_check_every_dst(label, srcs[k], b.p, b.n, 1);
         eb_free(&b);
     }
+}
+
+static void test_convert_small_float_sources_exhaustive(void) {
+    static const mload_dtype srcs[] = {MLOAD_DTYPE_F16, MLOAD_DTYPE_BF16, MLOAD_DTYPE_F8_E4M3, MLOAD_DTYPE_F8_E5M2,
+                                       MLOAD_DTYPE_F8_E8M0, MLOAD_DTYPE_F8_E4M3FNUZ, MLOAD_DTYPE_F8_E5M2FNUZ};
+    if (!tables_ready()) { CHECK(0); return; }
+    check_every_code("all codes", srcs, sizeof srcs / sizeof srcs[0]);
 }
 
 /* ------------------------------------------------------- 2. F32 narrowing */
@@ -1028,16 +1040,8 @@ static void test_convert_roundtrips(void) {
 
 static void test_convert_int_small_exhaustive(void) {
     static const mload_dtype srcs[] = {MLOAD_DTYPE_U8, MLOAD_DTYPE_I8, MLOAD_DTYPE_U16, MLOAD_DTYPE_I16};
-    size_t k;
     if (!tables_ready()) { CHECK(0); return; }
-    for (k = 0; k < 4; ++k) {
-        ebuf b;
-        uint64_t c, nc = 1ull << (esize(srcs[k]) * 8);
-        eb_init(&b, srcs[k]);
-        for (c = 0; c < nc; ++c) eb_push(&b, c);
-        conv_check_every_dst("all values", srcs[k], b.p, b.n, 1);
-        eb_free(&b);
-    }
+    check_every_code("all values", srcs, 4);
 }
 
 static void push_int_pm(ebuf *b, uint64_t v) { eb_push(b, v); eb_push(b, 0 - v); }
@@ -1167,33 +1171,9 @@ static const f2i f2i_cases[] = {
 static void test_convert_float_to_int_rules(void) {
     size_t i;
     int shown = 0;
-    for (i = 0; i < sizeof f2i_cases / sizeof f2i_cases[0]; ++i) {
-        const f2i *c = &f2i_cases[i];
-        unsigned char s[8], d[9];
-        size_t ds = esize(c->dst);
-        uint64_t got;
-        xval v;
-        expv e;
-        mload_result r;
-        put_le(s, c->sbits, esize(c->src));
-        decode_elem(c->src, s, &v);
-        ref_convert(&v, c->dst, 0, &e);
-        if (e.bits != c->want) {
-            fprintf(stderr, "  float->int case %lu: the reference gives 0x%llx, the table 0x%llx\n", (unsigned long)i,
-                    (unsigned long long)e.bits, (unsigned long long)c->want);
-            CHECK(0);
-        }
-        memset(d, 0xA5, sizeof d);
-        r = mload_cast(d, c->dst, s, c->src, 1, 0, NULL);
-        got = get_le(d, ds);
-        if (r != MLOAD_OK || got != c->want || d[ds] != 0xA5) {
-            th_failed_checks++;
-            if (++shown <= 10)
-                fprintf(stderr, "  FAIL float->int case %lu: %s 0x%llx -> %s: %s, got 0x%llx, expected 0x%llx\n",
-                        (unsigned long)i, tname(c->src), (unsigned long long)c->sbits, tname(c->dst),
-                        mload_result_string(r), (unsigned long long)got, (unsigned long long)c->want);
-        }
-    }
+    for (i = 0; i < sizeof f2i_cases / sizeof f2i_cases[0]; ++i)
+        check_one_answer("float->int case", i, f2i_cases[i].src, f2i_cases[i].sbits, f2i_cases[i].dst, 0,
+                         f2i_cases[i].want, &shown);
 }
 
 /* ------------------------------------------------------- 7. BOOL */
@@ -1269,8 +1249,44 @@ static int is_dst_ok(mload_dtype t) {
            t == MLOAD_DTYPE_I16 || t == MLOAD_DTYPE_U32 || t == MLOAD_DTYPE_I32 || t == MLOAD_DTYPE_U64 || t == MLOAD_DTYPE_I64;
 }
 
+/* a call mload_cast(dst, d, src, s, count, overflow, NULL), with dst and/or
+   src NULL where nulls says so, and the result it must give */
+enum { CC_NULL_DST = 1, CC_NULL_SRC = 2 };
+typedef struct cast_call {
+    unsigned nulls;
+    mload_dtype d, s;
+    uint64_t count;
+    mload_f8_overflow overflow;
+    mload_result want;
+} cast_call;
+
+static void check_cast_calls(const cast_call *c, size_t n, void *dst, const void *src) {
+    size_t i;
+    for (i = 0; i < n; ++i) {
+        void *d = (c[i].nulls & CC_NULL_DST) ? NULL : dst;
+        const void *s = (c[i].nulls & CC_NULL_SRC) ? NULL : src;
+        mload_result r = mload_cast(d, c[i].d, s, c[i].s, c[i].count, c[i].overflow, NULL);
+        if (r != c[i].want) {
+            th_failed_checks++;
+            fprintf(stderr, "  FAIL mload_cast(%s, %s, %s, %s, %llu, %d) gave %s, expected %s\n", d ? "dst" : "NULL",
+                    tname(c[i].d), s ? "src" : "NULL", tname(c[i].s), (unsigned long long)c[i].count,
+                    (int)c[i].overflow, mload_result_string(r), mload_result_string(c[i].want));
+        }
+    }
+}
+
 /* all 22 x 22 pairs: supported, identity or MLOAD_ERR_UNSUPPORTED */
 static void test_convert_pair_matrix(void) {
+    static const cast_call named[] = {
+        {0, MLOAD_DTYPE_F8_E8M0, MLOAD_DTYPE_F32, 1, 0, MLOAD_ERR_UNSUPPORTED},
+        {0, MLOAD_DTYPE_C64, MLOAD_DTYPE_F32, 1, 0, MLOAD_ERR_UNSUPPORTED},
+        {0, MLOAD_DTYPE_F32, MLOAD_DTYPE_F4, 2, 0, MLOAD_ERR_UNSUPPORTED},
+        {0, MLOAD_DTYPE_F8_E4M3FNUZ, MLOAD_DTYPE_F16, 1, 0, MLOAD_ERR_UNSUPPORTED},
+        {0, MLOAD_DTYPE_F8_E5M2FNUZ, MLOAD_DTYPE_F8_E4M3FNUZ, 1, 0, MLOAD_ERR_UNSUPPORTED},
+        {0, MLOAD_DTYPE_F32, MLOAD_DTYPE_C64, 1, 0, MLOAD_ERR_UNSUPPORTED},
+        {0, MLOAD_DTYPE_F6_E2M3, MLOAD_DTYPE_F6_E3M2, 4, 0, MLOAD_ERR_UNSUPPORTED},
+        {0, MLOAD_DTYPE_F4, MLOAD_DTYPE_U8, 2, 0, MLOAD_ERR_UNSUPPORTED},
+    };
     int s, d, shown = 0;
     unsigned char src[32], dst[32];
     memset(src, 0, sizeof src); /* zeros are valid in every dtype */
@@ -1287,37 +1303,35 @@ static void test_convert_pair_matrix(void) {
             }
         }
     /* the named examples */
-    CHECK_RES(mload_cast(dst, MLOAD_DTYPE_F8_E8M0, src, MLOAD_DTYPE_F32, 1, 0, NULL), MLOAD_ERR_UNSUPPORTED);
-    CHECK_RES(mload_cast(dst, MLOAD_DTYPE_C64, src, MLOAD_DTYPE_F32, 1, 0, NULL), MLOAD_ERR_UNSUPPORTED);
-    CHECK_RES(mload_cast(dst, MLOAD_DTYPE_F32, src, MLOAD_DTYPE_F4, 2, 0, NULL), MLOAD_ERR_UNSUPPORTED);
-    CHECK_RES(mload_cast(dst, MLOAD_DTYPE_F8_E4M3FNUZ, src, MLOAD_DTYPE_F16, 1, 0, NULL), MLOAD_ERR_UNSUPPORTED);
-    CHECK_RES(mload_cast(dst, MLOAD_DTYPE_F8_E5M2FNUZ, src, MLOAD_DTYPE_F8_E4M3FNUZ, 1, 0, NULL), MLOAD_ERR_UNSUPPORTED);
-    CHECK_RES(mload_cast(dst, MLOAD_DTYPE_F32, src, MLOAD_DTYPE_C64, 1, 0, NULL), MLOAD_ERR_UNSUPPORTED);
-    CHECK_RES(mload_cast(dst, MLOAD_DTYPE_F6_E2M3, src, MLOAD_DTYPE_F6_E3M2, 4, 0, NULL), MLOAD_ERR_UNSUPPORTED);
-    CHECK_RES(mload_cast(dst, MLOAD_DTYPE_F4, src, MLOAD_DTYPE_U8, 2, 0, NULL), MLOAD_ERR_UNSUPPORTED);
+    check_cast_calls(named, sizeof named / sizeof named[0], dst, src);
 }
 
 static void test_convert_invalid_args(void) {
+    static const cast_call calls[] = {
+        {CC_NULL_DST, MLOAD_DTYPE_F32, MLOAD_DTYPE_F16, 1, 0, MLOAD_ERR_INVALID_ARGUMENT},
+        {CC_NULL_SRC, MLOAD_DTYPE_F32, MLOAD_DTYPE_F16, 1, 0, MLOAD_ERR_INVALID_ARGUMENT},
+        {CC_NULL_DST | CC_NULL_SRC, MLOAD_DTYPE_F32, MLOAD_DTYPE_F16, 3, 0, MLOAD_ERR_INVALID_ARGUMENT},
+        {CC_NULL_DST, MLOAD_DTYPE_U8, MLOAD_DTYPE_U8, 1, 0, MLOAD_ERR_INVALID_ARGUMENT},
+        {CC_NULL_SRC, MLOAD_DTYPE_U8, MLOAD_DTYPE_U8, 1, 0, MLOAD_ERR_INVALID_ARGUMENT},
+        /* count 0 does nothing, NULL allowed */
+        {CC_NULL_DST | CC_NULL_SRC, MLOAD_DTYPE_F32, MLOAD_DTYPE_F16, 0, 0, MLOAD_OK},
+        {0, MLOAD_DTYPE_F16, MLOAD_DTYPE_F32, 0, 0, MLOAD_OK},
+        {0, MLOAD_DTYPE_F8_E4M3, MLOAD_DTYPE_F32, 0, MLOAD_F8_OVERFLOW_NONSAT, MLOAD_OK},
+        /* invalid dtypes (from here on) */
+        {0, MLOAD_DTYPE_INVALID, MLOAD_DTYPE_F32, 1, 0, MLOAD_ERR_INVALID_ARGUMENT},
+        {0, MLOAD_DTYPE_F32, MLOAD_DTYPE_INVALID, 1, 0, MLOAD_ERR_INVALID_ARGUMENT},
+        {0, MLOAD_DTYPE_COUNT, MLOAD_DTYPE_F32, 1, 0, MLOAD_ERR_INVALID_ARGUMENT},
+        {0, MLOAD_DTYPE_F32, MLOAD_DTYPE_COUNT, 1, 0, MLOAD_ERR_INVALID_ARGUMENT},
+        {0, (mload_dtype)77, (mload_dtype)77, 1, 0, MLOAD_ERR_INVALID_ARGUMENT},
+        {0, MLOAD_DTYPE_INVALID, MLOAD_DTYPE_INVALID, 1, 0, MLOAD_ERR_INVALID_ARGUMENT},
+    };
+    const size_t first_bad_dtype = 8, n = sizeof calls / sizeof calls[0];
     unsigned char src[16], dst[16];
     memset(src, 0, sizeof src);
     memset(dst, 0xA5, sizeof dst);
-    CHECK_RES(mload_cast(NULL, MLOAD_DTYPE_F32, src, MLOAD_DTYPE_F16, 1, 0, NULL), MLOAD_ERR_INVALID_ARGUMENT);
-    CHECK_RES(mload_cast(dst, MLOAD_DTYPE_F32, NULL, MLOAD_DTYPE_F16, 1, 0, NULL), MLOAD_ERR_INVALID_ARGUMENT);
-    CHECK_RES(mload_cast(NULL, MLOAD_DTYPE_F32, NULL, MLOAD_DTYPE_F16, 3, 0, NULL), MLOAD_ERR_INVALID_ARGUMENT);
-    CHECK_RES(mload_cast(NULL, MLOAD_DTYPE_U8, src, MLOAD_DTYPE_U8, 1, 0, NULL), MLOAD_ERR_INVALID_ARGUMENT);
-    CHECK_RES(mload_cast(dst, MLOAD_DTYPE_U8, NULL, MLOAD_DTYPE_U8, 1, 0, NULL), MLOAD_ERR_INVALID_ARGUMENT);
-    /* count 0 does nothing, NULL allowed */
-    CHECK_RES(mload_cast(NULL, MLOAD_DTYPE_F32, NULL, MLOAD_DTYPE_F16, 0, 0, NULL), MLOAD_OK);
-    CHECK_RES(mload_cast(dst, MLOAD_DTYPE_F16, src, MLOAD_DTYPE_F32, 0, 0, NULL), MLOAD_OK);
-    CHECK_RES(mload_cast(dst, MLOAD_DTYPE_F8_E4M3, src, MLOAD_DTYPE_F32, 0, MLOAD_F8_OVERFLOW_NONSAT, NULL), MLOAD_OK);
+    check_cast_calls(calls, first_bad_dtype, dst, src);
     CHECK(dst[0] == 0xA5);
-    /* invalid dtypes */
-    CHECK_RES(mload_cast(dst, MLOAD_DTYPE_INVALID, src, MLOAD_DTYPE_F32, 1, 0, NULL), MLOAD_ERR_INVALID_ARGUMENT);
-    CHECK_RES(mload_cast(dst, MLOAD_DTYPE_F32, src, MLOAD_DTYPE_INVALID, 1, 0, NULL), MLOAD_ERR_INVALID_ARGUMENT);
-    CHECK_RES(mload_cast(dst, MLOAD_DTYPE_COUNT, src, MLOAD_DTYPE_F32, 1, 0, NULL), MLOAD_ERR_INVALID_ARGUMENT);
-    CHECK_RES(mload_cast(dst, MLOAD_DTYPE_F32, src, MLOAD_DTYPE_COUNT, 1, 0, NULL), MLOAD_ERR_INVALID_ARGUMENT);
-    CHECK_RES(mload_cast(dst, (mload_dtype)77, src, (mload_dtype)77, 1, 0, NULL), MLOAD_ERR_INVALID_ARGUMENT);
-    CHECK_RES(mload_cast(dst, MLOAD_DTYPE_INVALID, src, MLOAD_DTYPE_INVALID, 1, 0, NULL), MLOAD_ERR_INVALID_ARGUMENT);
+    check_cast_calls(calls + first_bad_dtype, n - first_bad_dtype, dst, src);
     CHECK(dst[0] == 0xA5);
 }
 

@@ -6,6 +6,7 @@
    errors naming the target, scratch bounds and bytes touched on a
    multi-GB source. */
 #include "harness.h"
+#include "mload_setup.h"
 #include <stdlib.h>
 
 /* ---- a checkpoint in memory: F32 tensors whose element i of tensor k is k*1000 + i ---- */
@@ -46,26 +47,31 @@ static tbuf build(const spec *s, int n) {
 static float val(int k, uint64_t i) { return (float)(k * 1000 + (int)i); }
 
 static mload_result open_conv(const tbuf *b, const char *rules, mload_map **m, mload_error *e) {
-    mload_map_desc d;
-    mload_source src;
     mload_rules *rs = NULL;
     mload_converter c;
     mload_result r;
-    memset(&d, 0, sizeof d);
     memset(&c, 0, sizeof c);
     *m = NULL;
     if (rules) {
         r = mload_rules_create(rules, strlen(rules), NULL, &rs, e);
         if (r != MLOAD_OK) return r;
         c.rules = mload_rules_list(rs, &c.rule_count);
-        d.converter = &c;
     }
-    if (mload_source_open_memory(b->p, b->n, NULL, &src, NULL) != MLOAD_OK) abort();
-    d.sources = &src;
-    d.source_count = 1;
-    r = mload_map_open(&d, m, e);
+    r = map_open_memory(b->p, b->n, rules ? &c : NULL, m, e);
     mload_rules_destroy(rs); /* the map keeps nothing of the rules */
     return r;
+}
+
+/* a converter of the one rule *ru: VERB A */
+static mload_converter one_rule(mload_rule *ru, mload_rule_verb verb, const char *a) {
+    mload_converter c;
+    memset(&c, 0, sizeof c);
+    memset(ru, 0, sizeof *ru);
+    ru->verb = verb;
+    ru->a = a;
+    c.rules = ru;
+    c.rule_count = 1;
+    return c;
 }
 
 static int read_f32(mload_map *m, const char *name, float *out, uint64_t cap) {
@@ -465,27 +471,14 @@ static mload_result my_keys(void *user, const mload_tensor *src, mload_emitter *
 static void test_callback(void) {
     spec s[] = {{"emb", 2, {2, 2}}, {"q", 2, {1, 2}}, {"k", 2, {1, 2}}, {"drop.me", 1, {1}}, {"other", 1, {3}}};
     tbuf b = build(s, 5);
-    mload_map_desc d;
-    mload_source src;
-    mload_converter c;
     mload_rule ru;
+    mload_converter c = one_rule(&ru, MLOAD_RULE_ADD_PREFIX, "m."); /* rules run after the callback */
     mload_map *m;
     mload_error e;
     int calls = 0;
-    memset(&d, 0, sizeof d);
-    memset(&c, 0, sizeof c);
-    memset(&ru, 0, sizeof ru);
-    ru.verb = MLOAD_RULE_ADD_PREFIX; /* rules run after the callback */
-    ru.a = "m.";
     c.callback = my_keys;
     c.user = &calls;
-    c.rules = &ru;
-    c.rule_count = 1;
-    mload_source_open_memory(b.p, b.n, NULL, &src, NULL);
-    d.sources = &src;
-    d.source_count = 1;
-    d.converter = &c;
-    CHECK_RES(mload_map_open(&d, &m, &e), MLOAD_OK);
+    CHECK_RES(map_open_memory(b.p, b.n, &c, &m, &e), MLOAD_OK);
     CHECK_EQ_U64(calls, 5);
     if (m) {
         float out[4];
@@ -499,9 +492,7 @@ static void test_callback(void) {
     {
         spec s2[] = {{"fail", 1, {1}}};
         tbuf b2 = build(s2, 1);
-        mload_source_open_memory(b2.p, b2.n, NULL, &src, NULL);
-        d.sources = &src;
-        CHECK_RES(mload_map_open(&d, &m, &e), MLOAD_ERR_CANCELLED);
+        CHECK_RES(map_open_memory(b2.p, b2.n, &c, &m, &e), MLOAD_ERR_CANCELLED);
         CHECK(strcmp(e.tensor, "fail") == 0);
         tbuf_free(&b2);
     }
@@ -690,22 +681,9 @@ static void test_converter_regressions(void) {
     {
         spec s[] = {{"W", 2, {2, 3}}};
         tbuf b = build(s, 1);
-        mload_map_desc d;
-        mload_source src;
-        mload_converter c;
         mload_rule ru;
-        memset(&d, 0, sizeof d);
-        memset(&c, 0, sizeof c);
-        memset(&ru, 0, sizeof ru);
-        ru.verb = MLOAD_RULE_CONCAT;
-        ru.a = "X";
-        c.rules = &ru;
-        c.rule_count = 1;
-        mload_source_open_memory(b.p, b.n, NULL, &src, NULL);
-        d.sources = &src;
-        d.source_count = 1;
-        d.converter = &c;
-        CHECK_RES(mload_map_open(&d, &m, &e), MLOAD_ERR_INVALID_CONVERTER);
+        mload_converter c = one_rule(&ru, MLOAD_RULE_CONCAT, "X");
+        CHECK_RES(map_open_memory(b.p, b.n, &c, &m, &e), MLOAD_ERR_INVALID_CONVERTER);
         tbuf_free(&b);
     }
 }

@@ -79,18 +79,25 @@ static void test_ref_overflow(void) {
     CHECK(strcmp(e.tensor, "test") == 0);
 }
 
-static void test_ref_ten_at_same_offset(void) {
+/* a header of count F32 tensors "weight_I" of the given shape, all at
+   data_offsets [0,end] (NUL-terminated) */
+static tbuf same_offset_header(int count, const char *shape, unsigned end) {
     tbuf h = {0, 0, 0};
     int i;
-    mload_error e;
     char s[128];
     tbuf_put(&h, "{", 1);
-    for (i = 0; i < 10; ++i) {
-        int n = snprintf(s, sizeof s, "%s\"weight_%d\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,16]}",
-                         i ? "," : "", i);
+    for (i = 0; i < count; ++i) {
+        int n = snprintf(s, sizeof s, "%s\"weight_%d\":{\"dtype\":\"F32\",\"shape\":[%s],\"data_offsets\":[0,%u]}",
+                         i ? "," : "", i, shape, end);
         tbuf_put(&h, s, (size_t)n);
     }
     tbuf_put(&h, "}", 2);
+    return h;
+}
+
+static void test_ref_ten_at_same_offset(void) {
+    tbuf h = same_offset_header(10, "2,2", 16);
+    mload_error e;
     CHECK_RES(parse_hdr((const char *)h.p, 16, &e), MLOAD_ERR_INVALID_OFFSET);
     CHECK(strncmp(e.tensor, "weight_", 7) == 0);
     tbuf_free(&h);
@@ -137,17 +144,8 @@ static void test_ref_huge_header(void) {
 }
 
 static void test_ref_100k_same_offset(void) {
-    tbuf h = {0, 0, 0};
-    int i;
+    tbuf h = same_offset_header(100000, "200,200", 160000);
     mload_error e;
-    char s[128];
-    tbuf_put(&h, "{", 1);
-    for (i = 0; i < 100000; ++i) {
-        int n = snprintf(s, sizeof s, "%s\"weight_%d\":{\"dtype\":\"F32\",\"shape\":[200,200],\"data_offsets\":[0,160000]}",
-                         i ? "," : "", i);
-        tbuf_put(&h, s, (size_t)n);
-    }
-    tbuf_put(&h, "}", 2);
     CHECK_RES(parse_hdr((const char *)h.p, 160000, &e), MLOAD_ERR_INVALID_OFFSET);
     tbuf_free(&h);
 }
@@ -310,49 +308,50 @@ static void test_header_order_is_not_file_order(void) {
     tbuf_free(&b);
 }
 
-static void test_overflow_fold_order(void) {
-    mload_error e;
-    /* a zero dim first keeps the product at 0: accepted */
-    CHECK_RES(parse_hdr("{\"a\":{\"dtype\":\"F32\",\"shape\":[0,9223372036854775807,9223372036854775807],"
-                        "\"data_offsets\":[0,0]}}", 0, &e),
-              MLOAD_OK);
+/* one header each, the data length after it and the class it must give;
+   the tests below check one group each */
+static const struct { const char *group; hcase c; } class_cases[] = {
+    /* overflow: a zero dim first keeps the product at 0: accepted */
+    {"fold", {"{\"a\":{\"dtype\":\"F32\",\"shape\":[0,9223372036854775807,9223372036854775807],"
+              "\"data_offsets\":[0,0]}}", 0, MLOAD_OK}},
     /* the product overflows before the zero is reached: refused */
-    CHECK_RES(parse_hdr("{\"a\":{\"dtype\":\"F32\",\"shape\":[9223372036854775807,9223372036854775807,0],"
-                        "\"data_offsets\":[0,0]}}", 0, &e),
-              MLOAD_ERR_VALIDATION_OVERFLOW);
+    {"fold", {"{\"a\":{\"dtype\":\"F32\",\"shape\":[9223372036854775807,9223372036854775807,0],"
+              "\"data_offsets\":[0,0]}}", 0, MLOAD_ERR_VALIDATION_OVERFLOW}},
     /* elements fit, bits do not */
-    CHECK_RES(parse_hdr("{\"a\":{\"dtype\":\"F64\",\"shape\":[288230376151711744],\"data_offsets\":[0,0]}}", 0, &e),
-              MLOAD_ERR_VALIDATION_OVERFLOW);
-    CHECK_RES(parse_hdr("{\"a\":{\"dtype\":\"F64\",\"shape\":[288230376151711743],\"data_offsets\":[0,0]}}", 0, &e),
-              MLOAD_ERR_TENSOR_INVALID_INFO);
+    {"fold", {"{\"a\":{\"dtype\":\"F64\",\"shape\":[288230376151711744],\"data_offsets\":[0,0]}}", 0,
+              MLOAD_ERR_VALIDATION_OVERFLOW}},
+    {"fold", {"{\"a\":{\"dtype\":\"F64\",\"shape\":[288230376151711743],\"data_offsets\":[0,0]}}", 0,
+              MLOAD_ERR_TENSOR_INVALID_INFO}},
+    /* sub-byte dtypes */
+    {"subbyte", {"{\"a\":{\"dtype\":\"F4\",\"shape\":[3],\"data_offsets\":[0,2]}}", 2, MLOAD_ERR_MISALIGNED_SLICE}},
+    {"subbyte", {"{\"a\":{\"dtype\":\"F4\",\"shape\":[2],\"data_offsets\":[0,1]}}", 1, MLOAD_OK}},
+    {"subbyte", {"{\"a\":{\"dtype\":\"F4\",\"shape\":[3,2],\"data_offsets\":[0,3]}}", 3, MLOAD_OK}},
+    {"subbyte", {"{\"a\":{\"dtype\":\"F6_E2M3\",\"shape\":[3],\"data_offsets\":[0,3]}}", 3, MLOAD_ERR_MISALIGNED_SLICE}},
+    {"subbyte", {"{\"a\":{\"dtype\":\"F6_E3M2\",\"shape\":[4],\"data_offsets\":[0,3]}}", 3, MLOAD_OK}},
+    {"subbyte", {"{\"a\":{\"dtype\":\"F6_E3M2\",\"shape\":[4],\"data_offsets\":[0,4]}}", 4, MLOAD_ERR_TENSOR_INVALID_INFO}},
+    {"subbyte", {"{\"a\":{\"dtype\":\"F4\",\"shape\":[],\"data_offsets\":[0,1]}}", 1, MLOAD_ERR_MISALIGNED_SLICE}},
+    /* invalid tensor info */
+    {"info", {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,9]}}", 9, MLOAD_ERR_TENSOR_INVALID_INFO}},
+    {"info", {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,7]}}", 7, MLOAD_ERR_TENSOR_INVALID_INFO}},
+    {"info", {"{\"a\":{\"dtype\":\"BOOL\",\"shape\":[0],\"data_offsets\":[0,1]}}", 1, MLOAD_ERR_TENSOR_INVALID_INFO}},
+    {"info", {"{\"a\":{\"dtype\":\"C64\",\"shape\":[3],\"data_offsets\":[0,24]}}", 24, MLOAD_OK}},
+    /* bytes after the data */
+    {"incomplete", {"{}", 1, MLOAD_ERR_METADATA_INCOMPLETE_BUFFER}},
+    {"incomplete", {"{\"__metadata__\":{\"a\":\"b\"}}", 3, MLOAD_ERR_METADATA_INCOMPLETE_BUFFER}},
+    {"incomplete", {"{\"a\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]}}", 4,
+                    MLOAD_ERR_METADATA_INCOMPLETE_BUFFER}},
+};
+
+static void check_class_group(const char *group) {
+    size_t i;
+    for (i = 0; i < sizeof class_cases / sizeof class_cases[0]; ++i)
+        if (strcmp(class_cases[i].group, group) == 0) check_hdr_cases(group, &class_cases[i].c, 1);
 }
 
-static void test_subbyte(void) {
-    mload_error e;
-    CHECK_RES(parse_hdr("{\"a\":{\"dtype\":\"F4\",\"shape\":[3],\"data_offsets\":[0,2]}}", 2, &e), MLOAD_ERR_MISALIGNED_SLICE);
-    CHECK_RES(parse_hdr("{\"a\":{\"dtype\":\"F4\",\"shape\":[2],\"data_offsets\":[0,1]}}", 1, &e), MLOAD_OK);
-    CHECK_RES(parse_hdr("{\"a\":{\"dtype\":\"F4\",\"shape\":[3,2],\"data_offsets\":[0,3]}}", 3, &e), MLOAD_OK);
-    CHECK_RES(parse_hdr("{\"a\":{\"dtype\":\"F6_E2M3\",\"shape\":[3],\"data_offsets\":[0,3]}}", 3, &e), MLOAD_ERR_MISALIGNED_SLICE);
-    CHECK_RES(parse_hdr("{\"a\":{\"dtype\":\"F6_E3M2\",\"shape\":[4],\"data_offsets\":[0,3]}}", 3, &e), MLOAD_OK);
-    CHECK_RES(parse_hdr("{\"a\":{\"dtype\":\"F6_E3M2\",\"shape\":[4],\"data_offsets\":[0,4]}}", 4, &e), MLOAD_ERR_TENSOR_INVALID_INFO);
-    CHECK_RES(parse_hdr("{\"a\":{\"dtype\":\"F4\",\"shape\":[],\"data_offsets\":[0,1]}}", 1, &e), MLOAD_ERR_MISALIGNED_SLICE);
-}
-
-static void test_invalid_info_kinds(void) {
-    mload_error e;
-    CHECK_RES(parse_hdr("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,9]}}", 9, &e), MLOAD_ERR_TENSOR_INVALID_INFO);
-    CHECK_RES(parse_hdr("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,7]}}", 7, &e), MLOAD_ERR_TENSOR_INVALID_INFO);
-    CHECK_RES(parse_hdr("{\"a\":{\"dtype\":\"BOOL\",\"shape\":[0],\"data_offsets\":[0,1]}}", 1, &e), MLOAD_ERR_TENSOR_INVALID_INFO);
-    CHECK_RES(parse_hdr("{\"a\":{\"dtype\":\"C64\",\"shape\":[3],\"data_offsets\":[0,24]}}", 24, &e), MLOAD_OK);
-}
-
-static void test_incomplete_buffer_kinds(void) {
-    mload_error e;
-    CHECK_RES(parse_hdr("{}", 1, &e), MLOAD_ERR_METADATA_INCOMPLETE_BUFFER);
-    CHECK_RES(parse_hdr("{\"__metadata__\":{\"a\":\"b\"}}", 3, &e), MLOAD_ERR_METADATA_INCOMPLETE_BUFFER);
-    CHECK_RES(parse_hdr("{\"a\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]}}", 4, &e),
-              MLOAD_ERR_METADATA_INCOMPLETE_BUFFER);
-}
+static void test_overflow_fold_order(void) { check_class_group("fold"); }
+static void test_subbyte(void) { check_class_group("subbyte"); }
+static void test_invalid_info_kinds(void) { check_class_group("info"); }
+static void test_incomplete_buffer_kinds(void) { check_class_group("incomplete"); }
 
 /* checks apply in the reference's order: per tensor in file order, offset,
    overflow, alignment, size; the buffer check last. */

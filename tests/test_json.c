@@ -6,9 +6,7 @@
 #define T1 "\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]"
 #define ID MLOAD_ERR_INVALID_HEADER_DESERIALIZATION
 
-typedef struct jcase { const char *hdr; size_t data; mload_result want; } jcase;
-
-static const jcase json_cases[] = {
+static const hcase json_cases[] = {
     /* root and surrounding whitespace */
     {"", 0, ID},
     {"   ", 0, ID},
@@ -199,18 +197,7 @@ static const jcase json_cases[] = {
     {"{\"a\":{" T1 "},\"\\u0061\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8, MLOAD_ERR_DUPLICATE_KEY},
 };
 
-static void test_json_table(void) {
-    size_t i;
-    for (i = 0; i < sizeof(json_cases) / sizeof(json_cases[0]); ++i) {
-        mload_error e;
-        mload_result r = parse_hdr(json_cases[i].hdr, json_cases[i].data, &e);
-        if (r != json_cases[i].want) {
-            th_failed_checks++;
-            fprintf(stderr, "  FAIL json case %u <%s>: got %s (%s), expected %s\n", (unsigned)i, json_cases[i].hdr,
-                    mload_result_string(r), r ? e.message : "", mload_result_string(json_cases[i].want));
-        }
-    }
-}
+static void test_json_table(void) { CHECK_HDR_CASES("json", json_cases); }
 
 /* NUL bytes after the root object are not whitespace */
 /* 1 followed by 400 zeros, e-0 / e-50: the reference refuses (out of range) */

@@ -5,6 +5,7 @@
 #define _GNU_SOURCE 1
 #endif
 #include "harness.h"
+#include "mload_setup.h"
 #include <stdlib.h>
 
 #define NL 6    /* layers */
@@ -38,15 +39,9 @@ static void build_model(void) {
 }
 
 static mload_map *open_model(void) {
-    mload_map_desc d;
-    mload_source s;
     mload_map *m = NULL;
     mload_error e;
-    memset(&d, 0, sizeof d);
-    mload_source_open_memory(g_model.p, g_model.n, NULL, &s, NULL);
-    d.sources = &s;
-    d.source_count = 1;
-    if (mload_map_open(&d, &m, &e) != MLOAD_OK) fprintf(stderr, "  (map: %s)\n", e.message);
+    if (map_open_memory(g_model.p, g_model.n, NULL, &m, &e) != MLOAD_OK) fprintf(stderr, "  (map: %s)\n", e.message);
     return m;
 }
 
@@ -100,17 +95,17 @@ static mload_device make_checked(checked *c, uint64_t budget, int with_convert, 
 }
 
 static mload_offload *make_mgr(mload_map *m, mload_device dev, uint64_t budget, uint32_t policy, uint32_t depth) {
-    mload_offload_desc d;
     mload_offload *o = NULL;
     mload_error e;
-    memset(&d, 0, sizeof d);
-    d.map = m;
-    d.device = dev;
-    d.device_budget = budget;
-    d.policy = policy;
-    d.prefetch_depth = depth;
-    if (mload_offload_create(&d, &o, &e) != MLOAD_OK) fprintf(stderr, "  (create: %s)\n", e.message);
+    if (offload_open(m, dev, budget, policy, depth, &o, &e) != MLOAD_OK) fprintf(stderr, "  (create: %s)\n", e.message);
     return o;
+}
+
+/* destroys a manager, then its checked device; ck->outstanding keeps the
+   device bytes the manager did not free */
+static void destroy_mgr(mload_offload *o, checked *ck) {
+    mload_offload_destroy(o);
+    mload_device_destroy(&ck->inner);
 }
 
 static void add_layers(mload_offload *o, const mload_tiers *t, uint32_t *units) {
@@ -199,9 +194,8 @@ static void test_offload_defaults(void) {
         CHECK_RES(mload_offload_add_unit_list(o, "lst", lst, 2, NULL, &u, &e), MLOAD_ERR_NOT_FOUND);
         CHECK_RES(mload_offload_add_unit_list(o, "lst", lst, 1, NULL, &u, &e), MLOAD_OK);
     }
-    mload_offload_destroy(o);
+    destroy_mgr(o, &ck);
     CHECK_EQ_U64(ck.outstanding, 0);
-    mload_device_destroy(&ck.inner);
     mload_map_close(m);
 }
 
@@ -259,9 +253,8 @@ static void run_combo(const combo *cb, int with_convert) {
         if (cb->op == MLOAD_PLACE_HOST) CHECK(st.host_bytes > 0);
         else CHECK_EQ_U64(st.host_bytes, 0);
     }
-    mload_offload_destroy(o);
+    destroy_mgr(o, &ck);
     CHECK_EQ_U64(ck.outstanding, 0);
-    mload_device_destroy(&ck.inner);
     mload_map_close(m);
 }
 
@@ -326,9 +319,8 @@ static void test_offload_hard_cap(void) {
             CHECK(!ck.over);
             CHECK(ck.peak <= budget && st.peak_device_bytes <= budget);
             CHECK(st.peak_device_bytes == ck.peak);
-            mload_offload_destroy(o);
+            destroy_mgr(o, &ck);
             CHECK_EQ_U64(ck.outstanding, 0);
-            mload_device_destroy(&ck.inner);
         }
     }
     mload_map_close(m);
@@ -399,9 +391,8 @@ static void test_offload_eviction(void) {
                 CHECK(mload_offload_is_resident(o, units[5]));
             }
         }
-        mload_offload_destroy(o);
+        destroy_mgr(o, &ck);
         CHECK_EQ_U64(ck.outstanding, 0);
-        mload_device_destroy(&ck.inner);
     }
     /* a cyclic order thrashes LRU (every acquire misses); next-use keeps two of three */
     CHECK_EQ_U64(miss_lru, NL);
@@ -437,9 +428,8 @@ static void test_offload_eviction_permuted(void) {
         /* next-use evicts perm[3] (needed again in 5 steps); LRU evicts perm[1] */
         if (pol) CHECK(!mload_offload_is_resident(o, units[perm[1]]) && mload_offload_is_resident(o, units[perm[3]]));
         else CHECK(!mload_offload_is_resident(o, units[perm[3]]) && mload_offload_is_resident(o, units[perm[1]]) && mload_offload_is_resident(o, units[perm[2]]));
-        mload_offload_destroy(o);
+        destroy_mgr(o, &ck);
         CHECK_EQ_U64(ck.outstanding, 0);
-        mload_device_destroy(&ck.inner);
     }
     mload_map_close(m);
 }
@@ -484,9 +474,8 @@ static void test_offload_prefetch(void) {
                     (unsigned long long)st.prefetch_issued, (unsigned long long)st.misses);
         }
         CHECK(!ck.over);
-        mload_offload_destroy(o);
+        destroy_mgr(o, &ck);
         CHECK_EQ_U64(ck.outstanding, 0);
-        mload_device_destroy(&ck.inner);
     }
     mload_map_close(m);
 }
@@ -518,16 +507,14 @@ static void test_offload_budget_errors(void) {
     CHECK_RES(mload_offload_acquire(o, units[1], &ut2, &n, &e), MLOAD_OK); /* evicts layer 0 */
     CHECK(!mload_offload_is_resident(o, units[0]));
     mload_offload_release(o, units[1]);
-    mload_offload_destroy(o);
+    destroy_mgr(o, &ck);
     CHECK_EQ_U64(ck.outstanding, 0);
-    mload_device_destroy(&ck.inner);
     /* a unit larger than the whole budget; a computation copy that cannot fit */
     o = make_mgr(m, make_checked(&ck, 100, 1, 0), 100, 0, 0);
     add_layers(o, NULL, units);
     CHECK_RES(mload_offload_acquire(o, units[2], &ut, &n, &e), MLOAD_ERR_BUDGET);
     CHECK_EQ_U64(ck.outstanding, 0);
-    mload_offload_destroy(o);
-    mload_device_destroy(&ck.inner);
+    destroy_mgr(o, &ck);
     budget = unit_bytes(MLOAD_DTYPE_F8_E4M3) + 64;
     o = make_mgr(m, make_checked(&ck, budget, 1, 0), budget, 0, 0);
     memset(&t, 0, sizeof t);
@@ -541,9 +528,8 @@ static void test_offload_budget_errors(void) {
         mload_offload_get_stats(o, &st);
         CHECK(st.peak_device_bytes <= budget);
     }
-    mload_offload_destroy(o);
+    destroy_mgr(o, &ck);
     CHECK_EQ_U64(ck.outstanding, 0);
-    mload_device_destroy(&ck.inner);
     mload_map_close(m);
 }
 
@@ -599,9 +585,8 @@ static void test_offload_group_and_stats(void) {
     mload_offload_get_stats(o, &st);
     CHECK_EQ_U64(st.device_bytes, 0);
     CHECK_EQ_U64(st.host_bytes, NL * unit_bytes(MLOAD_DTYPE_BF16));
-    mload_offload_destroy(o);
+    destroy_mgr(o, &ck);
     CHECK_EQ_U64(ck.outstanding, 0);
-    mload_device_destroy(&ck.inner);
     /* a budget derived from the device's free memory minus a reserve */
     {
         mload_offload_desc d;
@@ -656,9 +641,8 @@ static void test_offload_regressions(void) {
         mload_offload_release(o, a);
         CHECK_RES(mload_offload_acquire(o, c, &ut, &n, &e), MLOAD_OK);
         mload_offload_release(o, c);
-        mload_offload_destroy(o);
+        destroy_mgr(o, &ck);
         CHECK_EQ_U64(ck.outstanding, 0);
-        mload_device_destroy(&ck.inner);
     }
     /* a failed prefetch is not reported by a later call; the acquire retries */
     {
@@ -679,9 +663,8 @@ static void test_offload_regressions(void) {
         CHECK_RES(mload_offload_acquire(o, units[1], &ut, &n, &e), MLOAD_OK);
         mload_offload_release(o, units[1]);
         CHECK_RES(mload_offload_group_offload(o, units, NL, &e), MLOAD_OK);
-        mload_offload_destroy(o);
+        destroy_mgr(o, &ck);
         CHECK_EQ_U64(ck.outstanding, 0);
-        mload_device_destroy(&ck.inner);
     }
     /* a request that cannot fit evicts nothing */
     {
@@ -706,9 +689,8 @@ static void test_offload_regressions(void) {
         CHECK_EQ_U64(st.evictions, 0);
         CHECK(mload_offload_is_resident(o, b));
         mload_offload_release(o, a);
-        mload_offload_destroy(o);
+        destroy_mgr(o, &ck);
         CHECK_EQ_U64(ck.outstanding, 0);
-        mload_device_destroy(&ck.inner);
     }
     /* a group onload does not evict its own members */
     {
@@ -721,9 +703,8 @@ static void test_offload_regressions(void) {
         add_layers(o, &t, units);
         CHECK_RES(mload_offload_group_onload(o, units + 2, 3, &e), MLOAD_ERR_BUDGET); /* three do not fit in two */
         CHECK(mload_offload_is_resident(o, units[2]) && mload_offload_is_resident(o, units[3]));
-        mload_offload_destroy(o);
+        destroy_mgr(o, &ck);
         CHECK_EQ_U64(ck.outstanding, 0);
-        mload_device_destroy(&ck.inner);
     }
     mload_map_close(m);
 }

@@ -32,6 +32,7 @@ static void cs_close(void *u) { ((counting_src *)u)->closes++; }
 
 static mload_source make_cs(counting_src *c, const tbuf *b) {
     mload_source s;
+    memset(&s, 0, sizeof s); /* no optional capabilities */
     memset(c, 0, sizeof *c);
     c->data = b->p;
     c->size = b->n;
@@ -43,16 +44,23 @@ static mload_source make_cs(counting_src *c, const tbuf *b) {
     return s;
 }
 
+/* opens b through a counting source c whose reads fail after fail_after
+   (-1: never); *f is the file or NULL */
+static mload_result open_counting(const tbuf *b, counting_src *c, int fail_after, mload_file **f, mload_error *e) {
+    mload_source s = make_cs(c, b);
+    mload_file_desc d;
+    memset(&d, 0, sizeof d);
+    d.source = &s;
+    c->fail_after = fail_after;
+    return mload_file_open(&d, f, e);
+}
+
 static void test_parse_reads_only_header(void) {
     tbuf b = make_st(TWO, 11, NULL);
     counting_src c;
-    mload_source s = make_cs(&c, &b);
-    mload_file_desc d;
     mload_file *f;
     mload_error e;
-    memset(&d, 0, sizeof d);
-    d.source = &s;
-    CHECK_RES(mload_file_open(&d, &f, &e), MLOAD_OK);
+    CHECK_RES(open_counting(&b, &c, -1, &f, &e), MLOAD_OK);
     CHECK_EQ_U64(c.reads, 2);
     CHECK_EQ_U64(c.lo[0], 0);
     CHECK_EQ_U64(c.hi[0], 8);
@@ -95,20 +103,13 @@ static void test_user_source_closed_on_failure(void) {
 static void test_source_errors(void) {
     tbuf b = make_st(TWO, 11, NULL);
     counting_src c;
-    mload_source s = make_cs(&c, &b);
+    mload_source s;
     mload_file_desc d;
     mload_file *f;
     mload_error e;
-    memset(&d, 0, sizeof d);
-    d.source = &s;
-    c.fail_after = 0;
-    CHECK_RES(mload_file_open(&d, &f, &e), MLOAD_ERR_IO);
-    s = make_cs(&c, &b);
-    c.fail_after = 1;
-    CHECK_RES(mload_file_open(&d, &f, &e), MLOAD_ERR_IO);
-    s = make_cs(&c, &b);
-    c.fail_after = 2;
-    CHECK_RES(mload_file_open(&d, &f, &e), MLOAD_OK);
+    CHECK_RES(open_counting(&b, &c, 0, &f, &e), MLOAD_ERR_IO);
+    CHECK_RES(open_counting(&b, &c, 1, &f, &e), MLOAD_ERR_IO);
+    CHECK_RES(open_counting(&b, &c, 2, &f, &e), MLOAD_OK);
     if (f) {
         float x[2];
         CHECK_RES(mload_file_read(f, mload_file_find(f, "a"), x, sizeof x, &e), MLOAD_ERR_IO);
@@ -117,6 +118,8 @@ static void test_source_errors(void) {
     }
     s = make_cs(&c, &b);
     s.size = NULL;
+    memset(&d, 0, sizeof d);
+    d.source = &s;
     CHECK_RES(mload_file_open(&d, &f, &e), MLOAD_ERR_INVALID_ARGUMENT);
     CHECK_EQ_U64(c.closes, 1);
     tbuf_free(&b);

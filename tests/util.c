@@ -3,6 +3,7 @@
 #define _GNU_SOURCE 1
 #endif
 #include "harness.h"
+#include "st_write.h"
 #include <stdlib.h>
 #include <unistd.h>
 #include <sys/stat.h>
@@ -25,18 +26,16 @@ void tbuf_free(tbuf *b) {
 }
 
 tbuf make_st_n(const char *header, size_t header_len, size_t data_len, const unsigned char *data) {
-    tbuf b = {0, 0, 0};
-    unsigned char len[8];
-    uint64_t n = header_len;
+    st_buf s = ST_BUF_INIT;
+    tbuf b;
     size_t i;
-    for (i = 0; i < 8; ++i) len[i] = (unsigned char)(n >> (8 * i));
-    tbuf_put(&b, len, 8);
-    tbuf_put(&b, header, header_len);
-    for (i = 0; i < data_len; ++i) {
-        unsigned char c = data ? data[i] : (unsigned char)(i & 0xFF);
-        tbuf_put(&b, &c, 1);
-    }
-    if (!b.p) tbuf_put(&b, "", 0);
+    st_image(&s, header, header_len, ST_NO_PAD, data, data ? data_len : 0);
+    if (!data)
+        for (i = 0; i < data_len; ++i) st_putc(&s, (unsigned char)(i & 0xFF));
+    if (s.failed) abort();
+    b.p = s.p;
+    b.n = s.n;
+    b.cap = s.cap;
     return b;
 }
 
@@ -59,6 +58,19 @@ mload_result parse_hdr(const char *header, size_t data_len, mload_error *e) {
     mload_file_close(f);
     tbuf_free(&b);
     return r;
+}
+
+void check_hdr_cases(const char *label, const hcase *cases, size_t n) {
+    size_t i;
+    for (i = 0; i < n; ++i) {
+        mload_error e;
+        mload_result r = parse_hdr(cases[i].hdr, cases[i].data, &e);
+        if (r != cases[i].want) {
+            th_failed_checks++;
+            fprintf(stderr, "  FAIL %s case %u <%s>: got %s (%s), expected %s\n", label, (unsigned)i, cases[i].hdr,
+                    mload_result_string(r), r ? e.message : "", mload_result_string(cases[i].want));
+        }
+    }
 }
 
 const char *fixtures_dir(void) {

@@ -61,6 +61,10 @@
 #include <sys/vfs.h>
 #endif
 
+#define BENCH_NAME "bench_load"
+#include "bench_util.h"
+#include "../st_write.h"
+
 #define MIB ((uint64_t)1 << 20)
 #define STAGE_BYTES (64u * MIB) /* B3a output size, B6 staging size */
 #define CAST_N ((uint64_t)16 << 20) /* elements per tensor of cast.safetensors */
@@ -83,26 +87,9 @@ static void on_signal(int sig) {
     raise(sig);
 }
 
-static void die(const char *fmt, ...) {
-    va_list ap;
-    fflush(stdout);
-    fprintf(stderr, "bench_load: error: ");
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    exit(1); /* atexit(cleanup) removes the temporary files */
-}
-
 static void die_mload(const char *what, mload_result r, const mload_error *e) {
     die("%s: %s (%s): %s%s%s", what, mload_result_string(r), mload_result_string(e->code), e->message,
         e->tensor[0] ? " tensor " : "", e->tensor);
-}
-
-static void *xmalloc(size_t n) {
-    void *p = malloc(n ? n : 1);
-    if (!p) die("out of memory (%zu bytes)", n);
-    return p;
 }
 
 /* Big buffers: fresh anonymous mappings (so freeing gives the pages back,
@@ -118,65 +105,7 @@ static void big_free(unsigned char *p, uint64_t n) {
     if (p && munmap(p, (size_t)n) != 0) die("munmap: %s", strerror(errno));
 }
 
-static uint64_t now_ns(void) {
-    struct timespec ts;
-    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0) die("clock_gettime failed");
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static int cmp_u64(const void *a, const void *b) {
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : (x > y ? 1 : 0);
-}
-
-/* median of n values (copies, so the caller's order is kept) */
-static double median_ns(const uint64_t *v, size_t n) {
-    uint64_t tmp[64];
-    if (n == 0 || n > 64) die("median of %zu values", n);
-    memcpy(tmp, v, n * sizeof(uint64_t));
-    qsort(tmp, n, sizeof(uint64_t), cmp_u64);
-    if (n % 2) return (double)tmp[n / 2];
-    return ((double)tmp[n / 2 - 1] + (double)tmp[n / 2]) / 2.0;
-}
-
-static double min_ns(const uint64_t *v, size_t n) {
-    uint64_t m = UINT64_MAX;
-    size_t i;
-    for (i = 0; i < n; ++i) if (v[i] < m) m = v[i];
-    return (double)m;
-}
-
-static double gbps(uint64_t bytes, double ns) { return ns > 0 ? (double)bytes / ns : 0.0; }
 static double mib(uint64_t bytes) { return (double)bytes / (double)MIB; }
-
-static void read_exact(int fd, void *dst, uint64_t n, uint64_t off) {
-    unsigned char *p = (unsigned char *)dst;
-    while (n > 0) {
-        size_t want = n > ((uint64_t)1 << 30) ? (size_t)1 << 30 : (size_t)n;
-        ssize_t r = pread(fd, p, want, (off_t)off);
-        if (r < 0) {
-            if (errno == EINTR) continue;
-            die("pread: %s", strerror(errno));
-        }
-        if (r == 0) die("pread: unexpected end of file");
-        p += r;
-        n -= (uint64_t)r;
-        off += (uint64_t)r;
-    }
-}
-
-static void write_all(int fd, const void *buf, size_t n, const char *path) {
-    const unsigned char *p = (const unsigned char *)buf;
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            die("write '%s': %s", path, strerror(errno));
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-}
 
 static volatile uint64_t g_sink;
 
@@ -310,30 +239,6 @@ static void print_table(void) {
 
 /* ---------------------------------------------------------- generation */
 
-typedef struct sbuf { char *p; size_t n, cap; } sbuf;
-
-static void sb_printf(sbuf *b, const char *fmt, ...) {
-    for (;;) {
-        va_list ap;
-        size_t room = b->cap - b->n;
-        int k;
-        va_start(ap, fmt);
-        k = vsnprintf(b->p + b->n, room, fmt, ap);
-        va_end(ap);
-        if (k < 0) die("vsnprintf failed");
-        if ((size_t)k < room) { b->n += (size_t)k; return; }
-        {
-            size_t ncap = b->cap ? b->cap * 2 : 4096;
-            char *np;
-            while (ncap < b->n + (size_t)k + 1) ncap *= 2;
-            np = (char *)realloc(b->p, ncap);
-            if (!np) die("out of memory");
-            b->p = np;
-            b->cap = ncap;
-        }
-    }
-}
-
 typedef struct tspec {
     char name[96];
     mload_dtype dt;
@@ -349,19 +254,11 @@ static void tl_add(tlist *l, mload_dtype dt, unsigned rank, uint64_t d0, uint64_
                    const char *fmt, ...) {
     tspec *t;
     va_list ap;
-    int k;
-    if (l->n == l->cap) {
-        size_t ncap = l->cap ? l->cap * 2 : 64;
-        tspec *nv = (tspec *)realloc(l->v, ncap * sizeof(tspec));
-        if (!nv) die("out of memory");
-        l->v = nv;
-        l->cap = ncap;
-    }
+    l->v = (tspec *)grow_array(l->v, &l->cap, l->n, sizeof(tspec));
     t = &l->v[l->n++];
     va_start(ap, fmt);
-    k = vsnprintf(t->name, sizeof t->name, fmt, ap);
+    format_name(t->name, sizeof t->name, fmt, ap);
     va_end(ap);
-    if (k < 0 || (size_t)k >= sizeof t->name) die("tensor name too long");
     t->dt = dt;
     t->rank = rank;
     t->d[0] = d0;
@@ -379,52 +276,47 @@ static uint64_t rng_next(uint64_t *s) {
     return x;
 }
 
-/* n bytes (n % 8 == 0) of little-endian 16-bit floats: random sign and
-   mantissa (the bits in keep), exponent field base + 0..7 at bit `shift` */
-static void gen_half(unsigned char *p, size_t n, uint64_t *s, uint32_t keep, uint32_t base, unsigned shift) {
+/* n bytes (n % 8 == 0) of the generator stream, each 64-bit word stored
+   little-endian */
+static void gen_raw(unsigned char *p, size_t n, uint64_t *s) {
     size_t i;
     int k;
     for (i = 0; i + 8 <= n; i += 8) {
         uint64_t r = rng_next(s);
-        for (k = 0; k < 4; ++k) {
-            uint32_t u = (uint32_t)(r >> (16 * k)) & 0xFFFFu;
-            uint32_t v = (u & keep) | ((base + ((u >> shift) & 7u)) << shift);
-            p[i + 2 * (size_t)k] = (unsigned char)(v & 0xFFu);
-            p[i + 2 * (size_t)k + 1] = (unsigned char)(v >> 8);
+        for (k = 0; k < 8; ++k) p[i + (size_t)k] = (unsigned char)((r >> (8 * k)) & 0xFFu);
+    }
+}
+
+/* n bytes (n % 8 == 0) of little-endian floats of esz (2 or 4) bytes, cut
+   from the generator's words: random sign and mantissa (the bits in keep),
+   exponent field base + (0..ebits) at bit `shift` */
+static inline void gen_float(unsigned char *p, size_t n, uint64_t *s, unsigned esz, uint32_t keep, uint32_t base,
+                             uint32_t ebits, unsigned shift) {
+    uint64_t mask = ((uint64_t)1 << (8 * esz)) - 1;
+    size_t i;
+    unsigned k, j;
+    for (i = 0; i + 8 <= n; i += 8) {
+        uint64_t r = rng_next(s);
+        for (k = 0; k < 8; k += esz) {
+            uint32_t u = (uint32_t)((r >> (8 * k)) & mask);
+            uint32_t v = (u & keep) | ((base + ((u >> shift) & ebits)) << shift);
+            for (j = 0; j < esz; ++j) p[i + k + j] = (unsigned char)((v >> (8 * j)) & 0xFFu);
         }
     }
 }
 
 /* BF16 and F16: exponent 2^-7 .. 2^0 (normal numbers, weight-like) */
-static void gen_bf16(unsigned char *p, size_t n, uint64_t *s) { gen_half(p, n, s, 0x807Fu, 120u, 7); }
-static void gen_f16(unsigned char *p, size_t n, uint64_t *s) { gen_half(p, n, s, 0x83FFu, 8u, 10); }
-
+static void gen_bf16(unsigned char *p, size_t n, uint64_t *s) { gen_float(p, n, s, 2, 0x807Fu, 120u, 7u, 7); }
+static void gen_f16(unsigned char *p, size_t n, uint64_t *s) { gen_float(p, n, s, 2, 0x83FFu, 8u, 7u, 10); }
 /* F32: exponent 2^-7 .. 2^8 (inside F8_E4M3's range, past E5M2's subnormals) */
-static void gen_f32(unsigned char *p, size_t n, uint64_t *s) {
-    size_t i;
-    int k;
-    for (i = 0; i + 8 <= n; i += 8) {
-        uint64_t r = rng_next(s);
-        for (k = 0; k < 2; ++k) {
-            uint32_t u = (uint32_t)(r >> (32 * k));
-            uint32_t v = (u & 0x807FFFFFu) | ((120u + ((u >> 23) & 15u)) << 23);
-            memcpy(p + i + 4 * (size_t)k, &v, 4); /* little-endian host assumed (checked in main) */
-        }
-    }
-}
+static void gen_f32(unsigned char *p, size_t n, uint64_t *s) { gen_float(p, n, s, 4, 0x807FFFFFu, 120u, 15u, 23); }
 
 /* F8_E4M3: any byte except the NaNs S.1111.111 */
 static void gen_f8(unsigned char *p, size_t n, uint64_t *s) {
     size_t i;
-    int k;
-    for (i = 0; i + 8 <= n; i += 8) {
-        uint64_t r = rng_next(s);
-        for (k = 0; k < 8; ++k) {
-            unsigned char b = (unsigned char)((r >> (8 * k)) & 0xFFu);
-            if ((b & 0x7Fu) == 0x7Fu) b ^= 1u;
-            p[i + (size_t)k] = b;
-        }
-    }
+    gen_raw(p, n, s);
+    for (i = 0; i < (n & ~(size_t)7); ++i)
+        if ((p[i] & 0x7Fu) == 0x7Fu) p[i] ^= 1u;
 }
 
 /* Writes a safetensors file: 8-byte N, compact JSON header padded with
@@ -432,30 +324,26 @@ static void gen_f8(unsigned char *p, size_t n, uint64_t *s) {
    data get the BF16 generator stream; *ck receives the checksum of the whole
    data region. fsync'd, so later cold-cache runs start clean. */
 static uint64_t write_st(const char *path, const tlist *l, uint64_t seed, cksum *ck, uint64_t *data_bytes) {
-    sbuf b = {NULL, 0, 0};
+    st_buf b = ST_BUF_INIT;
     size_t i, bufsz = (size_t)(4u * MIB);
     uint64_t off = 0, n, s = seed;
-    unsigned char len8[8], *buf;
-    int fd, k;
-    sb_printf(&b, "{\"__metadata__\":{\"format\":\"pt\"}");
+    unsigned char *buf;
+    int fd;
+    st_begin(&b);
+    st_printf(&b, "{\"__metadata__\":{\"format\":\"pt\"}");
     for (i = 0; i < l->n; ++i) {
         const tspec *t = &l->v[i];
-        sb_printf(&b, ",\"%s\":{\"dtype\":\"%s\",\"shape\":[", t->name, mload_dtype_name(t->dt));
-        if (t->rank == 1) sb_printf(&b, "%llu", (unsigned long long)t->d[0]);
-        else sb_printf(&b, "%llu,%llu", (unsigned long long)t->d[0], (unsigned long long)t->d[1]);
-        sb_printf(&b, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)off, (unsigned long long)(off + t->nbytes));
+        st_tensor(&b, t->name, mload_dtype_name(t->dt), t->rank, t->d, off, off + t->nbytes);
         off += t->nbytes;
     }
-    sb_printf(&b, "}");
-    while (b.n % 8u) sb_printf(&b, " ");
-    n = (uint64_t)b.n;
-    for (k = 0; k < 8; ++k) len8[k] = (unsigned char)((n >> (8 * k)) & 0xFFu);
+    st_printf(&b, "}");
+    n = st_end_header(&b, ST_PAD8);
+    if (b.failed) die("out of memory");
 
     fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) die("create '%s': %s", path, strerror(errno));
-    write_all(fd, len8, 8, path);
-    write_all(fd, b.p, b.n, path);
-    free(b.p);
+    write_all(fd, b.p, b.n, path); /* length and header */
+    st_free(&b);
     buf = (unsigned char *)xmalloc(bufsz);
     ck->a = ck->b = 0;
     for (i = 0; i < l->n; ++i) {
@@ -616,7 +504,7 @@ static void pread_window(const model *md, unsigned char *arena, uint64_t a, uint
         uint64_t ro = md->t[i]->offset - md->data_off, lo, hi;
         lo = ro > a ? ro : a;
         hi = ro + md->t[i]->nbytes < b ? ro + md->t[i]->nbytes : b;
-        if (lo < hi) read_exact(md->fd, arena + lo, hi - lo, md->data_off + lo);
+        if (lo < hi) read_exact(md->fd, arena + lo, hi - lo, md->data_off + lo, md->path);
     }
 }
 
@@ -1014,7 +902,7 @@ static void bench_b5(const model *md, size_t reps) {
                     sz[i] = md->t[i]->nbytes;
                     p[i] = xmalloc((size_t)sz[i]);
                     memset(p[i], 0, (size_t)sz[i]);
-                    read_exact(md->fd, p[i], sz[i], md->t[i]->offset);
+                    read_exact(md->fd, p[i], sz[i], md->t[i]->offset, md->path);
                 }
             }
             dt = now_ns() - t0;
@@ -1065,7 +953,68 @@ static void add_rss_row(const char *what, uint64_t growth, uint64_t limit, int j
     add_row("B6", what, f, b, "-", t, judged ? (growth <= limit ? "PASS" : "MISS") : "-");
 }
 
+/* the ways B6 moves the largest tensor, or the whole model, into a buffer */
+typedef enum b6_way { W_READ, W_READ_F32, W_LOAD, W_LOAD_DIRECT } b6_way;
+
+static mload_load_opts b6_opts(b6_way way) {
+    mload_load_opts o;
+    memset(&o, 0, sizeof o);
+    o.io = way == W_LOAD_DIRECT ? MLOAD_IO_DIRECT : MLOAD_IO_DEFAULT;
+    return o;
+}
+
+/* the largest tensor t into dst, one way */
+static mload_result b6_read(const model *md, const mload_tensor *t, b6_way way, unsigned char *dst, mload_error *e) {
+    mload_load_opts o = b6_opts(way);
+    mload_load_item it;
+    if (way == W_READ) return mload_map_read(md->m, t, MLOAD_DTYPE_INVALID, dst, t->nbytes, e);
+    if (way == W_READ_F32) return mload_map_read(md->m, t, MLOAD_DTYPE_F32, dst, t->numel * 4u, e);
+    memset(&it, 0, sizeof it);
+    it.tensor = t;
+    it.dst = dst;
+    it.dst_size = t->nbytes;
+    return mload_map_load(md->m, &it, 1, &o, e);
+}
+
+/* every tensor, in slices of at most STAGE_BYTES, through staging, one way
+   (W_READ: mload_map_read_range; W_LOAD, W_LOAD_DIRECT: range items) */
+static void b6_stream(const model *md, b6_way way, unsigned char *staging) {
+    mload_load_opts o = b6_opts(way);
+    mload_error e;
+    mload_result rr;
+    uint64_t i;
+    for (i = 0; i < md->n; ++i) {
+        const mload_tensor *t = md->t[i];
+        uint64_t per = STAGE_BYTES / esize(t->dtype);
+        mload_load_item it;
+        memset(&it, 0, sizeof it);
+        it.tensor = t;
+        it.dst = staging;
+        it.dst_size = STAGE_BYTES;
+        for (it.first = 0; it.first < t->numel; it.first += per) {
+            it.count = t->numel - it.first < per ? t->numel - it.first : per;
+            if (way == W_READ)
+                rr = mload_map_read_range(md->m, t, it.first, it.count, MLOAD_DTYPE_INVALID, staging, STAGE_BYTES, &e);
+            else
+                rr = mload_map_load(md->m, &it, 1, &o, &e);
+            if (rr != MLOAD_OK) die_mload(way == W_READ ? "mload_map_read_range" : "mload_map_load (range item)", rr, &e);
+            g_sink += staging[0]; /* "send to the device" */
+        }
+    }
+}
+
 static void bench_b6(const char *path) {
+    static const struct { b6_way way; const char *what, *row; } reads[] = {
+        {W_READ, "mload_map_read", "read largest tensor, caller buffer (beyond buffer)"},
+        {W_READ_F32, "mload_map_read, converted BF16->F32", "read largest as F32, caller buffer (beyond buffer)"},
+        {W_LOAD, "mload_map_load (default threads)", "map_load largest, caller buffer (beyond buffer)"},
+        {W_LOAD_DIRECT, "mload_map_load DIRECT (bounce buffers)", "map_load DIRECT largest (beyond buffer; bounce)"},
+    };
+    static const struct { b6_way way; const char *what, *row; } streams[] = {
+        {W_READ, "mload_map_read_range", "stream via 64 MiB staging, map_read_range"},
+        {W_LOAD, "mload_map_load range items (default threads)", "stream via 64 MiB staging, map_load"},
+        {W_LOAD_DIRECT, "mload_map_load range items, MLOAD_IO_DIRECT", "stream via 64 MiB staging, map_load DIRECT"},
+    };
     model md;
     rss_probe pr;
     uint64_t r0, g_open, g, i, largest_bytes = 0;
@@ -1074,6 +1023,7 @@ static void bench_b6(const char *path) {
     mload_error e;
     mload_result rr;
     int hwm_ok;
+    size_t w;
 
     hwm_ok = reset_hwm();
     if (status_bytes("VmRSS") == 0) {
@@ -1097,44 +1047,17 @@ static void bench_b6(const char *path) {
 
     /* (1) one tensor into a pre-touched caller buffer */
     dst = big_alloc(largest_bytes * 2u, 1);
-    rr = mload_map_read(md.m, largest, MLOAD_DTYPE_INVALID, dst, largest_bytes, &e); /* file pages warm */
+    rr = b6_read(&md, largest, W_READ, dst, &e); /* file pages warm */
     if (rr != MLOAD_OK) die_mload("mload_map_read", rr, &e);
-    probe_start(&pr);
-    rr = mload_map_read(md.m, largest, MLOAD_DTYPE_INVALID, dst, largest_bytes, &e);
-    if (rr != MLOAD_OK) die_mload("mload_map_read", rr, &e);
-    g = probe_growth(&pr);
-    printf("  mload_map_read '%s' (%.1f MiB) into a pre-touched buffer: +%.2f MiB beyond the buffer\n",
-           largest->name, mib(largest_bytes), mib(g));
-    add_rss_row("read largest tensor, caller buffer (beyond buffer)", g, MIB, 1);
-
-    probe_start(&pr);
-    rr = mload_map_read(md.m, largest, MLOAD_DTYPE_F32, dst, largest_bytes * 2u, &e);
-    if (rr != MLOAD_OK) die_mload("mload_map_read (as F32)", rr, &e);
-    g = probe_growth(&pr);
-    printf("  same, converted BF16->F32 into a pre-touched buffer: +%.2f MiB beyond the buffer\n", mib(g));
-    add_rss_row("read largest as F32, caller buffer (beyond buffer)", g, MIB, 1);
-
-    {
-        mload_load_item it;
-        mload_load_opts o;
-        memset(&it, 0, sizeof it);
-        memset(&o, 0, sizeof o);
-        it.tensor = largest;
-        it.dst = dst;
-        it.dst_size = largest_bytes;
+    printf("  '%s' (%.1f MiB) into a pre-touched buffer: growth beyond the buffer\n", largest->name,
+           mib(largest_bytes));
+    for (w = 0; w < sizeof reads / sizeof reads[0]; ++w) {
         probe_start(&pr);
-        rr = mload_map_load(md.m, &it, 1, &o, &e);
-        if (rr != MLOAD_OK) die_mload("mload_map_load", rr, &e);
+        rr = b6_read(&md, largest, reads[w].way, dst, &e);
+        if (rr != MLOAD_OK) die_mload(reads[w].what, rr, &e);
         g = probe_growth(&pr);
-        printf("  mload_map_load of it (default threads): +%.2f MiB beyond the buffer\n", mib(g));
-        add_rss_row("map_load largest, caller buffer (beyond buffer)", g, MIB, 1);
-        o.io = MLOAD_IO_DIRECT;
-        probe_start(&pr);
-        rr = mload_map_load(md.m, &it, 1, &o, &e);
-        if (rr != MLOAD_OK) die_mload("mload_map_load (DIRECT)", rr, &e);
-        g = probe_growth(&pr);
-        printf("  mload_map_load DIRECT of it: +%.2f MiB beyond the buffer (bounce buffers)\n", mib(g));
-        add_rss_row("map_load DIRECT largest (beyond buffer; bounce)", g, MIB, 1);
+        printf("    %-40s +%.2f MiB\n", reads[w].what, mib(g));
+        add_rss_row(reads[w].row, g, MIB, 1);
     }
     big_free(dst, largest_bytes * 2u);
 
@@ -1169,61 +1092,21 @@ static void bench_b6(const char *path) {
     {
         uint64_t limit = STAGE_BYTES + md.header + 16u * MIB, peak_extra, t0, t1;
         uint64_t before_stage;
-        int fl;
         staging = big_alloc(STAGE_BYTES, 1);
         before_stage = status_bytes("VmRSS");
-        probe_start(&pr);
-        t0 = now_ns();
-        for (i = 0; i < md.n; ++i) {
-            const mload_tensor *t = md.t[i];
-            uint64_t per = STAGE_BYTES / esize(t->dtype), first;
-            for (first = 0; first < t->numel; first += per) {
-                uint64_t cnt = t->numel - first < per ? t->numel - first : per;
-                rr = mload_map_read_range(md.m, t, first, cnt, MLOAD_DTYPE_INVALID, staging, STAGE_BYTES, &e);
-                if (rr != MLOAD_OK) die_mload("mload_map_read_range", rr, &e);
-                g_sink += staging[0]; /* "send to the device" */
-            }
-        }
-        t1 = now_ns();
-        peak_extra = probe_growth(&pr);
-        g = (before_stage > r0 ? before_stage - r0 : 0) + peak_extra;
-        printf("  streaming %.1f MiB via mload_map_read_range into a %.0f MiB staging buffer (%.2f GB/s):\n"
-               "    RSS growth since before map open %.2f MiB (staging %.0f + header %.2f + transient %.2f);"
-               " limit %.2f MiB\n",
-               mib(md.data_size), mib(STAGE_BYTES), gbps(md.data_size, (double)(t1 - t0)), mib(g), mib(STAGE_BYTES),
-               mib(md.header), mib(peak_extra), mib(limit));
-        add_rss_row("stream via 64 MiB staging, map_read_range", g, limit, 1);
-
-        for (fl = 0; fl < 2; ++fl) {
-            mload_load_opts o;
-            memset(&o, 0, sizeof o);
-            o.io = fl ? MLOAD_IO_DIRECT : MLOAD_IO_DEFAULT;
+        printf("  streaming %.1f MiB into a %.0f MiB staging buffer: RSS growth since before map open (staging %.0f +"
+               " header %.2f + transient); limit %.2f MiB\n", mib(md.data_size), mib(STAGE_BYTES), mib(STAGE_BYTES),
+               mib(md.header), mib(limit));
+        for (w = 0; w < sizeof streams / sizeof streams[0]; ++w) {
             probe_start(&pr);
             t0 = now_ns();
-            for (i = 0; i < md.n; ++i) {
-                const mload_tensor *t = md.t[i];
-                uint64_t per = STAGE_BYTES / esize(t->dtype), first;
-                for (first = 0; first < t->numel; first += per) {
-                    mload_load_item it;
-                    memset(&it, 0, sizeof it);
-                    it.tensor = t;
-                    it.first = first;
-                    it.count = t->numel - first < per ? t->numel - first : per;
-                    it.dst = staging;
-                    it.dst_size = STAGE_BYTES;
-                    rr = mload_map_load(md.m, &it, 1, &o, &e);
-                    if (rr != MLOAD_OK) die_mload("mload_map_load (range item)", rr, &e);
-                    g_sink += staging[0];
-                }
-            }
+            b6_stream(&md, streams[w].way, staging);
             t1 = now_ns();
             peak_extra = probe_growth(&pr);
             g = (before_stage > r0 ? before_stage - r0 : 0) + peak_extra;
-            printf("  same via mload_map_load range items%s (default threads, %.2f GB/s): growth %.2f MiB"
-                   " (transient %.2f)\n", fl ? ", MLOAD_IO_DIRECT" : "", gbps(md.data_size, (double)(t1 - t0)),
-                   mib(g), mib(peak_extra));
-            add_rss_row(fl ? "stream via 64 MiB staging, map_load DIRECT" : "stream via 64 MiB staging, map_load", g,
-                        limit, 1);
+            printf("    %-46s %6.2f GB/s: growth %.2f MiB (transient %.2f)\n", streams[w].what,
+                   gbps(md.data_size, (double)(t1 - t0)), mib(g), mib(peak_extra));
+            add_rss_row(streams[w].row, g, limit, 1);
         }
         big_free(staging, STAGE_BYTES);
     }
@@ -1244,7 +1127,6 @@ static uint64_t env_mb(void) {
 }
 
 int main(void) {
-    const char *tmp = getenv("TMPDIR");
     uint64_t want_mb = env_mb(), t_start = now_ns(), t_gen, data_bytes, cast_bytes, cast_size, model_size;
     tlist ml = {NULL, 0, 0}, cl = {NULL, 0, 0};
     cksum ck_model, ck_cast;
@@ -1254,7 +1136,6 @@ int main(void) {
     unsigned nl;
     model md, cf;
     mload_load_item *items;
-    int k;
     uint32_t one = 1;
     size_t reps;
 
@@ -1264,10 +1145,7 @@ int main(void) {
         memcpy(&b0, &one, 1);
         if (b0 != 1) die("this benchmark writes little-endian data and needs a little-endian host");
     }
-    if (!tmp || !tmp[0]) tmp = "/tmp";
-    k = snprintf(g_dir, sizeof g_dir, "%s/bench_load.XXXXXX", tmp);
-    if (k < 0 || (size_t)k >= sizeof g_dir) die("TMPDIR path too long");
-    if (!mkdtemp(g_dir)) die("mkdtemp '%s': %s", g_dir, strerror(errno));
+    make_tmpdir(g_dir, sizeof g_dir, "bench_load");
     g_have_dir = 1;
     if (atexit(cleanup) != 0) { cleanup(); die("atexit failed"); }
     signal(SIGINT, on_signal);

@@ -10,76 +10,56 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
+#define BENCH_NAME "bench_offload"
+#include "bench_util.h"
+#include "../mload_setup.h"
+#include "../st_write.h"
 
-static void die(const char *what, const mload_error *e) {
-    fprintf(stderr, "bench_offload: %s: %s: %s\n", what, mload_result_string(e->code), e->message);
-    exit(1);
+static void die_mload(const char *what, const mload_error *e) {
+    die("%s: %s: %s", what, mload_result_string(e->code), e->message);
 }
 
 /* an in-memory checkpoint of n F32 tensors "u.%05d" of `elems` elements each */
 static unsigned char *make_ckpt(int n, uint64_t elems, size_t *size) {
-    size_t hcap = (size_t)n * 96 + 64, len = 0, total;
-    char *hdr = (char *)malloc(hcap);
-    unsigned char *buf;
-    uint64_t off = 0;
+    st_buf b = ST_BUF_INIT;
+    uint64_t j, total = (uint64_t)n * elems;
     int i;
-    len += (size_t)sprintf(hdr, "{");
+    st_begin(&b);
+    st_printf(&b, "{");
     for (i = 0; i < n; ++i) {
-        len += (size_t)sprintf(hdr + len, "%s\"u.%05d\":{\"dtype\":\"F32\",\"shape\":[%llu],\"data_offsets\":[%llu,%llu]}", i ? "," : "", i,
-                               (unsigned long long)elems, (unsigned long long)off, (unsigned long long)(off + elems * 4));
-        off += elems * 4;
+        char nm[16];
+        snprintf(nm, sizeof nm, "u.%05d", i);
+        st_tensor(&b, nm, "F32", 1, &elems, (uint64_t)i * elems * 4, (uint64_t)(i + 1) * elems * 4);
     }
-    len += (size_t)sprintf(hdr + len, "}");
-    total = 8 + len + (size_t)off;
-    buf = (unsigned char *)malloc(total);
-    for (i = 0; i < 8; ++i) buf[i] = (unsigned char)((uint64_t)len >> (8 * i));
-    memcpy(buf + 8, hdr, len);
-    for (i = 0; i < (int)(off / 4); ++i) { float v = (float)(i % 97) * 0.01f; memcpy(buf + 8 + len + 4 * (size_t)i, &v, 4); }
-    free(hdr);
-    *size = total;
-    return buf;
+    st_printf(&b, "}");
+    st_end_header(&b, ST_NO_PAD);
+    st_reserve(&b, (size_t)total * 4);
+    for (j = 0; j < total; ++j) { float v = (float)(j % 97) * 0.01f; st_put(&b, &v, 4); }
+    if (b.failed) die("out of memory");
+    *size = b.n;
+    return b.p;
 }
 
 static mload_map *open_mem(const unsigned char *buf, size_t size) {
-    mload_map_desc d;
-    mload_source s;
     mload_map *m;
     mload_error e;
-    memset(&d, 0, sizeof d);
-    mload_source_open_memory(buf, size, NULL, &s, NULL);
-    d.sources = &s;
-    d.source_count = 1;
-    if (mload_map_open(&d, &m, &e) != MLOAD_OK) die("map", &e);
+    if (map_open_memory(buf, size, NULL, &m, &e) != MLOAD_OK) die_mload("map", &e);
     return m;
 }
 
 static uint32_t g_policy = MLOAD_EVICT_NEXT_USE;
 
 static mload_offload *mgr(mload_map *m, mload_device dev, uint64_t budget, uint32_t depth, uint32_t *units, int n) {
-    mload_offload_desc d;
     mload_offload *o;
     mload_error e;
     int i;
-    memset(&d, 0, sizeof d);
-    d.map = m;
-    d.device = dev;
-    d.device_budget = budget;
-    d.prefetch_depth = depth;
-    d.policy = g_policy;
-    if (mload_offload_create(&d, &o, &e) != MLOAD_OK) die("create", &e);
+    if (offload_open(m, dev, budget, g_policy, depth, &o, &e) != MLOAD_OK) die_mload("create", &e);
     for (i = 0; i < n; ++i) {
         char nm[16];
         const char *p = nm;
         snprintf(nm, sizeof nm, "u.%05d", i);
-        if (mload_offload_add_unit_list(o, nm, &p, 1, NULL, &units[i], &e) != MLOAD_OK) die("unit", &e);
+        if (mload_offload_add_unit_list(o, nm, &p, 1, NULL, &units[i], &e) != MLOAD_OK) die_mload("unit", &e);
     }
     return o;
 }
@@ -92,7 +72,7 @@ static double cycle(mload_offload *o, const uint32_t *units, int n, int passes) 
         for (i = 0; i < n; ++i) {
             const mload_unit_tensor *ut;
             uint64_t c;
-            if (mload_offload_acquire(o, units[i], &ut, &c, &e) != MLOAD_OK) die("acquire", &e);
+            if (mload_offload_acquire(o, units[i], &ut, &c, &e) != MLOAD_OK) die_mload("acquire", &e);
             mload_offload_release(o, units[i]);
         }
     return now_s() - t0;
@@ -218,7 +198,7 @@ int main(void) {
                 const mload_unit_tensor *ut;
                 uint64_t c;
                 double t0 = now_s(), t;
-                if (mload_offload_acquire(o, units[i], &ut, &c, &e) != MLOAD_OK) die("acquire", &e);
+                if (mload_offload_acquire(o, units[i], &ut, &c, &e) != MLOAD_OK) die_mload("acquire", &e);
                 t = now_s() - t0;
                 mload_offload_release(o, units[i]);
                 if (t < copy[i]) copy[i] = t;
@@ -253,7 +233,7 @@ int main(void) {
             for (i = 0; i < NL; ++i) {
                 const mload_unit_tensor *ut;
                 uint64_t c;
-                if (mload_offload_acquire(o, units[i], &ut, &c, &e) != MLOAD_OK) die("acquire", &e);
+                if (mload_offload_acquire(o, units[i], &ut, &c, &e) != MLOAD_OK) die_mload("acquire", &e);
                 compute((const float *)ut[0].data, x, y);
                 mload_offload_release(o, units[i]);
             }

@@ -34,6 +34,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#define BENCH_NAME "bench_parse"
+#include "bench_util.h"
+#include "../st_write.h"
+
 /* ------------------------------------------------------------ utilities */
 
 static char g_dir[4096];
@@ -47,85 +51,11 @@ static void cleanup(void) {
     if (g_have_dir) { (void)rmdir(g_dir); g_have_dir = 0; }
 }
 
-static void die(const char *fmt, ...) {
-    va_list ap;
-    fprintf(stderr, "bench_parse: error: ");
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    exit(1); /* atexit(cleanup) removes the temporary files */
-}
-
 static void die_mload(const char *what, const char *path, const mload_error *e) {
     die("%s '%s': %s: %s", what, path, mload_result_string(e->code), e->message);
 }
 
-static void *xmalloc(size_t n) {
-    void *p = malloc(n ? n : 1);
-    if (!p) die("out of memory (%zu bytes)", n);
-    return p;
-}
-
-static uint64_t now_ns(void) {
-    struct timespec ts;
-    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0) die("clock_gettime failed");
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static int cmp_u64(const void *a, const void *b) {
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : (x > y ? 1 : 0);
-}
-
-/* sorts v in place */
-static double median_u64(uint64_t *v, size_t n) {
-    qsort(v, n, sizeof(uint64_t), cmp_u64);
-    if (n % 2) return (double)v[n / 2];
-    return ((double)v[n / 2 - 1] + (double)v[n / 2]) / 2.0;
-}
-
-static double min_u64(const uint64_t *v, size_t n) {
-    uint64_t m = UINT64_MAX;
-    size_t i;
-    for (i = 0; i < n; ++i) if (v[i] < m) m = v[i];
-    return (double)m;
-}
-
 static volatile uint64_t g_sink; /* keeps measured work alive */
-
-/* ------------------------------------------------------ string buffer */
-
-typedef struct sbuf { char *p; size_t n, cap; } sbuf;
-
-static void sb_init(sbuf *b) {
-    b->cap = 1u << 16;
-    b->n = 0;
-    b->p = (char *)xmalloc(b->cap);
-    b->p[0] = '\0';
-}
-
-static void sb_printf(sbuf *b, const char *fmt, ...) {
-    for (;;) {
-        va_list ap;
-        size_t room = b->cap - b->n;
-        int k;
-        va_start(ap, fmt);
-        k = vsnprintf(b->p + b->n, room, fmt, ap);
-        va_end(ap);
-        if (k < 0) die("vsnprintf failed");
-        if ((size_t)k < room) { b->n += (size_t)k; return; }
-        {
-            size_t ncap = b->cap * 2;
-            char *np;
-            while (ncap < b->n + (size_t)k + 1) ncap *= 2;
-            np = (char *)realloc(b->p, ncap);
-            if (!np) die("out of memory");
-            b->p = np;
-            b->cap = ncap;
-        }
-    }
-}
 
 /* ---------------------------------------------------------- generation */
 
@@ -143,21 +73,13 @@ static void specs_add(specs *s, const char *dtype, unsigned rank, uint64_t d0, u
                       const char *fmt, ...) {
     spec *t;
     va_list ap;
-    int k;
     uint64_t esize, numel = 1;
     unsigned i;
-    if (s->n == s->cap) {
-        size_t ncap = s->cap ? s->cap * 2 : 256;
-        spec *nv = (spec *)realloc(s->v, ncap * sizeof(spec));
-        if (!nv) die("out of memory");
-        s->v = nv;
-        s->cap = ncap;
-    }
+    s->v = (spec *)grow_array(s->v, &s->cap, s->n, sizeof(spec));
     t = &s->v[s->n++];
     va_start(ap, fmt);
-    k = vsnprintf(t->name, sizeof(t->name), fmt, ap);
+    format_name(t->name, sizeof(t->name), fmt, ap);
     va_end(ap);
-    if (k < 0 || (size_t)k >= sizeof(t->name)) die("tensor name too long");
     t->dtype = dtype;
     t->rank = rank;
     t->dims[0] = d0;
@@ -168,51 +90,29 @@ static void specs_add(specs *s, const char *dtype, unsigned rank, uint64_t d0, u
     t->nbytes = numel * esize;
 }
 
-static void write_all(int fd, const void *buf, size_t n, const char *path) {
-    const char *p = (const char *)buf;
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            die("write '%s': %s", path, strerror(errno));
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-}
-
 /* Writes a safetensors file the way the reference writer lays it out:
    8-byte little-endian N, compact JSON header ("__metadata__" first),
    data_offsets contiguous in header order, header padded with spaces to a
    multiple of 8. sparse: the data is left as an ftruncate hole. Returns the
    header length N; *file_size gets the total size. */
 static uint64_t write_safetensors(const char *path, const specs *s, int sparse, uint64_t *file_size) {
-    sbuf b;
+    st_buf b = ST_BUF_INIT;
     size_t i;
     uint64_t off = 0, n;
-    unsigned char len8[8];
-    int fd, k;
-    sb_init(&b);
-    sb_printf(&b, "{\"__metadata__\":{\"format\":\"pt\"}");
+    int fd;
+    st_begin(&b);
+    st_printf(&b, "{\"__metadata__\":{\"format\":\"pt\"}");
     for (i = 0; i < s->n; ++i) {
-        const spec *t = &s->v[i];
-        unsigned d;
-        sb_printf(&b, ",\"%s\":{\"dtype\":\"%s\",\"shape\":[", t->name, t->dtype);
-        for (d = 0; d < t->rank; ++d)
-            sb_printf(&b, d ? ",%llu" : "%llu", (unsigned long long)t->dims[d]);
-        sb_printf(&b, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)off,
-                  (unsigned long long)(off + t->nbytes));
-        off += t->nbytes;
+        st_tensor(&b, s->v[i].name, s->v[i].dtype, s->v[i].rank, s->v[i].dims, off, off + s->v[i].nbytes);
+        off += s->v[i].nbytes;
     }
-    sb_printf(&b, "}");
-    while (b.n % 8u) sb_printf(&b, " ");
-    n = (uint64_t)b.n;
-    for (k = 0; k < 8; ++k) len8[k] = (unsigned char)((n >> (8 * k)) & 0xFFu);
+    st_printf(&b, "}");
+    n = st_end_header(&b, ST_PAD8);
+    if (b.failed) die("out of memory");
 
     fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     if (fd < 0) die("create '%s': %s", path, strerror(errno));
-    write_all(fd, len8, 8, path);
-    write_all(fd, b.p, b.n, path);
+    write_all(fd, b.p, b.n, path); /* length and header */
     if (sparse) {
         if (ftruncate(fd, (off_t)(8u + n + off)) != 0) die("ftruncate '%s': %s", path, strerror(errno));
     } else {
@@ -225,7 +125,7 @@ static uint64_t write_safetensors(const char *path, const specs *s, int sparse, 
         }
     }
     if (close(fd) != 0) die("close '%s': %s", path, strerror(errno));
-    free(b.p);
+    st_free(&b);
     *file_size = 8u + n + off;
     return n;
 }
@@ -319,21 +219,6 @@ static uint64_t count_quotes_memchr(const char *p, size_t n) {
     return c;
 }
 
-static void read_exact(int fd, void *dst, size_t n, uint64_t off, const char *path) {
-    char *p = (char *)dst;
-    while (n > 0) {
-        ssize_t r = pread(fd, p, n, (off_t)off);
-        if (r < 0) {
-            if (errno == EINTR) continue;
-            die("pread '%s': %s", path, strerror(errno));
-        }
-        if (r == 0) die("pread '%s': unexpected end of file", path);
-        p += r;
-        n -= (size_t)r;
-        off += (uint64_t)r;
-    }
-}
-
 /* One vectorised pass over every byte (libc memchr for a byte that the
    ASCII header does not contain): the speed of touching the bytes at all. */
 static uint64_t full_scan(const char *p, size_t n) {
@@ -348,20 +233,32 @@ static void baseline_io(const char *path, char *buf, size_t n) {
     if (close(fd) != 0) die("close '%s': %s", path, strerror(errno));
 }
 
-static void lib_open_path(const char *path, uint64_t expect_count) {
-    mload_file_desc d;
+/* opens d (path names it in messages); dies on an error */
+static mload_file *open_desc(const mload_file_desc *d, const char *path, const char *what) {
     mload_file *f = NULL;
     mload_error e;
-    mload_result r;
-    memset(&d, 0, sizeof(d));
     memset(&e, 0, sizeof(e));
+    if (mload_file_open(d, &f, &e) != MLOAD_OK) die_mload(what, path, &e);
+    return f;
+}
+
+static mload_file *open_path(const char *path) {
+    mload_file_desc d;
+    memset(&d, 0, sizeof(d));
     d.path = path;
-    r = mload_file_open(&d, &f, &e);
-    if (r != MLOAD_OK) die_mload("mload_file_open", path, &e);
-    if (mload_file_count(f) != expect_count) die("'%s': %llu tensors, expected %llu", path,
+    return open_desc(&d, path, "mload_file_open");
+}
+
+/* closes f after checking its tensor count */
+static void close_counted(mload_file *f, const char *path, const char *what, uint64_t expect_count) {
+    if (mload_file_count(f) != expect_count) die("'%s' (%s): %llu tensors, expected %llu", path, what,
                                                  (unsigned long long)mload_file_count(f),
                                                  (unsigned long long)expect_count);
     mload_file_close(f);
+}
+
+static void lib_open_path(const char *path, uint64_t expect_count) {
+    close_counted(open_path(path), path, "mload_file_open", expect_count);
 }
 
 /* A bump allocator over memory touched once up front: the library's
@@ -382,40 +279,27 @@ static void arena_free(void *p, size_t size, void *user) { (void)p; (void)size; 
 
 static void lib_open_arena(const char *path, uint64_t expect_count) {
     mload_file_desc d;
-    mload_file *f = NULL;
-    mload_error e;
     memset(&d, 0, sizeof(d));
     d.path = path;
     d.allocator.alloc = arena_alloc;
     d.allocator.free = arena_free;
     g_arena_used = 0;
-    if (mload_file_open(&d, &f, &e) != MLOAD_OK) die_mload("mload_file_open (arena)", path, &e);
-    if (mload_file_count(f) != expect_count) die("'%s' (arena): wrong tensor count", path);
-    mload_file_close(f);
+    close_counted(open_desc(&d, path, "mload_file_open (arena)"), path, "arena", expect_count);
 }
 
 static void lib_open_mem(const char *path, const void *data, uint64_t size, uint64_t expect_count) {
     mload_file_desc d;
-    mload_file *f = NULL;
-    mload_error e;
-    mload_result r;
     memset(&d, 0, sizeof(d));
-    memset(&e, 0, sizeof(e));
     d.data = data;
     d.data_size = size;
-    r = mload_file_open(&d, &f, &e);
-    if (r != MLOAD_OK) die_mload("mload_file_open (memory)", path, &e);
-    if (mload_file_count(f) != expect_count) die("'%s' (memory): wrong tensor count", path);
-    mload_file_close(f);
+    close_counted(open_desc(&d, path, "mload_file_open (memory)"), path, "memory", expect_count);
 }
 
 /* Checks the file once (count, header size, every tensor's shape and size
    against the generator), then times reps interleaved repetitions. */
 static void bench_file(const char *path, const specs *s, uint64_t expect_header, uint64_t expect_size,
                        size_t reps, file_result *out) {
-    mload_file_desc d;
-    mload_file *f = NULL;
-    mload_error e;
+    mload_file *f;
     uint64_t *t_lib, *t_io, *t_mem, *t_loop, *t_mchr, *t_full, *t_arena;
     uint64_t n, i;
     char *hbuf;
@@ -423,10 +307,7 @@ static void bench_file(const char *path, const specs *s, uint64_t expect_header,
     int mapped;
     size_t r;
 
-    memset(&d, 0, sizeof(d));
-    memset(&e, 0, sizeof(e));
-    d.path = path;
-    if (mload_file_open(&d, &f, &e) != MLOAD_OK) die_mload("mload_file_open", path, &e);
+    f = open_path(path);
     n = mload_file_header_size(f);
     if (n != expect_header) die("'%s': header size %llu, generator wrote %llu", path,
                                 (unsigned long long)n, (unsigned long long)expect_header);
@@ -457,17 +338,16 @@ static void bench_file(const char *path, const specs *s, uint64_t expect_header,
        a buffer when small, mapped when it is the 2 GB sparse file (only
        the header pages are ever touched) */
     mapped = expect_size > ((uint64_t)256 << 20);
-    if (mapped) {
+    {
         int fd = open(path, O_RDONLY | O_CLOEXEC);
         if (fd < 0) die("open '%s': %s", path, strerror(errno));
-        whole = mmap(NULL, (size_t)expect_size, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (whole == MAP_FAILED) die("mmap '%s': %s", path, strerror(errno));
-        (void)close(fd);
-    } else {
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0) die("open '%s': %s", path, strerror(errno));
-        whole = xmalloc((size_t)expect_size);
-        read_exact(fd, whole, (size_t)expect_size, 0, path);
+        if (mapped) {
+            whole = mmap(NULL, (size_t)expect_size, PROT_READ, MAP_PRIVATE, fd, 0);
+            if (whole == MAP_FAILED) die("mmap '%s': %s", path, strerror(errno));
+        } else {
+            whole = xmalloc((size_t)expect_size);
+            read_exact(fd, whole, expect_size, 0, path);
+        }
         (void)close(fd);
     }
 
@@ -510,13 +390,13 @@ static void bench_file(const char *path, const specs *s, uint64_t expect_header,
         t_mchr[r] = t5 - t4;
         t_full[r] = t6 - t5;
     }
-    out->lib_min = min_u64(t_lib, reps);   out->lib_med = median_u64(t_lib, reps);
-    out->arena_min = min_u64(t_arena, reps); out->arena_med = median_u64(t_arena, reps);
-    out->io_min = min_u64(t_io, reps);     out->io_med = median_u64(t_io, reps);
-    out->mem_min = min_u64(t_mem, reps);   out->mem_med = median_u64(t_mem, reps);
-    out->loop_min = min_u64(t_loop, reps); out->loop_med = median_u64(t_loop, reps);
-    out->mchr_min = min_u64(t_mchr, reps); out->mchr_med = median_u64(t_mchr, reps);
-    out->full_min = min_u64(t_full, reps); out->full_med = median_u64(t_full, reps);
+    out->lib_min = min_ns(t_lib, reps);   out->lib_med = median_ns(t_lib, reps);
+    out->arena_min = min_ns(t_arena, reps); out->arena_med = median_ns(t_arena, reps);
+    out->io_min = min_ns(t_io, reps);     out->io_med = median_ns(t_io, reps);
+    out->mem_min = min_ns(t_mem, reps);   out->mem_med = median_ns(t_mem, reps);
+    out->loop_min = min_ns(t_loop, reps); out->loop_med = median_ns(t_loop, reps);
+    out->mchr_min = min_ns(t_mchr, reps); out->mchr_med = median_ns(t_mchr, reps);
+    out->full_min = min_ns(t_full, reps); out->full_med = median_ns(t_full, reps);
 
     if (mapped) (void)munmap(whole, (size_t)expect_size);
     else free(whole);
@@ -534,20 +414,14 @@ typedef struct find_result {
    work any lookup has to do on the key: strlen + one memcmp against the
    right tensor's name. */
 static void bench_find(const char *path, const specs *s, size_t reps, find_result *out) {
-    mload_file_desc d;
-    mload_file *f = NULL;
-    mload_error e;
+    mload_file *f;
     const char **names;
     const mload_tensor **want;
     uint64_t *t_lib, *t_floor, *t_seq;
     size_t i, r, n = s->n;
     uint64_t x = 0x2545F4914F6CDD1Dull;
 
-    memset(&d, 0, sizeof(d));
-    memset(&e, 0, sizeof(e));
-    d.path = path;
-    if (mload_file_open(&d, &f, &e) != MLOAD_OK) die_mload("mload_file_open", path, &e);
-
+    f = open_path(path);
     names = (const char **)xmalloc(n * sizeof(char *));
     want = (const mload_tensor **)xmalloc(n * sizeof(mload_tensor *));
     for (i = 0; i < n; ++i) names[i] = s->v[i].name;
@@ -592,19 +466,17 @@ static void bench_find(const char *path, const specs *s, size_t reps, find_resul
         if (r > 0) { t_lib[r - 1] = t1 - t0; t_floor[r - 1] = t2 - t1; t_seq[r - 1] = t3 - t2; }
     }
     out->lookups = n;
-    out->lib_min = min_u64(t_lib, reps);     out->lib_med = median_u64(t_lib, reps);
-    out->floor_min = min_u64(t_floor, reps); out->floor_med = median_u64(t_floor, reps);
-    out->seq_min = min_u64(t_seq, reps);     out->seq_med = median_u64(t_seq, reps);
+    out->lib_min = min_ns(t_lib, reps);     out->lib_med = median_ns(t_lib, reps);
+    out->floor_min = min_ns(t_floor, reps); out->floor_med = median_ns(t_floor, reps);
+    out->seq_min = min_ns(t_seq, reps);     out->seq_med = median_ns(t_seq, reps);
     free(t_lib); free(t_floor); free(t_seq); free(names); free(want);
     mload_file_close(f);
 }
 
 /* -------------------------------------------------------------- report */
 
-static double gbps(uint64_t bytes, double ns) { return ns > 0 ? (double)bytes / ns : 0.0; }
-
-static void print_row(const char *what, double med_ns, double min_ns, uint64_t bytes, double ref_ns) {
-    printf("  %-40s %11.1f %11.1f %9.3f", what, med_ns / 1000.0, min_ns / 1000.0, gbps(bytes, med_ns));
+static void print_row(const char *what, double med_ns, double best_ns, uint64_t bytes, double ref_ns) {
+    printf("  %-40s %11.1f %11.1f %9.3f", what, med_ns / 1000.0, best_ns / 1000.0, gbps(bytes, med_ns));
     if (ref_ns > 0) printf(" %8.2fx\n", med_ns / ref_ns);
     else printf("        -\n");
 }
@@ -627,19 +499,14 @@ static void print_file(const char *label, const file_result *r) {
 }
 
 int main(void) {
-    const char *tmp = getenv("TMPDIR");
     specs many = {0, 0, 0}, llm = {0, 0, 0}, small = {0, 0, 0};
     uint64_t n_many, n_llm, n_small, sz_many, sz_llm, sz_small;
     file_result r_many, r_llm, r_small;
     find_result fr;
     uint64_t t_start = now_ns(), t_gen;
-    int k;
     double b1_gbps, b1_us;
 
-    if (!tmp || !tmp[0]) tmp = "/tmp";
-    k = snprintf(g_dir, sizeof(g_dir), "%s/bench_parse.XXXXXX", tmp);
-    if (k < 0 || (size_t)k >= sizeof(g_dir)) die("TMPDIR path too long");
-    if (!mkdtemp(g_dir)) die("mkdtemp '%s': %s", g_dir, strerror(errno));
+    make_tmpdir(g_dir, sizeof(g_dir), "bench_parse");
     g_have_dir = 1;
     if (atexit(cleanup) != 0) { cleanup(); die("atexit failed"); }
     (void)snprintf(g_paths[0], sizeof(g_paths[0]), "%s/many.safetensors", g_dir);
