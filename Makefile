@@ -2,6 +2,7 @@
 #   make          build mload-inspect
 #   make test     the whole test suite (tests/run.sh); ends with "N passed, N failed, N skipped"
 #   make demo     stream a model 4x the device budget through the offload manager
+#   make examples build the short examples (examples/*.c) into build/examples/
 #   make bench    benchmarks (tests/bench/), ratios against baselines measured in the same run
 #   make fuzz     libFuzzer on the parser for FUZZ_SECONDS (default 60); needs clang
 CC      ?= cc
@@ -10,15 +11,15 @@ STRICT  := -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Werror
 BUILD   := build
 FUZZ_SECONDS ?= 60
 
-.PHONY: all test demo bench fuzz clean
+.PHONY: all test demo examples bench fuzz clean
 
 all: mload-inspect mload-convert mload-demo
 
-mload-inspect: examples/inspect.c modelload.h
-	$(CC) -std=c99 $(CFLAGS) $(STRICT) -I. examples/inspect.c -o $@ -pthread
+mload-inspect: examples/tools/inspect.c modelload.h
+	$(CC) -std=c99 $(CFLAGS) $(STRICT) -I. examples/tools/inspect.c -o $@ -pthread
 
-mload-convert: examples/convert.c modelload.h
-	$(CC) -std=c99 $(CFLAGS) $(STRICT) -I. examples/convert.c -o $@ -pthread
+mload-convert: examples/tools/convert.c modelload.h
+	$(CC) -std=c99 $(CFLAGS) $(STRICT) -I. examples/tools/convert.c -o $@ -pthread
 
 $(BUILD)/gen_checkpoint: tests/gen_checkpoint.c
 	@mkdir -p $(BUILD)
@@ -27,12 +28,20 @@ $(BUILD)/gen_checkpoint: tests/gen_checkpoint.c
 test:
 	bash tests/run.sh
 
-mload-demo: examples/demo.c modelload.h
-	$(CC) -std=c99 $(CFLAGS) $(STRICT) -I. examples/demo.c -o $@ -pthread -lm
+mload-demo: examples/tools/demo.c modelload.h
+	$(CC) -std=c99 $(CFLAGS) $(STRICT) -I. examples/tools/demo.c -o $@ -pthread -lm
 
-# a model 4x the device budget, streamed layer by layer (see examples/demo.c)
+# a model 4x the device budget, streamed layer by layer (see examples/tools/demo.c)
 demo: mload-demo
 	./mload-demo
+
+EXAMPLES := list read_tensor bind_model stream_layers custom_source
+
+examples: $(EXAMPLES:%=$(BUILD)/examples/%)
+
+$(BUILD)/examples/%: examples/%.c modelload.h
+	@mkdir -p $(BUILD)/examples
+	$(CC) -std=c99 $(CFLAGS) $(STRICT) -I. $< -o $@ -pthread
 
 $(BUILD)/bench_parse: tests/bench/bench_parse.c modelload.h
 	@mkdir -p $(BUILD)

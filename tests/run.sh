@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite (`make test`): strict compile checks of the header in
 # every language mode and configuration, the unit tests built plainly and
-# under AddressSanitizer + UndefinedBehaviorSanitizer, the command-line tool's
-# tests, and a replay of the fuzz corpus. Ends with "N passed, N failed, N skipped".
+# under AddressSanitizer + UndefinedBehaviorSanitizer, the command-line tools'
+# tests, the examples built and run on generated checkpoints, and a replay of
+# the fuzz corpus. Ends with "N passed, N failed, N skipped".
 set -u
 cd "$(dirname "$0")/.."
 B=${BUILD:-build}
@@ -66,7 +67,7 @@ for cc in "$CC" clang gcc; do
   for std in c99 c11; do
     compile "$cc -std=$std" "$cc" -std=$std $STRICT -I. -c "$T/impl.c" -o "$T/o.o"
     compile "$cc -std=$std NO_STDIO" "$cc" -std=$std $STRICT -DMODELLOAD_NO_STDIO -I. -c "$T/impl.c" -o "$T/o.o"
-    compile "$cc -std=$std STATIC" "$cc" -std=$std $STRICT -Wno-unused-function -DMODELLOAD_STATIC -I. -c "$T/impl.c" -o "$T/o.o"
+    compile "$cc -std=$std STATIC" "$cc" -std=$std $STRICT -DMODELLOAD_STATIC -I. -c "$T/impl.c" -o "$T/o.o"
   done
 done
 for cxx in "$CXX" clang++ g++; do
@@ -74,9 +75,18 @@ for cxx in "$CXX" clang++ g++; do
   for std in c++11 c++17; do
     compile "$cxx -std=$std" "$cxx" -std=$std $STRICT -I. -c "$T/impl.cpp" -o "$T/o.o"
   done
+  compile "$cxx -std=c++11 STATIC" "$cxx" -std=c++11 $STRICT -DMODELLOAD_STATIC -I. -c "$T/impl.cpp" -o "$T/o.o"
+done
+# the module switches, alone and as parse-only builds (also with MODELLOAD_STATIC):
+# whatever they remove, what is left must compile without a warning
+PARSE_ONLY="-DMODELLOAD_NO_WRITER -DMODELLOAD_NO_CONVERTER -DMODELLOAD_NO_OFFLOAD -DMODELLOAD_NO_THREADS"
+for cfg in "-DMODELLOAD_NO_WRITER" "-DMODELLOAD_NO_CONVERTER" "-DMODELLOAD_NO_OFFLOAD" "-DMODELLOAD_NO_FINGERPRINT" \
+           "$PARSE_ONLY" "-DMODELLOAD_STATIC $PARSE_ONLY" "-DMODELLOAD_STATIC $PARSE_ONLY -DMODELLOAD_NO_FINGERPRINT"; do
+  compile "$CC -std=c99 $cfg" "$CC" -std=c99 $STRICT $cfg -I. -c "$T/impl.c" -o "$T/o.o"
+  compile "$CXX -std=c++11 $cfg" "$CXX" -std=c++11 $STRICT $cfg -I. -c "$T/impl.cpp" -o "$T/o.o"
 done
 # MODELLOAD_MALLOC/REALLOC/FREE and MODELLOAD_ASSERT are honoured
-if "$CC" -std=c99 $STRICT -Wno-unused-function -I. "$T/malloc.c" -o "$T/malloc" > "$T/cc.log" 2>&1 && "$T/malloc"; then ok; else bad "custom allocator macros"; cat "$T/cc.log" >&2; fi
+if "$CC" -std=c99 $STRICT -I. "$T/malloc.c" -o "$T/malloc" > "$T/cc.log" 2>&1 && "$T/malloc"; then ok; else bad "custom allocator macros"; cat "$T/cc.log" >&2; fi
 # defining only some of them is an error
 if "$CC" -std=c99 -DMODELLOAD_MALLOC=malloc -I. -c "$T/impl.c" -o "$T/o.o" > /dev/null 2>&1; then bad "partial allocator macros accepted"; else ok; fi
 # header included in several files, implementation in one: links
@@ -106,16 +116,89 @@ if "$CC" -std=c99 -O1 -g -DMODELLOAD_NO_THREADS $STRICT -Wno-conversion -Itests 
   tally "$T/nt.out" "unit tests (MODELLOAD_NO_THREADS)"
 else bad "no-threads unit tests build"; fi
 
-# ---- 3. command-line tool -----------------------------------------------------
-if "$CC" -std=c99 -O2 $STRICT -I. examples/inspect.c -o "$B/mload-inspect" -pthread &&
-   "$CC" -std=c99 -O2 $STRICT -I. examples/convert.c -o "$B/mload-convert" -pthread &&
-   "$CC" -std=c99 -O2 $STRICT -I. examples/bind.c -o "$B/bind" -pthread &&
-   "$CC" -std=c99 -O2 $STRICT -I. examples/demo.c -o "$B/mload-demo" -pthread -lm &&
+# ---- 3. command-line tools ----------------------------------------------------
+if "$CC" -std=c99 -O2 $STRICT -I. examples/tools/inspect.c -o "$B/mload-inspect" -pthread &&
+   "$CC" -std=c99 -O2 $STRICT -I. examples/tools/convert.c -o "$B/mload-convert" -pthread &&
+   "$CC" -std=c99 -O2 $STRICT -I. examples/tools/demo.c -o "$B/mload-demo" -pthread -lm &&
    "$CC" -std=c99 -O2 -Wall -Wextra tests/gen_checkpoint.c -o "$B/gen_checkpoint"; then
   bash tests/test_cli.sh "$B" > "$T/cli.out" 2> "$T/cli.err"
   cat "$T/cli.err" >&2
   tally "$T/cli.out" "mload-inspect tests"
 else bad "cli build"; fi
+
+# ---- 3a. the short examples (examples/*.c) ------------------------------------
+# Each builds as strict C99 under ASan+UBSan (-O1) and as strict C++11 (-O2), then runs on
+# generated checkpoints (leak checks on); each run counts once.
+EXAMPLES="list read_tensor bind_model stream_layers custom_source"
+ex_pass0=$pass ex_fail0=$fail
+E=$T/examples
+mkdir -p "$E"
+for ex in $EXAMPLES; do # the builds run in parallel: the sanitized ones are slow
+  ( "$CC" -std=c99 -O1 -g $SAN $STRICT -I. "examples/$ex.c" -o "$E/$ex" -pthread > "$E/$ex.c.log" 2>&1; echo $? > "$E/$ex.c.rc" ) &
+  ( "$CXX" -std=c++11 -O2 $STRICT -x c++ -I. "examples/$ex.c" -o "$E/$ex.cxx" -pthread > "$E/$ex.cxx.log" 2>&1; echo $? > "$E/$ex.cxx.rc" ) &
+done
+wait
+for ex in $EXAMPLES; do
+  for lang in c cxx; do
+    if [ "$(cat "$E/$ex.$lang.rc")" = 0 ]; then ok; else bad "build examples/$ex.c ($lang)"; head -n 20 "$E/$ex.$lang.log" >&2; fi
+  done
+done
+
+# exrun WANT CMD...: true when CMD exits WANT and no sanitizer reports; output in $T/ex.out, $T/ex.err
+exrun() {
+  local want=$1 rc
+  shift
+  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 "$@" > "$T/ex.out" 2> "$T/ex.err"; rc=$?
+  if [ "$rc" = "$want" ] && ! grep -qE 'Sanitizer|runtime error' "$T/ex.err"; then return 0; fi
+  echo "  ${*##*/}: exited $rc, expected $want: $(head -c 800 "$T/ex.err")" >&2
+  return 1
+}
+G=$E/g.safetensors # 10 tensors: the names and shapes bind_model expects
+"$B/gen_checkpoint" "$G" 2 8 > /dev/null
+"$B/gen_checkpoint" "$E/wide.safetensors" 2 16 > /dev/null
+"$B/gen_checkpoint" "$E/deep.safetensors" 4 64 > /dev/null # 4 layers of 57600 bytes
+mkdir -p "$E/sharded"
+"$B/mload-convert" "$G" -o "$E/sharded/m.safetensors" --shard-size 2000 > /dev/null 2>&1
+# F32 [2,4] = 1 2 3 4 5 6 7 -0.5 (sum 27.5), converted to BF16 (exactly) by mload-convert
+{ printf '\x40\0\0\0\0\0\0\0%-64s' '{"w":{"dtype":"F32","shape":[2,4],"data_offsets":[0,32]}}'
+  printf '\0\0\x80\x3f\0\0\0\x40\0\0\x40\x40\0\0\x80\x40\0\0\xa0\x40\0\0\xc0\x40\0\0\xe0\x40\0\0\0\xbf'; } > "$E/v32.safetensors"
+"$B/mload-convert" "$E/v32.safetensors" -o "$E/v16.safetensors" --dtype BF16 > /dev/null 2>&1
+
+# list: a file, an index.json, a missing path
+if exrun 0 "$E/list" "$G" && [ "$(wc -l < "$T/ex.out")" = 11 ] && grep -qxF '10 tensors, 5984 bytes in 1 file(s)' "$T/ex.out" &&
+   grep -qP '^model\.layers\.1\.mlp\.up_proj\.weight\tBF16\t\[16,8\]\t256$' "$T/ex.out"; then ok; else bad "example list: $(tail -n 1 "$T/ex.out")"; fi
+if exrun 0 "$E/list" "$E/sharded/m.safetensors.index.json" && grep -qE '^10 tensors, 5984 bytes in [2-9] file\(s\)$' "$T/ex.out"; then ok
+else bad "example list (index.json): $(tail -n 1 "$T/ex.out")"; fi
+if exrun 1 "$E/list" "$E/none.safetensors" && grep -q 'CannotOpen' "$T/ex.err"; then ok; else bad "example list (missing file)"; fi
+# read_tensor: known values through a BF16 -> F32 conversion; an unknown name
+if exrun 0 "$E/read_tensor" "$E/v16.safetensors" w 3 && grep -qx 'w: BF16 \[2,4\], 8 values' "$T/ex.out" &&
+   grep -qx 'first: 1 2 3' "$T/ex.out" && grep -qx 'sum: 27.5' "$T/ex.out"; then ok; else bad "example read_tensor: $(cat "$T/ex.out")"; fi
+if exrun 1 "$E/read_tensor" "$G" no.such.tensor && grep -q 'no tensor named' "$T/ex.err"; then ok; else bad "example read_tensor (unknown name)"; fi
+# bind_model: the matching checkpoint; one of another width is refused
+if exrun 0 "$E/bind_model" "$G" && grep -q '^bind_model: loaded 10 tensors' "$T/ex.out"; then ok; else bad "example bind_model: $(cat "$T/ex.out")"; fi
+if exrun 1 "$E/bind_model" "$E/wide.safetensors" && grep -q 'BindMismatch' "$T/ex.err" && grep -q 'ShapeMismatch' "$T/ex.err"; then ok
+else bad "example bind_model (other shapes)"; fi
+# stream_layers: 4 layers (230400 bytes) under a 150000-byte budget; a budget below one layer
+if exrun 0 "$E/stream_layers" "$E/deep.safetensors" 150000 3; then
+  line=$(cat "$T/ex.out")
+  peak=$(echo "$line" | sed -nE 's/.* peak_device_bytes=([0-9]+).*/\1/p'); hits=$(echo "$line" | sed -nE 's/.* prefetch_hits=([0-9]+).*/\1/p')
+  if echo "$line" | grep -q '^4 layers x 3 passes: budget=150000 ' && [ -n "$peak" ] && [ "$peak" -gt 0 ] && [ "$peak" -le 150000 ] &&
+     [ "${hits:-0}" -gt 0 ]; then ok; else bad "example stream_layers: $line"; fi
+else bad "example stream_layers"; fi
+if exrun 1 "$E/stream_layers" "$E/deep.safetensors" 50000 && grep -q 'Budget' "$T/ex.err"; then ok; else bad "example stream_layers (budget too small)"; fi
+# custom_source: the checkpoint at byte 1000 of a pack file; the tensor's checksum (djb2)
+# must be the same through the pack, through memory and over the bytes mload-inspect dumps
+{ head -c 1000 /dev/zero | tr '\0' 'p'; cat "$G"; head -c 333 /dev/zero; } > "$E/game.pak"
+h=5381
+for byte in $("$B/mload-inspect" --dump model.norm.weight "$G" | od -An -tu1 -v); do h=$(( h * 33 + byte )); done
+want=$(printf 'checksum %x' "$h")
+if exrun 0 "$E/custom_source" "$E/game.pak" 1000 "$(wc -c < "$G")" model.norm.weight &&
+   [ "$(grep -c '^pack: model\.' "$T/ex.out")" = 10 ] && [ "$(grep -c '^memory: model\.' "$T/ex.out")" = 10 ] &&
+   grep -qx "pack: read model.norm.weight, 32 bytes, $want" "$T/ex.out" &&
+   grep -qx "memory: read model.norm.weight, 32 bytes, $want" "$T/ex.out"; then ok
+else bad "example custom_source (wanted $want): $(grep read "$T/ex.out")"; fi
+if exrun 1 "$E/custom_source" "$E/game.pak" 999 "$(wc -c < "$G")"; then ok; else bad "example custom_source (wrong offset)"; fi
+echo "examples: $((pass - ex_pass0)) passed, $((fail - ex_fail0)) failed"
 
 # ---- 3b. one map used by many threads, under ThreadSanitizer ----------------------
 if "$CC" -std=c99 -O1 -g -fsanitize=thread -Wall -Wextra -I. tests/test_threads.c -o "$B/test_threads" -pthread 2> "$T/tsan.log"; then

@@ -191,7 +191,7 @@ if [ -x "$B/mload-demo" ]; then
 else bad "mload-demo not built"; fi
 
 # 13. the tool builds alone with one cc command
-if cc -std=c99 -O2 -I. examples/inspect.c -o "$T/inspect-alone" 2> "$T/err" && "$T/inspect-alone" "$T/a.st" > /dev/null; then ok; else bad "standalone build: $(cat "$T/err")"; fi
+if cc -std=c99 -O2 -I. examples/tools/inspect.c -o "$T/inspect-alone" 2> "$T/err" && "$T/inspect-alone" "$T/a.st" > /dev/null; then ok; else bad "standalone build: $(cat "$T/err")"; fi
 
 echo "$pass passed, $fail failed, $skip skipped"
 [ "$fail" = 0 ]

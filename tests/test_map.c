@@ -1029,6 +1029,113 @@ static void rm_rf(const char *dir) {
     if (system(cmd) != 0) fprintf(stderr, "  (could not remove %s)\n", dir);
 }
 
+/* A user source over memory that offers the optional capabilities and counts
+   their use: views and direct bulk loads go through them, never through a
+   comparison with the built-in sources. */
+typedef struct cap_src {
+    const unsigned char *data;
+    uint64_t size;
+    int views, releases, direct_calls, refuse_direct;
+} cap_src;
+
+static mload_result cap_read(void *u, uint64_t off, void *dst, size_t n) {
+    cap_src *c = (cap_src *)u;
+    if (off > c->size || n > c->size - off) return MLOAD_ERR_IO;
+    memcpy(dst, c->data + off, n);
+    return MLOAD_OK;
+}
+static mload_result cap_size(void *u, uint64_t *out) { *out = ((cap_src *)u)->size; return MLOAD_OK; }
+static void cap_release(mload_view *v) { ((cap_src *)v->base)->releases++; }
+static mload_result cap_view(void *u, uint64_t off, uint64_t n, mload_view *out) {
+    cap_src *c = (cap_src *)u;
+    c->views++;
+    out->data = c->data + off;
+    out->size = n;
+    out->release = cap_release;
+    out->base = c;
+    return MLOAD_OK;
+}
+static mload_result cap_direct(void *u, uint64_t off, void *dst, size_t n, size_t *got) {
+    cap_src *c = (cap_src *)u;
+    c->direct_calls++;
+    if (off % MLOAD_DIRECT_ALIGN || n % MLOAD_DIRECT_ALIGN || (uintptr_t)dst % MLOAD_DIRECT_ALIGN) return MLOAD_ERR_IO;
+    if (c->refuse_direct) return MLOAD_ERR_UNSUPPORTED;
+    *got = off >= c->size ? 0 : (c->size - off < n ? (size_t)(c->size - off) : n);
+    memcpy(dst, c->data + off, *got);
+    return MLOAD_OK;
+}
+
+static void test_source_capabilities(void) {
+    /* two F32 tensors of 3000 elements: values i and 10000 + i */
+    tbuf hb = {0, 0, 0}, img;
+    float *vals = (float *)malloc(6000 * sizeof(float)), *got = (float *)malloc(6000 * sizeof(float));
+    const char *hdr = "{\"a\":{\"dtype\":\"F32\",\"shape\":[3000],\"data_offsets\":[0,12000]},"
+                      "\"b\":{\"dtype\":\"F32\",\"shape\":[3000],\"data_offsets\":[12000,24000]}}";
+    int k, pass;
+    (void)hb;
+    for (k = 0; k < 6000; ++k) vals[k] = (float)(k < 3000 ? k : 10000 + k - 3000);
+    img = make_st(hdr, 24000, (const unsigned char *)vals);
+    for (pass = 0; pass < 3; ++pass) { /* 0: view + direct, 1: direct refused, 2: no capability */
+        cap_src c;
+        mload_source s;
+        mload_map_desc d;
+        mload_map *m = NULL;
+        mload_error e;
+        mload_view v;
+        mload_load_item it[2];
+        mload_load_opts o;
+        memset(&c, 0, sizeof c);
+        c.data = img.p;
+        c.size = img.n;
+        c.refuse_direct = pass == 1;
+        memset(&s, 0, sizeof s);
+        s.read_at = cap_read;
+        s.size = cap_size;
+        s.user = &c;
+        if (pass < 2) {
+            s.view = cap_view;
+            s.read_direct = cap_direct;
+        }
+        memset(&d, 0, sizeof d);
+        d.sources = &s;
+        d.source_count = 1;
+        CHECK_RES(mload_map_open(&d, &m, &e), MLOAD_OK);
+        if (!m) continue;
+        if (pass < 2) {
+            CHECK_RES(mload_view_open(m, mload_map_find(m, "b"), &v, &e), MLOAD_OK);
+            CHECK(c.views == 1 && v.size == 12000 && v.data && memcmp(v.data, vals + 3000, 12000) == 0);
+            mload_view_close(&v);
+            CHECK(c.releases == 1 && v.data == NULL);
+        } else {
+            CHECK_RES(mload_view_open(m, mload_map_find(m, "b"), &v, &e), MLOAD_ERR_UNSUPPORTED);
+        }
+        memset(it, 0, sizeof it);
+        memset(got, 0, 6000 * sizeof(float));
+        it[0].tensor = mload_map_find(m, "a");
+        it[0].dst = got;
+        it[0].dst_size = 12000;
+        it[1].tensor = mload_map_find(m, "b");
+        it[1].as = MLOAD_DTYPE_F64; /* a casting direct read: through scratch */
+        it[1].dst = malloc(24000);
+        it[1].dst_size = 24000;
+        memset(&o, 0, sizeof o);
+        o.io = MLOAD_IO_DIRECT;
+        o.threads = 2;
+        o.chunk_bytes = 5000; /* several unaligned chunks per tensor */
+        CHECK_RES(mload_map_load(m, it, 2, &o, &e), MLOAD_OK);
+        CHECK(memcmp(got, vals, 12000) == 0);
+        if (it[1].dst) CHECK(((double *)it[1].dst)[0] == 10000.0 && ((double *)it[1].dst)[2999] == 12999.0);
+        if (pass == 0) CHECK(c.direct_calls >= 6); /* every chunk through read_direct */
+        if (pass == 1) CHECK(c.direct_calls >= 1); /* asked, refused, plain reads after */
+        if (pass == 2) CHECK(c.direct_calls == 0);
+        free(it[1].dst);
+        mload_map_close(m);
+    }
+    tbuf_free(&img);
+    free(vals);
+    free(got);
+}
+
 void area_map(void) {
     snprintf(tdir, sizeof tdir, "/tmp/mload_map_test_XXXXXX");
     if (!mkdtemp(tdir)) abort();
@@ -1043,6 +1150,7 @@ void area_map(void) {
     RUN(test_split_rows);
     RUN(test_map_bulk);
     RUN(test_map_bind);
+    RUN(test_source_capabilities);
     RUN(test_map_fingerprint);
     RUN(test_writer_roundtrip);
     RUN(test_writer_edges);

@@ -1,6 +1,6 @@
 /* mload-convert: convert a checkpoint's dtype and/or re-shard it.
 
-   Build:  cc -std=c99 -O2 -I. examples/convert.c -o mload-convert -pthread
+   Build:  cc -std=c99 -O2 -I. examples/tools/convert.c -o mload-convert -pthread
 
    Usage:  mload-convert IN... -o OUT.safetensors [--dtype DTYPE] [--shard-size BYTES] [--fp8-nonsat]
 

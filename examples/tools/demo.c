@@ -1,7 +1,7 @@
 /* demo: a model four times larger than the device budget, streamed layer by
    layer through the offload manager.
 
-   Build:  cc -std=c99 -O2 -I. examples/demo.c -o mload-demo -pthread -lm
+   Build:  cc -std=c99 -O2 -I. examples/tools/demo.c -o mload-demo -pthread -lm
    Run:    ./mload-demo [--onload F8_E4M3|F8_E5M2|BF16|F16|F32]   (or `make demo`)
 
    1. Writes a synthetic model to a temporary folder: 24 layers of an MLP,

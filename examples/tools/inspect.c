@@ -1,6 +1,6 @@
 /* mload-inspect: list, check, describe and dump safetensors checkpoints.
 
-   Build:  cc -std=c99 -O2 -I. examples/inspect.c -o mload-inspect -pthread
+   Build:  cc -std=c99 -O2 -I. examples/tools/inspect.c -o mload-inspect -pthread
 
    Usage:  mload-inspect [--convert RULES.txt] [--metadata] [--verify] [--json] PATH
            mload-inspect [--convert RULES.txt] --dump NAME [--as DTYPE] PATH > tensor.bin
