@@ -1335,19 +1335,22 @@ static uint32_t mload__default_threads(void) {
 #endif
 }
 
-#if !defined(MODELLOAD_NO_OFFLOAD)
-/* ---- the worker: one thread running queued jobs in order ----
-   The simulated device's copy engine (module 11) and the offload
-   manager's loads ahead of use (module 12) run on it. Its mutex also guards the owner's shared state: run() is
-   called with the mutex held and may release it around the work itself;
-   after each job `done` is broadcast. Without threads started == 0 and
-   the owner runs jobs inline. */
+/* ---- the worker: threads running queued jobs ----
+   Bulk loads (module 8) start a pool of them per load; the simulated
+   device's copy engine (module 11) and the offload manager's loads ahead of
+   use (module 12) run on one thread each, which takes jobs in order. Its
+   mutex also guards the owner's shared state: run() is called with the
+   mutex held and may release it around the work itself; after each job
+   `done` is broadcast. Without threads started == 0 and the owner runs
+   jobs inline. */
 #define MLOAD__JOB_MAX 48u
+#define MLOAD__MAX_THREADS 64u
 typedef struct mload__worker {
     mload__mutex mu;
     mload__cond work, done;
-    mload__thread th;
-    int started, stop;
+    mload__thread th[MLOAD__MAX_THREADS];
+    uint32_t started; /* threads running */
+    int stop;
     void (*run)(void *owner, void *job);
     void *owner;
     mload_allocator alloc;
@@ -1355,28 +1358,32 @@ typedef struct mload__worker {
     size_t esize, head, n, cap;
 } mload__worker;
 
-#if defined(MLOAD__THREADS)
+/* Removes the oldest queued job into *job (mutex held); 0 when empty. */
+static int mload__worker_take(mload__worker *w, void *job) {
+    if (w->n == 0) return 0;
+    memcpy(job, w->q + w->head * w->esize, w->esize);
+    w->head = (w->head + 1) % w->cap;
+    w->n--;
+    return 1;
+}
+
 static void *mload__worker_main(void *arg) {
     mload__worker *w = MLOAD__CAST(mload__worker *, arg);
     unsigned char job[MLOAD__JOB_MAX];
     mload__lock(&w->mu);
     for (;;) {
         while (!w->stop && w->n == 0) mload__cond_wait(&w->work, &w->mu);
-        if (w->n == 0) break; /* stopped, queue drained */
-        memcpy(job, w->q + w->head * w->esize, w->esize);
-        w->head = (w->head + 1) % w->cap;
-        w->n--;
+        if (!mload__worker_take(w, job)) break; /* stopped, queue drained */
         w->run(w->owner, job);
         mload__cond_broadcast(&w->done);
     }
     mload__unlock(&w->mu);
     return NULL;
 }
-#endif
 
-/* with_thread 0: the mutex only (the owner works inline) */
+/* nthreads 0: the mutex only (the owner works inline) */
 static void mload__worker_init(mload__worker *w, const mload_allocator *a, size_t esize, void (*run)(void *, void *),
-                               void *owner, int with_thread) {
+                               void *owner, uint32_t nthreads) {
     memset(w, 0, sizeof(*w));
     MODELLOAD_ASSERT(esize <= MLOAD__JOB_MAX);
     if (a) w->alloc = *a;
@@ -1386,11 +1393,9 @@ static void mload__worker_init(mload__worker *w, const mload_allocator *a, size_
     mload__mutex_init(&w->mu);
     mload__cond_init(&w->work);
     mload__cond_init(&w->done);
-#if defined(MLOAD__THREADS)
-    if (with_thread) w->started = mload__thread_start(&w->th, mload__worker_main, w);
-#else
-    (void)with_thread;
-#endif
+    while (w->started < nthreads && w->started < MLOAD__MAX_THREADS &&
+           mload__thread_start(&w->th[w->started], mload__worker_main, w))
+        w->started++;
 }
 
 /* Queues a job (mutex held). 0 when out of memory. */
@@ -1411,30 +1416,19 @@ static int mload__worker_push(mload__worker *w, const void *job) {
     return 1;
 }
 
-/* Removes the oldest queued job into *job (mutex held); 0 when empty. */
-static int mload__worker_take(mload__worker *w, void *job) {
-    if (w->n == 0) return 0;
-    memcpy(job, w->q + w->head * w->esize, w->esize);
-    w->head = (w->head + 1) % w->cap;
-    w->n--;
-    return 1;
-}
-
-/* Runs what is queued, stops the thread, frees the queue (mutex not held). */
+/* Runs what is queued, stops the threads, frees the queue (mutex not held). */
 static void mload__worker_destroy(mload__worker *w) {
-    if (w->started) {
-        mload__lock(&w->mu);
-        w->stop = 1;
-        mload__cond_signal(&w->work);
-        mload__unlock(&w->mu);
-        mload__thread_join(w->th);
-    }
+    uint32_t i;
+    mload__lock(&w->mu);
+    w->stop = 1;
+    mload__cond_broadcast(&w->work);
+    mload__unlock(&w->mu);
+    for (i = 0; i < w->started; ++i) mload__thread_join(w->th[i]);
     mload__mutex_destroy(&w->mu);
     mload__cond_destroy(&w->work);
     mload__cond_destroy(&w->done);
     mload__free(&w->alloc, w->q, w->cap * w->esize, sizeof(void *));
 }
-#endif /* !MODELLOAD_NO_OFFLOAD */
 
 /* checked arithmetic, one place */
 MLOAD__SHARED int mload__add_u64(uint64_t a, uint64_t b, uint64_t *out) {
@@ -2544,7 +2538,7 @@ static mload_result mload__json_string(mload__json *j, const char **s, size_t *l
    call moves to the next member and returns 1 with its key (kpos: where the
    key starts, may be NULL) and j->p on its value, or 0 after the closing
    '}'. On a syntax error *r is set and 0 returned. */
-static int mload__json_member(mload__json *j, int *state, const char **k, size_t *kl, char **kpos, mload_result *r) {
+static MLOAD__INLINE int mload__json_member(mload__json *j, int *state, const char **k, size_t *kl, char **kpos, mload_result *r) {
     if (*state == 0) {
         ++j->p;
         mload__json_ws(j);
@@ -5540,14 +5534,19 @@ typedef struct mload__bulk_thread {
     mload__job *job;
     unsigned char *scratch, *bounce;
     size_t scratch_size, bounce_size;
-    mload__thread tid;
-    int started;
 } mload__bulk_thread;
 
-static void *mload__bulk_main(void *arg) {
-    mload__bulk_thread *w = MLOAD__CAST(mload__bulk_thread *, arg);
-    mload__job_run(w->job, w->scratch, w->scratch_size, w->bounce, w->bounce_size);
-    return NULL;
+/* the pool's job k: the load's loop with thread k's buffers (pool mutex
+   held on entry and exit) */
+typedef struct mload__bulk_pool { mload__worker pool; mload__bulk_thread *t; } mload__bulk_pool;
+
+static void mload__bulk_run(void *owner, void *job) {
+    mload__bulk_pool *bp = MLOAD__CAST(mload__bulk_pool *, owner);
+    uint32_t k;
+    memcpy(&k, job, sizeof k);
+    mload__unlock(&bp->pool.mu);
+    mload__job_run(bp->t[k].job, bp->t[k].scratch, bp->t[k].scratch_size, bp->t[k].bounce, bp->t[k].bounce_size);
+    mload__lock(&bp->pool.mu);
 }
 
 
@@ -5612,6 +5611,7 @@ MODELLOAD_API mload_result mload_map_load(const mload_map *m, mload_load_item *i
                                           const mload_load_opts *opts, mload_error *err) {
     mload__job j;
     mload__bulk_thread *w;
+    mload__bulk_pool bp;
     uint32_t nthreads, i;
     uint64_t chunks = 0;
     size_t scratch_size = 4u << 20;
@@ -5637,10 +5637,14 @@ MODELLOAD_API mload_result mload_map_load(const mload_map *m, mload_load_item *i
     j.next_item = 0;
     j.next_elem = n ? items[0].first : 0;
     mload__mutex_init(&j.mu);
-    for (i = 1; i < nthreads; ++i) w[i].started = mload__thread_start(&w[i].tid, mload__bulk_main, &w[i]);
+    /* nthreads - 1 pool threads and the caller share the chunks */
+    bp.t = w;
+    mload__worker_init(&bp.pool, &m->alloc, sizeof(uint32_t), mload__bulk_run, &bp, nthreads - 1);
+    mload__lock(&bp.pool.mu);
+    for (i = 1; i <= bp.pool.started && mload__worker_push(&bp.pool, &i); ++i) {}
+    mload__unlock(&bp.pool.mu);
     mload__job_run(&j, w[0].scratch, w[0].scratch_size, w[0].bounce, w[0].bounce_size);
-    for (i = 1; i < nthreads; ++i)
-        if (w[i].started) mload__thread_join(w[i].tid);
+    mload__worker_destroy(&bp.pool);
     mload__mutex_destroy(&j.mu);
     r = j.result;
     if (r != MLOAD_OK && err) *err = j.err;
@@ -7071,7 +7075,7 @@ MODELLOAD_API mload_result mload_offload_create(const mload_offload_desc *desc, 
     o->owner = MLOAD__CAST(uint32_t *, mload__malloc(&o->alloc, (mload_map_count(o->map) + 1) * sizeof(uint32_t), sizeof(uint32_t)));
     if (!o->owner) { mload__free(&o->alloc, o, sizeof(*o), sizeof(void *)); return mload__oom(err); }
     for (i = 0; i < mload_map_count(o->map); ++i) o->owner[i] = MLOAD__NONE;
-    mload__worker_init(&o->w, &o->alloc, sizeof(uint32_t), mload__o_prefetch_run, o, o->depth > 0);
+    mload__worker_init(&o->w, &o->alloc, sizeof(uint32_t), mload__o_prefetch_run, o, o->depth > 0 ? 1u : 0u);
     *out = o;
     return MLOAD_OK;
 }
