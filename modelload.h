@@ -88,7 +88,7 @@
      8. BULK LOADS AND BINDING >>bulk  threaded loads (progress, cancel, O_DIRECT bounce buffers);
                                        binding a program's parameters
      9. FINGERPRINT     >>fingerprint  MD5 and the model fingerprint
-    10. WRITER          >>writer       safetensors files, shards and index.json, all-or-nothing
+    10. WRITER          >>writer       safetensors files, shards and index.json (temporary files, renamed when complete)
     11. DEVICES         >>devices      the device table; the host and the simulated devices
     12. OFFLOAD MANAGER >>offload      units and tiers, the hard budget, eviction (next use, LRU),
                                        prefetch, group moves, stats
@@ -2161,11 +2161,25 @@ static int mload__fd_direct(mload__fd_src *s) {
     mload__lock(&s->mu);
     if (s->dfd == -2) {
         struct stat a, b;
-        do { fd = open(s->path, O_RDONLY | O_DIRECT); } while (fd < 0 && errno == EINTR);
-        if (fd >= 0 && (fstat(fd, &a) != 0 || fstat(s->fd, &b) != 0 || a.st_dev != b.st_dev || a.st_ino != b.st_ino)) {
+        int flags = O_RDONLY | O_DIRECT;
+#ifdef O_CLOEXEC
+        flags |= O_CLOEXEC;
+#endif
+#ifdef O_NONBLOCK
+        flags |= O_NONBLOCK; /* the path may name a FIFO by now: never block on it (the inode check refuses it) */
+#endif
+        do { fd = open(s->path, flags); } while (fd < 0 && errno == EINTR);
+        if (fd >= 0 && (fstat(fd, &a) != 0 || fstat(s->fd, &b) != 0 || !S_ISREG(a.st_mode) || a.st_dev != b.st_dev ||
+                        a.st_ino != b.st_ino)) {
             close(fd);
             fd = -1;
         }
+#ifdef O_NONBLOCK
+        if (fd >= 0) { /* back to blocking reads, as the main descriptor */
+            int fl = fcntl(fd, F_GETFL);
+            if (fl >= 0) (void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+        }
+#endif
         s->dfd = fd < 0 ? -1 : fd;
     }
     fd = s->refused ? -1 : s->dfd;
@@ -5951,7 +5965,7 @@ MODELLOAD_API mload_result mload_map_fingerprint(const mload_map *m, char out[33
 
 /* ==========================================================================
    10. WRITER                                                      >>writer
-   safetensors files and sharded checkpoints with index.json, written all-or-nothing
+   safetensors files and sharded checkpoints with index.json, written under temporary names and renamed when complete
    ========================================================================== */
 
 #if !defined(MODELLOAD_NO_WRITER)

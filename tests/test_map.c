@@ -1136,6 +1136,42 @@ static void test_source_capabilities(void) {
     free(got);
 }
 
+/* A shard replaced by a FIFO after open: the O_DIRECT re-open of its path
+   must not block (it did: the load hung), and the load reads the file the
+   map opened. An alarm turns a hang into a failure. */
+static void test_map_direct_fifo(void) {
+    const char *names[] = {"w"};
+    unsigned rows[] = {4096};
+    tbuf b = f32_file(names, rows, 1, 1.0f);
+    char path[512];
+    mload_map *m = NULL;
+    mload_error e;
+    mload_load_item it;
+    mload_load_opts o;
+    float *got = (float *)malloc(4096 * 3 * sizeof(float));
+    put_file("fifo.safetensors", &b);
+    snprintf(path, sizeof path, "%s", tpath("fifo.safetensors"));
+    CHECK_RES(open_one(path, &m, &e), MLOAD_OK);
+    if (m && got && unlink(path) == 0 && mkfifo(path, 0600) == 0) {
+        memset(&it, 0, sizeof it);
+        it.tensor = mload_map_find(m, "w");
+        it.dst = got;
+        it.dst_size = 4096 * 3 * sizeof(float);
+        memset(&o, 0, sizeof o);
+        o.io = MLOAD_IO_DIRECT;
+        alarm(30);
+        CHECK_RES(mload_map_load(m, &it, 1, &o, &e), MLOAD_OK);
+        alarm(0);
+        CHECK(memcmp(got, b.p + b.n - 4096 * 3 * sizeof(float), 4096 * 3 * sizeof(float)) == 0);
+    } else {
+        CHECK(0);
+    }
+    unlink(path);
+    mload_map_close(m);
+    free(got);
+    tbuf_free(&b);
+}
+
 void area_map(void) {
     snprintf(tdir, sizeof tdir, "/tmp/mload_map_test_XXXXXX");
     if (!mkdtemp(tdir)) abort();
@@ -1151,6 +1187,7 @@ void area_map(void) {
     RUN(test_map_bulk);
     RUN(test_map_bind);
     RUN(test_source_capabilities);
+    RUN(test_map_direct_fifo);
     RUN(test_map_fingerprint);
     RUN(test_writer_roundtrip);
     RUN(test_writer_edges);
