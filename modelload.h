@@ -1274,6 +1274,14 @@ static void *mload__grow(const mload_allocator *a, void *arr, size_t *cap, size_
     return np;
 }
 
+/* grows *arr in place (its old block freed); 0 when out of memory, *arr unchanged */
+static int mload__reserve(const mload_allocator *a, void **arr, size_t *cap, size_t need, size_t elem) {
+    void *np = mload__grow(a, *arr, cap, need, elem);
+    if (!np) return 0;
+    *arr = np;
+    return 1;
+}
+
 /* monotonic nanoseconds (0 where no POSIX clock is visible) */
 MLOAD__SHARED uint64_t mload__now_ns(void) {
 #if defined(MLOAD__POSIX) && defined(CLOCK_MONOTONIC)
@@ -3548,13 +3556,6 @@ static void mload__recipes_free(const mload_allocator *a, mload__recipes *rc) {
     memset(rc, 0, sizeof(*rc));
 }
 
-static int mload__reserve(const mload_allocator *a, void **arr, size_t *cap, size_t need, size_t elem) {
-    void *np = mload__grow(a, *arr, cap, need, elem);
-    if (!np) return 0;
-    *arr = np;
-    return 1;
-}
-
 /* appends a recipe: its index, or SIZE_MAX on OOM */
 static size_t mload__recipe_add(const mload_allocator *a, mload__recipes *rc, const mload__recipe *v) {
     if (!mload__reserve(a, MLOAD__PCAST(void **, &rc->vts), &rc->vt_cap, rc->nvt + 1, sizeof(mload__recipe))) return SIZE_MAX;
@@ -4716,7 +4717,8 @@ struct mload_map {
     mload_allocator alloc;
     mload_file **files;
     char **paths;          /* NUL-terminated copies; NULL for user sources */
-    uint32_t nfiles, files_cap;
+    uint32_t nfiles;
+    size_t files_cap, paths_cap; /* grown one after the other: each freed with its own */
     mload_tensor *stored;  /* the files' tensors in name order */
     size_t nstored;
     mload_tensor *tensors; /* the name space, name order: `stored` itself without a converter */
@@ -4745,16 +4747,11 @@ static mload_result mload__map_fail_file(mload_error *err, uint32_t file_index, 
 /* Adds an opened file (and its path copy, may be NULL) to the map. */
 static mload_result mload__map_push(mload_map *m, mload_file *f, const char *path, mload_error *err) {
     char *pc = NULL;
-    if (m->nfiles == m->files_cap) {
-        size_t cap = m->files_cap, cap2 = m->files_cap;
-        void *p1, *p2;
-        if (m->nfiles >= 0x7FFFFFFFu) { mload_file_close(f); return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "too many files"); }
-        p1 = mload__grow(&m->alloc, m->files, &cap, m->nfiles + 1u, sizeof(mload_file *));
-        if (p1) m->files = MLOAD__CAST(mload_file **, p1);
-        p2 = p1 ? mload__grow(&m->alloc, m->paths, &cap2, m->nfiles + 1u, sizeof(char *)) : NULL;
-        if (p2) m->paths = MLOAD__CAST(char **, p2);
-        if (!p1 || !p2) { mload_file_close(f); return mload__oom(err); }
-        m->files_cap = MLOAD__CAST(uint32_t, cap);
+    if (m->nfiles >= 0x7FFFFFFFu) { mload_file_close(f); return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "too many files"); }
+    if (!mload__reserve(&m->alloc, MLOAD__PCAST(void **, &m->files), &m->files_cap, m->nfiles + 1u, sizeof(mload_file *)) ||
+        !mload__reserve(&m->alloc, MLOAD__PCAST(void **, &m->paths), &m->paths_cap, m->nfiles + 1u, sizeof(char *))) {
+        mload_file_close(f);
+        return mload__oom(err);
     }
     if (path && !(pc = mload__strndup(&m->alloc, path, strlen(path)))) { mload_file_close(f); return mload__oom(err); }
     m->files[m->nfiles] = f;
@@ -4776,11 +4773,13 @@ static mload_result mload__map_add_path(mload_map *m, const char *path, mload_er
 
 #if defined(MLOAD__POSIX)
 /* Joins dir (up to its last '/', or nothing) and name into an allocation. */
+/* (exactly strlen + 1 bytes: freed with mload__strfree) */
 static char *mload__path_join(const mload_allocator *a, const char *dir, size_t dir_len, const char *name, size_t name_len) {
-    char *p = MLOAD__CAST(char *, mload__malloc(a, dir_len + name_len + 2, 1));
+    size_t slash = dir_len && dir[dir_len - 1] != '/' ? 1u : 0u;
+    char *p = MLOAD__CAST(char *, mload__malloc(a, dir_len + slash + name_len + 1, 1));
     if (!p) return NULL;
     memcpy(p, dir, dir_len);
-    if (dir_len && dir[dir_len - 1] != '/') p[dir_len++] = '/';
+    if (slash) p[dir_len++] = '/';
     memcpy(p + dir_len, name, name_len);
     p[dir_len + name_len] = '\0';
     return p;
@@ -5071,7 +5070,7 @@ static void mload__map_free(mload_map *m) {
         mload__strfree(&a, m->paths[i]);
     }
     mload__free(&a, m->files, m->files_cap * sizeof(mload_file *), sizeof(void *));
-    mload__free(&a, m->paths, m->files_cap * sizeof(char *), sizeof(void *));
+    mload__free(&a, m->paths, m->paths_cap * sizeof(char *), sizeof(void *));
     if (m->tensors != m->stored) mload__free(&a, m->tensors, (m->count + 1) * sizeof(mload_tensor), sizeof(void *));
     mload__free(&a, m->stored, (m->nstored + 1) * sizeof(mload_tensor), sizeof(void *));
     mload__free(&a, m->recipe_of, (m->count + 1) * sizeof(size_t), sizeof(void *));

@@ -209,6 +209,88 @@ static void test_map_index_ok(void) {
     }
 }
 
+/* An allocator that checks the size of every free against its allocation
+   and fails allocation number fail_at (-1: never). */
+typedef struct szchk { void **ptr; size_t *size, n, cap; long calls, fail_at, mismatches; } szchk;
+static void *szchk_alloc(size_t size, size_t align, void *user) {
+    szchk *c = (szchk *)user;
+    void *p;
+    if (c->calls++ == c->fail_at) return NULL;
+    if (align < sizeof(void *)) align = sizeof(void *);
+    if (posix_memalign(&p, align, size) != 0) return NULL;
+    if (c->n == c->cap) {
+        c->cap = c->cap ? c->cap * 2 : 64;
+        c->ptr = (void **)realloc(c->ptr, c->cap * sizeof(void *));
+        c->size = (size_t *)realloc(c->size, c->cap * sizeof(size_t));
+        if (!c->ptr || !c->size) abort();
+    }
+    c->ptr[c->n] = p;
+    c->size[c->n++] = size;
+    return p;
+}
+static void szchk_free(void *p, size_t size, void *user) {
+    szchk *c = (szchk *)user;
+    size_t i;
+    for (i = 0; i < c->n && c->ptr[i] != p; ++i) {}
+    if (i == c->n || c->size[i] != size) {
+        c->mismatches++;
+        fprintf(stderr, "  free of %zu bytes: %s\n", size, i == c->n ? "unknown block" : "allocated with another size");
+    }
+    if (i < c->n) {
+        c->ptr[i] = c->ptr[c->n - 1];
+        c->size[i] = c->size[--c->n];
+    }
+    free(p);
+}
+
+/* index.json and folder opens give every block back with its own size,
+   whichever allocation fails (a shard path was freed one byte short) */
+static void test_map_free_sizes(void) {
+    static const char *paths[1];
+    int which;
+    write_shards();
+    put_text("sh/sz.safetensors.index.json",
+             "{\"weight_map\": {\"l.0.w\": \"s-1.safetensors\", \"l.0.b\": \"s-1.safetensors\", \"l.1.w\": \"s-2.safetensors\"}}");
+    paths[0] = tpath("sh/sz.safetensors.index.json");
+    {   /* a folder of the same two shards */
+        const char *n1[] = {"l.0.w", "l.0.b"};
+        unsigned r1[] = {2, 1};
+        tbuf f1 = f32_file(n1, r1, 2, 0);
+        mkdir(tpath("szf"), 0755);
+        put_file("szf/a.safetensors", &f1);
+        tbuf_free(&f1);
+    }
+    for (which = 0; which < 2; ++which) {
+        char p[512];
+        long k;
+        mload_result r = MLOAD_ERR_OUT_OF_MEMORY;
+        snprintf(p, sizeof p, "%s", which ? tpath("szf") : paths[0]);
+        for (k = -1; k < 200 && (k < 0 || r == MLOAD_ERR_OUT_OF_MEMORY); ++k) {
+            szchk c;
+            mload_map_desc d;
+            mload_map *m = NULL;
+            mload_error e;
+            const char *pp = p;
+            memset(&c, 0, sizeof c);
+            c.fail_at = k;
+            memset(&d, 0, sizeof d);
+            d.paths = &pp;
+            d.path_count = 1;
+            d.allocator.alloc = szchk_alloc;
+            d.allocator.free = szchk_free;
+            d.allocator.user = &c;
+            r = mload_map_open(&d, &m, &e);
+            if (k < 0) CHECK_RES(r, MLOAD_OK);
+            mload_map_close(m);
+            CHECK(c.mismatches == 0 && c.n == 0);
+            free(c.ptr);
+            free(c.size);
+            if (k < 0) r = MLOAD_ERR_OUT_OF_MEMORY;
+        }
+        CHECK_RES(r, MLOAD_OK);
+    }
+}
+
 static void test_map_index_checks(void) {
     static const struct { const char *json; const char *needle; } bad[] = {
         {"{\"weight_map\":{\"l.0.w\":\"../s-1.safetensors\",\"l.0.b\":\"s-1.safetensors\",\"l.1.w\":\"s-2.safetensors\"}}", "plain file name"},
@@ -1179,6 +1261,7 @@ void area_map(void) {
     RUN(test_map_duplicates);
     RUN(test_map_index_ok);
     RUN(test_map_index_checks);
+    RUN(test_map_free_sizes);
     RUN(test_map_official_sharded);
     RUN(test_map_prefix);
     RUN(test_map_read_convert_and_ranges);
