@@ -753,20 +753,26 @@ MODELLOAD_API mload_result mload_map_load_arena(const mload_map *m, mload_load_i
                                                 const mload_load_opts *opts, void **arena, uint64_t *arena_size,
                                                 mload_error *err);
 
-/* A tensor a program expects (the C analogue of load_state_dict). */
+/* A tensor a program expects (the C analogue of load_state_dict): inputs
+   only, so a model's table of bindings can be const. */
 typedef struct mload_binding {
     const char *name;
     mload_dtype dtype;           /* wanted dtype; MLOAD_DTYPE_INVALID = as stored */
     uint32_t rank;               /* expected shape (of the slice, with shard_world > 1) ... */
     const uint64_t *shape;       /* ... NULL = not checked */
-    void *dst;                   /* NULL = allocate (then allocated = 1) */
+    void *dst;                   /* NULL = the library allocates (see mload_bind_result) */
     uint64_t dst_size;
     uint32_t shard_rank, shard_world; /* world > 1: only this rank's rows of dim 0 */
-    /* results */
-    mload_result status;         /* OK, NOT_FOUND, SHAPE_MISMATCH, UNSUPPORTED (dtype), INVALID_ARGUMENT (dst too small) */
-    const mload_tensor *tensor;
-    int allocated;
 } mload_binding;
+
+/* What happened to one binding (outputs: the library sets every field). */
+typedef struct mload_bind_result {
+    mload_result status;         /* OK, NOT_FOUND, SHAPE_MISMATCH, UNSUPPORTED (dtype), INVALID_ARGUMENT (dst too small) */
+    const mload_tensor *tensor;  /* the matched tensor, or NULL */
+    void *dst;                   /* the binding's dst, or the buffer allocated for it */
+    uint64_t dst_size;
+    int allocated;               /* 1: dst was allocated: free it with mload_map_free_buffer(m, dst, dst_size) */
+} mload_bind_result;
 
 typedef enum mload_bind_mode {
     MLOAD_BIND_STRICT = 0, /* default: any missing, mismatched or unexpected tensor fails before writing */
@@ -786,12 +792,14 @@ typedef struct mload_bind_report {
     uint64_t loaded, missing, mismatched, unexpected;
 } mload_bind_report;
 
-/* Fills every binding through the bulk path. Strict mode returns
-   MLOAD_ERR_BIND_MISMATCH (nothing written, nothing allocated) when the
-   report is not clean; lenient mode loads the matching ones and returns OK.
-   opts and report may be NULL. */
-MODELLOAD_API mload_result mload_map_bind(const mload_map *m, mload_binding *b, uint64_t n, const mload_bind_opts *opts,
-                                          mload_bind_report *report, mload_error *err);
+/* Fills every binding through the bulk path; results (n entries) says what
+   happened to each. Strict mode returns MLOAD_ERR_BIND_MISMATCH (nothing
+   written, nothing allocated) when the report is not clean; lenient mode
+   loads the matching ones and returns OK. opts, results and report may be
+   NULL, except that results is required when a binding asks the library to
+   allocate (dst NULL). On a failed load nothing stays allocated. */
+MODELLOAD_API mload_result mload_map_bind(const mload_map *m, const mload_binding *b, uint64_t n, const mload_bind_opts *opts,
+                                          mload_bind_result *results, mload_bind_report *report, mload_error *err);
 
 
 /* ==========================================================================
@@ -5708,19 +5716,21 @@ MODELLOAD_API mload_result mload_map_load_arena(const mload_map *m, mload_load_i
 /* ---- binding ---- */
 
 /* matches binding bi to its tensor (marked in used) and checks it: its
-   status, and the load item when it is OK */
-static mload_result mload__bind_match(const mload_map *m, mload_binding *bi, mload_load_item *item, unsigned char *used) {
+   result, and the load item when it is OK */
+static mload_result mload__bind_match(const mload_map *m, const mload_binding *bi, mload_bind_result *res,
+                                      mload_load_item *item, unsigned char *used) {
     const mload_tensor *t = bi->name ? mload_map_find(m, bi->name) : NULL;
     uint64_t first = 0, cnt, rows_b = 0, rows_c = 0, need, per_row, sbytes;
     mload_dtype as = bi->dtype ? bi->dtype : (t ? t->dtype : MLOAD_DTYPE_INVALID);
-    bi->tensor = t;
-    bi->allocated = 0;
-    bi->status = MLOAD_OK;
-    if (!t) return bi->status = MLOAD_ERR_NOT_FOUND;
+    memset(res, 0, sizeof(*res));
+    res->tensor = t;
+    res->dst = bi->dst;
+    res->dst_size = bi->dst ? bi->dst_size : 0;
+    if (!t) return res->status = MLOAD_ERR_NOT_FOUND;
     used[t - m->tensors] = 1;
     cnt = t->numel;
     if (bi->shard_world > 1) {
-        if (t->rank == 0) return bi->status = MLOAD_ERR_SHAPE_MISMATCH;
+        if (t->rank == 0) return res->status = MLOAD_ERR_SHAPE_MISMATCH;
         mload_split_rows(t->shape[0], bi->shard_rank, bi->shard_world, &rows_b, &rows_c);
         per_row = t->shape[0] ? t->numel / t->shape[0] : 0;
         first = rows_b * per_row;
@@ -5730,11 +5740,11 @@ static mload_result mload__bind_match(const mload_map *m, mload_binding *bi, mlo
         uint32_t d;
         int ok = bi->rank == t->rank;
         for (d = 0; ok && d < t->rank; ++d) ok = bi->shape[d] == ((d == 0 && bi->shard_world > 1) ? rows_c : t->shape[d]);
-        if (!ok) return bi->status = MLOAD_ERR_SHAPE_MISMATCH;
+        if (!ok) return res->status = MLOAD_ERR_SHAPE_MISMATCH;
     }
-    bi->status = mload__map_check(m, t, first, cnt, &as, bi->dst ? bi->dst_size : UINT64_MAX,
-                                  bi->dst ? bi->dst : MLOAD__CAST(const void *, m), &sbytes, &need, NULL);
-    if (bi->status != MLOAD_OK) return bi->status;
+    res->status = mload__map_check(m, t, first, cnt, &as, bi->dst ? bi->dst_size : UINT64_MAX,
+                                   bi->dst ? bi->dst : MLOAD__CAST(const void *, m), &sbytes, &need, NULL);
+    if (res->status != MLOAD_OK) return res->status;
     item->tensor = t;
     item->as = as;
     item->dst = bi->dst;
@@ -5744,28 +5754,60 @@ static mload_result mload__bind_match(const mload_map *m, mload_binding *bi, mlo
     return MLOAD_OK;
 }
 
-MODELLOAD_API mload_result mload_map_bind(const mload_map *m, mload_binding *b, uint64_t n, const mload_bind_opts *opts,
-                                          mload_bind_report *report, mload_error *err) {
+/* allocates where asked, then one bulk load of the ni matched items; on
+   failure what was allocated is freed */
+static mload_result mload__bind_fill(const mload_map *m, uint64_t n, mload_bind_result *res, mload_load_item *items, uint64_t ni,
+                                     const mload_load_opts *load, mload_error *err) {
+    uint64_t k, i;
+    mload_result r = MLOAD_OK;
+    for (k = 0, i = 0; k < n && r == MLOAD_OK; ++k) {
+        if (res[k].status != MLOAD_OK) continue;
+        if (!items[i].dst) {
+            void *p = mload__malloc(&m->alloc, MLOAD__CAST(size_t, items[i].dst_size ? items[i].dst_size : 1), 64);
+            if (!p) { r = mload__oom(err); break; }
+            res[k].dst = items[i].dst = p;
+            res[k].dst_size = items[i].dst_size;
+            res[k].allocated = 1;
+        }
+        i++;
+    }
+    if (r == MLOAD_OK) r = mload_map_load(m, items, ni, load, err);
+    for (k = 0; k < n && r != MLOAD_OK; ++k) {
+        if (!res[k].allocated) continue;
+        mload_map_free_buffer(m, res[k].dst, res[k].dst_size);
+        res[k].dst = NULL;
+        res[k].dst_size = 0;
+        res[k].allocated = 0;
+    }
+    return r;
+}
+
+MODELLOAD_API mload_result mload_map_bind(const mload_map *m, const mload_binding *b, uint64_t n, const mload_bind_opts *opts,
+                                          mload_bind_result *results, mload_bind_report *report, mload_error *err) {
     mload_bind_report rep;
     mload_bind_opts bo;
+    mload_bind_result *res = results;
     unsigned char *used = NULL;
     mload_load_item *items = NULL;
     uint64_t k, ni = 0;
     mload_result r = MLOAD_OK;
+    int allocating = 0;
     if (opts) bo = *opts;
     else memset(&bo, 0, sizeof bo);
     if (report) memset(report, 0, sizeof(*report));
-    if (!m || (n && !b) || MLOAD__CAST(uint32_t, bo.mode) > MLOAD_BIND_LENIENT || (bo.unexpected_cap && !bo.unexpected))
+    for (k = 0; b && k < n; ++k) allocating |= b[k].dst == NULL;
+    if (!m || (n && !b) || MLOAD__CAST(uint32_t, bo.mode) > MLOAD_BIND_LENIENT || (bo.unexpected_cap && !bo.unexpected) ||
+        (allocating && !results))
         return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0,
-                           "NULL map or bindings, bad mode, or unexpected_cap without an array");
+                           "NULL map or bindings, bad mode, unexpected_cap without an array, or an allocating binding without results");
     memset(&rep, 0, sizeof rep);
+    if (!res) res = MLOAD__CAST(mload_bind_result *, mload__malloc(&m->alloc, MLOAD__CAST(size_t, n + 1) * sizeof(mload_bind_result), sizeof(void *)));
     used = MLOAD__CAST(unsigned char *, mload__malloc(&m->alloc, MLOAD__CAST(size_t, m->count + 1), 1));
     items = MLOAD__CAST(mload_load_item *, mload__malloc(&m->alloc, MLOAD__CAST(size_t, n + 1) * sizeof(mload_load_item), sizeof(void *)));
-    if (!used || !items) { r = mload__oom(err); goto out; }
+    if (!res || !used || !items) { r = mload__oom(err); goto out; }
     memset(used, 0, MLOAD__CAST(size_t, m->count + 1));
-    /* 1. match and check everything; nothing is written yet */
-    for (k = 0; k < n; ++k) {
-        mload_result st = mload__bind_match(m, &b[k], &items[ni], used);
+    for (k = 0; k < n; ++k) { /* 1. match and check everything; nothing is written yet */
+        mload_result st = mload__bind_match(m, &b[k], &res[k], &items[ni], used);
         if (st == MLOAD_ERR_NOT_FOUND) rep.missing++;
         else if (st != MLOAD_OK) rep.mismatched++;
         else ni++;
@@ -5775,43 +5817,15 @@ MODELLOAD_API mload_result mload_map_bind(const mload_map *m, mload_binding *b, 
         if (rep.unexpected < bo.unexpected_cap) bo.unexpected[rep.unexpected] = &m->tensors[k];
         rep.unexpected++;
     }
-    if (bo.mode == MLOAD_BIND_STRICT && (rep.missing || rep.mismatched || rep.unexpected)) {
+    if (bo.mode == MLOAD_BIND_STRICT && (rep.missing || rep.mismatched || rep.unexpected))
         r = mload__fail(err, MLOAD_ERR_BIND_MISMATCH, MLOAD_NO_OFFSET, NULL, 0,
                         "strict bind: %U missing, %U mismatched, %U unexpected; nothing was loaded", rep.missing,
                         rep.mismatched, rep.unexpected);
-        goto out;
-    }
-    /* 2. allocate where asked, then one bulk load */
-    for (k = 0, ni = 0; k < n; ++k) {
-        mload_binding *bi = &b[k];
-        if (bi->status != MLOAD_OK) continue;
-        if (!bi->dst) {
-            size_t sz = MLOAD__CAST(size_t, items[ni].dst_size ? items[ni].dst_size : 1);
-            void *p = mload__malloc(&m->alloc, sz, 64);
-            if (!p) { r = mload__oom(err); goto undo; }
-            bi->dst = p;
-            bi->dst_size = items[ni].dst_size;
-            bi->allocated = 1;
-            items[ni].dst = p;
-        }
-        ni++;
-    }
-    r = mload_map_load(m, items, ni, &bo.load, err);
-    if (r == MLOAD_OK) {
+    else if ((r = mload__bind_fill(m, n, res, items, ni, &bo.load, err)) == MLOAD_OK) /* 2. allocate, load */
         rep.loaded = ni;
-        goto out;
-    }
-undo:
-    for (k = 0; k < n; ++k) {
-        if (b[k].allocated) {
-            mload_map_free_buffer(m, b[k].dst, b[k].dst_size);
-            b[k].dst = NULL;
-            b[k].dst_size = 0;
-            b[k].allocated = 0;
-        }
-    }
 out:
     if (report) *report = rep;
+    if (res != results) mload__free(&m->alloc, res, MLOAD__CAST(size_t, n + 1) * sizeof(mload_bind_result), sizeof(void *));
     mload__free(&m->alloc, used, MLOAD__CAST(size_t, m->count + 1), 1);
     mload__free(&m->alloc, items, MLOAD__CAST(size_t, n + 1) * sizeof(mload_load_item), sizeof(void *));
     return r;
@@ -7559,7 +7573,7 @@ REVISION HISTORY (every rename with its old name: docs/changelog.md)
 
   0.2.0  One vocabulary (open/close, create/destroy, cast vs converter, enums
          for every choice, mload_error on every fallible call, uint64_t
-         counts, const read handles, bind options and report split); the
+         counts, const read handles, bind inputs, results and report apart); the
          header re-cut into numbered modules with >>tags; tensor recipes;
          source capabilities (view, read_direct); MODELLOAD_NO_CONVERTER,
          _NO_FINGERPRINT, _NO_WRITER, _NO_OFFLOAD; MODELLOAD_STATIC builds

@@ -24,7 +24,7 @@ static const uint64_t s_embed[2] = {VOCAB, HIDDEN}, s_down[2] = {HIDDEN, 2 * HID
 
 /* one expected tensor: its name, its shape, and where it goes */
 static void expect(mload_binding *b, const char *name, uint32_t rank, const uint64_t *shape, void *dst, size_t size) {
-    memset(b, 0, sizeof *b); /* zero: no sharding, results cleared */
+    memset(b, 0, sizeof *b); /* zero: no sharding */
     b->name = name; b->dtype = MLOAD_DTYPE_F32; b->rank = rank; b->shape = shape; b->dst = dst; b->dst_size = size;
 }
 
@@ -32,6 +32,7 @@ int main(int argc, char **argv) {
     static const char *const kinds[PER_LAYER] = {"mlp.down_proj", "mlp.up_proj", "self_attn.qkv_proj", "input_layernorm"};
     static char names[LAYERS][PER_LAYER][64];
     mload_binding b[2 + PER_LAYER * LAYERS];
+    mload_bind_result res[2 + PER_LAYER * LAYERS]; /* what happened to each binding */
     mload_bind_report rep;
     mload_map_desc desc;
     mload_map *m = NULL;
@@ -56,10 +57,10 @@ int main(int argc, char **argv) {
     memset(&desc, 0, sizeof desc);
     desc.paths = (const char *const *)&argv[1]; /* one path: a file, a folder or an index.json */
     desc.path_count = 1;
-    if (mload_map_open(&desc, &m, &e) != MLOAD_OK || mload_map_bind(m, b, n, NULL, &rep, &e) != MLOAD_OK) {
+    if (mload_map_open(&desc, &m, &e) != MLOAD_OK || mload_map_bind(m, b, n, NULL, res, &rep, &e) != MLOAD_OK) {
         fprintf(stderr, "bind_model: %s: %s: %s\n", argv[1], mload_result_string(e.code), e.message);
         for (i = 0; m != NULL && i < n; ++i) /* the bind ran and wrote nothing: say what did not match */
-            if (b[i].status != MLOAD_OK) fprintf(stderr, "  %s: %s\n", b[i].name, mload_result_string(b[i].status));
+            if (res[i].status != MLOAD_OK) fprintf(stderr, "  %s: %s\n", b[i].name, mload_result_string(res[i].status));
         mload_map_close(m); /* NULL when the open failed: ignored */
         return 1;
     }

@@ -713,17 +713,18 @@ static void test_map_bind(void) {
         memset(&rep, 0xA5, sizeof rep); /* the report is output only: the library sets every field */
         strict.unexpected = unexp;
         strict.unexpected_cap = 4;
-        CHECK_RES(mload_map_bind(m, b, 3, &strict, &rep, &e), MLOAD_ERR_BIND_MISMATCH);
+        CHECK_RES(mload_map_bind(m, b, 3, &strict, NULL, &rep, &e), MLOAD_ERR_BIND_MISMATCH);
         CHECK_EQ_U64(rep.unexpected, 1);
         CHECK(strcmp(unexp[0]->name, "extra") == 0);
         CHECK(((unsigned char *)&tm)[0] == 0x7F && ((unsigned char *)&tm)[sizeof tm - 1] == 0x7F);
         /* lenient: loads the three */
-        CHECK_RES(mload_map_bind(m, b, 3, &lenient, &rep, &e), MLOAD_OK);
+        CHECK_RES(mload_map_bind(m, b, 3, &lenient, NULL, &rep, &e), MLOAD_OK);
         CHECK_EQ_U64(rep.loaded, 3);
         CHECK(tm.embed[3][2] == 11.0f && tm.layer0[0][0] == 100.0f && tm.layer1[1][2] == 205.0f);
         /* missing, shape mismatch, small buffer, bad dtype: each reported */
         {
             mload_binding c[5];
+            mload_bind_result cr[5];
             float small[2];
             uint64_t got_rows;
             memset(c, 0, sizeof c);
@@ -733,24 +734,25 @@ static void test_map_bind(void) {
             c[3].name = "layer.1"; c[3].dtype = MLOAD_DTYPE_C64;
             c[4].name = "extra"; c[4].dtype = MLOAD_DTYPE_F16; /* allocate */
             memset(&rep, 0, sizeof rep);
-            CHECK_RES(mload_map_bind(m, c, 5, NULL, &rep, &e), MLOAD_ERR_BIND_MISMATCH);
-            CHECK(c[4].dst == NULL && !c[4].allocated); /* strict: nothing allocated */
-            CHECK(c[0].status == MLOAD_ERR_NOT_FOUND && c[1].status == MLOAD_ERR_SHAPE_MISMATCH &&
-                  c[2].status == MLOAD_ERR_INVALID_ARGUMENT && c[3].status == MLOAD_ERR_UNSUPPORTED);
+            CHECK_RES(mload_map_bind(m, c, 5, NULL, NULL, &rep, &e), MLOAD_ERR_INVALID_ARGUMENT); /* allocating: needs results */
+            CHECK_RES(mload_map_bind(m, c, 5, NULL, cr, &rep, &e), MLOAD_ERR_BIND_MISMATCH);
+            CHECK(cr[4].dst == NULL && !cr[4].allocated); /* strict: nothing allocated */
+            CHECK(cr[0].status == MLOAD_ERR_NOT_FOUND && cr[1].status == MLOAD_ERR_SHAPE_MISMATCH &&
+                  cr[2].status == MLOAD_ERR_INVALID_ARGUMENT && cr[3].status == MLOAD_ERR_UNSUPPORTED);
             CHECK(rep.missing == 1 && rep.mismatched == 3 && rep.unexpected == 0);
-            CHECK_RES(mload_map_bind(m, c, 5, &lenient, &rep, &e), MLOAD_OK);
+            CHECK_RES(mload_map_bind(m, c, 5, &lenient, cr, &rep, &e), MLOAD_OK);
             CHECK_EQ_U64(rep.loaded, 1);
-            CHECK(c[4].allocated && c[4].dst != NULL && c[4].dst_size == 6);
-            if (c[4].dst) CHECK(((uint16_t *)c[4].dst)[2] == 0x5CB8); /* 302.0 in F16 */
-            mload_map_free_buffer(m, c[4].dst, c[4].dst_size);
+            CHECK(cr[4].allocated && cr[4].dst != NULL && cr[4].dst_size == 6);
+            if (cr[4].dst) CHECK(((uint16_t *)cr[4].dst)[2] == 0x5CB8); /* 302.0 in F16 */
+            mload_map_free_buffer(m, cr[4].dst, cr[4].dst_size);
             /* a rank's slice of rows */
             memset(c, 0, sizeof c);
             c[0].name = "embed"; c[0].shard_rank = 1; c[0].shard_world = 3; /* 4 rows: 2,1,1 -> rank 1 gets row 2 */
-            CHECK_RES(mload_map_bind(m, c, 1, &lenient, &rep, &e), MLOAD_OK);
-            got_rows = c[0].dst_size / 12;
+            CHECK_RES(mload_map_bind(m, c, 1, &lenient, cr, &rep, &e), MLOAD_OK);
+            got_rows = cr[0].dst_size / 12;
             CHECK_EQ_U64(got_rows, 1);
-            if (c[0].dst) CHECK(((float *)c[0].dst)[0] == 6.0f);
-            mload_map_free_buffer(m, c[0].dst, c[0].dst_size);
+            if (cr[0].dst) CHECK(((float *)cr[0].dst)[0] == 6.0f);
+            mload_map_free_buffer(m, cr[0].dst, cr[0].dst_size);
         }
         mload_map_close(m);
     }
