@@ -615,7 +615,8 @@ typedef enum mload_dup_policy {
 
 typedef struct mload_map_desc {
     /* each path is a .safetensors file, a folder (every *.safetensors in it,
-       sorted by name) or a *.index.json of a sharded checkpoint; files are
+       sorted by name; an entry so named that is not a readable regular file,
+       such as a dangling symlink, is MLOAD_ERR_CANNOT_OPEN naming it) or a *.index.json of a sharded checkpoint; files are
        ordered as given (this order decides MLOAD_DUP_LAST_WINS) */
     const char *const *paths;
     uint64_t path_count;
@@ -4813,7 +4814,12 @@ static mload_result mload__map_add_folder(mload_map *m, const char *dir, mload_e
         if (nl <= 12 || !mload__ends_with(de->d_name, ".safetensors")) continue;
         full = mload__path_join(&m->alloc, dir, dl, de->d_name, nl);
         if (!full) { r = mload__oom(err); break; }
-        if (stat(full, &st) != 0 || !S_ISREG(st.st_mode)) { mload__strfree(&m->alloc, full); continue; }
+        if (stat(full, &st) != 0 || !S_ISREG(st.st_mode)) { /* a dangling link (a missing blob), a FIFO, a device... */
+            r = mload__fail(err, MLOAD_ERR_CANNOT_OPEN, MLOAD_NO_OFFSET, de->d_name, nl,
+                            "folder entry '%s' is named like a checkpoint file but is not a readable regular file", full);
+            mload__strfree(&m->alloc, full);
+            break;
+        }
         np = mload__grow(&m->alloc, names, &cap, n + 1, sizeof(char *));
         if (!np) { mload__strfree(&m->alloc, full); r = mload__oom(err); break; }
         names = MLOAD__CAST(char **, np);

@@ -1256,6 +1256,31 @@ static void test_map_direct_fifo(void) {
     tbuf_free(&b);
 }
 
+/* A folder entry named like a checkpoint file that cannot be opened (a
+   dangling symlink: an interrupted download into a cache of links, or a
+   FIFO) is an error naming it, not silently skipped. */
+static void test_map_folder_bad_entry(void) {
+    const char *names[] = {"x"};
+    unsigned rows[] = {2};
+    tbuf b = f32_file(names, rows, 1, 0);
+    mload_map *m = NULL;
+    mload_error e;
+    mkdir(tpath("fb"), 0755);
+    put_file("fb/a.safetensors", &b);
+    CHECK_RES(open_one(tpath("fb"), &m, &e), MLOAD_OK);
+    mload_map_close(m);
+    m = NULL;
+    CHECK(symlink("blobs/missing", tpath("fb/b.safetensors")) == 0);
+    CHECK_RES(open_one(tpath("fb"), &m, &e), MLOAD_ERR_CANNOT_OPEN);
+    CHECK(m == NULL && strstr(e.message, "b.safetensors") != NULL);
+    unlink(tpath("fb/b.safetensors"));
+    CHECK(mkfifo(tpath("fb/c.safetensors"), 0600) == 0);
+    CHECK_RES(open_one(tpath("fb"), &m, &e), MLOAD_ERR_CANNOT_OPEN);
+    CHECK(strstr(e.message, "c.safetensors") != NULL);
+    unlink(tpath("fb/c.safetensors"));
+    tbuf_free(&b);
+}
+
 void area_map(void) {
     snprintf(tdir, sizeof tdir, "/tmp/mload_map_test_XXXXXX");
     if (!mkdtemp(tdir)) abort();
@@ -1273,6 +1298,7 @@ void area_map(void) {
     RUN(test_map_bind);
     RUN(test_source_capabilities);
     RUN(test_map_direct_fifo);
+    RUN(test_map_folder_bad_entry);
     RUN(test_map_fingerprint);
     RUN(test_writer_roundtrip);
     RUN(test_writer_edges);
