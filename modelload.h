@@ -3995,6 +3995,7 @@ typedef struct mload__cvb {
     mload_error *err;
     mload__recipes *rc;
     mload__ent *ents; size_t ne, e_cap;
+    uint64_t work;              /* names visited so far (bounded by MLOAD__CONVERT_WORK) */
     mload__nref *refs; size_t refs_cap;
     mload__index ix;      /* over refs: live entries by name */
     int ix_valid;
@@ -4045,9 +4046,52 @@ static mload_result mload__cvb_add_ent(mload__cvb *b, const char *name, size_t n
 }
 
 /* index of the live entries by name (rebuilt when entries changed) */
+/* Rules text is untrusted: every rule visits the name space, so the work is
+   rules x names. It is bounded: past MLOAD__CONVERT_WORK name visits the
+   converter stops with MLOAD_ERR_INVALID_CONVERTER (no real converter comes
+   near it: 100 rules over 100,000 tensors are 10^7 visits). */
+#ifndef MLOAD__CONVERT_WORK /* (the tests lower it to reach it quickly) */
+#define MLOAD__CONVERT_WORK (MLOAD__CAST(uint64_t, 1) << 25)
+#endif
+
+static mload_result mload__cvb_charge(mload__cvb *b, size_t visits) {
+    b->work += visits;
+    if (b->work <= MLOAD__CONVERT_WORK) return MLOAD_OK;
+    return mload__fail(b->err, MLOAD_ERR_INVALID_CONVERTER, MLOAD_NO_OFFSET, NULL, 0,
+                       "the rules visit more than %U tensor names (rules x tensors): select tensors first or use fewer rules",
+                       MLOAD__CONVERT_WORK);
+}
+
+/* The name pool only grows (a renamed entry gets a new name): when most of
+   it is names no live entry uses, it is rebuilt with the live ones, so its
+   size stays a small multiple of the output's names. */
+static mload_result mload__cvb_compact(mload__cvb *b) {
+    size_t i, live = 0, at = 0;
+    char *pool;
+    for (i = 0; i < b->ne; ++i)
+        if (!b->ents[i].dead) live += b->ents[i].name_len + 1;
+    if (b->rc->nn <= 2 * live + 65536) return MLOAD_OK;
+    if (!(pool = MLOAD__CAST(char *, mload__malloc(b->a, live + 1, 1)))) return mload__oom(b->err);
+    for (i = 0; i < b->ne; ++i) {
+        mload__ent *e = &b->ents[i];
+        if (e->dead) continue;
+        memcpy(pool + at, b->rc->names + e->name, e->name_len + 1);
+        e->name = at;
+        at += e->name_len + 1;
+    }
+    mload__free(b->a, b->rc->names, b->rc->n_cap, 1);
+    b->rc->names = pool;
+    b->rc->n_cap = live + 1;
+    b->rc->nn = at;
+    b->ix_valid = 0;
+    return MLOAD_OK;
+}
+
 static mload_result mload__cvb_index(mload__cvb *b) {
     size_t i, n = 0, dup;
+    mload_result r;
     if (b->ix_valid) return MLOAD_OK;
+    if ((r = mload__cvb_charge(b, b->ne)) != MLOAD_OK) return r;
     mload__free(b->a, b->ix.slots, b->ix.slots ? (b->ix.mask + 1) * sizeof(uint64_t) : 0, sizeof(uint64_t));
     b->ix.slots = NULL;
     if (!mload__cvb_reserve(b, MLOAD__PCAST(void **, &b->refs), &b->refs_cap, b->ne + 1, sizeof(mload__nref))) return mload__oom(b->err);
@@ -4418,6 +4462,7 @@ static mload_result mload__cvb_value_rule(mload__cvb *b, const mload_rule *r) {
         return mload__cvb_apply_value(b, r, "", 0);
     }
     /* one instance per layer index found in the first source's pattern */
+    if (mload__cvb_charge(b, ne) != MLOAD_OK) return MLOAD_ERR_INVALID_CONVERTER;
     for (i = 0; i < ne; ++i) {
         const char *dig;
         size_t dl;
@@ -4529,8 +4574,10 @@ static mload_result mload__cvb_rename(mload__cvb *b, const mload_rule *r, mload_
 static mload_result mload__cvb_rule(mload__cvb *b, const mload_rule *r) {
     size_t i, ne = b->ne;
     char buf[MLOAD__NAME_MAX];
+    mload_result res0;
     b->rule = r;
     if (mload__is_value_rule(r->verb)) return mload__cvb_value_rule(b, r);
+    if ((res0 = mload__cvb_charge(b, ne)) != MLOAD_OK) return res0;
     for (i = 0; i < ne; ++i) {
         size_t outl, at;
         mload_result res;
@@ -4543,7 +4590,7 @@ static mload_result mload__cvb_rule(mload__cvb *b, const mload_rule *r) {
         b->ents[i].name_len = outl;
     }
     b->ix_valid = 0;
-    return MLOAD_OK;
+    return mload__cvb_compact(b);
 }
 
 /* index of the stored tensor named `name` (they are in name order), or SIZE_MAX */

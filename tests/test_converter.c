@@ -688,6 +688,74 @@ static void test_converter_regressions(void) {
     }
 }
 
+/* Rules text is untrusted (issue 11 item 3): the rules x names work is
+   bounded with a clear error, and names that rules rewrite again and again
+   do not pile up in memory. */
+static void test_rules_cost_bounded(void) {
+    tbuf hdr = {0, 0, 0}, img, txt = {0, 0, 0};
+    mload_rules *rs = NULL;
+    mload_converter c;
+    mload_map_desc d;
+    mload_source src;
+    mload_map *m = NULL;
+    mload_error e;
+    count_alloc ca = {0, 0};
+    char line[1200];
+    int i;
+    /* 2,000 one-byte tensors t0..t1999 and 1,000 renames: 2e6 name visits,
+       over the bound (tests/impl.c lowers it to 2^20) */
+    tbuf_put(&hdr, "{", 1);
+    for (i = 0; i < 2000; ++i) {
+        int n = snprintf(line, sizeof line, "%s\"t%d\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[%d,%d]}", i ? "," : "", i, i, i + 1);
+        tbuf_put(&hdr, line, (size_t)n);
+    }
+    tbuf_put(&hdr, "}", 2);
+    img = make_st((const char *)hdr.p, 2000, NULL);
+    for (i = 0; i < 1000; ++i) tbuf_put(&txt, "rename t{n} t{n}\n", 17);
+    CHECK_RES(mload_rules_create((const char *)txt.p, txt.n, NULL, &rs, &e), MLOAD_OK);
+    memset(&c, 0, sizeof c);
+    c.rules = mload_rules_list(rs, &c.rule_count);
+    CHECK_RES(map_open_memory(img.p, img.n, &c, &m, &e), MLOAD_ERR_INVALID_CONVERTER);
+    CHECK(m == NULL && strstr(e.message, "rules x tensors") != NULL);
+    mload_rules_destroy(rs);
+    tbuf_free(&hdr);
+    tbuf_free(&img);
+    tbuf_free(&txt);
+    /* 1,000 tensors with 1000-byte names, renamed back and forth 300 times:
+       300 MB of names written, about 1 MB alive at any time */
+    hdr.n = 0;
+    tbuf_put(&hdr, "{", 1);
+    for (i = 0; i < 1000; ++i) {
+        int n = snprintf(line, sizeof line, "%s\"%0990d.x\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[%d,%d]}", i ? "," : "", i, i, i + 1);
+        tbuf_put(&hdr, line, (size_t)n);
+    }
+    tbuf_put(&hdr, "}", 2);
+    img = make_st((const char *)hdr.p, 1000, NULL);
+    for (i = 0; i < 300; ++i) tbuf_put(&txt, i % 2 ? "replace y x\n" : "replace x y\n", 12);
+    CHECK_RES(mload_rules_create((const char *)txt.p, txt.n, NULL, &rs, &e), MLOAD_OK);
+    c.rules = mload_rules_list(rs, &c.rule_count);
+    memset(&d, 0, sizeof d);
+    mload_source_open_memory(img.p, img.n, NULL, &src, NULL);
+    d.sources = &src;
+    d.source_count = 1;
+    d.converter = &c;
+    d.allocator.alloc = ca_alloc;
+    d.allocator.free = ca_free;
+    d.allocator.user = &ca;
+    CHECK_RES(mload_map_open(&d, &m, &e), MLOAD_OK);
+    if (m) {
+        CHECK_EQ_U64(mload_map_count(m), 1000);
+        snprintf(line, sizeof line, "%0990d.x", 7);
+        CHECK(mload_map_find(m, line) != NULL);
+        mload_map_close(m);
+    }
+    CHECK(ca.peak < 32ll * 1024 * 1024); /* was 300+ MB: every rewritten name kept */
+    mload_rules_destroy(rs);
+    tbuf_free(&hdr);
+    tbuf_free(&img);
+    tbuf_free(&txt);
+}
+
 void area_converter(void) {
     RUN(test_converter_regressions);
     RUN(test_rules_parse);
@@ -698,4 +766,5 @@ void area_converter(void) {
     RUN(test_original_converters);
     RUN(test_callback);
     RUN(test_bytes_touched);
+    RUN(test_rules_cost_bounded);
 }
