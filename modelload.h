@@ -667,10 +667,13 @@ MODELLOAD_API const mload_file *mload_map_file(const mload_map *m, uint64_t i);
 MODELLOAD_API const char *mload_map_file_path(const mload_map *m, uint64_t i);
 /* Sum of nbytes of the name space. */
 MODELLOAD_API uint64_t mload_map_data_size(const mload_map *m);
-/* metadata.total_size of the index.json files (summed), or UINT64_MAX when
-   no index gave one. Differing from mload_map_data_size() is not an error
+/* metadata.total_size of the index.json files (summed, saturating), or
+   UINT64_MAX when no index gave one: mload_map_has_declared_size() tells
+   the two apart. Differing from mload_map_data_size() is not an error
    (writers disagree on it); a caller may warn. */
 MODELLOAD_API uint64_t mload_map_declared_size(const mload_map *m);
+/* 1 when an index.json gave metadata.total_size, else 0. */
+MODELLOAD_API int mload_map_has_declared_size(const mload_map *m);
 
 /* Reads tensor t (from this map) into dst, converted to dtype `as`
    (MLOAD_DTYPE_INVALID = as stored) with the map's f8_overflow.
@@ -1211,6 +1214,39 @@ static mload_result mload__fail(mload_error *err, mload_result code, uint64_t of
 
 static mload_result mload__oom(mload_error *err) {
     return mload__fail(err, MLOAD_ERR_OUT_OF_MEMORY, MLOAD_NO_OFFSET, NULL, 0, "out of memory");
+}
+
+/* The system's reason for a failed call (errno e), for messages: a fixed
+   table, since strerror is not thread-safe everywhere. */
+MLOAD__SHARED const char *mload__sys_reason(int e) {
+#if defined(MLOAD__POSIX)
+    switch (e) {
+    case ENOENT: return "no such file or directory";
+    case EACCES: return "permission denied";
+    case EPERM: return "operation not permitted";
+    case ENOSPC: return "no space left on device";
+#ifdef EDQUOT
+    case EDQUOT: return "disk quota exceeded";
+#endif
+    case EMFILE: return "too many open files";
+    case ENFILE: return "too many open files in the system";
+    case EROFS: return "read-only file system";
+    case EISDIR: return "is a directory";
+    case ENOTDIR: return "a path component is not a directory";
+    case ENAMETOOLONG: return "file name too long";
+    case ELOOP: return "too many symbolic links";
+    case EIO: return "input/output error";
+    case EEXIST: return "file exists";
+    case EFBIG: return "file too large";
+    case ENOMEM: return "out of memory";
+    case EXDEV: return "cross-device link";
+    case EBUSY: return "device or resource busy";
+    default: return "system error";
+    }
+#else
+    (void)e;
+    return "system error";
+#endif
 }
 
 /* ------------------------------------------------------------- allocation */
@@ -2291,8 +2327,9 @@ MODELLOAD_API mload_result mload_source_open_path(const char *path, const mload_
 #endif
         do { s->fd = open(path, flags); } while (s->fd < 0 && errno == EINTR);
         if (s->fd < 0) {
+            int e = errno;
             mload__free(a, s, sizeof(*s), sizeof(void *));
-            return mload__fail(err, MLOAD_ERR_CANNOT_OPEN, MLOAD_NO_OFFSET, NULL, 0, "cannot open '%s'", path);
+            return mload__fail(err, MLOAD_ERR_CANNOT_OPEN, MLOAD_NO_OFFSET, NULL, 0, "cannot open '%s': %s", path, mload__sys_reason(e));
         }
         if (fstat(s->fd, &st) != 0 || !S_ISREG(st.st_mode)) {
             close(s->fd);
@@ -2400,19 +2437,28 @@ typedef struct mload__json {
     char *end;
     char *base;
     mload_error *err;
+    uint64_t off0;   /* file offset of base: 8 in a safetensors file, 0 in an index.json */
+    const char *doc; /* "header" or "index", for messages */
 } mload__json;
 
+static void mload__json_init(mload__json *j, char *text, uint64_t size, uint64_t off0, const char *doc, mload_error *err) {
+    j->base = j->p = text;
+    j->end = text + size;
+    j->err = err;
+    j->off0 = off0;
+    j->doc = doc;
+}
+
 static mload_result mload__json_fail(mload__json *j, const char *what) {
-    return mload__fail(j->err, MLOAD_ERR_INVALID_HEADER_DESERIALIZATION,
-                       8u + MLOAD__CAST(uint64_t, j->p - j->base), NULL, 0,
-                       "invalid header JSON: %s", what);
+    return mload__fail(j->err, MLOAD_ERR_INVALID_HEADER_DESERIALIZATION, j->off0 + MLOAD__CAST(uint64_t, j->p - j->base), NULL, 0,
+                       "invalid %s JSON: %s", j->doc, what);
 }
 
 /* Invalid UTF-8 inside a string: every byte before it has been checked, so
    this is the first invalid byte of the header, as the reference reports. */
 static mload_result mload__json_bad_utf8(mload__json *j, const char *at) {
-    return mload__fail(j->err, MLOAD_ERR_INVALID_HEADER, 8u + MLOAD__CAST(uint64_t, at - j->base), NULL, 0,
-                       "header is not valid UTF-8");
+    return mload__fail(j->err, MLOAD_ERR_INVALID_HEADER, j->off0 + MLOAD__CAST(uint64_t, at - j->base), NULL, 0,
+                       "%s is not valid UTF-8", j->doc);
 }
 
 static MLOAD__INLINE void mload__json_ws(mload__json *j) {
@@ -3174,10 +3220,7 @@ static mload_result mload__parse_header(mload_file *f, mload_error *err, mload__
     mload__json j;
     mload_result r;
     int seen_meta = 0;
-    j.base = f->header;
-    j.p = f->header;
-    j.end = f->header + f->header_size;
-    j.err = err;
+    mload__json_init(&j, f->header, f->header_size, 8u, "header", err);
     mload__json_ws(&j);
     if (*j.p != '{') return mload__json_fail(&j, "the header must be a JSON object");
     r = MLOAD_OK;
@@ -3337,7 +3380,8 @@ static mload_result mload__open_source(const mload_file_desc *desc, mload_file *
 static mload_result mload__read_header(mload_file *f, mload_error *err) {
     unsigned char lenbuf[8];
     uint64_t n = 0;
-    int i;
+    int i, text;
+    const char *hint;
     if (f->src.size(f->src.user, &f->file_size) != MLOAD_OK)
         return mload__fail(err, MLOAD_ERR_IO, MLOAD_NO_OFFSET, NULL, 0, "cannot get the file size");
     if (f->file_size < 8)
@@ -3345,12 +3389,16 @@ static mload_result mload__read_header(mload_file *f, mload_error *err) {
                            "file has %U bytes, fewer than the 8-byte header length", f->file_size);
     if (f->src.read_at(f->src.user, 0, lenbuf, 8) != MLOAD_OK)
         return mload__fail(err, MLOAD_ERR_IO, 0, NULL, 0, "cannot read the header length");
-    for (i = 7; i >= 0; --i) n = (n << 8) | lenbuf[i];
+    for (i = 7, text = 1; i >= 0; --i) {
+        n = (n << 8) | lenbuf[i];
+        text &= (lenbuf[i] >= 0x20 && lenbuf[i] < 0x7F) || lenbuf[i] == '\n' || lenbuf[i] == '\r' || lenbuf[i] == '\t';
+    }
+    hint = text ? " (the file starts with text: not a safetensors file?)" : "";
     if (n > MLOAD__MAX_HEADER)
-        return mload__fail(err, MLOAD_ERR_HEADER_TOO_LARGE, 0, NULL, 0, "header length %U exceeds the limit of 100000000", n);
+        return mload__fail(err, MLOAD_ERR_HEADER_TOO_LARGE, 0, NULL, 0, "header length %U exceeds the limit of 100000000%s", n, hint);
     if (8u + n > f->file_size) /* n <= 1e8: no overflow */
         return mload__fail(err, MLOAD_ERR_INVALID_HEADER_LENGTH, 0, NULL, 0,
-                           "header length %U runs past the end of the %U-byte file", n, f->file_size);
+                           "header length %U runs past the end of the %U-byte file%s", n, f->file_size, hint);
     f->header = MLOAD__CAST(char *, mload__malloc(&f->alloc, MLOAD__CAST(size_t, n) + 1 + MLOAD__PAD, 1));
     if (!f->header) return mload__oom(err);
     f->header_size = n;
@@ -4006,9 +4054,25 @@ typedef struct mload__cvb {
 
 struct mload_emitter { mload__cvb *b; };
 
+/* A rule that cannot apply: the message names the rules text's line when the
+   rule came from one (the error has no byte offset: it is not in a file). */
 static mload_result mload__cv_fail(mload__cvb *b, const char *target, size_t tl, const char *fmt, const char *x) {
-    mload_result r = mload__fail(b->err, MLOAD_ERR_INVALID_CONVERTER, b->rule && b->rule->line ? b->rule->line : MLOAD_NO_OFFSET,
-                                 target, tl, fmt, target ? target : "", x ? x : "");
+    mload_result r = mload__fail(b->err, MLOAD_ERR_INVALID_CONVERTER, MLOAD_NO_OFFSET, target, tl, fmt, target ? target : "",
+                                 x ? x : "");
+    if (b->err && b->rule && b->rule->line) { /* "rules line N: " before the message */
+        char pre[40], dig[12], *msg = b->err->message;
+        size_t pl = 11, nd = 0, ml = strlen(msg), cap = sizeof(b->err->message);
+        uint32_t v = b->rule->line;
+        memcpy(pre, "rules line ", 11);
+        do { dig[nd++] = MLOAD__CAST(char, '0' + v % 10u); v /= 10u; } while (v);
+        while (nd) pre[pl++] = dig[--nd];
+        pre[pl++] = ':';
+        pre[pl++] = ' ';
+        if (ml + pl >= cap) ml = cap - pl - 1;
+        memmove(msg + pl, msg, ml);
+        memcpy(msg, pre, pl);
+        msg[pl + ml] = '\0';
+    }
     return r;
 }
 
@@ -4782,7 +4846,8 @@ struct mload_map {
     size_t *recipe_of;     /* recipe of each tensor; NULL: tensor i is recipe i */
     mload__recipes rc;
     mload__index index;
-    uint64_t data_size, declared;
+    uint64_t data_size, declared; /* declared: the index.json total_size sum, when has_declared */
+    int has_declared;
     uint32_t threads, f8_overflow, dup_policy;
 };
 
@@ -4852,7 +4917,7 @@ static mload_result mload__map_add_folder(mload_map *m, const char *dir, mload_e
     char **names = NULL;
     size_t n = 0, cap = 0, i, dl = strlen(dir);
     mload_result r = MLOAD_OK;
-    if (!dh) return mload__fail(err, MLOAD_ERR_CANNOT_OPEN, MLOAD_NO_OFFSET, NULL, 0, "cannot open folder '%s'", dir);
+    if (!dh) return mload__fail(err, MLOAD_ERR_CANNOT_OPEN, MLOAD_NO_OFFSET, NULL, 0, "cannot open folder '%s': %s", dir, mload__sys_reason(errno));
     while ((de = readdir(dh)) != NULL) {
         size_t nl = strlen(de->d_name);
         char *full;
@@ -4979,10 +5044,7 @@ static mload_result mload__idx_parse(const mload_allocator *a, mload__idx *x, ml
     size_t kl;
     int st = 0;
     mload_result r = MLOAD_OK;
-    j.base = x->buf;
-    j.p = x->buf;
-    j.end = x->buf + x->size;
-    j.err = err;
+    mload__json_init(&j, x->buf, x->size, 0, "index", err);
     mload__json_ws(&j);
     if (*j.p != '{') r = mload__json_fail(&j, "the index must be a JSON object");
     while (r == MLOAD_OK && mload__json_member(&j, &st, &k, &kl, NULL, &r)) {
@@ -5083,7 +5145,11 @@ static mload_result mload__map_add_index(mload_map *m, const char *path, mload_e
         r = mload__fail(err, MLOAD_ERR_INVALID_INDEX, MLOAD_NO_OFFSET, NULL, 0, "index '%s' has no or an empty weight_map", path);
     if (r == MLOAD_OK) r = mload__idx_check_names(&x, err);
     if (r == MLOAD_OK) {
-        if (x.have_total) m->declared = (m->declared == UINT64_MAX ? 0 : m->declared) + x.total;
+        if (x.have_total) {
+            if (!m->has_declared) m->declared = x.total;
+            else if (!mload__add_u64(m->declared, x.total, &m->declared)) m->declared = UINT64_MAX; /* saturated */
+            m->has_declared = 1;
+        }
         ix.seed = 0x9E3779B97F4A7C15ull ^ MLOAD__CAST(uint64_t, x.nwm);
         if (!mload__index_build(a, &ix, x.wm, sizeof(mload__wm), x.nwm, NULL, 0, &dup)) r = mload__oom(err);
         else if (dup != SIZE_MAX)
@@ -5230,7 +5296,6 @@ MODELLOAD_API mload_result mload_map_open(const mload_map_desc *desc, mload_map 
     }
     memset(m, 0, sizeof(*m));
     m->alloc = desc->allocator;
-    m->declared = UINT64_MAX;
     m->dup_policy = MLOAD__CAST(uint32_t, desc->duplicates);
     m->f8_overflow = MLOAD__CAST(uint32_t, desc->f8_overflow);
     m->threads = desc->threads;
@@ -5300,7 +5365,8 @@ MODELLOAD_API const char *mload_map_file_path(const mload_map *m, uint64_t i) {
     return (m && i < m->nfiles) ? m->paths[i] : NULL;
 }
 MODELLOAD_API uint64_t mload_map_data_size(const mload_map *m) { return m ? m->data_size : 0; }
-MODELLOAD_API uint64_t mload_map_declared_size(const mload_map *m) { return m ? m->declared : UINT64_MAX; }
+MODELLOAD_API uint64_t mload_map_declared_size(const mload_map *m) { return m && m->has_declared ? m->declared : UINT64_MAX; }
+MODELLOAD_API int mload_map_has_declared_size(const mload_map *m) { return m ? m->has_declared : 0; }
 
 /* ---- reads ---- */
 
@@ -6222,19 +6288,21 @@ static mload_result mload__write_file(const char *path, const mload__wt *wt, siz
     }
     if ((fd = mload__create_tmp(a, path, &tmp)) < 0) {
         r = fd == -2 ? mload__oom(err)
-                     : mload__fail(err, MLOAD_ERR_CANNOT_OPEN, MLOAD_NO_OFFSET, NULL, 0, "cannot create a temporary file next to '%s'", path);
+                     : mload__fail(err, MLOAD_ERR_CANNOT_OPEN, MLOAD_NO_OFFSET, NULL, 0, "cannot create a temporary file next to '%s': %s",
+                                   path, mload__sys_reason(errno));
         goto out;
     }
     for (k = 0; k < 8; ++k) len8[k] = MLOAD__CAST(unsigned char, MLOAD__CAST(uint64_t, h.n) >> (8u * k));
     if (!mload__write_all(fd, len8, 8) || !mload__write_all(fd, h.p, h.n)) {
-        r = mload__fail(err, MLOAD_ERR_IO, MLOAD_NO_OFFSET, NULL, 0, "writing '%s' failed", tmp);
+        r = mload__fail(err, MLOAD_ERR_IO, MLOAD_NO_OFFSET, NULL, 0, "writing '%s' failed: %s", tmp, mload__sys_reason(errno));
         goto out;
     }
     for (i = 0; i < n && r == MLOAD_OK; ++i) {
         const mload_write_tensor *w = wt[i].w;
         if (!w->src) { /* caller memory (NULL for an empty tensor) */
             if (wt[i].nbytes && !mload__write_all(fd, w->data, MLOAD__CAST(size_t, wt[i].nbytes)))
-                r = mload__fail(err, MLOAD_ERR_IO, MLOAD_NO_OFFSET, wt[i].name, wt[i].name_len, "writing '%s' failed", tmp);
+                r = mload__fail(err, MLOAD_ERR_IO, MLOAD_NO_OFFSET, wt[i].name, wt[i].name_len, "writing '%s' failed: %s", tmp,
+                                mload__sys_reason(errno));
         } else {
             uint64_t db = mload__dtypes[wt[i].dtype].bits, per = buf_size * 8u / (db > mload__dtypes[w->src->dtype].bits ? db : mload__dtypes[w->src->dtype].bits), e;
             per -= per % 8u;
@@ -6243,7 +6311,8 @@ static mload_result mload__write_file(const char *path, const mload__wt *wt, siz
                 uint64_t cnt = wt[i].numel - e < per ? wt[i].numel - e : per, bytes = cnt * db / 8u;
                 r = mload_map_read_range(w->map, w->src, e, cnt, wt[i].dtype, buf, buf_size, err);
                 if (r == MLOAD_OK && !mload__write_all(fd, buf, MLOAD__CAST(size_t, bytes)))
-                    r = mload__fail(err, MLOAD_ERR_IO, MLOAD_NO_OFFSET, wt[i].name, wt[i].name_len, "writing '%s' failed", tmp);
+                    r = mload__fail(err, MLOAD_ERR_IO, MLOAD_NO_OFFSET, wt[i].name, wt[i].name_len, "writing '%s' failed: %s", tmp,
+                                mload__sys_reason(errno));
             }
         }
     }
@@ -6254,7 +6323,8 @@ static mload_result mload__write_file(const char *path, const mload__wt *wt, siz
             *keep_tmp = tmp;
             tmp = NULL;
         } else if (!ok || rename(tmp, path) != 0) {
-            r = mload__fail(err, MLOAD_ERR_IO, MLOAD_NO_OFFSET, NULL, 0, "cannot complete '%s' (sync, close or rename failed)", path);
+            r = mload__fail(err, MLOAD_ERR_IO, MLOAD_NO_OFFSET, NULL, 0, "cannot complete '%s' (sync, close or rename failed): %s", path,
+                            mload__sys_reason(errno));
         }
     }
 out:
@@ -6416,12 +6486,13 @@ static mload_result mload__write_index(const mload_allocator *a, const char *pat
     fd = mload__create_tmp(a, *ipath, tmp);
     if (fd < 0) {
         r = fd == -2 ? mload__oom(err)
-                     : mload__fail(err, MLOAD_ERR_CANNOT_OPEN, MLOAD_NO_OFFSET, NULL, 0, "cannot create a temporary file next to '%s'", *ipath);
+                     : mload__fail(err, MLOAD_ERR_CANNOT_OPEN, MLOAD_NO_OFFSET, NULL, 0, "cannot create a temporary file next to '%s': %s",
+                                   *ipath, mload__sys_reason(errno));
     } else if (!mload__write_all(fd, ib.p, ib.n)) {
-        r = mload__fail(err, MLOAD_ERR_IO, MLOAD_NO_OFFSET, NULL, 0, "writing '%s' failed", *ipath);
+        r = mload__fail(err, MLOAD_ERR_IO, MLOAD_NO_OFFSET, NULL, 0, "writing '%s' failed: %s", *ipath, mload__sys_reason(errno));
         close(fd);
     } else if (!mload__finish_tmp(fd)) {
-        r = mload__fail(err, MLOAD_ERR_IO, MLOAD_NO_OFFSET, NULL, 0, "cannot complete '%s'", *ipath);
+        r = mload__fail(err, MLOAD_ERR_IO, MLOAD_NO_OFFSET, NULL, 0, "cannot complete '%s': %s", *ipath, mload__sys_reason(errno));
     }
     mload__free(a, ib.p, ib.cap, 1);
     return r;
@@ -6449,7 +6520,8 @@ static mload_result mload__write_sharded(const char *path, const mload__wt *wt, 
     if (r == MLOAD_OK) r = mload__write_index(a, path, wt, n, shard_of, names, total, &names[nshards], &tmps[nshards], err);
     for (i = 0; i <= nshards && r == MLOAD_OK; ++i) { /* all written: into place */
         if (rename(tmps[i], names[i]) != 0) {
-            r = mload__fail(err, MLOAD_ERR_IO, MLOAD_NO_OFFSET, NULL, 0, "cannot rename '%s' into place", tmps[i]);
+            r = mload__fail(err, MLOAD_ERR_IO, MLOAD_NO_OFFSET, NULL, 0, "cannot rename '%s' into place: %s", tmps[i],
+                            mload__sys_reason(errno));
             break;
         }
         mload__strfree(a, tmps[i]);

@@ -75,6 +75,14 @@ mkst "$T/dup.st" '{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dt
 expect_exit 1 "$INSPECT" "$T/dup.st"
 if grep -q 'DuplicateKey' "$T/err" && grep -q 'tensor "a"' "$T/err"; then ok; else bad "DuplicateKey report: $(cat "$T/err")"; fi
 
+# a listing that cannot be written (full disk) fails with a message
+if [ -w /dev/full ]; then
+  "$INSPECT" "$T/a.st" > /dev/full 2> "$T/err"; rc=$?
+  if [ "$rc" = 1 ] && grep -q 'writing the listing failed' "$T/err"; then ok; else bad "full stdout: exit $rc, $(cat "$T/err")"; fi
+else
+  echo "SKIP cli: /dev/full absent: full-stdout report not checked" >&2; skip=$((skip+1))
+fi
+
 # 6. usage and missing files: exit 2
 expect_exit 2 "$INSPECT"
 expect_exit 2 "$INSPECT" --bogus "$T/a.st"

@@ -756,6 +756,25 @@ static void test_rules_cost_bounded(void) {
     tbuf_free(&txt);
 }
 
+/* A rule that fails at open names its line in the rules text; the error has
+   no byte offset (it was printed as "at byte <line>") (issue 11 item 8) */
+static void test_rule_error_names_line(void) {
+    tbuf img = make_st("{\"a.0\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]}}", 1, NULL);
+    const char *text = "# comment\nrename a.0 b.0\ndrop-index b. 1\n";
+    mload_rules *rs = NULL;
+    mload_converter c;
+    mload_map *m = NULL;
+    mload_error e;
+    CHECK_RES(mload_rules_create(text, strlen(text), NULL, &rs, &e), MLOAD_OK);
+    memset(&c, 0, sizeof c);
+    c.rules = mload_rules_list(rs, &c.rule_count);
+    CHECK_RES(map_open_memory(img.p, img.n, &c, &m, &e), MLOAD_ERR_INVALID_CONVERTER);
+    CHECK(e.offset == MLOAD_NO_OFFSET);
+    CHECK(strncmp(e.message, "rules line 3: ", 14) == 0);
+    mload_rules_destroy(rs);
+    tbuf_free(&img);
+}
+
 void area_converter(void) {
     RUN(test_converter_regressions);
     RUN(test_rules_parse);
@@ -767,4 +786,5 @@ void area_converter(void) {
     RUN(test_callback);
     RUN(test_bytes_touched);
     RUN(test_rules_cost_bounded);
+    RUN(test_rule_error_names_line);
 }

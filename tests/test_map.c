@@ -1281,6 +1281,41 @@ static void test_map_folder_bad_entry(void) {
     tbuf_free(&b);
 }
 
+/* Messages say where and why (issue 11 item 8): index.json offsets are the
+   index's own and say "index"; an I/O error gives the system's reason; a
+   total_size of 2^64-1 is still a declared size; a text file gets a hint. */
+static void test_map_messages(void) {
+    mload_map *m = NULL;
+    mload_error e;
+    const char *idx = "{\"weight_map\": {\"l.0.w\": 7}}"; /* the 7 is at byte 25 */
+    tbuf txt = {0, 0, 0};
+    write_shards();
+    put_text("sh/msg.safetensors.index.json", idx);
+    CHECK_RES(open_one(tpath("sh/msg.safetensors.index.json"), &m, &e), MLOAD_ERR_INVALID_INDEX);
+    CHECK_EQ_U64(e.offset, (uint64_t)(strchr(idx, '7') - idx));
+    CHECK(strstr(e.message, "index JSON") != NULL && strstr(e.message, "header") == NULL);
+    CHECK_RES(open_one(tpath("no/such/file.safetensors"), &m, &e), MLOAD_ERR_CANNOT_OPEN);
+    CHECK(strstr(e.message, "no such file or directory") != NULL);
+    put_text("sh/max.safetensors.index.json",
+             "{\"metadata\":{\"total_size\":18446744073709551615},\"weight_map\":{\"l.0.w\":\"s-1.safetensors\","
+             "\"l.0.b\":\"s-1.safetensors\",\"l.1.w\":\"s-2.safetensors\"}}");
+    CHECK_RES(open_one(tpath("sh/max.safetensors.index.json"), &m, &e), MLOAD_OK);
+    if (m) {
+        CHECK(mload_map_has_declared_size(m) == 1 && mload_map_declared_size(m) == UINT64_MAX);
+        mload_map_close(m);
+    }
+    CHECK_RES(open_one(tpath("sh/s-1.safetensors"), &m, &e), MLOAD_OK);
+    if (m) {
+        CHECK(mload_map_has_declared_size(m) == 0);
+        mload_map_close(m);
+    }
+    tbuf_put(&txt, "tensor weights, as text\n", 24);
+    put_file("notes.safetensors", &txt);
+    CHECK_RES(open_one(tpath("notes.safetensors"), &m, &e), MLOAD_ERR_HEADER_TOO_LARGE);
+    CHECK(strstr(e.message, "not a safetensors file?") != NULL);
+    tbuf_free(&txt);
+}
+
 void area_map(void) {
     snprintf(tdir, sizeof tdir, "/tmp/mload_map_test_XXXXXX");
     if (!mkdtemp(tdir)) abort();
@@ -1299,6 +1334,7 @@ void area_map(void) {
     RUN(test_source_capabilities);
     RUN(test_map_direct_fifo);
     RUN(test_map_folder_bad_entry);
+    RUN(test_map_messages);
     RUN(test_map_fingerprint);
     RUN(test_writer_roundtrip);
     RUN(test_writer_edges);

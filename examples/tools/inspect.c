@@ -36,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
 
 static void usage(void) {
     fprintf(stderr, "usage: mload-inspect [--convert RULES.txt] [--metadata] [--verify] [--json] PATH\n"
@@ -305,10 +306,13 @@ int main(int argc, char **argv) {
             printf("\t%llu\n", (unsigned long long)t->nbytes);
         }
     }
-    if (mload_map_declared_size(m) != UINT64_MAX && mload_map_declared_size(m) != mload_map_data_size(m))
+    if (mload_map_has_declared_size(m) && mload_map_declared_size(m) != mload_map_data_size(m))
         fprintf(stderr, "mload-inspect: warning: the index says total_size %llu, the tensors hold %llu bytes\n",
                 (unsigned long long)mload_map_declared_size(m), (unsigned long long)mload_map_data_size(m));
     mload_map_close(m);
-    if (fflush(stdout) != 0) return 1;
+    if (fflush(stdout) != 0 || ferror(stdout)) { /* a full disk, a closed pipe: say so */
+        fprintf(stderr, "mload-inspect: writing the listing failed: %s\n", strerror(errno));
+        return 1;
+    }
     return 0;
 }
