@@ -1251,7 +1251,16 @@ MLOAD__SHARED const char *mload__sys_reason(int e) {
 
 /* ------------------------------------------------------------- allocation */
 
-typedef struct mload__alloc_hdr { void *base; } mload__alloc_hdr;
+/* The header stashed below a block of the default allocator when it is
+   over-aligned (and below every block under MLOAD__CHECK_SIZES, a test
+   switch that checks each free's size and alignment against the
+   allocation's). */
+typedef struct mload__alloc_hdr { void *base; size_t size, align; } mload__alloc_hdr;
+#if defined(MLOAD__CHECK_SIZES)
+#define MLOAD__HDR_ALWAYS 1
+#else
+#define MLOAD__HDR_ALWAYS 0
+#endif
 
 static int mload__allocator_ok(const mload_allocator *a) {
     return !a || ((a->alloc == NULL) == (a->free == NULL));
@@ -1260,20 +1269,22 @@ static int mload__allocator_ok(const mload_allocator *a) {
 static void *mload__malloc(const mload_allocator *a, size_t size, size_t align) {
     if (size == 0) size = 1;
     if (a && a->alloc) return a->alloc(size, align < 8 ? 8 : align, a->user); /* uint64_t arrays need 8 on 32-bit ARM too */
-    if (align <= sizeof(void *)) return MODELLOAD_MALLOC(size);
+    if (align <= sizeof(void *) && !MLOAD__HDR_ALWAYS) return MODELLOAD_MALLOC(size);
     {   /* over-allocate and stash the base pointer just below the block */
-        size_t extra = align + sizeof(mload__alloc_hdr);
+        size_t al = align < 16 ? 16 : align, extra = al + sizeof(mload__alloc_hdr);
         unsigned char *base, *p;
         uintptr_t u;
         if (size > SIZE_MAX - extra) return NULL;
         base = MLOAD__CAST(unsigned char *, MODELLOAD_MALLOC(size + extra));
         if (!base) return NULL;
         u = MLOAD__PCAST(uintptr_t, base + sizeof(mload__alloc_hdr));
-        u = (u + (align - 1)) & ~MLOAD__CAST(uintptr_t, align - 1);
+        u = (u + (al - 1)) & ~MLOAD__CAST(uintptr_t, al - 1);
         p = base + (u - MLOAD__PCAST(uintptr_t, base));
         {
             mload__alloc_hdr h;
             h.base = base;
+            h.size = size;
+            h.align = align;
             memcpy(p - sizeof(h), &h, sizeof(h));
         }
         return p;
@@ -1284,10 +1295,13 @@ static void mload__free(const mload_allocator *a, void *p, size_t size, size_t a
     if (!p) return;
     if (size == 0) size = 1;
     if (a && a->free) { a->free(p, size, a->user); return; }
-    if (align <= sizeof(void *)) { MODELLOAD_FREE(p); return; }
+    if (align <= sizeof(void *) && !MLOAD__HDR_ALWAYS) { MODELLOAD_FREE(p); return; }
     {
         mload__alloc_hdr h;
         memcpy(&h, MLOAD__CAST(unsigned char *, p) - sizeof(h), sizeof(h));
+        /* a free of another size, or of another alignment class (plain vs over-aligned) */
+        MODELLOAD_ASSERT(!MLOAD__HDR_ALWAYS || (h.size == size && (h.align <= sizeof(void *)) == (align <= sizeof(void *)) &&
+                                                (align <= sizeof(void *) || h.align == align)));
         MODELLOAD_FREE(h.base);
     }
 }
@@ -1304,12 +1318,12 @@ static void *mload__grow(const mload_allocator *a, void *arr, size_t *cap, size_
         ncap *= 2;
     }
     if (ncap > SIZE_MAX / elem) return NULL;
-    if (a && a->alloc) {
-        np = a->alloc(ncap * elem, 8, a->user);
+    if ((a && a->alloc) || MLOAD__HDR_ALWAYS) {
+        np = mload__malloc(a, ncap * elem, 8);
         if (!np) return NULL;
         if (arr) {
             memcpy(np, arr, *cap * elem);
-            a->free(arr, *cap * elem, a->user);
+            mload__free(a, arr, *cap * elem, 8);
         }
     } else {
         np = MODELLOAD_REALLOC(arr, ncap * elem);

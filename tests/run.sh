@@ -201,7 +201,7 @@ if exrun 1 "$E/custom_source" "$E/game.pak" 999 "$(wc -c < "$G")"; then ok; else
 echo "examples: $((pass - ex_pass0)) passed, $((fail - ex_fail0)) failed"
 
 # ---- 3b. one map used by many threads, under ThreadSanitizer ----------------------
-if "$CC" -std=c99 -O1 -g -fsanitize=thread -Wall -Wextra -I. tests/test_threads.c -o "$B/test_threads" -pthread 2> "$T/tsan.log"; then
+if "$CC" -std=c99 -O1 -g -fsanitize=thread -Wall -Wextra -DMLOAD__CHECK_SIZES -I. tests/test_threads.c -o "$B/test_threads" -pthread 2> "$T/tsan.log"; then
   TSAN_OPTIONS=halt_on_error=1 "$B/test_threads" > "$T/ts.out" 2> "$T/ts.err"; rc=$?
   if [ $rc -ne 0 ]; then bad "ThreadSanitizer run exited $rc"; tail -n 30 "$T/ts.err" >&2; else tally "$T/ts.out" "threads (TSan)"; fi
 else
@@ -213,15 +213,15 @@ for cfg in "-DMODELLOAD_NO_THREADS" "-DMODELLOAD_NO_CLONES"; do
   compile "c99 $cfg" "$CC" -std=c99 $STRICT $cfg -I. -c "$T/impl.c" -o "$T/o.o"
 done
 
-if "$CC" -std=c99 -O1 -g $SAN -I. tests/fuzz_parse.c -o "$B/fuzz_replay" &&
+if "$CC" -std=c99 -O1 -g $SAN -DMLOAD__CHECK_SIZES -I. tests/fuzz_parse.c -o "$B/fuzz_replay" &&
    ASAN_OPTIONS=detect_leaks=1 "$B/fuzz_replay" tests/fuzz_corpus > "$T/fz.out" 2>&1; then
   ok; echo "fuzz corpus: $(tail -n 1 "$T/fz.out")"
 else bad "fuzz corpus replay"; tail -n 30 "$T/fz.out" >&2; fi
-if "$CC" -std=c99 -O1 -g $SAN -I. tests/fuzz_index.c -o "$B/fuzz_index_replay" -pthread &&
+if "$CC" -std=c99 -O1 -g $SAN -DMLOAD__CHECK_SIZES -I. tests/fuzz_index.c -o "$B/fuzz_index_replay" -pthread &&
    ASAN_OPTIONS=detect_leaks=1 "$B/fuzz_index_replay" tests/fuzz_index_corpus > "$T/fi.out" 2>&1; then
   ok; echo "index fuzz corpus: $(tail -n 1 "$T/fi.out")"
 else bad "index fuzz corpus replay"; tail -n 30 "$T/fi.out" >&2; fi
-if "$CC" -std=c99 -O1 -g $SAN -I. tests/fuzz_rules.c -o "$B/fuzz_rules_replay" -pthread &&
+if "$CC" -std=c99 -O1 -g $SAN -DMLOAD__CHECK_SIZES -I. tests/fuzz_rules.c -o "$B/fuzz_rules_replay" -pthread &&
    ASAN_OPTIONS=detect_leaks=1 "$B/fuzz_rules_replay" tests/fuzz_rules_corpus > "$T/fr.out" 2>&1; then
   ok; echo "rules fuzz corpus: $(tail -n 1 "$T/fr.out")"
 else bad "rules fuzz corpus replay"; tail -n 30 "$T/fr.out" >&2; fi
