@@ -1065,6 +1065,7 @@ MODELLOAD_API void mload_offload_reset_stats(mload_offload *o);
 #include <unistd.h>
 #include <dirent.h>
 #include <sys/mman.h>
+#include <signal.h> /* kill(pid, 0): is a writer still running */
 #include <stdio.h> /* rename */
 #include <time.h>
 #if !defined(MODELLOAD_NO_THREADS)
@@ -1076,6 +1077,12 @@ MODELLOAD_API void mload_offload_reset_stats(mload_offload *o);
    unistd.h hid pread: declare glibc's 64-bit-offset entry point ourselves */
 extern ssize_t pread64(int fd, void *buf, size_t n, __off64_t offset);
 #define MLOAD__PREAD(fd, buf, n, off) pread64(fd, buf, n, MLOAD__CAST(__off64_t, off))
+/* ... and the other POSIX calls the writer uses */
+extern int lstat(const char *path, struct stat *st);
+extern int fchmod(int fd, mode_t mode);
+#if !defined(__USE_POSIX)
+extern int kill(pid_t pid, int sig);
+#endif
 #else
 #define MLOAD__PREAD(fd, buf, n, off) pread(fd, buf, n, MLOAD__CAST(off_t, off))
 #endif
@@ -4924,44 +4931,6 @@ static int mload__str_ptr_cmp(const void *x, const void *y) {
     return strcmp(*MLOAD__CAST(char *const *, x), *MLOAD__CAST(char *const *, y));
 }
 
-/* Every regular *.safetensors file of a folder, sorted by name. */
-static mload_result mload__map_add_folder(mload_map *m, const char *dir, mload_error *err) {
-    DIR *dh = opendir(dir);
-    struct dirent *de;
-    char **names = NULL;
-    size_t n = 0, cap = 0, i, dl = strlen(dir);
-    mload_result r = MLOAD_OK;
-    if (!dh) return mload__fail(err, MLOAD_ERR_CANNOT_OPEN, MLOAD_NO_OFFSET, NULL, 0, "cannot open folder '%s': %s", dir, mload__sys_reason(errno));
-    while ((de = readdir(dh)) != NULL) {
-        size_t nl = strlen(de->d_name);
-        char *full;
-        struct stat st;
-        void *np;
-        if (nl <= 12 || !mload__ends_with(de->d_name, ".safetensors")) continue;
-        full = mload__path_join(&m->alloc, dir, dl, de->d_name, nl);
-        if (!full) { r = mload__oom(err); break; }
-        if (stat(full, &st) != 0 || !S_ISREG(st.st_mode)) { /* a dangling link (a missing blob), a FIFO, a device... */
-            r = mload__fail(err, MLOAD_ERR_CANNOT_OPEN, MLOAD_NO_OFFSET, de->d_name, nl,
-                            "folder entry '%s' is named like a checkpoint file but is not a readable regular file", full);
-            mload__strfree(&m->alloc, full);
-            break;
-        }
-        np = mload__grow(&m->alloc, names, &cap, n + 1, sizeof(char *));
-        if (!np) { mload__strfree(&m->alloc, full); r = mload__oom(err); break; }
-        names = MLOAD__CAST(char **, np);
-        names[n++] = full;
-    }
-    closedir(dh);
-    if (r == MLOAD_OK && n == 0)
-        r = mload__fail(err, MLOAD_ERR_NOT_FOUND, MLOAD_NO_OFFSET, NULL, 0, "folder '%s' has no .safetensors file", dir);
-    if (r == MLOAD_OK) qsort(names, n, sizeof(char *), mload__str_ptr_cmp);
-    for (i = 0; i < n; ++i) {
-        if (r == MLOAD_OK) r = mload__map_add_path(m, names[i], err);
-        mload__strfree(&m->alloc, names[i]);
-    }
-    mload__free(&m->alloc, names, cap * sizeof(char *), sizeof(void *));
-    return r;
-}
 
 /* one weight_map entry */
 typedef struct mload__wm { const char *name; size_t name_len; const char *file; size_t file_len; uint32_t shard; } mload__wm;
@@ -5182,6 +5151,55 @@ static mload_result mload__map_add_index(mload_map *m, const char *path, mload_e
     mload__idx_free(a, &x);
     return r;
 }
+/* A folder: through its index when it holds exactly one
+   *.safetensors.index.json (so that a writer's commit is what readers see,
+   and files the index does not name are ignored); else every
+   *.safetensors file in it, sorted by name. An entry named like a
+   checkpoint file that is not a readable regular file is an error. */
+static mload_result mload__map_add_folder(mload_map *m, const char *dir, mload_error *err) {
+    DIR *dh = opendir(dir);
+    struct dirent *de;
+    char **names = NULL, *index = NULL;
+    size_t n = 0, cap = 0, i, dl = strlen(dir), nindex = 0;
+    mload_result r = MLOAD_OK, bad = MLOAD_OK;
+    if (!dh) return mload__fail(err, MLOAD_ERR_CANNOT_OPEN, MLOAD_NO_OFFSET, NULL, 0, "cannot open folder '%s': %s", dir, mload__sys_reason(errno));
+    while ((de = readdir(dh)) != NULL && r == MLOAD_OK) {
+        size_t nl = strlen(de->d_name);
+        int is_index = nl > 23 && mload__ends_with(de->d_name, ".safetensors.index.json");
+        char *full;
+        struct stat st;
+        if (!is_index && (nl <= 12 || !mload__ends_with(de->d_name, ".safetensors"))) continue;
+        if (!(full = mload__path_join(&m->alloc, dir, dl, de->d_name, nl))) { r = mload__oom(err); break; }
+        if (stat(full, &st) != 0 || !S_ISREG(st.st_mode)) { /* a dangling link (a missing blob), a FIFO, a device... */
+            if (!is_index && bad == MLOAD_OK)
+                bad = mload__fail(err, MLOAD_ERR_CANNOT_OPEN, MLOAD_NO_OFFSET, de->d_name, nl,
+                                  "folder entry '%s' is named like a checkpoint file but is not a readable regular file", full);
+            mload__strfree(&m->alloc, full);
+        } else if (is_index) {
+            if (nindex++ == 0) index = full;
+            else mload__strfree(&m->alloc, full);
+        } else if (mload__reserve(&m->alloc, MLOAD__PCAST(void **, &names), &cap, n + 1, sizeof(char *))) {
+            names[n++] = full;
+        } else {
+            mload__strfree(&m->alloc, full);
+            r = mload__oom(err);
+        }
+    }
+    closedir(dh);
+    if (r == MLOAD_OK && nindex == 1) r = mload__map_add_index(m, index, err);
+    else if (r == MLOAD_OK && bad != MLOAD_OK) r = bad;
+    else if (r == MLOAD_OK && n == 0)
+        r = mload__fail(err, MLOAD_ERR_NOT_FOUND, MLOAD_NO_OFFSET, NULL, 0, "folder '%s' has no .safetensors file", dir);
+    else if (r == MLOAD_OK) qsort(names, n, sizeof(char *), mload__str_ptr_cmp);
+    for (i = 0; i < n; ++i) {
+        if (r == MLOAD_OK && nindex != 1) r = mload__map_add_path(m, names[i], err);
+        mload__strfree(&m->alloc, names[i]);
+    }
+    mload__strfree(&m->alloc, index);
+    mload__free(&m->alloc, names, cap * sizeof(char *), sizeof(void *));
+    return r;
+}
+
 #endif /* MLOAD__POSIX */
 
 static mload_result mload__map_add_any(mload_map *m, const char *path, mload_error *err) {
@@ -6208,45 +6226,118 @@ static int mload__valid_utf8_str(const char *s, size_t n) {
     return 1;
 }
 
+/* Test hooks: the tests route these through fault injectors. */
+#ifndef MLOAD__RENAME
+#define MLOAD__RENAME(from, to) rename(from, to)
+#endif
+#ifndef MLOAD__FSYNC
+#define MLOAD__FSYNC(fd) fsync(fd)
+#endif
+
+enum { MLOAD__TMP_OOM = -2, MLOAD__TMP_LINK = -3, MLOAD__TMP_READONLY = -4 };
+
 /* Creates a new temporary file next to `path` (O_EXCL, no symlink
-   followed); *tmp receives its name, "PATH.tmp-" + 16 hex digits (release
-   with mload__strfree). -1 when no file could be created, -2 out of memory. */
+   followed), named "PATH.tmp-" + the process id and a random number in
+   hex (8 digits each), so that a later write can tell a dead writer's
+   leftovers; *tmp receives the name (release with mload__strfree). When
+   `path` exists the temporary gets its mode; a symlink or a read-only file
+   at `path` is not replaced (MLOAD__TMP_LINK, MLOAD__TMP_READONLY). -1 when
+   no file could be created (errno says why), MLOAD__TMP_OOM. */
 static int mload__create_tmp(const mload_allocator *a, const char *path, char **tmp) {
-    size_t pl = strlen(path), cap = pl + 22;
-    uint64_t seed = MLOAD__CAST(uint64_t, MLOAD__CAST(uint32_t, getpid()));
-    seed = seed * 0x9E3779B97F4A7C15ull;
-    seed ^= mload__now_ns();
-    seed ^= MLOAD__CAST(uint64_t, MLOAD__PCAST(uintptr_t, tmp));
-    int attempt, fd = -1, flags = O_WRONLY | O_CREAT | O_EXCL;
+    static const char hex[] = "0123456789abcdef";
+    size_t pl = strlen(path), cap = pl + 23;
+    uint32_t pid = MLOAD__CAST(uint32_t, getpid());
+    uint64_t seed = (MLOAD__CAST(uint64_t, pid) * 0x9E3779B97F4A7C15ull) ^ mload__now_ns() ^ MLOAD__CAST(uint64_t, MLOAD__PCAST(uintptr_t, tmp));
+    int attempt, k, fd = -1, flags = O_WRONLY | O_CREAT | O_EXCL, have = 0;
+    struct stat st;
 #ifdef O_NOFOLLOW
     flags |= O_NOFOLLOW;
 #endif
 #ifdef O_CLOEXEC
     flags |= O_CLOEXEC;
 #endif
-    *tmp = MLOAD__CAST(char *, mload__malloc(a, cap, 1));
-    if (!*tmp) return -2;
+    *tmp = NULL;
+    if (lstat(path, &st) == 0) {
+        if (S_ISLNK(st.st_mode)) return MLOAD__TMP_LINK;
+        if (S_ISREG(st.st_mode) && (st.st_mode & 0222) == 0) return MLOAD__TMP_READONLY;
+        have = S_ISREG(st.st_mode);
+    }
+    if (!(*tmp = MLOAD__CAST(char *, mload__malloc(a, cap, 1)))) return MLOAD__TMP_OOM;
+    memcpy(*tmp, path, pl);
+    memcpy(*tmp + pl, ".tmp-", 5);
+    for (k = 0; k < 8; ++k) (*tmp)[pl + 5 + MLOAD__CAST(size_t, k)] = hex[(pid >> (28 - 4 * k)) & 15u];
+    (*tmp)[pl + 13] = '-';
     for (attempt = 0; attempt < 64 && fd < 0; ++attempt) {
-        static const char hex[] = "0123456789abcdef";
-        uint64_t v;
-        int k;
+        uint32_t v;
         seed = seed * 6364136223846793005ull + 1442695040888963407ull;
-        v = seed ^ (seed >> 29);
-        memcpy(*tmp, path, pl);
-        memcpy(*tmp + pl, ".tmp-", 5);
-        for (k = 0; k < 16; ++k) (*tmp)[pl + 5 + MLOAD__CAST(size_t, k)] = hex[(v >> (4 * k)) & 15u];
-        (*tmp)[pl + 21] = '\0';
+        v = MLOAD__CAST(uint32_t, (seed ^ (seed >> 29)) >> 16);
+        for (k = 0; k < 8; ++k) (*tmp)[pl + 14 + MLOAD__CAST(size_t, k)] = hex[(v >> (28 - 4 * k)) & 15u];
+        (*tmp)[pl + 22] = '\0';
         do { fd = open(*tmp, flags, 0644); } while (fd < 0 && errno == EINTR);
         if (fd < 0 && errno != EEXIST) break;
     }
-    if (fd < 0) { mload__free(a, *tmp, cap, 1); *tmp = NULL; }
+    if (fd < 0) {
+        int e = errno;
+        mload__free(a, *tmp, cap, 1);
+        *tmp = NULL;
+        errno = e;
+        return -1;
+    }
+    if (have) (void)fchmod(fd, st.st_mode & 07777); /* a rewrite keeps the file's mode */
     return fd;
+}
+
+/* the error of a failed mload__create_tmp for `path` */
+static mload_result mload__tmp_fail(int code, const char *path, mload_error *err) {
+    if (code == MLOAD__TMP_OOM) return mload__oom(err);
+    if (code == MLOAD__TMP_LINK)
+        return mload__fail(err, MLOAD_ERR_CANNOT_OPEN, MLOAD_NO_OFFSET, NULL, 0, "'%s' is a symbolic link: not replaced", path);
+    if (code == MLOAD__TMP_READONLY)
+        return mload__fail(err, MLOAD_ERR_CANNOT_OPEN, MLOAD_NO_OFFSET, NULL, 0, "'%s' is read-only: not replaced", path);
+    return mload__fail(err, MLOAD_ERR_CANNOT_OPEN, MLOAD_NO_OFFSET, NULL, 0, "cannot create a temporary file next to '%s': %s", path,
+                       mload__sys_reason(errno));
 }
 
 /* Flushes and closes fd; 0 on failure */
 static int mload__finish_tmp(int fd) {
-    int ok = fsync(fd) == 0;
+    int ok = MLOAD__FSYNC(fd) == 0;
     return (close(fd) == 0) && ok;
+}
+
+/* the folder of `path` made durable (its entries: renames, removals) */
+static mload_result mload__sync_dir(const mload_allocator *a, const char *path, mload_error *err) {
+    const char *slash = strrchr(path, '/');
+    char *dir = slash ? mload__strndup(a, path, slash == path ? 1u : MLOAD__CAST(size_t, slash - path)) : mload__strndup(a, ".", 1);
+    int fd, ok;
+    if (!dir) return mload__oom(err);
+    do { fd = open(dir, O_RDONLY); } while (fd < 0 && errno == EINTR);
+    ok = fd >= 0 && (MLOAD__FSYNC(fd) == 0 || errno == EINVAL); /* some file systems cannot sync a folder */
+    if (fd >= 0) close(fd);
+    if (!ok) {
+        mload__fail(err, MLOAD_ERR_IO, MLOAD_NO_OFFSET, NULL, 0, "cannot sync the folder '%s': %s", dir, mload__sys_reason(errno));
+        mload__strfree(a, dir);
+        return MLOAD_ERR_IO;
+    }
+    mload__strfree(a, dir);
+    return MLOAD_OK;
+}
+
+/* text written to `path` through a temporary file, synced, renamed in */
+static mload_result mload__put_text(const mload_allocator *a, const char *path, const char *text, size_t n, mload_error *err) {
+    char *tmp = NULL;
+    int fd = mload__create_tmp(a, path, &tmp);
+    mload_result r = MLOAD_OK;
+    if (fd < 0) return mload__tmp_fail(fd, path, err);
+    if (!mload__write_all(fd, text, n)) {
+        r = mload__fail(err, MLOAD_ERR_IO, MLOAD_NO_OFFSET, NULL, 0, "writing '%s' failed: %s", tmp, mload__sys_reason(errno));
+        close(fd);
+    } else if (!mload__finish_tmp(fd) || MLOAD__RENAME(tmp, path) != 0) {
+        r = mload__fail(err, MLOAD_ERR_IO, MLOAD_NO_OFFSET, NULL, 0, "cannot complete '%s' (sync, close or rename failed): %s", path,
+                        mload__sys_reason(errno));
+    }
+    if (r != MLOAD_OK) unlink(tmp);
+    mload__strfree(a, tmp);
+    return r;
 }
 
 /* writes tensors wt[0..n) as one file at `path` through a temporary name:
@@ -6301,9 +6392,7 @@ static mload_result mload__write_file(const char *path, const mload__wt *wt, siz
         goto out;
     }
     if ((fd = mload__create_tmp(a, path, &tmp)) < 0) {
-        r = fd == -2 ? mload__oom(err)
-                     : mload__fail(err, MLOAD_ERR_CANNOT_OPEN, MLOAD_NO_OFFSET, NULL, 0, "cannot create a temporary file next to '%s': %s",
-                                   path, mload__sys_reason(errno));
+        r = mload__tmp_fail(fd, path, err);
         goto out;
     }
     for (k = 0; k < 8; ++k) len8[k] = MLOAD__CAST(unsigned char, MLOAD__CAST(uint64_t, h.n) >> (8u * k));
@@ -6336,7 +6425,7 @@ static mload_result mload__write_file(const char *path, const mload__wt *wt, siz
         if (ok && keep_tmp) {
             *keep_tmp = tmp;
             tmp = NULL;
-        } else if (!ok || rename(tmp, path) != 0) {
+        } else if (!ok || MLOAD__RENAME(tmp, path) != 0) {
             r = mload__fail(err, MLOAD_ERR_IO, MLOAD_NO_OFFSET, NULL, 0, "cannot complete '%s' (sync, close or rename failed): %s", path,
                             mload__sys_reason(errno));
         }
@@ -6431,8 +6520,9 @@ static void mload__wb_num5(mload__wbuf *b, size_t v) {
     mload__wb_put(b, num, 5);
 }
 
-/* "DIR/NAME-0000i-of-0000N.safetensors" for path "DIR/NAME.safetensors", or NULL */
-static char *mload__shard_name(const mload_allocator *a, const char *path, size_t i, size_t nshards) {
+/* "DIR/NAME-0000i-of-0000N.safetensors" for path "DIR/NAME.safetensors"
+   ("...-b.safetensors" for variant 1), or NULL */
+static char *mload__shard_name(const mload_allocator *a, const char *path, size_t i, size_t nshards, int variant) {
     mload__wbuf nb;
     char *name = NULL;
     memset(&nb, 0, sizeof nb);
@@ -6442,7 +6532,7 @@ static char *mload__shard_name(const mload_allocator *a, const char *path, size_
     mload__wb_num5(&nb, i + 1);
     mload__wb_str(&nb, "-of-");
     mload__wb_num5(&nb, nshards);
-    mload__wb_str(&nb, ".safetensors");
+    mload__wb_str(&nb, variant ? "-b.safetensors" : ".safetensors");
     mload__wb_put(&nb, "", 1);
     if (!nb.oom) name = mload__strndup(a, nb.p, strlen(nb.p));
     mload__free(a, nb.p, nb.cap, 1);
@@ -6484,72 +6574,263 @@ static mload_result mload__index_text(const mload_allocator *a, const mload__wt 
     return MLOAD_OK;
 }
 
-/* the index written to a temporary file next to *ipath (set to "PATH.index.json") */
-static mload_result mload__write_index(const mload_allocator *a, const char *path, const mload__wt *wt, size_t n,
-                                       const size_t *shard_of, char *const *names, uint64_t total, char **ipath, char **tmp,
-                                       mload_error *err) {
-    mload__wbuf ib;
-    size_t pl = strlen(path);
-    int fd;
-    mload_result r = mload__index_text(a, wt, n, shard_of, names, total, &ib, err);
-    if (r != MLOAD_OK) return r;
-    *ipath = MLOAD__CAST(char *, mload__malloc(a, pl + 12, 1));
-    if (!*ipath) { mload__free(a, ib.p, ib.cap, 1); return mload__oom(err); }
-    memcpy(*ipath, path, pl);
-    memcpy(*ipath + pl, ".index.json", 12);
-    fd = mload__create_tmp(a, *ipath, tmp);
-    if (fd < 0) {
-        r = fd == -2 ? mload__oom(err)
-                     : mload__fail(err, MLOAD_ERR_CANNOT_OPEN, MLOAD_NO_OFFSET, NULL, 0, "cannot create a temporary file next to '%s': %s",
-                                   *ipath, mload__sys_reason(errno));
-    } else if (!mload__write_all(fd, ib.p, ib.n)) {
-        r = mload__fail(err, MLOAD_ERR_IO, MLOAD_NO_OFFSET, NULL, 0, "writing '%s' failed: %s", *ipath, mload__sys_reason(errno));
-        close(fd);
-    } else if (!mload__finish_tmp(fd)) {
-        r = mload__fail(err, MLOAD_ERR_IO, MLOAD_NO_OFFSET, NULL, 0, "cannot complete '%s': %s", *ipath, mload__sys_reason(errno));
+/* A checkpoint DIR/STEM.safetensors on disk before a write: its index
+   (DIR/STEM.safetensors.index.json), its single file, and the files the
+   current index names (the old set). */
+typedef struct mload__ckpt {
+    const mload_allocator *a;
+    const char *single;
+    char *index;
+    char **old; /* full paths */
+    size_t nold, old_cap;
+    int has_index, index_ok, has_single;
+} mload__ckpt;
+
+static void mload__ckpt_free(mload__ckpt *c) {
+    size_t i;
+    for (i = 0; i < c->nold; ++i) mload__strfree(c->a, c->old[i]);
+    mload__free(c->a, c->old, c->old_cap * sizeof(char *), sizeof(void *));
+    mload__strfree(c->a, c->index);
+    memset(c, 0, sizeof(*c));
+}
+
+static int mload__ckpt_names(const mload__ckpt *c, const char *full) {
+    size_t i;
+    for (i = 0; i < c->nold; ++i)
+        if (strcmp(c->old[i], full) == 0) return 1;
+    return 0;
+}
+
+static size_t mload__dir_len(const char *path) {
+    const char *slash = strrchr(path, '/');
+    return slash ? MLOAD__CAST(size_t, slash - path) + 1 : 0;
+}
+
+/* what is there now: the index's shard files when it parses */
+static mload_result mload__ckpt_open(const mload_allocator *a, const char *path, mload__ckpt *c, mload_error *err) {
+    struct stat st;
+    mload__idx x;
+    size_t i, pl = strlen(path);
+    memset(c, 0, sizeof(*c));
+    c->a = a;
+    c->single = path;
+    if (!(c->index = MLOAD__CAST(char *, mload__malloc(a, pl + 12, 1)))) return mload__oom(err);
+    memcpy(c->index, path, pl);
+    memcpy(c->index + pl, ".index.json", 12);
+    c->has_single = lstat(path, &st) == 0;
+    c->has_index = lstat(c->index, &st) == 0;
+    if (!c->has_index) return MLOAD_OK;
+    memset(&x, 0, sizeof x);
+    if (mload__idx_load(a, c->index, &x, NULL) == MLOAD_OK && mload__idx_parse(a, &x, NULL) == MLOAD_OK &&
+        mload__idx_check_names(&x, NULL) == MLOAD_OK) {
+        c->index_ok = 1;
+        for (i = 0; i < x.nwm; ++i) {
+            char *full = mload__path_join(a, path, mload__dir_len(path), x.wm[i].file, x.wm[i].file_len);
+            if (!full || !mload__reserve(a, MLOAD__PCAST(void **, &c->old), &c->old_cap, c->nold + 1, sizeof(char *))) {
+                mload__strfree(a, full);
+                mload__idx_free(a, &x);
+                return mload__oom(err);
+            }
+            if (mload__ckpt_names(c, full)) mload__strfree(a, full);
+            else c->old[c->nold++] = full;
+        }
     }
-    mload__free(a, ib.p, ib.cap, 1);
+    mload__idx_free(a, &x);
+    return MLOAD_OK;
+}
+
+/* "STEM.tmp-PPPPPPPP-RRRRRRRR" left by a writer that is no longer running: its process id, else 0 */
+static uint32_t mload__dead_tmp(const char *name, size_t nl) {
+    uint32_t pid = 0;
+    size_t k;
+    if (nl < 22 || memcmp(name + nl - 22, ".tmp-", 5) != 0 || name[nl - 9] != '-') return 0;
+    for (k = nl - 17; k < nl; ++k) {
+        char ch = name[k];
+        int d = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
+        if (k == nl - 9) continue;
+        if (d < 0) return 0;
+        if (k < nl - 9) pid = pid * 16u + MLOAD__CAST(uint32_t, d);
+    }
+    if (pid == 0 || pid == MLOAD__CAST(uint32_t, getpid()) || kill(MLOAD__CAST(pid_t, pid), 0) == 0 || errno != ESRCH) return 0;
+    return pid;
+}
+
+/* "STEM-#####-of-#####.safetensors" or "...-b.safetensors": a shard name this writer gives */
+static int mload__shard_like(const char *name, size_t nl, const char *stem, size_t sl) {
+    const char *p = name + sl;
+    size_t k, rest = nl - sl;
+    if (nl <= sl || memcmp(name, stem, sl) != 0) return 0;
+    if (rest != 27 && rest != 29) return 0; /* "-00001-of-00002" + ".safetensors" or "-b.safetensors" */
+    if (p[0] != '-' || memcmp(p + 6, "-of-", 4) != 0) return 0;
+    for (k = 0; k < 5; ++k)
+        if (p[1 + k] < '0' || p[1 + k] > '9' || p[10 + k] < '0' || p[10 + k] > '9') return 0;
+    return memcmp(p + 15, rest == 27 ? ".safetensors" : "-b.safetensors", rest - 15) == 0;
+}
+
+/* Removes what earlier writes of this checkpoint left: temporaries of
+   writers no longer running, and (when the index parses) shard files it
+   does not name. */
+static void mload__ckpt_sweep(const mload__ckpt *c) {
+    size_t dl = mload__dir_len(c->single), sl = strlen(c->single) - dl - 12; /* STEM: the name less ".safetensors" */
+    const char *stem = c->single + dl;
+    char *dir = dl ? mload__strndup(c->a, c->single, dl) : mload__strndup(c->a, ".", 1);
+    DIR *dh = dir ? opendir(dir) : NULL;
+    struct dirent *de;
+    while (dh && (de = readdir(dh)) != NULL) {
+        size_t nl = strlen(de->d_name);
+        char *full;
+        int tmp = nl > sl && memcmp(de->d_name, stem, sl) == 0 && mload__dead_tmp(de->d_name, nl) != 0;
+        if (!tmp && !(c->index_ok && mload__shard_like(de->d_name, nl, stem, sl))) continue;
+        if (!(full = mload__path_join(c->a, c->single, dl, de->d_name, nl))) break;
+        if (tmp || !mload__ckpt_names(c, full)) unlink(full);
+        mload__strfree(c->a, full);
+    }
+    if (dh) closedir(dh);
+    mload__strfree(c->a, dir);
+}
+
+/* An index naming every tensor of the single file `single` (the guard of
+   a single file about to become shards), or, without one, an index naming
+   nothing (readers refuse it: no partial set is ever visible). */
+static mload_result mload__guard_text(const mload_allocator *a, const mload__ckpt *c, mload__wbuf *ib, mload_error *err) {
+    mload_file_desc d;
+    mload_file *f = NULL;
+    const char *base = c->single + mload__dir_len(c->single);
+    uint64_t i;
+    memset(ib, 0, sizeof(*ib));
+    ib->a = a;
+    memset(&d, 0, sizeof d);
+    d.path = c->single;
+    d.allocator = *a;
+    if (c->has_single && mload_file_open(&d, &f, NULL) != MLOAD_OK) f = NULL; /* unreadable now: readers already fail */
+    mload__wb_str(ib, "{\n  \"metadata\": {\n    \"total_size\": ");
+    mload__wb_u64(ib, f ? mload_file_size(f) - mload_file_data_offset(f) : 0);
+    mload__wb_str(ib, "\n  },\n  \"weight_map\": {");
+    for (i = 0; f && i < mload_file_count(f); ++i) {
+        const mload_tensor *t = mload_file_tensor(f, i);
+        mload__wb_str(ib, i ? ",\n    " : "\n    ");
+        mload__wb_json(ib, t->name, t->name_len);
+        mload__wb_str(ib, ": ");
+        mload__wb_json(ib, base, strlen(base));
+    }
+    mload__wb_str(ib, "\n  }\n}\n");
+    mload_file_close(f);
+    if (ib->oom) {
+        mload__free(a, ib->p, ib->cap, 1);
+        return mload__oom(err);
+    }
+    return MLOAD_OK;
+}
+
+static mload_result mload__put_wbuf(const mload_allocator *a, const char *path, mload__wbuf *b, mload_error *err) {
+    mload_result r = mload__put_text(a, path, b->p, b->n, err);
+    mload__free(a, b->p, b->cap, 1);
     return r;
 }
 
-/* A sharded write: every shard and then the index are written under
-   temporary names; only when all are complete are they renamed into place
-   (shards first, the index last), so a failure leaves an existing
-   checkpoint as it was. */
-static mload_result mload__write_sharded(const char *path, const mload__wt *wt, size_t n, const size_t *shard_of,
-                                         const size_t *shard_start, size_t nshards, uint64_t total, const mload_write_opts *opts,
-                                         const mload_allocator *a, unsigned char *buf, size_t buf_size, mload_error *err) {
+/* after the commit: the old set's files the new set does not name, then
+   the folder synced */
+static mload_result mload__ckpt_retire(const mload__ckpt *c, char *const *keep, size_t nkeep, int drop_single, mload_error *err) {
+    size_t i, k;
+    for (i = 0; i < c->nold; ++i) {
+        int kept = 0;
+        for (k = 0; k < nkeep; ++k) kept |= strcmp(c->old[i], keep[k]) == 0;
+        if (!kept) unlink(c->old[i]);
+    }
+    if (drop_single && c->has_single) unlink(c->single);
+    return mload__sync_dir(c->a, c->single, err);
+}
+
+/* A sharded write, all-or-nothing for readers of the index and of the
+   folder (which opens through its index.json):
+   1. leftovers of earlier writes are removed (mload__ckpt_sweep);
+   2. without an index, one is made first that describes what is there
+      (the single file's tensors, or nothing);
+   3. the shards are written under names the current index does not use
+      (standard names, else their "-b" variants), each through a synced
+      temporary file and renamed in: readers still see the old set;
+   4. the new index is renamed over the old one: the commit;
+   5. the old set's files are removed, the folder synced.
+   A failure before 4 removes what 2 and 3 added; a crash leaves files
+   no reader picks up, removed by the next write. */
+static mload_result mload__commit_sharded(const char *path, const mload__wt *wt, size_t n, const size_t *shard_of,
+                                          const size_t *shard_start, size_t nshards, uint64_t total, const mload_write_opts *opts,
+                                          const mload_allocator *a, unsigned char *buf, size_t buf_size, mload_error *err) {
     char **names = MLOAD__CAST(char **, mload__malloc(a, (nshards + 1) * sizeof(char *), sizeof(void *)));
-    char **tmps = MLOAD__CAST(char **, mload__malloc(a, (nshards + 1) * sizeof(char *), sizeof(void *)));
-    mload_result r = MLOAD_OK;
-    size_t i;
+    mload__ckpt c;
+    mload__wbuf ib;
+    size_t i, placed = 0;
+    int variant, clash = 1, guarded = 0;
+    mload_result r = mload__ckpt_open(a, path, &c, err);
     if (names) memset(names, 0, (nshards + 1) * sizeof(char *));
-    if (tmps) memset(tmps, 0, (nshards + 1) * sizeof(char *));
-    if (!names || !tmps) r = mload__oom(err);
-    for (i = 0; i < nshards && r == MLOAD_OK; ++i) {
-        if (!(names[i] = mload__shard_name(a, path, i, nshards))) { r = mload__oom(err); break; }
-        r = mload__write_file(names[i], wt + shard_start[i], shard_start[i + 1] - shard_start[i], opts, a, buf, buf_size,
-                              &tmps[i], err);
-    }
-    if (r == MLOAD_OK) r = mload__write_index(a, path, wt, n, shard_of, names, total, &names[nshards], &tmps[nshards], err);
-    for (i = 0; i <= nshards && r == MLOAD_OK; ++i) { /* all written: into place */
-        if (rename(tmps[i], names[i]) != 0) {
-            r = mload__fail(err, MLOAD_ERR_IO, MLOAD_NO_OFFSET, NULL, 0, "cannot rename '%s' into place: %s", tmps[i],
-                            mload__sys_reason(errno));
-            break;
+    if (r == MLOAD_OK && !names) r = mload__oom(err);
+    if (r == MLOAD_OK) mload__ckpt_sweep(&c);
+    for (variant = 0; variant < 2 && clash && r == MLOAD_OK; ++variant) {
+        for (i = 0, clash = 0; i < nshards && r == MLOAD_OK; ++i) {
+            mload__strfree(a, names[i]);
+            if (!(names[i] = mload__shard_name(a, path, i, nshards, variant))) r = mload__oom(err);
+            else clash |= mload__ckpt_names(&c, names[i]);
         }
-        mload__strfree(a, tmps[i]);
-        tmps[i] = NULL;
     }
-    for (i = 0; names && tmps && i <= nshards; ++i) {
-        if (tmps[i]) { /* temporaries not renamed into place */
-            unlink(tmps[i]);
-            mload__strfree(a, tmps[i]);
-        }
-        mload__strfree(a, names[i]);
+    if (r == MLOAD_OK && clash)
+        r = mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "the index of '%s' names both shard name sets", path);
+    if (r == MLOAD_OK && !c.has_index) { /* 2 */
+        if ((r = mload__guard_text(a, &c, &ib, err)) == MLOAD_OK && (r = mload__put_wbuf(a, c.index, &ib, err)) == MLOAD_OK)
+            guarded = 1;
     }
+    for (i = 0; i < nshards && r == MLOAD_OK; ++i, ++placed) /* 3 */
+        r = mload__write_file(names[i], wt + shard_start[i], shard_start[i + 1] - shard_start[i], opts, a, buf, buf_size, NULL, err);
+    if (r == MLOAD_OK && (r = mload__index_text(a, wt, n, shard_of, names, total, &ib, err)) == MLOAD_OK)
+        r = mload__put_wbuf(a, c.index, &ib, err); /* 4 */
+    if (r == MLOAD_OK) r = mload__ckpt_retire(&c, names, nshards, 1, err); /* 5 */
+    else {
+        for (i = 0; i < placed; ++i) unlink(names[i]);
+        if (guarded) unlink(c.index);
+    }
+    for (i = 0; names && i < nshards; ++i) mload__strfree(a, names[i]);
     mload__free(a, names, (nshards + 1) * sizeof(char *), sizeof(void *));
-    mload__free(a, tmps, (nshards + 1) * sizeof(char *), sizeof(void *));
+    mload__ckpt_free(&c);
+    return r;
+}
+
+/* A single-file write. Without an index: the file renamed over the old one
+   (atomic). Over a sharded checkpoint: the file is placed, an index naming
+   only it is renamed over the old index (the commit), then the old shards
+   and that index are removed. */
+static mload_result mload__commit_single(const char *path, const mload__wt *wt, size_t n, uint64_t total,
+                                         const mload_write_opts *opts, const mload_allocator *a, unsigned char *buf,
+                                         size_t buf_size, mload_error *err) {
+    mload__ckpt c;
+    mload__wbuf ib;
+    size_t *zeros = NULL;
+    char *one[1];
+    mload_result r = mload__ckpt_open(a, path, &c, err);
+    int only_self; /* an index that names only this file (an interrupted single write) */
+    if (r == MLOAD_OK) mload__ckpt_sweep(&c);
+    only_self = c.nold == 1 && mload__ckpt_names(&c, path);
+    if (r == MLOAD_OK && !only_self && mload__ckpt_names(&c, path))
+        r = mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "the index of '%s' names that file and others", path);
+    if (r == MLOAD_OK) r = mload__write_file(path, wt, n, opts, a, buf, buf_size, NULL, err);
+    if (r == MLOAD_OK && only_self) { /* replaced in one rename; the index goes */
+        unlink(c.index);
+        r = mload__sync_dir(a, path, err);
+    } else if (r == MLOAD_OK && !c.has_index) r = mload__sync_dir(a, path, err);
+    else if (r == MLOAD_OK) {
+        zeros = MLOAD__CAST(size_t *, mload__malloc(a, (n + 1) * sizeof(size_t), sizeof(size_t)));
+        one[0] = MLOAD__CCAST(char *, path);
+        if (!zeros) r = mload__oom(err);
+        else memset(zeros, 0, (n + 1) * sizeof(size_t));
+        if (r == MLOAD_OK && (r = mload__index_text(a, wt, n, zeros, one, total, &ib, err)) == MLOAD_OK)
+            r = mload__put_wbuf(a, c.index, &ib, err); /* the commit */
+        if (r != MLOAD_OK) {
+            if (!c.has_single) unlink(path); /* not committed: the placed file goes */
+        } else if ((r = mload__ckpt_retire(&c, one, 1, 0, err)) == MLOAD_OK) {
+            unlink(c.index); /* the folder is now the single file */
+            r = mload__sync_dir(a, path, err);
+        }
+        mload__free(a, zeros, (n + 1) * sizeof(size_t), sizeof(size_t));
+    }
+    mload__ckpt_free(&c);
     return r;
 }
 
@@ -6591,13 +6872,13 @@ MODELLOAD_API mload_result mload_write(const char *path, const mload_write_tenso
     }
     if (r == MLOAD_OK) nshards = mload__write_plan(wt, MLOAD__CAST(size_t, n), opts ? opts->shard_bytes : 0, shard_of, shard_start);
     if (r == MLOAD_OK && nshards == 1) {
-        r = mload__write_file(path, wt, MLOAD__CAST(size_t, n), opts, a, buf, buf_size, NULL, err);
+        r = mload__commit_single(path, wt, MLOAD__CAST(size_t, n), total, opts, a, buf, buf_size, err);
     } else if (r == MLOAD_OK && (pl <= 12 || !mload__ends_with(path, ".safetensors"))) {
         r = mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "a sharded output path must end in .safetensors");
     } else if (r == MLOAD_OK && nshards > 99999) {
         r = mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "more than 99999 shards: raise shard_bytes");
     } else if (r == MLOAD_OK) {
-        r = mload__write_sharded(path, wt, MLOAD__CAST(size_t, n), shard_of, shard_start, nshards, total, opts, a, buf, buf_size, err);
+        r = mload__commit_sharded(path, wt, MLOAD__CAST(size_t, n), shard_of, shard_start, nshards, total, opts, a, buf, buf_size, err);
     }
     mload__free(a, ix.slots, ix.slots ? (ix.mask + 1) * sizeof(uint64_t) : 0, sizeof(uint64_t));
     mload__free(a, buf, buf_size, 64);

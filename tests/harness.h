@@ -83,4 +83,9 @@ const char *fixtures_dir(void);
 /* Writes a buffer to a new temporary file; returns its path (static storage
    per call slot 0..3). */
 const char *write_tmp(int slot, const void *data, size_t n);
+/* fault injection for the writer (tests/util.c): the n-th rename or sync
+   from now fails with EIO when th_fail_*_at == n (-1: never); the counters
+   count calls */
+extern long th_fail_rename_at, th_fail_fsync_at, th_renames, th_fsyncs;
+
 #endif

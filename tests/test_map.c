@@ -7,6 +7,10 @@
 #include "harness.h"
 #include <stdlib.h>
 #include <unistd.h>
+#include <time.h>
+#include <sys/wait.h>
+#include <signal.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <math.h>
 
@@ -1316,6 +1320,217 @@ static void test_map_messages(void) {
     tbuf_free(&txt);
 }
 
+/* ---- writes that never leave a broken checkpoint ---- */
+
+#define WV_N 6
+static float wv_data[2][WV_N][256];
+
+/* writes version v (1 or 2: tensor i holds v*100 + i) of a six-tensor
+   checkpoint at path, in about `shards` shards (0: one file) */
+static mload_result wv_write(const char *path, int v, int shards, mload_error *e) {
+    static const uint64_t shape[1] = {256};
+    static char names[WV_N][16];
+    mload_write_tensor w[WV_N];
+    mload_write_opts o;
+    int i, k;
+    memset(w, 0, sizeof w);
+    memset(&o, 0, sizeof o);
+    for (i = 0; i < WV_N; ++i) {
+        snprintf(names[i], sizeof names[i], "t%d", i);
+        for (k = 0; k < 256; ++k) wv_data[v - 1][i][k] = (float)(v * 100 + i);
+        w[i].name = names[i]; w[i].dtype = MLOAD_DTYPE_F32; w[i].rank = 1; w[i].shape = shape; w[i].data = wv_data[v - 1][i];
+    }
+    o.shard_bytes = shards ? (uint64_t)(WV_N * 1024 / shards) : 0;
+    return mload_write(path, w, WV_N, &o, e);
+}
+
+/* the version a reader of path (index, file or folder) sees: 1 or 2; 0 when
+   it cannot open it; -1 for a mix, a partial or a wrong set */
+static int wv_seen(const char *path) {
+    mload_map *m = NULL;
+    mload_error e;
+    float got[256];
+    int i, v = 0;
+    if (open_one(path, &m, &e) != MLOAD_OK) return 0;
+    if (mload_map_count(m) != WV_N) v = -1;
+    for (i = 0; i < WV_N && v >= 0; ++i) {
+        char name[16];
+        const mload_tensor *t;
+        int tv;
+        snprintf(name, sizeof name, "t%d", i);
+        t = mload_map_find(m, name);
+        if (!t || mload_map_read(m, t, MLOAD_DTYPE_F32, got, sizeof got, &e) != MLOAD_OK) { v = -1; break; }
+        tv = ((int)got[0] - i) / 100;
+        if ((tv != 1 && tv != 2) || got[0] != got[255] || (int)got[0] != tv * 100 + i || (v && tv != v)) v = -1;
+        else v = tv;
+    }
+    mload_map_close(m);
+    return v;
+}
+
+/* files of dir: checkpoint files (.safetensors), index files, temporaries */
+static void wv_files(const char *dir, int *st, int *idx, int *tmp) {
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    *st = *idx = *tmp = 0;
+    while (d && (de = readdir(d)) != NULL) {
+        size_t n = strlen(de->d_name);
+        if (strstr(de->d_name, ".tmp-")) (*tmp)++;
+        else if (n > 11 && strcmp(de->d_name + n - 11, ".index.json") == 0) (*idx)++;
+        else if (n > 12 && strcmp(de->d_name + n - 12, ".safetensors") == 0) (*st)++;
+    }
+    if (d) closedir(d);
+}
+
+static void wv_clear(const char *dir) {
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    char p[1024];
+    while (d && (de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.') continue;
+        snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+        unlink(p);
+    }
+    if (d) closedir(d);
+}
+
+/* Every transition (shards to more shards, shards to one file, one file to
+   shards, nothing to shards) with each rename, then each sync, failing in
+   turn: after a failure readers of the folder and of the index see the
+   complete old set (or nothing, where there was nothing); after success the
+   new set, and no file of the old set or temporary is left. */
+static void test_writer_all_or_nothing(void) {
+    static const int from[] = {2, 3, 0, -1}, to[] = {3, 0, 2, 2};
+    int tr, kind;
+    for (tr = 0; tr < 4; ++tr) {
+        char dir[512], path[600], idx[620];
+        snprintf(dir, sizeof dir, "%s", tpath(tr == 0 ? "aon0" : tr == 1 ? "aon1" : tr == 2 ? "aon2" : "aon3"));
+        snprintf(path, sizeof path, "%s/m.safetensors", dir);
+        snprintf(idx, sizeof idx, "%s.index.json", path);
+        mkdir(dir, 0755);
+        for (kind = 0; kind < 2; ++kind) {
+            long k;
+            mload_error e;
+            mload_result r = MLOAD_ERR_IO;
+            int old = from[tr] < 0 ? 0 : 1, nst, nidx, ntmp, seen;
+            wv_clear(dir);
+            if (from[tr] >= 0) CHECK_RES(wv_write(path, 1, from[tr], &e), MLOAD_OK);
+            for (k = 0; k < 40 && r != MLOAD_OK; ++k) {
+                th_renames = th_fsyncs = 0;
+                if (kind == 0) th_fail_rename_at = k;
+                else th_fail_fsync_at = k;
+                r = wv_write(path, 2, to[tr], &e);
+                th_fail_rename_at = th_fail_fsync_at = -1;
+                if (r == MLOAD_OK) break;
+                /* before the commit the old set, after it (a sync of the folder failed) the new one */
+                seen = wv_seen(dir);
+                CHECK(seen == old || seen == 2);
+                if (seen != 2) CHECK(wv_seen(from[tr] > 0 ? idx : path) == old);
+                if (seen != old && seen != 2)
+                    fprintf(stderr, "  transition %d, kind %d, failure %ld: readers see %d, expected %d\n", tr, kind, k, seen, old);
+                if (seen == 2) old = 2;
+            }
+            CHECK_RES(r, MLOAD_OK);
+            CHECK(k > 1); /* failures were injected */
+            CHECK(wv_seen(dir) == 2);
+            CHECK(wv_seen(to[tr] ? idx : path) == 2);
+            wv_files(dir, &nst, &nidx, &ntmp);
+            CHECK(ntmp == 0 && nidx == (to[tr] ? 1 : 0) && nst == (to[tr] ? to[tr] : 1));
+            if (ntmp || nidx != (to[tr] ? 1 : 0) || nst != (to[tr] ? to[tr] : 1))
+                fprintf(stderr, "  transition %d, kind %d: %d files, %d indexes, %d temporaries\n", tr, kind, nst, nidx, ntmp);
+        }
+    }
+}
+
+/* The writer killed at random points: readers see the old or the new set,
+   never a mix; the next write removes what the killed ones left. */
+static void test_writer_killed_anywhere(void) {
+    char dir[512], path[600];
+    int i, seen, nst, nidx, ntmp;
+    mload_error e;
+    double t0, t_write;
+    struct timespec ts;
+    snprintf(dir, sizeof dir, "%s", tpath("kill"));
+    snprintf(path, sizeof path, "%s/m.safetensors", dir);
+    mkdir(dir, 0755);
+    CHECK_RES(wv_write(path, 1, 2, &e), MLOAD_OK);
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    t0 = (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+    CHECK_RES(wv_write(path, 1, 3, &e), MLOAD_OK);
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    t_write = (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9 - t0;
+    seen = 1;
+    srand(12345);
+    if (getenv("MLOAD_TEST_VERBOSE")) fprintf(stderr, "  one write takes %.0f us\n", t_write * 1e6);
+    for (i = 0; i < 40; ++i) {
+        int v = 1 + (i % 2), now;
+        pid_t pid = fork();
+        if (pid == 0) {
+            mload_error ce;
+            _exit(wv_write(path, v, (i % 3 == 2) ? 0 : 2 + i % 2, &ce) == MLOAD_OK ? 0 : 1);
+        }
+        if (pid < 0) { CHECK(0); break; }
+        usleep((useconds_t)(t_write * 2e6 * (double)rand() / (double)RAND_MAX));
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        now = wv_seen(dir);
+        CHECK(now == seen || now == v);
+        if (now != seen && now != v) {
+            char cmd[1400];
+            fprintf(stderr, "  kill %d: readers see %d (before %d, writing %d)\n", i, now, seen, v);
+            snprintf(cmd, sizeof cmd, "ls -la '%s' >&2; cat '%s/m.safetensors.index.json' >&2", dir, dir);
+            if (system(cmd) != 0) fprintf(stderr, "  (no listing)\n");
+        }
+        if (now > 0) seen = now;
+        if (getenv("MLOAD_TEST_VERBOSE")) fprintf(stderr, "  kill %d: readers see %d\n", i, now);
+    }
+    CHECK_RES(wv_write(path, 2, 2, &e), MLOAD_OK);
+    CHECK(wv_seen(dir) == 2);
+    wv_files(dir, &nst, &nidx, &ntmp);
+    CHECK(ntmp == 0 && nidx == 1 && nst == 2);
+}
+
+/* A rewrite keeps the file's mode; a read-only file and a symlink at the
+   destination are not replaced (documented); dead writers' temporaries
+   are removed, a running writer's are not. */
+static void test_writer_destination(void) {
+    char dir[512], path[600], link[600], junk[3][700];
+    struct stat st;
+    mload_error e;
+    pid_t dead;
+    int k;
+    snprintf(dir, sizeof dir, "%s", tpath("wdst"));
+    snprintf(path, sizeof path, "%s/m.safetensors", dir);
+    snprintf(link, sizeof link, "%s/l.safetensors", dir);
+    mkdir(dir, 0755);
+    CHECK_RES(wv_write(path, 1, 0, &e), MLOAD_OK);
+    CHECK(chmod(path, 0600) == 0);
+    CHECK_RES(wv_write(path, 2, 0, &e), MLOAD_OK);
+    CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0600);
+    CHECK(chmod(path, 0444) == 0);
+    CHECK_RES(wv_write(path, 1, 0, &e), MLOAD_ERR_CANNOT_OPEN);
+    CHECK(strstr(e.message, "read-only") != NULL && wv_seen(path) == 2);
+    CHECK(chmod(path, 0644) == 0);
+    CHECK(symlink("m.safetensors", link) == 0);
+    CHECK_RES(wv_write(link, 1, 0, &e), MLOAD_ERR_CANNOT_OPEN);
+    CHECK(strstr(e.message, "symbolic link") != NULL && lstat(link, &st) == 0 && S_ISLNK(st.st_mode));
+    unlink(link);
+    dead = fork();
+    if (dead == 0) _exit(0);
+    waitpid(dead, NULL, 0);
+    snprintf(junk[0], sizeof junk[0], "%s.tmp-%08x-12345678", path, (unsigned)dead);
+    snprintf(junk[1], sizeof junk[1], "%s/m-00001-of-00002.safetensors.tmp-%08x-abcdef01", dir, (unsigned)dead);
+    snprintf(junk[2], sizeof junk[2], "%s.index.json.tmp-%08x-0badf00d", path, (unsigned)getppid()); /* running */
+    for (k = 0; k < 3; ++k) {
+        FILE *fp = fopen(junk[k], "wb");
+        if (fp) fclose(fp);
+    }
+    CHECK_RES(wv_write(path, 2, 2, &e), MLOAD_OK);
+    CHECK(access(junk[0], F_OK) != 0 && access(junk[1], F_OK) != 0);
+    CHECK(access(junk[2], F_OK) == 0);
+    unlink(junk[2]);
+}
+
 void area_map(void) {
     snprintf(tdir, sizeof tdir, "/tmp/mload_map_test_XXXXXX");
     if (!mkdtemp(tdir)) abort();
@@ -1339,6 +1554,9 @@ void area_map(void) {
     RUN(test_writer_roundtrip);
     RUN(test_writer_edges);
     RUN(test_writer_failed_rewrite_keeps_old);
+    RUN(test_writer_all_or_nothing);
+    RUN(test_writer_killed_anywhere);
+    RUN(test_writer_destination);
     RUN(test_writer_allocator_balanced);
     RUN(test_writer_official_reads);
     rm_rf(tdir);

@@ -6,6 +6,8 @@
 #include "st_write.h"
 #include <stdlib.h>
 #include <unistd.h>
+#include <errno.h>
+#include <stdio.h>
 #include <sys/stat.h>
 
 void tbuf_put(tbuf *b, const void *data, size_t n) {
@@ -97,4 +99,17 @@ const char *write_tmp(int slot, const void *data, size_t n) {
     fclose(fp);
     (void)fd;
     return p;
+}
+
+/* ---- fault injection for the writer's renames and syncs (tests/impl.c) ---- */
+long th_fail_rename_at = -1, th_fail_fsync_at = -1, th_renames, th_fsyncs;
+
+int th_rename(const char *from, const char *to) {
+    if (th_renames++ == th_fail_rename_at) { errno = EIO; return -1; }
+    return rename(from, to);
+}
+
+int th_fsync(int fd) {
+    if (th_fsyncs++ == th_fail_fsync_at) { errno = EIO; return -1; }
+    return fsync(fd);
 }
