@@ -88,7 +88,7 @@
      8. BULK LOADS AND BINDING >>bulk  threaded loads (progress, cancel, O_DIRECT bounce buffers);
                                        binding a program's parameters
      9. FINGERPRINT     >>fingerprint  MD5 and the model fingerprint
-    10. WRITER          >>writer       safetensors files, shards and index.json (temporary files, renamed when complete)
+    10. WRITER          >>writer       safetensors files, shards and index.json, all-or-nothing for readers
     11. DEVICES         >>devices      the device table; the host and the simulated devices
     12. OFFLOAD MANAGER >>offload      units and tiers, the hard budget, eviction (next use, LRU),
                                        prefetch, group moves, stats
@@ -614,9 +614,11 @@ typedef enum mload_dup_policy {
 } mload_dup_policy;
 
 typedef struct mload_map_desc {
-    /* each path is a .safetensors file, a folder (every *.safetensors in it,
-       sorted by name; an entry so named that is not a readable regular file,
-       such as a dangling symlink, is MLOAD_ERR_CANNOT_OPEN naming it) or a *.index.json of a sharded checkpoint; files are
+    /* each path is a .safetensors file, a folder (through its index when it
+       holds exactly one *.safetensors.index.json, else every *.safetensors
+       in it, sorted by name; an entry so named that is not a readable
+       regular file, such as a dangling symlink, is MLOAD_ERR_CANNOT_OPEN
+       naming it) or a *.index.json of a sharded checkpoint; files are
        ordered as given (this order decides MLOAD_DUP_LAST_WINS) */
     const char *const *paths;
     uint64_t path_count;
@@ -848,9 +850,13 @@ typedef struct mload_write_opts {
    spaces to a multiple of 8, tensors sorted by element size (largest first)
    then name, so each is aligned to its element size. With shard_bytes,
    path "DIR/NAME.safetensors" gives DIR/NAME-00001-of-0000N.safetensors ...
-   and DIR/NAME.safetensors.index.json. Files are written under temporary
-   names and renamed into place only when every one is complete (shards,
-   then the index), so a failure leaves an existing checkpoint unchanged.
+   (or NAME-00001-of-0000N-b.safetensors ... when the current index uses
+   the first names) and DIR/NAME.safetensors.index.json. Readers of the
+   index or the folder see the complete old or the complete new checkpoint
+   after a failure or a crash at any step: the new index is renamed in last
+   and the old files removed after (docs/threat-model.md). A symlink or a
+   read-only file at a destination is not replaced (MLOAD_ERR_CANNOT_OPEN);
+   a rewrite keeps the replaced file's mode.
    MLOAD_ERR_UNSUPPORTED under MODELLOAD_NO_STDIO. */
 MODELLOAD_API mload_result mload_write(const char *path, const mload_write_tensor *tensors, uint64_t n,
                                        const mload_write_opts *opts, mload_error *err);
@@ -6129,7 +6135,7 @@ MODELLOAD_API mload_result mload_map_fingerprint(const mload_map *m, char out[33
 
 /* ==========================================================================
    10. WRITER                                                      >>writer
-   safetensors files and sharded checkpoints with index.json, written under temporary names and renamed when complete
+   safetensors files and sharded checkpoints with index.json, all-or-nothing for readers (the index is the commit)
    ========================================================================== */
 
 #if !defined(MODELLOAD_NO_WRITER)
