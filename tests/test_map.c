@@ -1394,13 +1394,13 @@ static void wv_clear(const char *dir) {
     if (d) closedir(d);
 }
 
-/* Every transition (shards to more shards, shards to one file, one file to
+/* Every transition (shards to fewer shards, shards to one file, one file to
    shards, nothing to shards) with each rename, then each sync, failing in
    turn: after a failure readers of the folder and of the index see the
    complete old set (or nothing, where there was nothing); after success the
    new set, and no file of the old set or temporary is left. */
 static void test_writer_all_or_nothing(void) {
-    static const int from[] = {2, 3, 0, -1}, to[] = {3, 0, 2, 2};
+    static const int from[] = {3, 3, 0, -1}, to[] = {2, 0, 3, 2}; /* fewer shards, one file, shards, new */
     int tr, kind;
     for (tr = 0; tr < 4; ++tr) {
         char dir[512], path[600], idx[620];
@@ -1503,7 +1503,9 @@ static void test_writer_destination(void) {
     snprintf(path, sizeof path, "%s/m.safetensors", dir);
     snprintf(link, sizeof link, "%s/l.safetensors", dir);
     mkdir(dir, 0755);
+    th_fsyncs = 0;
     CHECK_RES(wv_write(path, 1, 0, &e), MLOAD_OK);
+    CHECK(th_fsyncs >= 2); /* the file, then its folder */
     CHECK(chmod(path, 0600) == 0);
     CHECK_RES(wv_write(path, 2, 0, &e), MLOAD_OK);
     CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0600);
