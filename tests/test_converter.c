@@ -533,6 +533,19 @@ static void ca_free(void *p, size_t size, void *user) {
     free(p);
 }
 
+/* a map over one source with converter c, allocating through a counter */
+static mload_result open_counted(const mload_source *src, const mload_converter *c, count_alloc *ca, mload_map **m, mload_error *e) {
+    mload_map_desc d;
+    memset(&d, 0, sizeof d);
+    d.sources = src;
+    d.source_count = 1;
+    d.converter = c;
+    d.allocator.alloc = ca_alloc;
+    d.allocator.free = ca_free;
+    d.allocator.user = ca;
+    return mload_map_open(&d, m, e);
+}
+
 static void test_bytes_touched(void) {
     /* three 1 GiB F32 tensors [16384, 16384] and a small one: 3 GiB of data nobody stores */
     const char *hdr = "{\"big.q\":{\"dtype\":\"F32\",\"shape\":[16384,16384],\"data_offsets\":[0,1073741824]},"
@@ -541,7 +554,6 @@ static void test_bytes_touched(void) {
                       "\"small\":{\"dtype\":\"F32\",\"shape\":[64,32],\"data_offsets\":[3221225472,3221233664]}}";
     gen_src g;
     mload_source src;
-    mload_map_desc d;
     mload_rules *rs;
     mload_converter c;
     mload_map *m;
@@ -555,17 +567,10 @@ static void test_bytes_touched(void) {
     src.read_at = gen_read;
     src.size = gen_size;
     src.user = &g;
-    memset(&d, 0, sizeof d);
     memset(&c, 0, sizeof c);
     CHECK_RES(mload_rules_create(rules, strlen(rules), NULL, &rs, &e), MLOAD_OK);
     c.rules = mload_rules_list(rs, &c.rule_count);
-    d.sources = &src;
-    d.source_count = 1;
-    d.converter = &c;
-    d.allocator.alloc = ca_alloc;
-    d.allocator.free = ca_free;
-    d.allocator.user = &ca;
-    CHECK_RES(mload_map_open(&d, &m, &e), MLOAD_OK);
+    CHECK_RES(open_counted(&src, &c, &ca, &m, &e), MLOAD_OK);
     mload_rules_destroy(rs);
     CHECK_EQ_U64(g.asked, g.head.n); /* opening reads the header only */
     if (m) {
@@ -688,29 +693,39 @@ static void test_converter_regressions(void) {
     }
 }
 
+/* an image of n one-byte U8 tensors named by fmt (a %d for the index);
+   hdr receives the header text */
+static tbuf u8_checkpoint(tbuf *hdr, int n, const char *fmt) {
+    char name[1100], entry[1300];
+    int i;
+    hdr->n = 0;
+    tbuf_put(hdr, "{", 1);
+    for (i = 0; i < n; ++i) {
+        int k;
+        snprintf(name, sizeof name, fmt, i);
+        k = snprintf(entry, sizeof entry, "%s\"%s\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[%d,%d]}", i ? "," : "", name, i, i + 1);
+        tbuf_put(hdr, entry, (size_t)k);
+    }
+    tbuf_put(hdr, "}", 2);
+    return make_st((const char *)hdr->p, (size_t)n, NULL);
+}
+
 /* Rules text is untrusted (issue 11 item 3): the rules x names work is
    bounded with a clear error, and names that rules rewrite again and again
    do not pile up in memory. */
 static void test_rules_cost_bounded(void) {
     tbuf hdr = {0, 0, 0}, img, txt = {0, 0, 0};
-    mload_rules *rs = NULL;
-    mload_converter c;
-    mload_map_desc d;
-    mload_source src;
-    mload_map *m = NULL;
-    mload_error e;
     count_alloc ca = {0, 0};
+    mload_converter c;
+    mload_rules *rs = NULL;
+    mload_map *m = NULL;
+    mload_source src;
+    mload_error e;
     char line[1200];
     int i;
     /* 2,000 one-byte tensors t0..t1999 and 1,000 renames: 2e6 name visits,
        over the bound (tests/impl.c lowers it to 2^20) */
-    tbuf_put(&hdr, "{", 1);
-    for (i = 0; i < 2000; ++i) {
-        int n = snprintf(line, sizeof line, "%s\"t%d\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[%d,%d]}", i ? "," : "", i, i, i + 1);
-        tbuf_put(&hdr, line, (size_t)n);
-    }
-    tbuf_put(&hdr, "}", 2);
-    img = make_st((const char *)hdr.p, 2000, NULL);
+    img = u8_checkpoint(&hdr, 2000, "t%d");
     for (i = 0; i < 1000; ++i) tbuf_put(&txt, "rename t{n} t{n}\n", 17);
     CHECK_RES(mload_rules_create((const char *)txt.p, txt.n, NULL, &rs, &e), MLOAD_OK);
     memset(&c, 0, sizeof c);
@@ -723,26 +738,12 @@ static void test_rules_cost_bounded(void) {
     tbuf_free(&txt);
     /* 1,000 tensors with 1000-byte names, renamed back and forth 300 times:
        300 MB of names written, about 1 MB alive at any time */
-    hdr.n = 0;
-    tbuf_put(&hdr, "{", 1);
-    for (i = 0; i < 1000; ++i) {
-        int n = snprintf(line, sizeof line, "%s\"%0990d.x\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[%d,%d]}", i ? "," : "", i, i, i + 1);
-        tbuf_put(&hdr, line, (size_t)n);
-    }
-    tbuf_put(&hdr, "}", 2);
-    img = make_st((const char *)hdr.p, 1000, NULL);
+    img = u8_checkpoint(&hdr, 1000, "%0990d.x");
     for (i = 0; i < 300; ++i) tbuf_put(&txt, i % 2 ? "replace y x\n" : "replace x y\n", 12);
     CHECK_RES(mload_rules_create((const char *)txt.p, txt.n, NULL, &rs, &e), MLOAD_OK);
     c.rules = mload_rules_list(rs, &c.rule_count);
-    memset(&d, 0, sizeof d);
     mload_source_open_memory(img.p, img.n, NULL, &src, NULL);
-    d.sources = &src;
-    d.source_count = 1;
-    d.converter = &c;
-    d.allocator.alloc = ca_alloc;
-    d.allocator.free = ca_free;
-    d.allocator.user = &ca;
-    CHECK_RES(mload_map_open(&d, &m, &e), MLOAD_OK);
+    CHECK_RES(open_counted(&src, &c, &ca, &m, &e), MLOAD_OK);
     if (m) {
         CHECK_EQ_U64(mload_map_count(m), 1000);
         snprintf(line, sizeof line, "%0990d.x", 7);
