@@ -6677,9 +6677,10 @@ static int mload__shard_like(const char *name, size_t nl, const char *stem, size
    writers no longer running, and (when the index parses) shard files it
    does not name. */
 static void mload__ckpt_sweep(const mload__ckpt *c) {
-    size_t dl = mload__dir_len(c->single), sl = strlen(c->single) - dl - 12; /* STEM: the name less ".safetensors" */
+    size_t dl = mload__dir_len(c->single), sl = strlen(c->single) - dl; /* STEM: the name less ".safetensors" */
     const char *stem = c->single + dl;
     char *dir = dl ? mload__strndup(c->a, c->single, dl) : mload__strndup(c->a, ".", 1);
+    if (sl > 12 && mload__ends_with(stem, ".safetensors")) sl -= 12;
     DIR *dh = dir ? opendir(dir) : NULL;
     struct dirent *de;
     while (dh && (de = readdir(dh)) != NULL) {
