@@ -1786,6 +1786,42 @@ static MLOAD__INLINE uint32_t mload__f2e5m2(uint32_t f, uint32_t ovf) {
     return r | sign;
 }
 
+/* F32 bits -> F64 bits, exact, in integers: the hardware's widening treats
+   subnormal inputs as zero when the caller runs with DAZ set */
+static MLOAD__INLINE uint64_t mload__f2d_bits(uint32_t f) {
+    uint64_t sign = MLOAD__CAST(uint64_t, f >> 31) << 63, man = f & 0x7FFFFFu;
+    uint32_t ex = (f >> 23) & 0xFFu;
+    int e;
+    if (ex == 0xFFu) return sign | 0x7FF0000000000000ull | (man << 29); /* Inf, NaN (payload kept) */
+    if (ex == 0) {
+        if (man == 0) return sign;
+        for (e = -126; !(man & 0x800000u); --e) man <<= 1; /* a subnormal: normalised */
+        return sign | (MLOAD__CAST(uint64_t, e + 1023) << 52) | ((man & 0x7FFFFFu) << 29);
+    }
+    return sign | (MLOAD__CAST(uint64_t, ex - 127 + 1023) << 52) | (man << 29);
+}
+
+/* F64 bits -> F32 bits rounded to nearest even, in integers: the
+   hardware's narrowing flushes subnormal results to zero under FTZ */
+static uint32_t mload__d2f_bits(uint64_t b) {
+    uint32_t sign = MLOAD__CAST(uint32_t, b >> 63) << 31;
+    int ex = MLOAD__CAST(int, (b >> 52) & 0x7FFu), shift;
+    uint64_t man = b & 0xFFFFFFFFFFFFFull, q, rem, half;
+    if (ex == 0x7FF) return sign | 0x7F800000u | (man ? 0x400000u | MLOAD__CAST(uint32_t, man >> 29) : 0u);
+    if (ex == 0) return sign; /* F64 subnormals are far below F32's: zero */
+    man |= 1ull << 52;
+    ex = ex - 1023 + 127;    /* the F32 exponent of the value */
+    if (ex >= 0xFF) return sign | 0x7F800000u;
+    shift = ex > 0 ? 29 : 29 + 1 - ex; /* subnormal results lose more bits */
+    if (shift > 54) return sign;
+    q = man >> shift;
+    rem = man & ((1ull << shift) - 1u);
+    half = 1ull << (shift - 1);
+    if (rem > half || (rem == half && (q & 1u))) ++q; /* may carry into the exponent: still right */
+    if (ex > 0) return sign | ((MLOAD__CAST(uint32_t, ex - 1) << 23) + MLOAD__CAST(uint32_t, q)); /* q holds the hidden bit */
+    return sign | MLOAD__CAST(uint32_t, q);
+}
+
 /* F8_E4M3 -> F32 bits, exact */
 static MLOAD__INLINE uint32_t mload__e4m3f(uint32_t b) {
     uint32_t sign = (b & 0x80u) << 24, em = b & 0x7Fu;
@@ -1824,7 +1860,7 @@ MLOAD__VECTORIZE static void mload__from_f32(unsigned char *d, mload_dtype dt, c
     case MLOAD_DTYPE_F8_E5M2: MLOAD__F8_LOOP(mload__f2e5m2, mload__f2e5m2_sat, 0x7Cu); break;
     case MLOAD_DTYPE_F64:
         for (i = 0; i < n; ++i) {
-            double v = MLOAD__CAST(double, mload__u2f(MLOAD__LD32(s, i)));
+            uint64_t v = mload__f2d_bits(MLOAD__LD32(s, i));
             memcpy(d + 8 * i, &v, 8);
         }
         break;
@@ -1949,16 +1985,16 @@ static void mload__double_to_int(double x, int *neg, uint64_t *mag) {
 
 static double mload__ld_float(const unsigned char *p, mload_dtype t) {
     if (t == MLOAD_DTYPE_F64) { double d; memcpy(&d, p, 8); return d; }
-    if (t == MLOAD_DTYPE_F32) return MLOAD__CAST(double, mload__u2f(mload__ld32(p)));
-    if (t == MLOAD_DTYPE_F16) return MLOAD__CAST(double, mload__u2f(mload__h2f(mload__ld16(p))));
-    if (t == MLOAD_DTYPE_BF16) return MLOAD__CAST(double, mload__u2f(mload__ld16(p) << 16));
+    if (t == MLOAD_DTYPE_F32) return mload__u2d(mload__f2d_bits(mload__ld32(p)));
+    if (t == MLOAD_DTYPE_F16) return mload__u2d(mload__f2d_bits(mload__h2f(mload__ld16(p))));
+    if (t == MLOAD_DTYPE_BF16) return mload__u2d(mload__f2d_bits(mload__ld16(p) << 16));
     return mload__decode(p[0], &mload__ffmts[t]);
 }
 
 static void mload__st_float(unsigned char *p, mload_dtype t, double x, uint32_t flags) {
     if (t == MLOAD_DTYPE_F64) { memcpy(p, &x, 8); return; }
     if (t == MLOAD_DTYPE_F32) {
-        float f = MLOAD__CAST(float, x); /* IEEE: round to nearest even, overflow to Inf */
+        uint32_t f = mload__d2f_bits(mload__d2u(x)); /* round to nearest even, overflow to Inf */
         memcpy(p, &f, 4);
         return;
     }
@@ -1987,7 +2023,7 @@ static void mload__convert_slow(unsigned char *d, mload_dtype dt, const unsigned
         } else {
             double x = mload__ld_float(s, st);
             if (dt == MLOAD_DTYPE_BOOL) {
-                d[0] = x != 0.0;
+                d[0] = (mload__d2u(x) << 1) != 0; /* on the bits: DAZ would call a subnormal zero */
             } else if (mload__is_int(dt)) {
                 int neg;
                 uint64_t mag;
@@ -2034,14 +2070,14 @@ static void mload__cast(unsigned char *d, mload_dtype dst_t, const unsigned char
         }
         return;
     }
-    /* F64 -> F32: the hardware rounding */
+    /* F64 -> F32: rounded in integers (the FP environment cannot change it) */
     if (src_t == MLOAD_DTYPE_F64 && dst_t == MLOAD_DTYPE_F32) {
         uint64_t i;
         for (i = 0; i < count; ++i) {
-            double x;
-            float f;
+            uint64_t x;
+            uint32_t f;
             memcpy(&x, s + 8 * i, 8);
-            f = MLOAD__CAST(float, x);
+            f = mload__d2f_bits(x);
             memcpy(d + 4 * i, &f, 4);
         }
         return;

@@ -1482,6 +1482,67 @@ static void test_convert_lengths(void) {
     }
 }
 
+/* Every cast is bit-exact whatever the FP control register says: with
+   DAZ and FTZ set (-ffast-math programs, game engines) widening used to
+   flush subnormal inputs (BF16->F64: 254 of 65,536 patterns). Compares each
+   pair's output with DAZ|FTZ set against the same call with them clear. */
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__SSE2__)
+#include <xmmintrin.h>
+#define FE_CAN_SET 1
+#endif
+
+typedef struct fe_case { mload_dtype dst, src; } fe_case;
+
+static void fe_inputs(mload_dtype src, unsigned char *in, size_t n) {
+    size_t i, eb = mload_dtype_bits(src) / 8u;
+    uint64_t seed = 99;
+    for (i = 0; i < n; ++i) {
+        uint64_t v;
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        v = seed ^ (seed >> 31);
+        if (eb == 2) v = i & 0xFFFFu;                                        /* every 16-bit pattern */
+        else if (eb == 4 && i % 2) v = (v & 0x807FFFFFu);                     /* F32 subnormals */
+        else if (eb == 8 && i % 2) v = (v & 0x800FFFFFFFFFFFFFull) | ((uint64_t)(1023 - 150 + i % 30) << 52); /* F32-subnormal results */
+        memcpy(in + i * eb, &v, eb);
+    }
+}
+
+static void test_cast_independent_of_fp_env(void) {
+#if defined(FE_CAN_SET)
+    static const fe_case cases[] = {
+        {MLOAD_DTYPE_F64, MLOAD_DTYPE_BF16}, {MLOAD_DTYPE_F64, MLOAD_DTYPE_F16}, {MLOAD_DTYPE_F64, MLOAD_DTYPE_F32},
+        {MLOAD_DTYPE_F32, MLOAD_DTYPE_F64},  {MLOAD_DTYPE_BOOL, MLOAD_DTYPE_F32}, {MLOAD_DTYPE_BOOL, MLOAD_DTYPE_F64},
+        {MLOAD_DTYPE_F16, MLOAD_DTYPE_F64},  {MLOAD_DTYPE_BF16, MLOAD_DTYPE_F64}, {MLOAD_DTYPE_F8_E4M3, MLOAD_DTYPE_F64},
+        {MLOAD_DTYPE_F32, MLOAD_DTYPE_BF16}, {MLOAD_DTYPE_F32, MLOAD_DTYPE_F16},  {MLOAD_DTYPE_F16, MLOAD_DTYPE_F32},
+        {MLOAD_DTYPE_I32, MLOAD_DTYPE_F32},  {MLOAD_DTYPE_F32, MLOAD_DTYPE_F8_E5M2}};
+    const size_t n = 65536 * 2;
+    unsigned char *in = (unsigned char *)malloc(n * 8), *ref = (unsigned char *)malloc(n * 8), *got = (unsigned char *)malloc(n * 8);
+    unsigned csr = _mm_getcsr();
+    size_t k;
+    for (k = 0; in && ref && got && k < sizeof cases / sizeof cases[0]; ++k) {
+        size_t bytes = n * mload_dtype_bits(cases[k].dst) / 8u;
+        fe_inputs(cases[k].src, in, n);
+        _mm_setcsr(csr & ~0x8040u);
+        CHECK_RES(mload_cast(ref, cases[k].dst, in, cases[k].src, n, MLOAD_F8_OVERFLOW_SATURATE, NULL), MLOAD_OK);
+        _mm_setcsr(csr | 0x8040u); /* FTZ | DAZ */
+        CHECK_RES(mload_cast(got, cases[k].dst, in, cases[k].src, n, MLOAD_F8_OVERFLOW_SATURATE, NULL), MLOAD_OK);
+        _mm_setcsr(csr);
+        if (memcmp(ref, got, bytes) != 0) {
+            size_t i, diff = 0, eb = mload_dtype_bits(cases[k].dst) / 8u;
+            for (i = 0; i < n; ++i) diff += memcmp(ref + i * eb, got + i * eb, eb) != 0;
+            CHECK(diff == 0);
+            fprintf(stderr, "  %s <- %s: %zu of %zu outputs change with DAZ|FTZ\n", mload_dtype_name(cases[k].dst),
+                    mload_dtype_name(cases[k].src), diff, n);
+        }
+    }
+    free(in);
+    free(ref);
+    free(got);
+#else
+    SKIP("no x86 MXCSR to set DAZ/FTZ on this target");
+#endif
+}
+
 void area_cast(void) {
     RUN(test_convert_known_answers);
     RUN(test_convert_small_float_sources_exhaustive);
@@ -1500,4 +1561,5 @@ void area_cast(void) {
     RUN(test_convert_identity_copies);
     RUN(test_convert_unaligned);
     RUN(test_convert_lengths);
+    RUN(test_cast_independent_of_fp_env);
 }
