@@ -935,9 +935,12 @@ typedef struct mload_tier { mload_place place; mload_dtype dtype; } mload_tier;
    computation the device and dtype acquire() returns.
    Defaults: computation = DEVICE with the tensors' own dtype; a missing
    dtype is the computation dtype; a DISK place has no dtype; offload =
-   DISK; onload = offload; preparing = DEVICE (or the onload tier when that
+   DISK; onload = the offload tier's place (its dtype unless one is given);
+   preparing = DEVICE (with the onload tier's dtype when that
    is on the DEVICE). Storage in F8_E4M3/F8_E5M2/BF16/F16 with computation
-   in F32/BF16 works: the computation copy is converted. */
+   in F32/BF16 works: the computation copy is converted. Tier dtypes apply
+   to float tensors (integer tensors keep theirs); an integer or BOOL tier
+   dtype for a unit holding float tensors is MLOAD_ERR_INVALID_ARGUMENT. */
 typedef struct mload_tiers { mload_tier offload, onload, preparing, computation; } mload_tiers;
 
 typedef enum mload_evict_policy {
@@ -7571,6 +7574,13 @@ MODELLOAD_API mload_result mload_offload_create(const mload_offload_desc *desc, 
 }
 
 /* applies the defaulting rules; 0 when the tiers cannot work */
+/* a tier that may hold float weights: not an integer or bool dtype (it
+   would turn 300.5 into 127); integer tensors keep their dtype in every tier */
+static int mload__float_tier(const mload_tier *t) {
+    mload_kind k = mload_dtype_kind(t->dtype);
+    return k != MLOAD_KIND_UINT && k != MLOAD_KIND_SINT && k != MLOAD_KIND_BOOL;
+}
+
 static int mload__tiers_default(const mload_tiers *in, mload_tiers *t) {
     mload_tiers z;
     memset(&z, 0, sizeof z);
@@ -7578,10 +7588,13 @@ static int mload__tiers_default(const mload_tiers *in, mload_tiers *t) {
     if (t->computation.place == MLOAD_PLACE_DEFAULT) t->computation.place = MLOAD_PLACE_DEVICE;
     if (t->computation.place != MLOAD_PLACE_DEVICE) return 0;
     if (t->offload.place == MLOAD_PLACE_DEFAULT) t->offload.place = MLOAD_PLACE_DISK;
-    if (t->onload.place == MLOAD_PLACE_DEFAULT) t->onload = t->offload;
+    if (t->onload.place == MLOAD_PLACE_DEFAULT) { /* the offload tier's place; a dtype given stays */
+        t->onload.place = t->offload.place;
+        if (!t->onload.dtype) t->onload.dtype = t->offload.dtype;
+    }
     if (t->preparing.place == MLOAD_PLACE_DEFAULT) {
-        if (t->onload.place == MLOAD_PLACE_DEVICE) t->preparing = t->onload;
-        else t->preparing.place = MLOAD_PLACE_DEVICE;
+        t->preparing.place = MLOAD_PLACE_DEVICE;
+        if (t->onload.place == MLOAD_PLACE_DEVICE && !t->preparing.dtype) t->preparing.dtype = t->onload.dtype;
     }
 #define MLOAD__FIX(T) do { if ((T).place == MLOAD_PLACE_DISK) (T).dtype = MLOAD_DTYPE_INVALID; \
                            else if (!(T).dtype) (T).dtype = t->computation.dtype; } while (0)
@@ -7626,6 +7639,10 @@ static mload_result mload__add_unit_locked(mload_offload *o, const char *name, c
         if (o->owner[idx[k]] != MLOAD__NONE)
             return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, tt->name, tt->name_len,
                                "tensor '%s' is already in unit '%s'", tt->name, o->units[o->owner[idx[k]]].name);
+        if (mload_dtype_kind(st) == MLOAD_KIND_FLOAT && (!mload__float_tier(&t.offload) || !mload__float_tier(&t.onload) ||
+                                                         !mload__float_tier(&t.preparing) || !mload__float_tier(&t.computation)))
+            return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, tt->name, tt->name_len,
+                               "unit '%s': a tier's dtype is an integer dtype, and tensor '%s' holds floats", name, tt->name);
         if (!mload_cast_supported(a, st) || !mload_cast_supported(c, a) || !mload_cast_supported(c, st) ||
             !mload_cast_supported(h1, st) || !mload_cast_supported(h2, st) || !mload_cast_supported(a, h2) ||
             !mload_cast_supported(a, h1))

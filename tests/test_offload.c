@@ -142,6 +142,39 @@ static int expect_chain(const mload_unit_tensor *ut, const mload_dtype *chain, i
 
 /* ---- defaulting ---- */
 
+/* Tier fidelity (issue 10 items 2 and 4): an integer tier dtype is refused
+   for float weights, naming unit and tensor; an onload dtype given without
+   a place keeps its dtype (it came back as the offload tier's). */
+static void test_offload_tier_fidelity(void) {
+    mload_map *m = open_model();
+    checked ck;
+    mload_offload *o;
+    mload_tiers t, got;
+    uint32_t u;
+    mload_error e;
+    const char *p0 = "l.0.", *p1 = "l.1.";
+    if (!m) return;
+    o = make_mgr(m, make_checked(&ck, 0, 1, 0), 0, 0, 0);
+    CHECK(o != NULL);
+    if (!o) { mload_map_close(m); return; }
+    memset(&t, 0, sizeof t);
+    t.offload.place = MLOAD_PLACE_HOST;
+    t.offload.dtype = MLOAD_DTYPE_I8;
+    CHECK_RES(mload_offload_add_unit(o, "ints", &p0, 1, &t, &u, &e), MLOAD_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(e.message, "'ints'") != NULL && strncmp(e.tensor, "l.0.", 4) == 0);
+    memset(&t, 0, sizeof t);
+    t.offload.place = MLOAD_PLACE_HOST;
+    t.offload.dtype = MLOAD_DTYPE_F16;
+    t.onload.dtype = MLOAD_DTYPE_BF16; /* no place: the offload tier's place, this dtype */
+    t.computation.dtype = MLOAD_DTYPE_F32;
+    CHECK_RES(mload_offload_add_unit(o, "b", &p1, 1, &t, &u, &e), MLOAD_OK);
+    CHECK_RES(mload_offload_get_tiers(o, u, &got, NULL), MLOAD_OK);
+    CHECK(got.onload.place == MLOAD_PLACE_HOST && got.onload.dtype == MLOAD_DTYPE_BF16);
+    destroy_mgr(o, &ck);
+    CHECK_EQ_U64(ck.outstanding, 0);
+    mload_map_close(m);
+}
+
 static void test_offload_defaults(void) {
     mload_map *m = open_model();
     checked ck;
@@ -712,6 +745,7 @@ static void test_offload_regressions(void) {
 void area_offload(void) {
     build_model();
     RUN(test_offload_defaults);
+    RUN(test_offload_tier_fidelity);
     RUN(test_offload_tier_combinations);
     RUN(test_offload_hard_cap);
     RUN(test_offload_eviction);
