@@ -669,6 +669,8 @@ MODELLOAD_API const mload_file *mload_map_file(const mload_map *m, uint64_t i);
 MODELLOAD_API const char *mload_map_file_path(const mload_map *m, uint64_t i);
 /* Sum of nbytes of the name space. */
 MODELLOAD_API uint64_t mload_map_data_size(const mload_map *m);
+/* The F8 overflow mode every cast of this map uses (mload_map_desc.f8_overflow). */
+MODELLOAD_API mload_f8_overflow mload_map_f8_overflow(const mload_map *m);
 /* metadata.total_size of the index.json files (summed, saturating), or
    UINT64_MAX when no index gave one: mload_map_has_declared_size() tells
    the two apart. Differing from mload_map_data_size() is not an error
@@ -5441,6 +5443,9 @@ MODELLOAD_API const mload_file *mload_map_file(const mload_map *m, uint64_t i) {
 MODELLOAD_API const char *mload_map_file_path(const mload_map *m, uint64_t i) {
     return (m && i < m->nfiles) ? m->paths[i] : NULL;
 }
+MODELLOAD_API mload_f8_overflow mload_map_f8_overflow(const mload_map *m) {
+    return m && m->f8_overflow ? MLOAD_F8_OVERFLOW_NONSAT : MLOAD_F8_OVERFLOW_SATURATE;
+}
 MODELLOAD_API uint64_t mload_map_data_size(const mload_map *m) { return m ? m->data_size : 0; }
 MODELLOAD_API uint64_t mload_map_declared_size(const mload_map *m) { return m && m->has_declared ? m->declared : UINT64_MAX; }
 MODELLOAD_API int mload_map_has_declared_size(const mload_map *m) { return m ? m->has_declared : 0; }
@@ -7411,12 +7416,12 @@ static mload_result mload__fill_host_layout(mload_offload *o, mload__unit *u, ml
         }
         if (u->host) {
             mload__layout(o, u, u->host_dtype, k, &hoff);
-            if (mload_cast(out, mid, u->host + hoff, mload__tier_dtype(t, u->host_dtype), t->numel, MLOAD_F8_OVERFLOW_SATURATE, NULL) != MLOAD_OK)
+            if (mload_cast(out, mid, u->host + hoff, mload__tier_dtype(t, u->host_dtype), t->numel, mload_map_f8_overflow(o->map), NULL) != MLOAD_OK)
                 r = mload__fail(err, MLOAD_ERR_UNSUPPORTED, MLOAD_NO_OFFSET, t->name, t->name_len, "tensor '%s': conversion failed", t->name);
         } else {
             r = mload_map_read(o->map, t, mid, out, mload__tbytes(t, mid), err);
         }
-        if (r == MLOAD_OK && tmp && mload_cast(dst + off, want, tmp, mid, t->numel, MLOAD_F8_OVERFLOW_SATURATE, NULL) != MLOAD_OK)
+        if (r == MLOAD_OK && tmp && mload_cast(dst + off, want, tmp, mid, t->numel, mload_map_f8_overflow(o->map), NULL) != MLOAD_OK)
             r = mload__fail(err, MLOAD_ERR_UNSUPPORTED, MLOAD_NO_OFFSET, t->name, t->name_len, "tensor '%s': conversion failed", t->name);
         if (tmp) {
             mload__o_lock(o);
@@ -7574,6 +7579,8 @@ MODELLOAD_API mload_result mload_offload_create(const mload_offload_desc *desc, 
 }
 
 /* applies the defaulting rules; 0 when the tiers cannot work */
+static int mload__f8_dst(mload_dtype t) { return t == MLOAD_DTYPE_F8_E4M3 || t == MLOAD_DTYPE_F8_E5M2; }
+
 /* a tier that may hold float weights: not an integer or bool dtype (it
    would turn 300.5 into 127); integer tensors keep their dtype in every tier */
 static int mload__float_tier(const mload_tier *t) {
@@ -7859,7 +7866,10 @@ MODELLOAD_API mload_result mload_offload_acquire(mload_offload *o, uint32_t unit
         u->tmp = ptr;
         u->tmp_bytes = bytes ? bytes : 1;
         mload__o_unlock(o);
-        if (u->tiers.preparing.place == MLOAD_PLACE_DEVICE && o->dev.convert) { /* on the device */
+        /* on the device, unless it would narrow to F8 with the map's non-saturating mode, which
+           a device's convert (saturating) cannot honour: then on the host */
+        if (u->tiers.preparing.place == MLOAD_PLACE_DEVICE && o->dev.convert &&
+            (mload_map_f8_overflow(o->map) == MLOAD_F8_OVERFLOW_SATURATE || !mload__f8_dst(c))) {
             for (k = 0; k < u->nt && r == MLOAD_OK; ++k) {
                 const mload_tensor *t = mload__ut(o, u, k);
                 uint64_t po = 0, co = 0;

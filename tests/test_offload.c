@@ -175,6 +175,58 @@ static void test_offload_tier_fidelity(void) {
     mload_map_close(m);
 }
 
+/* A map opened non-saturating: every conversion path of the manager
+   honours it (issue 10 item 3). 1000.0 stored as F8_E4M3 is NaN whether the
+   prepared copy is filled from the map or from a host copy (it saturated
+   to 448 from the host copy); with and without a device convert. */
+static void test_offload_nonsat_everywhere(void) {
+    float vals[4] = {1000.0f, -1000.0f, 1.5f, 2.0f};
+    tbuf img = make_st("{\"u.w\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", 16, (const unsigned char *)vals);
+    int dconv;
+    for (dconv = 0; dconv < 2; ++dconv) {
+        mload_map_desc d;
+        mload_source src;
+        mload_map *m = NULL;
+        checked ck;
+        mload_offload *o;
+        mload_tiers t;
+        uint32_t u;
+        mload_error e;
+        const char *pre = "u.";
+        int pass;
+        memset(&d, 0, sizeof d);
+        mload_source_open_memory(img.p, img.n, NULL, &src, NULL);
+        d.sources = &src;
+        d.source_count = 1;
+        d.f8_overflow = MLOAD_F8_OVERFLOW_NONSAT;
+        CHECK_RES(mload_map_open(&d, &m, &e), MLOAD_OK);
+        if (!m) continue;
+        o = make_mgr(m, make_checked(&ck, 0, dconv, 0), 0, 0, 0);
+        memset(&t, 0, sizeof t);
+        t.offload.place = MLOAD_PLACE_HOST;
+        t.offload.dtype = MLOAD_DTYPE_BF16;
+        t.preparing.place = MLOAD_PLACE_DEVICE;
+        t.preparing.dtype = MLOAD_DTYPE_F8_E4M3;
+        t.computation.dtype = MLOAD_DTYPE_F32;
+        CHECK_RES(mload_offload_add_unit(o, "u", &pre, 1, &t, &u, &e), MLOAD_OK);
+        for (pass = 0; pass < 2; ++pass) { /* 0: filled from the map; 1: from the host copy the offload made */
+            const mload_unit_tensor *ut;
+            uint64_t n;
+            if (pass == 1) CHECK_RES(mload_offload_group_offload(o, &u, 1, &e), MLOAD_OK);
+            CHECK_RES(mload_offload_acquire(o, u, &ut, &n, &e), MLOAD_OK);
+            if (ut) {
+                const float *f = (const float *)ut[0].data;
+                CHECK(f[0] != f[0] && f[1] != f[1] && f[2] == 1.5f && f[3] == 2.0f);
+                if (!(f[0] != f[0])) fprintf(stderr, "  device convert %d, pass %d: 1000 came back as %g\n", dconv, pass, (double)f[0]);
+            }
+            mload_offload_release(o, u);
+        }
+        destroy_mgr(o, &ck);
+        mload_map_close(m);
+    }
+    tbuf_free(&img);
+}
+
 static void test_offload_defaults(void) {
     mload_map *m = open_model();
     checked ck;
@@ -746,6 +798,7 @@ void area_offload(void) {
     build_model();
     RUN(test_offload_defaults);
     RUN(test_offload_tier_fidelity);
+    RUN(test_offload_nonsat_everywhere);
     RUN(test_offload_tier_combinations);
     RUN(test_offload_hard_cap);
     RUN(test_offload_eviction);
