@@ -7181,6 +7181,7 @@ typedef struct mload__unit {
     uint64_t tmp_bytes;
     mload_unit_tensor *views;
     int acquired, pinned, grouped; /* grouped: part of the running group move */
+    int onloaded;             /* resting in the onload tier (else the offload tier) */
     uint64_t last_use;
     uint32_t next;            /* learned successor in the acquire order */
 } mload__unit;
@@ -7394,6 +7395,31 @@ static void mload__stage_put(mload_offload *o, unsigned char *p, uint64_t bytes,
 /* Fills `dst` (host memory, layout of dtype dt) from the unit's host copy
    when it has one, else from the map; with `via`, values round through that
    dtype first (the prepared copy's), as they would on the device. No lock held. */
+/* Tensor t of unit u from the map as `as`, through the dtype of the tier
+   the unit rests in when that is a host tier: its values depend on the
+   tiers, not on whether a host copy happens to exist yet. */
+static mload_result mload__read_rest(mload_offload *o, const mload__unit *u, const mload_tensor *t, mload_dtype as,
+                                     unsigned char *out, mload_error *err) {
+    const mload_tier *rest = u->onloaded ? &u->tiers.onload : &u->tiers.offload;
+    mload_dtype rd = rest->place == MLOAD_PLACE_HOST ? mload__tier_dtype(t, rest->dtype) : t->dtype;
+    uint64_t vb;
+    unsigned char *tmp;
+    mload_result r;
+    if (rd == t->dtype || rd == as) return mload_map_read(o->map, t, as, out, mload__tbytes(t, as), err);
+    vb = mload__tbytes(t, rd);
+    mload__o_lock(o);
+    r = mload__host_alloc(o, vb, &tmp, err);
+    mload__o_unlock(o);
+    if (r != MLOAD_OK) return r;
+    r = mload_map_read(o->map, t, rd, tmp, vb, err);
+    if (r == MLOAD_OK && mload_cast(out, as, tmp, rd, t->numel, mload_map_f8_overflow(o->map), NULL) != MLOAD_OK)
+        r = mload__fail(err, MLOAD_ERR_UNSUPPORTED, MLOAD_NO_OFFSET, t->name, t->name_len, "tensor '%s': conversion failed", t->name);
+    mload__o_lock(o);
+    mload__host_free(o, tmp, vb);
+    mload__o_unlock(o);
+    return r;
+}
+
 static mload_result mload__fill_host_layout(mload_offload *o, mload__unit *u, mload_dtype dt, mload_dtype via, unsigned char *dst,
                                             int *from_host, mload_error *err) {
     size_t k;
@@ -7419,7 +7445,7 @@ static mload_result mload__fill_host_layout(mload_offload *o, mload__unit *u, ml
             if (mload_cast(out, mid, u->host + hoff, mload__tier_dtype(t, u->host_dtype), t->numel, mload_map_f8_overflow(o->map), NULL) != MLOAD_OK)
                 r = mload__fail(err, MLOAD_ERR_UNSUPPORTED, MLOAD_NO_OFFSET, t->name, t->name_len, "tensor '%s': conversion failed", t->name);
         } else {
-            r = mload_map_read(o->map, t, mid, out, mload__tbytes(t, mid), err);
+            r = mload__read_rest(o, u, t, mid, out, err);
         }
         if (r == MLOAD_OK && tmp && mload_cast(dst + off, want, tmp, mid, t->numel, mload_map_f8_overflow(o->map), NULL) != MLOAD_OK)
             r = mload__fail(err, MLOAD_ERR_UNSUPPORTED, MLOAD_NO_OFFSET, t->name, t->name_len, "tensor '%s': conversion failed", t->name);
@@ -7580,6 +7606,23 @@ MODELLOAD_API mload_result mload_offload_create(const mload_offload_desc *desc, 
 
 /* applies the defaulting rules; 0 when the tiers cannot work */
 static int mload__f8_dst(mload_dtype t) { return t == MLOAD_DTYPE_F8_E4M3 || t == MLOAD_DTYPE_F8_E5M2; }
+
+/* the computation copy of an acquired unit from its prepared copy (dtype p
+   to c), by the device's convert */
+static mload_result mload__convert_on_device(mload_offload *o, mload__unit *u, mload_dtype p, mload_dtype c, mload_error *err) {
+    size_t k;
+    mload_result r = MLOAD_OK;
+    for (k = 0; k < u->nt && r == MLOAD_OK; ++k) {
+        const mload_tensor *t = mload__ut(o, u, k);
+        uint64_t po = 0, co = 0;
+        mload__layout(o, u, p, k, &po);
+        mload__layout(o, u, c, k, &co);
+        r = o->dev.convert(o->dev.user, MLOAD__CAST(unsigned char *, u->tmp) + co, mload__tier_dtype(t, c),
+                           MLOAD__CAST(unsigned char *, u->dev) + po, mload__tier_dtype(t, p), t->numel);
+    }
+    if (r != MLOAD_OK) return mload__fail(err, MLOAD_ERR_DEVICE, MLOAD_NO_OFFSET, u->name, strlen(u->name), "unit '%s': device conversion failed", u->name);
+    return MLOAD_OK;
+}
 
 /* a tier that may hold float weights: not an integer or bool dtype (it
    would turn 300.5 into 127); integer tensors keep their dtype in every tier */
@@ -7870,15 +7913,7 @@ MODELLOAD_API mload_result mload_offload_acquire(mload_offload *o, uint32_t unit
            a device's convert (saturating) cannot honour: then on the host */
         if (u->tiers.preparing.place == MLOAD_PLACE_DEVICE && o->dev.convert &&
             (mload_map_f8_overflow(o->map) == MLOAD_F8_OVERFLOW_SATURATE || !mload__f8_dst(c))) {
-            for (k = 0; k < u->nt && r == MLOAD_OK; ++k) {
-                const mload_tensor *t = mload__ut(o, u, k);
-                uint64_t po = 0, co = 0;
-                mload__layout(o, u, p, k, &po);
-                mload__layout(o, u, c, k, &co);
-                r = o->dev.convert(o->dev.user, MLOAD__CAST(unsigned char *, u->tmp) + co, mload__tier_dtype(t, c),
-                                   MLOAD__CAST(unsigned char *, u->dev) + po, mload__tier_dtype(t, p), t->numel);
-            }
-            if (r != MLOAD_OK) r = mload__fail(err, MLOAD_ERR_DEVICE, MLOAD_NO_OFFSET, u->name, strlen(u->name), "unit '%s': device conversion failed", u->name);
+            r = mload__convert_on_device(o, u, p, c, err);
             mload__o_lock(o);
             if (r == MLOAD_OK) o->st.device_convert += bytes;
         } else {
@@ -7974,7 +8009,8 @@ static mload_result mload__onload_unit(mload_offload *o, mload__unit *u, uint32_
     if (u->tiers.onload.place == MLOAD_PLACE_DEVICE && u->dev_state != MLOAD__DEV_READY &&
         (r = mload__load_prepared(o, unit, err)) != MLOAD_OK)
         return r;
-    return mload__set_host(o, u, &u->tiers.onload, err);
+    if ((r = mload__set_host(o, u, &u->tiers.onload, err)) == MLOAD_OK) u->onloaded = 1;
+    return r;
 }
 
 /* one unit of a group offload: back to its offload tier, every other copy freed */
@@ -7984,6 +8020,7 @@ static mload_result mload__offload_unit(mload_offload *o, mload__unit *u, mload_
         return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, u->name, strlen(u->name), "unit '%s' is acquired", u->name);
     (void)mload__wait_loaded(o, u, NULL);
     if ((r = mload__set_host(o, u, &u->tiers.offload, err)) != MLOAD_OK) return r;
+    u->onloaded = 0;
     mload__free_dev_copy(o, u);
     return MLOAD_OK;
 }

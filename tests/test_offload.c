@@ -227,6 +227,51 @@ static void test_offload_nonsat_everywhere(void) {
     tbuf_free(&img);
 }
 
+/* Values depend on the tiers only, never on which copies exist (issue 10
+   item 1): a unit resting in HOST F16 and computed in F32 returns the same
+   F16-rounded values before and after a group offload made its host copy
+   (it returned the exact F32 values first). */
+static void test_offload_values_independent_of_history(void) {
+    float vals[4] = {1.0001f, 3.14159265f, -2.71828f, 65504.5f};
+    tbuf img = make_st("{\"h.w\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", 16, (const unsigned char *)vals);
+    mload_map *m = NULL;
+    checked ck;
+    mload_offload *o;
+    mload_tiers t;
+    uint32_t u;
+    mload_error e;
+    const char *pre = "h.";
+    float first[4], expect[4];
+    uint16_t h[4];
+    int pass, k;
+    CHECK_RES(mload_cast(h, MLOAD_DTYPE_F16, vals, MLOAD_DTYPE_F32, 4, MLOAD_F8_OVERFLOW_SATURATE, NULL), MLOAD_OK);
+    CHECK_RES(mload_cast(expect, MLOAD_DTYPE_F32, h, MLOAD_DTYPE_F16, 4, MLOAD_F8_OVERFLOW_SATURATE, NULL), MLOAD_OK);
+    CHECK_RES(map_open_memory(img.p, img.n, NULL, &m, &e), MLOAD_OK);
+    if (!m) { tbuf_free(&img); return; }
+    o = make_mgr(m, make_checked(&ck, 0, 1, 0), 0, 0, 0);
+    memset(&t, 0, sizeof t);
+    t.offload.place = MLOAD_PLACE_HOST;
+    t.offload.dtype = MLOAD_DTYPE_F16;
+    t.computation.dtype = MLOAD_DTYPE_F32;
+    CHECK_RES(mload_offload_add_unit(o, "h", &pre, 1, &t, &u, &e), MLOAD_OK);
+    for (pass = 0; pass < 3; ++pass) { /* 0: no host copy yet; 1: after the offload made it; 2: after an onload */
+        const mload_unit_tensor *ut;
+        uint64_t n;
+        if (pass == 1) CHECK_RES(mload_offload_group_offload(o, &u, 1, &e), MLOAD_OK);
+        if (pass == 2) CHECK_RES(mload_offload_group_onload(o, &u, 1, &e), MLOAD_OK);
+        CHECK_RES(mload_offload_acquire(o, u, &ut, &n, &e), MLOAD_OK);
+        if (ut) {
+            const float *f = (const float *)ut[0].data;
+            if (pass == 0) memcpy(first, f, sizeof first);
+            for (k = 0; k < 4; ++k) CHECK(f[k] == expect[k] && f[k] == first[k]);
+        }
+        mload_offload_release(o, u);
+    }
+    destroy_mgr(o, &ck);
+    mload_map_close(m);
+    tbuf_free(&img);
+}
+
 static void test_offload_defaults(void) {
     mload_map *m = open_model();
     checked ck;
@@ -799,6 +844,7 @@ void area_offload(void) {
     RUN(test_offload_defaults);
     RUN(test_offload_tier_fidelity);
     RUN(test_offload_nonsat_everywhere);
+    RUN(test_offload_values_independent_of_history);
     RUN(test_offload_tier_combinations);
     RUN(test_offload_hard_cap);
     RUN(test_offload_eviction);
