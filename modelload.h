@@ -1005,6 +1005,12 @@ MODELLOAD_API mload_result mload_offload_get_tiers(const mload_offload *o, uint3
 /* Pinned units are never evicted. */
 MODELLOAD_API mload_result mload_offload_pin(mload_offload *o, uint32_t unit, mload_error *err);
 MODELLOAD_API mload_result mload_offload_unpin(mload_offload *o, uint32_t unit, mload_error *err);
+/* Declares the order units will be acquired in, repeating (after the last
+   comes the first; each unit once), so that prefetch and next-use eviction
+   follow it from the first pass; without one the manager learns the order
+   from the acquires, which it still does (an acquire out of this order
+   teaches it the new successor). */
+MODELLOAD_API mload_result mload_offload_set_schedule(mload_offload *o, const uint32_t *units, uint64_t n, mload_error *err);
 /* Brings unit's tensors to the computation device in the computation dtype
    (evicting units not acquired when space is needed) and returns them in
    *tensors (owned by the manager, *count entries, in name order). When the
@@ -7802,6 +7808,25 @@ MODELLOAD_API mload_result mload_offload_pin(mload_offload *o, uint32_t unit, ml
 }
 MODELLOAD_API mload_result mload_offload_unpin(mload_offload *o, uint32_t unit, mload_error *err) {
     return mload__set_pinned(o, unit, 0, err);
+}
+
+MODELLOAD_API mload_result mload_offload_set_schedule(mload_offload *o, const uint32_t *units, uint64_t n, mload_error *err) {
+    uint64_t i, k;
+    if (!o || (n && !units))
+        return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "schedule: NULL manager or units");
+    mload__o_lock(o);
+    for (k = 0; k < o->nunits; ++k) o->dist[k] = 0; /* the eviction scratch marks units seen */
+    for (i = 0; i < n; ++i) {
+        if (units[i] < o->nunits && !o->dist[units[i]]) {
+            o->dist[units[i]] = 1;
+            continue;
+        }
+        mload__o_unlock(o);
+        return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "schedule entry %U: a bad unit, or one given twice", i);
+    }
+    for (i = 0; i < n; ++i) o->units[units[i]].next = units[(i + 1) % n];
+    mload__o_unlock(o);
+    return MLOAD_OK;
 }
 
 /* Loads unit `unit`'s prepared copy now, on this thread (lock held; released

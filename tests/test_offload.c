@@ -272,6 +272,47 @@ static void test_offload_values_independent_of_history(void) {
     tbuf_free(&img);
 }
 
+/* A declared schedule: prefetch hits from the first pass (issue 10 item 11;
+   learning from the acquires gives none in the first pass). */
+static void test_offload_schedule(void) {
+    mload_map *m = open_model();
+    uint32_t units[NL];
+    int sched;
+    if (!m) return;
+    for (sched = 0; sched < 2; ++sched) {
+        checked ck;
+        uint64_t budget = 3 * unit_bytes(MLOAD_DTYPE_F8_E4M3) + unit_bytes(MLOAD_DTYPE_BF16);
+        mload_offload *o = make_mgr(m, make_checked(&ck, budget, 1, 200u << 20), budget, 0, 1);
+        mload_tiers t;
+        mload_offload_stats st;
+        mload_error e;
+        int i;
+        memset(&t, 0, sizeof t);
+        t.preparing.dtype = MLOAD_DTYPE_F8_E4M3;
+        t.computation.dtype = MLOAD_DTYPE_BF16;
+        add_layers(o, &t, units);
+        if (sched) {
+            uint32_t twice[2];
+            twice[0] = units[0];
+            twice[1] = units[0];
+            CHECK_RES(mload_offload_set_schedule(o, twice, 2, &e), MLOAD_ERR_INVALID_ARGUMENT);
+            CHECK_RES(mload_offload_set_schedule(o, units, NL, &e), MLOAD_OK);
+        }
+        for (i = 0; i < NL; ++i) { /* one pass */
+            const mload_unit_tensor *ut;
+            uint64_t n;
+            CHECK_RES(mload_offload_acquire(o, units[i], &ut, &n, &e), MLOAD_OK);
+            mload_offload_release(o, units[i]);
+        }
+        mload_offload_get_stats(o, &st);
+        if (sched) CHECK(st.prefetch_hits >= (uint64_t)NL - 1);
+        else CHECK(st.prefetch_hits == 0);
+        destroy_mgr(o, &ck);
+        CHECK_EQ_U64(ck.outstanding, 0);
+    }
+    mload_map_close(m);
+}
+
 static void test_offload_defaults(void) {
     mload_map *m = open_model();
     checked ck;
@@ -845,6 +886,7 @@ void area_offload(void) {
     RUN(test_offload_tier_fidelity);
     RUN(test_offload_nonsat_everywhere);
     RUN(test_offload_values_independent_of_history);
+    RUN(test_offload_schedule);
     RUN(test_offload_tier_combinations);
     RUN(test_offload_hard_cap);
     RUN(test_offload_eviction);
