@@ -699,6 +699,13 @@ MODELLOAD_API mload_result mload_map_read_rows(const mload_map *m, const mload_t
    (torch.tensor_split's rule). world 0 is treated as 1; rank >= world
    gets count 0. */
 MODELLOAD_API void mload_split_rows(uint64_t rows, uint64_t rank, uint64_t world, uint64_t *begin, uint64_t *count);
+/* ZeRO-3's flat partition of numel elements over `world` ranks: each rank
+   holds *padded = ceil(numel / world) elements, of which elements
+   [*first, *first + *count) of the flattened tensor are real and the rest
+   padding (the last ranks are short). [10,3] over 4 ranks: [0,8) [8,16)
+   [16,24) [24,30) + 2. world 0 is treated as 1. */
+MODELLOAD_API void mload_split_flat(uint64_t numel, uint64_t rank, uint64_t world, uint64_t *first, uint64_t *count,
+                                    uint64_t *padded);
 /* Reads into memory the library allocates with the map's allocator
    (64-byte aligned). Free it with mload_map_free_buffer(m, *out, *out_size). */
 MODELLOAD_API mload_result mload_map_read_alloc(const mload_map *m, const mload_tensor *t, mload_dtype as, void **out,
@@ -761,6 +768,13 @@ MODELLOAD_API mload_result mload_map_load_arena(const mload_map *m, mload_load_i
                                                 const mload_load_opts *opts, void **arena, uint64_t *arena_size,
                                                 mload_error *err);
 
+/* How a binding with shard_world > 1 takes its rank's share. */
+typedef enum mload_shard_mode {
+    MLOAD_SHARD_ROWS = 0, /* default: rows of dim 0 (mload_split_rows); shape checks the slice */
+    MLOAD_SHARD_FLAT = 1  /* ZeRO-3: the rank's padded flat buffer (mload_split_flat), padding
+                             zeroed; dst holds `padded` elements; shape, if given, is [padded] */
+} mload_shard_mode;
+
 /* A tensor a program expects (the C analogue of load_state_dict): inputs
    only, so a model's table of bindings can be const. */
 typedef struct mload_binding {
@@ -770,7 +784,8 @@ typedef struct mload_binding {
     const uint64_t *shape;       /* ... NULL = not checked */
     void *dst;                   /* NULL = the library allocates (see mload_bind_result) */
     uint64_t dst_size;
-    uint32_t shard_rank, shard_world; /* world > 1: only this rank's rows of dim 0 */
+    uint32_t shard_rank, shard_world; /* world > 1: only this rank's share (see shard_mode) */
+    mload_shard_mode shard_mode;
 } mload_binding;
 
 /* What happened to one binding (outputs: the library sets every field). */
@@ -5575,6 +5590,18 @@ MODELLOAD_API mload_result mload_map_read_rows(const mload_map *m, const mload_t
     return mload_map_read_range(m, t, row_begin * per_row, row_count * per_row, as, dst, dst_size, err);
 }
 
+MODELLOAD_API void mload_split_flat(uint64_t numel, uint64_t rank, uint64_t world, uint64_t *first, uint64_t *count,
+                                    uint64_t *padded) {
+    uint64_t per, f;
+    if (world == 0) world = 1;
+    per = numel / world + (numel % world ? 1u : 0u);
+    f = rank < world ? rank * per : numel;
+    if (f > numel) f = numel;
+    if (first) *first = f;
+    if (count) *count = numel - f < per ? numel - f : per;
+    if (padded) *padded = rank < world ? per : 0;
+}
+
 MODELLOAD_API void mload_split_rows(uint64_t rows, uint64_t rank, uint64_t world, uint64_t *begin, uint64_t *count) {
     uint64_t base, rem, b, c;
     if (world == 0) world = 1;
@@ -5927,7 +5954,7 @@ MODELLOAD_API mload_result mload_map_load_arena(const mload_map *m, mload_load_i
 static mload_result mload__bind_match(const mload_map *m, const mload_binding *bi, mload_bind_result *res,
                                       mload_load_item *item, unsigned char *used) {
     const mload_tensor *t = bi->name ? mload_map_find(m, bi->name) : NULL;
-    uint64_t first = 0, cnt, rows_b = 0, rows_c = 0, need, per_row, sbytes;
+    uint64_t first = 0, cnt, rows_b = 0, rows_c = 0, need, per_row, sbytes, padded = 0;
     mload_dtype as = bi->dtype ? bi->dtype : (t ? t->dtype : MLOAD_DTYPE_INVALID);
     memset(res, 0, sizeof(*res));
     res->tensor = t;
@@ -5936,14 +5963,17 @@ static mload_result mload__bind_match(const mload_map *m, const mload_binding *b
     if (!t) return res->status = MLOAD_ERR_NOT_FOUND;
     used[t - m->tensors] = 1;
     cnt = t->numel;
-    if (bi->shard_world > 1) {
+    if (bi->shard_world > 1 && bi->shard_mode == MLOAD_SHARD_FLAT) {
+        mload_split_flat(t->numel, bi->shard_rank, bi->shard_world, &first, &cnt, &padded);
+        if (bi->shape && (bi->rank != 1 || bi->shape[0] != padded)) return res->status = MLOAD_ERR_SHAPE_MISMATCH;
+    } else if (bi->shard_world > 1) {
         if (t->rank == 0) return res->status = MLOAD_ERR_SHAPE_MISMATCH;
         mload_split_rows(t->shape[0], bi->shard_rank, bi->shard_world, &rows_b, &rows_c);
         per_row = t->shape[0] ? t->numel / t->shape[0] : 0;
         first = rows_b * per_row;
         cnt = rows_c * per_row;
     }
-    if (bi->shape) {
+    if (bi->shape && !(bi->shard_world > 1 && bi->shard_mode == MLOAD_SHARD_FLAT)) {
         uint32_t d;
         int ok = bi->rank == t->rank;
         for (d = 0; ok && d < t->rank; ++d) ok = bi->shape[d] == ((d == 0 && bi->shard_world > 1) ? rows_c : t->shape[d]);
@@ -5952,6 +5982,11 @@ static mload_result mload__bind_match(const mload_map *m, const mload_binding *b
     res->status = mload__map_check(m, t, first, cnt, &as, bi->dst ? bi->dst_size : UINT64_MAX,
                                    bi->dst ? bi->dst : MLOAD__CAST(const void *, m), &sbytes, &need, NULL);
     if (res->status != MLOAD_OK) return res->status;
+    if (padded) { /* the flat buffer: padded elements, the tail zeroed after the load */
+        uint64_t eb = mload_dtype_bits(as) / 8u;
+        if (mload_dtype_bits(as) % 8u || (bi->dst && bi->dst_size / (eb ? eb : 1) < padded)) return res->status = MLOAD_ERR_INVALID_ARGUMENT;
+        need = padded * eb;
+    }
     item->tensor = t;
     item->as = as;
     item->dst = bi->dst;
@@ -5963,8 +5998,8 @@ static mload_result mload__bind_match(const mload_map *m, const mload_binding *b
 
 /* allocates where asked, then one bulk load of the ni matched items; on
    failure what was allocated is freed */
-static mload_result mload__bind_fill(const mload_map *m, uint64_t n, mload_bind_result *res, mload_load_item *items, uint64_t ni,
-                                     const mload_load_opts *load, mload_error *err) {
+static mload_result mload__bind_fill(const mload_map *m, const mload_binding *b, uint64_t n, mload_bind_result *res,
+                                     mload_load_item *items, uint64_t ni, const mload_load_opts *load, mload_error *err) {
     uint64_t k, i;
     mload_result r = MLOAD_OK;
     for (k = 0, i = 0; k < n && r == MLOAD_OK; ++k) {
@@ -5979,6 +6014,15 @@ static mload_result mload__bind_fill(const mload_map *m, uint64_t n, mload_bind_
         i++;
     }
     if (r == MLOAD_OK) r = mload_map_load(m, items, ni, load, err);
+    for (k = 0, i = 0; k < n && r == MLOAD_OK; ++k) { /* flat shards: the padding zeroed */
+        if (res[k].status != MLOAD_OK) continue;
+        if (b[k].shard_world > 1 && b[k].shard_mode == MLOAD_SHARD_FLAT) {
+            uint64_t eb = mload_dtype_bits(items[i].as) / 8u, padded, data = items[i].count * eb;
+            mload_split_flat(res[k].tensor->numel, b[k].shard_rank, b[k].shard_world, NULL, NULL, &padded);
+            if (padded * eb > data) memset(MLOAD__CAST(unsigned char *, items[i].dst) + data, 0, MLOAD__CAST(size_t, padded * eb - data));
+        }
+        i++;
+    }
     for (k = 0; k < n && r != MLOAD_OK; ++k) {
         if (!res[k].allocated) continue;
         mload_map_free_buffer(m, res[k].dst, res[k].dst_size);
@@ -6028,7 +6072,7 @@ MODELLOAD_API mload_result mload_map_bind(const mload_map *m, const mload_bindin
         r = mload__fail(err, MLOAD_ERR_BIND_MISMATCH, MLOAD_NO_OFFSET, NULL, 0,
                         "strict bind: %U missing, %U mismatched, %U unexpected; nothing was loaded", rep.missing,
                         rep.mismatched, rep.unexpected);
-    else if ((r = mload__bind_fill(m, n, res, items, ni, &bo.load, err)) == MLOAD_OK) /* 2. allocate, load */
+    else if ((r = mload__bind_fill(m, b, n, res, items, ni, &bo.load, err)) == MLOAD_OK) /* 2. allocate, load */
         rep.loaded = ni;
 out:
     if (report) *report = rep;

@@ -586,6 +586,53 @@ static int cancel_after_two(void *user, uint64_t done, uint64_t total) {
     return ++*n >= 2;
 }
 
+/* ZeRO-3's flat partition (issue 10 item 10): ceil(numel / world) per rank,
+   the last rank padded, and a binding that fills a rank's padded buffer. */
+static void test_split_flat_and_bind(void) {
+    uint64_t f, c, p;
+    float v[30], got[4][8];
+    int i, r;
+    tbuf b;
+    mload_map *m = NULL;
+    mload_error e;
+    mload_split_flat(30, 0, 4, &f, &c, &p); CHECK(f == 0 && c == 8 && p == 8);
+    mload_split_flat(30, 2, 4, &f, &c, &p); CHECK(f == 16 && c == 8 && p == 8);
+    mload_split_flat(30, 3, 4, &f, &c, &p); CHECK(f == 24 && c == 6 && p == 8);
+    mload_split_flat(2, 3, 4, &f, &c, &p);  CHECK(f == 2 && c == 0 && p == 1);
+    mload_split_flat(30, 4, 4, &f, &c, &p); CHECK(c == 0 && p == 0);
+    for (i = 0; i < 30; ++i) v[i] = (float)i;
+    b = make_st("{\"w\":{\"dtype\":\"F32\",\"shape\":[10,3],\"data_offsets\":[0,120]}}", 120, (const unsigned char *)v);
+    put_file("flat.safetensors", &b);
+    CHECK_RES(open_one(tpath("flat.safetensors"), &m, &e), MLOAD_OK);
+    for (r = 0; m && r < 4; ++r) {
+        mload_binding bd;
+        mload_bind_result res;
+        uint64_t shape8[1] = {8};
+        memset(&bd, 0, sizeof bd);
+        memset(got[r], 0x7F, sizeof got[r]);
+        bd.name = "w";
+        bd.rank = 1;
+        bd.shape = shape8;
+        bd.dst = got[r];
+        bd.dst_size = sizeof got[r];
+        bd.shard_rank = (uint32_t)r;
+        bd.shard_world = 4;
+        bd.shard_mode = MLOAD_SHARD_FLAT;
+        CHECK_RES(mload_map_bind(m, &bd, 1, NULL, &res, NULL, &e), MLOAD_OK);
+        for (i = 0; i < 8; ++i) CHECK(got[r][i] == (r * 8 + i < 30 ? (float)(r * 8 + i) : 0.0f));
+        if (r == 3) { /* the library allocates the padded buffer too */
+            bd.dst = NULL;
+            bd.dst_size = 0;
+            CHECK_RES(mload_map_bind(m, &bd, 1, NULL, &res, NULL, &e), MLOAD_OK);
+            CHECK(res.allocated && res.dst_size == 32);
+            if (res.dst) CHECK(((float *)res.dst)[5] == 29.0f && ((float *)res.dst)[7] == 0.0f);
+            mload_map_free_buffer(m, res.dst, res.dst_size);
+        }
+    }
+    mload_map_close(m);
+    tbuf_free(&b);
+}
+
 static void test_map_bulk(void) {
     tbuf f = big_bf16_file(24, 30000);
     mload_map *m;
@@ -1546,6 +1593,7 @@ void area_map(void) {
     RUN(test_map_read_convert_and_ranges);
     RUN(test_map_subbyte_ranges);
     RUN(test_split_rows);
+    RUN(test_split_flat_and_bind);
     RUN(test_map_bulk);
     RUN(test_map_bind);
     RUN(test_source_capabilities);
