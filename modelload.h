@@ -362,7 +362,7 @@ typedef enum mload_f8_overflow {
    src and dst may be unaligned and must not overlap. Rules (docs/format.md):
    - same dtype: a byte copy (any dtype; sub-byte dtypes need whole bytes);
    - float sources: F64 F32 F16 BF16 F8_E4M3 F8_E5M2 F8_E8M0 F8_E4M3FNUZ
-     F8_E5M2FNUZ; float destinations: F64 F32 F16 BF16 F8_E4M3 F8_E5M2;
+     F8_E5M2FNUZ; float destinations: the same but F8_E8M0;
    - narrowing rounds to nearest, ties to even, once, from the exact input;
      NaN stays NaN (sign kept), subnormals are kept, -0 stays -0; overflow
      gives +-Inf for F32/F16/BF16; for F8 see MLOAD_F8_OVERFLOW_SATURATE/NONSAT
@@ -372,7 +372,7 @@ typedef enum mload_f8_overflow {
      range (and +-Inf) saturates; integer to integer saturates; anything to
      BOOL is 1 when != 0 (NaN -> 1).
    Returns MLOAD_ERR_UNSUPPORTED for other pairs (C64, F4, F6_* except to
-   themselves; F8_E8M0 and FNUZ as destinations), MLOAD_ERR_INVALID_ARGUMENT
+   themselves; F8_E8M0 as a destination), MLOAD_ERR_INVALID_ARGUMENT
    for NULL buffers with count > 0 or invalid dtypes. Thread-safe, no state. */
 MODELLOAD_API mload_result mload_cast(void *dst, mload_dtype dst_t, const void *src, mload_dtype src_t,
                                       uint64_t count, mload_f8_overflow overflow, mload_error *err);
@@ -1666,8 +1666,8 @@ static const mload__ffmt mload__ffmts[MLOAD_DTYPE_COUNT] = {
     {5, 2, 15, 15, 7, 0, 1, 0x7E, 0x7C, 0x7B},            /* F8_E5M2 */
     {4, 3, 7, 8, 14, 1, 1, 0x7F, 0x7F, 0x7E},             /* F8_E4M3 */
     {8, 0, 127, 127, 1, 3, 0, 0xFF, 0xFF, 0xFE},          /* F8_E8M0 (decode only) */
-    {4, 3, 8, 7, 15, 2, 1, 0x80, 0x80, 0x7F},             /* F8_E4M3FNUZ (decode only) */
-    {5, 2, 16, 15, 7, 2, 1, 0x80, 0x80, 0x7F},            /* F8_E5M2FNUZ (decode only) */
+    {4, 3, 8, 7, 15, 2, 1, 0x80, 0x80, 0x7F},             /* F8_E4M3FNUZ */
+    {5, 2, 16, 15, 7, 2, 1, 0x80, 0x80, 0x7F},            /* F8_E5M2FNUZ */
     {0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, {0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, /* I16 U16 */
     {5, 10, 15, 15, 2047, 0, 0, 0x7E00, 0x7C00, 0x7BFF},  /* F16 */
     {8, 7, 127, 127, 255, 0, 0, 0x7FC0, 0x7F80, 0x7F7F},  /* BF16 */
@@ -1711,7 +1711,7 @@ static uint32_t mload__encode(double x, const mload__ffmt *f, uint32_t flags) {
     int ovf_to_max = f->sat_default && !(flags & MLOAD_F8_OVERFLOW_NONSAT);
     if (ab > 0x7FF0000000000000ull) return f->nan_code | sbit;
     if (ab == 0x7FF0000000000000ull) return (ovf_to_max ? f->max_code : f->ovf_code) | sbit;
-    if (ab == 0) return sbit;
+    if (ab == 0) return f->nan_kind == 2 ? 0u : sbit; /* FNUZ has no -0: its code is NaN */
     e = MLOAD__CAST(int, ab >> 52);
     m = ab & 0xFFFFFFFFFFFFFull;
     if (e == 0) { /* subnormal double: value = m * 2^-1074 */
@@ -1738,6 +1738,7 @@ static uint32_t mload__encode(double x, const mload__ffmt *f, uint32_t flags) {
     if (q >> (f->mbits + 1)) { q >>= 1; ++E; }
     if (E > f->emax || (E == f->emax && q > f->maxq))
         return (ovf_to_max ? f->max_code : f->ovf_code) | sbit;
+    if (q == 0 && f->nan_kind == 2) return 0; /* FNUZ: a negative value rounding to zero is +0 */
     if (q < (1ull << f->mbits)) return MLOAD__CAST(uint32_t, q) | sbit; /* subnormal or zero */
     return ((MLOAD__CAST(uint32_t, E + f->bias) << f->mbits) | (MLOAD__CAST(uint32_t, q) - (1u << f->mbits))) | sbit;
 }
@@ -1945,8 +1946,13 @@ static int mload__is_int(mload_dtype t) {
 static int mload__float_src(mload_dtype t) {
     return t == MLOAD_DTYPE_F64 || (mload__dtype_valid(t) && mload__ffmts[t].ebits != 0);
 }
-static int mload__float_dst(mload_dtype t) {
+/* the float destinations the fast kernels write */
+static int mload__kernel_dst(mload_dtype t) {
     return t == MLOAD_DTYPE_F64 || t == MLOAD_DTYPE_F32 || t == MLOAD_DTYPE_F16 || t == MLOAD_DTYPE_BF16 || t == MLOAD_DTYPE_F8_E4M3 || t == MLOAD_DTYPE_F8_E5M2;
+}
+/* every float destination: the kernels' and the FNUZ fp8 formats (general path) */
+static int mload__float_dst(mload_dtype t) {
+    return mload__kernel_dst(t) || t == MLOAD_DTYPE_F8_E4M3FNUZ || t == MLOAD_DTYPE_F8_E5M2FNUZ;
 }
 
 /* one element of an integer dtype as (negative?, magnitude) */
@@ -2078,7 +2084,7 @@ static void mload__cast(unsigned char *d, mload_dtype dst_t, const unsigned char
         return;
     }
     /* F32 / F16 / BF16 -> float: the fast kernels, widening to F32 first */
-    if ((src_t == MLOAD_DTYPE_F32 || src_t == MLOAD_DTYPE_F16 || src_t == MLOAD_DTYPE_BF16) && mload__float_dst(dst_t)) {
+    if ((src_t == MLOAD_DTYPE_F32 || src_t == MLOAD_DTYPE_F16 || src_t == MLOAD_DTYPE_BF16) && mload__kernel_dst(dst_t)) {
         if (src_t == MLOAD_DTYPE_F32) {
             mload__from_f32(d, dst_t, s, MLOAD__CAST(size_t, count), flags);
         } else if (dst_t == MLOAD_DTYPE_F32) {

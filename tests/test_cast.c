@@ -215,7 +215,7 @@ typedef struct ftab {
     int n;                    /* finite non-negative values in e[0..n-1]; e[n] is virtual */
     tentry e[32768 + 1];
 } ftab;
-static ftab tab_f16, tab_bf16, tab_e4m3, tab_e5m2;
+static ftab tab_f16, tab_bf16, tab_e4m3, tab_e5m2, tab_e4m3fnuz, tab_e5m2fnuz;
 static int tabs_ok = -1;
 
 static int cmp_tentry(const void *a, const void *b) {
@@ -248,6 +248,9 @@ static int tables_ready(void) {
     if (tabs_ok < 0) {
         tabs_ok = build_tab(&tab_f16, dec_f16, 16) && build_tab(&tab_bf16, dec_bf16, 16) &&
                   build_tab(&tab_e4m3, dec_e4m3, 8) && build_tab(&tab_e5m2, dec_e5m2, 8) &&
+                  build_tab(&tab_e4m3fnuz, dec_e4m3fnuz, 8) && build_tab(&tab_e5m2fnuz, dec_e5m2fnuz, 8) &&
+                  tab_e4m3fnuz.n == 128 && tab_e5m2fnuz.n == 128 && tab_e4m3fnuz.e[127].v == 240 &&
+                  tab_e5m2fnuz.e[127].v == 57344 && tab_e4m3fnuz.e[128].v == 256 && tab_e5m2fnuz.e[128].v == 65536 &&
                   tab_f16.n == 31744 && tab_bf16.n == 32640 && tab_e4m3.n == 127 && tab_e5m2.n == 124 &&
                   tab_f16.e[tab_f16.n - 1].v == 65504 && tab_e4m3.e[tab_e4m3.n - 1].v == 448 &&
                   tab_e5m2.e[tab_e5m2.n - 1].v == 57344 && tab_e4m3.e[tab_e4m3.n].v == 480 &&
@@ -334,7 +337,21 @@ static int nan_code(mload_dtype t, uint64_t b) {
     case MLOAD_DTYPE_BF16: return (b & 0x7FFF) > 0x7F80;
     case MLOAD_DTYPE_F8_E5M2: return (b & 0x7F) > 0x7C;
     case MLOAD_DTYPE_F8_E4M3: return (b & 0x7F) == 0x7F;
+    case MLOAD_DTYPE_F8_E4M3FNUZ: case MLOAD_DTYPE_F8_E5M2FNUZ: return b == 0x80;
     default: return 0;
+    }
+}
+
+static int is_fnuz(mload_dtype t) { return t == MLOAD_DTYPE_F8_E4M3FNUZ || t == MLOAD_DTYPE_F8_E5M2FNUZ; }
+static int is_f8_dst(mload_dtype t) { return t == MLOAD_DTYPE_F8_E4M3 || t == MLOAD_DTYPE_F8_E5M2 || is_fnuz(t); }
+static const ftab *tab_of(mload_dtype t) {
+    switch (t) {
+    case MLOAD_DTYPE_F16: return &tab_f16;
+    case MLOAD_DTYPE_BF16: return &tab_bf16;
+    case MLOAD_DTYPE_F8_E4M3: return &tab_e4m3;
+    case MLOAD_DTYPE_F8_E4M3FNUZ: return &tab_e4m3fnuz;
+    case MLOAD_DTYPE_F8_E5M2FNUZ: return &tab_e5m2fnuz;
+    default: return &tab_e5m2;
     }
 }
 
@@ -358,11 +375,12 @@ static void ref_convert(const xval *v, mload_dtype dst, uint32_t flags, expv *ou
         case MLOAD_DTYPE_BF16: nanb = 0x7FC0; ovf = 0x7F80; break;
         case MLOAD_DTYPE_F8_E4M3: nanb = 0x7F; ovf = nonsat ? 0x7F : 0x7E; break;
         case MLOAD_DTYPE_F8_E5M2: nanb = 0x7E; ovf = nonsat ? 0x7C : 0x7B; break;
+        case MLOAD_DTYPE_F8_E4M3FNUZ: case MLOAD_DTYPE_F8_E5M2FNUZ: nanb = 0x80; ovf = nonsat ? 0x80 : 0x7F; break;
         default: break;
         }
         if (v->nan) {
             out->bits = nanb | (v->sign == 1 ? sbit : 0);
-            out->mode = v->sign < 0 ? EXP_NAN_ANY : EXP_NAN_SIGNED;
+            out->mode = v->sign < 0 || is_fnuz(dst) ? EXP_NAN_ANY : EXP_NAN_SIGNED; /* FNUZ: one NaN, 0x80 */
             return;
         }
         switch (dst) {
@@ -373,14 +391,13 @@ static void ref_convert(const xval *v, mload_dtype dst, uint32_t flags, expv *ou
             break;
         }
         default: {
-            const ftab *t = dst == MLOAD_DTYPE_F16 ? &tab_f16 : dst == MLOAD_DTYPE_BF16 ? &tab_bf16
-                          : dst == MLOAD_DTYPE_F8_E4M3 ? &tab_e4m3 : &tab_e5m2;
-            c = tab_round(t, v);
+            c = tab_round(tab_of(dst), v);
             out->bits = c < 0 ? ovf : (uint64_t)c;
             break;
         }
         }
-        if (v->sign == 1) out->bits |= sbit;
+        /* FNUZ has no -0: a negative value that rounds to zero gives 0x00 */
+        if (v->sign == 1 && !(is_fnuz(dst) && out->bits == 0)) out->bits |= sbit;
         return;
     }
     { /* integer destination */
@@ -506,9 +523,12 @@ static void conv_check_all(const char *what, mload_dtype src_t, const unsigned c
 
 static const mload_dtype all_dsts[] = {MLOAD_DTYPE_F64, MLOAD_DTYPE_F32, MLOAD_DTYPE_F16, MLOAD_DTYPE_BF16, MLOAD_DTYPE_F8_E4M3,
                                        MLOAD_DTYPE_F8_E5M2, MLOAD_DTYPE_BOOL, MLOAD_DTYPE_U8, MLOAD_DTYPE_I8, MLOAD_DTYPE_U16,
-                                       MLOAD_DTYPE_I16, MLOAD_DTYPE_U32, MLOAD_DTYPE_I32, MLOAD_DTYPE_U64, MLOAD_DTYPE_I64};
+                                       MLOAD_DTYPE_I16, MLOAD_DTYPE_U32, MLOAD_DTYPE_I32, MLOAD_DTYPE_U64, MLOAD_DTYPE_I64,
+                                       MLOAD_DTYPE_F8_E4M3FNUZ, MLOAD_DTYPE_F8_E5M2FNUZ};
 #define N_DSTS (sizeof all_dsts / sizeof all_dsts[0])
-static const mload_dtype narrow_dsts[] = {MLOAD_DTYPE_F16, MLOAD_DTYPE_BF16, MLOAD_DTYPE_F8_E4M3, MLOAD_DTYPE_F8_E5M2};
+static const mload_dtype narrow_dsts[] = {MLOAD_DTYPE_F16, MLOAD_DTYPE_BF16, MLOAD_DTYPE_F8_E4M3, MLOAD_DTYPE_F8_E5M2,
+                                          MLOAD_DTYPE_F8_E4M3FNUZ, MLOAD_DTYPE_F8_E5M2FNUZ};
+#define N_NARROW (sizeof narrow_dsts / sizeof narrow_dsts[0])
 
 /* Every destination with the default flags, and with MLOAD_F8_OVERFLOW_NONSAT:
    for every destination when all_flags, else for the F8 ones only (the
@@ -518,7 +538,7 @@ static void conv_check_every_dst(const char *what, mload_dtype src_t, const unsi
     size_t k;
     for (k = 0; k < N_DSTS; ++k) {
         conv_check_all(what, src_t, src, n, all_dsts[k], MLOAD_F8_OVERFLOW_SATURATE);
-        if (all_flags || all_dsts[k] == MLOAD_DTYPE_F8_E4M3 || all_dsts[k] == MLOAD_DTYPE_F8_E5M2)
+        if (all_flags || is_f8_dst(all_dsts[k]))
             conv_check_all(what, src_t, src, n, all_dsts[k], MLOAD_F8_OVERFLOW_NONSAT);
     }
 }
@@ -558,6 +578,18 @@ static const kat known[] = {
     {MLOAD_DTYPE_F32, 0x43E80003u, MLOAD_DTYPE_F8_E4M3, NS, 0x7F},
     {MLOAD_DTYPE_F32, 0xC3E80003u, MLOAD_DTYPE_F8_E4M3, 0, 0xFE},
     {MLOAD_DTYPE_F32, 0xC3E80003u, MLOAD_DTYPE_F8_E4M3, NS, 0xFF},
+    /* FNUZ targets: no -0, one NaN (0x80), no Inf */
+    {MLOAD_DTYPE_F32, 0x3F800000u /* 1.0 */, MLOAD_DTYPE_F8_E4M3FNUZ, 0, 0x40},
+    {MLOAD_DTYPE_F32, 0x3F800000u, MLOAD_DTYPE_F8_E5M2FNUZ, 0, 0x40},
+    {MLOAD_DTYPE_F32, 0x80000000u /* -0 */, MLOAD_DTYPE_F8_E4M3FNUZ, 0, 0x00},
+    {MLOAD_DTYPE_F16, 0x8001 /* -tiny */, MLOAD_DTYPE_F8_E5M2FNUZ, 0, 0x00},
+    {MLOAD_DTYPE_F32, 0xFFC00000u /* -NaN */, MLOAD_DTYPE_F8_E4M3FNUZ, 0, 0x80},
+    {MLOAD_DTYPE_F32, 0x43960000u /* 300 */, MLOAD_DTYPE_F8_E4M3FNUZ, 0, 0x7F},
+    {MLOAD_DTYPE_F32, 0xC3960000u /* -300 */, MLOAD_DTYPE_F8_E4M3FNUZ, 0, 0xFF},
+    {MLOAD_DTYPE_F32, 0xC3960000u, MLOAD_DTYPE_F8_E4M3FNUZ, NS, 0x80},
+    {MLOAD_DTYPE_F32, 0x7F800000u /* +Inf */, MLOAD_DTYPE_F8_E5M2FNUZ, 0, 0x7F},
+    {MLOAD_DTYPE_F32, 0x7F800000u, MLOAD_DTYPE_F8_E5M2FNUZ, NS, 0x80},
+    {MLOAD_DTYPE_F8_E4M3FNUZ, 0xFF /* -240: a tie, to -256 */, MLOAD_DTYPE_F8_E5M2FNUZ, 0, 0xE0},
     {MLOAD_DTYPE_F32, 0x43E00000u /* 448 */, MLOAD_DTYPE_F8_E4M3, NS, 0x7E},
     {MLOAD_DTYPE_F32, 0x476F0000u /* 61184 */, MLOAD_DTYPE_F8_E5M2, NS, 0x7B},
     {MLOAD_DTYPE_F32, 0x47700000u /* 61440 */, MLOAD_DTYPE_F8_E5M2, 0, 0x7B},
@@ -803,9 +835,6 @@ static void push_f32_around(ebuf *b, uint32_t x) {
     if (mag > 0) { eb_push(b, mag - 1); eb_push(b, (mag - 1) | 0x80000000u); }
 }
 
-static const ftab *tab_of(mload_dtype t) {
-    return t == MLOAD_DTYPE_F16 ? &tab_f16 : t == MLOAD_DTYPE_BF16 ? &tab_bf16 : t == MLOAD_DTYPE_F8_E4M3 ? &tab_e4m3 : &tab_e5m2;
-}
 
 static void push_f32_specials(ebuf *b) {
     static const uint32_t sp[] = {0x00000000u, 0x7F800000u, 0x7FC00000u, 0x7F800001u, 0x7FFFFFFFu, 0x7FA00000u,
@@ -822,7 +851,7 @@ static void test_convert_f32_edges(void) {
     size_t k;
     int i;
     if (!tables_ready()) { CHECK(0); return; }
-    for (k = 0; k < 4; ++k) {
+    for (k = 0; k < N_NARROW; ++k) {
         const ftab *t = tab_of(narrow_dsts[k]);
         ebuf b;
         eb_init(&b, MLOAD_DTYPE_F32);
@@ -851,9 +880,9 @@ static void test_convert_f32_random_bits(void) {
     rng_seed(0x5EED0001);
     eb_init(&b, MLOAD_DTYPE_F32);
     for (i = 0; i < n; ++i) eb_push(&b, rnd32());
-    for (k = 0; k < 4; ++k) {
+    for (k = 0; k < N_NARROW; ++k) {
         conv_check_all("random F32 bits", MLOAD_DTYPE_F32, b.p, b.n, narrow_dsts[k], MLOAD_F8_OVERFLOW_SATURATE);
-        if (k >= 2) conv_check_all("random F32 bits", MLOAD_DTYPE_F32, b.p, b.n, narrow_dsts[k], MLOAD_F8_OVERFLOW_NONSAT);
+        if (is_f8_dst(narrow_dsts[k])) conv_check_all("random F32 bits", MLOAD_DTYPE_F32, b.p, b.n, narrow_dsts[k], MLOAD_F8_OVERFLOW_NONSAT);
     }
     eb_free(&b);
 }
@@ -865,7 +894,7 @@ static void test_convert_f32_random_in_range(void) {
     size_t i, k, n = 1000000 / CV_DIV;
     if (!tables_ready()) { CHECK(0); return; }
     rng_seed(0x5EED0002);
-    for (k = 0; k < 4; ++k) {
+    for (k = 0; k < N_NARROW; ++k) {
         const ftab *t = tab_of(narrow_dsts[k]);
         int elo = ilogb(t->e[1].v) - 2, ehi = ilogb(t->e[t->n - 1].v) + 2;
         ebuf b;
@@ -962,7 +991,7 @@ static void test_convert_f64_narrowing(void) {
     push_f64_around(&b, ldexp(1.0, -126));
     push_f64_around(&b, ldexp(1.0, -151));
     /* every midpoint and value of each narrow target */
-    for (k = 0; k < 4; ++k) {
+    for (k = 0; k < N_NARROW; ++k) {
         const ftab *t = tab_of(narrow_dsts[k]);
         for (j = 0; j <= t->n; ++j) {
             push_f64_around(&b, t->e[j].v);
@@ -1245,7 +1274,7 @@ static int is_src_ok(mload_dtype t) {
 }
 static int is_dst_ok(mload_dtype t) {
     return t == MLOAD_DTYPE_F64 || t == MLOAD_DTYPE_F32 || t == MLOAD_DTYPE_F16 || t == MLOAD_DTYPE_BF16 || t == MLOAD_DTYPE_F8_E4M3 ||
-           t == MLOAD_DTYPE_F8_E5M2 || t == MLOAD_DTYPE_BOOL || t == MLOAD_DTYPE_U8 || t == MLOAD_DTYPE_I8 || t == MLOAD_DTYPE_U16 ||
+           t == MLOAD_DTYPE_F8_E5M2 || is_fnuz(t) || t == MLOAD_DTYPE_BOOL || t == MLOAD_DTYPE_U8 || t == MLOAD_DTYPE_I8 || t == MLOAD_DTYPE_U16 ||
            t == MLOAD_DTYPE_I16 || t == MLOAD_DTYPE_U32 || t == MLOAD_DTYPE_I32 || t == MLOAD_DTYPE_U64 || t == MLOAD_DTYPE_I64;
 }
 
@@ -1281,8 +1310,9 @@ static void test_convert_pair_matrix(void) {
         {0, MLOAD_DTYPE_F8_E8M0, MLOAD_DTYPE_F32, 1, 0, MLOAD_ERR_UNSUPPORTED},
         {0, MLOAD_DTYPE_C64, MLOAD_DTYPE_F32, 1, 0, MLOAD_ERR_UNSUPPORTED},
         {0, MLOAD_DTYPE_F32, MLOAD_DTYPE_F4, 2, 0, MLOAD_ERR_UNSUPPORTED},
-        {0, MLOAD_DTYPE_F8_E4M3FNUZ, MLOAD_DTYPE_F16, 1, 0, MLOAD_ERR_UNSUPPORTED},
-        {0, MLOAD_DTYPE_F8_E5M2FNUZ, MLOAD_DTYPE_F8_E4M3FNUZ, 1, 0, MLOAD_ERR_UNSUPPORTED},
+        {0, MLOAD_DTYPE_F8_E4M3FNUZ, MLOAD_DTYPE_F16, 1, 0, MLOAD_OK},
+        {0, MLOAD_DTYPE_F8_E5M2FNUZ, MLOAD_DTYPE_F8_E4M3FNUZ, 1, 0, MLOAD_OK},
+        {0, MLOAD_DTYPE_F8_E8M0, MLOAD_DTYPE_F8_E4M3FNUZ, 1, 0, MLOAD_ERR_UNSUPPORTED},
         {0, MLOAD_DTYPE_F32, MLOAD_DTYPE_C64, 1, 0, MLOAD_ERR_UNSUPPORTED},
         {0, MLOAD_DTYPE_F6_E2M3, MLOAD_DTYPE_F6_E3M2, 4, 0, MLOAD_ERR_UNSUPPORTED},
         {0, MLOAD_DTYPE_F4, MLOAD_DTYPE_U8, 2, 0, MLOAD_ERR_UNSUPPORTED},
