@@ -1028,10 +1028,14 @@ MODELLOAD_API mload_result mload_offload_unpin(mload_offload *o, uint32_t unit, 
 MODELLOAD_API mload_result mload_offload_set_schedule(mload_offload *o, const uint32_t *units, uint64_t n, mload_error *err);
 /* Brings unit's tensors to the computation device in the computation dtype
    (evicting units not acquired when space is needed) and returns them in
-   *tensors (owned by the manager, *count entries, in name order). When the
-   request cannot fit even after eviction: MLOAD_ERR_BUDGET with the needed
-   and available bytes in err, and nothing held. Then starts prefetching
-   the next units of the learned order. One thread at a time. */
+   *tensors (owned by the manager, *count entries, in name order). When its
+   prepared copy cannot be kept within the budget (alone, or beside the
+   computation copy), the unit runs on a temporary computation copy alone
+   (read through the preparing dtype: the same values), as the original
+   loader does; MLOAD_ERR_BUDGET (the needed and available bytes in err,
+   nothing held) only when that copy cannot fit even after eviction. Then
+   starts prefetching the next units of the learned order. One thread at a
+   time. */
 MODELLOAD_API mload_result mload_offload_acquire(mload_offload *o, uint32_t unit, const mload_unit_tensor **tensors,
                                                  uint64_t *count, mload_error *err);
 /* Ends the use of an acquired unit: temporary copies are freed and its
@@ -7936,12 +7940,57 @@ static void mload__prefetch(mload_offload *o, uint32_t from) {
     }
 }
 
+/* The computation copy of an acquired unit (lock held, dropped while
+   filling). Over the budget with its prepared copy, the prepared copy is
+   dropped (unless pinned) and the unit runs on the temporary copy alone, as
+   the original does; MLOAD_ERR_BUDGET only when that copy cannot fit. */
+static mload_result mload__make_tmp(mload_offload *o, mload__unit *u, uint32_t unit, mload_error *err) {
+    mload_dtype p = u->tiers.preparing.dtype, c = u->tiers.computation.dtype;
+    uint64_t bytes = mload__layout(o, u, c, u->nt, NULL);
+    void *ptr;
+    mload_error e1;
+    mload_result r = mload__dev_alloc(o, bytes, unit, 0, 1, &ptr, &e1);
+    if (r == MLOAD_ERR_BUDGET && u->dev_state == MLOAD__DEV_READY && !u->pinned) {
+        mload__free_dev_copy(o, u);
+        r = mload__dev_alloc(o, bytes, unit, 0, 1, &ptr, &e1);
+    }
+    if (r != MLOAD_OK) {
+        if (err) *err = e1;
+        return r;
+    }
+    u->tmp = ptr;
+    u->tmp_bytes = bytes ? bytes : 1;
+    mload__o_unlock(o);
+    /* on the device from the prepared copy, unless it would narrow to F8 with the map's
+       non-saturating mode, which a device's convert (saturating) cannot honour */
+    if (u->dev_state == MLOAD__DEV_READY && o->dev.convert &&
+        (mload_map_f8_overflow(o->map) == MLOAD_F8_OVERFLOW_SATURATE || !mload__f8_dst(c))) {
+        r = mload__convert_on_device(o, u, p, c, err);
+        mload__o_lock(o);
+        if (r == MLOAD_OK) o->st.device_convert += bytes;
+    } else {
+        /* from the host copy or the map, converted on the host, through the
+           preparing dtype when that tier is on the device (as the device would) */
+        r = mload__fill_device(o, u, c, u->tiers.preparing.place == MLOAD_PLACE_DEVICE ? p : MLOAD_DTYPE_INVALID, u->tmp,
+                               u->tmp_bytes, err);
+        mload__o_lock(o);
+    }
+    if (r != MLOAD_OK) {
+        o->dev.free(o->dev.user, u->tmp, u->tmp_bytes);
+        o->dev_used -= u->tmp_bytes;
+        u->tmp = NULL;
+        u->tmp_bytes = 0;
+        mload__o_peak(o);
+    }
+    return r;
+}
+
 MODELLOAD_API mload_result mload_offload_acquire(mload_offload *o, uint32_t unit, const mload_unit_tensor **tensors,
                                                  uint64_t *count, mload_error *err) {
     mload__unit *u;
     mload_result r = MLOAD_OK;
     mload_dtype p, c;
-    uint64_t t0, bytes;
+    uint64_t t0;
     size_t k;
     int need_tmp = 0;
     if (tensors) *tensors = NULL;
@@ -7966,48 +8015,22 @@ MODELLOAD_API mload_result mload_offload_acquire(mload_offload *o, uint32_t unit
             o->st.hits++;
             if (u->prefetched) o->st.prefetch_hits++;
         } else {
+            mload_error e1;
             o->st.misses++;
-            if ((r = mload__load_prepared(o, unit, err)) != MLOAD_OK) goto fail;
+            /* a prepared copy over the budget: the unit runs on a temporary copy alone */
+            if ((r = mload__load_prepared(o, unit, &e1)) == MLOAD_ERR_BUDGET) r = MLOAD_OK;
+            else if (r != MLOAD_OK) { if (err) *err = e1; goto fail; }
         }
         u->prefetched = 0;
         for (k = 0; k < u->nt; ++k)
             need_tmp |= mload__tier_dtype(mload__ut(o, u, k), p) != mload__tier_dtype(mload__ut(o, u, k), c);
+        need_tmp |= u->dev_state != MLOAD__DEV_READY;
     } else {
         o->st.misses++;
         need_tmp = 1;
     }
     u->acquired = 1; /* from here its prepared copy is not evictable */
-    if (need_tmp) {
-        void *ptr;
-        bytes = mload__layout(o, u, c, u->nt, NULL);
-        if ((r = mload__dev_alloc(o, bytes, unit, 0, 1, &ptr, err)) != MLOAD_OK) { u->acquired = 0; goto fail; }
-        u->tmp = ptr;
-        u->tmp_bytes = bytes ? bytes : 1;
-        mload__o_unlock(o);
-        /* on the device, unless it would narrow to F8 with the map's non-saturating mode, which
-           a device's convert (saturating) cannot honour: then on the host */
-        if (u->tiers.preparing.place == MLOAD_PLACE_DEVICE && o->dev.convert &&
-            (mload_map_f8_overflow(o->map) == MLOAD_F8_OVERFLOW_SATURATE || !mload__f8_dst(c))) {
-            r = mload__convert_on_device(o, u, p, c, err);
-            mload__o_lock(o);
-            if (r == MLOAD_OK) o->st.device_convert += bytes;
-        } else {
-            /* from the host copy or the map, converted on the host (through the
-               preparing dtype when there is a prepared copy, as on the device) */
-            r = mload__fill_device(o, u, c, u->tiers.preparing.place == MLOAD_PLACE_DEVICE ? p : MLOAD_DTYPE_INVALID, u->tmp,
-                                   u->tmp_bytes, err);
-            mload__o_lock(o);
-        }
-        if (r != MLOAD_OK) {
-            o->dev.free(o->dev.user, u->tmp, u->tmp_bytes);
-            o->dev_used -= u->tmp_bytes;
-            u->tmp = NULL;
-            u->tmp_bytes = 0;
-            u->acquired = 0;
-            mload__o_peak(o);
-            goto fail;
-        }
-    }
+    if (need_tmp && (r = mload__make_tmp(o, u, unit, err)) != MLOAD_OK) { u->acquired = 0; goto fail; }
     for (k = 0; k < u->nt; ++k) {
         const mload_tensor *t = mload__ut(o, u, k);
         uint64_t off = 0;

@@ -704,6 +704,70 @@ static void test_offload_budget_errors(void) {
     mload_map_close(m);
 }
 
+/* Over the budget the original never fails while the computation copy fits
+   (issue 10 item 7): a prepared copy that cannot be kept beside the
+   computation copy, or at all, is dropped and the unit runs on a temporary
+   copy alone, with the values of the tiers; a pinned unit keeps its copy
+   (then Budget); Budget when the computation copy itself cannot fit. */
+static void run_fallback(mload_map *m, mload_dtype prep, mload_dtype comp, uint64_t budget, int with_convert, int pin,
+                         mload_result want) {
+    checked ck;
+    uint32_t units[NL];
+    mload_offload *o = make_mgr(m, make_checked(&ck, budget, with_convert, 0), budget, 0, 0);
+    const mload_unit_tensor *ut;
+    uint64_t n, i;
+    mload_error e;
+    mload_tiers t;
+    mload_dtype chain[2];
+    mload_offload_stats st;
+    int pass;
+    if (!o) { CHECK(0); return; }
+    memset(&t, 0, sizeof t);
+    t.preparing.dtype = prep;
+    t.computation.dtype = comp;
+    add_layers(o, &t, units);
+    if (pin) CHECK_RES(mload_offload_pin(o, units[1], &e), MLOAD_OK);
+    chain[0] = prep;
+    chain[1] = comp;
+    for (pass = 0; pass < 2; ++pass) /* twice: the second acquire finds no prepared copy either */
+        for (i = pin ? 1 : 0; i < (pin ? 2u : NL); ++i) { /* with pin: the pinned unit only */
+            mload_result r = mload_offload_acquire(o, units[i], &ut, &n, &e);
+            CHECK_RES(r, want);
+            if (pin) CHECK(mload_offload_is_resident(o, units[i])); /* its prepared copy stays */
+            if (r == MLOAD_OK) {
+                uint64_t k;
+                for (k = 0; k < n; ++k) CHECK(expect_chain(&ut[k], chain, 2));
+                CHECK(ck.outstanding <= budget);
+                mload_offload_release(o, units[i]);
+            } else {
+                CHECK(strstr(e.message, "needed") != NULL);
+            }
+            CHECK(!ck.over);
+        }
+    mload_offload_get_stats(o, &st);
+    CHECK(st.peak_device_bytes <= budget);
+    destroy_mgr(o, &ck);
+    CHECK_EQ_U64(ck.outstanding, 0);
+}
+
+static void test_offload_temp_fallback(void) {
+    mload_map *m = open_model();
+    uint64_t f8 = unit_bytes(MLOAD_DTYPE_F8_E4M3), f32 = unit_bytes(MLOAD_DTYPE_F32), bf = unit_bytes(MLOAD_DTYPE_BF16);
+    int conv;
+    if (!m) return;
+    for (conv = 0; conv < 2; ++conv) {
+        /* F8 prepared + F32 computation do not fit together; F32 alone does */
+        run_fallback(m, MLOAD_DTYPE_F8_E4M3, MLOAD_DTYPE_F32, f32 + f8 / 2, conv, 0, MLOAD_OK);
+        /* the prepared copy (F32) cannot fit at all; the BF16 computation copy does */
+        run_fallback(m, MLOAD_DTYPE_F32, MLOAD_DTYPE_BF16, bf + 64, conv, 0, MLOAD_OK);
+        /* a pinned unit keeps its prepared copy: Budget */
+        run_fallback(m, MLOAD_DTYPE_F8_E4M3, MLOAD_DTYPE_F32, f32 + f8 / 2, conv, 1, MLOAD_ERR_BUDGET);
+        /* the computation copy alone is over the budget */
+        run_fallback(m, MLOAD_DTYPE_F8_E4M3, MLOAD_DTYPE_F32, f32 - 64, conv, 0, MLOAD_ERR_BUDGET);
+    }
+    mload_map_close(m);
+}
+
 /* ---- group moves and statistics ---- */
 
 static void test_offload_group_and_stats(void) {
@@ -887,6 +951,7 @@ void area_offload(void) {
     RUN(test_offload_nonsat_everywhere);
     RUN(test_offload_values_independent_of_history);
     RUN(test_offload_schedule);
+    RUN(test_offload_temp_fallback);
     RUN(test_offload_tier_combinations);
     RUN(test_offload_hard_cap);
     RUN(test_offload_eviction);
