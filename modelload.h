@@ -950,15 +950,36 @@ typedef struct mload_tier { mload_place place; mload_dtype dtype; } mload_tier;
                budget allows (place DEVICE), or none (HOST/DISK: every
                acquire makes a temporary copy);
    computation the device and dtype acquire() returns.
-   Defaults: computation = DEVICE with the tensors' own dtype; a missing
-   dtype is the computation dtype; a DISK place has no dtype; offload =
-   DISK; onload = the offload tier's place (its dtype unless one is given);
-   preparing = DEVICE (with the onload tier's dtype when that
-   is on the DEVICE). Storage in F8_E4M3/F8_E5M2/BF16/F16 with computation
-   in F32/BF16 works: the computation copy is converted. Tier dtypes apply
-   to float tensors (integer tensors keep theirs); an integer or BOOL tier
-   dtype for a unit holding float tensors is MLOAD_ERR_INVALID_ARGUMENT. */
+   Defaults, the original loader's: a missing place is the computation
+   device (DEVICE), a missing dtype the computation dtype (whose default is
+   each tensor's own); a DISK place has no dtype. An onload tier on the
+   DEVICE needs the preparing tier there (any dtype). Values follow the
+   original's moves: the stored value rounded through the offload tier's
+   dtype, then (once onloaded) the onload tier's, then the preparing and
+   computation dtypes (a DISK tier rounds nothing), whichever copies exist.
+   A DEVICE resting tier is filled at the first acquire or group onload,
+   within the budget, and evictable like any prepared copy. Storage in
+   F8_E4M3/F8_E5M2/BF16/F16 with computation in F32/BF16 works: the
+   computation copy is converted. Tier dtypes apply to float tensors
+   (integer tensors keep theirs); an integer or BOOL tier dtype for a unit
+   holding float tensors is MLOAD_ERR_INVALID_ARGUMENT. */
 typedef struct mload_tiers { mload_tier offload, onload, preparing, computation; } mload_tiers;
+
+typedef enum mload_preset {
+    MLOAD_PRESET_ON_DEVICE = 0,  /* every tier on the device (the defaults) */
+    MLOAD_PRESET_DISK_OFFLOAD,   /* the original's disk offload: offload and onload on DISK, preparing in
+                                    F8_E4M3 on the device, computation in the model's dtype */
+    MLOAD_PRESET_HOST_OFFLOAD,   /* offload and onload in HOST memory, preparing and computation on the device */
+    MLOAD_PRESET_FP8_DEVICE      /* offload, onload and preparing on the device in F8_E4M3, computation in its dtype */
+} mload_preset;
+
+/* The tiers of a usual set-up. storage: the dtype weights are kept in (the
+   preparing dtype for DISK_OFFLOAD, the host dtype for HOST_OFFLOAD, the
+   resting dtype for FP8_DEVICE and ON_DEVICE); 0 = F8_E4M3 for
+   DISK_OFFLOAD and FP8_DEVICE, the computation dtype otherwise.
+   computation: its dtype (0 = each tensor's own). An unknown preset gives
+   all defaults. */
+MODELLOAD_API mload_tiers mload_tiers_preset(mload_preset preset, mload_dtype storage, mload_dtype computation);
 
 typedef enum mload_evict_policy {
     MLOAD_EVICT_NEXT_USE = 0, /* default: the unit whose next use (learned from the acquire order) is furthest */
@@ -7242,6 +7263,7 @@ typedef struct mload__unit {
     mload_unit_tensor *views;
     int acquired, pinned, grouped; /* grouped: part of the running group move */
     int onloaded;             /* resting in the onload tier (else the offload tier) */
+    uint32_t dev_rest;        /* mload__rest_key when the device copy was made */
     uint64_t last_use;
     uint32_t next;            /* learned successor in the acquire order */
 } mload__unit;
@@ -7452,67 +7474,135 @@ static void mload__stage_put(mload_offload *o, unsigned char *p, uint64_t bytes,
     else mload__host_free(o, p, bytes);
 }
 
-/* Fills `dst` (host memory, layout of dtype dt) from the unit's host copy
-   when it has one, else from the map; with `via`, values round through that
-   dtype first (the prepared copy's), as they would on the device. No lock held. */
-/* Tensor t of unit u from the map as `as`, through the dtype of the tier
-   the unit rests in when that is a host tier: its values depend on the
-   tiers, not on whether a host copy happens to exist yet. */
-static mload_result mload__read_rest(mload_offload *o, const mload__unit *u, const mload_tensor *t, mload_dtype as,
+/* The dtypes a unit's values have gone through, as in the original (a unit
+   starts in its offload tier and moves by casting): the offload tier's
+   (none for DISK), then, once onloaded, the onload tier's (none for DISK). */
+static void mload__rest_chain(const mload__unit *u, mload_dtype ch[2]) {
+    ch[0] = u->tiers.offload.place == MLOAD_PLACE_DISK ? MLOAD_DTYPE_INVALID : u->tiers.offload.dtype;
+    ch[1] = u->onloaded && u->tiers.onload.place != MLOAD_PLACE_DISK ? u->tiers.onload.dtype : MLOAD_DTYPE_INVALID;
+}
+/* the chain as one number: a device copy made through another chain is stale */
+static uint32_t mload__rest_key(const mload__unit *u) {
+    mload_dtype ch[2];
+    mload__rest_chain(u, ch);
+    if (ch[1] == ch[0]) ch[1] = MLOAD_DTYPE_INVALID; /* rounding twice to one dtype is rounding once */
+    return MLOAD__CAST(uint32_t, ch[0]) | (MLOAD__CAST(uint32_t, ch[1]) << 8);
+}
+
+/* drops a ready device copy whose values went through another chain than
+   the unit's now (lock held; an acquired copy stays until the next
+   acquire, which drops it) */
+static void mload__drop_stale(mload_offload *o, mload__unit *u) {
+    if (u->dev_state == MLOAD__DEV_READY && !u->acquired && u->dev_rest != mload__rest_key(u)) mload__free_dev_copy(o, u);
+}
+
+/* Casts tensor t's elements from src (dtype sd) through the tier dtypes
+   steps[0..n) (INVALID: none) into out as `want`, rounding at each step
+   with the map's F8 overflow mode. No lock held. */
+static mload_result mload__cast_chain(mload_offload *o, const mload_tensor *t, const unsigned char *src, mload_dtype sd,
+                                      const mload_dtype *steps, size_t n, mload_dtype want, unsigned char *out, mload_error *err) {
+    mload_dtype seq[4], cd = sd;
+    size_t m = 0, i;
+    uint64_t half = 0;
+    unsigned char *buf = NULL;
+    const unsigned char *cur = src;
+    mload_f8_overflow ov = mload_map_f8_overflow(o->map);
+    mload_result r = MLOAD_OK;
+    for (i = 0; i < n && m < 4; ++i) {
+        mload_dtype d = steps[i] ? mload__tier_dtype(t, steps[i]) : MLOAD_DTYPE_INVALID;
+        if (!d || d == (m ? seq[m - 1] : sd)) continue;
+        seq[m++] = d;
+        if (((mload__tbytes(t, d) + 63u) & ~MLOAD__CAST(uint64_t, 63)) > half) half = (mload__tbytes(t, d) + 63u) & ~MLOAD__CAST(uint64_t, 63);
+    }
+    if (m == 1 && seq[0] == want) m = 0; /* src -> want rounds the same */
+    if (m) {
+        mload__o_lock(o);
+        r = mload__host_alloc(o, 2 * half, &buf, err);
+        mload__o_unlock(o);
+        if (r != MLOAD_OK) return r;
+    }
+    for (i = 0; i <= m && r == MLOAD_OK; ++i) {
+        unsigned char *dp = i < m ? buf + (i & 1) * half : out;
+        mload_dtype d = i < m ? seq[i] : want;
+        if (mload_cast(dp, d, cur, cd, t->numel, ov, NULL) != MLOAD_OK)
+            r = mload__fail(err, MLOAD_ERR_UNSUPPORTED, MLOAD_NO_OFFSET, t->name, t->name_len, "tensor '%s': conversion failed", t->name);
+        cur = dp;
+        cd = d;
+    }
+    if (buf) {
+        mload__o_lock(o);
+        mload__host_free(o, buf, 2 * half);
+        mload__o_unlock(o);
+    }
+    return r;
+}
+
+/* Tensor t of unit u from the map into out as `as`, through the unit's
+   resting chain and then `via` (the preparing dtype, or INVALID): its
+   values depend on the tiers, not on which copies happen to exist. */
+static mload_result mload__read_rest(mload_offload *o, const mload__unit *u, const mload_tensor *t, mload_dtype via, mload_dtype as,
                                      unsigned char *out, mload_error *err) {
-    const mload_tier *rest = u->onloaded ? &u->tiers.onload : &u->tiers.offload;
-    mload_dtype rd = rest->place == MLOAD_PLACE_HOST ? mload__tier_dtype(t, rest->dtype) : t->dtype;
+    mload_dtype steps[3], f;
+    size_t k, i;
+    int trivial = 1;
     uint64_t vb;
     unsigned char *tmp;
     mload_result r;
-    if (rd == t->dtype || rd == as) return mload_map_read(o->map, t, as, out, mload__tbytes(t, as), err);
-    vb = mload__tbytes(t, rd);
+    mload__rest_chain(u, steps);
+    steps[2] = via;
+    for (k = 0; k < 3; ++k) /* the first step that changes the stored dtype */
+        if (steps[k] && mload__tier_dtype(t, steps[k]) != t->dtype) break;
+    if (k == 3) return mload_map_read(o->map, t, as, out, mload__tbytes(t, as), err);
+    f = mload__tier_dtype(t, steps[k]);
+    for (i = k + 1; i < 3; ++i) trivial &= !steps[i] || mload__tier_dtype(t, steps[i]) == f;
+    if (trivial && f == as) return mload_map_read(o->map, t, as, out, mload__tbytes(t, as), err);
+    vb = mload__tbytes(t, f);
     mload__o_lock(o);
     r = mload__host_alloc(o, vb, &tmp, err);
     mload__o_unlock(o);
     if (r != MLOAD_OK) return r;
-    r = mload_map_read(o->map, t, rd, tmp, vb, err);
-    if (r == MLOAD_OK && mload_cast(out, as, tmp, rd, t->numel, mload_map_f8_overflow(o->map), NULL) != MLOAD_OK)
-        r = mload__fail(err, MLOAD_ERR_UNSUPPORTED, MLOAD_NO_OFFSET, t->name, t->name_len, "tensor '%s': conversion failed", t->name);
+    r = mload_map_read(o->map, t, f, tmp, vb, err);
+    if (r == MLOAD_OK) r = mload__cast_chain(o, t, tmp, f, steps + k + 1, 2 - k, as, out, err);
     mload__o_lock(o);
     mload__host_free(o, tmp, vb);
     mload__o_unlock(o);
     return r;
 }
 
+/* The unit's host copy as a source of its values, with the dtype step that
+   still applies after it (*rest; INVALID: none), or NULL: the resting
+   tier's copy, or (while an onload builds the onload tier's copy) the
+   offload tier's, which the onload dtype then rounds. */
+static const unsigned char *mload__host_src(const mload__unit *u, mload_dtype *rest) {
+    *rest = MLOAD_DTYPE_INVALID;
+    if (!u->host) return NULL;
+    if (!u->onloaded || (u->tiers.onload.place == MLOAD_PLACE_HOST && u->host_dtype == u->tiers.onload.dtype)) return u->host;
+    if (u->tiers.offload.place != MLOAD_PLACE_HOST || u->host_dtype != u->tiers.offload.dtype) return NULL;
+    if (u->tiers.onload.place != MLOAD_PLACE_DISK) *rest = u->tiers.onload.dtype;
+    return u->host;
+}
+
+/* Fills `dst` (host memory, layout of dtype dt) with the unit's values:
+   from its host copy when that holds them, else from the map; with `via`,
+   values round through that dtype last (the prepared copy's), as they
+   would on the device. No lock held. */
 static mload_result mload__fill_host_layout(mload_offload *o, mload__unit *u, mload_dtype dt, mload_dtype via, unsigned char *dst,
                                             int *from_host, mload_error *err) {
     size_t k;
-    *from_host = u->host != NULL;
+    mload_dtype steps[2];
+    const unsigned char *host = mload__host_src(u, &steps[0]);
+    steps[1] = via;
+    *from_host = host != NULL;
     for (k = 0; k < u->nt; ++k) {
         const mload_tensor *t = mload__ut(o, u, k);
-        uint64_t off = 0, hoff = 0, vb = 0;
-        mload_dtype want = mload__tier_dtype(t, dt), mid = via ? mload__tier_dtype(t, via) : want;
-        unsigned char *tmp = NULL, *out;
-        mload_result r = MLOAD_OK;
+        uint64_t off = 0, hoff = 0;
+        mload_result r;
         mload__layout(o, u, dt, k, &off);
-        out = dst + off;
-        if (mid != want) { /* source -> mid here, then mid -> want */
-            vb = mload__tbytes(t, mid);
-            mload__o_lock(o);
-            r = mload__host_alloc(o, vb, &tmp, err);
-            mload__o_unlock(o);
-            if (r != MLOAD_OK) return r;
-            out = tmp;
-        }
-        if (u->host) {
+        if (host) {
             mload__layout(o, u, u->host_dtype, k, &hoff);
-            if (mload_cast(out, mid, u->host + hoff, mload__tier_dtype(t, u->host_dtype), t->numel, mload_map_f8_overflow(o->map), NULL) != MLOAD_OK)
-                r = mload__fail(err, MLOAD_ERR_UNSUPPORTED, MLOAD_NO_OFFSET, t->name, t->name_len, "tensor '%s': conversion failed", t->name);
+            r = mload__cast_chain(o, t, host + hoff, mload__tier_dtype(t, u->host_dtype), steps, 2, mload__tier_dtype(t, dt), dst + off, err);
         } else {
-            r = mload__read_rest(o, u, t, mid, out, err);
-        }
-        if (r == MLOAD_OK && tmp && mload_cast(dst + off, want, tmp, mid, t->numel, mload_map_f8_overflow(o->map), NULL) != MLOAD_OK)
-            r = mload__fail(err, MLOAD_ERR_UNSUPPORTED, MLOAD_NO_OFFSET, t->name, t->name_len, "tensor '%s': conversion failed", t->name);
-        if (tmp) {
-            mload__o_lock(o);
-            mload__host_free(o, tmp, vb);
-            mload__o_unlock(o);
+            r = mload__read_rest(o, u, t, via, mload__tier_dtype(t, dt), dst + off, err);
         }
         if (r != MLOAD_OK) return r;
     }
@@ -7528,7 +7618,8 @@ static mload_result mload__fill_device(mload_offload *o, mload__unit *u, mload_d
     uint64_t fence = 0;
     int from_host = 0, slot = -1;
     mload_result r;
-    if (u->host && u->host_dtype == dt && (!via || via == dt)) {
+    mload_dtype hrest;
+    if (mload__host_src(u, &hrest) && !hrest && u->host_dtype == dt && (!via || via == dt)) {
         src = u->host;
         from_host = 1;
     } else {
@@ -7691,29 +7782,37 @@ static int mload__float_tier(const mload_tier *t) {
     return k != MLOAD_KIND_UINT && k != MLOAD_KIND_SINT && k != MLOAD_KIND_BOOL;
 }
 
+MODELLOAD_API mload_tiers mload_tiers_preset(mload_preset preset, mload_dtype storage, mload_dtype computation) {
+    mload_tiers t;
+    mload_place rest = preset == MLOAD_PRESET_DISK_OFFLOAD ? MLOAD_PLACE_DISK
+                     : preset == MLOAD_PRESET_HOST_OFFLOAD ? MLOAD_PLACE_HOST : MLOAD_PLACE_DEVICE;
+    memset(&t, 0, sizeof t);
+    if (MLOAD__CAST(unsigned, preset) > MLOAD__CAST(unsigned, MLOAD_PRESET_FP8_DEVICE)) return t;
+    if (!storage && (preset == MLOAD_PRESET_DISK_OFFLOAD || preset == MLOAD_PRESET_FP8_DEVICE)) storage = MLOAD_DTYPE_F8_E4M3;
+    t.computation.place = MLOAD_PLACE_DEVICE;
+    t.computation.dtype = computation;
+    t.offload.place = t.onload.place = rest;
+    t.preparing.place = MLOAD_PLACE_DEVICE;
+    if (rest != MLOAD_PLACE_DISK) t.offload.dtype = t.onload.dtype = storage;
+    if (preset != MLOAD_PRESET_HOST_OFFLOAD) t.preparing.dtype = storage;
+    return t;
+}
+
 static int mload__tiers_default(const mload_tiers *in, mload_tiers *t) {
     mload_tiers z;
     memset(&z, 0, sizeof z);
     *t = in ? *in : z;
     if (t->computation.place == MLOAD_PLACE_DEFAULT) t->computation.place = MLOAD_PLACE_DEVICE;
     if (t->computation.place != MLOAD_PLACE_DEVICE) return 0;
-    if (t->offload.place == MLOAD_PLACE_DEFAULT) t->offload.place = MLOAD_PLACE_DISK;
-    if (t->onload.place == MLOAD_PLACE_DEFAULT) { /* the offload tier's place; a dtype given stays */
-        t->onload.place = t->offload.place;
-        if (!t->onload.dtype) t->onload.dtype = t->offload.dtype;
-    }
-    if (t->preparing.place == MLOAD_PLACE_DEFAULT) {
-        t->preparing.place = MLOAD_PLACE_DEVICE;
-        if (t->onload.place == MLOAD_PLACE_DEVICE && !t->preparing.dtype) t->preparing.dtype = t->onload.dtype;
-    }
-#define MLOAD__FIX(T) do { if ((T).place == MLOAD_PLACE_DISK) (T).dtype = MLOAD_DTYPE_INVALID; \
+    /* the original's rules: device = device or computation_device, dtype = dtype or computation_dtype */
+#define MLOAD__FIX(T) do { if ((T).place == MLOAD_PLACE_DEFAULT) (T).place = MLOAD_PLACE_DEVICE; \
+                           if ((T).place == MLOAD_PLACE_DISK) (T).dtype = MLOAD_DTYPE_INVALID; \
                            else if (!(T).dtype) (T).dtype = t->computation.dtype; } while (0)
     MLOAD__FIX(t->offload);
     MLOAD__FIX(t->onload);
     MLOAD__FIX(t->preparing);
 #undef MLOAD__FIX
-    if (t->onload.place == MLOAD_PLACE_DEVICE && (t->preparing.place != MLOAD_PLACE_DEVICE || t->preparing.dtype != t->onload.dtype))
-        return 0;
+    if (t->onload.place == MLOAD_PLACE_DEVICE && t->preparing.place != MLOAD_PLACE_DEVICE) return 0;
     return t->offload.place <= MLOAD_PLACE_DEVICE && t->onload.place <= MLOAD_PLACE_DEVICE && t->preparing.place <= MLOAD_PLACE_DEVICE;
 }
 
@@ -7740,7 +7839,7 @@ static mload_result mload__add_unit_locked(mload_offload *o, const char *name, c
     void *np;
     if (!mload__tiers_default(tiers, &t))
         return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, name, strlen(name),
-                           "unit '%s': computation must be on the device, and an onload tier on the device is the preparing tier", name);
+                           "unit '%s': computation must be on the device, and an onload tier on the device needs the preparing tier there", name);
     if (n == 0) return mload__fail(err, MLOAD_ERR_NOT_FOUND, MLOAD_NO_OFFSET, name, strlen(name), "unit '%s' has no tensor", name);
     for (k = 0; k < n; ++k) {
         const mload_tensor *tt = mload_map_tensor(o->map, idx[k]);
@@ -7894,6 +7993,7 @@ static mload_result mload__load_prepared(mload_offload *o, uint32_t unit, mload_
     u->dev = ptr;
     u->dev_bytes = bytes ? bytes : 1;
     u->dev_state = MLOAD__DEV_LOADING;
+    u->dev_rest = mload__rest_key(u);
     u->prefetched = 0;
     u->load_result = MLOAD_OK;
     mload__o_unlock(o);
@@ -7921,6 +8021,7 @@ static void mload__prefetch(mload_offload *o, uint32_t from) {
         u->dev = ptr;
         u->dev_bytes = bytes ? bytes : 1;
         u->dev_state = MLOAD__DEV_LOADING;
+        u->dev_rest = mload__rest_key(u);
         u->prefetched = 1;
         u->load_result = MLOAD_OK;
         o->st.prefetch_issued++;
@@ -8011,6 +8112,7 @@ MODELLOAD_API mload_result mload_offload_acquire(mload_offload *o, uint32_t unit
         if (u->dev_state == MLOAD__DEV_LOADING) /* a failed prefetch is retried below, synchronously */
             (void)mload__wait_loaded(o, u, NULL);
         u->load_result = MLOAD_OK;
+        mload__drop_stale(o, u);
         if (u->dev_state == MLOAD__DEV_READY) {
             o->st.hits++;
             if (u->prefetched) o->st.prefetch_hits++;
@@ -8103,23 +8205,34 @@ static mload_result mload__set_host(mload_offload *o, mload__unit *u, const mloa
    DEVICE copy within the budget, which keeps no host copy) */
 static mload_result mload__onload_unit(mload_offload *o, mload__unit *u, uint32_t unit, mload_error *err) {
     mload_result r;
+    int was = u->onloaded;
     (void)mload__wait_loaded(o, u, NULL); /* a failed prefetch only means "not loaded" */
-    if (u->tiers.onload.place == MLOAD_PLACE_DEVICE && u->dev_state != MLOAD__DEV_READY &&
-        (r = mload__load_prepared(o, unit, err)) != MLOAD_OK)
+    u->onloaded = 1; /* from here values go through the onload tier's dtype */
+    if ((r = mload__set_host(o, u, &u->tiers.onload, err)) != MLOAD_OK) {
+        u->onloaded = was;
         return r;
-    if ((r = mload__set_host(o, u, &u->tiers.onload, err)) == MLOAD_OK) u->onloaded = 1;
-    return r;
+    }
+    mload__drop_stale(o, u);
+    if (u->tiers.onload.place == MLOAD_PLACE_DEVICE && u->dev_state != MLOAD__DEV_READY)
+        return mload__load_prepared(o, unit, err);
+    return MLOAD_OK;
 }
 
 /* one unit of a group offload: back to its offload tier, every other copy freed */
 static mload_result mload__offload_unit(mload_offload *o, mload__unit *u, mload_error *err) {
     mload_result r;
+    int was;
     if (u->acquired)
         return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, u->name, strlen(u->name), "unit '%s' is acquired", u->name);
     (void)mload__wait_loaded(o, u, NULL);
-    if ((r = mload__set_host(o, u, &u->tiers.offload, err)) != MLOAD_OK) return r;
+    was = u->onloaded;
     u->onloaded = 0;
-    mload__free_dev_copy(o, u);
+    if ((r = mload__set_host(o, u, &u->tiers.offload, err)) != MLOAD_OK) {
+        u->onloaded = was;
+        return r;
+    }
+    if (u->tiers.offload.place == MLOAD_PLACE_DEVICE) mload__drop_stale(o, u); /* parked on the device: kept */
+    else mload__free_dev_copy(o, u);
     return MLOAD_OK;
 }
 

@@ -157,10 +157,7 @@ static int run(mload_map *m, int streamed, run_result *res, mload_error *e) {
         /* a quarter of the model; copies at 8 GB/s on their own thread */
         res->budget = model_bytes / 4;
         mload_device_create_sim(res->budget, 8000000000ull, &dev, NULL);
-        t.offload.place = MLOAD_PLACE_DISK;
-        t.preparing.place = MLOAD_PLACE_DEVICE;
-        t.preparing.dtype = g_onload;
-        t.computation.dtype = MLOAD_DTYPE_F32;
+        t = mload_tiers_preset(MLOAD_PRESET_DISK_OFFLOAD, g_onload, MLOAD_DTYPE_F32); /* rests on disk, prepared in g_onload */
         d.prefetch_depth = 1;
     } else {
         /* everything resident, BF16 as stored */
