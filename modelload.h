@@ -6439,13 +6439,14 @@ static int mload__finish_tmp(int fd) {
 static mload_result mload__sync_dir(const mload_allocator *a, const char *path, mload_error *err) {
     const char *slash = strrchr(path, '/');
     char *dir = slash ? mload__strndup(a, path, slash == path ? 1u : MLOAD__CAST(size_t, slash - path)) : mload__strndup(a, ".", 1);
-    int fd, ok;
+    int fd, ok, e;
     if (!dir) return mload__oom(err);
     do { fd = open(dir, O_RDONLY); } while (fd < 0 && errno == EINTR);
     ok = fd >= 0 && (MLOAD__FSYNC(fd) == 0 || errno == EINVAL); /* some file systems cannot sync a folder */
+    e = errno;
     if (fd >= 0) close(fd);
     if (!ok) {
-        mload__fail(err, MLOAD_ERR_IO, MLOAD_NO_OFFSET, NULL, 0, "cannot sync the folder '%s': %s", dir, mload__sys_reason(errno));
+        mload__fail(err, MLOAD_ERR_IO, MLOAD_NO_OFFSET, NULL, 0, "cannot sync the folder '%s': %s", dir, mload__sys_reason(e));
         mload__strfree(a, dir);
         return MLOAD_ERR_IO;
     }
@@ -6468,6 +6469,20 @@ static mload_result mload__put_text(const mload_allocator *a, const char *path, 
     }
     if (r != MLOAD_OK) unlink(tmp);
     mload__strfree(a, tmp);
+    return r;
+}
+
+/* a map tensor that can only be read whole, written through one buffer of its size */
+static mload_result mload__write_whole(int fd, const mload_map *m, const mload_tensor *t, mload_dtype as, uint64_t nbytes,
+                                       const mload_allocator *a, const char *tmp, mload_error *err) {
+    unsigned char *big;
+    mload_result r;
+    if (nbytes > SIZE_MAX || !(big = MLOAD__CAST(unsigned char *, mload__malloc(a, MLOAD__CAST(size_t, nbytes ? nbytes : 1), 64))))
+        return mload__oom(err);
+    r = mload_map_read(m, t, as, big, nbytes, err);
+    if (r == MLOAD_OK && !mload__write_all(fd, big, MLOAD__CAST(size_t, nbytes)))
+        r = mload__fail(err, MLOAD_ERR_IO, MLOAD_NO_OFFSET, t->name, t->name_len, "writing '%s' failed: %s", tmp, mload__sys_reason(errno));
+    mload__free(a, big, MLOAD__CAST(size_t, nbytes ? nbytes : 1), 64);
     return r;
 }
 
@@ -6537,6 +6552,8 @@ static mload_result mload__write_file(const char *path, const mload__wt *wt, siz
             if (wt[i].nbytes && !mload__write_all(fd, w->data, MLOAD__CAST(size_t, wt[i].nbytes)))
                 r = mload__fail(err, MLOAD_ERR_IO, MLOAD_NO_OFFSET, wt[i].name, wt[i].name_len, "writing '%s' failed: %s", tmp,
                                 mload__sys_reason(errno));
+        } else if (mload__whole_only(w->map, w->src)) { /* e.g. a transpose: read whole */
+            r = mload__write_whole(fd, w->map, w->src, wt[i].dtype, wt[i].nbytes, a, tmp, err);
         } else {
             uint64_t db = mload__dtypes[wt[i].dtype].bits, per = buf_size * 8u / (db > mload__dtypes[w->src->dtype].bits ? db : mload__dtypes[w->src->dtype].bits), e;
             per -= per % 8u;
@@ -6715,6 +6732,7 @@ typedef struct mload__ckpt {
     char **old; /* full paths */
     size_t nold, old_cap;
     int has_index, index_ok, has_single;
+    int loose; /* no index, and shard-named files that the folder reader reads */
 } mload__ckpt;
 
 static void mload__ckpt_free(mload__ckpt *c) {
@@ -6737,10 +6755,76 @@ static size_t mload__dir_len(const char *path) {
     return slash ? MLOAD__CAST(size_t, slash - path) + 1 : 0;
 }
 
+/* A file the write will replace or remove: not a symlink, not read-only
+   (as mload__create_tmp refuses them), checked before anything changes. */
+static mload_result mload__replaceable(const char *path, mload_error *err) {
+    struct stat st;
+    if (lstat(path, &st) != 0) return MLOAD_OK;
+    if (S_ISLNK(st.st_mode)) return mload__tmp_fail(MLOAD__TMP_LINK, path, err);
+    if (S_ISREG(st.st_mode) && (st.st_mode & 0222) == 0) return mload__tmp_fail(MLOAD__TMP_READONLY, path, err);
+    return MLOAD_OK;
+}
+
+/* *yes = whether path exists; an error other than "absent" stops the write */
+static mload_result mload__exists(const char *path, int *yes, mload_error *err) {
+    struct stat st;
+    *yes = lstat(path, &st) == 0;
+    if (*yes || errno == ENOENT) return MLOAD_OK;
+    return mload__fail(err, MLOAD_ERR_CANNOT_OPEN, MLOAD_NO_OFFSET, NULL, 0, "cannot inspect '%s': %s", path, mload__sys_reason(errno));
+}
+
+/* "STEM-#####-of-#####.safetensors" or "...-b.safetensors": a shard name this writer gives */
+static int mload__shard_like(const char *name, size_t nl, const char *stem, size_t sl) {
+    const char *p = name + sl;
+    size_t k, rest = nl - sl;
+    if (nl <= sl || memcmp(name, stem, sl) != 0) return 0;
+    if (rest != 27 && rest != 29) return 0; /* "-00001-of-00002" + ".safetensors" or "-b.safetensors" */
+    if (p[0] != '-' || memcmp(p + 6, "-of-", 4) != 0) return 0;
+    for (k = 0; k < 5; ++k)
+        if (p[1 + k] < '0' || p[1 + k] > '9' || p[10 + k] < '0' || p[10 + k] > '9') return 0;
+    return memcmp(p + 15, rest == 27 ? ".safetensors" : "-b.safetensors", rest - 15) == 0;
+}
+
+/* the stem of the checkpoint's single file: its name less ".safetensors" */
+static const char *mload__ckpt_stem(const char *single, size_t *sl) {
+    size_t dl = mload__dir_len(single);
+    *sl = strlen(single) - dl;
+    if (*sl > 12 && mload__ends_with(single, ".safetensors")) *sl -= 12;
+    return single + dl;
+}
+
+/* Without an index, the folder reader reads every file: shard-named files
+   of this checkpoint there are live (the old set; c->loose). */
+static mload_result mload__ckpt_loose(mload__ckpt *c, mload_error *err) {
+    size_t dl = mload__dir_len(c->single), sl;
+    const char *stem = mload__ckpt_stem(c->single, &sl);
+    char *dir = dl ? mload__strndup(c->a, c->single, dl) : mload__strndup(c->a, ".", 1);
+    DIR *dh = dir ? opendir(dir) : NULL;
+    struct dirent *de;
+    mload_result r = dir ? MLOAD_OK : mload__oom(err);
+    while (r == MLOAD_OK && dh && (de = readdir(dh)) != NULL) {
+        size_t nl = strlen(de->d_name);
+        char *full;
+        if (!mload__shard_like(de->d_name, nl, stem, sl)) continue;
+        full = mload__path_join(c->a, c->single, dl, de->d_name, nl);
+        if (!full || !mload__reserve(c->a, MLOAD__PCAST(void **, &c->old), &c->old_cap, c->nold + 1, sizeof(char *))) {
+            mload__strfree(c->a, full);
+            r = mload__oom(err);
+        } else {
+            c->old[c->nold++] = full;
+            c->loose = 1;
+        }
+    }
+    if (dh) closedir(dh);
+    mload__strfree(c->a, dir);
+    return r;
+}
+
 /* what is there now: the index's shard files when it parses */
 static mload_result mload__ckpt_open(const mload_allocator *a, const char *path, mload__ckpt *c, mload_error *err) {
-    struct stat st;
     mload__idx x;
+    mload_error e1;
+    mload_result r;
     size_t i, pl = strlen(path);
     memset(c, 0, sizeof(*c));
     c->a = a;
@@ -6748,12 +6832,20 @@ static mload_result mload__ckpt_open(const mload_allocator *a, const char *path,
     if (!(c->index = MLOAD__CAST(char *, mload__malloc(a, pl + 12, 1)))) return mload__oom(err);
     memcpy(c->index, path, pl);
     memcpy(c->index + pl, ".index.json", 12);
-    c->has_single = lstat(path, &st) == 0;
-    c->has_index = lstat(c->index, &st) == 0;
-    if (!c->has_index) return MLOAD_OK;
+    if ((r = mload__replaceable(path, err)) != MLOAD_OK || (r = mload__replaceable(c->index, err)) != MLOAD_OK ||
+        (r = mload__exists(path, &c->has_single, err)) != MLOAD_OK || (r = mload__exists(c->index, &c->has_index, err)) != MLOAD_OK)
+        return r;
+    if (!c->has_index) return mload__ckpt_loose(c, err);
     memset(&x, 0, sizeof x);
-    if (mload__idx_load(a, c->index, &x, NULL) == MLOAD_OK && mload__idx_parse(a, &x, NULL) == MLOAD_OK &&
-        mload__idx_check_names(&x, NULL) == MLOAD_OK) {
+    /* an index that does not parse is no checkpoint (readers refuse it); any other failure stops the write */
+    if ((r = mload__idx_load(a, c->index, &x, &e1)) == MLOAD_OK && (r = mload__idx_parse(a, &x, &e1)) == MLOAD_OK)
+        r = mload__idx_check_names(&x, &e1);
+    if (r != MLOAD_OK && r != MLOAD_ERR_INVALID_INDEX) {
+        mload__idx_free(a, &x);
+        if (err) *err = e1;
+        return r;
+    }
+    if (r == MLOAD_OK) {
         c->index_ok = 1;
         for (i = 0; i < x.nwm; ++i) {
             char *full = mload__path_join(a, path, mload__dir_len(path), x.wm[i].file, x.wm[i].file_len);
@@ -6786,32 +6878,23 @@ static uint32_t mload__dead_tmp(const char *name, size_t nl) {
     return pid;
 }
 
-/* "STEM-#####-of-#####.safetensors" or "...-b.safetensors": a shard name this writer gives */
-static int mload__shard_like(const char *name, size_t nl, const char *stem, size_t sl) {
-    const char *p = name + sl;
-    size_t k, rest = nl - sl;
-    if (nl <= sl || memcmp(name, stem, sl) != 0) return 0;
-    if (rest != 27 && rest != 29) return 0; /* "-00001-of-00002" + ".safetensors" or "-b.safetensors" */
-    if (p[0] != '-' || memcmp(p + 6, "-of-", 4) != 0) return 0;
-    for (k = 0; k < 5; ++k)
-        if (p[1 + k] < '0' || p[1 + k] > '9' || p[10 + k] < '0' || p[10 + k] > '9') return 0;
-    return memcmp(p + 15, rest == 27 ? ".safetensors" : "-b.safetensors", rest - 15) == 0;
-}
 
 /* Removes what earlier writes of this checkpoint left: temporaries of
    writers no longer running, and (when the index parses) shard files it
    does not name. */
 static void mload__ckpt_sweep(const mload__ckpt *c) {
-    size_t dl = mload__dir_len(c->single), sl = strlen(c->single) - dl; /* STEM: the name less ".safetensors" */
-    const char *stem = c->single + dl;
+    size_t dl = mload__dir_len(c->single), sl, bl = strlen(c->single) - dl;
+    const char *stem = mload__ckpt_stem(c->single, &sl), *base = c->single + dl;
     char *dir = dl ? mload__strndup(c->a, c->single, dl) : mload__strndup(c->a, ".", 1);
-    if (sl > 12 && mload__ends_with(stem, ".safetensors")) sl -= 12;
     DIR *dh = dir ? opendir(dir) : NULL;
     struct dirent *de;
     while (dh && (de = readdir(dh)) != NULL) {
-        size_t nl = strlen(de->d_name);
+        size_t nl = strlen(de->d_name), tl = nl > 22 ? nl - 22 : 0; /* the name a temporary stands for */
         char *full;
-        int tmp = nl > sl && memcmp(de->d_name, stem, sl) == 0 && mload__dead_tmp(de->d_name, nl) != 0;
+        /* a temporary of this checkpoint's file, index or shards, left by a writer no longer running */
+        int tmp = tl && (mload__shard_like(de->d_name, tl, stem, sl) || (tl == bl && memcmp(de->d_name, base, bl) == 0) ||
+                         (tl == bl + 11 && memcmp(de->d_name, base, bl) == 0 && memcmp(de->d_name + bl, ".index.json", 11) == 0)) &&
+                  mload__dead_tmp(de->d_name, nl) != 0;
         if (!tmp && !(c->index_ok && mload__shard_like(de->d_name, nl, stem, sl))) continue;
         if (!(full = mload__path_join(c->a, c->single, dl, de->d_name, nl))) break;
         if (tmp || !mload__ckpt_names(c, full)) unlink(full);
@@ -6822,19 +6905,25 @@ static void mload__ckpt_sweep(const mload__ckpt *c) {
 }
 
 /* An index naming every tensor of the single file `single` (the guard of
-   a single file about to become shards), or, without one, an index naming
-   nothing (readers refuse it: no partial set is ever visible). */
+   a single file about to become shards), or, without one (or when it is
+   not a safetensors file: readers fail on it already), an index naming
+   nothing (readers refuse it: no partial set is ever visible). A failure
+   to read the file (memory, I/O) stops the write. */
 static mload_result mload__guard_text(const mload_allocator *a, const mload__ckpt *c, mload__wbuf *ib, mload_error *err) {
     mload_file_desc d;
     mload_file *f = NULL;
     const char *base = c->single + mload__dir_len(c->single);
     uint64_t i;
+    mload_result r;
     memset(ib, 0, sizeof(*ib));
     ib->a = a;
     memset(&d, 0, sizeof d);
     d.path = c->single;
     d.allocator = *a;
-    if (c->has_single && mload_file_open(&d, &f, NULL) != MLOAD_OK) f = NULL; /* unreadable now: readers already fail */
+    if (c->has_single && (r = mload_file_open(&d, &f, err)) != MLOAD_OK) {
+        if (r == MLOAD_ERR_OUT_OF_MEMORY || r == MLOAD_ERR_CANNOT_OPEN || r == MLOAD_ERR_IO) return r;
+        f = NULL;
+    }
     mload__wb_str(ib, "{\n  \"metadata\": {\n    \"total_size\": ");
     mload__wb_u64(ib, f ? mload_file_size(f) - mload_file_data_offset(f) : 0);
     mload__wb_str(ib, "\n  },\n  \"weight_map\": {");
@@ -6878,9 +6967,10 @@ static mload_result mload__ckpt_retire(const mload__ckpt *c, char *const *keep, 
    1. leftovers of earlier writes are removed (mload__ckpt_sweep);
    2. without an index, one is made first that describes what is there
       (the single file's tensors, or nothing);
-   3. the shards are written under names the current index does not use
-      (standard names, else their "-b" variants), each through a synced
-      temporary file and renamed in: readers still see the old set;
+   3. the shards are written under names no file has and the current
+      index does not use (standard names, else their "-b" variants), each
+      through a synced temporary file and renamed in: readers still see
+      the old set;
    4. the new index is renamed over the old one: the commit;
    5. the old set's files are removed, the folder synced.
    A failure before 4 removes what 2 and 3 added; a crash leaves files
@@ -6894,6 +6984,7 @@ static mload_result mload__commit_sharded(const char *path, const mload__wt *wt,
     size_t i, placed = 0;
     int variant, clash = 1, guarded = 0;
     mload_result r = mload__ckpt_open(a, path, &c, err);
+    struct stat st;
     if (names) memset(names, 0, (nshards + 1) * sizeof(char *));
     if (r == MLOAD_OK && !names) r = mload__oom(err);
     if (r == MLOAD_OK) mload__ckpt_sweep(&c);
@@ -6901,16 +6992,17 @@ static mload_result mload__commit_sharded(const char *path, const mload__wt *wt,
         for (i = 0, clash = 0; i < nshards && r == MLOAD_OK; ++i) {
             mload__strfree(a, names[i]);
             if (!(names[i] = mload__shard_name(a, path, i, nshards, variant))) r = mload__oom(err);
-            else clash |= mload__ckpt_names(&c, names[i]);
+            else clash |= mload__ckpt_names(&c, names[i]) || lstat(names[i], &st) == 0 || errno != ENOENT;
         }
     }
     if (r == MLOAD_OK && clash)
-        r = mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "the index of '%s' names both shard name sets", path);
+        r = mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0,
+                        "files of both shard name sets of '%s' exist (or the index names them)", path);
     if (r == MLOAD_OK && !c.has_index) { /* 2 */
         if ((r = mload__guard_text(a, &c, &ib, err)) == MLOAD_OK && (r = mload__put_wbuf(a, c.index, &ib, err)) == MLOAD_OK)
             guarded = 1;
     }
-    for (i = 0; i < nshards && r == MLOAD_OK; ++i, ++placed) /* 3 */
+    for (i = 0; i < nshards && r == MLOAD_OK; ++i, ++placed) /* 3: fresh names, so a failed one may be removed too */
         r = mload__write_file(names[i], wt + shard_start[i], shard_start[i + 1] - shard_start[i], opts, a, buf, buf_size, NULL, err);
     if (r == MLOAD_OK && (r = mload__index_text(a, wt, n, shard_of, names, total, &ib, err)) == MLOAD_OK)
         r = mload__put_wbuf(a, c.index, &ib, err); /* 4 */
@@ -6938,15 +7030,20 @@ static mload_result mload__commit_single(const char *path, const mload__wt *wt, 
     char *one[1];
     mload_result r = mload__ckpt_open(a, path, &c, err);
     int only_self; /* an index that names only this file (an interrupted single write) */
+    if (r == MLOAD_OK && c.loose)
+        r = mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0,
+                        "the folder of '%s' holds its shard files without an index: remove them, or write shards", path);
     if (r == MLOAD_OK) mload__ckpt_sweep(&c);
     only_self = c.nold == 1 && mload__ckpt_names(&c, path);
     if (r == MLOAD_OK && !only_self && mload__ckpt_names(&c, path))
         r = mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "the index of '%s' names that file and others", path);
+    if (r == MLOAD_OK && only_self) { /* the index goes first: readers see the old file, then the new one */
+        if (unlink(c.index) != 0 && errno != ENOENT)
+            r = mload__fail(err, MLOAD_ERR_IO, MLOAD_NO_OFFSET, NULL, 0, "cannot remove '%s': %s", c.index, mload__sys_reason(errno));
+        if (r == MLOAD_OK) r = mload__sync_dir(a, path, err);
+    }
     if (r == MLOAD_OK) r = mload__write_file(path, wt, n, opts, a, buf, buf_size, NULL, err);
-    if (r == MLOAD_OK && only_self) { /* replaced in one rename; the index goes */
-        unlink(c.index);
-        r = mload__sync_dir(a, path, err);
-    } else if (r == MLOAD_OK && !c.has_index) r = mload__sync_dir(a, path, err);
+    if (r == MLOAD_OK && (only_self || !c.has_index)) r = mload__sync_dir(a, path, err);
     else if (r == MLOAD_OK) {
         zeros = MLOAD__CAST(size_t *, mload__malloc(a, (n + 1) * sizeof(size_t), sizeof(size_t)));
         one[0] = MLOAD__CCAST(char *, path);

@@ -87,5 +87,6 @@ const char *write_tmp(int slot, const void *data, size_t n);
    from now fails with EIO when th_fail_*_at == n (-1: never); the counters
    count calls */
 extern long th_fail_rename_at, th_fail_fsync_at, th_renames, th_fsyncs;
+extern void (*th_after_rename)(const char *to); /* called after each successful rename of the writer */
 
 #endif

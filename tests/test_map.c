@@ -5,6 +5,7 @@
 #define _GNU_SOURCE 1
 #endif
 #include "harness.h"
+#include "mload_setup.h"
 #include <stdlib.h>
 #include <unistd.h>
 #include <time.h>
@@ -1192,7 +1193,7 @@ static mload_result cap_view(void *u, uint64_t off, uint64_t n, mload_view *out)
 }
 static mload_result cap_direct(void *u, uint64_t off, void *dst, size_t n, size_t *got) {
     cap_src *c = (cap_src *)u;
-    c->direct_calls++;
+    __atomic_fetch_add(&c->direct_calls, 1, __ATOMIC_RELAXED); /* bulk loads call from several threads */
     if (off % MLOAD_DIRECT_ALIGN || n % MLOAD_DIRECT_ALIGN || (uintptr_t)dst % MLOAD_DIRECT_ALIGN) return MLOAD_ERR_IO;
     if (c->refuse_direct) return MLOAD_ERR_UNSUPPORTED;
     *got = off >= c->size ? 0 : (c->size - off < n ? (size_t)(c->size - off) : n);
@@ -1374,7 +1375,7 @@ static float wv_data[2][WV_N][256];
 
 /* writes version v (1 or 2: tensor i holds v*100 + i) of a six-tensor
    checkpoint at path, in about `shards` shards (0: one file) */
-static mload_result wv_write(const char *path, int v, int shards, mload_error *e) {
+static mload_result wv_write_a(const char *path, int v, int shards, const mload_allocator *al, mload_error *e) {
     static const uint64_t shape[1] = {256};
     static char names[WV_N][16];
     mload_write_tensor w[WV_N];
@@ -1388,8 +1389,10 @@ static mload_result wv_write(const char *path, int v, int shards, mload_error *e
         w[i].name = names[i]; w[i].dtype = MLOAD_DTYPE_F32; w[i].rank = 1; w[i].shape = shape; w[i].data = wv_data[v - 1][i];
     }
     o.shard_bytes = shards ? (uint64_t)(WV_N * 1024 / shards) : 0;
+    if (al) o.allocator = *al;
     return mload_write(path, w, WV_N, &o, e);
 }
+static mload_result wv_write(const char *path, int v, int shards, mload_error *e) { return wv_write_a(path, v, shards, NULL, e); }
 
 /* the version a reader of path (index, file or folder) sees: 1 or 2; 0 when
    it cannot open it; -1 for a mix, a partial or a wrong set */
@@ -1580,6 +1583,219 @@ static void test_writer_destination(void) {
     unlink(junk[2]);
 }
 
+/* ---- the review's findings (each failed before its fix) ---- */
+
+static const char *g_watch_dir;
+static long g_watch_bad;
+/* after every rename of a write: readers of the folder see a whole version */
+static int g_watch_refused_ok; /* readers may be refused (never shown a mix) */
+static void watch_readers(const char *to) {
+    int v = wv_seen(g_watch_dir);
+    (void)to;
+    if (v != 1 && v != 2 && !(v == 0 && g_watch_refused_ok)) g_watch_bad++;
+}
+
+/* the folder opens and reads whole (any tensor set) */
+static void watch_readers_any(const char *to) {
+    mload_map *m = NULL;
+    mload_error e;
+    (void)to;
+    if (open_one(g_watch_dir, &m, &e) != MLOAD_OK) g_watch_bad++;
+    mload_map_close(m);
+}
+
+/* 1. the index cannot be read (memory): the write stops, it does not take
+   the index for absent and write over the live shards */
+static void wr_index_unreadable(void) {
+    char dir[512], path[600];
+    wacct acc;
+    mload_allocator al;
+    mload_error e;
+    long k;
+    int bad = 0;
+    snprintf(dir, sizeof dir, "%s", tpath("rv1"));
+    snprintf(path, sizeof path, "%s/m.safetensors", dir);
+    mkdir(dir, 0755);
+    wv_clear(dir);
+    CHECK_RES(wv_write(path, 1, 2, &e), MLOAD_OK);
+    memset(&al, 0, sizeof al);
+    al.alloc = wacct_alloc;
+    al.free = wacct_free;
+    al.user = &acc;
+    for (k = 0; k < 60 && !bad; ++k) {
+        memset(&acc, 0, sizeof acc);
+        acc.fail_at = k;
+        th_renames = 0;
+        th_fail_rename_at = 1; /* and the second shard's rename fails */
+        (void)wv_write_a(path, 2, 2, &al, &e);
+        th_fail_rename_at = -1;
+        if (wv_seen(dir) != 1) {
+            bad = 1;
+            fprintf(stderr, "  failing allocation %ld: the old checkpoint is gone (readers see %d)\n", k, wv_seen(dir));
+        }
+    }
+    CHECK(!bad);
+}
+
+/* 2. shards without an index (the folder reader reads them all): a failed
+   sharded write leaves them, a single write is refused, a sharded one
+   replaces them */
+static void wr_loose_shards(void) {
+    char dir[512], path[600], idx[620];
+    mload_error e;
+    int nst, nidx, ntmp;
+    snprintf(dir, sizeof dir, "%s", tpath("rv2"));
+    snprintf(path, sizeof path, "%s/m.safetensors", dir);
+    snprintf(idx, sizeof idx, "%s.index.json", path);
+    mkdir(dir, 0755);
+    wv_clear(dir);
+    CHECK_RES(wv_write(path, 1, 3, &e), MLOAD_OK);
+    CHECK(unlink(idx) == 0);
+    CHECK(wv_seen(dir) == 1);
+    th_renames = 0;
+    th_fail_rename_at = 2;
+    CHECK(wv_write(path, 2, 3, &e) != MLOAD_OK);
+    th_fail_rename_at = -1;
+    CHECK(wv_seen(dir) == 1);
+    CHECK_RES(wv_write(path, 2, 0, &e), MLOAD_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(e.message, "without an index") != NULL && wv_seen(dir) == 1);
+    g_watch_dir = dir;
+    g_watch_bad = 0;
+    g_watch_refused_ok = 1; /* an index naming nothing guards the write: readers are refused until the commit */
+    th_after_rename = watch_readers;
+    CHECK_RES(wv_write(path, 2, 3, &e), MLOAD_OK);
+    th_after_rename = NULL;
+    CHECK_EQ_U64(g_watch_bad, 0);
+    CHECK(wv_seen(dir) == 2 && wv_seen(idx) == 2);
+    wv_files(dir, &nst, &nidx, &ntmp);
+    CHECK(nst == 3 && nidx == 1 && ntmp == 0);
+}
+
+/* 3. a single write over an index that names only that file (what a killed
+   single-to-shards write leaves): readers see a whole version after every
+   rename (the index named the old tensors against the new file) */
+static void wr_index_of_self(void) {
+    char dir[512], path[600], idx[620], text[1024];
+    size_t len = 0;
+    mload_error e;
+    FILE *fp;
+    int i;
+    snprintf(dir, sizeof dir, "%s", tpath("rv3"));
+    snprintf(path, sizeof path, "%s/m.safetensors", dir);
+    snprintf(idx, sizeof idx, "%s.index.json", path);
+    mkdir(dir, 0755);
+    wv_clear(dir);
+    CHECK_RES(wv_write(path, 1, 0, &e), MLOAD_OK);
+    len += (size_t)snprintf(text + len, sizeof text - len, "{\"metadata\":{},\"weight_map\":{");
+    for (i = 0; i < WV_N; ++i) len += (size_t)snprintf(text + len, sizeof text - len, "%s\"t%d\":\"m.safetensors\"", i ? "," : "", i);
+    snprintf(text + len, sizeof text - len, "}}");
+    fp = fopen(idx, "wb");
+    if (fp) { fputs(text, fp); fclose(fp); }
+    CHECK(wv_seen(dir) == 1);
+    {   /* a different tensor set: two tensors u0, u1 */
+        static float d0[4] = {1, 2, 3, 4};
+        uint64_t s4[1] = {4};
+        mload_write_tensor w[2];
+        mload_map *m = NULL;
+        memset(w, 0, sizeof w);
+        w[0].name = "u0"; w[0].dtype = MLOAD_DTYPE_F32; w[0].rank = 1; w[0].shape = s4; w[0].data = d0;
+        w[1].name = "u1"; w[1].dtype = MLOAD_DTYPE_F32; w[1].rank = 1; w[1].shape = s4; w[1].data = d0;
+        g_watch_bad = 0;
+        g_watch_dir = dir;
+        th_after_rename = watch_readers_any;
+        CHECK_RES(mload_write(path, w, 2, NULL, &e), MLOAD_OK);
+        th_after_rename = NULL;
+        CHECK_EQ_U64(g_watch_bad, 0);
+        CHECK(access(idx, F_OK) != 0);
+        CHECK_RES(open_one(dir, &m, &e), MLOAD_OK);
+        CHECK(m && mload_map_count(m) == 2);
+        mload_map_close(m);
+    }
+}
+
+/* 4. a converted tensor that can only be read whole (a transpose) larger
+   than the writer's 4 MiB buffer */
+static void wr_transpose_large(void) {
+    enum { TR = 1100, TC = 1000 };
+    char hdr[256];
+    float *v = (float *)malloc((size_t)TR * TC * 4), *want = (float *)malloc((size_t)TR * TC * 4),
+          *got = (float *)malloc((size_t)TR * TC * 4);
+    tbuf img;
+    mload_rules *rs = NULL;
+    mload_converter c;
+    mload_map *m = NULL, *back = NULL;
+    mload_write_tensor w;
+    mload_error e;
+    const mload_tensor *t;
+    size_t i;
+    if (!v || !want || !got) { CHECK(0); free(v); free(want); free(got); return; }
+    for (i = 0; i < (size_t)TR * TC; ++i) v[i] = (float)i;
+    snprintf(hdr, sizeof hdr, "{\"w\":{\"dtype\":\"F32\",\"shape\":[%d,%d],\"data_offsets\":[0,%lu]}}", TR, TC, (unsigned long)TR * TC * 4);
+    img = make_st(hdr, (size_t)TR * TC * 4, (const unsigned char *)v);
+    memset(&c, 0, sizeof c);
+    CHECK_RES(mload_rules_create("transpose w w\n", 14, NULL, &rs, &e), MLOAD_OK);
+    c.rules = mload_rules_list(rs, &c.rule_count);
+    CHECK_RES(map_open_memory(img.p, img.n, &c, &m, &e), MLOAD_OK);
+    mload_rules_destroy(rs);
+    if (m && (t = mload_map_find(m, "w")) != NULL) {
+        CHECK_RES(mload_map_read(m, t, MLOAD_DTYPE_F32, want, (uint64_t)TR * TC * 4, &e), MLOAD_OK);
+        memset(&w, 0, sizeof w);
+        w.name = "w"; w.dtype = MLOAD_DTYPE_F32; w.rank = t->rank; w.shape = t->shape; w.map = m; w.src = t;
+        CHECK_RES(mload_write(tpath("rv4.safetensors"), &w, 1, NULL, &e), MLOAD_OK);
+        CHECK_RES(open_one(tpath("rv4.safetensors"), &back, &e), MLOAD_OK);
+        if (back && (t = mload_map_find(back, "w")) != NULL) {
+            CHECK_RES(mload_map_read(back, t, MLOAD_DTYPE_F32, got, (uint64_t)TR * TC * 4, &e), MLOAD_OK);
+            CHECK(memcmp(got, want, (size_t)TR * TC * 4) == 0 && t->shape[0] == TC && t->shape[1] == TR);
+        } else CHECK(0);
+        mload_map_close(back);
+    } else CHECK(0);
+    mload_map_close(m);
+    tbuf_free(&img);
+    free(v); free(want); free(got);
+}
+
+/* 6. a sharded write checks what it will replace or remove first: a
+   read-only single file, a symlinked index; 7. the sweep leaves another
+   checkpoint's temporaries ("m_ema" beside "m") */
+static void wr_checked_first(void) {
+    char dir[512], path[600], idx[620], other[700];
+    struct stat st;
+    mload_error e;
+    pid_t dead;
+    FILE *fp;
+    snprintf(dir, sizeof dir, "%s", tpath("rv6"));
+    snprintf(path, sizeof path, "%s/m.safetensors", dir);
+    snprintf(idx, sizeof idx, "%s.index.json", path);
+    mkdir(dir, 0755);
+    wv_clear(dir);
+    CHECK_RES(wv_write(path, 1, 0, &e), MLOAD_OK);
+    CHECK(chmod(path, 0444) == 0);
+    CHECK_RES(wv_write(path, 2, 2, &e), MLOAD_ERR_CANNOT_OPEN);
+    CHECK(strstr(e.message, "read-only") != NULL && wv_seen(path) == 1 && access(idx, F_OK) != 0);
+    CHECK(chmod(path, 0644) == 0);
+    CHECK(symlink("elsewhere.json", idx) == 0);
+    CHECK_RES(wv_write(path, 2, 2, &e), MLOAD_ERR_CANNOT_OPEN);
+    CHECK(strstr(e.message, "symbolic link") != NULL && lstat(idx, &st) == 0 && S_ISLNK(st.st_mode) && wv_seen(path) == 1);
+    unlink(idx);
+    dead = fork();
+    if (dead == 0) _exit(0);
+    waitpid(dead, NULL, 0);
+    snprintf(other, sizeof other, "%s/m_ema.safetensors.tmp-%08x-12345678", dir, (unsigned)dead);
+    fp = fopen(other, "wb");
+    if (fp) fclose(fp);
+    CHECK_RES(wv_write(path, 2, 2, &e), MLOAD_OK);
+    CHECK(access(other, F_OK) == 0);
+    unlink(other);
+}
+
+static void test_writer_review_regressions(void) {
+    wr_index_unreadable();
+    wr_loose_shards();
+    wr_index_of_self();
+    wr_transpose_large();
+    wr_checked_first();
+}
+
 void area_map(void) {
     snprintf(tdir, sizeof tdir, "/tmp/mload_map_test_XXXXXX");
     if (!mkdtemp(tdir)) abort();
@@ -1607,6 +1823,7 @@ void area_map(void) {
     RUN(test_writer_all_or_nothing);
     RUN(test_writer_killed_anywhere);
     RUN(test_writer_destination);
+    RUN(test_writer_review_regressions);
     RUN(test_writer_allocator_balanced);
     RUN(test_writer_official_reads);
     rm_rf(tdir);

@@ -104,9 +104,14 @@ const char *write_tmp(int slot, const void *data, size_t n) {
 /* ---- fault injection for the writer's renames and syncs (tests/impl.c) ---- */
 long th_fail_rename_at = -1, th_fail_fsync_at = -1, th_renames, th_fsyncs;
 
+void (*th_after_rename)(const char *to);
+
 int th_rename(const char *from, const char *to) {
+    int r;
     if (th_renames++ == th_fail_rename_at) { errno = EIO; return -1; }
-    return rename(from, to);
+    r = rename(from, to);
+    if (r == 0 && th_after_rename) th_after_rename(to);
+    return r;
 }
 
 int th_fsync(int fd) {
