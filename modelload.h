@@ -7017,6 +7017,21 @@ static mload_result mload__commit_sharded(const char *path, const mload__wt *wt,
     return r;
 }
 
+/* 1 when no other *.safetensors file than path is in its folder (the folder
+   reader, without an index, reads them all) */
+static int mload__alone(const mload_allocator *a, const char *path) {
+    size_t dl = mload__dir_len(path);
+    char *dir = dl ? mload__strndup(a, path, dl) : mload__strndup(a, ".", 1);
+    DIR *dh = dir ? opendir(dir) : NULL;
+    struct dirent *de;
+    int alone = dh != NULL;
+    while (alone && (de = readdir(dh)) != NULL)
+        alone = !mload__ends_with(de->d_name, ".safetensors") || strcmp(de->d_name, path + dl) == 0;
+    if (dh) closedir(dh);
+    mload__strfree(a, dir);
+    return alone;
+}
+
 /* A single-file write. Without an index: the file renamed over the old one
    (atomic). Over a sharded checkpoint: the file is placed, an index naming
    only it is renamed over the old index (the commit), then the old shards
@@ -7053,10 +7068,10 @@ static mload_result mload__commit_single(const char *path, const mload__wt *wt, 
             r = mload__put_wbuf(a, c.index, &ib, err); /* the commit */
         if (r != MLOAD_OK) {
             if (!c.has_single) unlink(path); /* not committed: the placed file goes */
-        } else if ((r = mload__ckpt_retire(&c, one, 1, 0, err)) == MLOAD_OK) {
+        } else if ((r = mload__ckpt_retire(&c, one, 1, 0, err)) == MLOAD_OK && mload__alone(a, path)) {
             unlink(c.index); /* the folder is now the single file */
             r = mload__sync_dir(a, path, err);
-        }
+        } /* else other checkpoint files remain (a killed write's, ...): the index naming only this file stays */
         mload__free(a, zeros, (n + 1) * sizeof(size_t), sizeof(size_t));
     }
     mload__ckpt_free(&c);

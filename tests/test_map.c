@@ -1788,7 +1788,34 @@ static void wr_checked_first(void) {
     unlink(other);
 }
 
+/* 5. shards to one file with another checkpoint file left in the folder
+   (a killed write's, under a name no sweep knows): the index naming only
+   the new file stays, so the folder still opens through it */
+static void wr_leftover_kept_out(void) {
+    char dir[512], path[600], idx[620], other[620];
+    static float d0[256];
+    uint64_t s1[1] = {256};
+    mload_write_tensor w;
+    mload_error e;
+    snprintf(dir, sizeof dir, "%s", tpath("rv5"));
+    snprintf(path, sizeof path, "%s/m.safetensors", dir);
+    snprintf(idx, sizeof idx, "%s.index.json", path);
+    snprintf(other, sizeof other, "%s/x.safetensors", dir);
+    mkdir(dir, 0755);
+    wv_clear(dir);
+    CHECK_RES(wv_write(path, 1, 2, &e), MLOAD_OK);
+    memset(&w, 0, sizeof w);
+    w.name = "t0"; w.dtype = MLOAD_DTYPE_F32; w.rank = 1; w.shape = s1; w.data = d0;
+    CHECK_RES(mload_write(other, &w, 1, NULL, &e), MLOAD_OK);
+    CHECK_RES(wv_write(path, 2, 0, &e), MLOAD_OK);
+    CHECK(wv_seen(dir) == 2 && access(idx, F_OK) == 0);
+    unlink(other);
+    CHECK_RES(wv_write(path, 1, 0, &e), MLOAD_OK); /* alone now: the index goes */
+    CHECK(wv_seen(dir) == 1 && access(idx, F_OK) != 0);
+}
+
 static void test_writer_review_regressions(void) {
+    wr_leftover_kept_out();
     wr_index_unreadable();
     wr_loose_shards();
     wr_index_of_self();
