@@ -633,6 +633,11 @@ typedef struct mload_map_desc {
     /* optional: present the converted name space (the rules and strings it
        points to need only live during mload_map_open) */
     const struct mload_converter *converter;
+    /* optional: known models; the first entry whose fingerprint matches the
+       files' gives the converter (then `converter` is not used); with no
+       match, `converter` applies. Needs module 9 (else Unsupported). */
+    const struct mload_model_entry *models;
+    uint64_t model_count;
 } mload_map_desc;
 
 /* Opens every file (headers only) and builds the name space. Index checks:
@@ -830,10 +835,36 @@ MODELLOAD_API mload_result mload_map_bind(const mload_map *m, const mload_bindin
    ========================================================================== */
 
 #if !defined(MODELLOAD_NO_FINGERPRINT)
-/* The model fingerprint of the Python loader: MD5 (hex, NUL-terminated) of the
-   sorted, comma-joined list holding, per tensor, "name:d0_d1_..." and
-   "name". Reads no tensor data. */
+/* The model fingerprint of the Python loader: MD5 (hex, lower case,
+   NUL-terminated) of the sorted, comma-joined list holding, per tensor,
+   "name:d0_d1_..." and "name", over the map's names (the converted ones
+   when it has a converter). Reads no tensor data. */
 MODELLOAD_API mload_result mload_map_fingerprint(const mload_map *m, char out[33], mload_error *err);
+
+enum {
+    MLOAD_FP_NO_SHAPES = 1,    /* hash the names only (the original's variant without shapes) */
+    MLOAD_FP_STORED_NAMES = 2  /* hash the files' names, before the converter (the original hashes
+                                  the state dict as loaded); without it, the map's names */
+};
+/* mload_map_fingerprint with MLOAD_FP_* flags (0: the same result).
+   MLOAD_ERR_INVALID_ARGUMENT for unknown flags. */
+MODELLOAD_API mload_result mload_map_fingerprint_ex(const mload_map *m, uint32_t flags, char out[33], mload_error *err);
+
+/* One entry of a caller's table of known models (mload_map_desc.models):
+   when the files' fingerprint (their stored names, with or without shapes
+   as flags says; MLOAD_FP_STORED_NAMES is implied) equals `fingerprint`,
+   the map opens with `converter` (the original maps the fingerprint to a
+   model class and its converter). */
+typedef struct mload_model_entry {
+    const char *fingerprint;                 /* 32 lower-case hex digits */
+    uint32_t flags;                          /* MLOAD_FP_NO_SHAPES or 0 */
+    const struct mload_converter *converter; /* NULL: the stored names */
+    const char *name;                        /* the caller's label, unused by the library */
+} mload_model_entry;
+
+/* The index of the models entry mload_map_open matched, or UINT64_MAX
+   (no table, no match). */
+MODELLOAD_API uint64_t mload_map_model(const mload_map *m);
 #endif /* !MODELLOAD_NO_FINGERPRINT */
 
 /* ==========================================================================
@@ -993,6 +1024,11 @@ typedef struct mload_offload_desc {
                                   prefetches included; 0 = the device's free memory (mem_info)
                                   minus device_reserve, or no cap when the device cannot tell */
     uint64_t device_reserve;
+    uint64_t device_limit;     /* the original's vram_limit, in bytes: a prepared copy is kept (a unit
+                                  promoted) only while the device's whole use (total - free by mem_info,
+                                  every user's allocations), re-measured at each promotion, stays within
+                                  it with the copy; else the unit runs on a temporary copy. 0 = none.
+                                  Needs mem_info. Kept beside the hard cap device_budget. */
     uint64_t host_budget;      /* hard cap on host bytes (host-tier copies and staging); 0 = none */
     mload_evict_policy policy;
     uint32_t prefetch_depth;   /* units brought ahead of use, along the learned order; 0 = none */
@@ -4969,6 +5005,7 @@ struct mload_map {
     uint64_t data_size, declared; /* declared: the index.json total_size sum, when has_declared */
     int has_declared;
     uint32_t threads, f8_overflow, dup_policy;
+    uint64_t model;        /* the matched models entry, or UINT64_MAX */
 };
 
 
@@ -5407,9 +5444,52 @@ static mload_result mload__map_name_space(mload_map *m, const struct mload_conve
     return MLOAD_OK;
 }
 
+#if !defined(MODELLOAD_NO_FINGERPRINT)
+static mload_result mload__fingerprint(const mload_allocator *a, const mload_tensor *ts, size_t count, uint32_t flags, char out[33],
+                                       mload_error *err);
+#endif
+
+/* the converter: that of the first models entry matching the files'
+   fingerprint, else the desc's own */
+static mload_result mload__map_match(mload_map *m, const mload_map_desc *desc, const struct mload_converter **conv, mload_error *err) {
+    *conv = desc->converter;
+    m->model = UINT64_MAX;
+    if (!desc->model_count) return MLOAD_OK;
+    if (!desc->models) return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "map: model_count without models");
+#if defined(MODELLOAD_NO_FINGERPRINT)
+    return mload__fail(err, MLOAD_ERR_UNSUPPORTED, MLOAD_NO_OFFSET, NULL, 0, "models need module 9 (built with MODELLOAD_NO_FINGERPRINT)");
+#else
+    {
+        char fp[2][33];
+        int have[2] = {0, 0};
+        uint64_t k;
+        for (k = 0; k < desc->model_count; ++k) {
+            const mload_model_entry *me = &desc->models[k];
+            int v = (me->flags & MLOAD_FP_NO_SHAPES) != 0;
+            mload_result r;
+            if ((me->flags & ~MLOAD__CAST(uint32_t, MLOAD_FP_NO_SHAPES | MLOAD_FP_STORED_NAMES)) || !me->fingerprint)
+                return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "models entry %U: unknown flags or no fingerprint", k);
+            if (!have[v] && (r = mload__fingerprint(&m->alloc, m->stored, m->nstored, me->flags, fp[v], err)) != MLOAD_OK) return r;
+            have[v] = 1;
+            if (strncmp(me->fingerprint, fp[v], 33) == 0) {
+                m->model = k;
+                *conv = me->converter;
+                return MLOAD_OK;
+            }
+        }
+    }
+    return MLOAD_OK;
+#endif
+}
+
+#if !defined(MODELLOAD_NO_FINGERPRINT)
+MODELLOAD_API uint64_t mload_map_model(const mload_map *m) { return m ? m->model : UINT64_MAX; }
+#endif
+
 MODELLOAD_API mload_result mload_map_open(const mload_map_desc *desc, mload_map **out, mload_error *err) {
     mload_map *m;
     mload_result r = MLOAD_OK;
+    const struct mload_converter *conv = NULL;
     uint32_t i;
     if (out) *out = NULL;
     if (!desc || !out || (desc->path_count && !desc->paths) || (desc->source_count && !desc->sources) ||
@@ -5450,7 +5530,8 @@ MODELLOAD_API mload_result mload_map_open(const mload_map_desc *desc, mload_map 
         }
     }
     if (r == MLOAD_OK) r = mload__map_build(m, err);
-    if (r == MLOAD_OK) r = mload__map_name_space(m, desc->converter, err);
+    if (r == MLOAD_OK) r = mload__map_match(m, desc, &conv, err);
+    if (r == MLOAD_OK) r = mload__map_name_space(m, conv, err);
     if (r != MLOAD_OK) {
         mload__map_free(m);
         return r;
@@ -6210,26 +6291,28 @@ static int mload__fpent_cmp(const void *x, const void *y) {
     return mload__name_cmp(a->s, a->n, b->s, b->n);
 }
 
-MODELLOAD_API mload_result mload_map_fingerprint(const mload_map *m, char out[33], mload_error *err) {
+/* the fingerprint of the tensors ts[0..count): with shapes unless flags has MLOAD_FP_NO_SHAPES */
+static mload_result mload__fingerprint(const mload_allocator *a, const mload_tensor *ts, size_t count, uint32_t flags, char out[33],
+                                       mload_error *err) {
     mload__fpent *ents;
     char *text, *w;
-    size_t i, bytes = 0, ne;
+    size_t i, bytes = 0, ne, per = (flags & MLOAD_FP_NO_SHAPES) ? 1u : 2u;
     mload__md5 md;
-    if (!m || !out) return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "NULL argument");
-    for (i = 0; i < m->count; ++i) bytes += m->tensors[i].name_len + 1u + 21u * (m->tensors[i].rank + 1u);
-    ne = 2 * m->count;
-    ents = MLOAD__CAST(mload__fpent *, mload__malloc(&m->alloc, (ne + 1) * sizeof(mload__fpent), sizeof(void *)));
-    text = MLOAD__CAST(char *, mload__malloc(&m->alloc, bytes + 1, 1));
+    for (i = 0; i < count; ++i) bytes += ts[i].name_len + 1u + 21u * (ts[i].rank + 1u);
+    ne = per * count;
+    ents = MLOAD__CAST(mload__fpent *, mload__malloc(a, (ne + 1) * sizeof(mload__fpent), sizeof(void *)));
+    text = MLOAD__CAST(char *, mload__malloc(a, bytes + 1, 1));
     if (!ents || !text) {
-        mload__free(&m->alloc, ents, (ne + 1) * sizeof(mload__fpent), sizeof(void *));
-        mload__free(&m->alloc, text, bytes + 1, 1);
+        mload__free(a, ents, (ne + 1) * sizeof(mload__fpent), sizeof(void *));
+        mload__free(a, text, bytes + 1, 1);
         return mload__oom(err);
     }
-    for (i = 0, w = text; i < m->count; ++i) {
-        const mload_tensor *t = &m->tensors[i];
+    for (i = 0, w = text; i < count; ++i) {
+        const mload_tensor *t = &ts[i];
         uint32_t d;
-        ents[2 * i].s = t->name;
-        ents[2 * i].n = t->name_len;
+        ents[per * i].s = t->name;
+        ents[per * i].n = t->name_len;
+        if (per == 1) continue;
         ents[2 * i + 1].s = w;
         memcpy(w, t->name, t->name_len);
         w += t->name_len;
@@ -6251,9 +6334,20 @@ MODELLOAD_API mload_result mload_map_fingerprint(const mload_map *m, char out[33
         mload__md5_update(&md, ents[i].s, ents[i].n);
     }
     mload__md5_hex(&md, out);
-    mload__free(&m->alloc, ents, (ne + 1) * sizeof(mload__fpent), sizeof(void *));
-    mload__free(&m->alloc, text, bytes + 1, 1);
+    mload__free(a, ents, (ne + 1) * sizeof(mload__fpent), sizeof(void *));
+    mload__free(a, text, bytes + 1, 1);
     return MLOAD_OK;
+}
+
+MODELLOAD_API mload_result mload_map_fingerprint_ex(const mload_map *m, uint32_t flags, char out[33], mload_error *err) {
+    if (!m || !out || (flags & ~MLOAD__CAST(uint32_t, MLOAD_FP_NO_SHAPES | MLOAD_FP_STORED_NAMES)))
+        return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "fingerprint: NULL argument or unknown flags");
+    if (flags & MLOAD_FP_STORED_NAMES) return mload__fingerprint(&m->alloc, m->stored, m->nstored, flags, out, err);
+    return mload__fingerprint(&m->alloc, m->tensors, m->count, flags, out, err);
+}
+
+MODELLOAD_API mload_result mload_map_fingerprint(const mload_map *m, char out[33], mload_error *err) {
+    return mload_map_fingerprint_ex(m, 0, out, err);
 }
 
 #endif /* !MODELLOAD_NO_FINGERPRINT */
@@ -7385,6 +7479,7 @@ struct mload_offload {
     const mload_map *map;
     mload_device dev;
     uint64_t dev_budget, host_budget, dev_used, host_used, tick;
+    uint64_t dev_limit;       /* device-wide use limit for promotions (0 = none) */
     uint32_t policy, depth;
     mload__unit *units;
     uint32_t nunits;
@@ -7839,6 +7934,8 @@ MODELLOAD_API mload_result mload_offload_create(const mload_offload_desc *desc, 
         !mload__allocator_ok(&desc->allocator) || MLOAD__CAST(uint32_t, desc->policy) > MLOAD_EVICT_LRU)
         return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0,
                            "offload: needs a map, a device with alloc/free/upload/wait, a valid policy and allocator");
+    if (desc->device_limit && !desc->device.mem_info)
+        return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "offload: device_limit needs a device with mem_info");
     o = MLOAD__CAST(mload_offload *, mload__malloc(&desc->allocator, sizeof(*o), sizeof(void *)));
     if (!o) return mload__oom(err);
     memset(o, 0, sizeof(*o));
@@ -7850,6 +7947,7 @@ MODELLOAD_API mload_result mload_offload_create(const mload_offload_desc *desc, 
     o->last = MLOAD__NONE;
     o->host_budget = desc->host_budget ? desc->host_budget : UINT64_MAX;
     o->dev_budget = desc->device_budget;
+    o->dev_limit = desc->device_limit;
     if (!o->dev_budget) {
         uint64_t fr = 0, tot = 0;
         if (o->dev.mem_info && o->dev.mem_info(o->dev.user, &fr, &tot) == MLOAD_OK)
@@ -7867,7 +7965,6 @@ MODELLOAD_API mload_result mload_offload_create(const mload_offload_desc *desc, 
     return MLOAD_OK;
 }
 
-/* applies the defaulting rules; 0 when the tiers cannot work */
 static int mload__f8_dst(mload_dtype t) { return t == MLOAD_DTYPE_F8_E4M3 || t == MLOAD_DTYPE_F8_E5M2; }
 
 /* the computation copy of an acquired unit from its prepared copy (dtype p
@@ -7910,6 +8007,7 @@ MODELLOAD_API mload_tiers mload_tiers_preset(mload_preset preset, mload_dtype st
     return t;
 }
 
+/* applies the defaulting rules; 0 when the tiers cannot work */
 static int mload__tiers_default(const mload_tiers *in, mload_tiers *t) {
     mload_tiers z;
     memset(&z, 0, sizeof z);
@@ -8096,12 +8194,24 @@ MODELLOAD_API mload_result mload_offload_set_schedule(mload_offload *o, const ui
 
 /* Loads unit `unit`'s prepared copy now, on this thread (lock held; released
    during the fill, while the copy is marked loading so nothing evicts it). */
+/* the original's vram_limit: 1 when the device's whole use, measured now,
+   stays within device_limit with `bytes` more (lock held) */
+static int mload__under_limit(mload_offload *o, uint64_t bytes) {
+    uint64_t fr = 0, tot = 0;
+    if (!o->dev_limit) return 1;
+    if (o->dev.mem_info(o->dev.user, &fr, &tot) != MLOAD_OK || fr > tot) return 0;
+    return tot - fr <= o->dev_limit && bytes <= o->dev_limit - (tot - fr);
+}
+
 static mload_result mload__load_prepared(mload_offload *o, uint32_t unit, mload_error *err) {
     mload__unit *u = &o->units[unit];
     uint64_t bytes = mload__layout(o, u, u->tiers.preparing.dtype, u->nt, NULL);
     void *ptr;
-    mload_result r = mload__dev_alloc(o, bytes, unit, 0, 1, &ptr, err);
-    if (r != MLOAD_OK) return r;
+    mload_result r;
+    if (!mload__under_limit(o, bytes))
+        return mload__fail(err, MLOAD_ERR_BUDGET, MLOAD_NO_OFFSET, u->name, strlen(u->name),
+                           "unit '%s': the device's use would pass device_limit (%U bytes)", u->name, o->dev_limit);
+    if ((r = mload__dev_alloc(o, bytes, unit, 0, 1, &ptr, err)) != MLOAD_OK) return r;
     u->dev = ptr;
     u->dev_bytes = bytes ? bytes : 1;
     u->dev_state = MLOAD__DEV_LOADING;
@@ -8129,7 +8239,7 @@ static void mload__prefetch(mload_offload *o, uint32_t from) {
         if (u->tiers.preparing.place != MLOAD_PLACE_DEVICE || u->dev_state != MLOAD__DEV_NONE) continue;
         bytes = mload__layout(o, u, u->tiers.preparing.dtype, u->nt, NULL);
         /* room only from units needed later than this one */
-        if (mload__dev_alloc(o, bytes, from, k, 0, &ptr, NULL) != MLOAD_OK) return;
+        if (!mload__under_limit(o, bytes) || mload__dev_alloc(o, bytes, from, k, 0, &ptr, NULL) != MLOAD_OK) return;
         u->dev = ptr;
         u->dev_bytes = bytes ? bytes : 1;
         u->dev_state = MLOAD__DEV_LOADING;

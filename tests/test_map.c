@@ -853,6 +853,91 @@ static void test_map_fingerprint(void) {
     }
 }
 
+/* A caller's table of known models (issue 10 item 12): the files'
+   fingerprint (stored names, with or without shapes) picks the converter
+   at open; mload_map_fingerprint_ex hashes stored or converted names, with
+   or without shapes. */
+static mload_result open_models(const char *path, const mload_model_entry *mt, uint64_t n, const mload_converter *c, mload_map **m,
+                                mload_error *e) {
+    mload_map_desc d;
+    memset(&d, 0, sizeof d);
+    d.paths = &path;
+    d.path_count = 1;
+    d.models = mt;
+    d.model_count = n;
+    d.converter = c;
+    return mload_map_open(&d, m, e);
+}
+
+static void test_map_models(void) {
+    tbuf f = make_st("{\"model.diffusion_model.a\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,24]},"
+                     "\"model.diffusion_model.b\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[24,40]}}", 40, NULL);
+    char full[33], ns[33], fp[33], py[64] = {0}, cmd[512];
+    mload_rules *strip = NULL, *pre = NULL;
+    mload_converter cs, cp;
+    mload_model_entry mt[3];
+    mload_map *m = NULL;
+    mload_error e;
+    FILE *p;
+    put_file("models.safetensors", &f);
+    tbuf_free(&f);
+    memset(&cs, 0, sizeof cs);
+    memset(&cp, 0, sizeof cp);
+    CHECK_RES(mload_rules_create("strip-prefix model.diffusion_model.\n", 36, NULL, &strip, &e), MLOAD_OK);
+    CHECK_RES(mload_rules_create("add-prefix other.\n", 18, NULL, &pre, &e), MLOAD_OK);
+    cs.rules = mload_rules_list(strip, &cs.rule_count);
+    cp.rules = mload_rules_list(pre, &cp.rule_count);
+    /* the variants */
+    CHECK_RES(open_one(tpath("models.safetensors"), &m, &e), MLOAD_OK);
+    CHECK_RES(mload_map_fingerprint(m, full, &e), MLOAD_OK);
+    CHECK_RES(mload_map_fingerprint_ex(m, MLOAD_FP_NO_SHAPES, ns, &e), MLOAD_OK);
+    CHECK(strcmp(full, ns) != 0);
+    CHECK_RES(mload_map_fingerprint_ex(m, 4, fp, &e), MLOAD_ERR_INVALID_ARGUMENT);
+    CHECK(mload_map_model(m) == UINT64_MAX);
+    mload_map_close(m);
+    CHECK_RES(open_models(tpath("models.safetensors"), NULL, 0, &cs, &m, &e), MLOAD_OK);
+    CHECK_RES(mload_map_fingerprint(m, fp, &e), MLOAD_OK);
+    CHECK(strcmp(fp, full) != 0); /* converted names */
+    CHECK_RES(mload_map_fingerprint_ex(m, MLOAD_FP_STORED_NAMES, fp, &e), MLOAD_OK);
+    CHECK(strcmp(fp, full) == 0);
+    CHECK_RES(mload_map_fingerprint_ex(m, MLOAD_FP_STORED_NAMES | MLOAD_FP_NO_SHAPES, fp, &e), MLOAD_OK);
+    CHECK(strcmp(fp, ns) == 0);
+    mload_map_close(m);
+    /* matched at open: the second entry (without shapes) */
+    memset(mt, 0, sizeof mt);
+    mt[0].fingerprint = "00000000000000000000000000000000"; mt[0].converter = &cp; mt[0].name = "other";
+    mt[1].fingerprint = ns; mt[1].flags = MLOAD_FP_NO_SHAPES; mt[1].converter = &cs; mt[1].name = "unet";
+    mt[2].fingerprint = full; mt[2].converter = &cp; mt[2].name = "later";
+    CHECK_RES(open_models(tpath("models.safetensors"), mt, 3, &cp, &m, &e), MLOAD_OK);
+    CHECK(m && mload_map_model(m) == 1 && mload_map_find(m, "a") && mload_map_find(m, "b") && mload_map_count(m) == 2);
+    mload_map_close(m);
+    /* with shapes */
+    CHECK_RES(open_models(tpath("models.safetensors"), mt + 2, 1, NULL, &m, &e), MLOAD_OK);
+    CHECK(m && mload_map_model(m) == 0 && mload_map_find(m, "other.model.diffusion_model.a"));
+    mload_map_close(m);
+    /* no match: the desc's converter */
+    CHECK_RES(open_models(tpath("models.safetensors"), mt, 1, &cs, &m, &e), MLOAD_OK);
+    CHECK(m && mload_map_model(m) == UINT64_MAX && mload_map_find(m, "a"));
+    mload_map_close(m);
+    /* bad tables */
+    mt[0].flags = 8;
+    CHECK_RES(open_models(tpath("models.safetensors"), mt, 1, NULL, &m, &e), MLOAD_ERR_INVALID_ARGUMENT);
+    CHECK(m == NULL);
+    CHECK_RES(open_models(tpath("models.safetensors"), NULL, 2, NULL, &m, &e), MLOAD_ERR_INVALID_ARGUMENT);
+    mload_rules_destroy(strip);
+    mload_rules_destroy(pre);
+    /* the variant without shapes, cross-checked with Python's hashlib */
+    if (system("python3 -c 'import hashlib' > /dev/null 2>&1") != 0) SKIP("python3 absent: the variant without shapes not cross-checked");
+    snprintf(cmd, sizeof cmd, "python3 -c 'import hashlib; print(hashlib.md5(\",\".join(sorted([\"model.diffusion_model.a\",\"model.diffusion_model.b\"])).encode()).hexdigest())'");
+    p = popen(cmd, "r");
+    CHECK(p != NULL);
+    if (!p) return;
+    CHECK(fgets(py, sizeof py, p) != NULL);
+    pclose(p);
+    py[strcspn(py, "\n")] = '\0';
+    CHECK(strcmp(py, ns) == 0);
+}
+
 /* ---- writer ---- */
 
 static void test_writer_roundtrip(void) {
@@ -1844,6 +1929,7 @@ void area_map(void) {
     RUN(test_map_folder_bad_entry);
     RUN(test_map_messages);
     RUN(test_map_fingerprint);
+    RUN(test_map_models);
     RUN(test_writer_roundtrip);
     RUN(test_writer_edges);
     RUN(test_writer_failed_rewrite_keeps_old);
