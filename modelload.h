@@ -7781,10 +7781,13 @@ static mload_result mload__read_rest(mload_offload *o, const mload__unit *u, con
    tier's copy, or (while an onload builds the onload tier's copy) the
    offload tier's, which the onload dtype then rounds. */
 static const unsigned char *mload__host_src(const mload__unit *u, mload_dtype *rest) {
+    int offload_copy;
     *rest = MLOAD_DTYPE_INVALID;
     if (!u->host) return NULL;
-    if (!u->onloaded || (u->tiers.onload.place == MLOAD_PLACE_HOST && u->host_dtype == u->tiers.onload.dtype)) return u->host;
-    if (u->tiers.offload.place != MLOAD_PLACE_HOST || u->host_dtype != u->tiers.offload.dtype) return NULL;
+    offload_copy = u->tiers.offload.place == MLOAD_PLACE_HOST && u->host_dtype == u->tiers.offload.dtype;
+    if (!u->onloaded) return offload_copy ? u->host : NULL; /* else the onload tier's, being replaced */
+    if (u->tiers.onload.place == MLOAD_PLACE_HOST && u->host_dtype == u->tiers.onload.dtype) return u->host;
+    if (!offload_copy) return NULL;
     if (u->tiers.onload.place != MLOAD_PLACE_DISK) *rest = u->tiers.onload.dtype;
     return u->host;
 }
