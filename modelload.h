@@ -8540,7 +8540,12 @@ REVISION HISTORY (every rename with its old name: docs/changelog.md)
          header re-cut into numbered modules with >>tags; tensor recipes;
          source capabilities (view, read_direct); MODELLOAD_NO_CONVERTER,
          _NO_FINGERPRINT, _NO_WRITER, _NO_OFFLOAD; MODELLOAD_STATIC builds
-         without unused-function warnings.
+         without unused-function warnings. The writer all-or-nothing for
+         readers. Offload: the original's tier defaults, presets, values
+         that follow the original's moves whatever copies exist, temporary
+         copies over the budget, device_limit (vram_limit), the flat
+         ZeRO-3 split, a declared schedule. Casts independent of DAZ/FTZ,
+         FNUZ fp8 targets. Model detection by fingerprint table.
   0.1.0  First release: parser, map, converter, bulk loads, binding,
          fingerprint, writer, offload manager with host and simulated
          devices.
