@@ -6,6 +6,7 @@
 #endif
 #include "harness.h"
 #include "mload_setup.h"
+#include <stdarg.h>
 #include <stdlib.h>
 
 #define NL 6    /* layers */
@@ -76,11 +77,14 @@ static mload_result ck_conv(void *u, void *d, mload_dtype dt, const void *s, mlo
     return c->inner.convert(c->inner.user, d, dt, s, st, n);
 }
 
-/* a checked sim device; convert may be disabled to force the host path */
-static mload_device make_checked(checked *c, uint64_t budget, int with_convert, uint64_t bps) {
+/* a checked device over the simulated one (host = 0) or the host one (host
+   = 1: synchronous copies, bps unused); convert may be disabled to force the
+   host path */
+static mload_device make_checked_on(checked *c, uint64_t budget, int with_convert, uint64_t bps, int host) {
     mload_device d;
     memset(c, 0, sizeof *c);
-    mload_device_create_sim(1ull << 40, bps, &c->inner, NULL);
+    if (host) mload_device_create_host(&c->inner, NULL);
+    else mload_device_create_sim(1ull << 40, bps, &c->inner, NULL);
     c->budget = budget ? budget : UINT64_MAX;
     memset(&d, 0, sizeof d);
     d.name = "checked";
@@ -92,6 +96,10 @@ static mload_device make_checked(checked *c, uint64_t budget, int with_convert, 
     d.convert = with_convert ? ck_conv : NULL;
     d.user = c;
     return d;
+}
+/* a checked sim device */
+static mload_device make_checked(checked *c, uint64_t budget, int with_convert, uint64_t bps) {
+    return make_checked_on(c, budget, with_convert, bps, 0);
 }
 
 static mload_offload *make_mgr(mload_map *m, mload_device dev, uint64_t budget, uint32_t policy, uint32_t depth) {
@@ -995,6 +1003,471 @@ static void test_offload_regressions(void) {
     mload_map_close(m);
 }
 
+/* ---- randomised acceptance (issue 10) ----
+   Fixed seeds; sequences of acquire, release, group onload, group offload,
+   pin and unpin over units with mixed tier set-ups, at prefetch depth 0, 1
+   and 2, on the simulated device (with and without convert) and the host
+   device (with and without convert), each wrapped to check the budget on
+   every allocation. After every step: every acquired tensor equals the
+   map's direct read rounded through the unit's chain (docs/offload.md
+   "Which values a unit has"; the chain is fixed at acquire), the budget
+   held, the manager's device bytes are the device's. */
+
+#define FZ_STEPS 150
+#define FZ_NDEV 4
+static const char *const fz_dev_names[FZ_NDEV] = {"sim+convert", "sim", "host+convert", "host"};
+
+static uint64_t fz_state;
+static uint64_t fz_rnd(void) { /* xorshift64 */
+    fz_state ^= fz_state << 13;
+    fz_state ^= fz_state >> 7;
+    fz_state ^= fz_state << 17;
+    return fz_state;
+}
+static uint32_t fz_below(uint32_t n) { return (uint32_t)((fz_rnd() >> 33) % n); }
+
+/* the tier set-ups units pick from */
+static mload_tiers fz_tiers(int k) {
+    mload_tiers t;
+    memset(&t, 0, sizeof t);
+    switch (k) {
+    case 0: break; /* the defaults: everything on the device, F32 */
+    case 1: return mload_tiers_preset(MLOAD_PRESET_DISK_OFFLOAD, 0, MLOAD_DTYPE_BF16);
+    case 2: return mload_tiers_preset(MLOAD_PRESET_HOST_OFFLOAD, MLOAD_DTYPE_BF16, MLOAD_DTYPE_F32);
+    case 3: return mload_tiers_preset(MLOAD_PRESET_FP8_DEVICE, 0, MLOAD_DTYPE_BF16);
+    case 4: /* onload on the device in another dtype than the preparing tier's */
+        t.offload.place = MLOAD_PLACE_HOST; t.offload.dtype = MLOAD_DTYPE_F16;
+        t.onload.place = MLOAD_PLACE_DEVICE; t.onload.dtype = MLOAD_DTYPE_F32;
+        t.preparing.place = MLOAD_PLACE_DEVICE; t.preparing.dtype = MLOAD_DTYPE_F8_E4M3;
+        t.computation.dtype = MLOAD_DTYPE_BF16;
+        break;
+    case 5: /* no prepared copy: every acquire makes a temporary one */
+        t.offload.place = MLOAD_PLACE_HOST; t.offload.dtype = MLOAD_DTYPE_BF16;
+        t.onload.place = MLOAD_PLACE_HOST; t.onload.dtype = MLOAD_DTYPE_F32;
+        t.preparing.place = MLOAD_PLACE_HOST;
+        t.computation.dtype = MLOAD_DTYPE_F32;
+        break;
+    /* set-ups whose onload tier rounds more than the offload tier: values change at a group onload */
+    case 6:
+        t.offload.place = MLOAD_PLACE_DISK;
+        t.onload.place = MLOAD_PLACE_HOST; t.onload.dtype = MLOAD_DTYPE_BF16;
+        t.preparing.place = MLOAD_PLACE_DEVICE; t.preparing.dtype = MLOAD_DTYPE_F8_E4M3;
+        t.computation.dtype = MLOAD_DTYPE_F32;
+        break;
+    case 7: /* parked on the device in F32, onloaded there through BF16 */
+        t.offload.place = MLOAD_PLACE_DEVICE; t.offload.dtype = MLOAD_DTYPE_F32;
+        t.onload.place = MLOAD_PLACE_DEVICE; t.onload.dtype = MLOAD_DTYPE_BF16;
+        t.preparing.place = MLOAD_PLACE_DEVICE; t.preparing.dtype = MLOAD_DTYPE_F32;
+        t.computation.dtype = MLOAD_DTYPE_F32;
+        break;
+    case 8: /* parked on the device in F16, onloaded to the host in BF16 */
+        t.offload.place = MLOAD_PLACE_DEVICE; t.offload.dtype = MLOAD_DTYPE_F16;
+        t.onload.place = MLOAD_PLACE_HOST; t.onload.dtype = MLOAD_DTYPE_BF16;
+        t.preparing.place = MLOAD_PLACE_DEVICE; t.preparing.dtype = MLOAD_DTYPE_F32;
+        t.computation.dtype = MLOAD_DTYPE_F32;
+        break;
+    case 9: /* on disk, onloaded to the device through BF16 into an F32 prepared copy */
+        t.offload.place = MLOAD_PLACE_DISK;
+        t.onload.place = MLOAD_PLACE_DEVICE; t.onload.dtype = MLOAD_DTYPE_BF16;
+        t.preparing.place = MLOAD_PLACE_DEVICE; t.preparing.dtype = MLOAD_DTYPE_F32;
+        t.computation.dtype = MLOAD_DTYPE_F32;
+        break;
+    case 10: /* host F32, onloaded to the host in F16, computed in BF16 on an F8_E5M2 prepared copy */
+        t.offload.place = MLOAD_PLACE_HOST; t.offload.dtype = MLOAD_DTYPE_F32;
+        t.onload.place = MLOAD_PLACE_HOST; t.onload.dtype = MLOAD_DTYPE_F16;
+        t.preparing.place = MLOAD_PLACE_DEVICE; t.preparing.dtype = MLOAD_DTYPE_F8_E5M2;
+        t.computation.dtype = MLOAD_DTYPE_BF16;
+        break;
+    case 11: /* the original's disk offload computed in F32: its F8 prepared copy and F32 computation copy */
+        return mload_tiers_preset(MLOAD_PRESET_DISK_OFFLOAD, 0, MLOAD_DTYPE_F32);
+    case 12: /* host F32, onloaded to the host in BF16, no prepared copy */
+        t.offload.place = MLOAD_PLACE_HOST; t.offload.dtype = MLOAD_DTYPE_F32;
+        t.onload.place = MLOAD_PLACE_HOST; t.onload.dtype = MLOAD_DTYPE_BF16;
+        t.preparing.place = MLOAD_PLACE_HOST;
+        t.computation.dtype = MLOAD_DTYPE_F32;
+        break;
+    case 13: /* host F16, onloaded to disk; a prepared copy wider than the computation copy */
+        t.offload.place = MLOAD_PLACE_HOST; t.offload.dtype = MLOAD_DTYPE_F16;
+        t.onload.place = MLOAD_PLACE_DISK;
+        t.preparing.place = MLOAD_PLACE_DEVICE; t.preparing.dtype = MLOAD_DTYPE_F32;
+        t.computation.dtype = MLOAD_DTYPE_BF16;
+        break;
+    }
+    return t;
+}
+#define FZ_NSETUPS 14
+
+typedef struct fz_run {
+    const mload_map *m;
+    mload_offload *o;
+    checked *ck;
+    uint64_t budget;
+    unsigned seed;
+    int depth, dev, policy, step;
+    const char *op;
+    int failed;
+    int setup[NL];
+    int held[NL], onloaded[NL];
+    mload_tiers tiers[NL];          /* in force (mload_offload_get_tiers) */
+    mload_dtype chain[NL][4];       /* of each held unit, fixed at its acquire */
+    const mload_unit_tensor *views[NL];
+    mload_unit_tensor copy[NL][2];  /* the views as acquire returned them */
+    uint64_t count[NL];
+    int nheld, pinned;
+} fz_run;
+
+/* a failed check: counted, and reported with what reproduces it */
+static void fz_fail(fz_run *r, int unit, const char *fmt, ...) {
+    va_list ap;
+    th_failed_checks++;
+    r->failed = 1;
+    fprintf(stderr, "  FAIL random offload: seed %u depth %d device %s policy %s step %d (%s) unit %d (set-up %d, onloaded %d): ", r->seed,
+            r->depth, fz_dev_names[r->dev], r->policy ? "lru" : "next-use", r->step, r->op, unit, unit >= 0 ? r->setup[unit] : -1,
+            unit >= 0 ? r->onloaded[unit] : -1);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+/* the documented chain: the offload tier's dtype (not DISK), the onload
+   tier's once onloaded (not DISK), the preparing dtype when that tier is on
+   the device, the computation dtype (0: the tensor's own, F32 here) */
+static void fz_chain(const mload_tiers *t, int onloaded, mload_dtype ch[4]) {
+    ch[0] = t->offload.place != MLOAD_PLACE_DISK ? t->offload.dtype : 0;
+    ch[1] = onloaded && t->onload.place != MLOAD_PLACE_DISK ? t->onload.dtype : 0;
+    ch[2] = t->preparing.place == MLOAD_PLACE_DEVICE ? t->preparing.dtype : 0;
+    ch[3] = t->computation.dtype ? t->computation.dtype : MLOAD_DTYPE_F32;
+}
+
+/* one held tensor against the map's direct read (as F32) rounded through
+   the chain with the map's F8 overflow mode, and against the model's
+   generator (expect_chain); 0 after reporting a failure */
+static int fz_check_tensor(fz_run *r, int unit, const mload_unit_tensor *ut) {
+    float a[R * C], b[R * C * 2], got[R * C];
+    mload_dtype cur = MLOAD_DTYPE_F32;
+    const mload_dtype *ch = r->chain[unit];
+    uint64_t numel = ut->tensor->numel, j;
+    mload_f8_overflow ov = mload_map_f8_overflow(r->m);
+    int k;
+    if (numel > R * C || mload_map_read(r->m, ut->tensor, MLOAD_DTYPE_F32, a, sizeof a, NULL) != MLOAD_OK) {
+        fz_fail(r, unit, "tensor %s: direct read failed", ut->tensor->name);
+        return 0;
+    }
+    for (k = 0; k < 4; ++k) {
+        if (!ch[k] || ch[k] == cur) continue;
+        if (mload_cast(b, ch[k], a, cur, numel, ov, NULL) != MLOAD_OK) { fz_fail(r, unit, "cast to %d failed", (int)ch[k]); return 0; }
+        memcpy(a, b, (size_t)(numel * mload_dtype_bits(ch[k]) / 8));
+        cur = ch[k];
+    }
+    if (ut->dtype != cur || ut->nbytes != numel * mload_dtype_bits(cur) / 8) {
+        fz_fail(r, unit, "tensor %s: dtype %d, %llu bytes; expected dtype %d", ut->tensor->name, (int)ut->dtype,
+                (unsigned long long)ut->nbytes, (int)cur);
+        return 0;
+    }
+    if (memcmp(a, ut->data, (size_t)ut->nbytes) != 0) {
+        size_t es = (size_t)(mload_dtype_bits(cur) / 8);
+        float want[R * C];
+        mload_cast(got, MLOAD_DTYPE_F32, ut->data, cur, numel, ov, NULL);
+        mload_cast(want, MLOAD_DTYPE_F32, a, cur, numel, ov, NULL);
+        for (j = 0; j < numel; ++j)
+            if (memcmp((const unsigned char *)a + j * es, (const unsigned char *)ut->data + j * es, es) != 0) break;
+        fz_fail(r, unit, "tensor %s element %llu is %.9g, expected %.9g (chain %d,%d,%d,%d)", ut->tensor->name, (unsigned long long)j,
+                (double)got[j], (double)want[j], (int)ch[0], (int)ch[1], (int)ch[2], (int)ch[3]);
+        return 0;
+    }
+    if (!expect_chain(ut, ch, 4)) {
+        fz_fail(r, unit, "tensor %s differs from the generator's values through the chain", ut->tensor->name);
+        return 0;
+    }
+    return 1;
+}
+
+/* the invariants after every step */
+static void fz_check_all(fz_run *r) {
+    mload_offload_stats st;
+    int u;
+    uint64_t k;
+    for (u = 0; u < NL && !r->failed; ++u) {
+        if (!r->held[u]) continue;
+        for (k = 0; k < r->count[u] && !r->failed; ++k) {
+            const mload_unit_tensor *ut = &r->views[u][k];
+            if (ut->tensor != r->copy[u][k].tensor || ut->data != r->copy[u][k].data || ut->dtype != r->copy[u][k].dtype ||
+                ut->nbytes != r->copy[u][k].nbytes)
+                fz_fail(r, u, "the tensors acquire returned changed while held");
+            else
+                fz_check_tensor(r, u, ut);
+        }
+    }
+    if (r->failed) return;
+    mload_offload_get_stats(r->o, &st);
+    if (r->ck->over) fz_fail(r, -1, "a device allocation went over the budget (peak %llu of %llu)", (unsigned long long)r->ck->peak,
+                             (unsigned long long)r->budget);
+    else if (r->ck->outstanding > r->budget || st.peak_device_bytes > r->budget)
+        fz_fail(r, -1, "device bytes %llu, peak %llu, budget %llu", (unsigned long long)r->ck->outstanding,
+                (unsigned long long)st.peak_device_bytes, (unsigned long long)r->budget);
+    else if (st.device_bytes != r->ck->outstanding)
+        fz_fail(r, -1, "the manager counts %llu device bytes, the device %llu", (unsigned long long)st.device_bytes,
+                (unsigned long long)r->ck->outstanding);
+}
+
+/* Budget is allowed only when the units that cannot be evicted leave no
+   room. Device bytes a unit may hold: its prepared copy (preparing tier on
+   the device) and, when acquired, a computation copy (a dtype other than
+   the prepared copy's, or none prepared); a held unit whose prepared copy
+   could not be kept holds the computation copy alone. */
+static mload_dtype fz_dt(mload_dtype dt) { return dt ? dt : MLOAD_DTYPE_F32; }
+static uint64_t fz_bytes(mload_dtype dt) { return unit_bytes(fz_dt(dt)); }
+static uint64_t fz_prep_bytes(const mload_tiers *t) { return t->preparing.place == MLOAD_PLACE_DEVICE ? fz_bytes(t->preparing.dtype) : 0; }
+static uint64_t fz_held_bytes(const mload_tiers *t) {
+    uint64_t comp = fz_bytes(t->computation.dtype);
+    if (t->preparing.place == MLOAD_PLACE_DEVICE && fz_dt(t->preparing.dtype) == fz_dt(t->computation.dtype)) return comp;
+    return fz_prep_bytes(t) + comp;
+}
+/* the most device bytes that the held units and the pinned one (other than
+   `unit`) can keep from eviction */
+static uint64_t fz_blocked(const fz_run *r, int unit) {
+    uint64_t n = 0;
+    int u;
+    for (u = 0; u < NL; ++u)
+        if (r->held[u]) n += fz_held_bytes(&r->tiers[u]);
+    if (r->pinned >= 0 && r->pinned != unit && !r->held[r->pinned]) n += fz_prep_bytes(&r->tiers[r->pinned]);
+    return n;
+}
+
+static void fz_acquire(fz_run *r, int u, uint64_t *ok, uint64_t *budget_errs) {
+    static const mload_unit_tensor sentinel[1];
+    const mload_unit_tensor *ut = sentinel; /* acquire must clear it on failure */
+    uint64_t n = 99, k;
+    mload_error e;
+    mload_result res;
+    /* the least an acquire needs: the computation copy alone, or beside the prepared copy a pinned unit keeps */
+    uint64_t blocked = fz_blocked(r, u), need = r->pinned == u ? fz_held_bytes(&r->tiers[u]) : fz_bytes(r->tiers[u].computation.dtype);
+    r->op = "acquire";
+    res = mload_offload_acquire(r->o, (uint32_t)u, &ut, &n, &e);
+    if (res == MLOAD_ERR_BUDGET) {
+        ++*budget_errs;
+        if (ut != NULL || n != 0) fz_fail(r, u, "Budget, but tensors %p, count %llu", (const void *)ut, (unsigned long long)n);
+        else if (!strstr(e.message, "needed")) fz_fail(r, u, "Budget without the bytes needed: %s", e.message);
+        else if (blocked + need <= r->budget)
+            fz_fail(r, u, "Budget, though at most %llu bytes are held or pinned and it needs %llu of %llu: %s", (unsigned long long)blocked,
+                    (unsigned long long)need, (unsigned long long)r->budget, e.message);
+        return;
+    }
+    if (res != MLOAD_OK) { fz_fail(r, u, "acquire gave %s: %s", mload_result_string(res), e.message); return; }
+    ++*ok;
+    if (!ut || n != 2) { fz_fail(r, u, "acquire returned %llu tensors", (unsigned long long)n); return; }
+    r->held[u] = 1;
+    r->nheld++;
+    r->views[u] = ut;
+    r->count[u] = n;
+    for (k = 0; k < n; ++k) {
+        char pre[32];
+        snprintf(pre, sizeof pre, "l.%d.", u);
+        r->copy[u][k] = ut[k];
+        if (strncmp(ut[k].tensor->name, pre, strlen(pre)) != 0) fz_fail(r, u, "tensor %s is not the unit's", ut[k].tensor->name);
+    }
+    fz_chain(&r->tiers[u], r->onloaded[u], r->chain[u]);
+}
+
+static void fz_release(fz_run *r, int u) {
+    r->op = "release";
+    mload_offload_release(r->o, (uint32_t)u);
+    r->held[u] = 0;
+    r->nheld--;
+}
+
+static int fz_pick(fz_run *r, int held) { /* a random unit held (held = 1) or not; -1 when none */
+    int cand[NL], n = 0, u;
+    for (u = 0; u < NL; ++u)
+        if (r->held[u] == held) cand[n++] = u;
+    return n ? cand[fz_below((uint32_t)n)] : -1;
+}
+
+static void fz_run_one(const mload_map *m, unsigned seed, int depth, int dev, uint64_t *ok, uint64_t *budget_errs) {
+    checked ck;
+    fz_run r;
+    uint32_t units[NL];
+    int order[FZ_NSETUPS], i, last = -1, last_released = -1, pin_resident = 0;
+    uint64_t run_ok = 0;
+    mload_error e;
+    memset(&r, 0, sizeof r);
+    r.m = m;
+    r.ck = &ck;
+    r.seed = seed;
+    r.depth = depth;
+    r.dev = dev;
+    r.pinned = -1;
+    r.op = "set-up";
+    /* each run its own set-ups and sequence */
+    fz_state = 0x9E3779B97F4A7C15ull ^ ((uint64_t)seed * 0xD1B54A32D192ED03ull) ^ ((uint64_t)(depth * FZ_NDEV + dev + 1) << 40);
+    r.policy = (int)fz_below(2);
+    /* 2.25 or 2.5 F32 units: two held units and a pinned one do not fit, and an F8-prepared F32-computed
+       unit beside a held F32 unit needs its computation copy alone at 2.25 */
+    r.budget = unit_bytes(MLOAD_DTYPE_F32) * (9 + fz_below(2)) / 4;
+    r.o = make_mgr((mload_map *)m, make_checked_on(&ck, r.budget, dev % 2 == 0, dev < 2 ? 200u << 20 : 0, dev >= 2), r.budget,
+                   (uint32_t)(r.policy ? MLOAD_EVICT_LRU : MLOAD_EVICT_NEXT_USE), (uint32_t)depth);
+    if (!r.o) { fz_fail(&r, -1, "no manager"); mload_device_destroy(&ck.inner); return; }
+    /* a random choice of set-ups, all different, one per unit */
+    for (i = 0; i < FZ_NSETUPS; ++i) order[i] = i;
+    for (i = FZ_NSETUPS - 1; i > 0; --i) {
+        int j = (int)fz_below((uint32_t)i + 1), x = order[i];
+        order[i] = order[j];
+        order[j] = x;
+    }
+    for (i = 0; i < NL; ++i) {
+        char pre[32], name[32];
+        const char *p = pre;
+        mload_tiers t = fz_tiers(order[i]);
+        r.setup[i] = order[i];
+        snprintf(pre, sizeof pre, "l.%d.", i);
+        snprintf(name, sizeof name, "layer%d", i);
+        if (mload_offload_add_unit(r.o, name, &p, 1, &t, &units[i], &e) != MLOAD_OK || units[i] != (uint32_t)i)
+            fz_fail(&r, i, "add_unit: %s", e.message);
+        else if (mload_offload_get_tiers(r.o, units[i], &r.tiers[i], &e) != MLOAD_OK)
+            fz_fail(&r, i, "get_tiers: %s", e.message);
+    }
+    for (r.step = 0; r.step < FZ_STEPS && !r.failed; ++r.step) {
+        uint32_t op = fz_below(100);
+        int u, grouped = -1;
+        if (op < 40 && r.nheld >= 2) op = 40; /* at most two held: release instead */
+        if (op >= 40 && op < 65 && r.nheld == 0) op = 0;
+        if (op < 40) { /* acquire: the next unit of the cycle half the time (prefetch learns it), else any */
+            u = last >= 0 && fz_below(2) ? (last + 1) % NL : -1;
+            if (u < 0 || r.held[u]) u = fz_pick(&r, 0);
+            fz_acquire(&r, u, &run_ok, budget_errs);
+            last = u;
+        } else if (op < 65) {
+            last_released = fz_pick(&r, 1);
+            fz_release(&r, last_released);
+        } else if (op < 89) { /* a group move of one unit not held */
+            mload_result res;
+            u = last_released >= 0 && !r.held[last_released] && fz_below(2) ? last_released : fz_pick(&r, 0); /* often one with a device copy */
+            grouped = u;
+            if (op < 77) {
+                /* only an onload tier on the device needs device bytes: the prepared copy */
+                int on_device = r.tiers[u].onload.place == MLOAD_PLACE_DEVICE;
+                uint64_t blocked = fz_blocked(&r, u), need = fz_prep_bytes(&r.tiers[u]);
+                r.op = "group onload";
+                res = mload_offload_group_onload(r.o, &units[u], 1, &e);
+                r.onloaded[u] = 1; /* with Budget too: only its device copy is missing */
+                if (res == MLOAD_ERR_BUDGET && (!on_device || blocked + need <= r.budget))
+                    fz_fail(&r, u, "onload: Budget, though its onload tier is %s, at most %llu bytes are held or pinned and it needs %llu of %llu: %s",
+                            on_device ? "on the device" : "not on the device", (unsigned long long)blocked, (unsigned long long)need,
+                            (unsigned long long)r.budget, e.message);
+                else if (res != MLOAD_OK && res != MLOAD_ERR_BUDGET) fz_fail(&r, u, "onload gave %s: %s", mload_result_string(res), e.message);
+            } else {
+                r.op = "group offload";
+                res = mload_offload_group_offload(r.o, &units[u], 1, &e);
+                r.onloaded[u] = 0;
+                if (res != MLOAD_OK) fz_fail(&r, u, "offload gave %s: %s", mload_result_string(res), e.message);
+            }
+        } else if (r.pinned >= 0) {
+            r.op = "unpin";
+            u = r.pinned;
+            if (mload_offload_unpin(r.o, units[u], &e) != MLOAD_OK) fz_fail(&r, u, "unpin: %s", e.message);
+            r.pinned = -1;
+        } else {
+            r.op = "pin";
+            u = (int)fz_below(NL);
+            if (mload_offload_pin(r.o, units[u], &e) != MLOAD_OK) fz_fail(&r, u, "pin: %s", e.message);
+            r.pinned = u;
+        }
+        if (!r.failed) fz_check_all(&r);
+        /* a pinned unit's prepared copy stays until a group move of that unit */
+        if (!r.failed && r.pinned >= 0) {
+            int res = mload_offload_is_resident(r.o, units[r.pinned]);
+            if (pin_resident && !res && grouped != r.pinned) fz_fail(&r, r.pinned, "the pinned unit's prepared copy was evicted");
+            pin_resident = res;
+        } else {
+            pin_resident = 0;
+        }
+    }
+    /* a last pass over every unit, each alone */
+    r.op = "final pass";
+    for (i = 0; i < NL; ++i)
+        if (r.held[i]) fz_release(&r, i);
+    for (i = 0; i < NL && !r.failed; ++i) {
+        fz_acquire(&r, i, &run_ok, budget_errs);
+        if (!r.failed) fz_check_all(&r);
+        if (r.held[i]) fz_release(&r, i);
+    }
+    *ok += run_ok;
+    if (!r.failed && run_ok < FZ_STEPS / 5) fz_fail(&r, -1, "only %llu acquires succeeded", (unsigned long long)run_ok);
+    if (!r.failed && ck.peak > r.budget) fz_fail(&r, -1, "device peak %llu over the budget", (unsigned long long)ck.peak);
+    destroy_mgr(r.o, &ck);
+    if (ck.outstanding != 0) fz_fail(&r, -1, "%llu device bytes left after destroy", (unsigned long long)ck.outstanding);
+}
+
+static void test_offload_random(void) {
+    static const unsigned seeds[] = {1u, 2u, 3u, 0xC0FFEEu, 20240611u, 0xBADF00Du};
+    mload_map *m = open_model();
+    uint64_t ok = 0, budget_errs = 0;
+    size_t s;
+    int depth, dev;
+    if (!m) { CHECK(0); return; }
+    for (s = 0; s < sizeof seeds / sizeof seeds[0]; ++s)
+        for (depth = 0; depth <= 2; ++depth)
+            for (dev = 0; dev < FZ_NDEV; ++dev) fz_run_one(m, seeds[s], depth, dev, &ok, &budget_errs);
+    /* not vacuous: most acquires succeed, and the budget is tight enough to refuse some */
+    CHECK(ok >= sizeof seeds / sizeof seeds[0] * 3 * FZ_NDEV * (FZ_STEPS / 5));
+    CHECK(budget_errs > 0);
+    mload_map_close(m);
+}
+
+/* The original's vram_limit (issue 10 item 8): device_limit bounds the
+   device's whole use (every user's allocations, by mem_info), re-measured
+   at each promotion; over it a unit runs on a temporary copy (acquire still
+   succeeds, with the same values), under it again once the other user
+   frees its memory. Refused without mem_info. */
+static void test_offload_device_limit(void) {
+    mload_map *m = open_model();
+    mload_device sim, nomem;
+    mload_offload_desc d;
+    mload_offload *o = NULL;
+    uint32_t units[NL];
+    const mload_unit_tensor *ut;
+    uint64_t n, k, ub = unit_bytes(MLOAD_DTYPE_F32);
+    void *other = NULL;
+    mload_error e;
+    mload_dtype chain[1] = {MLOAD_DTYPE_F32};
+    int i;
+    if (!m) return;
+    CHECK_RES(mload_device_create_sim(1u << 24, 0, &sim, &e), MLOAD_OK);
+    memset(&d, 0, sizeof d);
+    d.map = m;
+    d.device = sim;
+    d.device_budget = 1u << 22;      /* the hard cap: far above */
+    d.device_limit = 3 * ub + ub / 2; /* three prepared copies, and the other user's */
+    CHECK_RES(mload_offload_create(&d, &o, &e), MLOAD_OK);
+    if (!o) { mload_device_destroy(&sim); mload_map_close(m); return; }
+    add_layers(o, NULL, units);
+    /* another user holds two units' worth: one promotion fits */
+    CHECK_RES(sim.alloc(sim.user, 2 * ub, 64, &other), MLOAD_OK);
+    for (i = 0; i < 3; ++i) {
+        CHECK_RES(mload_offload_acquire(o, units[i], &ut, &n, &e), MLOAD_OK);
+        for (k = 0; ut && k < n; ++k) CHECK(expect_chain(&ut[k], chain, 1));
+        mload_offload_release(o, units[i]);
+    }
+    CHECK(mload_offload_is_resident(o, units[0]) && !mload_offload_is_resident(o, units[1]) && !mload_offload_is_resident(o, units[2]));
+    /* re-measured at the next promotion: with the memory back, units are promoted again */
+    sim.free(sim.user, other, 2 * ub);
+    for (i = 1; i < 3; ++i) {
+        CHECK_RES(mload_offload_acquire(o, units[i], &ut, &n, &e), MLOAD_OK);
+        mload_offload_release(o, units[i]);
+        CHECK(mload_offload_is_resident(o, units[i]));
+    }
+    mload_offload_destroy(o);
+    /* without mem_info the limit cannot be measured */
+    nomem = sim;
+    nomem.mem_info = NULL;
+    d.device = nomem;
+    CHECK_RES(mload_offload_create(&d, &o, &e), MLOAD_ERR_INVALID_ARGUMENT);
+    CHECK(o == NULL && strstr(e.message, "mem_info") != NULL);
+    mload_device_destroy(&sim);
+    mload_map_close(m);
+}
+
 void area_offload(void) {
     build_model();
     RUN(test_offload_defaults);
@@ -1003,6 +1476,7 @@ void area_offload(void) {
     RUN(test_offload_values_independent_of_history);
     RUN(test_offload_schedule);
     RUN(test_offload_temp_fallback);
+    RUN(test_offload_device_limit);
     RUN(test_offload_tier_combinations);
     RUN(test_offload_presets);
     RUN(test_offload_hard_cap);
@@ -1012,5 +1486,6 @@ void area_offload(void) {
     RUN(test_offload_budget_errors);
     RUN(test_offload_group_and_stats);
     RUN(test_offload_regressions);
+    RUN(test_offload_random);
     tbuf_free(&g_model);
 }
