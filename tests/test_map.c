@@ -214,38 +214,49 @@ static void test_map_index_ok(void) {
     }
 }
 
-/* An allocator that checks the size of every free against its allocation
-   and fails allocation number fail_at (-1: never). */
-typedef struct szchk { void **ptr; size_t *size, n, cap; long calls, fail_at, mismatches; } szchk;
-static void *szchk_alloc(size_t size, size_t align, void *user) {
-    szchk *c = (szchk *)user;
+/* A test allocator: bytes and blocks outstanding (by the sizes the library
+   gives to free), frees whose size differs from the allocation's
+   (mismatches); fails allocation number fail_at (-1: never). Zero it, set
+   fail_at, use it, then wacct_done. */
+typedef struct wacct { long long bytes; long live, calls, fail_at, mismatches; void **ptr; size_t *size, cap; } wacct;
+static void *wacct_alloc(size_t size, size_t align, void *user) {
+    wacct *a = (wacct *)user;
     void *p;
-    if (c->calls++ == c->fail_at) return NULL;
+    if (a->calls++ == a->fail_at) return NULL;
     if (align < sizeof(void *)) align = sizeof(void *);
     if (posix_memalign(&p, align, size) != 0) return NULL;
-    if (c->n == c->cap) {
-        c->cap = c->cap ? c->cap * 2 : 64;
-        c->ptr = (void **)realloc(c->ptr, c->cap * sizeof(void *));
-        c->size = (size_t *)realloc(c->size, c->cap * sizeof(size_t));
-        if (!c->ptr || !c->size) abort();
+    if ((size_t)a->live == a->cap) {
+        a->cap = a->cap ? a->cap * 2 : 64;
+        a->ptr = (void **)realloc(a->ptr, a->cap * sizeof(void *));
+        a->size = (size_t *)realloc(a->size, a->cap * sizeof(size_t));
+        if (!a->ptr || !a->size) abort();
     }
-    c->ptr[c->n] = p;
-    c->size[c->n++] = size;
+    a->ptr[a->live] = p;
+    a->size[a->live++] = size;
+    a->bytes += (long long)size;
     return p;
 }
-static void szchk_free(void *p, size_t size, void *user) {
-    szchk *c = (szchk *)user;
-    size_t i;
-    for (i = 0; i < c->n && c->ptr[i] != p; ++i) {}
-    if (i == c->n || c->size[i] != size) {
-        c->mismatches++;
-        fprintf(stderr, "  free of %zu bytes: %s\n", size, i == c->n ? "unknown block" : "allocated with another size");
+static void wacct_free(void *p, size_t size, void *user) {
+    wacct *a = (wacct *)user;
+    long i;
+    for (i = 0; i < a->live && a->ptr[i] != p; ++i) {}
+    if (i == a->live || a->size[i] != size) {
+        a->mismatches++;
+        fprintf(stderr, "  free of %zu bytes: %s\n", size, i == a->live ? "unknown block" : "allocated with another size");
     }
-    if (i < c->n) {
-        c->ptr[i] = c->ptr[c->n - 1];
-        c->size[i] = c->size[--c->n];
+    if (i < a->live) {
+        a->ptr[i] = a->ptr[a->live - 1];
+        a->size[i] = a->size[--a->live];
     }
+    a->bytes -= (long long)size;
     free(p);
+}
+static void wacct_done(wacct *a) {
+    free(a->ptr);
+    free(a->size);
+    a->ptr = NULL;
+    a->size = NULL;
+    a->cap = 0;
 }
 
 /* index.json and folder opens give every block back with its own size,
@@ -271,7 +282,7 @@ static void test_map_free_sizes(void) {
         mload_result r = MLOAD_ERR_OUT_OF_MEMORY;
         snprintf(p, sizeof p, "%s", which ? tpath("szf") : paths[0]);
         for (k = -1; k < 200 && (k < 0 || r == MLOAD_ERR_OUT_OF_MEMORY); ++k) {
-            szchk c;
+            wacct c;
             mload_map_desc d;
             mload_map *m = NULL;
             mload_error e;
@@ -281,15 +292,14 @@ static void test_map_free_sizes(void) {
             memset(&d, 0, sizeof d);
             d.paths = &pp;
             d.path_count = 1;
-            d.allocator.alloc = szchk_alloc;
-            d.allocator.free = szchk_free;
+            d.allocator.alloc = wacct_alloc;
+            d.allocator.free = wacct_free;
             d.allocator.user = &c;
             r = mload_map_open(&d, &m, &e);
             if (k < 0) CHECK_RES(r, MLOAD_OK);
             mload_map_close(m);
-            CHECK(c.mismatches == 0 && c.n == 0);
-            free(c.ptr);
-            free(c.size);
+            CHECK(c.mismatches == 0 && c.live == 0);
+            wacct_done(&c);
             if (k < 0) r = MLOAD_ERR_OUT_OF_MEMORY;
         }
         CHECK_RES(r, MLOAD_OK);
@@ -1110,26 +1120,6 @@ static int same_file(const char *path, const tbuf *want) {
     return same;
 }
 
-/* a sized allocator: bytes and blocks outstanding, by the sizes the library
-   gives to free; fails allocation number fail_at (-1: never) */
-typedef struct wacct { long long bytes; long live, calls, fail_at; } wacct;
-static void *wacct_alloc(size_t size, size_t align, void *user) {
-    wacct *a = (wacct *)user;
-    void *p;
-    if (a->calls++ == a->fail_at) return NULL;
-    if (align < sizeof(void *)) align = sizeof(void *);
-    if (posix_memalign(&p, align, size) != 0) return NULL;
-    a->bytes += (long long)size;
-    a->live++;
-    return p;
-}
-static void wacct_free(void *p, size_t size, void *user) {
-    wacct *a = (wacct *)user;
-    a->bytes -= (long long)size;
-    a->live--;
-    free(p);
-}
-
 /* a sharded write through a sized allocator that fails each allocation in
    turn: every outcome frees exactly what it took and leaves no temporaries */
 static void test_writer_allocator_balanced(void) {
@@ -1164,6 +1154,7 @@ static void test_writer_allocator_balanced(void) {
             memset(&acc, 0, sizeof acc);
             acc.fail_at = k;
             r = mload_write(tpath(pass ? "wa/one.safetensors" : "wa/m.safetensors"), w, 2, &o, &e);
+            wacct_done(&acc);
             if (acc.bytes != 0 || acc.live != 0) {
                 CHECK(acc.bytes == 0 && acc.live == 0);
                 fprintf(stderr, "  failing allocation %ld: %lld bytes in %ld blocks not returned\n", k, acc.bytes, acc.live);
@@ -1713,6 +1704,7 @@ static void wr_index_unreadable(void) {
         th_renames = 0;
         th_fail_rename_at = 1; /* and the second shard's rename fails */
         (void)wv_write_a(path, 2, 2, &al, &e);
+        wacct_done(&acc);
         th_fail_rename_at = -1;
         if (wv_seen(dir) != 1) {
             bad = 1;
