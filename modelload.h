@@ -6849,22 +6849,18 @@ static size_t mload__dir_len(const char *path) {
     return slash ? MLOAD__CAST(size_t, slash - path) + 1 : 0;
 }
 
-/* A file the write will replace or remove: not a symlink, not read-only
-   (as mload__create_tmp refuses them), checked before anything changes. */
-static mload_result mload__replaceable(const char *path, mload_error *err) {
-    struct stat st;
-    if (lstat(path, &st) != 0) return MLOAD_OK;
-    if (S_ISLNK(st.st_mode)) return mload__tmp_fail(MLOAD__TMP_LINK, path, err);
-    if (S_ISREG(st.st_mode) && (st.st_mode & 0222) == 0) return mload__tmp_fail(MLOAD__TMP_READONLY, path, err);
-    return MLOAD_OK;
-}
-
-/* *yes = whether path exists; an error other than "absent" stops the write */
-static mload_result mload__exists(const char *path, int *yes, mload_error *err) {
+/* A file the write will replace or remove, looked at before anything
+   changes: *yes = whether it exists; a symlink or a read-only file is
+   refused (as mload__create_tmp refuses them), and so is any error other
+   than "absent". */
+static mload_result mload__inspect_dest(const char *path, int *yes, mload_error *err) {
     struct stat st;
     *yes = lstat(path, &st) == 0;
-    if (*yes || errno == ENOENT) return MLOAD_OK;
-    return mload__fail(err, MLOAD_ERR_CANNOT_OPEN, MLOAD_NO_OFFSET, NULL, 0, "cannot inspect '%s': %s", path, mload__sys_reason(errno));
+    if (!*yes && errno != ENOENT)
+        return mload__fail(err, MLOAD_ERR_CANNOT_OPEN, MLOAD_NO_OFFSET, NULL, 0, "cannot inspect '%s': %s", path, mload__sys_reason(errno));
+    if (*yes && S_ISLNK(st.st_mode)) return mload__tmp_fail(MLOAD__TMP_LINK, path, err);
+    if (*yes && S_ISREG(st.st_mode) && (st.st_mode & 0222) == 0) return mload__tmp_fail(MLOAD__TMP_READONLY, path, err);
+    return MLOAD_OK;
 }
 
 /* "STEM-#####-of-#####.safetensors" or "...-b.safetensors": a shard name this writer gives */
@@ -6887,15 +6883,24 @@ static const char *mload__ckpt_stem(const char *single, size_t *sl) {
     return single + dl;
 }
 
+/* The folder of path, open for a scan: *dh NULL when it cannot be opened
+   (the caller's scan finds nothing); MLOAD_ERR_OUT_OF_MEMORY. */
+static mload_result mload__opendir_of(const mload_allocator *a, const char *path, DIR **dh, mload_error *err) {
+    size_t dl = mload__dir_len(path);
+    char *dir = dl ? mload__strndup(a, path, dl) : mload__strndup(a, ".", 1);
+    *dh = dir ? opendir(dir) : NULL;
+    mload__strfree(a, dir);
+    return dir ? MLOAD_OK : mload__oom(err);
+}
+
 /* Without an index, the folder reader reads every file: shard-named files
    of this checkpoint there are live (the old set; c->loose). */
 static mload_result mload__ckpt_loose(mload__ckpt *c, mload_error *err) {
     size_t dl = mload__dir_len(c->single), sl;
     const char *stem = mload__ckpt_stem(c->single, &sl);
-    char *dir = dl ? mload__strndup(c->a, c->single, dl) : mload__strndup(c->a, ".", 1);
-    DIR *dh = dir ? opendir(dir) : NULL;
+    DIR *dh;
     struct dirent *de;
-    mload_result r = dir ? MLOAD_OK : mload__oom(err);
+    mload_result r = mload__opendir_of(c->a, c->single, &dh, err);
     while (r == MLOAD_OK && dh && (de = readdir(dh)) != NULL) {
         size_t nl = strlen(de->d_name);
         char *full;
@@ -6910,7 +6915,6 @@ static mload_result mload__ckpt_loose(mload__ckpt *c, mload_error *err) {
         }
     }
     if (dh) closedir(dh);
-    mload__strfree(c->a, dir);
     return r;
 }
 
@@ -6926,8 +6930,7 @@ static mload_result mload__ckpt_open(const mload_allocator *a, const char *path,
     if (!(c->index = MLOAD__CAST(char *, mload__malloc(a, pl + 12, 1)))) return mload__oom(err);
     memcpy(c->index, path, pl);
     memcpy(c->index + pl, ".index.json", 12);
-    if ((r = mload__replaceable(path, err)) != MLOAD_OK || (r = mload__replaceable(c->index, err)) != MLOAD_OK ||
-        (r = mload__exists(path, &c->has_single, err)) != MLOAD_OK || (r = mload__exists(c->index, &c->has_index, err)) != MLOAD_OK)
+    if ((r = mload__inspect_dest(path, &c->has_single, err)) != MLOAD_OK || (r = mload__inspect_dest(c->index, &c->has_index, err)) != MLOAD_OK)
         return r;
     if (!c->has_index) return mload__ckpt_loose(c, err);
     memset(&x, 0, sizeof x);
@@ -6979,9 +6982,9 @@ static uint32_t mload__dead_tmp(const char *name, size_t nl) {
 static void mload__ckpt_sweep(const mload__ckpt *c) {
     size_t dl = mload__dir_len(c->single), sl, bl = strlen(c->single) - dl;
     const char *stem = mload__ckpt_stem(c->single, &sl), *base = c->single + dl;
-    char *dir = dl ? mload__strndup(c->a, c->single, dl) : mload__strndup(c->a, ".", 1);
-    DIR *dh = dir ? opendir(dir) : NULL;
+    DIR *dh;
     struct dirent *de;
+    (void)mload__opendir_of(c->a, c->single, &dh, NULL); /* out of memory: nothing swept */
     while (dh && (de = readdir(dh)) != NULL) {
         size_t nl = strlen(de->d_name), tl = nl > 22 ? nl - 22 : 0; /* the name a temporary stands for */
         char *full;
@@ -6995,7 +6998,6 @@ static void mload__ckpt_sweep(const mload__ckpt *c) {
         mload__strfree(c->a, full);
     }
     if (dh) closedir(dh);
-    mload__strfree(c->a, dir);
 }
 
 /* An index naming every tensor of the single file `single` (the guard of
@@ -7115,14 +7117,14 @@ static mload_result mload__commit_sharded(const char *path, const mload__wt *wt,
    reader, without an index, reads them all) */
 static int mload__alone(const mload_allocator *a, const char *path) {
     size_t dl = mload__dir_len(path);
-    char *dir = dl ? mload__strndup(a, path, dl) : mload__strndup(a, ".", 1);
-    DIR *dh = dir ? opendir(dir) : NULL;
+    DIR *dh;
     struct dirent *de;
-    int alone = dh != NULL;
+    int alone;
+    (void)mload__opendir_of(a, path, &dh, NULL);
+    alone = dh != NULL; /* cannot tell: not alone (the index stays) */
     while (alone && (de = readdir(dh)) != NULL)
         alone = !mload__ends_with(de->d_name, ".safetensors") || strcmp(de->d_name, path + dl) == 0;
     if (dh) closedir(dh);
-    mload__strfree(a, dir);
     return alone;
 }
 
