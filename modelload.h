@@ -7575,6 +7575,16 @@ static void mload__free_dev_copy(mload_offload *o, mload__unit *u) {
     mload__o_peak(o);
 }
 
+/* frees the computation copy of an acquired unit, if any */
+static void mload__free_tmp(mload_offload *o, mload__unit *u) {
+    if (!u->tmp) return;
+    o->dev.free(o->dev.user, u->tmp, u->tmp_bytes);
+    o->dev_used -= u->tmp_bytes;
+    u->tmp = NULL;
+    u->tmp_bytes = 0;
+    mload__o_peak(o);
+}
+
 /* bytes that evicting could free for a request (same filter as the victim choice) */
 static uint64_t mload__evictable(mload_offload *o, uint32_t keep, uint32_t min_dist) {
     uint64_t total = 0;
@@ -7901,7 +7911,7 @@ static void mload__o_free_units(mload_offload *o) {
     uint32_t i;
     for (i = 0; i < o->nunits; ++i) {
         mload__unit *u = &o->units[i];
-        if (u->tmp) { o->dev.free(o->dev.user, u->tmp, u->tmp_bytes); o->dev_used -= u->tmp_bytes; }
+        mload__free_tmp(o, u);
         mload__free_dev_copy(o, u);
         mload__host_free(o, u->host, u->host_bytes);
         mload__strfree(&o->alloc, u->name);
@@ -8303,13 +8313,7 @@ static mload_result mload__make_tmp(mload_offload *o, mload__unit *u, uint32_t u
                                u->tmp_bytes, err);
         mload__o_lock(o);
     }
-    if (r != MLOAD_OK) {
-        o->dev.free(o->dev.user, u->tmp, u->tmp_bytes);
-        o->dev_used -= u->tmp_bytes;
-        u->tmp = NULL;
-        u->tmp_bytes = 0;
-        mload__o_peak(o);
-    }
+    if (r != MLOAD_OK) mload__free_tmp(o, u);
     return r;
 }
 
@@ -8388,12 +8392,7 @@ MODELLOAD_API void mload_offload_release(mload_offload *o, uint32_t unit) {
     mload__o_lock(o);
     u = &o->units[unit];
     if (u->acquired) {
-        if (u->tmp) {
-            o->dev.free(o->dev.user, u->tmp, u->tmp_bytes);
-            o->dev_used -= u->tmp_bytes;
-            u->tmp = NULL;
-            u->tmp_bytes = 0;
-        }
+        mload__free_tmp(o, u);
         u->acquired = 0;
         u->last_use = ++o->tick;
         mload__o_peak(o);
