@@ -823,6 +823,18 @@ static void test_map_bind(void) {
 
 /* ---- fingerprint, checked by Python's hashlib ---- */
 
+/* the first line of what cmd prints (newline cut), in out; 0 when it
+   cannot run or prints nothing */
+static int first_line(const char *cmd, char *out, size_t n) {
+    FILE *p = popen(cmd, "r");
+    int ok;
+    out[0] = '\0';
+    ok = p && fgets(out, (int)n, p) != NULL;
+    if (p) pclose(p);
+    out[strcspn(out, "\n")] = '\0';
+    return ok;
+}
+
 static void test_map_fingerprint(void) {
     tbuf f = make_st("{\"b.w\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,24]},"
                      "\"a\":{\"dtype\":\"U8\",\"shape\":[],\"data_offsets\":[24,25]},"
@@ -833,7 +845,6 @@ static void test_map_fingerprint(void) {
     mload_map *m;
     mload_error e;
     char fp[33], cmd[1024], py[64] = {0};
-    FILE *p;
     put_file("fp.safetensors", &f);
     CHECK_RES(open_one(tpath("fp.safetensors"), &m, &e), MLOAD_OK);
     if (!m) { tbuf_free(&f); return; }
@@ -851,12 +862,7 @@ static void test_map_fingerprint(void) {
              "  keys.append(k+\":\"+\"_\".join(map(str,v[\"shape\"]))); keys.append(k)\n"
              "keys.sort(); print(hashlib.md5(\",\".join(keys).encode(\"utf-8\")).hexdigest())' %s",
              tpath("fp.safetensors"));
-    p = popen(cmd, "r");
-    CHECK(p != NULL);
-    if (!p) return;
-    CHECK(fgets(py, sizeof py, p) != NULL);
-    pclose(p);
-    py[strcspn(py, "\n")] = '\0';
+    CHECK(first_line(cmd, py, sizeof py));
     if (strcmp(py, fp) != 0) {
         th_failed_checks++;
         fprintf(stderr, "  FAIL fingerprint %s, python %s\n", fp, py);
@@ -888,7 +894,6 @@ static void test_map_models(void) {
     mload_model_entry mt[3];
     mload_map *m = NULL;
     mload_error e;
-    FILE *p;
     put_file("models.safetensors", &f);
     tbuf_free(&f);
     memset(&cs, 0, sizeof cs);
@@ -939,12 +944,7 @@ static void test_map_models(void) {
     /* the variant without shapes, cross-checked with Python's hashlib */
     if (system("python3 -c 'import hashlib' > /dev/null 2>&1") != 0) SKIP("python3 absent: the variant without shapes not cross-checked");
     snprintf(cmd, sizeof cmd, "python3 -c 'import hashlib; print(hashlib.md5(\",\".join(sorted([\"model.diffusion_model.a\",\"model.diffusion_model.b\"])).encode()).hexdigest())'");
-    p = popen(cmd, "r");
-    CHECK(p != NULL);
-    if (!p) return;
-    CHECK(fgets(py, sizeof py, p) != NULL);
-    pclose(p);
-    py[strcspn(py, "\n")] = '\0';
+    CHECK(first_line(cmd, py, sizeof py));
     CHECK(strcmp(py, ns) == 0);
 }
 
