@@ -1680,6 +1680,15 @@ static void watch_readers_any(const char *to) {
     mload_map_close(m);
 }
 
+/* an empty folder tpath(name) for checkpoint dir/m.safetensors and its index path */
+static void wr_fresh(const char *name, char dir[512], char path[600], char idx[620]) {
+    snprintf(dir, 512, "%s", tpath(name));
+    snprintf(path, 600, "%s/m.safetensors", dir);
+    snprintf(idx, 620, "%s.index.json", path);
+    mkdir(dir, 0755);
+    wv_clear(dir);
+}
+
 /* 1. the index cannot be read (memory): the write stops, it does not take
    the index for absent and write over the live shards */
 static void wr_index_unreadable(void) {
@@ -1721,11 +1730,7 @@ static void wr_loose_shards(void) {
     char dir[512], path[600], idx[620];
     mload_error e;
     int nst, nidx, ntmp;
-    snprintf(dir, sizeof dir, "%s", tpath("rv2"));
-    snprintf(path, sizeof path, "%s/m.safetensors", dir);
-    snprintf(idx, sizeof idx, "%s.index.json", path);
-    mkdir(dir, 0755);
-    wv_clear(dir);
+    wr_fresh("rv2", dir, path, idx);
     CHECK_RES(wv_write(path, 1, 3, &e), MLOAD_OK);
     CHECK(unlink(idx) == 0);
     CHECK(wv_seen(dir) == 1);
@@ -1757,11 +1762,7 @@ static void wr_index_of_self(void) {
     mload_error e;
     FILE *fp;
     int i;
-    snprintf(dir, sizeof dir, "%s", tpath("rv3"));
-    snprintf(path, sizeof path, "%s/m.safetensors", dir);
-    snprintf(idx, sizeof idx, "%s.index.json", path);
-    mkdir(dir, 0755);
-    wv_clear(dir);
+    wr_fresh("rv3", dir, path, idx);
     CHECK_RES(wv_write(path, 1, 0, &e), MLOAD_OK);
     len += (size_t)snprintf(text + len, sizeof text - len, "{\"metadata\":{},\"weight_map\":{");
     for (i = 0; i < WV_N; ++i) len += (size_t)snprintf(text + len, sizeof text - len, "%s\"t%d\":\"m.safetensors\"", i ? "," : "", i);
@@ -1840,11 +1841,7 @@ static void wr_checked_first(void) {
     mload_error e;
     pid_t dead;
     FILE *fp;
-    snprintf(dir, sizeof dir, "%s", tpath("rv6"));
-    snprintf(path, sizeof path, "%s/m.safetensors", dir);
-    snprintf(idx, sizeof idx, "%s.index.json", path);
-    mkdir(dir, 0755);
-    wv_clear(dir);
+    wr_fresh("rv6", dir, path, idx);
     CHECK_RES(wv_write(path, 1, 0, &e), MLOAD_OK);
     CHECK(chmod(path, 0444) == 0);
     CHECK_RES(wv_write(path, 2, 2, &e), MLOAD_ERR_CANNOT_OPEN);
