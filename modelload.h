@@ -112,7 +112,8 @@
                                and user sources (mload_source) can be opened
      MODELLOAD_NO_THREADS      bulk loads, the prefetch worker and the simulated
                                device run on the calling thread (no pthreads)
-     MODELLOAD_NO_CLONES       no AVX2 clones of the conversion kernels
+     MODELLOAD_NO_CLONES       no AVX2 clones of the C conversion loops
+     MODELLOAD_NO_SIMD         no hand-written (AVX2/F16C) conversion kernels
      MODELLOAD_NO_CONVERTER    leave out module 6 and its API (a map desc with a
                                converter is then MLOAD_ERR_UNSUPPORTED)
      MODELLOAD_NO_FINGERPRINT  leave out module 9 (MD5, mload_map_fingerprint)
@@ -378,6 +379,23 @@ MODELLOAD_API mload_result mload_cast(void *dst, mload_dtype dst_t, const void *
                                       uint64_t count, mload_f8_overflow overflow, mload_error *err);
 /* 1 when mload_cast supports the pair (dst_t <- src_t), else 0. */
 MODELLOAD_API int mload_cast_supported(mload_dtype dst_t, mload_dtype src_t);
+
+/* The conversion kernels that mload_cast and every read that casts use.
+   Every level gives the same bytes as the portable C loops; the levels
+   differ in speed only. */
+typedef enum mload_simd {
+    MLOAD_SIMD_PORTABLE = 0, /* C loops (the compiler may vectorise them) */
+    MLOAD_SIMD_AVX2 = 1      /* x86-64 with AVX2, F16C and FMA */
+} mload_simd;
+/* The level in use: the best this CPU and build offer (MLOAD_SIMD_PORTABLE
+   off x86-64, with MODELLOAD_NO_SIMD, MSVC), or less after mload_cast_set_simd. */
+MODELLOAD_API mload_simd mload_cast_simd(void);
+/* Caps the level for the whole process (tests and benchmarks compare the
+   levels this way) and returns the level now in use: the lower of `limit`
+   and the best one. Thread-safe; a cast already running finishes at its level. */
+MODELLOAD_API mload_simd mload_cast_set_simd(mload_simd limit);
+/* "portable", "avx2"; NULL for other values. Static. */
+MODELLOAD_API const char *mload_simd_name(mload_simd s);
 
 /* ==========================================================================
    3. SOURCES                                                     >>sources
@@ -1237,6 +1255,16 @@ extern int kill(pid_t pid, int sig);
 #define MLOAD__VECTORIZE MLOAD__VECTORIZE1
 #endif
 
+/* the hand-written conversion kernels (x86-64, GCC or clang; not under
+   MODELLOAD_NO_SIMD) */
+#if !defined(MODELLOAD_NO_SIMD) && defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define MLOAD__X86_SIMD 1
+#include <immintrin.h>
+#include <cpuid.h>
+#else
+#define MLOAD__X86_SIMD 0
+#endif
+
 #define MLOAD__MAX_HEADER 100000000u
 #define MLOAD__JSON_MAX_DEPTH 127u
 #define MLOAD__PAD 32u /* zero bytes after the header buffer's NUL */
@@ -1937,7 +1965,7 @@ static MLOAD__INLINE void mload__st32(unsigned char *p, uint32_t v) { memcpy(p, 
     } while (0)
 
 /* F32 source (n elements, any alignment) -> dst of a float dtype. */
-MLOAD__VECTORIZE static void mload__from_f32(unsigned char *d, mload_dtype dt, const unsigned char *s, size_t n,
+MLOAD__VECTORIZE static void mload__from_f32_c(unsigned char *d, mload_dtype dt, const unsigned char *s, size_t n,
                                              uint32_t flags) {
     size_t i;
     switch (dt) {
@@ -1957,14 +1985,14 @@ MLOAD__VECTORIZE static void mload__from_f32(unsigned char *d, mload_dtype dt, c
 }
 
 /* F16 / BF16 source -> F32 (n elements, any alignment) */
-MLOAD__VECTORIZE static void mload__to_f32(unsigned char *d, const unsigned char *s, mload_dtype st, size_t n) {
+MLOAD__VECTORIZE static void mload__to_f32_c(unsigned char *d, const unsigned char *s, mload_dtype st, size_t n) {
     size_t i;
     if (st == MLOAD_DTYPE_BF16) for (i = 0; i < n; ++i) mload__st32(d + 4 * i, MLOAD__LD16(s, i) << 16);
     else for (i = 0; i < n; ++i) mload__st32(d + 4 * i, mload__h2f(MLOAD__LD16(s, i)));
 }
 
 /* F8_E4M3 / F8_E5M2 -> F32, BF16, F16: arithmetic, so it vectorises */
-MLOAD__VECTORIZE static void mload__from_f8(unsigned char *d, mload_dtype dt, const unsigned char *s, mload_dtype st, size_t n) {
+MLOAD__VECTORIZE static void mload__from_f8_c(unsigned char *d, mload_dtype dt, const unsigned char *s, mload_dtype st, size_t n) {
     size_t i;
     if (st == MLOAD_DTYPE_F8_E5M2) { /* the top byte of an F16 */
         if (dt == MLOAD_DTYPE_F16) for (i = 0; i < n; ++i) mload__st16(d + 2 * i, MLOAD__CAST(uint32_t, s[i]) << 8);
@@ -1975,6 +2003,288 @@ MLOAD__VECTORIZE static void mload__from_f8(unsigned char *d, mload_dtype dt, co
     if (dt == MLOAD_DTYPE_F32) for (i = 0; i < n; ++i) mload__st32(d + 4 * i, mload__e4m3f(s[i]));
     else if (dt == MLOAD_DTYPE_BF16) for (i = 0; i < n; ++i) mload__st16(d + 2 * i, mload__e4m3f(s[i]) >> 16); /* exact in BF16 */
     else for (i = 0; i < n; ++i) mload__st16(d + 2 * i, mload__f2h(mload__e4m3f(s[i])));             /* exact in F16 */
+}
+
+/* ---- hand-written kernels, picked at run time (x86-64: AVX2 with F16C) ----
+   The same results as the C loops above, bit for bit, whatever the FP
+   environment: F16C converts half floats with the rounding given in the
+   instruction and handles subnormals itself (DAZ/FTZ do not apply); fp8
+   widens through F16 (exact) and narrows in integers like the C loops. Each
+   kernel does whole blocks and returns how many elements it did; the C loop
+   finishes the tail. mload_cast_set_simd caps the level (the tests run every
+   level the CPU offers). */
+
+#if MLOAD__X86_SIMD
+static int mload__simd_level = -1; /* -1 until detected; then the level in use */
+static int mload__simd_cpu_level = -1;
+
+static int mload__simd_cpu(void) {
+    unsigned a, b, c, d, lo, hi;
+    int level = MLOAD_SIMD_PORTABLE;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return level;
+    /* OSXSAVE, AVX, F16C, FMA */
+    if ((c & (1u << 27)) && (c & (1u << 28)) && (c & (1u << 29)) && (c & (1u << 12))) {
+        __asm__ __volatile__("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0u)); /* the registers the OS saves */
+        (void)hi;
+        if ((lo & 6u) == 6u && __get_cpuid_count(7, 0, &a, &b, &c, &d) && (b & (1u << 5))) level = MLOAD_SIMD_AVX2;
+    }
+    return level;
+}
+
+static int mload__simd(void) {
+    int l = __atomic_load_n(&mload__simd_level, __ATOMIC_RELAXED);
+    if (l < 0) {
+        l = mload__simd_cpu();
+        __atomic_store_n(&mload__simd_cpu_level, l, __ATOMIC_RELAXED);
+        __atomic_store_n(&mload__simd_level, l, __ATOMIC_RELAXED);
+    }
+    return l;
+}
+
+static int mload__simd_cap(int limit) {
+    int cpu;
+    (void)mload__simd();
+    cpu = __atomic_load_n(&mload__simd_cpu_level, __ATOMIC_RELAXED);
+    __atomic_store_n(&mload__simd_level, limit < cpu ? limit : cpu, __ATOMIC_RELAXED);
+    return limit < cpu ? limit : cpu;
+}
+
+#define MLOAD__AVX2 __attribute__((target("avx2,f16c,fma")))
+#define MLOAD__LDU256(p) _mm256_loadu_si256(MLOAD__PCAST(const __m256i *, p))
+#define MLOAD__STU256(p, v) _mm256_storeu_si256(MLOAD__PCAST(__m256i *, p), v)
+#define MLOAD__LDU128(p) _mm_loadu_si128(MLOAD__PCAST(const __m128i *, p))
+#define MLOAD__STU128(p, v) _mm_storeu_si128(MLOAD__PCAST(__m128i *, p), v)
+#define MLOAD__LDU64(p) _mm_loadl_epi64(MLOAD__PCAST(const __m128i *, p))
+
+MLOAD__AVX2 static MLOAD__INLINE __m256i mload__k32(uint32_t v) { return _mm256_set1_epi32(MLOAD__CAST(int, v)); }
+MLOAD__AVX2 static MLOAD__INLINE __m256i mload__gt32(__m256i a, uint32_t v) { return _mm256_cmpgt_epi32(a, mload__k32(v)); }
+MLOAD__AVX2 static MLOAD__INLINE __m256i mload__sel256(__m256i c, __m256i a, __m256i b) { return _mm256_blendv_epi8(b, a, c); }
+
+/* 8 F16 codes -> F32 bits: the instruction quiets signalling NaNs, the C
+   loop keeps a NaN's bits: put the quiet bit back as the input had it */
+MLOAD__AVX2 static MLOAD__INLINE __m256i mload__avx2_h2f(__m128i h) {
+    __m256i x = _mm256_cvtepu16_epi32(h), f = _mm256_castps_si256(_mm256_cvtph_ps(h));
+    __m256i nan = mload__gt32(_mm256_and_si256(x, mload__k32(0x7FFFu)), 0x7C00u);
+    __m256i q = _mm256_andnot_si256(_mm256_slli_epi32(x, 13), mload__k32(0x400000u));
+    return _mm256_xor_si256(f, _mm256_and_si256(nan, q));
+}
+
+/* 8 F32 -> F16 codes, ties to even; NaN -> 0x7E00 with the sign */
+MLOAD__AVX2 static MLOAD__INLINE __m128i mload__avx2_f2h(__m256i f) {
+    __m128i h = _mm256_cvtps_ph(_mm256_castsi256_ps(f), 0);
+    __m128i nan = _mm_cmpgt_epi16(_mm_and_si128(h, _mm_set1_epi16(0x7FFF)), _mm_set1_epi16(0x7C00));
+    __m128i q = _mm_or_si128(_mm_and_si128(h, _mm_set1_epi16(MLOAD__CAST(short, 0x8000))), _mm_set1_epi16(0x7E00));
+    return _mm_blendv_epi8(h, q, nan);
+}
+
+/* 8 F8_E4M3 codes (low 8 bytes) -> F32 bits: the code's fields in an F16
+   (exponent bias 15 for 7, subnormals included) is the value / 256, exactly */
+MLOAD__AVX2 static MLOAD__INLINE __m256i mload__avx2_e4m3f(__m128i b) {
+    __m128i w = _mm_cvtepu8_epi16(b);
+    __m128i h = _mm_or_si128(_mm_and_si128(_mm_slli_epi16(w, 7), _mm_set1_epi16(0x3F80)),
+                             _mm_and_si128(_mm_slli_epi16(w, 8), _mm_set1_epi16(MLOAD__CAST(short, 0x8000))));
+    __m256i f = _mm256_castps_si256(_mm256_mul_ps(_mm256_cvtph_ps(h), _mm256_set1_ps(256.0f)));
+    __m256i nan = _mm256_cmpeq_epi32(_mm256_and_si256(f, mload__k32(0x7FFFFFFFu)), mload__k32(0x43F00000u)); /* S.1111.111 read as 480 */
+    __m256i q = _mm256_or_si256(_mm256_and_si256(f, mload__k32(0x80000000u)), mload__k32(0x7FC00000u));
+    return mload__sel256(nan, q, f);
+}
+
+/* F32 bits -> BF16 codes in 32-bit lanes (mload__f2bf) */
+MLOAD__AVX2 static MLOAD__INLINE __m256i mload__avx2_f2bf(__m256i f) {
+    __m256i hi = _mm256_srli_epi32(f, 16);
+    __m256i r = _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(f, mload__k32(0x7FFFu)), _mm256_and_si256(hi, mload__k32(1u))), 16);
+    __m256i q = _mm256_or_si256(_mm256_and_si256(hi, mload__k32(0x8000u)), mload__k32(0x7FC0u));
+    return mload__sel256(mload__gt32(_mm256_and_si256(f, mload__k32(0x7FFFFFFFu)), 0x7F800000u), q, r);
+}
+
+/* F32 bits -> fp8 magnitude codes in 32-bit lanes (the sign is added by
+   mload__avx2_f32_to_f8): mload__f2e4m3(_sat) and mload__f2e5m2(_sat) with
+   their constants as arguments */
+typedef struct mload__f8k {
+    int shift;                 /* 23 - mantissa bits */
+    uint32_t round;            /* half a step - 1, less (127 - bias) << 23 - shift: rounds and rebiases */
+    uint32_t normal_min;       /* smallest normal value (F32 bits) */
+    uint32_t sat_clamp;        /* saturating: inputs clamp to this */
+    uint32_t ovf_at;           /* not saturating: overflow from this on */
+    uint32_t ovf_code, nan_code;
+    float sub_add;             /* adding it rounds to the subnormal step */
+    uint32_t sub_bits;         /* ... and these are its bits */
+} mload__f8k;
+static const mload__f8k mload__f8k_e4m3 = {20, 0x7FFFFu - (0x3C0u << 20), 0x3C800000u, 0x43E80000u, 0x43E80001u, 0x7Fu, 0x7Fu, 16384.0f, 0x46800000u};
+static const mload__f8k mload__f8k_e5m2 = {21, 0xFFFFFu - (0x1C0u << 21), 0x38800000u, 0x476FFFFFu, 0x47700000u, 0x7Cu, 0x7Eu, 128.0f, 0x43000000u};
+
+MLOAD__AVX2 static MLOAD__INLINE __m256i mload__avx2_f2f8(__m256i f, const mload__f8k *k, int sat) {
+    __m256i a = _mm256_and_si256(f, mload__k32(0x7FFFFFFFu));
+    __m256i c = sat ? _mm256_min_epi32(a, mload__k32(k->sat_clamp)) : a;
+    __m256i odd = _mm256_and_si256(_mm256_srli_epi32(c, k->shift), mload__k32(1u));
+    __m256i norm = _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(c, mload__k32(k->round)), odd), k->shift);
+    __m256i sub = _mm256_sub_epi32(_mm256_castps_si256(_mm256_add_ps(_mm256_castsi256_ps(a), _mm256_set1_ps(k->sub_add))),
+                                   mload__k32(k->sub_bits));
+    __m256i r = mload__sel256(mload__gt32(a, k->normal_min - 1u), norm, sub);
+    if (!sat) r = mload__sel256(mload__gt32(a, k->ovf_at - 1u), mload__k32(k->ovf_code), r);
+    return mload__sel256(mload__gt32(a, 0x7F800000u), mload__k32(k->nan_code), r);
+}
+
+/* 32-bit lanes holding 16-bit codes, in order */
+MLOAD__AVX2 static MLOAD__INLINE __m256i mload__avx2_pack16(__m256i a, __m256i b) {
+    return _mm256_permute4x64_epi64(_mm256_packus_epi32(a, b), 0xD8);
+}
+
+/* outputs this large go around the cache (as memcpy's do): no read for
+   ownership of lines the caller is not about to read */
+#define MLOAD__STREAM_BYTES (16u << 20)
+
+/* nt: d is 32-byte aligned, stream the output */
+MLOAD__AVX2 static size_t mload__avx2_f32_to_f8(unsigned char *d, const unsigned char *s, size_t n, const mload__f8k *k, int sat,
+                                               int nt) {
+    size_t i;
+    for (i = 0; i + 32 <= n; i += 32) {
+        const unsigned char *p = s + 4 * i;
+        __m256i f0 = MLOAD__LDU256(p), f1 = MLOAD__LDU256(p + 32), f2 = MLOAD__LDU256(p + 64), f3 = MLOAD__LDU256(p + 96);
+        __m256i r = _mm256_packus_epi16(_mm256_packus_epi32(mload__avx2_f2f8(f0, k, sat), mload__avx2_f2f8(f1, k, sat)),
+                                        _mm256_packus_epi32(mload__avx2_f2f8(f2, k, sat), mload__avx2_f2f8(f3, k, sat)));
+        /* signed saturation keeps each input's sign in the top bit of its byte */
+        __m256i sign = _mm256_packs_epi16(_mm256_packs_epi32(f0, f1), _mm256_packs_epi32(f2, f3));
+        r = _mm256_or_si256(r, _mm256_and_si256(sign, _mm256_set1_epi8(MLOAD__CAST(char, 0x80))));
+        r = _mm256_permutevar8x32_epi32(r, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        if (nt) _mm256_stream_si256(MLOAD__PCAST(__m256i *, d + i), r);
+        else MLOAD__STU256(d + i, r);
+    }
+    if (nt) _mm_sfence();
+    return i;
+}
+
+MLOAD__AVX2 static size_t mload__avx2_from_f32(unsigned char *d, mload_dtype dt, const unsigned char *s, size_t n, uint32_t flags) {
+    size_t i = 0;
+    int sat = !(flags & MLOAD_F8_OVERFLOW_NONSAT);
+    switch (dt) {
+    case MLOAD_DTYPE_F16:
+        for (; i + 16 <= n; i += 16) {
+            MLOAD__STU128(d + 2 * i, mload__avx2_f2h(MLOAD__LDU256(s + 4 * i)));
+            MLOAD__STU128(d + 2 * i + 16, mload__avx2_f2h(MLOAD__LDU256(s + 4 * i + 32)));
+        }
+        return i;
+    case MLOAD_DTYPE_BF16:
+        for (; i + 16 <= n; i += 16)
+            MLOAD__STU256(d + 2 * i, mload__avx2_pack16(mload__avx2_f2bf(MLOAD__LDU256(s + 4 * i)),
+                                                         mload__avx2_f2bf(MLOAD__LDU256(s + 4 * i + 32))));
+        return i;
+    case MLOAD_DTYPE_F8_E4M3:
+    case MLOAD_DTYPE_F8_E5M2: {
+        const mload__f8k *k = dt == MLOAD_DTYPE_F8_E4M3 ? &mload__f8k_e4m3 : &mload__f8k_e5m2;
+        int nt = n >= MLOAD__STREAM_BYTES;
+        if (nt) { /* the C loop up to a 32-byte boundary */
+            i = (32u - (MLOAD__PCAST(uintptr_t, d) & 31u)) & 31u;
+            mload__from_f32_c(d, dt, s, i, flags);
+        }
+        return i + (sat ? mload__avx2_f32_to_f8(d + i, s + 4 * i, n - i, k, 1, nt) : mload__avx2_f32_to_f8(d + i, s + 4 * i, n - i, k, 0, nt));
+    }
+    default: return 0;
+    }
+}
+
+MLOAD__AVX2 static size_t mload__avx2_to_f32(unsigned char *d, const unsigned char *s, mload_dtype st, size_t n) {
+    size_t i;
+    for (i = 0; i + 16 <= n; i += 16) {
+        __m128i lo = MLOAD__LDU128(s + 2 * i), hi = MLOAD__LDU128(s + 2 * i + 16);
+        if (st == MLOAD_DTYPE_BF16) {
+            MLOAD__STU256(d + 4 * i, _mm256_slli_epi32(_mm256_cvtepu16_epi32(lo), 16));
+            MLOAD__STU256(d + 4 * i + 32, _mm256_slli_epi32(_mm256_cvtepu16_epi32(hi), 16));
+        } else {
+            MLOAD__STU256(d + 4 * i, mload__avx2_h2f(lo));
+            MLOAD__STU256(d + 4 * i + 32, mload__avx2_h2f(hi));
+        }
+    }
+    return i;
+}
+
+/* 16 F8_E4M3 codes -> 16-bit float codes in one step, exactly: a normal
+   code rebiased (exponent field at bit `shift`), a subnormal one (em < 8)
+   from a table of the 8 codes of m * 2^-9, indexed by pshufb in 16-bit
+   pairs; NaN (S.1111.111) -> the target's quiet NaN */
+MLOAD__AVX2 static MLOAD__INLINE __m256i mload__avx2_e4m3_16(__m128i b, int shift, short rebias, __m256i table, short nan) {
+    __m256i w = _mm256_cvtepu8_epi16(b), em = _mm256_and_si256(w, _mm256_set1_epi16(0x7F));
+    __m256i sign = _mm256_slli_epi16(_mm256_and_si256(w, _mm256_set1_epi16(0x80)), 8);
+    __m256i norm = _mm256_add_epi16(_mm256_slli_epi16(em, shift), _mm256_set1_epi16(rebias));
+    __m256i idx = _mm256_add_epi16(_mm256_mullo_epi16(em, _mm256_set1_epi16(0x0202)), _mm256_set1_epi16(0x0100));
+    __m256i r = _mm256_blendv_epi8(norm, _mm256_shuffle_epi8(table, idx), _mm256_cmpgt_epi16(_mm256_set1_epi16(8), em));
+    r = _mm256_blendv_epi8(r, _mm256_set1_epi16(nan), _mm256_cmpeq_epi16(em, _mm256_set1_epi16(0x7F)));
+    return _mm256_or_si256(r, sign);
+}
+
+/* 8 fp8 codes (low 8 bytes) -> F32 bits */
+MLOAD__AVX2 static MLOAD__INLINE __m256i mload__avx2_f8f(__m128i b, int e5m2) {
+    return e5m2 ? mload__avx2_h2f(_mm_slli_epi16(_mm_cvtepu8_epi16(b), 8)) : mload__avx2_e4m3f(b);
+}
+
+MLOAD__AVX2 static size_t mload__avx2_from_f8(unsigned char *d, mload_dtype dt, const unsigned char *s, mload_dtype st, size_t n) {
+    size_t i;
+    int e5 = st == MLOAD_DTYPE_F8_E5M2;
+    if (e5 && dt == MLOAD_DTYPE_F16) return 0; /* a shift: the C loop is as fast */
+    if (!e5 && dt != MLOAD_DTYPE_F32) {
+        int bf = dt == MLOAD_DTYPE_BF16;
+        __m256i table = bf ? _mm256_setr_epi16(0, 0x3B00, 0x3B80, 0x3BC0, 0x3C00, 0x3C20, 0x3C40, 0x3C60,
+                                               0, 0x3B00, 0x3B80, 0x3BC0, 0x3C00, 0x3C20, 0x3C40, 0x3C60)
+                           : _mm256_setr_epi16(0, 0x1800, 0x1C00, 0x1E00, 0x2000, 0x2100, 0x2200, 0x2300,
+                                               0, 0x1800, 0x1C00, 0x1E00, 0x2000, 0x2100, 0x2200, 0x2300);
+        for (i = 0; i + 16 <= n; i += 16)
+            MLOAD__STU256(d + 2 * i, bf ? mload__avx2_e4m3_16(MLOAD__LDU128(s + i), 4, 0x3C00, table, 0x7FC0)
+                                        : mload__avx2_e4m3_16(MLOAD__LDU128(s + i), 7, 0x2000, table, 0x7E00));
+        return i;
+    }
+    for (i = 0; i + 16 <= n; i += 16) {
+        __m128i b = MLOAD__LDU128(s + i);
+        __m256i lo = mload__avx2_f8f(b, e5), hi = mload__avx2_f8f(_mm_srli_si128(b, 8), e5);
+        if (dt == MLOAD_DTYPE_F32) {
+            MLOAD__STU256(d + 4 * i, lo);
+            MLOAD__STU256(d + 4 * i + 32, hi);
+        } else if (dt == MLOAD_DTYPE_BF16) { /* exact */
+            MLOAD__STU256(d + 2 * i, mload__avx2_pack16(_mm256_srli_epi32(lo, 16), _mm256_srli_epi32(hi, 16)));
+        } else { /* F16, exact */
+            MLOAD__STU128(d + 2 * i, mload__avx2_f2h(lo));
+            MLOAD__STU128(d + 2 * i + 16, mload__avx2_f2h(hi));
+        }
+    }
+    return i;
+}
+#else
+static int mload__simd(void) { return MLOAD_SIMD_PORTABLE; }
+static int mload__simd_cap(int limit) { (void)limit; return MLOAD_SIMD_PORTABLE; }
+#endif /* MLOAD__X86_SIMD */
+
+MODELLOAD_API mload_simd mload_cast_simd(void) { return MLOAD__CAST(mload_simd, mload__simd()); }
+MODELLOAD_API mload_simd mload_cast_set_simd(mload_simd limit) {
+    return MLOAD__CAST(mload_simd, mload__simd_cap(MLOAD__CAST(int, limit) < 0 ? 0 : MLOAD__CAST(int, limit)));
+}
+MODELLOAD_API const char *mload_simd_name(mload_simd s) {
+    switch (s) {
+    case MLOAD_SIMD_PORTABLE: return "portable";
+    case MLOAD_SIMD_AVX2: return "avx2";
+    default: return NULL;
+    }
+}
+
+/* the kernels: the hand-written block loop where there is one, the C loop for the rest */
+static void mload__from_f32(unsigned char *d, mload_dtype dt, const unsigned char *s, size_t n, uint32_t flags) {
+    size_t done = 0;
+#if MLOAD__X86_SIMD
+    if (mload__simd() >= MLOAD_SIMD_AVX2) done = mload__avx2_from_f32(d, dt, s, n, flags);
+#endif
+    mload__from_f32_c(d + done * (mload_dtype_bits(dt) / 8u), dt, s + 4 * done, n - done, flags);
+}
+static void mload__to_f32(unsigned char *d, const unsigned char *s, mload_dtype st, size_t n) {
+    size_t done = 0;
+#if MLOAD__X86_SIMD
+    if (mload__simd() >= MLOAD_SIMD_AVX2) done = mload__avx2_to_f32(d, s, st, n);
+#endif
+    mload__to_f32_c(d + 4 * done, s + 2 * done, st, n - done);
+}
+static void mload__from_f8(unsigned char *d, mload_dtype dt, const unsigned char *s, mload_dtype st, size_t n) {
+    size_t done = 0;
+#if MLOAD__X86_SIMD
+    if (mload__simd() >= MLOAD_SIMD_AVX2) done = mload__avx2_from_f8(d, dt, s, st, n);
+#endif
+    mload__from_f8_c(d + done * (mload_dtype_bits(dt) / 8u), dt, s + done, st, n - done);
 }
 
 /* 8-bit source through a table of 1, 2 or 4-byte destination codes */

@@ -209,9 +209,10 @@ else
 fi
 
 # ---- 4. fuzz corpus replay (regressions), sanitized -----------------------------
-for cfg in "-DMODELLOAD_NO_THREADS" "-DMODELLOAD_NO_CLONES"; do
+for cfg in "-DMODELLOAD_NO_THREADS" "-DMODELLOAD_NO_CLONES" "-DMODELLOAD_NO_SIMD"; do
   compile "c99 $cfg" "$CC" -std=c99 $STRICT $cfg -I. -c "$T/impl.c" -o "$T/o.o"
 done
+compile "c++11 -DMODELLOAD_NO_SIMD" "$CXX" -std=c++11 $STRICT -DMODELLOAD_NO_SIMD -I. -c "$T/impl.cpp" -o "$T/o.o"
 
 if "$CC" -std=c99 -O1 -g $SAN -DMLOAD__CHECK_SIZES -I. tests/fuzz_parse.c -o "$B/fuzz_replay" &&
    ASAN_OPTIONS=detect_leaks=1 "$B/fuzz_replay" tests/fuzz_corpus > "$T/fz.out" 2>&1; then

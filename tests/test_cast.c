@@ -1573,23 +1573,129 @@ static void test_cast_independent_of_fp_env(void) {
 #endif
 }
 
+/* ------------------------------------------------ 6. the kernel levels */
+
+static void test_simd_levels_api(void) {
+    mload_simd best = mload_cast_simd(), l;
+    CHECK(mload_simd_name(best) != NULL);
+    CHECK(strcmp(mload_simd_name(MLOAD_SIMD_PORTABLE), "portable") == 0);
+    CHECK(mload_simd_name((mload_simd)77) == NULL);
+    CHECK(mload_cast_set_simd(MLOAD_SIMD_PORTABLE) == MLOAD_SIMD_PORTABLE);
+    CHECK(mload_cast_simd() == MLOAD_SIMD_PORTABLE);
+    CHECK(mload_cast_set_simd((mload_simd)77) == best); /* capped by what the CPU offers */
+    CHECK(mload_cast_simd() == best);
+    for (l = MLOAD_SIMD_PORTABLE; l <= best; l = (mload_simd)(l + 1)) CHECK(mload_cast_set_simd(l) == l);
+    mload_cast_set_simd(best);
+}
+
+/* Every F32 bit pattern, narrowed to F16, BF16, F8_E4M3 and F8_E5M2 in both
+   overflow modes, gives the same bytes at every level the CPU offers as in
+   the portable C loops (which the tests above check against the reference).
+   Under sanitizers one block in 61 is checked. The sources and destinations
+   sit one byte off alignment. */
+static void test_simd_levels_every_f32(void) {
+    static const mload_dtype dsts[] = {MLOAD_DTYPE_F16, MLOAD_DTYPE_BF16, MLOAD_DTYPE_F8_E4M3, MLOAD_DTYPE_F8_E5M2};
+    const size_t blk = (size_t)1 << 20;
+    mload_simd best = mload_cast_simd(), l;
+    unsigned char *in, *ref, *got;
+    uint64_t base, step = (uint64_t)blk * (CV_DIV > 1 ? 61u : 1u);
+    size_t k, i;
+    int mode;
+    if (best == MLOAD_SIMD_PORTABLE) { SKIP("this CPU or build offers only the portable kernels"); return; }
+    in = (unsigned char *)malloc(blk * 4 + 1);
+    ref = (unsigned char *)malloc(blk * 2 + 1);
+    got = (unsigned char *)malloc(blk * 2 + 1);
+    CHECK(in && ref && got);
+    for (l = (mload_simd)(MLOAD_SIMD_PORTABLE + 1); in && ref && got && l <= best; l = (mload_simd)(l + 1)) {
+        unsigned long long blocks = 0, bad = 0;
+        for (base = 0; base < ((uint64_t)1 << 32); base += step) {
+            for (i = 0; i < blk; ++i) {
+                uint32_t x = (uint32_t)(base + i);
+                memcpy(in + 1 + 4 * i, &x, 4);
+            }
+            for (k = 0; k < sizeof dsts / sizeof dsts[0]; ++k)
+                for (mode = 0; mode < (is_f8_dst(dsts[k]) ? 2 : 1); ++mode) {
+                    size_t bytes = blk * esize(dsts[k]);
+                    mload_cast_set_simd(MLOAD_SIMD_PORTABLE);
+                    mload_cast(ref + 1, dsts[k], in + 1, MLOAD_DTYPE_F32, blk, (mload_f8_overflow)mode, NULL);
+                    mload_cast_set_simd(l);
+                    mload_cast(got + 1, dsts[k], in + 1, MLOAD_DTYPE_F32, blk, (mload_f8_overflow)mode, NULL);
+                    if (memcmp(ref + 1, got + 1, bytes) != 0 && bad++ < CV_MAX_SHOWN) {
+                        for (i = 0; i < blk && !memcmp(ref + 1 + i * esize(dsts[k]), got + 1 + i * esize(dsts[k]), esize(dsts[k])); ++i) {}
+                        fprintf(stderr, "  %s: F32 0x%08llx -> %s (%s): differs from the portable loop\n", mload_simd_name(l),
+                                (unsigned long long)(base + i), mload_dtype_name(dsts[k]), mode ? "nonsat" : "sat");
+                    }
+                }
+            ++blocks;
+        }
+        CHECK(bad == 0);
+        fprintf(stderr, "  %s: %llu blocks of 2^20 F32 patterns agree with the portable loops\n", mload_simd_name(l), blocks);
+    }
+    mload_cast_set_simd(best);
+    free(in);
+    free(ref);
+    free(got);
+}
+
+/* the streaming stores of large outputs: an unaligned destination (head,
+   aligned body, tail) gives the portable loop's bytes and touches nothing
+   beyond the output */
+static void test_simd_large_outputs(void) {
+    const size_t n = ((size_t)16 << 20) + 37;
+    mload_simd best = mload_cast_simd(), l;
+    unsigned char *in = (unsigned char *)malloc(n * 4), *ref = (unsigned char *)malloc(n + 64), *got = (unsigned char *)malloc(n + 64);
+    size_t i;
+    int mode;
+    if (!in || !ref || !got) { CHECK(0); free(in); free(ref); free(got); return; }
+    rng_seed(0x5EED0006);
+    for (i = 0; i < n; ++i) {
+        uint32_t x = rnd32();
+        memcpy(in + 4 * i, &x, 4);
+    }
+    for (l = MLOAD_SIMD_PORTABLE; l <= best; l = (mload_simd)(l + 1))
+        for (mode = 0; mode < 2; ++mode) {
+            mload_cast_set_simd(MLOAD_SIMD_PORTABLE);
+            memset(ref, 0xA5, n + 64);
+            CHECK_RES(mload_cast(ref + 3, MLOAD_DTYPE_F8_E4M3, in, MLOAD_DTYPE_F32, n, (mload_f8_overflow)mode, NULL), MLOAD_OK);
+            mload_cast_set_simd(l);
+            memset(got, 0xA5, n + 64);
+            CHECK_RES(mload_cast(got + 3, MLOAD_DTYPE_F8_E4M3, in, MLOAD_DTYPE_F32, n, (mload_f8_overflow)mode, NULL), MLOAD_OK);
+            CHECK(memcmp(ref, got, n + 64) == 0);
+            CHECK(got[0] == 0xA5 && got[2] == 0xA5 && got[n + 3] == 0xA5 && got[n + 63] == 0xA5);
+        }
+    mload_cast_set_simd(best);
+    free(in);
+    free(ref);
+    free(got);
+}
+
 void area_cast(void) {
-    RUN(test_convert_known_answers);
-    RUN(test_convert_small_float_sources_exhaustive);
-    RUN(test_convert_f32_edges);
-    RUN(test_convert_f32_random_bits);
-    RUN(test_convert_f32_random_in_range);
-    RUN(test_convert_f32_f64_other_dsts);
-    RUN(test_convert_f64_narrowing);
-    RUN(test_convert_roundtrips);
-    RUN(test_convert_int_small_exhaustive);
-    RUN(test_convert_int_wide);
-    RUN(test_convert_float_to_int_rules);
-    RUN(test_convert_bool);
-    RUN(test_convert_pair_matrix);
-    RUN(test_convert_invalid_args);
-    RUN(test_convert_identity_copies);
-    RUN(test_convert_unaligned);
-    RUN(test_convert_lengths);
-    RUN(test_cast_independent_of_fp_env);
+    /* the whole area once per kernel level the CPU offers */
+    mload_simd best = mload_cast_simd(), l;
+    for (l = MLOAD_SIMD_PORTABLE; l <= best; l = (mload_simd)(l + 1)) {
+        mload_cast_set_simd(l);
+        fprintf(stderr, "  cast kernels: %s (of %s)\n", mload_simd_name(l), mload_simd_name(best));
+        RUN(test_convert_known_answers);
+        RUN(test_convert_small_float_sources_exhaustive);
+        RUN(test_convert_f32_edges);
+        RUN(test_convert_f32_random_bits);
+        RUN(test_convert_f32_random_in_range);
+        RUN(test_convert_f32_f64_other_dsts);
+        RUN(test_convert_f64_narrowing);
+        RUN(test_convert_roundtrips);
+        RUN(test_convert_int_small_exhaustive);
+        RUN(test_convert_int_wide);
+        RUN(test_convert_float_to_int_rules);
+        RUN(test_convert_bool);
+        RUN(test_convert_pair_matrix);
+        RUN(test_convert_invalid_args);
+        RUN(test_convert_identity_copies);
+        RUN(test_convert_unaligned);
+        RUN(test_convert_lengths);
+        RUN(test_cast_independent_of_fp_env);
+    }
+    mload_cast_set_simd(best);
+    RUN(test_simd_levels_api);
+    RUN(test_simd_levels_every_f32);
+    RUN(test_simd_large_outputs);
 }
