@@ -631,6 +631,15 @@ typedef enum mload_dup_policy {
     MLOAD_DUP_LAST_WINS = 1 /* the later file's tensor wins (what the Python loader does) */
 } mload_dup_policy;
 
+/* Where a read that casts (as != the stored dtype) takes the stored bytes from. */
+typedef enum mload_cast_read {
+    MLOAD_CAST_READ_COPY = 0, /* default: read_at in pieces of 1 MiB into scratch, each cast while in cache */
+    MLOAD_CAST_READ_VIEW = 1  /* cast straight from a view of the stored bytes where the source offers one
+                                 (mmap for files, the buffer itself for memory): no copy, about a third
+                                 faster on a warm file; a file truncated meanwhile raises SIGBUS (see
+                                 mload_view_open). Sources without views, and refused views, copy. */
+} mload_cast_read;
+
 typedef struct mload_map_desc {
     /* each path is a .safetensors file, a folder (through its index when it
        holds exactly one *.safetensors.index.json, else every *.safetensors
@@ -656,6 +665,7 @@ typedef struct mload_map_desc {
        match, `converter` applies. Needs module 9 (else Unsupported). */
     const struct mload_model_entry *models;
     uint64_t model_count;
+    mload_cast_read cast_read;      /* where reads that cast take the stored bytes from */
 } mload_map_desc;
 
 /* Opens every file (headers only) and builds the name space. Index checks:
@@ -2531,11 +2541,14 @@ MODELLOAD_API mload_result mload_cast(void *dst, mload_dtype dst_t, const void *
    reads all go through it. */
 typedef mload_result (*mload__raw_fn)(const void *ctx, uint64_t off, void *dst, uint64_t size);
 
+#define MLOAD__CAST_STEP (1u << 20) /* source bytes per read: stays in a core's cache until cast (measured: 0.5-2 MiB best) */
+
 static mload_result mload__read_cast(mload__raw_fn raw, const void *ctx, uint64_t off, mload_dtype st, uint64_t count,
                                      mload_dtype dt, unsigned char *dst, unsigned char *scratch, size_t scratch_size,
                                      uint32_t f8) {
     uint64_t sb = mload_dtype_bits(st), db = mload_dtype_bits(dt), per;
     if (st == dt) return raw(ctx, off, dst, count * sb / 8u);
+    if (scratch_size > MLOAD__CAST_STEP) scratch_size = MLOAD__CAST_STEP;
     per = scratch_size / (sb / 8u); /* dtypes that cast are whole bytes */
     while (count) {
         uint64_t n = count < per ? count : per;
@@ -4125,6 +4138,7 @@ typedef struct mload__reader {
     mload_file *const *files;
     const mload_allocator *alloc;
     uint32_t f8;
+    int views; /* casts read from source views (MLOAD_CAST_READ_VIEW) */
     unsigned char *scratch;
     size_t scratch_size;
     mload_error *err;
@@ -4156,6 +4170,16 @@ static mload_result mload__stored_pread(const void *ctx, uint64_t byte_off, void
 static mload_result mload__read_stored(const mload__reader *rd, const mload_tensor *t, uint64_t first, uint64_t count,
                                        mload_dtype as, unsigned char *dst, unsigned char *scratch, size_t scratch_size) {
     mload__pread_ctx c;
+    const mload_source *src = &rd->files[t->file_index]->src;
+    if (rd->views && as != t->dtype && src->view) { /* cast straight from the stored bytes */
+        uint64_t eb = mload_dtype_bits(t->dtype) / 8u;
+        mload_view v;
+        if (src->view(src->user, t->offset + first * eb, count * eb, &v) == MLOAD_OK) {
+            mload__cast(dst, as, MLOAD__CAST(const unsigned char *, v.data), t->dtype, count, rd->f8);
+            if (v.release) v.release(&v);
+            return MLOAD_OK;
+        } /* refused: read a copy */
+    }
     c.f = rd->files[t->file_index];
     c.t = t;
     c.err = rd->err;
@@ -5315,6 +5339,7 @@ struct mload_map {
     uint64_t data_size, declared; /* declared: the index.json total_size sum, when has_declared */
     int has_declared;
     uint32_t threads, f8_overflow, dup_policy;
+    int cast_views; /* desc.cast_read == MLOAD_CAST_READ_VIEW */
     uint64_t model;        /* the matched models entry, or UINT64_MAX */
 };
 
@@ -5804,11 +5829,12 @@ MODELLOAD_API mload_result mload_map_open(const mload_map_desc *desc, mload_map 
     if (out) *out = NULL;
     if (!desc || !out || (desc->path_count && !desc->paths) || (desc->source_count && !desc->sources) ||
         !mload__allocator_ok(&desc->allocator) || desc->path_count + (uint64_t)desc->source_count == 0 ||
-        MLOAD__CAST(uint32_t, desc->duplicates) > MLOAD_DUP_LAST_WINS || MLOAD__CAST(uint32_t, desc->f8_overflow) > 1u) {
+        MLOAD__CAST(uint32_t, desc->duplicates) > MLOAD_DUP_LAST_WINS || MLOAD__CAST(uint32_t, desc->f8_overflow) > 1u ||
+        MLOAD__CAST(uint32_t, desc->cast_read) > MLOAD_CAST_READ_VIEW) {
         if (desc && desc->sources)
             for (i = 0; i < desc->source_count; ++i) { mload_source s = desc->sources[i]; mload_source_close(&s); }
         return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0,
-                           "map: give at least one path or source, valid duplicates policy and allocator");
+                           "map: give at least one path or source, a valid duplicates policy, f8_overflow, cast_read and allocator");
     }
     m = MLOAD__CAST(mload_map *, mload__malloc(&desc->allocator, sizeof(mload_map), sizeof(void *)));
     if (!m) {
@@ -5819,6 +5845,7 @@ MODELLOAD_API mload_result mload_map_open(const mload_map_desc *desc, mload_map 
     m->alloc = desc->allocator;
     m->dup_policy = MLOAD__CAST(uint32_t, desc->duplicates);
     m->f8_overflow = MLOAD__CAST(uint32_t, desc->f8_overflow);
+    m->cast_views = desc->cast_read == MLOAD_CAST_READ_VIEW;
     m->threads = desc->threads;
     for (i = 0; i < desc->path_count && r == MLOAD_OK; ++i) {
         if (!desc->paths[i]) r = mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "NULL path");
@@ -5945,6 +5972,7 @@ static mload__reader mload__map_reader(const mload_map *m, unsigned char *scratc
     rd.files = m->files;
     rd.alloc = &m->alloc;
     rd.f8 = m->f8_overflow;
+    rd.views = m->cast_views;
     rd.scratch = scratch;
     rd.scratch_size = scratch_size;
     rd.err = err;
@@ -5974,7 +6002,7 @@ MODELLOAD_API int mload_map_is_direct(const mload_map *m, const mload_tensor *t)
     return t->file_index != UINT32_MAX;
 }
 
-#define MLOAD__SCRATCH (256u * 1024u)
+#define MLOAD__SCRATCH MLOAD__CAST_STEP
 
 MODELLOAD_API mload_result mload_map_read_range(const mload_map *m, const mload_tensor *t, uint64_t first, uint64_t count,
                                                 mload_dtype as, void *dst, uint64_t dst_size, mload_error *err) {

@@ -1348,6 +1348,81 @@ static void test_source_capabilities(void) {
     free(got);
 }
 
+/* MLOAD_CAST_READ_VIEW: reads that cast give the bytes of the default copy
+   path, from a file (mmap), a memory buffer and a user source (whose views
+   are all released), whole and in ranges; a source without views copies;
+   a cast_read beyond the enum is refused */
+static void test_map_cast_read_views(void) {
+    static const mload_dtype as[] = {MLOAD_DTYPE_BF16, MLOAD_DTYPE_F16, MLOAD_DTYPE_F8_E4M3, MLOAD_DTYPE_F64, MLOAD_DTYPE_I32};
+    const char *names[] = {"a", "b"};
+    unsigned rows[] = {5000, 7};
+    tbuf f = f32_file(names, rows, 2, 0.25f);
+    unsigned char *want = (unsigned char *)malloc(15000 * 8), *got = (unsigned char *)malloc(15000 * 8);
+    const char *path;
+    mload_map *copy = NULL, *view = NULL, *mem = NULL, *user = NULL;
+    mload_map_desc d;
+    mload_source s;
+    cap_src c;
+    mload_error e;
+    size_t k, j;
+    put_file("castviews.safetensors", &f);
+    path = tpath("castviews.safetensors");
+    CHECK_RES(open_one(path, &copy, &e), MLOAD_OK);
+    memset(&d, 0, sizeof d);
+    d.paths = &path;
+    d.path_count = 1;
+    d.cast_read = (mload_cast_read)2;
+    CHECK_RES(mload_map_open(&d, &view, &e), MLOAD_ERR_INVALID_ARGUMENT);
+    d.cast_read = MLOAD_CAST_READ_VIEW;
+    CHECK_RES(mload_map_open(&d, &view, &e), MLOAD_OK);
+    CHECK_RES(mload_source_open_memory(f.p, f.n, NULL, &s, &e), MLOAD_OK);
+    d.paths = NULL;
+    d.path_count = 0;
+    d.sources = &s;
+    d.source_count = 1;
+    CHECK_RES(mload_map_open(&d, &mem, &e), MLOAD_OK);
+    memset(&c, 0, sizeof c);
+    c.data = f.p;
+    c.size = f.n;
+    memset(&s, 0, sizeof s);
+    s.read_at = cap_read;
+    s.size = cap_size;
+    s.view = cap_view;
+    s.user = &c;
+    CHECK_RES(mload_map_open(&d, &user, &e), MLOAD_OK);
+    for (k = 0; copy && view && mem && user && want && got && k < sizeof as / sizeof as[0]; ++k) {
+        mload_map *ms[3];
+        const mload_tensor *t = mload_map_find(copy, "a");
+        uint64_t eb = mload_dtype_bits(as[k]) / 8u;
+        ms[0] = view;
+        ms[1] = mem;
+        ms[2] = user;
+        CHECK_RES(mload_map_read(copy, t, as[k], want, 15000 * eb, &e), MLOAD_OK);
+        for (j = 0; j < 3; ++j) {
+            const mload_tensor *u = mload_map_find(ms[j], "a");
+            memset(got, 0xEE, 15000 * 8);
+            CHECK_RES(mload_map_read(ms[j], u, as[k], got, 15000 * eb, &e), MLOAD_OK);
+            CHECK(memcmp(want, got, 15000 * eb) == 0);
+            memset(got, 0xEE, 15000 * 8);
+            CHECK_RES(mload_map_read_range(ms[j], u, 7, 1001, as[k], got, 1001 * eb, &e), MLOAD_OK);
+            CHECK(memcmp(want + 7 * eb, got, 1001 * eb) == 0 && got[1001 * eb] == 0xEE);
+        }
+    }
+    CHECK(c.views == 10 && c.releases == 10); /* two casting reads per dtype, each through one released view */
+    {   /* the same tensor as stored: no view needed, read_at into dst */
+        int before = c.views;
+        if (user) CHECK_RES(mload_map_read(user, mload_map_find(user, "b"), MLOAD_DTYPE_INVALID, got, 84, &e), MLOAD_OK);
+        CHECK(c.views == before);
+    }
+    mload_map_close(copy);
+    mload_map_close(view);
+    mload_map_close(mem);
+    mload_map_close(user);
+    free(want);
+    free(got);
+    tbuf_free(&f);
+}
+
 /* A shard replaced by a FIFO after open: the O_DIRECT re-open of its path
    must not block (it did: the load hung), and the load reads the file the
    map opened. An alarm turns a hang into a failure. */
@@ -1914,6 +1989,7 @@ void area_map(void) {
     RUN(test_map_bulk);
     RUN(test_map_bind);
     RUN(test_source_capabilities);
+    RUN(test_map_cast_read_views);
     RUN(test_map_direct_fifo);
     RUN(test_map_folder_bad_entry);
     RUN(test_map_messages);
