@@ -6142,23 +6142,45 @@ typedef struct mload__job {
 
 static uint64_t mload__item_count(const mload_load_item *it) { return it->count ? it->count : it->tensor->numel - it->first; }
 
-/* O_DIRECT reads go through the source's read_direct capability into an
-   aligned bounce buffer (ctx: mload__direct_ctx); offsets are the file's. */
+/* O_DIRECT reads go through the source's read_direct capability
+   (ctx: mload__direct_ctx); offsets are the file's. Where the destination
+   and the file offset are aligned alike (address = offset modulo
+   MLOAD_DIRECT_ALIGN), the aligned middle is read straight into the
+   destination and only the unaligned head and tail pass through the bounce
+   buffer; elsewhere everything does, a bounce buffer at a time. */
 typedef struct mload__direct_ctx { const mload_source *src; unsigned char *bounce; size_t bounce_size; } mload__direct_ctx;
+
+/* the bounce buffer of one bulk-load thread (MLOAD_IO_DIRECT) */
+#define MLOAD__BOUNCE ((256u << 10) + 2u * MLOAD_DIRECT_ALIGN)
 
 static mload_result mload__direct_raw(const void *ctx, uint64_t off, void *dst, uint64_t size) {
     const mload__direct_ctx *c = MLOAD__CAST(const mload__direct_ctx *, ctx);
     unsigned char *d = MLOAD__CAST(unsigned char *, dst);
     while (size) {
-        uint64_t a0 = off - off % MLOAD_DIRECT_ALIGN, lead = off - a0, take;
+        uint64_t a0 = off - off % MLOAD_DIRECT_ALIGN, lead = off - a0, take, limit = size;
         uint64_t alen = (lead + size + MLOAD_DIRECT_ALIGN - 1) / MLOAD_DIRECT_ALIGN * MLOAD_DIRECT_ALIGN;
         size_t got = 0;
         mload_result r;
+        if (MLOAD__PCAST(uintptr_t, d) % MLOAD_DIRECT_ALIGN == lead) { /* aligned alike */
+            if (lead == 0 && size >= MLOAD_DIRECT_ALIGN) { /* the middle, into the destination */
+                uint64_t len = size - size % MLOAD_DIRECT_ALIGN;
+                if (len > (MLOAD__CAST(uint64_t, 1) << 30)) len = MLOAD__CAST(uint64_t, 1) << 30;
+                r = c->src->read_direct(c->src->user, off, d, MLOAD__CAST(size_t, len), &got);
+                if (r != MLOAD_OK) return r;
+                if (got == 0) return MLOAD_ERR_IO;
+                take = got < size ? got : size;
+                d += take;
+                off += take;
+                size -= take;
+                continue;
+            }
+            if (lead && size > MLOAD_DIRECT_ALIGN - lead) limit = MLOAD_DIRECT_ALIGN - lead; /* the head only */
+        }
         if (alen > c->bounce_size) alen = c->bounce_size;
         r = c->src->read_direct(c->src->user, a0, c->bounce, MLOAD__CAST(size_t, alen), &got);
         if (r != MLOAD_OK) return r;
         if (got <= lead) return MLOAD_ERR_IO;
-        take = got - lead < size ? got - lead : size;
+        take = got - lead < limit ? got - lead : limit;
         memcpy(d, c->bounce + lead, MLOAD__CAST(size_t, take));
         d += take;
         off += take;
@@ -6299,8 +6321,7 @@ static mload__bulk_thread *mload__bulk_alloc(const mload_allocator *a, mload__jo
         w[i].scratch = MLOAD__CAST(unsigned char *, mload__malloc(a, scratch_size, 64));
         if (!w[i].scratch) break;
         if (j->io == MLOAD_IO_DIRECT) {
-            w[i].bounce_size = MLOAD__CAST(size_t, (j->chunk_bytes < (64u << 20) ? j->chunk_bytes : (64u << 20)) + 2u * MLOAD_DIRECT_ALIGN);
-            w[i].bounce_size -= w[i].bounce_size % MLOAD_DIRECT_ALIGN;
+            w[i].bounce_size = MLOAD__BOUNCE;
             w[i].bounce = MLOAD__CAST(unsigned char *, mload__malloc(a, w[i].bounce_size, MLOAD_DIRECT_ALIGN));
             if (!w[i].bounce) break;
         }

@@ -1248,6 +1248,8 @@ typedef struct cap_src {
     const unsigned char *data;
     uint64_t size;
     int views, releases, direct_calls, refuse_direct;
+    const unsigned char *caller_lo, *caller_hi; /* direct reads landing in [lo, hi) are counted in caller_reads */
+    int caller_reads;
 } cap_src;
 
 static mload_result cap_read(void *u, uint64_t off, void *dst, size_t n) {
@@ -1272,6 +1274,7 @@ static mload_result cap_direct(void *u, uint64_t off, void *dst, size_t n, size_
     __atomic_fetch_add(&c->direct_calls, 1, __ATOMIC_RELAXED); /* bulk loads call from several threads */
     if (off % MLOAD_DIRECT_ALIGN || n % MLOAD_DIRECT_ALIGN || (uintptr_t)dst % MLOAD_DIRECT_ALIGN) return MLOAD_ERR_IO;
     if (c->refuse_direct) return MLOAD_ERR_UNSUPPORTED;
+    if ((const unsigned char *)dst >= c->caller_lo && (const unsigned char *)dst < c->caller_hi) c->caller_reads++;
     *got = off >= c->size ? 0 : (c->size - off < n ? (size_t)(c->size - off) : n);
     memcpy(dst, c->data + off, *got);
     return MLOAD_OK;
@@ -1346,6 +1349,74 @@ static void test_source_capabilities(void) {
     tbuf_free(&img);
     free(vals);
     free(got);
+}
+
+/* MLOAD_IO_DIRECT into a caller buffer aligned like the file: the middle
+   is read straight into it (the bounce buffer takes only the head and
+   tail); a buffer aligned otherwise goes through the bounce buffer; both
+   give the stored bytes, whatever the chunk size */
+static void test_map_direct_into_caller(void) {
+    char hdr[4089];
+    const size_t n = 300000; /* F32 elements: 1.2 MB, several bounce buffers */
+    unsigned char *data = (unsigned char *)malloc(100 + n * 4), *buf = (unsigned char *)aligned_alloc(4096, n * 4 + 8192);
+    size_t k;
+    int len, pass;
+    tbuf img = {0, 0, 0};
+    if (!data || !buf) { CHECK(0); free(data); free(buf); return; }
+    for (k = 0; k < 100 + n * 4; ++k) data[k] = (unsigned char)(k * 7 + (k >> 9));
+    /* the data starts at file offset 4096: "a" at 4196, 100 past a boundary */
+    len = snprintf(hdr, sizeof hdr, "{\"pre\":{\"dtype\":\"U8\",\"shape\":[100],\"data_offsets\":[0,100]},"
+                                    "\"a\":{\"dtype\":\"F32\",\"shape\":[%zu],\"data_offsets\":[100,%zu]}}", n, 100 + n * 4);
+    memset(hdr + len, ' ', sizeof hdr - 1 - (size_t)len);
+    hdr[sizeof hdr - 1] = 0;
+    img = make_st_n(hdr, 4088, 100 + n * 4, data);
+    for (pass = 0; pass < 4; ++pass) { /* buffer offset 100 (alike) or 0 (not); chunks of 8 MiB or 5000 bytes */
+        cap_src c;
+        mload_source s;
+        mload_map_desc d;
+        mload_map *m = NULL;
+        mload_error e;
+        mload_load_item it;
+        mload_load_opts o;
+        unsigned char *dst = buf + (pass < 2 ? 100 : 4096);
+        memset(&c, 0, sizeof c);
+        c.data = img.p;
+        c.size = img.n;
+        c.caller_lo = buf;
+        c.caller_hi = buf + n * 4 + 8192;
+        memset(&s, 0, sizeof s);
+        s.read_at = cap_read;
+        s.size = cap_size;
+        s.read_direct = cap_direct;
+        s.user = &c;
+        memset(&d, 0, sizeof d);
+        d.sources = &s;
+        d.source_count = 1;
+        CHECK_RES(mload_map_open(&d, &m, &e), MLOAD_OK);
+        if (!m) continue;
+        CHECK_EQ_U64(mload_map_find(m, "a")->offset, 4196);
+        memset(buf, 0xEE, n * 4 + 8192);
+        memset(&it, 0, sizeof it);
+        it.tensor = mload_map_find(m, "a");
+        it.dst = dst;
+        it.dst_size = n * 4;
+        memset(&o, 0, sizeof o);
+        o.io = MLOAD_IO_DIRECT;
+        o.threads = 1;
+        o.chunk_bytes = pass % 2 ? 5000 : 0;
+        CHECK_RES(mload_map_load(m, &it, 1, &o, &e), MLOAD_OK);
+        CHECK(memcmp(dst, data + 100, n * 4) == 0);
+        CHECK(dst[-1] == 0xEE && dst[n * 4] == 0xEE);
+        if (pass == 0) CHECK(c.caller_reads == 1);      /* one read of the whole middle */
+        if (pass == 1) CHECK(c.caller_reads >= 40);     /* the chunks of 5000 bytes holding a whole block */
+        if (pass >= 2) CHECK(c.caller_reads == 0);      /* aligned otherwise: all bounced */
+        if (pass == 0) CHECK(c.direct_calls == 3);      /* head and tail through the bounce buffer */
+        if (pass == 2) CHECK(c.direct_calls >= 5);      /* 1.2 MB through a 256 KiB bounce buffer */
+        mload_map_close(m);
+    }
+    tbuf_free(&img);
+    free(data);
+    free(buf);
 }
 
 /* MLOAD_CAST_READ_VIEW: reads that cast give the bytes of the default copy
@@ -1990,6 +2061,7 @@ void area_map(void) {
     RUN(test_map_bind);
     RUN(test_source_capabilities);
     RUN(test_map_cast_read_views);
+    RUN(test_map_direct_into_caller);
     RUN(test_map_direct_fifo);
     RUN(test_map_folder_bad_entry);
     RUN(test_map_messages);
