@@ -4,6 +4,7 @@
 #   make demo     stream a model 4x the device budget through the offload manager
 #   make examples build the short examples (examples/*.c) into build/examples/
 #   make bench    benchmarks (tests/bench/), ratios against baselines measured in the same run
+#                 (bench_inspect.sh: the inspector's listing against cat)
 #   make fuzz     libFuzzer on the parser for FUZZ_SECONDS (default 60); needs clang
 CC      ?= cc
 CFLAGS  ?= -O2
@@ -58,10 +59,11 @@ $(BUILD)/bench_offload: tests/bench/bench_offload.c modelload.h
 	@mkdir -p $(BUILD)
 	$(CC) -std=c99 -O2 $(STRICT) -I. $< -o $@ -pthread
 
-bench: $(BUILD)/bench_parse $(BUILD)/bench_load $(BUILD)/bench_offload
+bench: $(BUILD)/bench_parse $(BUILD)/bench_load $(BUILD)/bench_offload mload-inspect
 	./$(BUILD)/bench_parse
 	MLOAD_BENCH_MB=$(MLOAD_BENCH_MB) ./$(BUILD)/bench_load
 	./$(BUILD)/bench_offload
+	bash tests/bench/bench_inspect.sh ./mload-inspect
 
 $(BUILD)/fuzz_parse: tests/fuzz_parse.c modelload.h
 	@mkdir -p $(BUILD)
