@@ -385,7 +385,8 @@ MODELLOAD_API int mload_cast_supported(mload_dtype dst_t, mload_dtype src_t);
    differ in speed only. */
 typedef enum mload_simd {
     MLOAD_SIMD_PORTABLE = 0, /* C loops (the compiler may vectorise them) */
-    MLOAD_SIMD_AVX2 = 1      /* x86-64 with AVX2, F16C and FMA */
+    MLOAD_SIMD_AVX2 = 1,     /* x86-64 with AVX2, F16C and FMA */
+    MLOAD_SIMD_AVX512 = 2    /* ... and AVX-512 F, BW and VL */
 } mload_simd;
 /* The level in use: the best this CPU and build offer (MLOAD_SIMD_PORTABLE
    off x86-64, with MODELLOAD_NO_SIMD, MSVC), or less after mload_cast_set_simd. */
@@ -394,7 +395,7 @@ MODELLOAD_API mload_simd mload_cast_simd(void);
    levels this way) and returns the level now in use: the lower of `limit`
    and the best one. Thread-safe; a cast already running finishes at its level. */
 MODELLOAD_API mload_simd mload_cast_set_simd(mload_simd limit);
-/* "portable", "avx2"; NULL for other values. Static. */
+/* "portable", "avx2", "avx512"; NULL for other values. Static. */
 MODELLOAD_API const char *mload_simd_name(mload_simd s);
 
 /* ==========================================================================
@@ -2036,7 +2037,11 @@ static int mload__simd_cpu(void) {
     if ((c & (1u << 27)) && (c & (1u << 28)) && (c & (1u << 29)) && (c & (1u << 12))) {
         __asm__ __volatile__("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0u)); /* the registers the OS saves */
         (void)hi;
-        if ((lo & 6u) == 6u && __get_cpuid_count(7, 0, &a, &b, &c, &d) && (b & (1u << 5))) level = MLOAD_SIMD_AVX2;
+        if ((lo & 6u) == 6u && __get_cpuid_count(7, 0, &a, &b, &c, &d) && (b & (1u << 5))) {
+            level = MLOAD_SIMD_AVX2;
+            /* AVX512F (16), AVX512BW (30), AVX512VL (31), and the OS saving opmask and ZMM state */
+            if ((b & (1u << 16)) && (b & (1u << 30)) && (b & (1u << 31)) && (lo & 0xE6u) == 0xE6u) level = MLOAD_SIMD_AVX512;
+        }
     }
     return level;
 }
@@ -2079,9 +2084,12 @@ MLOAD__AVX2 static MLOAD__INLINE __m256i mload__avx2_h2f(__m128i h) {
     return _mm256_xor_si256(f, _mm256_and_si256(nan, q));
 }
 
-/* 8 F32 -> F16 codes, ties to even; NaN -> 0x7E00 with the sign */
+/* 8 F32 -> F16 codes, ties to even, as the instruction gives them */
+MLOAD__AVX2 static MLOAD__INLINE __m128i mload__avx2_f2h_raw(__m256i f) { return _mm256_cvtps_ph(_mm256_castsi256_ps(f), 0); }
+
+/* ... with the C loop's NaN: 0x7E00 with the sign */
 MLOAD__AVX2 static MLOAD__INLINE __m128i mload__avx2_f2h(__m256i f) {
-    __m128i h = _mm256_cvtps_ph(_mm256_castsi256_ps(f), 0);
+    __m128i h = mload__avx2_f2h_raw(f);
     __m128i nan = _mm_cmpgt_epi16(_mm_and_si128(h, _mm_set1_epi16(0x7FFF)), _mm_set1_epi16(0x7C00));
     __m128i q = _mm_or_si128(_mm_and_si128(h, _mm_set1_epi16(MLOAD__CAST(short, 0x8000))), _mm_set1_epi16(0x7E00));
     return _mm_blendv_epi8(h, q, nan);
@@ -2257,6 +2265,149 @@ MLOAD__AVX2 static size_t mload__avx2_from_f8(unsigned char *d, mload_dtype dt, 
     }
     return i;
 }
+
+/* ---- the same kernels 16 lanes wide (AVX-512 F, BW, VL): masks instead of
+   blends, narrowing moves instead of packs ---- */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push /* GCC 12's AVX-512 intrinsics warn in C++ of their own undefined start values (its bug 105593) */
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+#define MLOAD__AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,f16c,fma")))
+
+MLOAD__AVX512 static MLOAD__INLINE __m512i mload__q32(uint32_t v) { return _mm512_set1_epi32(MLOAD__CAST(int, v)); }
+MLOAD__AVX512 static MLOAD__INLINE __mmask16 mload__qgt(__m512i a, uint32_t v) { return _mm512_cmpgt_epi32_mask(a, mload__q32(v)); }
+
+MLOAD__AVX512 static MLOAD__INLINE __m512i mload__avx512_h2f(__m256i h) {
+    __m512i x = _mm512_cvtepu16_epi32(h), f = _mm512_castps_si512(_mm512_cvtph_ps(h));
+    __m512i q = _mm512_andnot_si512(_mm512_slli_epi32(x, 13), mload__q32(0x400000u));
+    return _mm512_mask_xor_epi32(f, mload__qgt(_mm512_and_si512(x, mload__q32(0x7FFFu)), 0x7C00u), f, q);
+}
+
+MLOAD__AVX512 static MLOAD__INLINE __m256i mload__avx512_f2h(__m512i f) {
+    /* two 8-lane conversions: GCC's 16-lane form is a macro that trips -Wsign-conversion without -O */
+    __m256i h = _mm256_inserti128_si256(_mm256_castsi128_si256(mload__avx2_f2h_raw(_mm512_castsi512_si256(f))),
+                                        mload__avx2_f2h_raw(_mm512_extracti64x4_epi64(f, 1)), 1);
+    __mmask16 nan = _mm256_cmpgt_epi16_mask(_mm256_and_si256(h, _mm256_set1_epi16(0x7FFF)), _mm256_set1_epi16(0x7C00));
+    __m256i q = _mm256_or_si256(_mm256_and_si256(h, _mm256_set1_epi16(MLOAD__CAST(short, 0x8000))), _mm256_set1_epi16(0x7E00));
+    return _mm256_mask_mov_epi16(h, nan, q);
+}
+
+MLOAD__AVX512 static MLOAD__INLINE __m512i mload__avx512_e4m3f(__m128i b) {
+    __m256i w = _mm256_cvtepu8_epi16(b);
+    __m256i h = _mm256_or_si256(_mm256_and_si256(_mm256_slli_epi16(w, 7), _mm256_set1_epi16(0x3F80)),
+                                _mm256_and_si256(_mm256_slli_epi16(w, 8), _mm256_set1_epi16(MLOAD__CAST(short, 0x8000))));
+    __m512i f = _mm512_castps_si512(_mm512_mul_ps(_mm512_cvtph_ps(h), _mm512_set1_ps(256.0f)));
+    __mmask16 nan = _mm512_cmpeq_epi32_mask(_mm512_and_si512(f, mload__q32(0x7FFFFFFFu)), mload__q32(0x43F00000u));
+    return _mm512_mask_mov_epi32(f, nan, _mm512_or_si512(_mm512_and_si512(f, mload__q32(0x80000000u)), mload__q32(0x7FC00000u)));
+}
+
+/* 32 F8_E4M3 codes -> 16-bit codes (mload__avx2_e4m3_16; the subnormal
+   table indexed by vpermw) */
+MLOAD__AVX512 static MLOAD__INLINE __m512i mload__avx512_e4m3_16(__m256i b, int shift, short rebias, __m512i table, short nan) {
+    __m512i w = _mm512_cvtepu8_epi16(b), em = _mm512_and_si512(w, _mm512_set1_epi16(0x7F));
+    __m512i sign = _mm512_slli_epi16(_mm512_and_si512(w, _mm512_set1_epi16(0x80)), 8);
+    __m512i r = _mm512_add_epi16(_mm512_sll_epi16(em, _mm_cvtsi32_si128(shift)), _mm512_set1_epi16(rebias));
+    r = _mm512_mask_mov_epi16(r, _mm512_cmplt_epu16_mask(em, _mm512_set1_epi16(8)), _mm512_permutexvar_epi16(em, table));
+    r = _mm512_mask_mov_epi16(r, _mm512_cmpeq_epi16_mask(em, _mm512_set1_epi16(0x7F)), _mm512_set1_epi16(nan));
+    return _mm512_or_si512(r, sign);
+}
+
+MLOAD__AVX512 static MLOAD__INLINE __m512i mload__avx512_f2bf(__m512i f) {
+    __m512i hi = _mm512_srli_epi32(f, 16);
+    __m512i r = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(f, mload__q32(0x7FFFu)), _mm512_and_si512(hi, mload__q32(1u))), 16);
+    __m512i q = _mm512_or_si512(_mm512_and_si512(hi, mload__q32(0x8000u)), mload__q32(0x7FC0u));
+    return _mm512_mask_mov_epi32(r, mload__qgt(_mm512_and_si512(f, mload__q32(0x7FFFFFFFu)), 0x7F800000u), q);
+}
+
+/* 16 F32 -> 16 fp8 codes (mload__avx2_f2f8, with the sign) */
+MLOAD__AVX512 static MLOAD__INLINE __m128i mload__avx512_f2f8(__m512i f, const mload__f8k *k, int sat) {
+    __m512i a = _mm512_and_si512(f, mload__q32(0x7FFFFFFFu));
+    __m512i c = sat ? _mm512_min_epi32(a, mload__q32(k->sat_clamp)) : a;
+    __m512i odd = _mm512_and_si512(_mm512_srli_epi32(c, MLOAD__CAST(unsigned, k->shift)), mload__q32(1u));
+    __m512i norm = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(c, mload__q32(k->round)), odd), MLOAD__CAST(unsigned, k->shift));
+    __m512i sub = _mm512_sub_epi32(_mm512_castps_si512(_mm512_add_ps(_mm512_castsi512_ps(a), _mm512_set1_ps(k->sub_add))),
+                                   mload__q32(k->sub_bits));
+    __m512i r = _mm512_mask_mov_epi32(sub, mload__qgt(a, k->normal_min - 1u), norm);
+    if (!sat) r = _mm512_mask_mov_epi32(r, mload__qgt(a, k->ovf_at - 1u), mload__q32(k->ovf_code));
+    r = _mm512_mask_mov_epi32(r, mload__qgt(a, 0x7F800000u), mload__q32(k->nan_code));
+    r = _mm512_ternarylogic_epi32(r, _mm512_srli_epi32(f, 24), mload__q32(0x80u), 0xF8); /* r | (f >> 24 & 0x80) */
+    return _mm512_cvtepi32_epi8(r);
+}
+
+MLOAD__AVX512 static size_t mload__avx512_f32_to_f8(unsigned char *d, const unsigned char *s, size_t n, const mload__f8k *k,
+                                                   int sat, int nt) {
+    size_t i;
+    for (i = 0; i + 64 <= n; i += 64) {
+        const unsigned char *p = s + 4 * i;
+        __m512i r = _mm512_zextsi128_si512(mload__avx512_f2f8(_mm512_loadu_si512(p), k, sat));
+        r = _mm512_inserti32x4(r, mload__avx512_f2f8(_mm512_loadu_si512(p + 64), k, sat), 1);
+        r = _mm512_inserti32x4(r, mload__avx512_f2f8(_mm512_loadu_si512(p + 128), k, sat), 2);
+        r = _mm512_inserti32x4(r, mload__avx512_f2f8(_mm512_loadu_si512(p + 192), k, sat), 3);
+        if (nt) _mm512_stream_si512(MLOAD__PCAST(__m512i *, d + i), r);
+        else _mm512_storeu_si512(d + i, r);
+    }
+    if (nt) _mm_sfence();
+    return i;
+}
+
+MLOAD__AVX512 static size_t mload__avx512_from_f32(unsigned char *d, mload_dtype dt, const unsigned char *s, size_t n, uint32_t flags) {
+    size_t i = 0;
+    int sat = !(flags & MLOAD_F8_OVERFLOW_NONSAT);
+    switch (dt) {
+    case MLOAD_DTYPE_F16:
+        for (; i + 16 <= n; i += 16) MLOAD__STU256(d + 2 * i, mload__avx512_f2h(_mm512_loadu_si512(s + 4 * i)));
+        return i;
+    case MLOAD_DTYPE_BF16:
+        for (; i + 16 <= n; i += 16) MLOAD__STU256(d + 2 * i, _mm512_cvtepi32_epi16(mload__avx512_f2bf(_mm512_loadu_si512(s + 4 * i))));
+        return i;
+    case MLOAD_DTYPE_F8_E4M3:
+    case MLOAD_DTYPE_F8_E5M2: {
+        const mload__f8k *k = dt == MLOAD_DTYPE_F8_E4M3 ? &mload__f8k_e4m3 : &mload__f8k_e5m2;
+        int nt = n >= MLOAD__STREAM_BYTES;
+        if (nt) { /* the C loop up to a 64-byte boundary */
+            i = (64u - (MLOAD__PCAST(uintptr_t, d) & 63u)) & 63u;
+            mload__from_f32_c(d, dt, s, i, flags);
+        }
+        return i + (sat ? mload__avx512_f32_to_f8(d + i, s + 4 * i, n - i, k, 1, nt) : mload__avx512_f32_to_f8(d + i, s + 4 * i, n - i, k, 0, nt));
+    }
+    default: return 0;
+    }
+}
+
+MLOAD__AVX512 static size_t mload__avx512_to_f32(unsigned char *d, const unsigned char *s, mload_dtype st, size_t n) {
+    size_t i;
+    for (i = 0; i + 16 <= n; i += 16) {
+        __m256i h = MLOAD__LDU256(s + 2 * i);
+        _mm512_storeu_si512(d + 4 * i, st == MLOAD_DTYPE_BF16 ? _mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16) : mload__avx512_h2f(h));
+    }
+    return i;
+}
+
+MLOAD__AVX512 static size_t mload__avx512_from_f8(unsigned char *d, mload_dtype dt, const unsigned char *s, mload_dtype st, size_t n) {
+    size_t i;
+    int e5 = st == MLOAD_DTYPE_F8_E5M2;
+    if (e5 && dt == MLOAD_DTYPE_F16) return 0; /* a shift: the C loop is as fast */
+    if (!e5 && dt != MLOAD_DTYPE_F32) {
+        int bf = dt == MLOAD_DTYPE_BF16;
+        __m512i table = _mm512_zextsi128_si512(bf ? _mm_setr_epi16(0, 0x3B00, 0x3B80, 0x3BC0, 0x3C00, 0x3C20, 0x3C40, 0x3C60)
+                                                  : _mm_setr_epi16(0, 0x1800, 0x1C00, 0x1E00, 0x2000, 0x2100, 0x2200, 0x2300));
+        for (i = 0; i + 32 <= n; i += 32)
+            _mm512_storeu_si512(d + 2 * i, bf ? mload__avx512_e4m3_16(MLOAD__LDU256(s + i), 4, 0x3C00, table, 0x7FC0)
+                                              : mload__avx512_e4m3_16(MLOAD__LDU256(s + i), 7, 0x2000, table, 0x7E00));
+        return i;
+    }
+    for (i = 0; i + 16 <= n; i += 16) {
+        __m128i b = MLOAD__LDU128(s + i);
+        __m512i f = e5 ? mload__avx512_h2f(_mm256_slli_epi16(_mm256_cvtepu8_epi16(b), 8)) : mload__avx512_e4m3f(b);
+        if (dt == MLOAD_DTYPE_F32) _mm512_storeu_si512(d + 4 * i, f);
+        else if (dt == MLOAD_DTYPE_BF16) MLOAD__STU256(d + 2 * i, _mm512_cvtepi32_epi16(_mm512_srli_epi32(f, 16))); /* exact */
+        else MLOAD__STU256(d + 2 * i, mload__avx512_f2h(f)); /* F16, exact */
+    }
+    return i;
+}
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 #else
 static int mload__simd(void) { return MLOAD_SIMD_PORTABLE; }
 static int mload__simd_cap(int limit) { (void)limit; return MLOAD_SIMD_PORTABLE; }
@@ -2270,6 +2421,7 @@ MODELLOAD_API const char *mload_simd_name(mload_simd s) {
     switch (s) {
     case MLOAD_SIMD_PORTABLE: return "portable";
     case MLOAD_SIMD_AVX2: return "avx2";
+    case MLOAD_SIMD_AVX512: return "avx512";
     default: return NULL;
     }
 }
@@ -2278,21 +2430,27 @@ MODELLOAD_API const char *mload_simd_name(mload_simd s) {
 static void mload__from_f32(unsigned char *d, mload_dtype dt, const unsigned char *s, size_t n, uint32_t flags) {
     size_t done = 0;
 #if MLOAD__X86_SIMD
-    if (mload__simd() >= MLOAD_SIMD_AVX2) done = mload__avx2_from_f32(d, dt, s, n, flags);
+    int level = mload__simd();
+    if (level >= MLOAD_SIMD_AVX512) done = mload__avx512_from_f32(d, dt, s, n, flags);
+    else if (level >= MLOAD_SIMD_AVX2) done = mload__avx2_from_f32(d, dt, s, n, flags);
 #endif
     mload__from_f32_c(d + done * (mload_dtype_bits(dt) / 8u), dt, s + 4 * done, n - done, flags);
 }
 static void mload__to_f32(unsigned char *d, const unsigned char *s, mload_dtype st, size_t n) {
     size_t done = 0;
 #if MLOAD__X86_SIMD
-    if (mload__simd() >= MLOAD_SIMD_AVX2) done = mload__avx2_to_f32(d, s, st, n);
+    int level = mload__simd();
+    if (level >= MLOAD_SIMD_AVX512) done = mload__avx512_to_f32(d, s, st, n);
+    else if (level >= MLOAD_SIMD_AVX2) done = mload__avx2_to_f32(d, s, st, n);
 #endif
     mload__to_f32_c(d + 4 * done, s + 2 * done, st, n - done);
 }
 static void mload__from_f8(unsigned char *d, mload_dtype dt, const unsigned char *s, mload_dtype st, size_t n) {
     size_t done = 0;
 #if MLOAD__X86_SIMD
-    if (mload__simd() >= MLOAD_SIMD_AVX2) done = mload__avx2_from_f8(d, dt, s, st, n);
+    int level = mload__simd();
+    if (level >= MLOAD_SIMD_AVX512) done = mload__avx512_from_f8(d, dt, s, st, n);
+    else if (level >= MLOAD_SIMD_AVX2) done = mload__avx2_from_f8(d, dt, s, st, n);
 #endif
     mload__from_f8_c(d + done * (mload_dtype_bits(dt) / 8u), dt, s + done, st, n - done);
 }
@@ -6006,7 +6164,7 @@ MODELLOAD_API int mload_map_is_direct(const mload_map *m, const mload_tensor *t)
 
 MODELLOAD_API mload_result mload_map_read_range(const mload_map *m, const mload_tensor *t, uint64_t first, uint64_t count,
                                                 mload_dtype as, void *dst, uint64_t dst_size, mload_error *err) {
-    uint64_t sbytes, dbytes;
+    uint64_t sbytes = 0, dbytes = 0;
     unsigned char stack[4096], *scratch = stack;
     size_t ss = sizeof stack;
     mload_result r = mload__map_check(m, t, first, count, &as, dst_size, dst, &sbytes, &dbytes, err);
@@ -6068,7 +6226,7 @@ MODELLOAD_API void mload_split_rows(uint64_t rows, uint64_t rank, uint64_t world
 
 MODELLOAD_API mload_result mload_map_read_alloc(const mload_map *m, const mload_tensor *t, mload_dtype as, void **out,
                                                 uint64_t *out_size, mload_error *err) {
-    uint64_t sbytes, dbytes;
+    uint64_t sbytes = 0, dbytes = 0;
     void *p;
     mload_result r;
     if (out) *out = NULL;
@@ -6389,7 +6547,7 @@ MODELLOAD_API mload_result mload_map_load_arena(const mload_map *m, mload_load_i
     if (!m || !arena || !arena_size || (n && !items))
         return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "NULL argument");
     for (k = 0; k < n; ++k) {
-        uint64_t sbytes, dbytes;
+        uint64_t sbytes = 0, dbytes = 0;
         mload_load_item *it = &items[k];
         if (!it->tensor || it->first > it->tensor->numel)
             return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "item %U: bad tensor or range", k);
