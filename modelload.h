@@ -74,7 +74,8 @@
      1. CORE            >>core         results and errors, version, the allocator; inside: allocation,
                                        strings, checked arithmetic, the threads wrapper and the worker
      2. DTYPES AND CASTS >>dtypes      the dtype table; mload_cast: fp8 (F8_E4M3, F8_E5M2, E8M0, FNUZ),
-                                       bf16 and f16 kernels, the general path; the read-then-cast path
+                                       bf16 and f16 kernels (C loops; AVX2/F16C and AVX-512 picked at
+                                       run time), the general path; the read-then-cast path
      3. SOURCES         >>sources      the I/O callbacks; memory and file sources; the optional
                                        capabilities: views (mmap) and direct reads (O_DIRECT)
      4. FILE            >>file         UTF-8, the strict JSON reader, the safetensors header parser,
@@ -211,11 +212,11 @@
 #include <stdint.h>
 
 #define MODELLOAD_VERSION_MAJOR 0
-#define MODELLOAD_VERSION_MINOR 2
+#define MODELLOAD_VERSION_MINOR 3
 #define MODELLOAD_VERSION_PATCH 0
 /* single number: major * 10000 + minor * 100 + patch */
 #define MODELLOAD_VERSION (MODELLOAD_VERSION_MAJOR * 10000 + MODELLOAD_VERSION_MINOR * 100 + MODELLOAD_VERSION_PATCH)
-#define MODELLOAD_VERSION_STRING "0.2.0"
+#define MODELLOAD_VERSION_STRING "0.3.0"
 
 #ifndef MODELLOAD_API
 #ifdef MODELLOAD_STATIC
@@ -1671,7 +1672,7 @@ static int mload__name_cmp(const char *a, size_t al, const char *b, size_t bl) {
 
 /* ==========================================================================
    2. DTYPES AND CASTS                                             >>dtypes
-   the dtype table; casts between dtypes: fp8 (F8_E4M3/F8_E5M2), bf16, f16 kernels, the general path; the one read-then-cast path
+   the dtype table; casts between dtypes: fp8 (F8_E4M3/F8_E5M2), bf16, f16 kernels (C loops, then AVX2 and AVX-512 ones picked at run time), the general path; the one read-then-cast path
    ========================================================================== */
 
 typedef struct mload__dtype_info {
@@ -2016,7 +2017,7 @@ MLOAD__VECTORIZE static void mload__from_f8_c(unsigned char *d, mload_dtype dt, 
     else for (i = 0; i < n; ++i) mload__st16(d + 2 * i, mload__f2h(mload__e4m3f(s[i])));             /* exact in F16 */
 }
 
-/* ---- hand-written kernels, picked at run time (x86-64: AVX2 with F16C) ----
+/* ---- hand-written kernels, picked at run time (x86-64: AVX2 with F16C, AVX-512) ----
    The same results as the C loops above, bit for bit, whatever the FP
    environment: F16C converts half floats with the rounding given in the
    instruction and handles subnormals itself (DAZ/FTZ do not apply); fp8
@@ -2046,22 +2047,31 @@ static int mload__simd_cpu(void) {
     return level;
 }
 
+/* what the CPU offers, detected once */
+static int mload__simd_best(void) {
+    int c = __atomic_load_n(&mload__simd_cpu_level, __ATOMIC_RELAXED);
+    if (c < 0) {
+        c = mload__simd_cpu();
+        __atomic_store_n(&mload__simd_cpu_level, c, __ATOMIC_RELAXED);
+    }
+    return c;
+}
+
+/* the level in use: the best one until mload_cast_set_simd caps it (a cap
+   set while the first cast detects the CPU is kept) */
 static int mload__simd(void) {
-    int l = __atomic_load_n(&mload__simd_level, __ATOMIC_RELAXED);
+    int l = __atomic_load_n(&mload__simd_level, __ATOMIC_RELAXED), unset = -1;
     if (l < 0) {
-        l = mload__simd_cpu();
-        __atomic_store_n(&mload__simd_cpu_level, l, __ATOMIC_RELAXED);
-        __atomic_store_n(&mload__simd_level, l, __ATOMIC_RELAXED);
+        l = mload__simd_best();
+        if (!__atomic_compare_exchange_n(&mload__simd_level, &unset, l, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) l = unset;
     }
     return l;
 }
 
 static int mload__simd_cap(int limit) {
-    int cpu;
-    (void)mload__simd();
-    cpu = __atomic_load_n(&mload__simd_cpu_level, __ATOMIC_RELAXED);
-    __atomic_store_n(&mload__simd_level, limit < cpu ? limit : cpu, __ATOMIC_RELAXED);
-    return limit < cpu ? limit : cpu;
+    int best = mload__simd_best(), l = limit < best ? limit : best;
+    __atomic_store_n(&mload__simd_level, l, __ATOMIC_RELAXED);
+    return l;
 }
 
 #define MLOAD__AVX2 __attribute__((target("avx2,f16c,fma")))
@@ -9052,6 +9062,11 @@ MODELLOAD_API void mload_offload_reset_stats(mload_offload *o) {
 ------------------------------------------------------------------------------
 REVISION HISTORY (every rename with its old name: docs/changelog.md)
 
+  0.3.0  Casts at the speed of memory: AVX2/F16C and AVX-512 kernels picked
+         at run time (mload_cast_simd, mload_cast_set_simd, MODELLOAD_NO_SIMD),
+         bit-identical to the portable loops; reads that cast in cache-sized
+         pieces, or straight from views (MLOAD_CAST_READ_VIEW); O_DIRECT
+         into caller buffers aligned like the file, small bounce buffers.
   0.2.0  One vocabulary (open/close, create/destroy, cast vs converter, enums
          for every choice, mload_error on every fallible call, uint64_t
          counts, const read handles, bind inputs, results and report apart); the

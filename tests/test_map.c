@@ -1358,7 +1358,7 @@ static void test_source_capabilities(void) {
 static void test_map_direct_into_caller(void) {
     char hdr[4089];
     const size_t n = 300000; /* F32 elements: 1.2 MB, several bounce buffers */
-    unsigned char *data = (unsigned char *)malloc(100 + n * 4), *buf = (unsigned char *)aligned_alloc(4096, n * 4 + 8192);
+    unsigned char *data = (unsigned char *)malloc(100 + n * 4), *buf = (unsigned char *)aligned_alloc(4096, (n * 4 + 8192 + 4095) / 4096 * 4096);
     size_t k;
     int len, pass;
     tbuf img = {0, 0, 0};
