@@ -6311,50 +6311,64 @@ typedef struct mload__job {
 static uint64_t mload__item_count(const mload_load_item *it) { return it->count ? it->count : it->tensor->numel - it->first; }
 
 /* O_DIRECT reads go through the source's read_direct capability
-   (ctx: mload__direct_ctx); offsets are the file's. Where the destination
-   and the file offset are aligned alike (address = offset modulo
-   MLOAD_DIRECT_ALIGN), the aligned middle is read straight into the
-   destination and only the unaligned head and tail pass through the bounce
-   buffer; elsewhere everything does, a bounce buffer at a time. */
+   (ctx: mload__direct_ctx); offsets are the file's. The aligned middle of a
+   range is read straight into the destination: in place where the
+   destination is aligned like the file (address = offset modulo
+   MLOAD_DIRECT_ALIGN), else at the aligned address just below its place
+   and moved up by less than a block (the copy a bounce buffer would cost,
+   without its memory). Only the unaligned head and tail, and ranges
+   without a whole block, pass through the small bounce buffer. */
 typedef struct mload__direct_ctx { const mload_source *src; unsigned char *bounce; size_t bounce_size; } mload__direct_ctx;
 
-/* the bounce buffer of one bulk-load thread (MLOAD_IO_DIRECT) */
-#define MLOAD__BOUNCE ((256u << 10) + 2u * MLOAD_DIRECT_ALIGN)
+/* the bounce buffer of one bulk-load thread (MLOAD_IO_DIRECT): a head or a
+   tail (less than two blocks each) in one read */
+#define MLOAD__BOUNCE (4u * MLOAD_DIRECT_ALIGN)
 
-static mload_result mload__direct_raw(const void *ctx, uint64_t off, void *dst, uint64_t size) {
-    const mload__direct_ctx *c = MLOAD__CAST(const mload__direct_ctx *, ctx);
-    unsigned char *d = MLOAD__CAST(unsigned char *, dst);
+/* [off, off + size) through the bounce buffer */
+static mload_result mload__direct_bounce(const mload__direct_ctx *c, uint64_t off, unsigned char *d, uint64_t size) {
     while (size) {
-        uint64_t a0 = off - off % MLOAD_DIRECT_ALIGN, lead = off - a0, take, limit = size;
+        uint64_t a0 = off - off % MLOAD_DIRECT_ALIGN, lead = off - a0, take;
         uint64_t alen = (lead + size + MLOAD_DIRECT_ALIGN - 1) / MLOAD_DIRECT_ALIGN * MLOAD_DIRECT_ALIGN;
         size_t got = 0;
         mload_result r;
-        if (MLOAD__PCAST(uintptr_t, d) % MLOAD_DIRECT_ALIGN == lead) { /* aligned alike */
-            if (lead == 0 && size >= MLOAD_DIRECT_ALIGN) { /* the middle, into the destination */
-                uint64_t len = size - size % MLOAD_DIRECT_ALIGN;
-                if (len > (MLOAD__CAST(uint64_t, 1) << 30)) len = MLOAD__CAST(uint64_t, 1) << 30;
-                r = c->src->read_direct(c->src->user, off, d, MLOAD__CAST(size_t, len), &got);
-                if (r != MLOAD_OK) return r;
-                if (got == 0) return MLOAD_ERR_IO;
-                take = got < size ? got : size;
-                d += take;
-                off += take;
-                size -= take;
-                continue;
-            }
-            if (lead && size > MLOAD_DIRECT_ALIGN - lead) limit = MLOAD_DIRECT_ALIGN - lead; /* the head only */
-        }
         if (alen > c->bounce_size) alen = c->bounce_size;
         r = c->src->read_direct(c->src->user, a0, c->bounce, MLOAD__CAST(size_t, alen), &got);
         if (r != MLOAD_OK) return r;
         if (got <= lead) return MLOAD_ERR_IO;
-        take = got - lead < limit ? got - lead : limit;
+        take = got - lead < size ? got - lead : size;
         memcpy(d, c->bounce + lead, MLOAD__CAST(size_t, take));
         d += take;
         off += take;
         size -= take;
     }
     return MLOAD_OK;
+}
+
+static mload_result mload__direct_raw(const void *ctx, uint64_t off, void *dst, uint64_t size) {
+    const mload__direct_ctx *c = MLOAD__CAST(const mload__direct_ctx *, ctx);
+    const uint64_t al = MLOAD_DIRECT_ALIGN;
+    unsigned char *d = MLOAD__CAST(unsigned char *, dst), *m;
+    uint64_t f0 = (off + al - 1) / al * al, f1 = (off + size) / al * al, shift, len;
+    size_t got = 0;
+    mload_result r;
+    if (f1 < f0 + al) return mload__direct_bounce(c, off, d, size);
+    /* the middle [f0, f1) goes to m, aligned, at most a block below its place */
+    m = d + (f0 - off);
+    shift = MLOAD__PCAST(uintptr_t, m) % al;
+    m -= shift;
+    if (m < d) { /* no room below: start a block later */
+        m += al;
+        f0 += al;
+        if (f1 < f0 + al) return mload__direct_bounce(c, off, d, size);
+    }
+    len = f1 - f0 < (MLOAD__CAST(uint64_t, 1) << 30) ? f1 - f0 : MLOAD__CAST(uint64_t, 1) << 30;
+    r = c->src->read_direct(c->src->user, f0, m, MLOAD__CAST(size_t, len), &got);
+    if (r != MLOAD_OK) return r;
+    if (got == 0) return MLOAD_ERR_IO;
+    if (shift) memmove(m + shift, m, got);
+    /* then the head (which the read may have overwritten), then the rest */
+    if ((r = mload__direct_bounce(c, off, d, f0 - off)) != MLOAD_OK) return r;
+    return mload__direct_raw(ctx, f0 + got, d + (f0 - off) + got, off + size - f0 - got);
 }
 
 /* one chunk: elements [e0, e0 + k) of item it */
@@ -9066,7 +9080,7 @@ REVISION HISTORY (every rename with its old name: docs/changelog.md)
          at run time (mload_cast_simd, mload_cast_set_simd, MODELLOAD_NO_SIMD),
          bit-identical to the portable loops; reads that cast in cache-sized
          pieces, or straight from views (MLOAD_CAST_READ_VIEW); O_DIRECT
-         into caller buffers aligned like the file, small bounce buffers.
+         reads straight into the destination, 16 KiB bounce buffers.
   0.2.0  One vocabulary (open/close, create/destroy, cast vs converter, enums
          for every choice, mload_error on every fallible call, uint64_t
          counts, const read handles, bind inputs, results and report apart); the
