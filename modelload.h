@@ -2182,9 +2182,8 @@ MLOAD__AVX2 static size_t mload__avx2_f32_to_f8(unsigned char *d, const unsigned
     return i;
 }
 
-MLOAD__AVX2 static size_t mload__avx2_from_f32(unsigned char *d, mload_dtype dt, const unsigned char *s, size_t n, uint32_t flags) {
+MLOAD__AVX2 static size_t mload__avx2_from_f32(unsigned char *d, mload_dtype dt, const unsigned char *s, size_t n) {
     size_t i = 0;
-    int sat = !(flags & MLOAD_F8_OVERFLOW_NONSAT);
     switch (dt) {
     case MLOAD_DTYPE_F16:
         for (; i + 16 <= n; i += 16) {
@@ -2197,17 +2196,7 @@ MLOAD__AVX2 static size_t mload__avx2_from_f32(unsigned char *d, mload_dtype dt,
             MLOAD__STU256(d + 2 * i, mload__avx2_pack16(mload__avx2_f2bf(MLOAD__LDU256(s + 4 * i)),
                                                          mload__avx2_f2bf(MLOAD__LDU256(s + 4 * i + 32))));
         return i;
-    case MLOAD_DTYPE_F8_E4M3:
-    case MLOAD_DTYPE_F8_E5M2: {
-        const mload__f8k *k = dt == MLOAD_DTYPE_F8_E4M3 ? &mload__f8k_e4m3 : &mload__f8k_e5m2;
-        int nt = n >= MLOAD__STREAM_BYTES;
-        if (nt) { /* the C loop up to a 32-byte boundary */
-            i = (32u - (MLOAD__PCAST(uintptr_t, d) & 31u)) & 31u;
-            mload__from_f32_c(d, dt, s, i, flags);
-        }
-        return i + (sat ? mload__avx2_f32_to_f8(d + i, s + 4 * i, n - i, k, 1, nt) : mload__avx2_f32_to_f8(d + i, s + 4 * i, n - i, k, 0, nt));
-    }
-    default: return 0;
+    default: return 0; /* fp8: mload__simd_f32_to_f8 */
     }
 }
 
@@ -2360,9 +2349,8 @@ MLOAD__AVX512 static size_t mload__avx512_f32_to_f8(unsigned char *d, const unsi
     return i;
 }
 
-MLOAD__AVX512 static size_t mload__avx512_from_f32(unsigned char *d, mload_dtype dt, const unsigned char *s, size_t n, uint32_t flags) {
+MLOAD__AVX512 static size_t mload__avx512_from_f32(unsigned char *d, mload_dtype dt, const unsigned char *s, size_t n) {
     size_t i = 0;
-    int sat = !(flags & MLOAD_F8_OVERFLOW_NONSAT);
     switch (dt) {
     case MLOAD_DTYPE_F16:
         for (; i + 16 <= n; i += 16) MLOAD__STU256(d + 2 * i, mload__avx512_f2h(_mm512_loadu_si512(s + 4 * i)));
@@ -2370,17 +2358,7 @@ MLOAD__AVX512 static size_t mload__avx512_from_f32(unsigned char *d, mload_dtype
     case MLOAD_DTYPE_BF16:
         for (; i + 16 <= n; i += 16) MLOAD__STU256(d + 2 * i, _mm512_cvtepi32_epi16(mload__avx512_f2bf(_mm512_loadu_si512(s + 4 * i))));
         return i;
-    case MLOAD_DTYPE_F8_E4M3:
-    case MLOAD_DTYPE_F8_E5M2: {
-        const mload__f8k *k = dt == MLOAD_DTYPE_F8_E4M3 ? &mload__f8k_e4m3 : &mload__f8k_e5m2;
-        int nt = n >= MLOAD__STREAM_BYTES;
-        if (nt) { /* the C loop up to a 64-byte boundary */
-            i = (64u - (MLOAD__PCAST(uintptr_t, d) & 63u)) & 63u;
-            mload__from_f32_c(d, dt, s, i, flags);
-        }
-        return i + (sat ? mload__avx512_f32_to_f8(d + i, s + 4 * i, n - i, k, 1, nt) : mload__avx512_f32_to_f8(d + i, s + 4 * i, n - i, k, 0, nt));
-    }
-    default: return 0;
+    default: return 0; /* fp8: mload__simd_f32_to_f8 */
     }
 }
 
@@ -2437,12 +2415,30 @@ MODELLOAD_API const char *mload_simd_name(mload_simd s) {
 }
 
 /* the kernels: the hand-written block loop where there is one, the C loop for the rest */
+#if MLOAD__X86_SIMD
+/* F32 -> fp8 at a level: large outputs streamed from a 64-byte boundary
+   (the C loop writes the head) */
+static size_t mload__simd_f32_to_f8(unsigned char *d, mload_dtype dt, const unsigned char *s, size_t n, uint32_t flags, int level) {
+    const mload__f8k *k = dt == MLOAD_DTYPE_F8_E4M3 ? &mload__f8k_e4m3 : &mload__f8k_e5m2;
+    int nt = n >= MLOAD__STREAM_BYTES, sat = !(flags & MLOAD_F8_OVERFLOW_NONSAT);
+    size_t head = nt ? (64u - (MLOAD__PCAST(uintptr_t, d) & 63u)) & 63u : 0;
+    mload__from_f32_c(d, dt, s, head, flags);
+    d += head;
+    s += 4 * head;
+    n -= head;
+    if (level >= MLOAD_SIMD_AVX512)
+        return head + (sat ? mload__avx512_f32_to_f8(d, s, n, k, 1, nt) : mload__avx512_f32_to_f8(d, s, n, k, 0, nt));
+    return head + (sat ? mload__avx2_f32_to_f8(d, s, n, k, 1, nt) : mload__avx2_f32_to_f8(d, s, n, k, 0, nt));
+}
+#endif
+
 static void mload__from_f32(unsigned char *d, mload_dtype dt, const unsigned char *s, size_t n, uint32_t flags) {
     size_t done = 0;
 #if MLOAD__X86_SIMD
     int level = mload__simd();
-    if (level >= MLOAD_SIMD_AVX512) done = mload__avx512_from_f32(d, dt, s, n, flags);
-    else if (level >= MLOAD_SIMD_AVX2) done = mload__avx2_from_f32(d, dt, s, n, flags);
+    if (level >= MLOAD_SIMD_AVX2 && (dt == MLOAD_DTYPE_F8_E4M3 || dt == MLOAD_DTYPE_F8_E5M2)) done = mload__simd_f32_to_f8(d, dt, s, n, flags, level);
+    else if (level >= MLOAD_SIMD_AVX512) done = mload__avx512_from_f32(d, dt, s, n);
+    else if (level >= MLOAD_SIMD_AVX2) done = mload__avx2_from_f32(d, dt, s, n);
 #endif
     mload__from_f32_c(d + done * (mload_dtype_bits(dt) / 8u), dt, s + 4 * done, n - done, flags);
 }
