@@ -114,7 +114,7 @@
      MODELLOAD_NO_THREADS      bulk loads, the prefetch worker and the simulated
                                device run on the calling thread (no pthreads)
      MODELLOAD_NO_CLONES       no AVX2 clones of the C conversion loops
-     MODELLOAD_NO_SIMD         no hand-written (AVX2/F16C) conversion kernels
+     MODELLOAD_NO_SIMD         no hand-written (AVX2/F16C, AVX-512) conversion kernels
      MODELLOAD_NO_CONVERTER    leave out module 6 and its API (a map desc with a
                                converter is then MLOAD_ERR_UNSUPPORTED)
      MODELLOAD_NO_FINGERPRINT  leave out module 9 (MD5, mload_map_fingerprint)
@@ -637,9 +637,10 @@ typedef enum mload_dup_policy {
 typedef enum mload_cast_read {
     MLOAD_CAST_READ_COPY = 0, /* default: read_at in pieces of 768 KiB into scratch, each cast while in cache */
     MLOAD_CAST_READ_VIEW = 1  /* cast straight from a view of the stored bytes where the source offers one
-                                 (mmap for files, the buffer itself for memory): no copy, about a third
-                                 faster on a warm file; a file truncated meanwhile raises SIGBUS (see
-                                 mload_view_open). Sources without views, and refused views, copy. */
+                                 (mmap for files, the buffer itself for memory): no copy, so a read of a
+                                 warm file costs about the cast alone (the copy adds 20-100%); a file
+                                 truncated meanwhile raises SIGBUS (see mload_view_open). Sources
+                                 without views, and refused views, copy. */
 } mload_cast_read;
 
 typedef struct mload_map_desc {
@@ -2079,7 +2080,6 @@ static int mload__simd_cap(int limit) {
 #define MLOAD__STU256(p, v) _mm256_storeu_si256(MLOAD__PCAST(__m256i *, p), v)
 #define MLOAD__LDU128(p) _mm_loadu_si128(MLOAD__PCAST(const __m128i *, p))
 #define MLOAD__STU128(p, v) _mm_storeu_si128(MLOAD__PCAST(__m128i *, p), v)
-#define MLOAD__LDU64(p) _mm_loadl_epi64(MLOAD__PCAST(const __m128i *, p))
 
 MLOAD__AVX2 static MLOAD__INLINE __m256i mload__k32(uint32_t v) { return _mm256_set1_epi32(MLOAD__CAST(int, v)); }
 MLOAD__AVX2 static MLOAD__INLINE __m256i mload__gt32(__m256i a, uint32_t v) { return _mm256_cmpgt_epi32(a, mload__k32(v)); }
@@ -2162,7 +2162,7 @@ MLOAD__AVX2 static MLOAD__INLINE __m256i mload__avx2_pack16(__m256i a, __m256i b
    ownership of lines the caller is not about to read */
 #define MLOAD__STREAM_BYTES (16u << 20)
 
-/* nt: d is 32-byte aligned, stream the output */
+/* nt: d is 64-byte aligned (mload__simd_f32_to_f8), stream the output */
 MLOAD__AVX2 static size_t mload__avx2_f32_to_f8(unsigned char *d, const unsigned char *s, size_t n, const mload__f8k *k, int sat,
                                                int nt) {
     size_t i;
