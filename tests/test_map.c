@@ -1417,6 +1417,94 @@ static void test_map_direct_into_caller(void) {
     free(buf);
 }
 
+/* MLOAD_IO_DIRECT over random geometry: where the tensor starts in the
+   file, where the destination starts in memory, which elements, which
+   chunk size, one or two threads, as stored or cast to F32: always the
+   stored bytes (or their cast), nothing written around them */
+static void test_map_direct_random(void) {
+    static const unsigned pres[] = {0, 1, 100, 4095, 4103};
+    const size_t n = 300000;
+    unsigned char *data = (unsigned char *)malloc(8192 + n), *buf = (unsigned char *)malloc(n * 4 + 8192);
+    size_t pi, k;
+    int it;
+    uint64_t rng = 0x5EED0007;
+    if (!data || !buf) { CHECK(0); free(data); free(buf); return; }
+    for (k = 0; k < 8192 + n; ++k) data[k] = (unsigned char)(k * 131 + (k >> 11));
+    for (pi = 0; pi < sizeof pres / sizeof pres[0]; ++pi) {
+        char hdr[256];
+        tbuf img;
+        cap_src c;
+        mload_source s;
+        mload_map_desc d;
+        mload_map *m = NULL;
+        mload_error e;
+        snprintf(hdr, sizeof hdr, "{\"pre\":{\"dtype\":\"U8\",\"shape\":[%u],\"data_offsets\":[0,%u]},"
+                                  "\"u\":{\"dtype\":\"U8\",\"shape\":[%zu],\"data_offsets\":[%u,%zu]}}",
+                 pres[pi], pres[pi], n, pres[pi], pres[pi] + n);
+        img = make_st(hdr, pres[pi] + n, data);
+        memset(&c, 0, sizeof c);
+        c.data = img.p;
+        c.size = img.n;
+        memset(&s, 0, sizeof s);
+        s.read_at = cap_read;
+        s.size = cap_size;
+        s.read_direct = cap_direct;
+        s.user = &c;
+        memset(&d, 0, sizeof d);
+        d.sources = &s;
+        d.source_count = 1;
+        CHECK_RES(mload_map_open(&d, &m, &e), MLOAD_OK);
+        for (it = 0; m && it < 60; ++it) {
+            mload_load_item item;
+            mload_load_opts o;
+            const mload_tensor *t = mload_map_find(m, "u");
+            size_t first, count, at, eb, j;
+            int cast;
+            rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+            first = (size_t)(rng >> 40) % n;
+            count = 1 + (size_t)(rng >> 20) % (n - first);
+            at = (size_t)(rng >> 8) % 4096;
+            cast = (rng >> 60) == 0; /* 1 in 16 */
+            eb = cast ? 4 : 1;
+            if (count * eb + at + 64 > n * 4 + 8192) count = (n * 4 + 8192 - at - 64) / eb;
+            memset(buf, 0xEE, n * 4 + 8192);
+            memset(&item, 0, sizeof item);
+            item.tensor = t;
+            item.as = cast ? MLOAD_DTYPE_F32 : MLOAD_DTYPE_INVALID;
+            item.first = first;
+            item.count = count;
+            item.dst = buf + at;
+            item.dst_size = count * eb;
+            memset(&o, 0, sizeof o);
+            o.io = MLOAD_IO_DIRECT;
+            o.threads = 1 + (uint32_t)((rng >> 4) & 1);
+            o.chunk_bytes = (rng >> 5) & 1 ? 1 + (rng >> 24) % 70000 : 0;
+            CHECK_RES(mload_map_load(m, &item, 1, &o, &e), MLOAD_OK);
+            for (j = 0; j < count; ++j) {
+                unsigned char want = data[pres[pi] + first + j];
+                if (cast) {
+                    float f;
+                    memcpy(&f, buf + at + 4 * j, 4);
+                    if (f != (float)want) break;
+                } else if (buf[at + j] != want) {
+                    break;
+                }
+            }
+            CHECK(j == count);
+            CHECK((at == 0 || buf[at - 1] == 0xEE) && buf[at + count * eb] == 0xEE);
+            if (j != count) {
+                fprintf(stderr, "  pre %u first %zu count %zu at %zu cast %d chunk %llu: element %zu wrong\n", pres[pi], first,
+                        count, at, cast, (unsigned long long)o.chunk_bytes, j);
+                break;
+            }
+        }
+        mload_map_close(m);
+        tbuf_free(&img);
+    }
+    free(data);
+    free(buf);
+}
+
 /* MLOAD_CAST_READ_VIEW: reads that cast give the bytes of the default copy
    path, from a file (mmap), a memory buffer and a user source (whose views
    are all released), whole and in ranges; a source without views copies;
@@ -2060,6 +2148,7 @@ void area_map(void) {
     RUN(test_source_capabilities);
     RUN(test_map_cast_read_views);
     RUN(test_map_direct_into_caller);
+    RUN(test_map_direct_random);
     RUN(test_map_direct_fifo);
     RUN(test_map_folder_bad_entry);
     RUN(test_map_messages);
