@@ -6,13 +6,14 @@
 #   make bench    benchmarks (tests/bench/), ratios against baselines measured in the same run
 #                 (bench_inspect.sh: the inspector's listing against cat)
 #   make fuzz     libFuzzer on the parser for FUZZ_SECONDS (default 60); needs clang
+#   make ptx      the CUDA conversion kernel as PTX, checked by ptxas (needs the CUDA toolkit)
 CC      ?= cc
 CFLAGS  ?= -O2
 STRICT  := -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Werror
 BUILD   := build
 FUZZ_SECONDS ?= 60
 
-.PHONY: all test demo examples bench fuzz clean
+.PHONY: all test demo examples bench fuzz clean ptx
 
 all: mload-inspect mload-convert mload-demo
 
@@ -28,6 +29,12 @@ $(BUILD)/gen_checkpoint: tests/gen_checkpoint.c
 
 test:
 	bash tests/run.sh
+
+# the CUDA back end's conversion kernel (tests/gpu/cast_kernel.cu) as PTX for
+# old drivers, checked by ptxas for sm_75 and sm_90; needs the CUDA toolkit
+ptx:
+	@mkdir -p $(BUILD)
+	bash tests/gpu/ptx.sh $(BUILD)/cast_kernel.ptx
 
 mload-demo: examples/tools/demo.c modelload.h
 	$(CC) -std=c99 $(CFLAGS) $(STRICT) -I. examples/tools/demo.c -o $@ -pthread -lm

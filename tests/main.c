@@ -25,13 +25,14 @@ void area_format(void);
 void area_read(void);
 void area_fixtures(void);
 void area_cast(void);
+void area_cast_kernel(void);
 void area_map(void);
 void area_converter(void);
 void area_offload(void);
 
 static const struct { const char *name; void (*fn)(void); } areas[] = {
     {"dtype", area_dtype}, {"json", area_json},       {"format", area_format}, {"read", area_read},
-    {"fixtures", area_fixtures}, {"cast", area_cast}, {"map", area_map}, {"converter", area_converter}, {"offload", area_offload},
+    {"fixtures", area_fixtures}, {"cast", area_cast}, {"cast_kernel", area_cast_kernel}, {"map", area_map}, {"converter", area_converter}, {"offload", area_offload},
 };
 
 /* unit [AREA...]: every area, or only those named */

@@ -94,7 +94,7 @@ compile "multi-file link" "$CC" -std=c99 $STRICT -I. "$T/impl_only.c" "$T/user.c
 echo "compile checks: $pass passed, $fail failed"
 
 # ---- 2. unit tests, plain and sanitized ---------------------------------------
-SRCS="tests/main.c tests/util.c tests/impl.c tests/test_dtype.c tests/test_json.c tests/test_format.c tests/test_read.c tests/test_fixtures.c tests/test_cast.c tests/test_map.c tests/test_converter.c tests/test_offload.c"
+SRCS="tests/main.c tests/util.c tests/impl.c tests/test_dtype.c tests/test_json.c tests/test_format.c tests/test_read.c tests/test_fixtures.c tests/test_cast.c tests/test_cast_kernel.c tests/test_map.c tests/test_converter.c tests/test_offload.c"
 if "$CC" -std=c99 -O2 -g $STRICT -Wno-conversion -Itests -I. $SRCS -o "$B/unit" -lm -pthread; then
   "$B/unit" > "$T/unit.out" 2> "$T/unit.err"; rc=$?
   cat "$T/unit.err" >&2
@@ -199,6 +199,12 @@ if exrun 0 "$E/custom_source" "$E/game.pak" 1000 "$(wc -c < "$G")" model.norm.we
 else bad "example custom_source (wanted $want): $(grep read "$T/ex.out")"; fi
 if exrun 1 "$E/custom_source" "$E/game.pak" 999 "$(wc -c < "$G")"; then ok; else bad "example custom_source (wrong offset)"; fi
 echo "examples: $((pass - ex_pass0)) passed, $((fail - ex_fail0)) failed"
+
+# ---- 3a. the CUDA back end's conversion kernel as PTX for old drivers, accepted by ptxas
+bash tests/gpu/ptx.sh "$B/cast_kernel.ptx" > "$T/ptx.log" 2>&1; rc=$?
+if [ $rc -eq 0 ]; then ok; tail -n 1 "$T/ptx.log"
+elif [ $rc -eq 2 ]; then echo "SKIP cast kernel PTX: $(head -n 1 "$T/ptx.log")" >&2; skip=$((skip+1))
+else bad "cast kernel PTX (tests/gpu/ptx.sh)"; cat "$T/ptx.log" >&2; fi
 
 # ---- 3b. one map used by many threads, under ThreadSanitizer ----------------------
 if "$CC" -std=c99 -O1 -g -fsanitize=thread -Wall -Wextra -DMLOAD__CHECK_SIZES -I. tests/test_threads.c -o "$B/test_threads" -pthread 2> "$T/tsan.log"; then
