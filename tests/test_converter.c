@@ -274,6 +274,65 @@ static void test_value_recipes(void) {
     tbuf_free(&b);
 }
 
+/* converted tensors (concat, chunks, slices, aliases, transposes, casts,
+   zeros) read through source views (MLOAD_CAST_READ_VIEW) give the bytes
+   of the default copy path, whole and in ranges, as every float dtype */
+static void test_recipes_through_views(void) {
+    static const mload_dtype as[] = {MLOAD_DTYPE_INVALID, MLOAD_DTYPE_F32, MLOAD_DTYPE_BF16, MLOAD_DTYPE_F8_E4M3, MLOAD_DTYPE_F64};
+    static const char rules[] = "concat qkv q k v\nchunk in_proj 3 1 p.k\nslice w 1 3 w.mid\nalias emb lm_head\n"
+                                "transpose emb emb.t\nzeros z F32 [2,2]\ncast qkv F64\ncast p.k F8_E4M3\n";
+    spec s[] = {{"q", 2, {2, 3}}, {"k", 2, {2, 3}}, {"v", 2, {2, 3}}, {"in_proj", 2, {6, 3}}, {"w", 2, {4, 3}}, {"emb", 2, {5, 3}}};
+    tbuf b = build(s, 6);
+    mload_rules *rs = NULL;
+    mload_converter c;
+    mload_map *m[2] = {NULL, NULL};
+    mload_error e;
+    int v;
+    memset(&c, 0, sizeof c);
+    CHECK_RES(mload_rules_create(rules, strlen(rules), NULL, &rs, &e), MLOAD_OK);
+    c.rules = mload_rules_list(rs, &c.rule_count);
+    for (v = 0; v < 2; ++v) {
+        mload_map_desc d;
+        mload_source src;
+        memset(&d, 0, sizeof d);
+        CHECK_RES(mload_source_open_memory(b.p, b.n, NULL, &src, &e), MLOAD_OK);
+        d.sources = &src;
+        d.source_count = 1;
+        d.converter = &c;
+        d.cast_read = v ? MLOAD_CAST_READ_VIEW : MLOAD_CAST_READ_COPY;
+        CHECK_RES(mload_map_open(&d, &m[v], &e), MLOAD_OK);
+    }
+    if (m[0] && m[1]) {
+        uint64_t i, n = mload_map_count(m[0]);
+        size_t k;
+        CHECK(n == mload_map_count(m[1]) && n >= 6);
+        for (i = 0; i < n; ++i) {
+            const mload_tensor *t0 = mload_map_tensor(m[0], i), *t1 = mload_map_tensor(m[1], i);
+            for (k = 0; k < sizeof as / sizeof as[0]; ++k) {
+                unsigned char a[256], bb[256];
+                mload_dtype dt = as[k] ? as[k] : t0->dtype;
+                uint64_t bytes = t0->numel * mload_dtype_bits(dt) / 8u, half = t0->numel / 2;
+                memset(a, 0x11, sizeof a);
+                memset(bb, 0x22, sizeof bb);
+                CHECK(strcmp(t0->name, t1->name) == 0 && bytes <= sizeof a);
+                CHECK_RES(mload_map_read(m[0], t0, as[k], a, sizeof a, &e), MLOAD_OK);
+                CHECK_RES(mload_map_read(m[1], t1, as[k], bb, sizeof bb, &e), MLOAD_OK);
+                CHECK(memcmp(a, bb, (size_t)bytes) == 0);
+                if (half && !strstr(t0->name, ".t")) { /* transposes are read whole only */
+                    uint64_t hb = (t0->numel - half) * mload_dtype_bits(dt) / 8u;
+                    CHECK_RES(mload_map_read_range(m[0], t0, half, t0->numel - half, as[k], a, sizeof a, &e), MLOAD_OK);
+                    CHECK_RES(mload_map_read_range(m[1], t1, half, t1->numel - half, as[k], bb, sizeof bb, &e), MLOAD_OK);
+                    CHECK(memcmp(a, bb, (size_t)hb) == 0);
+                }
+            }
+        }
+    }
+    mload_map_close(m[0]);
+    mload_map_close(m[1]);
+    mload_rules_destroy(rs);
+    tbuf_free(&b);
+}
+
 /* ranges, bulk loads, prefixes and the fingerprint through a converted view */
 static void test_converted_view_behaves(void) {
     spec s[] = {{"l.0.q", 2, {4, 2}}, {"l.0.k", 2, {4, 2}}, {"l.1.q", 2, {4, 2}}, {"l.1.k", 2, {4, 2}}, {"t", 2, {3, 2}}};
@@ -781,6 +840,7 @@ void area_converter(void) {
     RUN(test_rules_parse);
     RUN(test_name_rules);
     RUN(test_value_recipes);
+    RUN(test_recipes_through_views);
     RUN(test_converted_view_behaves);
     RUN(test_open_time_errors);
     RUN(test_original_converters);
