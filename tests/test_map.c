@@ -1280,6 +1280,23 @@ static mload_result cap_direct(void *u, uint64_t off, void *dst, size_t n, size_
     return MLOAD_OK;
 }
 
+/* a map over img through a cap_src offering read_direct (no view) */
+static mload_result open_direct_cap(cap_src *c, const tbuf *img, mload_map **m, mload_error *e) {
+    mload_source s;
+    mload_map_desc d;
+    c->data = img->p;
+    c->size = img->n;
+    memset(&s, 0, sizeof s);
+    s.read_at = cap_read;
+    s.size = cap_size;
+    s.read_direct = cap_direct;
+    s.user = c;
+    memset(&d, 0, sizeof d);
+    d.sources = &s;
+    d.source_count = 1;
+    return mload_map_open(&d, m, e);
+}
+
 static void test_source_capabilities(void) {
     /* two F32 tensors of 3000 elements: values i and 10000 + i */
     tbuf hb = {0, 0, 0}, img;
@@ -1372,27 +1389,15 @@ static void test_map_direct_into_caller(void) {
     img = make_st_n(hdr, 4088, 100 + n * 4, data);
     for (pass = 0; pass < 4; ++pass) { /* buffer offset 100 (alike) or 150 (not); chunks of 8 MiB or 5000 bytes */
         cap_src c;
-        mload_source s;
-        mload_map_desc d;
         mload_map *m = NULL;
         mload_error e;
         mload_load_item it;
         mload_load_opts o;
         unsigned char *dst = buf + (pass < 2 ? 100 : 150); /* 150: each middle lands 50 bytes low */
         memset(&c, 0, sizeof c);
-        c.data = img.p;
-        c.size = img.n;
         c.caller_lo = buf;
         c.caller_hi = buf + n * 4 + 8192;
-        memset(&s, 0, sizeof s);
-        s.read_at = cap_read;
-        s.size = cap_size;
-        s.read_direct = cap_direct;
-        s.user = &c;
-        memset(&d, 0, sizeof d);
-        d.sources = &s;
-        d.source_count = 1;
-        CHECK_RES(mload_map_open(&d, &m, &e), MLOAD_OK);
+        CHECK_RES(open_direct_cap(&c, &img, &m, &e), MLOAD_OK);
         if (!m) continue;
         CHECK_EQ_U64(mload_map_find(m, "a")->offset, 4196);
         memset(buf, 0xEE, n * 4 + 8192);
@@ -1434,8 +1439,6 @@ static void test_map_direct_random(void) {
         char hdr[256];
         tbuf img;
         cap_src c;
-        mload_source s;
-        mload_map_desc d;
         mload_map *m = NULL;
         mload_error e;
         snprintf(hdr, sizeof hdr, "{\"pre\":{\"dtype\":\"U8\",\"shape\":[%u],\"data_offsets\":[0,%u]},"
@@ -1443,17 +1446,7 @@ static void test_map_direct_random(void) {
                  pres[pi], pres[pi], n, pres[pi], pres[pi] + n);
         img = make_st(hdr, pres[pi] + n, data);
         memset(&c, 0, sizeof c);
-        c.data = img.p;
-        c.size = img.n;
-        memset(&s, 0, sizeof s);
-        s.read_at = cap_read;
-        s.size = cap_size;
-        s.read_direct = cap_direct;
-        s.user = &c;
-        memset(&d, 0, sizeof d);
-        d.sources = &s;
-        d.source_count = 1;
-        CHECK_RES(mload_map_open(&d, &m, &e), MLOAD_OK);
+        CHECK_RES(open_direct_cap(&c, &img, &m, &e), MLOAD_OK);
         for (it = 0; m && it < 60; ++it) {
             mload_load_item item;
             mload_load_opts o;
