@@ -1053,7 +1053,9 @@ typedef struct mload_offload_desc {
     mload_device device;       /* the computation device (required; not destroyed by the manager) */
     uint64_t device_budget;    /* hard cap on the device bytes the manager holds, temporaries and
                                   prefetches included; 0 = the device's free memory (mem_info)
-                                  minus device_reserve, or no cap when the device cannot tell */
+                                  minus device_reserve, re-measured at each device allocation (so
+                                  memory other users take or give back moves it), or no cap when
+                                  the device cannot tell */
     uint64_t device_reserve;
     uint64_t device_limit;     /* the original's vram_limit, in bytes: a prepared copy is kept (a unit
                                   promoted) only while the device's whole use (total - free by mem_info,
@@ -8019,6 +8021,8 @@ struct mload_offload {
     mload_device dev;
     uint64_t dev_budget, host_budget, dev_used, host_used, tick;
     uint64_t dev_limit;       /* device-wide use limit for promotions (0 = none) */
+    uint64_t dev_reserve;     /* with budget_derived: what stays free for others */
+    int budget_derived;       /* dev_budget = dev_used + free - reserve, re-measured at each device allocation */
     uint32_t policy, depth;
     mload__unit *units;
     uint32_t nunits;
@@ -8156,11 +8160,22 @@ static int mload__evict_one(mload_offload *o, uint32_t keep, uint32_t min_dist) 
    for in-flight prefetches (whose copies then become evictable) before
    giving up. */
 
+/* a budget derived from the device's free memory follows it: what the
+   manager holds plus what is free beyond the reserve, now (lock held) */
+static void mload__rederive_budget(mload_offload *o) {
+    uint64_t fr = 0, tot = 0;
+    if (!o->budget_derived || o->dev.mem_info(o->dev.user, &fr, &tot) != MLOAD_OK) return;
+    o->dev_budget = o->dev_used + (fr > o->dev_reserve ? fr - o->dev_reserve : 0);
+    o->st.device_budget = o->dev_budget;
+}
+
 static mload_result mload__dev_alloc(mload_offload *o, uint64_t size, uint32_t keep, uint32_t min_dist, int may_wait, void **ptr,
                                      mload_error *err) {
     uint64_t sz = size ? size : 1;
     for (;;) {
-        uint64_t avail = o->dev_budget > o->dev_used ? o->dev_budget - o->dev_used : 0;
+        uint64_t avail;
+        mload__rederive_budget(o);
+        avail = o->dev_budget > o->dev_used ? o->dev_budget - o->dev_used : 0;
         int fits = sz <= avail;
         if (fits && o->dev.alloc(o->dev.user, sz, 64, ptr) == MLOAD_OK) {
             o->dev_used += sz;
@@ -8500,12 +8515,12 @@ MODELLOAD_API mload_result mload_offload_create(const mload_offload_desc *desc, 
     o->host_budget = desc->host_budget ? desc->host_budget : UINT64_MAX;
     o->dev_budget = desc->device_budget;
     o->dev_limit = desc->device_limit;
+    o->dev_reserve = desc->device_reserve;
     if (!o->dev_budget) {
         uint64_t fr = 0, tot = 0;
-        if (o->dev.mem_info && o->dev.mem_info(o->dev.user, &fr, &tot) == MLOAD_OK)
-            o->dev_budget = fr > desc->device_reserve ? fr - desc->device_reserve : 1;
-        else
-            o->dev_budget = UINT64_MAX;
+        o->budget_derived = o->dev.mem_info && o->dev.mem_info(o->dev.user, &fr, &tot) == MLOAD_OK;
+        if (o->budget_derived) o->dev_budget = fr > desc->device_reserve ? fr - desc->device_reserve : 0;
+        else o->dev_budget = UINT64_MAX;
     }
     o->st.device_budget = o->dev_budget;
     o->st.host_budget = o->host_budget;

@@ -1468,6 +1468,60 @@ static void test_offload_device_limit(void) {
     mload_map_close(m);
 }
 
+/* a budget derived from the device's free memory (device_budget 0) is
+   re-measured at each device allocation: memory another user takes shrinks
+   it (units are evicted to keep device_reserve free), memory given back
+   grows it again */
+static void test_offload_budget_follows_free_memory(void) {
+    mload_map *m = open_model();
+    mload_device sim;
+    mload_offload_desc d;
+    mload_offload *o = NULL;
+    mload_offload_stats st;
+    uint32_t units[NL];
+    const mload_unit_tensor *ut;
+    uint64_t n, ub = unit_bytes(MLOAD_DTYPE_F32), reserve = ub + 100; /* room for a unit: kept free */
+    void *other = NULL;
+    mload_error e;
+    int i, resident;
+    if (!m) return;
+    CHECK_RES(mload_device_create_sim(4 * ub + reserve, 0, &sim, &e), MLOAD_OK);
+    memset(&d, 0, sizeof d);
+    d.map = m;
+    d.device = sim;
+    d.device_reserve = reserve;
+    CHECK_RES(mload_offload_create(&d, &o, &e), MLOAD_OK);
+    if (!o) { mload_device_destroy(&sim); mload_map_close(m); return; }
+    add_layers(o, NULL, units);
+    mload_offload_get_stats(o, &st);
+    CHECK_EQ_U64(st.device_budget, 4 * ub);
+    /* another user takes two units' worth: two prepared copies fit */
+    CHECK_RES(sim.alloc(sim.user, 2 * ub, 64, &other), MLOAD_OK);
+    for (i = 0; i < 4; ++i) {
+        CHECK_RES(mload_offload_acquire(o, units[i], &ut, &n, &e), MLOAD_OK);
+        mload_offload_release(o, units[i]);
+    }
+    for (resident = 0, i = 0; i < 4; ++i) resident += mload_offload_is_resident(o, units[i]);
+    mload_offload_get_stats(o, &st);
+    CHECK(resident == 2 && st.evictions == 2);
+    CHECK_EQ_U64(st.device_budget, 2 * ub);
+    CHECK(st.peak_device_bytes <= 2 * ub);
+    /* given back: four fit again, nothing more is evicted */
+    sim.free(sim.user, other, 2 * ub);
+    mload_offload_reset_stats(o);
+    for (i = 0; i < 4; ++i) {
+        CHECK_RES(mload_offload_acquire(o, units[i], &ut, &n, &e), MLOAD_OK);
+        mload_offload_release(o, units[i]);
+    }
+    for (resident = 0, i = 0; i < 4; ++i) resident += mload_offload_is_resident(o, units[i]);
+    mload_offload_get_stats(o, &st);
+    CHECK(resident == 4 && st.evictions == 0);
+    CHECK_EQ_U64(st.device_budget, 4 * ub);
+    mload_offload_destroy(o);
+    mload_device_destroy(&sim);
+    mload_map_close(m);
+}
+
 void area_offload(void) {
     build_model();
     RUN(test_offload_defaults);
@@ -1477,6 +1531,7 @@ void area_offload(void) {
     RUN(test_offload_schedule);
     RUN(test_offload_temp_fallback);
     RUN(test_offload_device_limit);
+    RUN(test_offload_budget_follows_free_memory);
     RUN(test_offload_tier_combinations);
     RUN(test_offload_presets);
     RUN(test_offload_hard_cap);
