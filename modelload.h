@@ -984,6 +984,19 @@ MODELLOAD_API mload_result mload_device_create_sim(uint64_t capacity, uint64_t b
 MODELLOAD_API mload_result mload_device_create_cuda(uint32_t ordinal, mload_device *out, mload_error *err);
 /* Calls d->destroy (when set) and zeroes *d. */
 MODELLOAD_API void mload_device_destroy(mload_device *d);
+/* A bulk load into device memory: as mload_map_load (items, options,
+   checks, progress, cancel, MLOAD_IO_DIRECT), but each item's dst is a
+   device pointer of dev (from dev->alloc, dst_size bytes there). Every
+   worker reads and casts its chunks into two host staging buffers of its
+   own, in turn, and hands each to dev->upload, waiting for a buffer's last
+   copy only before refilling it, so reading overlaps the copies. Every copy
+   is complete when the call returns, on failure too. Staging: 2 x threads
+   buffers of the largest chunk as cast (chunk_bytes of source), from the
+   map's allocator. MLOAD_ERR_INVALID_ARGUMENT without dev, upload or wait;
+   a failed upload or wait is MLOAD_ERR_DEVICE (naming the tensor for an
+   upload); other errors as mload_map_load. */
+MODELLOAD_API mload_result mload_map_load_device(const mload_map *m, mload_load_item *items, uint64_t n, const mload_device *dev,
+                                                 const mload_load_opts *opts, mload_error *err);
 #endif /* !MODELLOAD_NO_OFFLOAD */
 
 /* ==========================================================================
@@ -6298,6 +6311,13 @@ typedef struct mload__job {
     mload_io io;
     mload_progress_fn progress;
     void *progress_user;
+    /* optional (device loads): each chunk is read into one of the thread's
+       two staging buffers of stage_bytes, then handed to put (a device's
+       upload), whose fence put_wait waits for before that buffer is refilled */
+    mload_result (*put)(void *user, void *dst, const void *src, uint64_t size, uint64_t *fence);
+    mload_result (*put_wait)(void *user, uint64_t fence);
+    void *put_user;
+    uint64_t stage_bytes;
     /* shared state, under mu */
     uint64_t next_item, next_elem, done_bytes, total_bytes;
     int stop;
@@ -6369,19 +6389,28 @@ static mload_result mload__direct_raw(const void *ctx, uint64_t off, void *dst, 
     return mload__direct_raw(ctx, f0 + got, d + (f0 - off) + got, off + size - f0 - got);
 }
 
-/* one chunk: elements [e0, e0 + k) of item it */
-static mload_result mload__job_chunk(mload__job *j, mload_load_item *it, uint64_t e0, uint64_t k, unsigned char *scratch,
-                                     size_t scratch_size, unsigned char *bounce, size_t bounce_size, mload_error *err) {
+/* one thread of a bulk load, with its own scratch and bounce buffers, and
+   staging buffers for device loads */
+typedef struct mload__bulk_thread {
+    mload__job *job;
+    unsigned char *scratch, *bounce, *stage[2];
+    size_t scratch_size, bounce_size;
+    uint64_t fence[2];
+    int pending[2], turn;
+} mload__bulk_thread;
+
+/* elements [e0, e0 + k) of item it into dst (host memory) */
+static mload_result mload__job_read(mload__job *j, const mload__bulk_thread *w, const mload_load_item *it, uint64_t e0, uint64_t k,
+                                    unsigned char *dst, mload_error *err) {
     const mload_tensor *t = it->tensor;
-    uint64_t sb = mload__dtypes[t->dtype].bits, db = mload__dtypes[it->as].bits;
-    unsigned char *dst = MLOAD__CAST(unsigned char *, it->dst) + (e0 - it->first) * db / 8u;
-    if (j->io == MLOAD_IO_DIRECT && bounce && mload_map_is_direct(j->m, t) && j->m->files[t->file_index]->src.read_direct) {
+    uint64_t sb = mload__dtypes[t->dtype].bits;
+    if (j->io == MLOAD_IO_DIRECT && w->bounce && mload_map_is_direct(j->m, t) && j->m->files[t->file_index]->src.read_direct) {
         mload__direct_ctx c;
         mload_result r;
         c.src = &j->m->files[t->file_index]->src;
-        c.bounce = bounce;
-        c.bounce_size = bounce_size;
-        r = mload__read_cast(mload__direct_raw, &c, t->offset + e0 * sb / 8u, t->dtype, k, it->as, dst, scratch, scratch_size,
+        c.bounce = w->bounce;
+        c.bounce_size = w->bounce_size;
+        r = mload__read_cast(mload__direct_raw, &c, t->offset + e0 * sb / 8u, t->dtype, k, it->as, dst, w->scratch, w->scratch_size,
                              j->m->f8_overflow);
         if (r == MLOAD_OK) return MLOAD_OK;
         if (r != MLOAD_ERR_UNSUPPORTED) { /* refused: the plain path below */
@@ -6390,58 +6419,92 @@ static mload_result mload__job_chunk(mload__job *j, mload_load_item *it, uint64_
             return MLOAD_ERR_IO;
         }
     }
-    return mload__map_read_elems(j->m, t, e0, k, it->as, dst, scratch, scratch_size, err);
+    return mload__map_read_elems(j->m, t, e0, k, it->as, dst, w->scratch, w->scratch_size, err);
 }
 
-static void mload__job_run(mload__job *j, unsigned char *scratch, size_t scratch_size, unsigned char *bounce,
-                           size_t bounce_size) {
+/* a staging buffer's copy to the device is complete */
+static mload_result mload__job_settle(mload__job *j, mload__bulk_thread *w, int slot, mload_error *err) {
+    if (!w->pending[slot]) return MLOAD_OK;
+    w->pending[slot] = 0;
+    if (j->put_wait(j->put_user, w->fence[slot]) == MLOAD_OK) return MLOAD_OK;
+    return mload__fail(err, MLOAD_ERR_DEVICE, MLOAD_NO_OFFSET, NULL, 0, "waiting for a copy to the device failed");
+}
+
+/* one chunk: elements [e0, e0 + k) of item it, straight into its dst, or
+   through a staging buffer to the device */
+static mload_result mload__job_chunk(mload__job *j, mload__bulk_thread *w, mload_load_item *it, uint64_t e0, uint64_t k,
+                                     mload_error *err) {
+    const mload_tensor *t = it->tensor;
+    uint64_t db = mload__dtypes[it->as].bits;
+    unsigned char *dst = MLOAD__CAST(unsigned char *, it->dst) + (e0 - it->first) * db / 8u;
+    int slot = w->turn;
+    mload_result r;
+    if (!j->put) return mload__job_read(j, w, it, e0, k, dst, err);
+    w->turn ^= 1;
+    if ((r = mload__job_settle(j, w, slot, err)) != MLOAD_OK) return r;
+    if ((r = mload__job_read(j, w, it, e0, k, w->stage[slot], err)) != MLOAD_OK) return r;
+    if (j->put(j->put_user, dst, w->stage[slot], k * db / 8u, &w->fence[slot]) != MLOAD_OK)
+        return mload__fail(err, MLOAD_ERR_DEVICE, MLOAD_NO_OFFSET, t->name, t->name_len, "tensor '%s': the copy of %U bytes to the device failed",
+                           t->name, k * db / 8u);
+    w->pending[slot] = 1;
+    return MLOAD_OK;
+}
+
+/* the first error of the load, or cancellation, stops it (j->mu held) */
+static void mload__job_failed(mload__job *j, mload_result r, const mload_error *e) {
+    if (j->result == MLOAD_OK) { j->result = r; j->err = *e; }
+    j->stop = 1;
+}
+
+/* elements per chunk of item it (UINT64_MAX: read whole) */
+static uint64_t mload__chunk_elems(const mload__job *j, const mload_load_item *it) {
+    uint64_t per = j->chunk_bytes * 8u / mload__dtypes[it->tensor->dtype].bits;
+    if (mload__whole_only(j->m, it->tensor)) return UINT64_MAX;
+    return per < 8u ? 8u : per - per % 8u; /* whole bytes, even for sub-byte dtypes */
+}
+
+static void mload__job_run(mload__job *j, mload__bulk_thread *w) {
+    mload_error e;
+    mload_result r;
+    int slot;
     for (;;) {
         mload_load_item *it;
         uint64_t e0, k, per, bytes;
-        mload_error e;
-        mload_result r;
         mload__lock(&j->mu);
         while (!j->stop && j->next_item < j->n && mload__item_count(&j->items[j->next_item]) <= j->next_elem - j->items[j->next_item].first) {
             j->next_item++;
             if (j->next_item < j->n) j->next_elem = j->items[j->next_item].first;
         }
-        if (j->stop || j->next_item >= j->n) { mload__unlock(&j->mu); return; }
+        if (j->stop || j->next_item >= j->n) { mload__unlock(&j->mu); break; }
         it = &j->items[j->next_item];
         e0 = j->next_elem;
-        per = j->chunk_bytes * 8u / mload__dtypes[it->tensor->dtype].bits;
-        per = per < 8u ? 8u : per - per % 8u; /* whole bytes, even for sub-byte dtypes */
-        if (mload__whole_only(j->m, it->tensor)) per = UINT64_MAX;
+        per = mload__chunk_elems(j, it);
         k = it->first + mload__item_count(it) - e0;
         if (k > per) k = per;
         j->next_elem = e0 + k;
         mload__unlock(&j->mu);
 
-        r = mload__job_chunk(j, it, e0, k, scratch, scratch_size, bounce, bounce_size, &e);
+        r = mload__job_chunk(j, w, it, e0, k, &e);
         bytes = k * mload__dtypes[it->tensor->dtype].bits / 8u;
         mload__lock(&j->mu);
         if (r != MLOAD_OK) {
-            if (j->result == MLOAD_OK) { j->result = r; j->err = e; }
-            j->stop = 1;
+            mload__job_failed(j, r, &e);
         } else {
             j->done_bytes += bytes;
             if (j->progress && !j->stop && j->progress(j->progress_user, j->done_bytes, j->total_bytes)) {
-                j->stop = 1;
-                if (j->result == MLOAD_OK) {
-                    j->result = MLOAD_ERR_CANCELLED;
-                    mload__fail(&j->err, MLOAD_ERR_CANCELLED, MLOAD_NO_OFFSET, NULL, 0, "cancelled by the progress callback");
-                }
+                mload__fail(&e, MLOAD_ERR_CANCELLED, MLOAD_NO_OFFSET, NULL, 0, "cancelled by the progress callback");
+                mload__job_failed(j, MLOAD_ERR_CANCELLED, &e);
             }
         }
         mload__unlock(&j->mu);
     }
+    for (slot = 0; j->put && slot < 2; ++slot) /* this thread's copies in flight: complete before the load returns */
+        if ((r = mload__job_settle(j, w, slot, &e)) != MLOAD_OK) {
+            mload__lock(&j->mu);
+            mload__job_failed(j, r, &e);
+            mload__unlock(&j->mu);
+        }
 }
-
-/* one thread of a bulk load, with its own scratch and bounce buffers */
-typedef struct mload__bulk_thread {
-    mload__job *job;
-    unsigned char *scratch, *bounce;
-    size_t scratch_size, bounce_size;
-} mload__bulk_thread;
 
 /* the pool's job k: the load's loop with thread k's buffers (pool mutex
    held on entry and exit) */
@@ -6452,7 +6515,7 @@ static void mload__bulk_run(void *owner, void *job) {
     uint32_t k;
     memcpy(&k, job, sizeof k);
     mload__unlock(&bp->pool.mu);
-    mload__job_run(bp->t[k].job, bp->t[k].scratch, bp->t[k].scratch_size, bp->t[k].bounce, bp->t[k].bounce_size);
+    mload__job_run(bp->t[k].job, &bp->t[k]);
     mload__lock(&bp->pool.mu);
 }
 
@@ -6485,18 +6548,20 @@ static void mload__bulk_free(const mload_allocator *a, mload__bulk_thread *w, ui
     for (i = 0; i < n; ++i) {
         mload__free(a, w[i].scratch, w[i].scratch_size, 64);
         mload__free(a, w[i].bounce, w[i].bounce_size, MLOAD_DIRECT_ALIGN);
+        mload__free(a, w[i].stage[0], MLOAD__CAST(size_t, w[i].job->stage_bytes), 64);
+        mload__free(a, w[i].stage[1], MLOAD__CAST(size_t, w[i].job->stage_bytes), 64);
     }
     mload__free(a, w, n * sizeof(mload__bulk_thread), sizeof(void *));
 }
 
-/* n threads' buffers: scratch, and a bounce buffer for direct reads */
+/* n threads' buffers: scratch, a bounce buffer for direct reads, staging for device loads */
 static mload__bulk_thread *mload__bulk_alloc(const mload_allocator *a, mload__job *j, uint32_t n, size_t scratch_size) {
     mload__bulk_thread *w = MLOAD__CAST(mload__bulk_thread *, mload__malloc(a, n * sizeof(mload__bulk_thread), sizeof(void *)));
     uint32_t i;
     if (!w) return NULL;
     memset(w, 0, n * sizeof(mload__bulk_thread));
+    for (i = 0; i < n; ++i) w[i].job = j; /* before any allocation: mload__bulk_free reads it */
     for (i = 0; i < n; ++i) {
-        w[i].job = j;
         w[i].scratch_size = scratch_size;
         w[i].scratch = MLOAD__CAST(unsigned char *, mload__malloc(a, scratch_size, 64));
         if (!w[i].scratch) break;
@@ -6504,6 +6569,11 @@ static mload__bulk_thread *mload__bulk_alloc(const mload_allocator *a, mload__jo
             w[i].bounce_size = MLOAD__BOUNCE;
             w[i].bounce = MLOAD__CAST(unsigned char *, mload__malloc(a, w[i].bounce_size, MLOAD_DIRECT_ALIGN));
             if (!w[i].bounce) break;
+        }
+        if (j->put) {
+            w[i].stage[0] = MLOAD__CAST(unsigned char *, mload__malloc(a, MLOAD__CAST(size_t, j->stage_bytes), 64));
+            w[i].stage[1] = MLOAD__CAST(unsigned char *, mload__malloc(a, MLOAD__CAST(size_t, j->stage_bytes), 64));
+            if (!w[i].stage[0] || !w[i].stage[1]) break;
         }
     }
     if (i < n) {
@@ -6513,8 +6583,28 @@ static mload__bulk_thread *mload__bulk_alloc(const mload_allocator *a, mload__jo
     return w;
 }
 
-MODELLOAD_API mload_result mload_map_load(const mload_map *m, mload_load_item *items, uint64_t n,
-                                          const mload_load_opts *opts, mload_error *err) {
+/* where a device load's chunks go: a device's upload and wait */
+typedef struct mload__put {
+    mload_result (*put)(void *user, void *dst, const void *src, uint64_t size, uint64_t *fence);
+    mload_result (*put_wait)(void *user, uint64_t fence);
+    void *user;
+} mload__put;
+
+/* the staging buffer a device load needs: its largest chunk, cast */
+static uint64_t mload__stage_need(const mload__job *j) {
+    uint64_t k, need = 64;
+    for (k = 0; k < j->n; ++k) {
+        const mload_load_item *it = &j->items[k];
+        uint64_t per = mload__chunk_elems(j, it), cnt = mload__item_count(it);
+        if (per > cnt) per = cnt;
+        if (per * mload__dtypes[it->as].bits / 8u > need) need = per * mload__dtypes[it->as].bits / 8u;
+    }
+    return need;
+}
+
+/* mload_map_load, and with put the load into device memory */
+static mload_result mload__load_run(const mload_map *m, mload_load_item *items, uint64_t n, const mload_load_opts *opts,
+                                    const mload__put *put, mload_error *err) {
     mload__job j;
     mload__bulk_thread *w;
     mload__bulk_pool bp;
@@ -6533,6 +6623,14 @@ MODELLOAD_API mload_result mload_map_load(const mload_map *m, mload_load_item *i
     j.progress = opts ? opts->progress : NULL;
     j.progress_user = opts ? opts->progress_user : NULL;
     if ((r = mload__job_check(&j, &chunks, err)) != MLOAD_OK) return r;
+    if (put) {
+        j.put = put->put;
+        j.put_wait = put->put_wait;
+        j.put_user = put->user;
+        j.stage_bytes = mload__stage_need(&j);
+        if (j.stage_bytes > SIZE_MAX / 2u)
+            return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "device load: staging of %U bytes is too large", j.stage_bytes);
+    }
     if (j.chunk_bytes < scratch_size) scratch_size = MLOAD__CAST(size_t, j.chunk_bytes < 65536u ? 65536u : j.chunk_bytes);
     nthreads = (opts && opts->threads) ? opts->threads : (m->threads ? m->threads : mload__default_threads());
     if (nthreads > 64) nthreads = 64;
@@ -6549,13 +6647,18 @@ MODELLOAD_API mload_result mload_map_load(const mload_map *m, mload_load_item *i
     mload__lock(&bp.pool.mu);
     for (i = 1; i <= bp.pool.started && mload__worker_push(&bp.pool, &i); ++i) {}
     mload__unlock(&bp.pool.mu);
-    mload__job_run(&j, w[0].scratch, w[0].scratch_size, w[0].bounce, w[0].bounce_size);
+    mload__job_run(&j, &w[0]);
     mload__worker_destroy(&bp.pool);
     mload__mutex_destroy(&j.mu);
     r = j.result;
     if (r != MLOAD_OK && err) *err = j.err;
     mload__bulk_free(&m->alloc, w, nthreads);
     return r;
+}
+
+MODELLOAD_API mload_result mload_map_load(const mload_map *m, mload_load_item *items, uint64_t n,
+                                          const mload_load_opts *opts, mload_error *err) {
+    return mload__load_run(m, items, n, opts, NULL, err);
 }
 
 MODELLOAD_API mload_result mload_map_load_arena(const mload_map *m, mload_load_item *items, uint64_t n,
@@ -7975,6 +8078,17 @@ MODELLOAD_API mload_result mload_device_create_cuda(uint32_t ordinal, mload_devi
     return mload__fail(err, MLOAD_ERR_UNSUPPORTED, MLOAD_NO_OFFSET, NULL, 0, "the CUDA back end is not built yet");
 }
 
+MODELLOAD_API mload_result mload_map_load_device(const mload_map *m, mload_load_item *items, uint64_t n, const mload_device *dev,
+                                                 const mload_load_opts *opts, mload_error *err) {
+    mload__put put;
+    if (!dev || !dev->upload || !dev->wait)
+        return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "device load: needs a device with upload and wait");
+    put.put = dev->upload;
+    put.put_wait = dev->wait;
+    put.user = dev->user;
+    return mload__load_run(m, items, n, opts, &put, err);
+}
+
 MODELLOAD_API void mload_device_destroy(mload_device *d) {
     if (!d) return;
     if (d->destroy) d->destroy(d->user);
@@ -9092,6 +9206,8 @@ REVISION HISTORY (every rename with its old name: docs/changelog.md)
          bit-identical to the portable loops; reads that cast in cache-sized
          pieces, or straight from views (MLOAD_CAST_READ_VIEW); O_DIRECT
          reads straight into the destination, 16 KiB bounce buffers.
+         mload_map_load_device (bulk loads into device memory); a budget
+         derived from free memory re-measured at each allocation.
   0.2.0  One vocabulary (open/close, create/destroy, cast vs converter, enums
          for every choice, mload_error on every fallible call, uint64_t
          counts, const read handles, bind inputs, results and report apart); the

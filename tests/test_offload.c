@@ -1522,6 +1522,105 @@ static void test_offload_budget_follows_free_memory(void) {
     mload_map_close(m);
 }
 
+/* ---- mload_map_load_device ---- */
+
+static int g_dl_fail_after; /* uploads after this many fail (-1: none) */
+static int g_dl_uploads;
+static mload_result dl_up(void *u, void *d, const void *s2, uint64_t n, uint64_t *f) {
+    checked *c = (checked *)u;
+    if (g_dl_fail_after >= 0 && __atomic_fetch_add(&g_dl_uploads, 1, __ATOMIC_RELAXED) >= g_dl_fail_after) return MLOAD_ERR_DEVICE;
+    return c->inner.upload(c->inner.user, d, s2, n, f);
+}
+static int dl_cancel_at; /* the progress callback cancels at this call (0: never) */
+static int dl_progress(void *user, uint64_t done, uint64_t total) {
+    int *calls = (int *)user;
+    (void)done;
+    (void)total;
+    return ++*calls == dl_cancel_at;
+}
+
+/* every tensor (as stored, as BF16, and a range as F8_E4M3) into device
+   memory, through a slow simulated device (copies lag behind the reads, so a
+   staging buffer refilled before its copy ran would show) and the host one;
+   small chunks reuse each staging buffer many times; then the bytes read
+   back from the device against mload_map_read; a failing upload, a
+   cancellation and bad arguments; every device byte freed */
+static void test_device_load(void) {
+    static const mload_dtype as[] = {MLOAD_DTYPE_INVALID, MLOAD_DTYPE_BF16, MLOAD_DTYPE_F8_E4M3};
+    mload_map *m = open_model();
+    uint64_t nt, i, k;
+    int host, threads, round;
+    mload_error e;
+    if (!m) return;
+    nt = mload_map_count(m);
+    for (host = 0; host < 2; ++host)
+        for (threads = 1; threads <= 2; ++threads)
+            for (round = 0; round < 4; ++round) { /* 0: all good, 1: an upload fails, 2: cancelled, 3: DIRECT asked (memory source: plain) */
+                checked ck;
+                mload_device dev = make_checked_on(&ck, 0, 1, 2000000, host);
+                mload_load_item items[64];
+                mload_load_opts o;
+                mload_result r;
+                int calls = 0;
+                memset(items, 0, sizeof items);
+                for (i = 0; i < nt && i < 64; ++i) {
+                    const mload_tensor *t = mload_map_tensor(m, i);
+                    items[i].tensor = t;
+                    items[i].as = as[i % 3];
+                    if (i % 3 == 2) { items[i].first = 3; items[i].count = t->numel - 5; }
+                    items[i].dst_size = (items[i].count ? items[i].count : t->numel) * mload_dtype_bits(items[i].as ? items[i].as : t->dtype) / 8u;
+                    CHECK_RES(dev.alloc(dev.user, items[i].dst_size, 64, &items[i].dst), MLOAD_OK);
+                }
+                memset(&o, 0, sizeof o);
+                o.threads = (uint32_t)threads;
+                o.chunk_bytes = 200; /* 50 F32 elements: many chunks per tensor */
+                o.io = round == 3 ? MLOAD_IO_DIRECT : MLOAD_IO_DEFAULT;
+                o.progress = dl_progress;
+                o.progress_user = &calls;
+                g_dl_fail_after = round == 1 ? 7 : -1;
+                g_dl_uploads = 0;
+                dl_cancel_at = round == 2 ? 5 : 0;
+                dev.upload = dl_up;
+                r = mload_map_load_device(m, items, nt, &dev, &o, &e);
+                if (round == 1) {
+                    CHECK_RES(r, MLOAD_ERR_DEVICE);
+                    CHECK(strstr(e.message, "copy") != NULL && e.tensor[0] != 0);
+                } else if (round == 2) {
+                    CHECK_RES(r, MLOAD_ERR_CANCELLED);
+                } else {
+                    CHECK_RES(r, MLOAD_OK);
+                    CHECK(calls > (int)nt); /* a callback per chunk */
+                    for (i = 0; i < nt; ++i) {
+                        unsigned char want[R * C * 4], got[R * C * 4];
+                        uint64_t f = 0, cnt = items[i].count ? items[i].count : items[i].tensor->numel;
+                        CHECK_RES(mload_map_read_range(m, items[i].tensor, items[i].first, cnt, items[i].as, want, sizeof want, &e), MLOAD_OK);
+                        CHECK_RES(dev.download(dev.user, got, items[i].dst, items[i].dst_size, &f), MLOAD_OK);
+                        CHECK_RES(dev.wait(dev.user, f), MLOAD_OK);
+                        CHECK(memcmp(want, got, (size_t)items[i].dst_size) == 0);
+                    }
+                }
+                /* every copy is complete: the buffers go now (ASan sees a late copy) */
+                for (i = 0; i < nt; ++i) dev.free(dev.user, items[i].dst, items[i].dst_size);
+                CHECK_EQ_U64(ck.outstanding, 0);
+                mload_device_destroy(&ck.inner);
+            }
+    {
+        checked ck;
+        mload_device dev = make_checked(&ck, 0, 1, 0);
+        mload_load_item it;
+        memset(&it, 0, sizeof it);
+        CHECK_RES(mload_map_load_device(m, &it, 1, NULL, NULL, &e), MLOAD_ERR_INVALID_ARGUMENT);
+        dev.upload = NULL;
+        CHECK_RES(mload_map_load_device(m, &it, 1, &dev, NULL, &e), MLOAD_ERR_INVALID_ARGUMENT);
+        CHECK(strstr(e.message, "upload") != NULL);
+        dev.upload = ck_up;
+        CHECK_RES(mload_map_load_device(m, &it, 1, &dev, NULL, &e), MLOAD_ERR_INVALID_ARGUMENT); /* no tensor */
+        for (k = 0; k < 1; ++k) CHECK_RES(mload_map_load_device(m, NULL, 0, &dev, NULL, &e), MLOAD_OK); /* nothing to do */
+        mload_device_destroy(&ck.inner);
+    }
+    mload_map_close(m);
+}
+
 void area_offload(void) {
     build_model();
     RUN(test_offload_defaults);
@@ -1532,6 +1631,7 @@ void area_offload(void) {
     RUN(test_offload_temp_fallback);
     RUN(test_offload_device_limit);
     RUN(test_offload_budget_follows_free_memory);
+    RUN(test_device_load);
     RUN(test_offload_tier_combinations);
     RUN(test_offload_presets);
     RUN(test_offload_hard_cap);
