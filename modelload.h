@@ -968,15 +968,35 @@ typedef struct mload_device {
     /* optional: releases the back end (mload_device_destroy calls it) */
     void (*destroy)(void *user);
     void *user;
+    /* ---- added in 0.3, after user so that older initialisers stay valid;
+       each optional (zero = absent) ---- */
+    /* host memory the device copies from fastest (CUDA: page-locked), for
+       the manager's staging buffers and host-tier copies and the staging of
+       mload_map_load_device; absent: the caller's allocator */
+    mload_result (*host_alloc)(void *user, uint64_t size, void **ptr);
+    void (*host_free)(void *user, void *ptr, uint64_t size);
+    /* dtype conversion between two device buffers, queued after the copies
+       before it, with mload_cast's F8 overflow mode (flags: a
+       mload_f8_overflow); *fence as for upload. Used instead of convert
+       when present, so a map's MLOAD_F8_OVERFLOW_NONSAT is honoured on the
+       device too. */
+    mload_result (*convert_async)(void *user, void *dst, mload_dtype dst_t, const void *src, mload_dtype src_t, uint64_t count,
+                                  uint32_t flags, uint64_t *fence);
+    /* the most recent failure's detail ("cudaErrorMemoryAllocation: out of
+       memory"), or NULL: appended to the manager's error messages */
+    const char *(*error_detail)(void *user);
 } mload_device;
 
-/* Plain host memory, synchronous copies, on-host conversion. */
+/* Plain host memory, synchronous copies, on-host conversion (convert and
+   convert_async); no host_alloc (host copies use the caller's allocator). */
 MODELLOAD_API mload_result mload_device_create_host(mload_device *out, mload_error *err);
 /* A simulated device for tests and demos: `capacity` bytes of host memory
    (allocations beyond it fail with MLOAD_ERR_DEVICE), copies executed in
    order by a worker thread (throttled to bytes_per_second when > 0, so
-   transfer time is real and can overlap compute), on-device conversion,
-   mem_info. Without threads (MODELLOAD_NO_THREADS) copies are synchronous. */
+   transfer time is real and can overlap compute), on-device conversion
+   (convert_async queued in order with the copies), host_alloc (its own
+   host memory, as a GPU's page-locked memory is), mem_info.
+   Without threads (MODELLOAD_NO_THREADS) copies are synchronous. */
 MODELLOAD_API mload_result mload_device_create_sim(uint64_t capacity, uint64_t bytes_per_second, mload_device *out,
                                                    mload_error *err);
 /* The CUDA runtime back end: not built yet, so MLOAD_ERR_UNSUPPORTED in
@@ -991,8 +1011,8 @@ MODELLOAD_API void mload_device_destroy(mload_device *d);
    own, in turn, and hands each to dev->upload, waiting for a buffer's last
    copy only before refilling it, so reading overlaps the copies. Every copy
    is complete when the call returns, on failure too. Staging: 2 x threads
-   buffers of the largest chunk as cast (chunk_bytes of source), from the
-   map's allocator. MLOAD_ERR_INVALID_ARGUMENT without dev, upload or wait;
+   buffers of the largest chunk as cast (chunk_bytes of source), from
+   dev->host_alloc when the device has it, else the map's allocator. MLOAD_ERR_INVALID_ARGUMENT without dev, upload or wait;
    a failed upload or wait is MLOAD_ERR_DEVICE (naming the tensor for an
    upload); other errors as mload_map_load. */
 MODELLOAD_API mload_result mload_map_load_device(const mload_map *m, mload_load_item *items, uint64_t n, const mload_device *dev,
@@ -6316,6 +6336,9 @@ typedef struct mload__job {
        upload), whose fence put_wait waits for before that buffer is refilled */
     mload_result (*put)(void *user, void *dst, const void *src, uint64_t size, uint64_t *fence);
     mload_result (*put_wait)(void *user, uint64_t fence);
+    mload_result (*stage_alloc)(void *user, uint64_t size, void **ptr); /* NULL: the map's allocator */
+    void (*stage_free)(void *user, void *ptr, uint64_t size);
+    const char *(*put_detail)(void *user);                               /* a failure's detail, or NULL */
     void *put_user;
     uint64_t stage_bytes;
     /* shared state, under mu */
@@ -6422,12 +6445,19 @@ static mload_result mload__job_read(mload__job *j, const mload__bulk_thread *w, 
     return mload__map_read_elems(j->m, t, e0, k, it->as, dst, w->scratch, w->scratch_size, err);
 }
 
+/* the device's detail of a failure, for messages */
+static const char *mload__put_why(const mload__job *j) {
+    const char *w = j->put_detail ? j->put_detail(j->put_user) : NULL;
+    return w ? w : "";
+}
+
 /* a staging buffer's copy to the device is complete */
 static mload_result mload__job_settle(mload__job *j, mload__bulk_thread *w, int slot, mload_error *err) {
     if (!w->pending[slot]) return MLOAD_OK;
     w->pending[slot] = 0;
     if (j->put_wait(j->put_user, w->fence[slot]) == MLOAD_OK) return MLOAD_OK;
-    return mload__fail(err, MLOAD_ERR_DEVICE, MLOAD_NO_OFFSET, NULL, 0, "waiting for a copy to the device failed");
+    return mload__fail(err, MLOAD_ERR_DEVICE, MLOAD_NO_OFFSET, NULL, 0, "waiting for a copy to the device failed%s%s",
+                       *mload__put_why(j) ? ": " : "", mload__put_why(j));
 }
 
 /* one chunk: elements [e0, e0 + k) of item it, straight into its dst, or
@@ -6444,8 +6474,8 @@ static mload_result mload__job_chunk(mload__job *j, mload__bulk_thread *w, mload
     if ((r = mload__job_settle(j, w, slot, err)) != MLOAD_OK) return r;
     if ((r = mload__job_read(j, w, it, e0, k, w->stage[slot], err)) != MLOAD_OK) return r;
     if (j->put(j->put_user, dst, w->stage[slot], k * db / 8u, &w->fence[slot]) != MLOAD_OK)
-        return mload__fail(err, MLOAD_ERR_DEVICE, MLOAD_NO_OFFSET, t->name, t->name_len, "tensor '%s': the copy of %U bytes to the device failed",
-                           t->name, k * db / 8u);
+        return mload__fail(err, MLOAD_ERR_DEVICE, MLOAD_NO_OFFSET, t->name, t->name_len, "tensor '%s': the copy of %U bytes to the device failed%s%s",
+                           t->name, k * db / 8u, *mload__put_why(j) ? ": " : "", mload__put_why(j));
     w->pending[slot] = 1;
     return MLOAD_OK;
 }
@@ -6542,14 +6572,26 @@ static mload_result mload__job_check(mload__job *j, uint64_t *chunks, mload_erro
     return MLOAD_OK;
 }
 
+/* a device load's staging buffer: the device's host memory, else the map's */
+static unsigned char *mload__stage_take(const mload_allocator *a, const mload__job *j) {
+    void *p = NULL;
+    if (!j->stage_alloc) return MLOAD__CAST(unsigned char *, mload__malloc(a, MLOAD__CAST(size_t, j->stage_bytes), 64));
+    return j->stage_alloc(j->put_user, j->stage_bytes, &p) == MLOAD_OK ? MLOAD__CAST(unsigned char *, p) : NULL;
+}
+static void mload__stage_release(const mload_allocator *a, const mload__job *j, unsigned char *p) {
+    if (!p) return;
+    if (j->stage_alloc) j->stage_free(j->put_user, p, j->stage_bytes);
+    else mload__free(a, p, MLOAD__CAST(size_t, j->stage_bytes), 64);
+}
+
 static void mload__bulk_free(const mload_allocator *a, mload__bulk_thread *w, uint32_t n) {
     uint32_t i;
     if (!w) return;
     for (i = 0; i < n; ++i) {
         mload__free(a, w[i].scratch, w[i].scratch_size, 64);
         mload__free(a, w[i].bounce, w[i].bounce_size, MLOAD_DIRECT_ALIGN);
-        mload__free(a, w[i].stage[0], MLOAD__CAST(size_t, w[i].job->stage_bytes), 64);
-        mload__free(a, w[i].stage[1], MLOAD__CAST(size_t, w[i].job->stage_bytes), 64);
+        mload__stage_release(a, w[i].job, w[i].stage[0]);
+        mload__stage_release(a, w[i].job, w[i].stage[1]);
     }
     mload__free(a, w, n * sizeof(mload__bulk_thread), sizeof(void *));
 }
@@ -6571,8 +6613,8 @@ static mload__bulk_thread *mload__bulk_alloc(const mload_allocator *a, mload__jo
             if (!w[i].bounce) break;
         }
         if (j->put) {
-            w[i].stage[0] = MLOAD__CAST(unsigned char *, mload__malloc(a, MLOAD__CAST(size_t, j->stage_bytes), 64));
-            w[i].stage[1] = MLOAD__CAST(unsigned char *, mload__malloc(a, MLOAD__CAST(size_t, j->stage_bytes), 64));
+            w[i].stage[0] = mload__stage_take(a, j);
+            w[i].stage[1] = mload__stage_take(a, j);
             if (!w[i].stage[0] || !w[i].stage[1]) break;
         }
     }
@@ -6587,6 +6629,9 @@ static mload__bulk_thread *mload__bulk_alloc(const mload_allocator *a, mload__jo
 typedef struct mload__put {
     mload_result (*put)(void *user, void *dst, const void *src, uint64_t size, uint64_t *fence);
     mload_result (*put_wait)(void *user, uint64_t fence);
+    mload_result (*host_alloc)(void *user, uint64_t size, void **ptr);
+    void (*host_free)(void *user, void *ptr, uint64_t size);
+    const char *(*detail)(void *user);
     void *user;
 } mload__put;
 
@@ -6626,6 +6671,9 @@ static mload_result mload__load_run(const mload_map *m, mload_load_item *items, 
     if (put) {
         j.put = put->put;
         j.put_wait = put->put_wait;
+        j.stage_alloc = put->host_alloc && put->host_free ? put->host_alloc : NULL;
+        j.stage_free = put->host_free;
+        j.put_detail = put->detail;
         j.put_user = put->user;
         j.stage_bytes = mload__stage_need(&j);
         if (j.stage_bytes > SIZE_MAX / 2u)
@@ -7909,6 +7957,12 @@ static mload_result mload__hd_convert(void *user, void *dst, mload_dtype dt, con
     (void)user;
     return mload_cast(dst, dt, src, st, count, MLOAD_F8_OVERFLOW_SATURATE, NULL);
 }
+static mload_result mload__hd_convert_async(void *user, void *dst, mload_dtype dt, const void *src, mload_dtype st, uint64_t count,
+                                            uint32_t flags, uint64_t *fence) {
+    (void)user;
+    if (fence) *fence = 0;
+    return mload_cast(dst, dt, src, st, count, flags & MLOAD_F8_OVERFLOW_NONSAT ? MLOAD_F8_OVERFLOW_NONSAT : MLOAD_F8_OVERFLOW_SATURATE, NULL);
+}
 static void mload__hd_destroy(void *user) {
     mload__hostdev *h = MLOAD__CAST(mload__hostdev *, user);
     mload_allocator a = h->a;
@@ -7935,7 +7989,8 @@ static void *mload__device_new(const mload_device *table, size_t size, mload_dev
 }
 
 static const mload_device mload__host_table = {"host", mload__hd_alloc, mload__hd_free, mload__hd_copy, mload__hd_copy,
-                                               mload__hd_wait, mload__hd_convert, NULL, mload__hd_destroy, NULL};
+                                               mload__hd_wait, mload__hd_convert, NULL, mload__hd_destroy, NULL,
+                                               NULL, NULL, mload__hd_convert_async, NULL};
 
 MODELLOAD_API mload_result mload_device_create_host(mload_device *out, mload_error *err) {
     if (!mload__device_new(&mload__host_table, sizeof(mload__hostdev), out, err))
@@ -7945,7 +8000,14 @@ MODELLOAD_API mload_result mload_device_create_host(mload_device *out, mload_err
 
 /* The simulated device: host memory under a capacity, copies run in order
    by a worker (throttled to bytes_per_second), so transfer time is real. */
-typedef struct mload__simjob { void *dst; const void *src; uint64_t size, fence; } mload__simjob;
+/* a copy of size bytes, or (cast) a cast of size elements from st to dt
+   with F8 overflow mode ov (fits a worker queue's 48-byte entries) */
+typedef struct mload__simjob {
+    void *dst;
+    const void *src;
+    uint64_t size, fence;
+    uint8_t cast, dt, st, ov;
+} mload__simjob;
 typedef struct mload__sim {
     mload__hostdev base;
     uint64_t capacity, used, bps;
@@ -7969,6 +8031,11 @@ static void mload__sleep_ns(uint64_t ns) {
 
 static void mload__sim_do(mload__sim *s, const mload__simjob *j) {
     uint64_t t0 = mload__now_ns();
+    if (j->cast) { /* checked by the caller: cannot fail */
+        (void)mload_cast(j->dst, MLOAD__CAST(mload_dtype, j->dt), j->src, MLOAD__CAST(mload_dtype, j->st), j->size,
+                         MLOAD__CAST(mload_f8_overflow, j->ov), NULL);
+        return;
+    }
     if (j->size) memcpy(j->dst, j->src, MLOAD__CAST(size_t, j->size));
     if (s->bps) { /* the transfer takes size / bps, copy time included */
         uint64_t want = j->size / s->bps * 1000000000u + j->size % s->bps * 1000000000u / s->bps, spent = mload__now_ns() - t0;
@@ -8006,13 +8073,35 @@ static void mload__sim_free(void *user, void *ptr, uint64_t size) {
     s->used -= size ? size : 1;
     mload__unlock(&s->w.mu);
 }
+/* queues j (in order with everything before it) and gives its fence */
+static mload_result mload__sim_queue(mload__sim *s, mload__simjob *j, uint64_t *fence);
+
 static mload_result mload__sim_copy(void *user, void *dst, const void *src, uint64_t size, uint64_t *fence) {
-    mload__sim *s = MLOAD__CAST(mload__sim *, user);
     mload__simjob j;
-    mload_result r = MLOAD_OK;
+    memset(&j, 0, sizeof j);
     j.dst = dst;
     j.src = src;
     j.size = size;
+    return mload__sim_queue(MLOAD__CAST(mload__sim *, user), &j, fence);
+}
+static mload_result mload__sim_convert_async(void *user, void *dst, mload_dtype dt, const void *src, mload_dtype st, uint64_t count,
+                                             uint32_t flags, uint64_t *fence) {
+    mload__simjob j;
+    if (!mload_cast_supported(dt, st)) return MLOAD_ERR_UNSUPPORTED;
+    memset(&j, 0, sizeof j);
+    j.dst = dst;
+    j.src = src;
+    j.size = count;
+    j.cast = 1;
+    j.dt = MLOAD__CAST(uint8_t, dt);
+    j.st = MLOAD__CAST(uint8_t, st);
+    j.ov = MLOAD__CAST(uint8_t, flags & MLOAD_F8_OVERFLOW_NONSAT ? MLOAD_F8_OVERFLOW_NONSAT : MLOAD_F8_OVERFLOW_SATURATE);
+    if (!count) { if (fence) *fence = 0; return MLOAD_OK; }
+    return mload__sim_queue(MLOAD__CAST(mload__sim *, user), &j, fence);
+}
+static mload_result mload__sim_queue(mload__sim *s, mload__simjob *jp, uint64_t *fence) {
+    mload__simjob j = *jp;
+    mload_result r = MLOAD_OK;
     mload__lock(&s->w.mu);
     j.fence = ++s->submitted;
     if (!s->w.started) { /* no thread: the copy happens now */
@@ -8057,8 +8146,16 @@ static void mload__sim_destroy(void *user) {
     mload__free(&a, s, sizeof(*s), sizeof(void *));
 }
 
+static mload_result mload__sim_host_alloc(void *user, uint64_t size, void **ptr) {
+    return mload__hd_alloc(&MLOAD__CAST(mload__sim *, user)->base, size, 64, ptr);
+}
+static void mload__sim_host_free(void *user, void *ptr, uint64_t size) {
+    mload__hd_free(&MLOAD__CAST(mload__sim *, user)->base, ptr, size);
+}
+
 static const mload_device mload__sim_table = {"sim", mload__sim_alloc, mload__sim_free, mload__sim_copy, mload__sim_copy,
-                                              mload__sim_wait, mload__sim_convert, mload__sim_mem, mload__sim_destroy, NULL};
+                                              mload__sim_wait, mload__sim_convert, mload__sim_mem, mload__sim_destroy, NULL,
+                                              mload__sim_host_alloc, mload__sim_host_free, mload__sim_convert_async, NULL};
 
 MODELLOAD_API mload_result mload_device_create_sim(uint64_t capacity, uint64_t bytes_per_second, mload_device *out,
                                                    mload_error *err) {
@@ -8085,6 +8182,9 @@ MODELLOAD_API mload_result mload_map_load_device(const mload_map *m, mload_load_
         return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "device load: needs a device with upload and wait");
     put.put = dev->upload;
     put.put_wait = dev->wait;
+    put.host_alloc = dev->host_alloc;
+    put.host_free = dev->host_free;
+    put.detail = dev->error_detail;
     put.user = dev->user;
     return mload__load_run(m, items, n, opts, &put, err);
 }
@@ -8274,6 +8374,13 @@ static int mload__evict_one(mload_offload *o, uint32_t keep, uint32_t min_dist) 
    for in-flight prefetches (whose copies then become evictable) before
    giving up. */
 
+/* a device failure's detail for messages: ": detail", or nothing */
+static const char *mload__dev_why(const mload_device *d) {
+    const char *w = d->error_detail ? d->error_detail(d->user) : NULL;
+    return w ? w : "";
+}
+static const char *mload__dev_sep(const mload_device *d) { return *mload__dev_why(d) ? ": " : ""; }
+
 /* a budget derived from the device's free memory follows it: what the
    manager holds plus what is free beyond the reserve, now (lock held) */
 static void mload__rederive_budget(mload_offload *o) {
@@ -8303,7 +8410,9 @@ static mload_result mload__dev_alloc(mload_offload *o, uint64_t size, uint32_t k
             mload__cond_wait(&o->w.done, &o->w.mu);
             continue;
         }
-        if (fits) return mload__fail(err, MLOAD_ERR_DEVICE, MLOAD_NO_OFFSET, NULL, 0, "the device refused %U bytes", sz);
+        if (fits)
+            return mload__fail(err, MLOAD_ERR_DEVICE, MLOAD_NO_OFFSET, NULL, 0, "the device refused %U bytes%s%s", sz, mload__dev_sep(&o->dev),
+                               mload__dev_why(&o->dev));
         return mload__fail(err, MLOAD_ERR_BUDGET, MLOAD_NO_OFFSET, NULL, 0,
                            "device budget: %U bytes needed, %U available of %U (the rest is acquired, pinned or in use)", sz, avail,
                            o->dev_budget);
@@ -8315,8 +8424,15 @@ static mload_result mload__host_alloc(mload_offload *o, uint64_t size, unsigned 
     if (o->host_used > o->host_budget || sz > o->host_budget - o->host_used)
         return mload__fail(err, MLOAD_ERR_BUDGET, MLOAD_NO_OFFSET, NULL, 0, "host budget: %U bytes needed, %U available", sz,
                            o->host_budget > o->host_used ? o->host_budget - o->host_used : 0);
-    if (sz > SIZE_MAX || !(*ptr = MLOAD__CAST(unsigned char *, mload__malloc(&o->alloc, MLOAD__CAST(size_t, sz), 64))))
+    if (o->dev.host_alloc && o->dev.host_free) { /* the device's (pinned) host memory */
+        void *p = NULL;
+        if (o->dev.host_alloc(o->dev.user, sz, &p) != MLOAD_OK || !p)
+            return mload__fail(err, MLOAD_ERR_OUT_OF_MEMORY, MLOAD_NO_OFFSET, NULL, 0, "the device's host memory: %U bytes refused%s%s", sz,
+                               mload__dev_sep(&o->dev), mload__dev_why(&o->dev));
+        *ptr = MLOAD__CAST(unsigned char *, p);
+    } else if (sz > SIZE_MAX || !(*ptr = MLOAD__CAST(unsigned char *, mload__malloc(&o->alloc, MLOAD__CAST(size_t, sz), 64)))) {
         return mload__oom(err);
+    }
     o->host_used += sz;
     mload__o_peak(o);
     return MLOAD_OK;
@@ -8324,7 +8440,8 @@ static mload_result mload__host_alloc(mload_offload *o, uint64_t size, unsigned 
 static void mload__host_free(mload_offload *o, unsigned char *p, uint64_t size) {
     uint64_t sz = size ? size : 1;
     if (!p) return;
-    mload__free(&o->alloc, p, MLOAD__CAST(size_t, sz), 64);
+    if (o->dev.host_alloc && o->dev.host_free) o->dev.host_free(o->dev.user, p, sz);
+    else mload__free(&o->alloc, p, MLOAD__CAST(size_t, sz), 64);
     o->host_used -= sz;
     mload__o_peak(o);
 }
@@ -8520,7 +8637,9 @@ static mload_result mload__fill_device(mload_offload *o, mload__unit *u, mload_d
     }
     r = o->dev.upload(o->dev.user, dst, src, bytes, &fence);
     if (r == MLOAD_OK) r = o->dev.wait(o->dev.user, fence);
-    if (r != MLOAD_OK) r = mload__fail(err, MLOAD_ERR_DEVICE, MLOAD_NO_OFFSET, NULL, 0, "upload of unit '%s' failed", u->name);
+    if (r != MLOAD_OK)
+        r = mload__fail(err, MLOAD_ERR_DEVICE, MLOAD_NO_OFFSET, NULL, 0, "upload of unit '%s' failed%s%s", u->name, mload__dev_sep(&o->dev),
+                        mload__dev_why(&o->dev));
 out:
     mload__o_lock(o);
     if (r == MLOAD_OK) {
@@ -8650,18 +8769,35 @@ static int mload__f8_dst(mload_dtype t) { return t == MLOAD_DTYPE_F8_E4M3 || t =
 
 /* the computation copy of an acquired unit from its prepared copy (dtype p
    to c), by the device's convert */
+/* the computation copy from the prepared one, on the device: queued
+   conversions with the map's F8 mode and one wait (convert_async), else
+   convert tensor by tensor */
 static mload_result mload__convert_on_device(mload_offload *o, mload__unit *u, mload_dtype p, mload_dtype c, mload_error *err) {
     size_t k;
     mload_result r = MLOAD_OK;
+    uint64_t fence = 0;
+    int queued = 0;
     for (k = 0; k < u->nt && r == MLOAD_OK; ++k) {
         const mload_tensor *t = mload__ut(o, u, k);
         uint64_t po = 0, co = 0;
+        void *dst;
+        const void *src;
         mload__layout(o, u, p, k, &po);
         mload__layout(o, u, c, k, &co);
-        r = o->dev.convert(o->dev.user, MLOAD__CAST(unsigned char *, u->tmp) + co, mload__tier_dtype(t, c),
-                           MLOAD__CAST(unsigned char *, u->dev) + po, mload__tier_dtype(t, p), t->numel);
+        dst = MLOAD__CAST(unsigned char *, u->tmp) + co;
+        src = MLOAD__CAST(unsigned char *, u->dev) + po;
+        if (o->dev.convert_async) {
+            r = o->dev.convert_async(o->dev.user, dst, mload__tier_dtype(t, c), src, mload__tier_dtype(t, p), t->numel,
+                                     MLOAD__CAST(uint32_t, mload_map_f8_overflow(o->map)), &fence);
+            queued |= r == MLOAD_OK;
+        } else {
+            r = o->dev.convert(o->dev.user, dst, mload__tier_dtype(t, c), src, mload__tier_dtype(t, p), t->numel);
+        }
     }
-    if (r != MLOAD_OK) return mload__fail(err, MLOAD_ERR_DEVICE, MLOAD_NO_OFFSET, u->name, strlen(u->name), "unit '%s': device conversion failed", u->name);
+    if (queued && o->dev.wait(o->dev.user, fence) != MLOAD_OK && r == MLOAD_OK) r = MLOAD_ERR_DEVICE;
+    if (r != MLOAD_OK)
+        return mload__fail(err, MLOAD_ERR_DEVICE, MLOAD_NO_OFFSET, u->name, strlen(u->name), "unit '%s': device conversion failed%s%s", u->name,
+                           mload__dev_sep(&o->dev), mload__dev_why(&o->dev));
     return MLOAD_OK;
 }
 
@@ -8966,9 +9102,9 @@ static mload_result mload__make_tmp(mload_offload *o, mload__unit *u, uint32_t u
     u->tmp_bytes = bytes ? bytes : 1;
     mload__o_unlock(o);
     /* on the device from the prepared copy, unless it would narrow to F8 with the map's
-       non-saturating mode, which a device's convert (saturating) cannot honour */
-    if (u->dev_state == MLOAD__DEV_READY && o->dev.convert &&
-        (mload_map_f8_overflow(o->map) == MLOAD_F8_OVERFLOW_SATURATE || !mload__f8_dst(c))) {
+       non-saturating mode, which a device's convert (saturating) cannot honour: convert_async can */
+    if (u->dev_state == MLOAD__DEV_READY &&
+        (o->dev.convert_async || (o->dev.convert && (mload_map_f8_overflow(o->map) == MLOAD_F8_OVERFLOW_SATURATE || !mload__f8_dst(c))))) {
         r = mload__convert_on_device(o, u, p, c, err);
         mload__o_lock(o);
         if (r == MLOAD_OK) o->st.device_convert += bytes;
@@ -9207,7 +9343,8 @@ REVISION HISTORY (every rename with its old name: docs/changelog.md)
          pieces, or straight from views (MLOAD_CAST_READ_VIEW); O_DIRECT
          reads straight into the destination, 16 KiB bounce buffers.
          mload_map_load_device (bulk loads into device memory); a budget
-         derived from free memory re-measured at each allocation.
+         derived from free memory re-measured at each allocation; device
+         table members host_alloc/host_free, convert_async, error_detail.
   0.2.0  One vocabulary (open/close, create/destroy, cast vs converter, enums
          for every choice, mload_error on every fallible call, uint64_t
          counts, const read handles, bind inputs, results and report apart); the

@@ -1621,6 +1621,150 @@ static void test_device_load(void) {
     mload_map_close(m);
 }
 
+/* ---- the members added to mload_device in 0.3 ---- */
+
+typedef struct v2dev {
+    mload_device inner;
+    int host_allocs, host_frees, converts, fail_uploads;
+    uint64_t host_bytes;
+} v2dev;
+static mload_result v2_alloc(void *u, uint64_t n, uint64_t al, void **p) { v2dev *v = (v2dev *)u; return v->inner.alloc(v->inner.user, n, al, p); }
+static void v2_free(void *u, void *p, uint64_t n) { v2dev *v = (v2dev *)u; v->inner.free(v->inner.user, p, n); }
+static mload_result v2_up(void *u, void *d, const void *s2, uint64_t n, uint64_t *f) {
+    v2dev *v = (v2dev *)u;
+    return v->fail_uploads ? MLOAD_ERR_DEVICE : v->inner.upload(v->inner.user, d, s2, n, f);
+}
+static mload_result v2_down(void *u, void *d, const void *s2, uint64_t n, uint64_t *f) { v2dev *v = (v2dev *)u; return v->inner.download(v->inner.user, d, s2, n, f); }
+static mload_result v2_wait(void *u, uint64_t f) { v2dev *v = (v2dev *)u; return v->inner.wait(v->inner.user, f); }
+static mload_result v2_conv(void *u, void *d, mload_dtype dt, const void *s2, mload_dtype st, uint64_t n) {
+    v2dev *v = (v2dev *)u;
+    return v->inner.convert(v->inner.user, d, dt, s2, st, n);
+}
+static mload_result v2_conv_async(void *u, void *d, mload_dtype dt, const void *s2, mload_dtype st, uint64_t n, uint32_t fl, uint64_t *f) {
+    v2dev *v = (v2dev *)u;
+    __atomic_fetch_add(&v->converts, 1, __ATOMIC_RELAXED);
+    return v->inner.convert_async(v->inner.user, d, dt, s2, st, n, fl, f);
+}
+static mload_result v2_halloc(void *u, uint64_t n, void **p) {
+    v2dev *v = (v2dev *)u;
+    __atomic_fetch_add(&v->host_allocs, 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&v->host_bytes, n, __ATOMIC_RELAXED);
+    return v->inner.host_alloc(v->inner.user, n, p);
+}
+static void v2_hfree(void *u, void *p, uint64_t n) {
+    v2dev *v = (v2dev *)u;
+    __atomic_fetch_add(&v->host_frees, 1, __ATOMIC_RELAXED);
+    __atomic_fetch_sub(&v->host_bytes, n, __ATOMIC_RELAXED);
+    v->inner.host_free(v->inner.user, p, n);
+}
+static const char *v2_detail(void *u) { return ((v2dev *)u)->fail_uploads ? "fakeErrorLaunchFailure: the fake device says no" : NULL; }
+
+/* a simulated device behind every 0.3 member, counting; async: convert_async, else convert only */
+static mload_device make_v2(v2dev *v, int async) {
+    mload_device d;
+    memset(v, 0, sizeof *v);
+    mload_device_create_sim(1ull << 30, 0, &v->inner, NULL);
+    memset(&d, 0, sizeof d);
+    d.name = "v2";
+    d.alloc = v2_alloc;
+    d.free = v2_free;
+    d.upload = v2_up;
+    d.download = v2_down;
+    d.wait = v2_wait;
+    d.convert = v2_conv;
+    d.convert_async = async ? v2_conv_async : NULL;
+    d.host_alloc = v2_halloc;
+    d.host_free = v2_hfree;
+    d.error_detail = v2_detail;
+    d.user = v;
+    return d;
+}
+
+/* convert_async narrows on the device with the map's F8 mode (convert alone
+   could not: the host did it); host copies and staging come from host_alloc
+   and go back to host_free; a device failure's detail reaches the message */
+static void test_device_v2_members(void) {
+    float vals[4] = {1000.0f, -1000.0f, 1.5f, 2.0f};
+    const unsigned char want[4] = {0x7F, 0xFF, 0x3C, 0x40}; /* F8_E4M3, not saturating: +-NaN for 1000 */
+    tbuf img = make_st("{\"u.w\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", 16, (const unsigned char *)vals);
+    int async;
+    for (async = 0; async < 2; ++async) {
+        mload_map_desc d;
+        mload_source src;
+        mload_map *m = NULL;
+        mload_offload_desc od;
+        mload_offload *o = NULL;
+        mload_offload_stats st;
+        mload_tiers t;
+        v2dev v;
+        mload_device dev = make_v2(&v, async);
+        const mload_unit_tensor *ut;
+        uint64_t n;
+        uint32_t u;
+        mload_error e;
+        const char *pre = "u.";
+        memset(&d, 0, sizeof d);
+        mload_source_open_memory(img.p, img.n, NULL, &src, NULL);
+        d.sources = &src;
+        d.source_count = 1;
+        d.f8_overflow = MLOAD_F8_OVERFLOW_NONSAT;
+        CHECK_RES(mload_map_open(&d, &m, &e), MLOAD_OK);
+        if (!m) { mload_device_destroy(&v.inner); continue; }
+        memset(&od, 0, sizeof od);
+        od.map = m;
+        od.device = dev;
+        CHECK_RES(mload_offload_create(&od, &o, &e), MLOAD_OK);
+        memset(&t, 0, sizeof t);
+        t.offload.place = MLOAD_PLACE_HOST;
+        t.offload.dtype = MLOAD_DTYPE_F32;
+        t.preparing.place = MLOAD_PLACE_DEVICE;
+        t.preparing.dtype = MLOAD_DTYPE_F32;
+        t.computation.dtype = MLOAD_DTYPE_F8_E4M3;
+        CHECK_RES(mload_offload_add_unit(o, "u", &pre, 1, &t, &u, &e), MLOAD_OK);
+        CHECK_RES(mload_offload_group_offload(o, &u, 1, &e), MLOAD_OK); /* a host copy */
+        CHECK(v.host_allocs >= 1);
+        CHECK_RES(mload_offload_acquire(o, u, &ut, &n, &e), MLOAD_OK);
+        if (ut) {
+            unsigned char got[4];
+            uint64_t f = 0;
+            CHECK(n == 1 && ut[0].dtype == MLOAD_DTYPE_F8_E4M3 && ut[0].nbytes == 4);
+            CHECK_RES(dev.download(dev.user, got, ut[0].data, 4, &f), MLOAD_OK);
+            CHECK_RES(dev.wait(dev.user, f), MLOAD_OK);
+            CHECK(memcmp(got, want, 4) == 0);
+        }
+        mload_offload_release(o, u);
+        mload_offload_get_stats(o, &st);
+        if (async) CHECK(v.converts == 1 && st.device_convert > 0); /* on the device, in the map's mode */
+        else CHECK(v.converts == 0 && st.device_convert == 0);    /* convert saturates: the host narrowed */
+        /* a failing device: its detail in the message */
+        CHECK_RES(mload_offload_group_offload(o, &u, 1, &e), MLOAD_OK);
+        v.fail_uploads = 1;
+        CHECK_RES(mload_offload_acquire(o, u, &ut, &n, &e), MLOAD_ERR_DEVICE);
+        CHECK(strstr(e.message, "fakeErrorLaunchFailure: the fake device says no") != NULL);
+        {
+            mload_load_item it;
+            void *buf = NULL;
+            int before = v.host_allocs;
+            memset(&it, 0, sizeof it);
+            it.tensor = mload_map_find(m, "u.w");
+            it.dst_size = 16;
+            CHECK_RES(dev.alloc(dev.user, 16, 64, &buf), MLOAD_OK);
+            it.dst = buf;
+            CHECK_RES(mload_map_load_device(m, &it, 1, &dev, NULL, &e), MLOAD_ERR_DEVICE);
+            CHECK(strstr(e.message, "u.w") != NULL && strstr(e.message, "fakeErrorLaunchFailure") != NULL);
+            v.fail_uploads = 0;
+            CHECK_RES(mload_map_load_device(m, &it, 1, &dev, NULL, &e), MLOAD_OK);
+            CHECK(v.host_allocs >= before + 4); /* two staging buffers per load, from host_alloc */
+            dev.free(dev.user, buf, 16);
+        }
+        mload_offload_destroy(o);
+        CHECK(v.host_allocs == v.host_frees && v.host_bytes == 0);
+        mload_device_destroy(&v.inner);
+        mload_map_close(m);
+    }
+    tbuf_free(&img);
+}
+
 void area_offload(void) {
     build_model();
     RUN(test_offload_defaults);
@@ -1632,6 +1776,7 @@ void area_offload(void) {
     RUN(test_offload_device_limit);
     RUN(test_offload_budget_follows_free_memory);
     RUN(test_device_load);
+    RUN(test_device_v2_members);
     RUN(test_offload_tier_combinations);
     RUN(test_offload_presets);
     RUN(test_offload_hard_cap);
