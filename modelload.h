@@ -968,8 +968,9 @@ typedef struct mload_device {
     /* optional: releases the back end (mload_device_destroy calls it) */
     void (*destroy)(void *user);
     void *user;
-    /* ---- added in 0.3, after user so that older initialisers stay valid;
-       each optional (zero = absent) ---- */
+    /* ---- added in 0.3, after user (a table zero-initialised, or
+       initialised by member name, keeps working); each optional, zero =
+       absent ---- */
     /* host memory the device copies from fastest (CUDA: page-locked), for
        the manager's staging buffers and host-tier copies and the staging of
        mload_map_load_device; absent: the caller's allocator */
@@ -985,20 +986,41 @@ typedef struct mload_device {
     /* the most recent failure's detail ("cudaErrorMemoryAllocation: out of
        memory"), or NULL: appended to the manager's error messages */
     const char *(*error_detail)(void *user);
+    /* stream order against the caller's compute stream (an opaque handle,
+       e.g. a cudaStream_t; NULL = the device's default): record gives an
+       event after the work queued on stream so far; event_wait blocks the
+       host until it has passed; stream_wait makes the stream's later work
+       wait for a fence (a copy or a conversion) without blocking the host.
+       The manager uses record and event_wait (all three present) when its
+       desc names a stream: memory a released unit used is freed or reused
+       only after the event its release recorded. */
+    mload_result (*record)(void *user, void *stream, uint64_t *event);
+    mload_result (*event_wait)(void *user, uint64_t event);
+    mload_result (*stream_wait)(void *user, void *stream, uint64_t fence);
 } mload_device;
 
 /* Plain host memory, synchronous copies, on-host conversion (convert and
-   convert_async); no host_alloc (host copies use the caller's allocator). */
+   convert_async); no host_alloc (host copies use the caller's allocator);
+   record/event_wait/stream_wait that never wait (host work is synchronous). */
 MODELLOAD_API mload_result mload_device_create_host(mload_device *out, mload_error *err);
 /* A simulated device for tests and demos: `capacity` bytes of host memory
    (allocations beyond it fail with MLOAD_ERR_DEVICE), copies executed in
    order by a worker thread (throttled to bytes_per_second when > 0, so
    transfer time is real and can overlap compute), on-device conversion
    (convert_async queued in order with the copies), host_alloc (its own
-   host memory, as a GPU's page-locked memory is), mem_info.
+   host memory, as a GPU's page-locked memory is), mem_info, and streams
+   (mload_device_sim_stream) with record, event_wait and stream_wait.
    Without threads (MODELLOAD_NO_THREADS) copies are synchronous. */
 MODELLOAD_API mload_result mload_device_create_sim(uint64_t capacity, uint64_t bytes_per_second, mload_device *out,
                                                    mload_error *err);
+/* A stream of a simulated device (for tests of stream order): it runs what
+   is launched on it in order, on a thread of its own, so it lags the host
+   as a GPU stream does; record, event_wait and stream_wait take it. At most
+   8 per device, destroyed with it. NULL for another device or when out of
+   memory. Without threads, work runs at once. */
+MODELLOAD_API void *mload_device_sim_stream(const mload_device *sim);
+/* Queues fn(arg) on a simulated stream (a stand-in for a kernel). */
+MODELLOAD_API mload_result mload_device_sim_launch(const mload_device *sim, void *stream, void (*fn)(void *arg), void *arg);
 /* The CUDA runtime back end: not built yet, so MLOAD_ERR_UNSUPPORTED in
    every build (MODELLOAD_CUDA changes nothing for now). */
 MODELLOAD_API mload_result mload_device_create_cuda(uint32_t ordinal, mload_device *out, mload_error *err);
@@ -1099,6 +1121,10 @@ typedef struct mload_offload_desc {
     mload_evict_policy policy;
     uint32_t prefetch_depth;   /* units brought ahead of use, along the learned order; 0 = none */
     mload_allocator allocator; /* host allocations */
+    void *stream;              /* the caller's compute stream (device record/event_wait needed):
+                                  release records an event on it, and the device memory a
+                                  released unit used is freed or reused only after that event.
+                                  NULL = the caller is done with the memory when it releases */
 } mload_offload_desc;
 
 /* A tensor of an acquired unit: on the computation device, in the
@@ -7963,6 +7989,15 @@ static mload_result mload__hd_convert_async(void *user, void *dst, mload_dtype d
     if (fence) *fence = 0;
     return mload_cast(dst, dt, src, st, count, flags & MLOAD_F8_OVERFLOW_NONSAT ? MLOAD_F8_OVERFLOW_NONSAT : MLOAD_F8_OVERFLOW_SATURATE, NULL);
 }
+/* host work is synchronous: every event has passed when it is recorded */
+static mload_result mload__hd_record(void *user, void *stream, uint64_t *event) {
+    (void)user;
+    (void)stream;
+    *event = 0;
+    return MLOAD_OK;
+}
+static mload_result mload__hd_event_wait(void *user, uint64_t event) { (void)user; (void)event; return MLOAD_OK; }
+static mload_result mload__hd_stream_wait(void *user, void *stream, uint64_t fence) { (void)user; (void)stream; (void)fence; return MLOAD_OK; }
 static void mload__hd_destroy(void *user) {
     mload__hostdev *h = MLOAD__CAST(mload__hostdev *, user);
     mload_allocator a = h->a;
@@ -7990,7 +8025,8 @@ static void *mload__device_new(const mload_device *table, size_t size, mload_dev
 
 static const mload_device mload__host_table = {"host", mload__hd_alloc, mload__hd_free, mload__hd_copy, mload__hd_copy,
                                                mload__hd_wait, mload__hd_convert, NULL, mload__hd_destroy, NULL,
-                                               NULL, NULL, mload__hd_convert_async, NULL};
+                                               NULL, NULL, mload__hd_convert_async, NULL,
+                                               mload__hd_record, mload__hd_event_wait, mload__hd_stream_wait};
 
 MODELLOAD_API mload_result mload_device_create_host(mload_device *out, mload_error *err) {
     if (!mload__device_new(&mload__host_table, sizeof(mload__hostdev), out, err))
@@ -8008,10 +8044,24 @@ typedef struct mload__simjob {
     uint64_t size, fence;
     uint8_t cast, dt, st, ov;
 } mload__simjob;
+/* A stream of the simulated device: its own thread runs its work in order
+   (jobs: fn(arg), then a wait for a copy fence, then a mark); an event is
+   (stream number + 1) << 56 | mark, or a copy fence for the default stream. */
+#define MLOAD__SIM_STREAMS 8u
+struct mload__sim;
+typedef struct mload__simstream {
+    struct mload__sim *sim;
+    mload__worker w;   /* its mutex guards marks and done */
+    uint64_t marks, done;
+} mload__simstream;
+typedef struct mload__simsjob { void (*fn)(void *); void *arg; uint64_t fence, mark; } mload__simsjob;
+
 typedef struct mload__sim {
     mload__hostdev base;
     uint64_t capacity, used, bps;
     uint64_t submitted, completed; /* fences */
+    mload__simstream *streams[MLOAD__SIM_STREAMS];
+    uint32_t nstreams;
     mload__worker w;               /* its mutex guards the fields above */
 } mload__sim;
 
@@ -8142,8 +8192,97 @@ static mload_result mload__sim_mem(void *user, uint64_t *free_bytes, uint64_t *t
 static void mload__sim_destroy(void *user) {
     mload__sim *s = MLOAD__CAST(mload__sim *, user);
     mload_allocator a = s->base.a;
+    uint32_t i;
+    for (i = 0; i < s->nstreams; ++i) { /* their queued work runs first */
+        mload__worker_destroy(&s->streams[i]->w);
+        mload__free(&a, s->streams[i], sizeof(mload__simstream), sizeof(void *));
+    }
     mload__worker_destroy(&s->w);
     mload__free(&a, s, sizeof(*s), sizeof(void *));
+}
+
+/* the worker of a simulated stream (its mutex held on entry and exit) */
+static void mload__simstream_run(void *owner, void *job) {
+    mload__simstream *st = MLOAD__CAST(mload__simstream *, owner);
+    mload__simsjob j;
+    memcpy(&j, job, sizeof j);
+    mload__unlock(&st->w.mu);
+    if (j.fn) j.fn(j.arg);
+    if (j.fence) (void)mload__sim_wait(st->sim, j.fence);
+    mload__lock(&st->w.mu);
+    if (j.mark) st->done = j.mark;
+}
+
+/* the number of stream `stream` of s, or -1 (s->w.mu held) */
+static int mload__sim_stream_no(const mload__sim *s, const void *stream) {
+    uint32_t i;
+    for (i = 0; i < s->nstreams; ++i)
+        if (s->streams[i] == stream) return MLOAD__CAST(int, i);
+    return -1;
+}
+
+/* queues j on stream (or runs it now without a thread); j.mark is set to
+   the next mark when `mark` */
+static mload_result mload__sim_stream_push(mload__sim *s, void *stream, mload__simsjob *j, int mark, uint64_t *event) {
+    mload__simstream *st;
+    int no;
+    mload__lock(&s->w.mu);
+    no = mload__sim_stream_no(s, stream);
+    mload__unlock(&s->w.mu);
+    if (no < 0) return MLOAD_ERR_INVALID_ARGUMENT;
+    st = s->streams[no];
+    mload__lock(&st->w.mu);
+    if (mark) j->mark = ++st->marks;
+    if (!st->w.started) {
+        mload__unlock(&st->w.mu);
+        if (j->fn) j->fn(j->arg);
+        if (j->fence) (void)mload__sim_wait(s, j->fence);
+        mload__lock(&st->w.mu);
+        if (j->mark) st->done = j->mark;
+    } else if (!mload__worker_push(&st->w, j)) {
+        if (mark) st->marks--;
+        mload__unlock(&st->w.mu);
+        return MLOAD_ERR_OUT_OF_MEMORY;
+    }
+    mload__unlock(&st->w.mu);
+    if (event) *event = (MLOAD__CAST(uint64_t, no) + 1u) << 56 | j->mark;
+    return MLOAD_OK;
+}
+
+static mload_result mload__sim_record(void *user, void *stream, uint64_t *event) {
+    mload__sim *s = MLOAD__CAST(mload__sim *, user);
+    mload__simsjob j;
+    if (!stream) { /* the default stream: the copies queued so far */
+        mload__lock(&s->w.mu);
+        *event = s->submitted;
+        mload__unlock(&s->w.mu);
+        return MLOAD_OK;
+    }
+    memset(&j, 0, sizeof j);
+    return mload__sim_stream_push(s, stream, &j, 1, event);
+}
+
+static mload_result mload__sim_event_wait(void *user, uint64_t event) {
+    mload__sim *s = MLOAD__CAST(mload__sim *, user);
+    uint64_t no = event >> 56, mark = event & ((MLOAD__CAST(uint64_t, 1) << 56) - 1u);
+    mload__simstream *st;
+    if (no == 0) return mload__sim_wait(user, event);
+    mload__lock(&s->w.mu);
+    st = no <= s->nstreams ? s->streams[no - 1u] : NULL;
+    mload__unlock(&s->w.mu);
+    if (!st) return MLOAD_ERR_INVALID_ARGUMENT;
+    mload__lock(&st->w.mu);
+    while (st->done < mark) mload__cond_wait(&st->w.done, &st->w.mu);
+    mload__unlock(&st->w.mu);
+    return MLOAD_OK;
+}
+
+static mload_result mload__sim_stream_wait(void *user, void *stream, uint64_t fence) {
+    mload__simsjob j;
+    if (!stream) return MLOAD_OK; /* the default stream is the copies' own order */
+    memset(&j, 0, sizeof j);
+    j.fence = fence;
+    return mload__sim_stream_push(MLOAD__CAST(mload__sim *, user), stream, &j, 0, NULL);
 }
 
 static mload_result mload__sim_host_alloc(void *user, uint64_t size, void **ptr) {
@@ -8155,7 +8294,8 @@ static void mload__sim_host_free(void *user, void *ptr, uint64_t size) {
 
 static const mload_device mload__sim_table = {"sim", mload__sim_alloc, mload__sim_free, mload__sim_copy, mload__sim_copy,
                                               mload__sim_wait, mload__sim_convert, mload__sim_mem, mload__sim_destroy, NULL,
-                                              mload__sim_host_alloc, mload__sim_host_free, mload__sim_convert_async, NULL};
+                                              mload__sim_host_alloc, mload__sim_host_free, mload__sim_convert_async, NULL,
+                                              mload__sim_record, mload__sim_event_wait, mload__sim_stream_wait};
 
 MODELLOAD_API mload_result mload_device_create_sim(uint64_t capacity, uint64_t bytes_per_second, mload_device *out,
                                                    mload_error *err) {
@@ -8165,6 +8305,36 @@ MODELLOAD_API mload_result mload_device_create_sim(uint64_t capacity, uint64_t b
     s->bps = bytes_per_second;
     mload__worker_init(&s->w, NULL, sizeof(mload__simjob), mload__sim_run, s, 1);
     return MLOAD_OK;
+}
+
+MODELLOAD_API void *mload_device_sim_stream(const mload_device *sim) {
+    mload__sim *s;
+    mload__simstream *st;
+    if (!sim || sim->record != mload__sim_record || !sim->user) return NULL; /* a simulated device's table */
+    s = MLOAD__CAST(mload__sim *, sim->user);
+    st = MLOAD__CAST(mload__simstream *, mload__malloc(&s->base.a, sizeof(*st), sizeof(void *)));
+    if (!st) return NULL;
+    memset(st, 0, sizeof(*st));
+    st->sim = s;
+    mload__lock(&s->w.mu);
+    if (s->nstreams == MLOAD__SIM_STREAMS) {
+        mload__unlock(&s->w.mu);
+        mload__free(&s->base.a, st, sizeof(*st), sizeof(void *));
+        return NULL;
+    }
+    mload__worker_init(&st->w, &s->base.a, sizeof(mload__simsjob), mload__simstream_run, st, 1);
+    s->streams[s->nstreams++] = st;
+    mload__unlock(&s->w.mu);
+    return st;
+}
+
+MODELLOAD_API mload_result mload_device_sim_launch(const mload_device *sim, void *stream, void (*fn)(void *arg), void *arg) {
+    mload__simsjob j;
+    if (!sim || sim->record != mload__sim_record || !sim->user || !fn) return MLOAD_ERR_INVALID_ARGUMENT;
+    memset(&j, 0, sizeof j);
+    j.fn = fn;
+    j.arg = arg;
+    return mload__sim_stream_push(MLOAD__CAST(mload__sim *, sim->user), stream, &j, 0, NULL);
 }
 
 /* The CUDA back end is not written yet: with or without MODELLOAD_CUDA this
@@ -8219,8 +8389,10 @@ typedef struct mload__unit {
     int dev_state, prefetched;
     mload_result load_result;
     mload_error load_err;
-    void *tmp;                /* computation copy while acquired */
+    void *tmp;                /* computation copy while acquired (and, with a stream, until reclaimed) */
     uint64_t tmp_bytes;
+    uint64_t ev;              /* with a stream: the event its last release recorded ... */
+    int has_ev, tmp_retiring; /* ... pending; tmp kept after release until that event */
     mload_unit_tensor *views;
     int acquired, pinned, grouped; /* grouped: part of the running group move */
     int onloaded;             /* resting in the onload tier (else the offload tier) */
@@ -8236,6 +8408,7 @@ struct mload_offload {
     uint64_t dev_budget, host_budget, dev_used, host_used, tick;
     uint64_t dev_limit;       /* device-wide use limit for promotions (0 = none) */
     uint64_t dev_reserve;     /* with budget_derived: what stays free for others */
+    void *stream;             /* the caller's compute stream (desc.stream), or NULL */
     int budget_derived;       /* dev_budget = dev_used + free - reserve, re-measured at each device allocation */
     uint32_t policy, depth;
     mload__unit *units;
@@ -8318,8 +8491,17 @@ static uint32_t mload__victim(mload_offload *o, uint32_t keep, uint32_t min_dist
     return best;
 }
 
+/* the caller's work on a released unit's memory has finished (lock held):
+   the event its release recorded has passed */
+static void mload__settle(mload_offload *o, mload__unit *u) {
+    if (!u->has_ev) return;
+    u->has_ev = 0;
+    (void)o->dev.event_wait(o->dev.user, u->ev); /* a failed wait cannot order anything more: go on */
+}
+
 static void mload__free_dev_copy(mload_offload *o, mload__unit *u) {
     if (u->dev) {
+        mload__settle(o, u);
         o->dev.free(o->dev.user, u->dev, u->dev_bytes);
         o->dev_used -= u->dev_bytes;
     }
@@ -8332,7 +8514,9 @@ static void mload__free_dev_copy(mload_offload *o, mload__unit *u) {
 
 /* frees the computation copy of an acquired unit, if any */
 static void mload__free_tmp(mload_offload *o, mload__unit *u) {
+    u->tmp_retiring = 0;
     if (!u->tmp) return;
+    mload__settle(o, u);
     o->dev.free(o->dev.user, u->tmp, u->tmp_bytes);
     o->dev_used -= u->tmp_bytes;
     u->tmp = NULL;
@@ -8374,6 +8558,18 @@ static int mload__evict_one(mload_offload *o, uint32_t keep, uint32_t min_dist) 
    for in-flight prefetches (whose copies then become evictable) before
    giving up. */
 
+/* frees one computation copy kept after its release for the caller's
+   stream (after that release's event); 0 when there is none (lock held) */
+static int mload__reclaim_one(mload_offload *o) {
+    uint32_t i;
+    for (i = 0; i < o->nunits; ++i)
+        if (o->units[i].tmp_retiring) {
+            mload__free_tmp(o, &o->units[i]);
+            return 1;
+        }
+    return 0;
+}
+
 /* a device failure's detail for messages: ": detail", or nothing */
 static const char *mload__dev_why(const mload_device *d) {
     const char *w = d->error_detail ? d->error_detail(d->user) : NULL;
@@ -8403,6 +8599,9 @@ static mload_result mload__dev_alloc(mload_offload *o, uint64_t size, uint32_t k
             mload__o_peak(o);
             return MLOAD_OK;
         }
+        /* computation copies of released units the caller's stream may still read: after their
+           events, before anything is evicted */
+        if (mload__reclaim_one(o)) continue;
         /* within the budget the device itself is full (other users): evict and retry; over it, evict
            only when the request then fits; else wait for loads in flight to finish */
         if ((fits || avail + mload__evictable(o, keep, min_dist) >= sz) && mload__evict_one(o, keep, min_dist)) continue;
@@ -8736,6 +8935,9 @@ MODELLOAD_API mload_result mload_offload_create(const mload_offload_desc *desc, 
                            "offload: needs a map, a device with alloc/free/upload/wait, a valid policy and allocator");
     if (desc->device_limit && !desc->device.mem_info)
         return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "offload: device_limit needs a device with mem_info");
+    if (desc->stream && (!desc->device.record || !desc->device.event_wait || !desc->device.stream_wait))
+        return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0,
+                           "offload: a stream needs a device with record, event_wait and stream_wait");
     o = MLOAD__CAST(mload_offload *, mload__malloc(&desc->allocator, sizeof(*o), sizeof(void *)));
     if (!o) return mload__oom(err);
     memset(o, 0, sizeof(*o));
@@ -8749,6 +8951,7 @@ MODELLOAD_API mload_result mload_offload_create(const mload_offload_desc *desc, 
     o->dev_budget = desc->device_budget;
     o->dev_limit = desc->device_limit;
     o->dev_reserve = desc->device_reserve;
+    o->stream = desc->stream;
     if (!o->dev_budget) {
         uint64_t fr = 0, tot = 0;
         o->budget_derived = o->dev.mem_info && o->dev.mem_info(o->dev.user, &fr, &tot) == MLOAD_OK;
@@ -9136,6 +9339,7 @@ MODELLOAD_API mload_result mload_offload_acquire(mload_offload *o, uint32_t unit
         return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, u->name, strlen(u->name), "unit '%s' is already acquired", u->name);
     t0 = mload__now_ns();
     mload__o_lock(o);
+    if (u->tmp_retiring) mload__free_tmp(o, u); /* its last use may still run: after the event */
     o->st.acquires++;
     if (o->last != MLOAD__NONE && o->last != unit) o->units[o->last].next = unit; /* learn the order */
     o->last = unit;
@@ -9194,7 +9398,12 @@ MODELLOAD_API void mload_offload_release(mload_offload *o, uint32_t unit) {
     mload__o_lock(o);
     u = &o->units[unit];
     if (u->acquired) {
-        mload__free_tmp(o, u);
+        /* with a stream, the caller's work queued so far may still read the unit: an event
+           after it; the computation copy waits for it (mload__reclaim_one), as does any later
+           free of the prepared copy */
+        if (o->stream && o->dev.record(o->dev.user, o->stream, &u->ev) == MLOAD_OK) u->has_ev = 1;
+        if (u->has_ev && u->tmp) u->tmp_retiring = 1;
+        else mload__free_tmp(o, u);
         u->acquired = 0;
         u->last_use = ++o->tick;
         mload__o_peak(o);
@@ -9344,7 +9553,9 @@ REVISION HISTORY (every rename with its old name: docs/changelog.md)
          reads straight into the destination, 16 KiB bounce buffers.
          mload_map_load_device (bulk loads into device memory); a budget
          derived from free memory re-measured at each allocation; device
-         table members host_alloc/host_free, convert_async, error_detail.
+         table members host_alloc/host_free, convert_async, error_detail,
+         record/event_wait/stream_wait; offload desc.stream (stream-ordered
+         release); simulated device streams.
   0.2.0  One vocabulary (open/close, create/destroy, cast vs converter, enums
          for every choice, mload_error on every fallible call, uint64_t
          counts, const read handles, bind inputs, results and report apart); the

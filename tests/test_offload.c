@@ -8,6 +8,7 @@
 #include "mload_setup.h"
 #include <stdarg.h>
 #include <stdlib.h>
+#include <time.h>
 
 #define NL 6    /* layers */
 #define R 32
@@ -1765,6 +1766,101 @@ static void test_device_v2_members(void) {
     tbuf_free(&img);
 }
 
+/* ---- stream order (device record / event_wait / stream_wait) ---- */
+typedef struct kjob {
+    const unsigned char *data; /* what the "kernel" reads: a unit's tensor on the device */
+    size_t n;
+    unsigned char want[R * C * 4];
+    int ok;
+} kjob;
+/* a stand-in for a kernel: it runs late (as the GPU would), then checks it
+   still reads the unit's values */
+static void slow_kernel(void *arg) {
+    kjob *k = (kjob *)arg;
+    struct timespec ts = {0, 15 * 1000000L};
+    nanosleep(&ts, NULL);
+    k->ok = memcmp(k->data, k->want, k->n) == 0;
+}
+
+/* with a stream in the desc, release records an event on it and the memory
+   the unit used (its prepared copy, or its computation copy) is reused only
+   after that event: kernels queued on a slow simulated stream read every
+   unit intact while the manager, on a budget of one unit, evicts each
+   unit for the next; also on the host device (events pass at once); a
+   stream with a device lacking record is refused */
+static void test_offload_stream_order(void) {
+    mload_map *m = open_model();
+    mload_error e;
+    int computed, host;
+    if (!m) return;
+    for (host = 0; host < 2; ++host)
+        for (computed = 0; computed < 2; ++computed) { /* 0: the prepared copy is used; 1: a BF16 computation copy */
+            mload_device dev;
+            mload_offload_desc d;
+            mload_offload *o = NULL;
+            mload_tiers t;
+            uint32_t units[NL];
+            static kjob jobs[NL];
+            void *stream;
+            mload_dtype cdt = computed ? MLOAD_DTYPE_BF16 : MLOAD_DTYPE_F32;
+            uint64_t ev = 0;
+            int i, good = 0;
+            if (host) mload_device_create_host(&dev, NULL);
+            else mload_device_create_sim(1ull << 30, 0, &dev, NULL);
+            stream = host ? (void *)&dev : mload_device_sim_stream(&dev); /* any handle for the host device */
+            CHECK(stream != NULL);
+            memset(&d, 0, sizeof d);
+            d.map = m;
+            d.device = dev;
+            d.stream = stream;
+            d.device_budget = unit_bytes(MLOAD_DTYPE_F32) + (computed ? unit_bytes(MLOAD_DTYPE_BF16) : 0); /* one unit */
+            CHECK_RES(mload_offload_create(&d, &o, &e), MLOAD_OK);
+            if (!o) { mload_device_destroy(&dev); continue; }
+            memset(&t, 0, sizeof t);
+            t.computation.dtype = cdt;
+            add_layers(o, &t, units);
+            for (i = 0; i < NL; ++i) {
+                const mload_unit_tensor *ut;
+                uint64_t n, k;
+                CHECK_RES(mload_offload_acquire(o, units[i], &ut, &n, &e), MLOAD_OK);
+                for (k = 0; ut && k < n; ++k)
+                    if (ut[k].tensor->numel == R * C) { /* the weight: a kernel reads it later */
+                        jobs[i].data = (const unsigned char *)ut[k].data;
+                        jobs[i].n = (size_t)ut[k].nbytes;
+                        jobs[i].ok = -1;
+                        CHECK_RES(mload_map_read(m, ut[k].tensor, cdt, jobs[i].want, sizeof jobs[i].want, &e), MLOAD_OK);
+                        if (host) slow_kernel(&jobs[i]); /* host work: now */
+                        else CHECK_RES(mload_device_sim_launch(&dev, stream, slow_kernel, &jobs[i]), MLOAD_OK);
+                    }
+                mload_offload_release(o, units[i]);
+            }
+            CHECK_RES(dev.record(dev.user, stream, &ev), MLOAD_OK);
+            CHECK_RES(dev.event_wait(dev.user, ev), MLOAD_OK);
+            for (i = 0; i < NL; ++i) good += jobs[i].ok == 1;
+            CHECK(good == NL);
+            if (good != NL) fprintf(stderr, "  %s device, %s copy: %d of %d kernels read their unit intact\n", host ? "host" : "sim",
+                                    computed ? "computation" : "prepared", good, NL);
+            mload_offload_destroy(o);
+            mload_device_destroy(&dev);
+        }
+    {   /* a stream needs record, event_wait and stream_wait */
+        mload_device dev;
+        mload_offload_desc d;
+        mload_offload *o = NULL;
+        mload_device_create_sim(1u << 20, 0, &dev, NULL);
+        memset(&d, 0, sizeof d);
+        d.map = m;
+        d.device = dev;
+        d.stream = mload_device_sim_stream(&dev);
+        d.device.record = NULL;
+        CHECK_RES(mload_offload_create(&d, &o, &e), MLOAD_ERR_INVALID_ARGUMENT);
+        CHECK(o == NULL && strstr(e.message, "record") != NULL);
+        CHECK(mload_device_sim_stream(&d.device) == NULL); /* not a simulated device's table any more */
+        mload_device_destroy(&dev);
+    }
+    mload_map_close(m);
+}
+
 void area_offload(void) {
     build_model();
     RUN(test_offload_defaults);
@@ -1777,6 +1873,7 @@ void area_offload(void) {
     RUN(test_offload_budget_follows_free_memory);
     RUN(test_device_load);
     RUN(test_device_v2_members);
+    RUN(test_offload_stream_order);
     RUN(test_offload_tier_combinations);
     RUN(test_offload_presets);
     RUN(test_offload_hard_cap);
