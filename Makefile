@@ -7,13 +7,15 @@
 #                 (bench_inspect.sh: the inspector's listing against cat)
 #   make fuzz     libFuzzer on the parser for FUZZ_SECONDS (default 60); needs clang
 #   make ptx      the CUDA conversion kernel as PTX, checked by ptxas (needs the CUDA toolkit)
+#   make cuda-check  the CUDA back end built with gcc/clang/nvcc and run without a GPU
+#   make demo-cuda   the demo on a GPU; tests/gpu/run.sh: every GPU check and B8
 CC      ?= cc
 CFLAGS  ?= -O2
 STRICT  := -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Werror
 BUILD   := build
 FUZZ_SECONDS ?= 60
 
-.PHONY: all test demo examples bench fuzz clean ptx
+.PHONY: all test demo demo-cuda examples bench fuzz clean ptx ptx-embed cuda-check
 
 all: mload-inspect mload-convert mload-demo
 
@@ -35,6 +37,24 @@ test:
 ptx:
 	@mkdir -p $(BUILD)
 	bash tests/gpu/ptx.sh $(BUILD)/cast_kernel.ptx
+
+# ... embedded in modelload.h (after editing tests/gpu/cast_kernel.cu)
+ptx-embed:
+	bash tests/gpu/embed_ptx.sh
+
+# the CUDA back end where a CUDA toolkit is installed, GPU or not: gcc, g++,
+# clang and nvcc builds with MODELLOAD_CUDA, the embedded PTX, the run
+# without a GPU (CUDA_HOME, default /usr/local/cuda)
+CUDA_HOME ?= /usr/local/cuda
+cuda-check:
+	CUDA_HOME=$(CUDA_HOME) bash tests/gpu/cuda_check.sh
+
+# the demo on the GPU (needs the toolkit and a GPU)
+demo-cuda:
+	@mkdir -p $(BUILD)
+	$(CC) -std=c11 $(CFLAGS) $(STRICT) -DMODELLOAD_CUDA -isystem $(CUDA_HOME)/include -I. examples/tools/demo.c -o $(BUILD)/mload-demo-cuda \
+	    -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -pthread -lm
+	./$(BUILD)/mload-demo-cuda --cuda
 
 mload-demo: examples/tools/demo.c modelload.h
 	$(CC) -std=c99 $(CFLAGS) $(STRICT) -I. examples/tools/demo.c -o $@ -pthread -lm

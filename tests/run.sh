@@ -200,11 +200,12 @@ else bad "example custom_source (wanted $want): $(grep read "$T/ex.out")"; fi
 if exrun 1 "$E/custom_source" "$E/game.pak" 999 "$(wc -c < "$G")"; then ok; else bad "example custom_source (wrong offset)"; fi
 echo "examples: $((pass - ex_pass0)) passed, $((fail - ex_fail0)) failed"
 
-# ---- 3a. the CUDA back end's conversion kernel as PTX for old drivers, accepted by ptxas
-bash tests/gpu/ptx.sh "$B/cast_kernel.ptx" > "$T/ptx.log" 2>&1; rc=$?
-if [ $rc -eq 0 ]; then ok; tail -n 1 "$T/ptx.log"
-elif [ $rc -eq 2 ]; then echo "SKIP cast kernel PTX: $(head -n 1 "$T/ptx.log")" >&2; skip=$((skip+1))
-else bad "cast kernel PTX (tests/gpu/ptx.sh)"; cat "$T/ptx.log" >&2; fi
+# ---- 3a. the CUDA back end where a toolkit is installed (no GPU needed): builds with
+# MODELLOAD_CUDA (gcc, g++, clang, nvcc), the embedded PTX current and accepted by ptxas,
+# the run without a GPU (make cuda-check)
+BUILD="$B" bash tests/gpu/cuda_check.sh > "$T/cuda.out" 2> "$T/cuda.err"; rc=$?
+if [ $rc -eq 2 ]; then echo "SKIP CUDA back end: $(head -n 1 "$T/cuda.err")" >&2; skip=$((skip+1))
+else cat "$T/cuda.err" >&2; tally "$T/cuda.out" "CUDA back end (make cuda-check)"; fi
 
 # ---- 3b. one map used by many threads, under ThreadSanitizer ----------------------
 if "$CC" -std=c99 -O1 -g -fsanitize=thread -Wall -Wextra -DMLOAD__CHECK_SIZES -I. tests/test_threads.c -o "$B/test_threads" -pthread 2> "$T/tsan.log"; then

@@ -3,6 +3,11 @@
 
    Build:  cc -std=c99 -O2 -I. examples/tools/demo.c -o mload-demo -pthread -lm
    Run:    ./mload-demo [--onload F8_E4M3|F8_E5M2|BF16|F16|F32]   (or `make demo`)
+   On a GPU (`make demo-cuda`): build with -DMODELLOAD_CUDA against the CUDA
+   toolkit (-isystem $CUDA_HOME/include ... -lcudart) and run with --cuda:
+   the layers then stream through GPU memory (staged copies, F8 storage,
+   conversion by the library's kernel) and each layer's weights are copied
+   back for the host arithmetic, which stays the reference.
 
    1. Writes a synthetic model to a temporary folder: 24 layers of an MLP,
       hidden 1024, stored BF16, as a sharded checkpoint with an index.json.
@@ -108,6 +113,24 @@ static int write_model(const char *path, mload_error *e) {
     return ok;
 }
 
+static mload_dtype g_onload = MLOAD_DTYPE_F8_E4M3;
+static int g_cuda; /* --cuda: the layers live in GPU memory */
+
+/* the demo's device: the simulated one, or with --cuda the GPU (then
+   capacity and bandwidth are the GPU's own, and the budget alone caps) */
+static int make_device(uint64_t capacity, uint64_t bps, mload_device *dev, mload_error *e) {
+    if (g_cuda) return mload_device_create_cuda(0, dev, e) == MLOAD_OK;
+    return mload_device_create_sim(capacity, bps, dev, e) == MLOAD_OK;
+}
+
+/* a tensor's floats where the host can read them: device memory is copied back */
+static const float *host_view(const mload_device *dev, const mload_unit_tensor *t, float *buf) {
+    uint64_t fence = 0;
+    if (!g_cuda) return (const float *)t->data;
+    if (dev->download(dev->user, buf, t->data, t->nbytes, &fence) != MLOAD_OK || dev->wait(dev->user, fence) != MLOAD_OK) return NULL;
+    return buf;
+}
+
 typedef struct run_result {
     float out[BATCH][HIDDEN];
     mload_offload_stats pass[3];
@@ -115,8 +138,8 @@ typedef struct run_result {
 } run_result;
 
 /* one forward pass: x <- tanh(W x + b) per layer, on the device copies */
-static int forward(mload_offload *o, const uint32_t *units, float x[BATCH][HIDDEN], mload_error *e) {
-    static float y[BATCH][HIDDEN];
+static int forward(mload_offload *o, const mload_device *dev, const uint32_t *units, float x[BATCH][HIDDEN], mload_error *e) {
+    static float y[BATCH][HIDDEN], wbuf[HIDDEN * HIDDEN], bbuf[HIDDEN];
     int l, r, i, k;
     for (l = 0; l < LAYERS; ++l) {
         const mload_unit_tensor *ut;
@@ -124,9 +147,10 @@ static int forward(mload_offload *o, const uint32_t *units, float x[BATCH][HIDDE
         const float *w = NULL, *bias = NULL;
         if (mload_offload_acquire(o, units[l], &ut, &n, e) != MLOAD_OK) return 0;
         for (k = 0; k < (int)n; ++k) { /* "blocks.N.b" sorts before "blocks.N.w" */
-            if (ut[k].tensor->rank == 2) w = (const float *)ut[k].data;
-            else bias = (const float *)ut[k].data;
+            if (ut[k].tensor->rank == 2) w = host_view(dev, &ut[k], wbuf);
+            else bias = host_view(dev, &ut[k], bbuf);
         }
+        if (!w || !bias) { mload_offload_release(o, units[l]); return 0; }
         for (r = 0; r < BATCH; ++r)
             for (i = 0; i < HIDDEN; ++i) {
                 const float *row = w + (size_t)i * HIDDEN;
@@ -139,8 +163,6 @@ static int forward(mload_offload *o, const uint32_t *units, float x[BATCH][HIDDE
     }
     return 1;
 }
-
-static mload_dtype g_onload = MLOAD_DTYPE_F8_E4M3;
 
 static int run(mload_map *m, int streamed, run_result *res, mload_error *e) {
     mload_device dev;
@@ -156,13 +178,13 @@ static int run(mload_map *m, int streamed, run_result *res, mload_error *e) {
     if (streamed) {
         /* a quarter of the model; copies at 8 GB/s on their own thread */
         res->budget = model_bytes / 4;
-        mload_device_create_sim(res->budget, 8000000000ull, &dev, NULL);
+        if (!make_device(res->budget, 8000000000ull, &dev, e)) return 0;
         t = mload_tiers_preset(MLOAD_PRESET_DISK_OFFLOAD, g_onload, MLOAD_DTYPE_F32); /* rests on disk, prepared in g_onload */
         d.prefetch_depth = 1;
     } else {
         /* everything resident, BF16 as stored */
         res->budget = 0;
-        mload_device_create_sim(UINT64_MAX, 0, &dev, NULL);
+        if (!make_device(UINT64_MAX, 0, &dev, e)) return 0;
         t.preparing.dtype = MLOAD_DTYPE_BF16;
         t.computation.dtype = MLOAD_DTYPE_F32;
     }
@@ -181,7 +203,7 @@ static int run(mload_map *m, int streamed, run_result *res, mload_error *e) {
         for (r = 0; r < BATCH; ++r)
             for (i = 0; i < HIDDEN; ++i) x[r][i] = sinf((float)(r * HIDDEN + i) * 0.01f);
         mload_offload_reset_stats(o);
-        if (!forward(o, units, x, e)) { mload_offload_destroy(o); mload_device_destroy(&dev); return 0; }
+        if (!forward(o, &dev, units, x, e)) { mload_offload_destroy(o); mload_device_destroy(&dev); return 0; }
         mload_offload_get_stats(o, &res->pass[pass]);
     }
     memcpy(res->out, x, sizeof x);
@@ -214,15 +236,21 @@ int main(int argc, char **argv) {
     uint64_t peak = 0, hits = 0;
     int r, i, pass;
 
+    if (argc >= 2 && strcmp(argv[1], "--cuda") == 0) { /* mload-demo --cuda [--onload D] */
+        g_cuda = 1;
+        argv[1] = argv[0];
+        ++argv;
+        --argc;
+    }
     if (argc == 3 && strcmp(argv[1], "--onload") == 0) {
         g_onload = mload_dtype_from_name(argv[2], strlen(argv[2]));
         if (g_onload != MLOAD_DTYPE_F8_E4M3 && g_onload != MLOAD_DTYPE_F8_E5M2 && g_onload != MLOAD_DTYPE_BF16 && g_onload != MLOAD_DTYPE_F16 &&
             g_onload != MLOAD_DTYPE_F32) {
-            fprintf(stderr, "usage: mload-demo [--onload F8_E4M3|F8_E5M2|BF16|F16|F32]\n");
+            fprintf(stderr, "usage: mload-demo [--cuda] [--onload F8_E4M3|F8_E5M2|BF16|F16|F32]\n");
             return 2;
         }
     } else if (argc != 1) {
-        fprintf(stderr, "usage: mload-demo [--onload F8_E4M3|F8_E5M2|BF16|F16|F32]\n");
+        fprintf(stderr, "usage: mload-demo [--cuda] [--onload F8_E4M3|F8_E5M2|BF16|F16|F32]\n");
         return 2;
     }
     /* BF16 weights are exact in BF16 and F32; F16 may round them a little */
