@@ -1133,10 +1133,12 @@ typedef struct mload_offload_desc {
     mload_evict_policy policy;
     uint32_t prefetch_depth;   /* units brought ahead of use, along the learned order; 0 = none */
     mload_allocator allocator; /* host allocations */
-    void *stream;              /* the caller's compute stream (device record/event_wait needed):
-                                  release records an event on it, and the device memory a
-                                  released unit used is freed or reused only after that event.
-                                  NULL = the caller is done with the memory when it releases */
+    void *stream;              /* the caller's compute stream (the device's record, event_wait and
+                                  stream_wait needed): acquire makes it wait for the unit's copies
+                                  instead of the host; release records an event on it, and the
+                                  device memory a released unit used is freed or reused only after
+                                  that event. NULL = acquire returns the data ready, and the caller
+                                  is done with the memory when it releases */
 } mload_offload_desc;
 
 /* A tensor of an acquired unit: on the computation device, in the
@@ -8102,11 +8104,16 @@ static void mload__sim_do(mload__sim *s, const mload__simjob *j) {
                          MLOAD__CAST(mload_f8_overflow, j->ov), NULL);
         return;
     }
-    if (j->size) memcpy(j->dst, j->src, MLOAD__CAST(size_t, j->size));
-    if (s->bps) { /* the transfer takes size / bps, copy time included */
-        uint64_t want = j->size / s->bps * 1000000000u + j->size % s->bps * 1000000000u / s->bps, spent = mload__now_ns() - t0;
-        if (want > spent) mload__sleep_ns(want - spent);
+    if (s->bps) { /* the transfer takes size / bps, the copy's own time included: the bytes land at its end */
+        uint64_t want = j->size / s->bps * 1000000000u + j->size % s->bps * 1000000000u / s->bps, spent;
+        if (j->size) memcpy(j->dst, j->src, MLOAD__CAST(size_t, j->size) / 2); /* half of it, to time the rest */
+        spent = mload__now_ns() - t0;
+        if (want > 2 * spent) mload__sleep_ns(want - 2 * spent);
+        if (j->size) memcpy(MLOAD__CAST(unsigned char *, j->dst) + j->size / 2, MLOAD__CAST(const unsigned char *, j->src) + j->size / 2,
+                            MLOAD__CAST(size_t, j->size - j->size / 2));
+        return;
     }
+    if (j->size) memcpy(j->dst, j->src, MLOAD__CAST(size_t, j->size));
 }
 
 /* the worker's job (mutex held on entry and exit) */
@@ -8131,9 +8138,15 @@ static mload_result mload__sim_alloc(void *user, uint64_t size, uint64_t align, 
     if (r != MLOAD_OK) *ptr = NULL;
     return r;
 }
+static mload_result mload__sim_wait(void *user, uint64_t fence);
 static void mload__sim_free(void *user, void *ptr, uint64_t size) {
     mload__sim *s = MLOAD__CAST(mload__sim *, user);
+    uint64_t last;
     if (!ptr) return;
+    mload__lock(&s->w.mu);
+    last = s->submitted;
+    mload__unlock(&s->w.mu);
+    (void)mload__sim_wait(user, last); /* after the copies queued before it, as a stream-ordered free */
     mload__hd_free(&s->base, ptr, size);
     mload__lock(&s->w.mu);
     s->used -= size ? size : 1;
@@ -9423,6 +9436,8 @@ struct mload_offload {
     unsigned char *stage[2];  /* staging buffers kept for reuse (fresh memory faults) */
     uint64_t stage_bytes[2];
     int stage_busy[2];
+    uint64_t stage_fence[2];  /* with a stream, an upload from a staging buffer may still run: */
+    int stage_inflight[2];    /* its fence is waited for before the buffer is reused or freed */
     uint32_t last;            /* last acquired unit */
     mload_offload_stats st;
     int inflight;             /* the prefetch worker is filling a unit */
@@ -9650,10 +9665,25 @@ static void mload__host_free(mload_offload *o, unsigned char *p, uint64_t size) 
 /* A staging buffer of at least `bytes` (lock held): one of two kept for
    reuse (the caller's and the prefetch worker's), grown when needed; they
    count as host bytes while they exist. */
+/* staging buffer i's last upload has run (lock held) */
+static void mload__stage_settle(mload_offload *o, int i) {
+    if (!o->stage_inflight[i]) return;
+    o->stage_inflight[i] = 0;
+    (void)o->dev.wait(o->dev.user, o->stage_fence[i]);
+}
+/* frees staging buffer i (lock held) */
+static void mload__stage_drop(mload_offload *o, int i) {
+    mload__stage_settle(o, i);
+    mload__host_free(o, o->stage[i], o->stage_bytes[i]);
+    o->stage[i] = NULL;
+    o->stage_bytes[i] = 0;
+}
+
 static mload_result mload__stage_get(mload_offload *o, uint64_t bytes, unsigned char **p, int *slot, mload_error *err) {
     int i;
     for (i = 0; i < 2; ++i) {
         if (o->stage_busy[i]) continue;
+        mload__stage_settle(o, i);
         if (o->stage_bytes[i] < bytes) {
             unsigned char *np;
             mload_result r;
@@ -9672,9 +9702,17 @@ static mload_result mload__stage_get(mload_offload *o, uint64_t bytes, unsigned 
     *slot = -1; /* both in use (no worker: cannot happen; else a third user): a plain one */
     return mload__host_alloc(o, bytes, p, err);
 }
-static void mload__stage_put(mload_offload *o, unsigned char *p, uint64_t bytes, int slot) {
-    if (slot >= 0) o->stage_busy[slot] = 0;
-    else mload__host_free(o, p, bytes);
+/* gives a staging buffer back; with `inflight`, an upload from it may
+   still run until `fence` (lock held) */
+static void mload__stage_put(mload_offload *o, unsigned char *p, uint64_t bytes, int slot, int inflight, uint64_t fence) {
+    if (slot >= 0) {
+        o->stage_busy[slot] = 0;
+        o->stage_inflight[slot] = inflight;
+        o->stage_fence[slot] = fence;
+        return;
+    }
+    if (inflight) (void)o->dev.wait(o->dev.user, fence);
+    mload__host_free(o, p, bytes);
 }
 
 /* The dtypes a unit's values have gone through, as in the original (a unit
@@ -9817,12 +9855,14 @@ static mload_result mload__fill_host_layout(mload_offload *o, mload__unit *u, ml
 
 /* Fills device memory `dst` (layout of dtype dt): straight from the host
    copy when it has that layout, else through a staging buffer. No lock held. */
+/* fence_out: NULL waits for the upload; else it may still run, *fence_out
+   says until when (the staging buffer is kept until then) */
 static mload_result mload__fill_device(mload_offload *o, mload__unit *u, mload_dtype dt, mload_dtype via, void *dst, uint64_t bytes,
-                                       mload_error *err) {
+                                       mload_error *err, uint64_t *fence_out) {
     unsigned char *stage = NULL;
     const unsigned char *src;
     uint64_t fence = 0;
-    int from_host = 0, slot = -1;
+    int from_host = 0, slot = -1, inflight = 0;
     mload_result r;
     mload_dtype hrest;
     if (mload__host_src(u, &hrest) && !hrest && u->host_dtype == dt && (!via || via == dt)) {
@@ -9837,7 +9877,12 @@ static mload_result mload__fill_device(mload_offload *o, mload__unit *u, mload_d
         src = stage;
     }
     r = o->dev.upload(o->dev.user, dst, src, bytes, &fence);
-    if (r == MLOAD_OK) r = o->dev.wait(o->dev.user, fence);
+    if (r == MLOAD_OK && fence_out) {
+        *fence_out = fence;
+        inflight = 1;
+    } else if (r == MLOAD_OK) {
+        r = o->dev.wait(o->dev.user, fence);
+    }
     if (r != MLOAD_OK)
         r = mload__fail(err, MLOAD_ERR_DEVICE, MLOAD_NO_OFFSET, NULL, 0, "upload of unit '%s' failed%s%s", u->name, mload__dev_sep(&o->dev),
                         mload__dev_why(&o->dev));
@@ -9847,7 +9892,7 @@ out:
         if (from_host) o->st.host_to_device += bytes;
         else o->st.disk_to_device += bytes;
     }
-    if (stage) mload__stage_put(o, stage, bytes, slot);
+    if (stage) mload__stage_put(o, stage, bytes, slot, inflight, fence);
     mload__o_unlock(o);
     return r;
 }
@@ -9868,7 +9913,7 @@ static void mload__o_prefetch_run(void *owner, void *job) {
     bytes = u->dev_bytes;
     o->inflight = 1; /* add_unit waits: the units array must not move under the fill */
     mload__o_unlock(o);
-    r = mload__fill_device(o, u, u->tiers.preparing.dtype, MLOAD_DTYPE_INVALID, dst, bytes, &e);
+    r = mload__fill_device(o, u, u->tiers.preparing.dtype, MLOAD_DTYPE_INVALID, dst, bytes, &e, NULL);
     mload__o_lock(o);
     o->inflight = 0;
     u = &o->units[v];
@@ -9916,9 +9961,9 @@ MODELLOAD_API void mload_offload_destroy(mload_offload *o) {
         mload__o_unlock(o);
     }
     mload__worker_destroy(&o->w);
+    mload__stage_drop(o, 0); /* after the uploads from them */
+    mload__stage_drop(o, 1);
     mload__o_free_units(o);
-    mload__host_free(o, o->stage[0], o->stage_bytes[0]);
-    mload__host_free(o, o->stage[1], o->stage_bytes[1]);
     a = o->alloc;
     mload__free(&a, o->units, o->units_cap * sizeof(mload__unit), sizeof(void *));
     mload__free(&a, o->ut, o->ut_cap * sizeof(size_t), sizeof(void *));
@@ -9977,7 +10022,8 @@ static int mload__f8_dst(mload_dtype t) { return t == MLOAD_DTYPE_F8_E4M3 || t =
 /* the computation copy from the prepared one, on the device: queued
    conversions with the map's F8 mode and one wait (convert_async), else
    convert tensor by tensor */
-static mload_result mload__convert_on_device(mload_offload *o, mload__unit *u, mload_dtype p, mload_dtype c, mload_error *err) {
+static mload_result mload__convert_on_device(mload_offload *o, mload__unit *u, mload_dtype p, mload_dtype c, mload_error *err,
+                                             uint64_t *fence_out) {
     size_t k;
     mload_result r = MLOAD_OK;
     uint64_t fence = 0;
@@ -9999,7 +10045,8 @@ static mload_result mload__convert_on_device(mload_offload *o, mload__unit *u, m
             r = o->dev.convert(o->dev.user, dst, mload__tier_dtype(t, c), src, mload__tier_dtype(t, p), t->numel);
         }
     }
-    if (queued && o->dev.wait(o->dev.user, fence) != MLOAD_OK && r == MLOAD_OK) r = MLOAD_ERR_DEVICE;
+    if (queued && fence_out && r == MLOAD_OK) *fence_out = fence; /* the caller's stream waits */
+    else if (queued && o->dev.wait(o->dev.user, fence) != MLOAD_OK && r == MLOAD_OK) r = MLOAD_ERR_DEVICE;
     if (r != MLOAD_OK)
         return mload__fail(err, MLOAD_ERR_DEVICE, MLOAD_NO_OFFSET, u->name, strlen(u->name), "unit '%s': device conversion failed%s%s", u->name,
                            mload__dev_sep(&o->dev), mload__dev_why(&o->dev));
@@ -10225,7 +10272,8 @@ static int mload__under_limit(mload_offload *o, uint64_t bytes) {
     return tot - fr <= o->dev_limit && bytes <= o->dev_limit - (tot - fr);
 }
 
-static mload_result mload__load_prepared(mload_offload *o, uint32_t unit, mload_error *err) {
+/* fence_out as for mload__fill_device */
+static mload_result mload__load_prepared(mload_offload *o, uint32_t unit, mload_error *err, uint64_t *fence_out) {
     mload__unit *u = &o->units[unit];
     uint64_t bytes = mload__layout(o, u, u->tiers.preparing.dtype, u->nt, NULL);
     void *ptr;
@@ -10241,7 +10289,7 @@ static mload_result mload__load_prepared(mload_offload *o, uint32_t unit, mload_
     u->prefetched = 0;
     u->load_result = MLOAD_OK;
     mload__o_unlock(o);
-    r = mload__fill_device(o, u, u->tiers.preparing.dtype, MLOAD_DTYPE_INVALID, u->dev, u->dev_bytes, err);
+    r = mload__fill_device(o, u, u->tiers.preparing.dtype, MLOAD_DTYPE_INVALID, u->dev, u->dev_bytes, err, fence_out);
     mload__o_lock(o);
     if (r != MLOAD_OK) mload__free_dev_copy(o, u);
     else u->dev_state = MLOAD__DEV_READY;
@@ -10277,7 +10325,7 @@ static void mload__prefetch(mload_offload *o, uint32_t from) {
             mload_error e;
             mload_result r;
             mload__o_unlock(o);
-            r = mload__fill_device(o, u, u->tiers.preparing.dtype, MLOAD_DTYPE_INVALID, u->dev, u->dev_bytes, &e);
+            r = mload__fill_device(o, u, u->tiers.preparing.dtype, MLOAD_DTYPE_INVALID, u->dev, u->dev_bytes, &e, NULL);
             mload__o_lock(o);
             if (r != MLOAD_OK) mload__free_dev_copy(o, u);
             else u->dev_state = MLOAD__DEV_READY;
@@ -10289,7 +10337,7 @@ static void mload__prefetch(mload_offload *o, uint32_t from) {
    filling). Over the budget with its prepared copy, the prepared copy is
    dropped (unless pinned) and the unit runs on the temporary copy alone, as
    the original does; MLOAD_ERR_BUDGET only when that copy cannot fit. */
-static mload_result mload__make_tmp(mload_offload *o, mload__unit *u, uint32_t unit, mload_error *err) {
+static mload_result mload__make_tmp(mload_offload *o, mload__unit *u, uint32_t unit, mload_error *err, uint64_t *fence_out) {
     mload_dtype p = u->tiers.preparing.dtype, c = u->tiers.computation.dtype;
     uint64_t bytes = mload__layout(o, u, c, u->nt, NULL);
     void *ptr;
@@ -10310,14 +10358,14 @@ static mload_result mload__make_tmp(mload_offload *o, mload__unit *u, uint32_t u
        non-saturating mode, which a device's convert (saturating) cannot honour: convert_async can */
     if (u->dev_state == MLOAD__DEV_READY &&
         (o->dev.convert_async || (o->dev.convert && (mload_map_f8_overflow(o->map) == MLOAD_F8_OVERFLOW_SATURATE || !mload__f8_dst(c))))) {
-        r = mload__convert_on_device(o, u, p, c, err);
+        r = mload__convert_on_device(o, u, p, c, err, fence_out);
         mload__o_lock(o);
         if (r == MLOAD_OK) o->st.device_convert += bytes;
     } else {
         /* from the host copy or the map, converted on the host, through the
            preparing dtype when that tier is on the device (as the device would) */
         r = mload__fill_device(o, u, c, u->tiers.preparing.place == MLOAD_PLACE_DEVICE ? p : MLOAD_DTYPE_INVALID, u->tmp,
-                               u->tmp_bytes, err);
+                               u->tmp_bytes, err, fence_out);
         mload__o_lock(o);
     }
     if (r != MLOAD_OK) mload__free_tmp(o, u);
@@ -10329,7 +10377,7 @@ MODELLOAD_API mload_result mload_offload_acquire(mload_offload *o, uint32_t unit
     mload__unit *u;
     mload_result r = MLOAD_OK;
     mload_dtype p, c;
-    uint64_t t0;
+    uint64_t t0, fence = 0; /* with a stream: the last copy or conversion the caller's stream waits for */
     size_t k;
     int need_tmp = 0;
     if (tensors) *tensors = NULL;
@@ -10359,7 +10407,7 @@ MODELLOAD_API mload_result mload_offload_acquire(mload_offload *o, uint32_t unit
             mload_error e1;
             o->st.misses++;
             /* a prepared copy over the budget: the unit runs on a temporary copy alone */
-            if ((r = mload__load_prepared(o, unit, &e1)) == MLOAD_ERR_BUDGET) r = MLOAD_OK;
+            if ((r = mload__load_prepared(o, unit, &e1, o->stream ? &fence : NULL)) == MLOAD_ERR_BUDGET) r = MLOAD_OK;
             else if (r != MLOAD_OK) { if (err) *err = e1; goto fail; }
         }
         u->prefetched = 0;
@@ -10371,7 +10419,7 @@ MODELLOAD_API mload_result mload_offload_acquire(mload_offload *o, uint32_t unit
         need_tmp = 1;
     }
     u->acquired = 1; /* from here its prepared copy is not evictable */
-    if (need_tmp && (r = mload__make_tmp(o, u, unit, err)) != MLOAD_OK) { u->acquired = 0; goto fail; }
+    if (need_tmp && (r = mload__make_tmp(o, u, unit, err, o->stream ? &fence : NULL)) != MLOAD_OK) { u->acquired = 0; goto fail; }
     for (k = 0; k < u->nt; ++k) {
         const mload_tensor *t = mload__ut(o, u, k);
         uint64_t off = 0;
@@ -10382,6 +10430,8 @@ MODELLOAD_API mload_result mload_offload_acquire(mload_offload *o, uint32_t unit
         u->views[k].data = MLOAD__CAST(unsigned char *, need_tmp ? u->tmp : u->dev) + off;
         u->views[k].nbytes = mload__tbytes(t, dt);
     }
+    /* the caller's stream waits for the copies, not the host (or the host, if the device cannot) */
+    if (fence && o->dev.stream_wait(o->dev.user, o->stream, fence) != MLOAD_OK) (void)o->dev.wait(o->dev.user, fence);
     o->st.wait_ns += mload__now_ns() - t0;
     mload__prefetch(o, unit);
     mload__o_unlock(o);
@@ -10453,7 +10503,7 @@ static mload_result mload__onload_unit(mload_offload *o, mload__unit *u, uint32_
     }
     mload__drop_stale(o, u);
     if (u->tiers.onload.place == MLOAD_PLACE_DEVICE && u->dev_state != MLOAD__DEV_READY)
-        return mload__load_prepared(o, unit, err);
+        return mload__load_prepared(o, unit, err, NULL);
     return MLOAD_OK;
 }
 
@@ -10493,12 +10543,8 @@ static mload_result mload__group_move(mload_offload *o, const uint32_t *units, u
     }
     for (i = 0; i < n; ++i)
         if (units[i] < o->nunits) o->units[units[i]].grouped = 0;
-    for (i = 0; i < 2 && !onload; ++i) {
-        if (o->stage_busy[i]) continue;
-        mload__host_free(o, o->stage[i], o->stage_bytes[i]);
-        o->stage[i] = NULL;
-        o->stage_bytes[i] = 0;
-    }
+    for (i = 0; i < 2 && !onload; ++i)
+        if (!o->stage_busy[i]) mload__stage_drop(o, MLOAD__CAST(int, i));
     mload__o_unlock(o);
     return r;
 }

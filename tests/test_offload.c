@@ -1773,21 +1773,23 @@ typedef struct kjob {
     unsigned char want[R * C * 4];
     int ok;
 } kjob;
-/* a stand-in for a kernel: it runs late (as the GPU would), then checks it
-   still reads the unit's values */
+/* a stand-in for a kernel: it checks it reads the unit's values (so its
+   copies must have arrived), then takes its time, so that the next
+   kernels run late (as on a GPU) */
 static void slow_kernel(void *arg) {
     kjob *k = (kjob *)arg;
     struct timespec ts = {0, 15 * 1000000L};
-    nanosleep(&ts, NULL);
     k->ok = memcmp(k->data, k->want, k->n) == 0;
+    nanosleep(&ts, NULL);
 }
 
-/* with a stream in the desc, release records an event on it and the memory
-   the unit used (its prepared copy, or its computation copy) is reused only
-   after that event: kernels queued on a slow simulated stream read every
-   unit intact while the manager, on a budget of one unit, evicts each
-   unit for the next; also on the host device (events pass at once); a
-   stream with a device lacking record is refused */
+/* with a stream in the desc, acquire makes the stream wait for the unit's
+   copies (slow ones here: the host does not wait) and release records an
+   event on it, after which alone the memory the unit used (its prepared
+   copy, or its computation copy) is reused: kernels queued on a late
+   simulated stream read every unit intact while the manager, on a budget of
+   one unit, evicts each unit for the next; also on the host device (events
+   pass at once); a stream with a device lacking record is refused */
 static void test_offload_stream_order(void) {
     mload_map *m = open_model();
     mload_error e;
@@ -1806,7 +1808,7 @@ static void test_offload_stream_order(void) {
             uint64_t ev = 0;
             int i, good = 0;
             if (host) mload_device_create_host(&dev, NULL);
-            else mload_device_create_sim(1ull << 30, 0, &dev, NULL);
+            else mload_device_create_sim(1ull << 30, 1000000, &dev, NULL); /* slow copies: acquire returns before they end */
             stream = host ? (void *)&dev : mload_device_sim_stream(&dev); /* any handle for the host device */
             CHECK(stream != NULL);
             memset(&d, 0, sizeof d);
