@@ -9295,6 +9295,7 @@ static int mload__cu_load_kernel(mload__cuda *c) {
     return 1;
 #else
     (void)c;
+    (void)mload__cast_ptx; /* kept for a newer runtime */
     return 0;
 #endif
 }

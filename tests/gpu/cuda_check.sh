@@ -33,6 +33,9 @@ fi
 if [ -x "$CUDA_HOME/bin/nvcc" ]; then
   build "nvcc MODELLOAD_CUDA" "$CUDA_HOME/bin/nvcc" -O2 -DMODELLOAD_CUDA -I. -x cu tests/gpu/cuda_nogpu.c -o "$B/nogpu_nvcc" -lcudart
 fi
+build "gcc -std=c11 MODELLOAD_CUDA NO_THREADS STATIC" gcc -std=c11 $STRICT -DMODELLOAD_CUDA -DMODELLOAD_NO_THREADS -DMODELLOAD_STATIC \
+  -DMODELLOAD_IMPLEMENTATION $INC -x c -c modelload.h -o "$B/nothreads.o"
+build "g++ -std=c++17 -O0 MODELLOAD_CUDA" g++ -std=c++17 -O0 $STRICT -DMODELLOAD_CUDA -DMODELLOAD_IMPLEMENTATION $INC -x c++ -c modelload.h -o "$B/cxx17.o"
 # the same header without the define: nothing CUDA is needed
 build "gcc -std=c99 without MODELLOAD_CUDA" gcc -std=c99 $STRICT -DMODELLOAD_IMPLEMENTATION -x c -c modelload.h -o "$B/plain.o"
 if bash tests/gpu/embed_ptx.sh --check > "$B/embed.log" 2>&1; then ok; else bad "embedded PTX"; cat "$B/embed.log" >&2; fi
