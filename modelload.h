@@ -1012,7 +1012,8 @@ MODELLOAD_API mload_result mload_device_create_host(mload_device *out, mload_err
    order by a worker thread (throttled to bytes_per_second when > 0, so
    transfer time is real and can overlap compute), on-device conversion
    (convert_async queued in order with the copies), host_alloc (its own
-   host memory, as a GPU's page-locked memory is), mem_info, and streams
+   host memory, as a GPU's page-locked memory is), mem_info, error_detail
+   (a refused allocation's sizes), and streams
    (mload_device_sim_stream) with record, event_wait and stream_wait.
    Without threads (MODELLOAD_NO_THREADS) copies are synchronous. */
 MODELLOAD_API mload_result mload_device_create_sim(uint64_t capacity, uint64_t bytes_per_second, mload_device *out,
@@ -8080,8 +8081,17 @@ typedef struct mload__sim {
     uint64_t submitted, completed; /* fences */
     mload__simstream *streams[MLOAD__SIM_STREAMS];
     uint32_t nstreams;
+    char detail[96];               /* the last refused allocation */
     mload__worker w;               /* its mutex guards the fields above */
 } mload__sim;
+
+/* mload__vfmt into out (cap bytes) */
+static void mload__sfmt(char *out, size_t cap, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    mload__vfmt(out, cap, fmt, ap);
+    va_end(ap);
+}
 
 /* (when system headers came before this file without feature macros,
    glibc hides the POSIX clocks: timings then read 0 and the simulated
@@ -8132,8 +8142,12 @@ static mload_result mload__sim_alloc(void *user, uint64_t size, uint64_t align, 
     mload_result r;
     uint64_t sz = size ? size : 1;
     mload__lock(&s->w.mu);
-    if (sz > s->capacity - s->used) r = MLOAD_ERR_DEVICE;
-    else if ((r = mload__hd_alloc(&s->base, size, align, ptr)) == MLOAD_OK) s->used += sz;
+    if (sz > s->capacity - s->used) {
+        r = MLOAD_ERR_DEVICE;
+        mload__sfmt(s->detail, sizeof s->detail, "sim: %U bytes asked, %U of %U free", sz, s->capacity - s->used, s->capacity);
+    } else if ((r = mload__hd_alloc(&s->base, size, align, ptr)) == MLOAD_OK) {
+        s->used += sz;
+    }
     mload__unlock(&s->w.mu);
     if (r != MLOAD_OK) *ptr = NULL;
     return r;
@@ -8314,6 +8328,11 @@ static mload_result mload__sim_stream_wait(void *user, void *stream, uint64_t fe
     return mload__sim_stream_push(MLOAD__CAST(mload__sim *, user), stream, &j, 0, NULL);
 }
 
+static const char *mload__sim_detail(void *user) {
+    mload__sim *s = MLOAD__CAST(mload__sim *, user);
+    return s->detail[0] ? s->detail : NULL;
+}
+
 static mload_result mload__sim_host_alloc(void *user, uint64_t size, void **ptr) {
     return mload__hd_alloc(&MLOAD__CAST(mload__sim *, user)->base, size, 64, ptr);
 }
@@ -8323,7 +8342,7 @@ static void mload__sim_host_free(void *user, void *ptr, uint64_t size) {
 
 static const mload_device mload__sim_table = {"sim", mload__sim_alloc, mload__sim_free, mload__sim_copy, mload__sim_copy,
                                               mload__sim_wait, mload__sim_convert, mload__sim_mem, mload__sim_destroy, NULL,
-                                              mload__sim_host_alloc, mload__sim_host_free, mload__sim_convert_async, NULL,
+                                              mload__sim_host_alloc, mload__sim_host_free, mload__sim_convert_async, mload__sim_detail,
                                               mload__sim_record, mload__sim_event_wait, mload__sim_stream_wait};
 
 MODELLOAD_API mload_result mload_device_create_sim(uint64_t capacity, uint64_t bytes_per_second, mload_device *out,

@@ -1845,6 +1845,22 @@ static void test_offload_stream_order(void) {
             mload_offload_destroy(o);
             mload_device_destroy(&dev);
         }
+    {   /* a device that refuses memory says why (the simulated one: its sizes) */
+        mload_device dev;
+        mload_offload *o = NULL;
+        uint32_t units[NL];
+        const mload_unit_tensor *ut;
+        uint64_t n;
+        mload_device_create_sim(1000, 0, &dev, NULL);
+        o = make_mgr(m, dev, 1u << 20, 0, 0);
+        if (o) {
+            add_layers(o, NULL, units);
+            CHECK_RES(mload_offload_acquire(o, units[0], &ut, &n, &e), MLOAD_ERR_DEVICE);
+            CHECK(strstr(e.message, "refused") != NULL && strstr(e.message, "sim: ") != NULL && strstr(e.message, "of 1000 free") != NULL);
+            mload_offload_destroy(o);
+        }
+        mload_device_destroy(&dev);
+    }
     {   /* a stream needs record, event_wait and stream_wait */
         mload_device dev;
         mload_offload_desc d;
