@@ -52,6 +52,9 @@ typedef struct checked {
     mload_device inner;
     uint64_t budget, outstanding, peak, allocs;
     int over;
+    /* the 0.3 members: counted, and a switch that fails uploads */
+    int host_allocs, host_frees, converts, fail_uploads;
+    uint64_t host_bytes;
 } checked;
 
 static mload_result ck_alloc(void *u, uint64_t size, uint64_t align, void **p) {
@@ -70,13 +73,34 @@ static void ck_free(void *u, void *p, uint64_t size) {
     c->outstanding -= size;
     c->inner.free(c->inner.user, p, size);
 }
-static mload_result ck_up(void *u, void *d, const void *s, uint64_t n, uint64_t *f) { checked *c = (checked *)u; return c->inner.upload(c->inner.user, d, s, n, f); }
+static mload_result ck_up(void *u, void *d, const void *s, uint64_t n, uint64_t *f) {
+    checked *c = (checked *)u;
+    return c->fail_uploads ? MLOAD_ERR_DEVICE : c->inner.upload(c->inner.user, d, s, n, f);
+}
 static mload_result ck_down(void *u, void *d, const void *s, uint64_t n, uint64_t *f) { checked *c = (checked *)u; return c->inner.download(c->inner.user, d, s, n, f); }
 static mload_result ck_wait(void *u, uint64_t f) { checked *c = (checked *)u; return c->inner.wait(c->inner.user, f); }
 static mload_result ck_conv(void *u, void *d, mload_dtype dt, const void *s, mload_dtype st, uint64_t n) {
     checked *c = (checked *)u;
     return c->inner.convert(c->inner.user, d, dt, s, st, n);
 }
+static mload_result ck_conv_async(void *u, void *d, mload_dtype dt, const void *s2, mload_dtype st, uint64_t n, uint32_t fl, uint64_t *f) {
+    checked *c = (checked *)u;
+    __atomic_fetch_add(&c->converts, 1, __ATOMIC_RELAXED);
+    return c->inner.convert_async(c->inner.user, d, dt, s2, st, n, fl, f);
+}
+static mload_result ck_halloc(void *u, uint64_t n, void **p) {
+    checked *c = (checked *)u;
+    __atomic_fetch_add(&c->host_allocs, 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&c->host_bytes, n, __ATOMIC_RELAXED);
+    return c->inner.host_alloc(c->inner.user, n, p);
+}
+static void ck_hfree(void *u, void *p, uint64_t n) {
+    checked *c = (checked *)u;
+    __atomic_fetch_add(&c->host_frees, 1, __ATOMIC_RELAXED);
+    __atomic_fetch_sub(&c->host_bytes, n, __ATOMIC_RELAXED);
+    c->inner.host_free(c->inner.user, p, n);
+}
+static const char *ck_detail(void *u) { return ((checked *)u)->fail_uploads ? "fakeErrorLaunchFailure: the fake device says no" : NULL; }
 
 /* a checked device over the simulated one (host = 0) or the host one (host
    = 1: synchronous copies, bps unused); convert may be disabled to force the
@@ -95,6 +119,10 @@ static mload_device make_checked_on(checked *c, uint64_t budget, int with_conver
     d.download = ck_down;
     d.wait = ck_wait;
     d.convert = with_convert ? ck_conv : NULL;
+    d.convert_async = with_convert && c->inner.convert_async ? ck_conv_async : NULL;
+    d.host_alloc = c->inner.host_alloc ? ck_halloc : NULL;
+    d.host_free = c->inner.host_alloc ? ck_hfree : NULL;
+    d.error_detail = ck_detail;
     d.user = c;
     return d;
 }
@@ -1624,63 +1652,6 @@ static void test_device_load(void) {
 
 /* ---- the members added to mload_device in 0.3 ---- */
 
-typedef struct v2dev {
-    mload_device inner;
-    int host_allocs, host_frees, converts, fail_uploads;
-    uint64_t host_bytes;
-} v2dev;
-static mload_result v2_alloc(void *u, uint64_t n, uint64_t al, void **p) { v2dev *v = (v2dev *)u; return v->inner.alloc(v->inner.user, n, al, p); }
-static void v2_free(void *u, void *p, uint64_t n) { v2dev *v = (v2dev *)u; v->inner.free(v->inner.user, p, n); }
-static mload_result v2_up(void *u, void *d, const void *s2, uint64_t n, uint64_t *f) {
-    v2dev *v = (v2dev *)u;
-    return v->fail_uploads ? MLOAD_ERR_DEVICE : v->inner.upload(v->inner.user, d, s2, n, f);
-}
-static mload_result v2_down(void *u, void *d, const void *s2, uint64_t n, uint64_t *f) { v2dev *v = (v2dev *)u; return v->inner.download(v->inner.user, d, s2, n, f); }
-static mload_result v2_wait(void *u, uint64_t f) { v2dev *v = (v2dev *)u; return v->inner.wait(v->inner.user, f); }
-static mload_result v2_conv(void *u, void *d, mload_dtype dt, const void *s2, mload_dtype st, uint64_t n) {
-    v2dev *v = (v2dev *)u;
-    return v->inner.convert(v->inner.user, d, dt, s2, st, n);
-}
-static mload_result v2_conv_async(void *u, void *d, mload_dtype dt, const void *s2, mload_dtype st, uint64_t n, uint32_t fl, uint64_t *f) {
-    v2dev *v = (v2dev *)u;
-    __atomic_fetch_add(&v->converts, 1, __ATOMIC_RELAXED);
-    return v->inner.convert_async(v->inner.user, d, dt, s2, st, n, fl, f);
-}
-static mload_result v2_halloc(void *u, uint64_t n, void **p) {
-    v2dev *v = (v2dev *)u;
-    __atomic_fetch_add(&v->host_allocs, 1, __ATOMIC_RELAXED);
-    __atomic_fetch_add(&v->host_bytes, n, __ATOMIC_RELAXED);
-    return v->inner.host_alloc(v->inner.user, n, p);
-}
-static void v2_hfree(void *u, void *p, uint64_t n) {
-    v2dev *v = (v2dev *)u;
-    __atomic_fetch_add(&v->host_frees, 1, __ATOMIC_RELAXED);
-    __atomic_fetch_sub(&v->host_bytes, n, __ATOMIC_RELAXED);
-    v->inner.host_free(v->inner.user, p, n);
-}
-static const char *v2_detail(void *u) { return ((v2dev *)u)->fail_uploads ? "fakeErrorLaunchFailure: the fake device says no" : NULL; }
-
-/* a simulated device behind every 0.3 member, counting; async: convert_async, else convert only */
-static mload_device make_v2(v2dev *v, int async) {
-    mload_device d;
-    memset(v, 0, sizeof *v);
-    mload_device_create_sim(1ull << 30, 0, &v->inner, NULL);
-    memset(&d, 0, sizeof d);
-    d.name = "v2";
-    d.alloc = v2_alloc;
-    d.free = v2_free;
-    d.upload = v2_up;
-    d.download = v2_down;
-    d.wait = v2_wait;
-    d.convert = v2_conv;
-    d.convert_async = async ? v2_conv_async : NULL;
-    d.host_alloc = v2_halloc;
-    d.host_free = v2_hfree;
-    d.error_detail = v2_detail;
-    d.user = v;
-    return d;
-}
-
 /* convert_async narrows on the device with the map's F8 mode (convert alone
    could not: the host did it); host copies and staging come from host_alloc
    and go back to host_free; a device failure's detail reaches the message */
@@ -1697,8 +1668,8 @@ static void test_device_v2_members(void) {
         mload_offload *o = NULL;
         mload_offload_stats st;
         mload_tiers t;
-        v2dev v;
-        mload_device dev = make_v2(&v, async);
+        checked v;
+        mload_device dev = make_checked(&v, 0, 1, 0);
         const mload_unit_tensor *ut;
         uint64_t n;
         uint32_t u;
@@ -1711,6 +1682,7 @@ static void test_device_v2_members(void) {
         d.f8_overflow = MLOAD_F8_OVERFLOW_NONSAT;
         CHECK_RES(mload_map_open(&d, &m, &e), MLOAD_OK);
         if (!m) { mload_device_destroy(&v.inner); continue; }
+        if (!async) dev.convert_async = NULL; /* convert alone: saturating, so the host narrows */
         memset(&od, 0, sizeof od);
         od.map = m;
         od.device = dev;
