@@ -212,18 +212,35 @@ static void test_offload_tier_fidelity(void) {
     mload_map_close(m);
 }
 
+/* four F32 values {1000, -1000, 1.5, 2} in "u.w", and a map over them that
+   casts without saturating F8 */
+static tbuf nonsat_image(void) {
+    float vals[4] = {1000.0f, -1000.0f, 1.5f, 2.0f};
+    return make_st("{\"u.w\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", 16, (const unsigned char *)vals);
+}
+static mload_map *open_nonsat(const tbuf *img) {
+    mload_map_desc d;
+    mload_source src;
+    mload_map *m = NULL;
+    mload_error e;
+    memset(&d, 0, sizeof d);
+    mload_source_open_memory(img->p, img->n, NULL, &src, NULL);
+    d.sources = &src;
+    d.source_count = 1;
+    d.f8_overflow = MLOAD_F8_OVERFLOW_NONSAT;
+    CHECK_RES(mload_map_open(&d, &m, &e), MLOAD_OK);
+    return m;
+}
+
 /* A map opened non-saturating: every conversion path of the manager
    honours it (issue 10 item 3). 1000.0 stored as F8_E4M3 is NaN whether the
    prepared copy is filled from the map or from a host copy (it saturated
    to 448 from the host copy); with and without a device convert. */
 static void test_offload_nonsat_everywhere(void) {
-    float vals[4] = {1000.0f, -1000.0f, 1.5f, 2.0f};
-    tbuf img = make_st("{\"u.w\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", 16, (const unsigned char *)vals);
+    tbuf img = nonsat_image();
     int dconv;
     for (dconv = 0; dconv < 2; ++dconv) {
-        mload_map_desc d;
-        mload_source src;
-        mload_map *m = NULL;
+        mload_map *m = open_nonsat(&img);
         checked ck;
         mload_offload *o;
         mload_tiers t;
@@ -231,12 +248,6 @@ static void test_offload_nonsat_everywhere(void) {
         mload_error e;
         const char *pre = "u.";
         int pass;
-        memset(&d, 0, sizeof d);
-        mload_source_open_memory(img.p, img.n, NULL, &src, NULL);
-        d.sources = &src;
-        d.source_count = 1;
-        d.f8_overflow = MLOAD_F8_OVERFLOW_NONSAT;
-        CHECK_RES(mload_map_open(&d, &m, &e), MLOAD_OK);
         if (!m) continue;
         o = make_mgr(m, make_checked(&ck, 0, dconv, 0), 0, 0, 0);
         memset(&t, 0, sizeof t);
@@ -1497,6 +1508,20 @@ static void test_offload_device_limit(void) {
     mload_map_close(m);
 }
 
+/* acquires and releases units[0 .. n) in turn; how many stay resident */
+static int pass_of(mload_offload *o, const uint32_t *units, int n) {
+    const mload_unit_tensor *ut;
+    uint64_t cnt;
+    mload_error e;
+    int i, resident = 0;
+    for (i = 0; i < n; ++i) {
+        CHECK_RES(mload_offload_acquire(o, units[i], &ut, &cnt, &e), MLOAD_OK);
+        mload_offload_release(o, units[i]);
+    }
+    for (i = 0; i < n; ++i) resident += mload_offload_is_resident(o, units[i]);
+    return resident;
+}
+
 /* a budget derived from the device's free memory (device_budget 0) is
    re-measured at each device allocation: memory another user takes shrinks
    it (units are evicted to keep device_reserve free), memory given back
@@ -1508,11 +1533,10 @@ static void test_offload_budget_follows_free_memory(void) {
     mload_offload *o = NULL;
     mload_offload_stats st;
     uint32_t units[NL];
-    const mload_unit_tensor *ut;
-    uint64_t n, ub = unit_bytes(MLOAD_DTYPE_F32), reserve = ub + 100; /* room for a unit: kept free */
+    uint64_t ub = unit_bytes(MLOAD_DTYPE_F32), reserve = ub + 100; /* room for a unit: kept free */
     void *other = NULL;
     mload_error e;
-    int i, resident;
+    int resident;
     if (!m) return;
     CHECK_RES(mload_device_create_sim(4 * ub + reserve, 0, &sim, &e), MLOAD_OK);
     memset(&d, 0, sizeof d);
@@ -1526,11 +1550,7 @@ static void test_offload_budget_follows_free_memory(void) {
     CHECK_EQ_U64(st.device_budget, 4 * ub);
     /* another user takes two units' worth: two prepared copies fit */
     CHECK_RES(sim.alloc(sim.user, 2 * ub, 64, &other), MLOAD_OK);
-    for (i = 0; i < 4; ++i) {
-        CHECK_RES(mload_offload_acquire(o, units[i], &ut, &n, &e), MLOAD_OK);
-        mload_offload_release(o, units[i]);
-    }
-    for (resident = 0, i = 0; i < 4; ++i) resident += mload_offload_is_resident(o, units[i]);
+    resident = pass_of(o, units, 4);
     mload_offload_get_stats(o, &st);
     CHECK(resident == 2 && st.evictions == 2);
     CHECK_EQ_U64(st.device_budget, 2 * ub);
@@ -1538,11 +1558,7 @@ static void test_offload_budget_follows_free_memory(void) {
     /* given back: four fit again, nothing more is evicted */
     sim.free(sim.user, other, 2 * ub);
     mload_offload_reset_stats(o);
-    for (i = 0; i < 4; ++i) {
-        CHECK_RES(mload_offload_acquire(o, units[i], &ut, &n, &e), MLOAD_OK);
-        mload_offload_release(o, units[i]);
-    }
-    for (resident = 0, i = 0; i < 4; ++i) resident += mload_offload_is_resident(o, units[i]);
+    resident = pass_of(o, units, 4);
     mload_offload_get_stats(o, &st);
     CHECK(resident == 4 && st.evictions == 0);
     CHECK_EQ_U64(st.device_budget, 4 * ub);
@@ -1656,14 +1672,11 @@ static void test_device_load(void) {
    could not: the host did it); host copies and staging come from host_alloc
    and go back to host_free; a device failure's detail reaches the message */
 static void test_device_v2_members(void) {
-    float vals[4] = {1000.0f, -1000.0f, 1.5f, 2.0f};
     const unsigned char want[4] = {0x7F, 0xFF, 0x3C, 0x40}; /* F8_E4M3, not saturating: +-NaN for 1000 */
-    tbuf img = make_st("{\"u.w\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", 16, (const unsigned char *)vals);
+    tbuf img = nonsat_image();
     int async;
     for (async = 0; async < 2; ++async) {
-        mload_map_desc d;
-        mload_source src;
-        mload_map *m = NULL;
+        mload_map *m = open_nonsat(&img);
         mload_offload_desc od;
         mload_offload *o = NULL;
         mload_offload_stats st;
@@ -1675,12 +1688,6 @@ static void test_device_v2_members(void) {
         uint32_t u;
         mload_error e;
         const char *pre = "u.";
-        memset(&d, 0, sizeof d);
-        mload_source_open_memory(img.p, img.n, NULL, &src, NULL);
-        d.sources = &src;
-        d.source_count = 1;
-        d.f8_overflow = MLOAD_F8_OVERFLOW_NONSAT;
-        CHECK_RES(mload_map_open(&d, &m, &e), MLOAD_OK);
         if (!m) { mload_device_destroy(&v.inner); continue; }
         if (!async) dev.convert_async = NULL; /* convert alone: saturating, so the host narrows */
         memset(&od, 0, sizeof od);
