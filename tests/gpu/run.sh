@@ -25,7 +25,8 @@ else rc=1; echo "FAIL building tests/gpu/test_cuda.c"; fi
 echo "== the demo on the GPU"
 if gcc -std=c11 -O2 -Wall -Wextra -DMODELLOAD_CUDA -isystem "$CUDA_HOME/include" -I. examples/tools/demo.c -o "$B/demo" \
      -L"$CUDA_HOME/lib64" -Wl,-rpath,"$CUDA_HOME/lib64" -lcudart -pthread -lm; then
-  timeout 120 "$B/demo" --cuda | tail -n 1 || rc=1
+  timeout 120 "$B/demo" --cuda > "$B/demo.out" 2>&1 || rc=1
+  tail -n 2 "$B/demo.out"
 else rc=1; echo "FAIL building the demo"; fi
 echo
 cat "$B/b8.txt" 2>/dev/null
