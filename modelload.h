@@ -9428,6 +9428,8 @@ typedef struct mload__unit {
     uint64_t tmp_bytes;
     uint64_t ev;              /* with a stream: the event its last release recorded ... */
     int has_ev, tmp_retiring; /* ... pending; tmp kept after release until that event */
+    uint64_t host_fence;      /* with a stream: an upload from the host copy may still run ... */
+    int host_inflight;        /* ... until host_fence: the copy is freed after it */
     mload_unit_tensor *views;
     int acquired, pinned, grouped; /* grouped: part of the running group move */
     int onloaded;             /* resting in the onload tier (else the offload tier) */
@@ -9912,6 +9914,10 @@ out:
         if (from_host) o->st.host_to_device += bytes;
         else o->st.disk_to_device += bytes;
     }
+    if (r == MLOAD_OK && inflight && !stage) { /* straight from the unit's host copy */
+        u->host_fence = fence;
+        u->host_inflight = 1;
+    }
     if (stage) mload__stage_put(o, stage, bytes, slot, inflight, fence);
     mload__o_unlock(o);
     return r;
@@ -9958,13 +9964,24 @@ static mload_result mload__wait_loaded(mload_offload *o, mload__unit *u, mload_e
     return MLOAD_OK;
 }
 
+/* frees a unit's host copy after any upload from it (lock held) */
+static void mload__host_copy_free(mload_offload *o, mload__unit *u) {
+    if (u->host_inflight) {
+        u->host_inflight = 0;
+        (void)o->dev.wait(o->dev.user, u->host_fence);
+    }
+    mload__host_free(o, u->host, u->host_bytes);
+    u->host = NULL;
+    u->host_bytes = 0;
+}
+
 static void mload__o_free_units(mload_offload *o) {
     uint32_t i;
     for (i = 0; i < o->nunits; ++i) {
         mload__unit *u = &o->units[i];
         mload__free_tmp(o, u);
         mload__free_dev_copy(o, u);
-        mload__host_free(o, u->host, u->host_bytes);
+        mload__host_copy_free(o, u);
         mload__strfree(&o->alloc, u->name);
         mload__free(&o->alloc, u->views, (u->nt + 1) * sizeof(mload_unit_tensor), sizeof(void *));
     }
@@ -10490,9 +10507,7 @@ static mload_result mload__set_host(mload_offload *o, mload__unit *u, const mloa
     int from_host;
     mload_result r;
     if (t->place != MLOAD_PLACE_HOST) {
-        mload__host_free(o, u->host, u->host_bytes);
-        u->host = NULL;
-        u->host_bytes = 0;
+        mload__host_copy_free(o, u);
         return MLOAD_OK;
     }
     if (u->host && u->host_dtype == t->dtype) return MLOAD_OK;
@@ -10503,7 +10518,7 @@ static mload_result mload__set_host(mload_offload *o, mload__unit *u, const mloa
     mload__o_lock(o);
     if (r != MLOAD_OK) { mload__host_free(o, nh, bytes); return r; }
     if (!from_host) o->st.disk_to_host += bytes;
-    mload__host_free(o, u->host, u->host_bytes);
+    mload__host_copy_free(o, u);
     u->host = nh;
     u->host_bytes = bytes ? bytes : 1;
     u->host_dtype = t->dtype;

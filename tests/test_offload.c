@@ -1824,6 +1824,43 @@ static void test_offload_stream_order(void) {
             mload_offload_destroy(o);
             mload_device_destroy(&dev);
         }
+    {   /* an upload from a unit's host copy may still run after acquire returns: a group
+           move that drops the host copy right away frees it only after that upload (ASan
+           would see the late copy read freed memory) */
+        mload_device dev;
+        mload_offload_desc d;
+        mload_offload *o = NULL;
+        mload_tiers t;
+        uint32_t units[NL];
+        const mload_unit_tensor *ut;
+        uint64_t n, ev = 0;
+        void *stream;
+        mload_device_create_sim(1ull << 30, 100000, &dev, NULL); /* 2 KiB: about 20 ms */
+        stream = mload_device_sim_stream(&dev);
+        memset(&d, 0, sizeof d);
+        d.map = m;
+        d.device = dev;
+        d.stream = stream;
+        CHECK_RES(mload_offload_create(&d, &o, &e), MLOAD_OK);
+        memset(&t, 0, sizeof t);
+        t.offload.place = MLOAD_PLACE_HOST;
+        t.offload.dtype = MLOAD_DTYPE_F32;
+        t.onload.place = MLOAD_PLACE_DISK;
+        t.preparing.place = MLOAD_PLACE_DEVICE;
+        t.preparing.dtype = MLOAD_DTYPE_F32; /* the host copy's dtype: uploaded straight from it */
+        t.computation.dtype = MLOAD_DTYPE_F32;
+        if (o) {
+            add_layers(o, &t, units);
+            CHECK_RES(mload_offload_group_offload(o, units, 1, &e), MLOAD_OK); /* a host copy */
+            CHECK_RES(mload_offload_acquire(o, units[0], &ut, &n, &e), MLOAD_OK); /* uploads from it, queued */
+            mload_offload_release(o, units[0]);
+            CHECK_RES(mload_offload_group_onload(o, units, 1, &e), MLOAD_OK);   /* onload tier DISK: the host copy goes */
+            CHECK_RES(dev.record(dev.user, stream, &ev), MLOAD_OK);
+            CHECK_RES(dev.event_wait(dev.user, ev), MLOAD_OK);
+            mload_offload_destroy(o);
+        }
+        mload_device_destroy(&dev);
+    }
     {   /* a device that refuses memory says why (the simulated one: its sizes) */
         mload_device dev;
         mload_offload *o = NULL;
