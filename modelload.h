@@ -1437,6 +1437,25 @@ static mload_result mload__oom(mload_error *err) {
     return mload__fail(err, MLOAD_ERR_OUT_OF_MEMORY, MLOAD_NO_OFFSET, NULL, 0, "out of memory");
 }
 
+/* mload__vfmt into out (cap bytes) */
+static void mload__sfmt(char *out, size_t cap, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    mload__vfmt(out, cap, fmt, ap);
+    va_end(ap);
+}
+
+/* r, after appending a device's detail of the failure (its error_detail,
+   when it has one and says something) to err's message */
+static mload_result mload__with_detail(mload_error *err, const char *(*detail)(void *user), void *user, mload_result r) {
+    const char *d = detail ? detail(user) : NULL;
+    if (err && d && *d) {
+        size_t n = strlen(err->message);
+        mload__sfmt(err->message + n, sizeof(err->message) - n, ": %s", d);
+    }
+    return r;
+}
+
 /* The system's reason for a failed call (errno e), for messages: a fixed
    table, since strerror is not thread-safe everywhere. */
 MLOAD__SHARED const char *mload__sys_reason(int e) {
@@ -6368,6 +6387,18 @@ MODELLOAD_API void mload_view_close(mload_view *v) {
    threaded loads with progress, cancel and O_DIRECT bounce buffers; binding a program's parameters
    ========================================================================== */
 
+/* where a device load's chunks go: a device's upload and wait, its host
+   memory for the staging (host_alloc NULL: the map's allocator) and its
+   failure detail (module 11 fills it from an mload_device) */
+typedef struct mload__put {
+    mload_result (*upload)(void *user, void *dst, const void *src, uint64_t size, uint64_t *fence);
+    mload_result (*wait)(void *user, uint64_t fence);
+    mload_result (*host_alloc)(void *user, uint64_t size, void **ptr);
+    void (*host_free)(void *user, void *ptr, uint64_t size);
+    const char *(*detail)(void *user);
+    void *user;
+} mload__put;
+
 typedef struct mload__job {
     const mload_map *m;
     mload_load_item *items;
@@ -6377,14 +6408,9 @@ typedef struct mload__job {
     mload_progress_fn progress;
     void *progress_user;
     /* optional (device loads): each chunk is read into one of the thread's
-       two staging buffers of stage_bytes, then handed to put (a device's
-       upload), whose fence put_wait waits for before that buffer is refilled */
-    mload_result (*put)(void *user, void *dst, const void *src, uint64_t size, uint64_t *fence);
-    mload_result (*put_wait)(void *user, uint64_t fence);
-    mload_result (*stage_alloc)(void *user, uint64_t size, void **ptr); /* NULL: the map's allocator */
-    void (*stage_free)(void *user, void *ptr, uint64_t size);
-    const char *(*put_detail)(void *user);                               /* a failure's detail, or NULL */
-    void *put_user;
+       two staging buffers of stage_bytes, then handed to dev->upload, whose
+       fence is waited for before that buffer is refilled */
+    const struct mload__put *dev;
     uint64_t stage_bytes;
     /* shared state, under mu */
     uint64_t next_item, next_elem, done_bytes, total_bytes;
@@ -6490,19 +6516,13 @@ static mload_result mload__job_read(mload__job *j, const mload__bulk_thread *w, 
     return mload__map_read_elems(j->m, t, e0, k, it->as, dst, w->scratch, w->scratch_size, err);
 }
 
-/* the device's detail of a failure, for messages */
-static const char *mload__put_why(const mload__job *j) {
-    const char *w = j->put_detail ? j->put_detail(j->put_user) : NULL;
-    return w ? w : "";
-}
-
 /* a staging buffer's copy to the device is complete */
 static mload_result mload__job_settle(mload__job *j, mload__bulk_thread *w, int slot, mload_error *err) {
     if (!w->pending[slot]) return MLOAD_OK;
     w->pending[slot] = 0;
-    if (j->put_wait(j->put_user, w->fence[slot]) == MLOAD_OK) return MLOAD_OK;
-    return mload__fail(err, MLOAD_ERR_DEVICE, MLOAD_NO_OFFSET, NULL, 0, "waiting for a copy to the device failed%s%s",
-                       *mload__put_why(j) ? ": " : "", mload__put_why(j));
+    if (j->dev->wait(j->dev->user, w->fence[slot]) == MLOAD_OK) return MLOAD_OK;
+    return mload__with_detail(err, j->dev->detail, j->dev->user,
+                              mload__fail(err, MLOAD_ERR_DEVICE, MLOAD_NO_OFFSET, NULL, 0, "waiting for a copy to the device failed"));
 }
 
 /* one chunk: elements [e0, e0 + k) of item it, straight into its dst, or
@@ -6514,13 +6534,14 @@ static mload_result mload__job_chunk(mload__job *j, mload__bulk_thread *w, mload
     unsigned char *dst = MLOAD__CAST(unsigned char *, it->dst) + (e0 - it->first) * db / 8u;
     int slot = w->turn;
     mload_result r;
-    if (!j->put) return mload__job_read(j, w, it, e0, k, dst, err);
+    if (!j->dev) return mload__job_read(j, w, it, e0, k, dst, err);
     w->turn ^= 1;
     if ((r = mload__job_settle(j, w, slot, err)) != MLOAD_OK) return r;
     if ((r = mload__job_read(j, w, it, e0, k, w->stage[slot], err)) != MLOAD_OK) return r;
-    if (j->put(j->put_user, dst, w->stage[slot], k * db / 8u, &w->fence[slot]) != MLOAD_OK)
-        return mload__fail(err, MLOAD_ERR_DEVICE, MLOAD_NO_OFFSET, t->name, t->name_len, "tensor '%s': the copy of %U bytes to the device failed%s%s",
-                           t->name, k * db / 8u, *mload__put_why(j) ? ": " : "", mload__put_why(j));
+    if (j->dev->upload(j->dev->user, dst, w->stage[slot], k * db / 8u, &w->fence[slot]) != MLOAD_OK)
+        return mload__with_detail(err, j->dev->detail, j->dev->user,
+                                  mload__fail(err, MLOAD_ERR_DEVICE, MLOAD_NO_OFFSET, t->name, t->name_len,
+                                              "tensor '%s': the copy of %U bytes to the device failed", t->name, k * db / 8u));
     w->pending[slot] = 1;
     return MLOAD_OK;
 }
@@ -6573,7 +6594,7 @@ static void mload__job_run(mload__job *j, mload__bulk_thread *w) {
         }
         mload__unlock(&j->mu);
     }
-    for (slot = 0; j->put && slot < 2; ++slot) /* this thread's copies in flight: complete before the load returns */
+    for (slot = 0; j->dev && slot < 2; ++slot) /* this thread's copies in flight: complete before the load returns */
         if ((r = mload__job_settle(j, w, slot, &e)) != MLOAD_OK) {
             mload__lock(&j->mu);
             mload__job_failed(j, r, &e);
@@ -6620,12 +6641,12 @@ static mload_result mload__job_check(mload__job *j, uint64_t *chunks, mload_erro
 /* a device load's staging buffer: the device's host memory, else the map's */
 static unsigned char *mload__stage_take(const mload_allocator *a, const mload__job *j) {
     void *p = NULL;
-    if (!j->stage_alloc) return MLOAD__CAST(unsigned char *, mload__malloc(a, MLOAD__CAST(size_t, j->stage_bytes), 64));
-    return j->stage_alloc(j->put_user, j->stage_bytes, &p) == MLOAD_OK ? MLOAD__CAST(unsigned char *, p) : NULL;
+    if (!j->dev->host_alloc) return MLOAD__CAST(unsigned char *, mload__malloc(a, MLOAD__CAST(size_t, j->stage_bytes), 64));
+    return j->dev->host_alloc(j->dev->user, j->stage_bytes, &p) == MLOAD_OK ? MLOAD__CAST(unsigned char *, p) : NULL;
 }
 static void mload__stage_release(const mload_allocator *a, const mload__job *j, unsigned char *p) {
     if (!p) return;
-    if (j->stage_alloc) j->stage_free(j->put_user, p, j->stage_bytes);
+    if (j->dev->host_alloc) j->dev->host_free(j->dev->user, p, j->stage_bytes);
     else mload__free(a, p, MLOAD__CAST(size_t, j->stage_bytes), 64);
 }
 
@@ -6657,7 +6678,7 @@ static mload__bulk_thread *mload__bulk_alloc(const mload_allocator *a, mload__jo
             w[i].bounce = MLOAD__CAST(unsigned char *, mload__malloc(a, w[i].bounce_size, MLOAD_DIRECT_ALIGN));
             if (!w[i].bounce) break;
         }
-        if (j->put) {
+        if (j->dev) {
             w[i].stage[0] = mload__stage_take(a, j);
             w[i].stage[1] = mload__stage_take(a, j);
             if (!w[i].stage[0] || !w[i].stage[1]) break;
@@ -6669,16 +6690,6 @@ static mload__bulk_thread *mload__bulk_alloc(const mload_allocator *a, mload__jo
     }
     return w;
 }
-
-/* where a device load's chunks go: a device's upload and wait */
-typedef struct mload__put {
-    mload_result (*put)(void *user, void *dst, const void *src, uint64_t size, uint64_t *fence);
-    mload_result (*put_wait)(void *user, uint64_t fence);
-    mload_result (*host_alloc)(void *user, uint64_t size, void **ptr);
-    void (*host_free)(void *user, void *ptr, uint64_t size);
-    const char *(*detail)(void *user);
-    void *user;
-} mload__put;
 
 /* the staging buffer a device load needs: its largest chunk, cast */
 static uint64_t mload__stage_need(const mload__job *j) {
@@ -6714,12 +6725,7 @@ static mload_result mload__load_run(const mload_map *m, mload_load_item *items, 
     j.progress_user = opts ? opts->progress_user : NULL;
     if ((r = mload__job_check(&j, &chunks, err)) != MLOAD_OK) return r;
     if (put) {
-        j.put = put->put;
-        j.put_wait = put->put_wait;
-        j.stage_alloc = put->host_alloc && put->host_free ? put->host_alloc : NULL;
-        j.stage_free = put->host_free;
-        j.put_detail = put->detail;
-        j.put_user = put->user;
+        j.dev = put;
         j.stage_bytes = mload__stage_need(&j);
         if (j.stage_bytes > SIZE_MAX / 2u)
             return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "device load: staging of %U bytes is too large", j.stage_bytes);
@@ -8085,13 +8091,6 @@ typedef struct mload__sim {
     mload__worker w;               /* its mutex guards the fields above */
 } mload__sim;
 
-/* mload__vfmt into out (cap bytes) */
-static void mload__sfmt(char *out, size_t cap, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    mload__vfmt(out, cap, fmt, ap);
-    va_end(ap);
-}
 
 /* (when system headers came before this file without feature macros,
    glibc hides the POSIX clocks: timings then read 0 and the simulated
@@ -9052,22 +9051,9 @@ typedef struct mload__cuda {
 
 /* a failed CUDA call: its name and text kept for error_detail; the result (mu held or not) */
 static mload_result mload__cu_fail(mload__cuda *c, cudaError_t e, const char *what) {
-    char buf[200];
-    size_t i = 0;
-    const char *parts[5];
-    int k;
-    parts[0] = cudaGetErrorName(e);
-    parts[1] = ": ";
-    parts[2] = cudaGetErrorString(e);
-    parts[3] = " while ";
-    parts[4] = what;
-    for (k = 0; k < 5; ++k) {
-        const char *p = parts[k] ? parts[k] : "?";
-        while (*p && i + 1 < sizeof buf) buf[i++] = *p++;
-    }
-    buf[i] = '\0';
-    (void)cudaGetLastError(); /* clear the sticky-less error */
-    memcpy(c->detail, buf, i + 1);
+    const char *name = cudaGetErrorName(e), *text = cudaGetErrorString(e);
+    (void)cudaGetLastError(); /* clear it */
+    mload__sfmt(c->detail, sizeof c->detail, "%s: %s while %s", name ? name : "?", text ? text : "?", what);
     return e == cudaErrorMemoryAllocation ? MLOAD_ERR_OUT_OF_MEMORY : MLOAD_ERR_DEVICE;
 }
 
@@ -9385,9 +9371,9 @@ MODELLOAD_API mload_result mload_map_load_device(const mload_map *m, mload_load_
     mload__put put;
     if (!dev || !dev->upload || !dev->wait)
         return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "device load: needs a device with upload and wait");
-    put.put = dev->upload;
-    put.put_wait = dev->wait;
-    put.host_alloc = dev->host_alloc;
+    put.upload = dev->upload;
+    put.wait = dev->wait;
+    put.host_alloc = dev->host_alloc && dev->host_free ? dev->host_alloc : NULL;
     put.host_free = dev->host_free;
     put.detail = dev->error_detail;
     put.user = dev->user;
@@ -9609,12 +9595,10 @@ static int mload__reclaim_one(mload_offload *o) {
     return 0;
 }
 
-/* a device failure's detail for messages: ": detail", or nothing */
-static const char *mload__dev_why(const mload_device *d) {
-    const char *w = d->error_detail ? d->error_detail(d->user) : NULL;
-    return w ? w : "";
+/* r with the device's detail of the failure in err's message */
+static mload_result mload__dev_failed(mload_offload *o, mload_error *err, mload_result r) {
+    return mload__with_detail(err, o->dev.error_detail, o->dev.user, r);
 }
-static const char *mload__dev_sep(const mload_device *d) { return *mload__dev_why(d) ? ": " : ""; }
 
 /* a budget derived from the device's free memory follows it: what the
    manager holds plus what is free beyond the reserve, now (lock held) */
@@ -9649,8 +9633,7 @@ static mload_result mload__dev_alloc(mload_offload *o, uint64_t size, uint32_t k
             continue;
         }
         if (fits)
-            return mload__fail(err, MLOAD_ERR_DEVICE, MLOAD_NO_OFFSET, NULL, 0, "the device refused %U bytes%s%s", sz, mload__dev_sep(&o->dev),
-                               mload__dev_why(&o->dev));
+            return mload__dev_failed(o, err, mload__fail(err, MLOAD_ERR_DEVICE, MLOAD_NO_OFFSET, NULL, 0, "the device refused %U bytes", sz));
         return mload__fail(err, MLOAD_ERR_BUDGET, MLOAD_NO_OFFSET, NULL, 0,
                            "device budget: %U bytes needed, %U available of %U (the rest is acquired, pinned or in use)", sz, avail,
                            o->dev_budget);
@@ -9665,8 +9648,8 @@ static mload_result mload__host_alloc(mload_offload *o, uint64_t size, unsigned 
     if (o->dev.host_alloc && o->dev.host_free) { /* the device's (pinned) host memory */
         void *p = NULL;
         if (o->dev.host_alloc(o->dev.user, sz, &p) != MLOAD_OK || !p)
-            return mload__fail(err, MLOAD_ERR_OUT_OF_MEMORY, MLOAD_NO_OFFSET, NULL, 0, "the device's host memory: %U bytes refused%s%s", sz,
-                               mload__dev_sep(&o->dev), mload__dev_why(&o->dev));
+            return mload__dev_failed(o, err, mload__fail(err, MLOAD_ERR_OUT_OF_MEMORY, MLOAD_NO_OFFSET, NULL, 0,
+                                                         "the device's host memory: %U bytes refused", sz));
         *ptr = MLOAD__CAST(unsigned char *, p);
     } else if (sz > SIZE_MAX || !(*ptr = MLOAD__CAST(unsigned char *, mload__malloc(&o->alloc, MLOAD__CAST(size_t, sz), 64)))) {
         return mload__oom(err);
@@ -9906,8 +9889,7 @@ static mload_result mload__fill_device(mload_offload *o, mload__unit *u, mload_d
         r = o->dev.wait(o->dev.user, fence);
     }
     if (r != MLOAD_OK)
-        r = mload__fail(err, MLOAD_ERR_DEVICE, MLOAD_NO_OFFSET, NULL, 0, "upload of unit '%s' failed%s%s", u->name, mload__dev_sep(&o->dev),
-                        mload__dev_why(&o->dev));
+        r = mload__dev_failed(o, err, mload__fail(err, MLOAD_ERR_DEVICE, MLOAD_NO_OFFSET, NULL, 0, "upload of unit '%s' failed", u->name));
 out:
     mload__o_lock(o);
     if (r == MLOAD_OK) {
@@ -10085,8 +10067,8 @@ static mload_result mload__convert_on_device(mload_offload *o, mload__unit *u, m
     if (queued && fence_out && r == MLOAD_OK) *fence_out = fence; /* the caller's stream waits */
     else if (queued && o->dev.wait(o->dev.user, fence) != MLOAD_OK && r == MLOAD_OK) r = MLOAD_ERR_DEVICE;
     if (r != MLOAD_OK)
-        return mload__fail(err, MLOAD_ERR_DEVICE, MLOAD_NO_OFFSET, u->name, strlen(u->name), "unit '%s': device conversion failed%s%s", u->name,
-                           mload__dev_sep(&o->dev), mload__dev_why(&o->dev));
+        return mload__dev_failed(o, err, mload__fail(err, MLOAD_ERR_DEVICE, MLOAD_NO_OFFSET, u->name, strlen(u->name),
+                                                     "unit '%s': device conversion failed", u->name));
     return MLOAD_OK;
 }
 
