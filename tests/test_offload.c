@@ -138,6 +138,34 @@ static mload_offload *make_mgr(mload_map *m, mload_device dev, uint64_t budget, 
     return o;
 }
 
+/* a manager over m on dev under budget (0: derived), ordered against the
+   caller's stream; NULL on failure (reported) */
+static mload_offload *make_mgr_on(mload_map *m, mload_device dev, uint64_t budget, void *stream) {
+    mload_offload_desc d;
+    mload_offload *o = NULL;
+    mload_error e;
+    memset(&d, 0, sizeof d);
+    d.map = m;
+    d.device = dev;
+    d.device_budget = budget;
+    d.stream = stream;
+    CHECK_RES(mload_offload_create(&d, &o, &e), MLOAD_OK);
+    return o;
+}
+
+/* tiers resting in HOST memory as host_dt, prepared on the device as
+   prep_dt, computed as comp_dt */
+static mload_tiers host_then_device(mload_dtype host_dt, mload_dtype prep_dt, mload_dtype comp_dt) {
+    mload_tiers t;
+    memset(&t, 0, sizeof t);
+    t.offload.place = MLOAD_PLACE_HOST;
+    t.offload.dtype = host_dt;
+    t.preparing.place = MLOAD_PLACE_DEVICE;
+    t.preparing.dtype = prep_dt;
+    t.computation.dtype = comp_dt;
+    return t;
+}
+
 /* destroys a manager, then its checked device; ck->outstanding keeps the
    device bytes the manager did not free */
 static void destroy_mgr(mload_offload *o, checked *ck) {
@@ -250,12 +278,7 @@ static void test_offload_nonsat_everywhere(void) {
         int pass;
         if (!m) continue;
         o = make_mgr(m, make_checked(&ck, 0, dconv, 0), 0, 0, 0);
-        memset(&t, 0, sizeof t);
-        t.offload.place = MLOAD_PLACE_HOST;
-        t.offload.dtype = MLOAD_DTYPE_BF16;
-        t.preparing.place = MLOAD_PLACE_DEVICE;
-        t.preparing.dtype = MLOAD_DTYPE_F8_E4M3;
-        t.computation.dtype = MLOAD_DTYPE_F32;
+        t = host_then_device(MLOAD_DTYPE_BF16, MLOAD_DTYPE_F8_E4M3, MLOAD_DTYPE_F32);
         CHECK_RES(mload_offload_add_unit(o, "u", &pre, 1, &t, &u, &e), MLOAD_OK);
         for (pass = 0; pass < 2; ++pass) { /* 0: filled from the map; 1: from the host copy the offload made */
             const mload_unit_tensor *ut;
@@ -1677,7 +1700,6 @@ static void test_device_v2_members(void) {
     int async;
     for (async = 0; async < 2; ++async) {
         mload_map *m = open_nonsat(&img);
-        mload_offload_desc od;
         mload_offload *o = NULL;
         mload_offload_stats st;
         mload_tiers t;
@@ -1690,16 +1712,8 @@ static void test_device_v2_members(void) {
         const char *pre = "u.";
         if (!m) { mload_device_destroy(&v.inner); continue; }
         if (!async) dev.convert_async = NULL; /* convert alone: saturating, so the host narrows */
-        memset(&od, 0, sizeof od);
-        od.map = m;
-        od.device = dev;
-        CHECK_RES(mload_offload_create(&od, &o, &e), MLOAD_OK);
-        memset(&t, 0, sizeof t);
-        t.offload.place = MLOAD_PLACE_HOST;
-        t.offload.dtype = MLOAD_DTYPE_F32;
-        t.preparing.place = MLOAD_PLACE_DEVICE;
-        t.preparing.dtype = MLOAD_DTYPE_F32;
-        t.computation.dtype = MLOAD_DTYPE_F8_E4M3;
+        o = make_mgr_on(m, dev, 0, NULL);
+        t = host_then_device(MLOAD_DTYPE_F32, MLOAD_DTYPE_F32, MLOAD_DTYPE_F8_E4M3);
         CHECK_RES(mload_offload_add_unit(o, "u", &pre, 1, &t, &u, &e), MLOAD_OK);
         CHECK_RES(mload_offload_group_offload(o, &u, 1, &e), MLOAD_OK); /* a host copy */
         CHECK(v.host_allocs >= 1);
@@ -1777,7 +1791,6 @@ static void test_offload_stream_order(void) {
     for (host = 0; host < 2; ++host)
         for (computed = 0; computed < 2; ++computed) { /* 0: the prepared copy is used; 1: a BF16 computation copy */
             mload_device dev;
-            mload_offload_desc d;
             mload_offload *o = NULL;
             mload_tiers t;
             uint32_t units[NL];
@@ -1790,12 +1803,7 @@ static void test_offload_stream_order(void) {
             else mload_device_create_sim(1ull << 30, 1000000, &dev, NULL); /* slow copies: acquire returns before they end */
             stream = host ? (void *)&dev : mload_device_sim_stream(&dev); /* any handle for the host device */
             CHECK(stream != NULL);
-            memset(&d, 0, sizeof d);
-            d.map = m;
-            d.device = dev;
-            d.stream = stream;
-            d.device_budget = unit_bytes(MLOAD_DTYPE_F32) + (computed ? unit_bytes(MLOAD_DTYPE_BF16) : 0); /* one unit */
-            CHECK_RES(mload_offload_create(&d, &o, &e), MLOAD_OK);
+            o = make_mgr_on(m, dev, unit_bytes(MLOAD_DTYPE_F32) + (computed ? unit_bytes(MLOAD_DTYPE_BF16) : 0), stream); /* one unit */
             if (!o) { mload_device_destroy(&dev); continue; }
             memset(&t, 0, sizeof t);
             t.computation.dtype = cdt;
@@ -1828,7 +1836,6 @@ static void test_offload_stream_order(void) {
            move that drops the host copy right away frees it only after that upload (ASan
            would see the late copy read freed memory) */
         mload_device dev;
-        mload_offload_desc d;
         mload_offload *o = NULL;
         mload_tiers t;
         uint32_t units[NL];
@@ -1837,18 +1844,9 @@ static void test_offload_stream_order(void) {
         void *stream;
         mload_device_create_sim(1ull << 30, 100000, &dev, NULL); /* 2 KiB: about 20 ms */
         stream = mload_device_sim_stream(&dev);
-        memset(&d, 0, sizeof d);
-        d.map = m;
-        d.device = dev;
-        d.stream = stream;
-        CHECK_RES(mload_offload_create(&d, &o, &e), MLOAD_OK);
-        memset(&t, 0, sizeof t);
-        t.offload.place = MLOAD_PLACE_HOST;
-        t.offload.dtype = MLOAD_DTYPE_F32;
+        o = make_mgr_on(m, dev, 0, stream);
+        t = host_then_device(MLOAD_DTYPE_F32, MLOAD_DTYPE_F32, MLOAD_DTYPE_F32); /* the host copy's dtype: uploaded straight from it */
         t.onload.place = MLOAD_PLACE_DISK;
-        t.preparing.place = MLOAD_PLACE_DEVICE;
-        t.preparing.dtype = MLOAD_DTYPE_F32; /* the host copy's dtype: uploaded straight from it */
-        t.computation.dtype = MLOAD_DTYPE_F32;
         if (o) {
             add_layers(o, &t, units);
             CHECK_RES(mload_offload_group_offload(o, units, 1, &e), MLOAD_OK); /* a host copy */
