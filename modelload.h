@@ -181,6 +181,14 @@
                                last one; modelload.h refuses)
      InvalidIndex NotFound InvalidArgument IO CannotOpen OutOfMemory Budget
      Cancelled Unsupported Device ShapeMismatch BindMismatch InvalidConverter
+   and, for PyTorch checkpoints (docs/pytorch.md):
+     InvalidArchive            the zip container is malformed, or a storage's
+                               entry is missing or of the wrong size
+     InvalidPickle             the pickle is malformed or is not a dict of
+                               tensors as torch.save writes it
+     PickleRefused             the pickle uses an opcode or names a global
+                               torch.save does not write for tensors (code
+                               it would run under torch.load); nothing is run
 
    ==========================================================================
    THREAD SAFETY
@@ -268,7 +276,10 @@ extern "C" {
     X(MLOAD_ERR_DEVICE, "Device")                                              \
     X(MLOAD_ERR_SHAPE_MISMATCH, "ShapeMismatch")                               \
     X(MLOAD_ERR_BIND_MISMATCH, "BindMismatch")                                 \
-    X(MLOAD_ERR_INVALID_CONVERTER, "InvalidConverter")
+    X(MLOAD_ERR_INVALID_CONVERTER, "InvalidConverter")                         \
+    X(MLOAD_ERR_INVALID_ARCHIVE, "InvalidArchive")                             \
+    X(MLOAD_ERR_INVALID_PICKLE, "InvalidPickle")                               \
+    X(MLOAD_ERR_PICKLE_REFUSED, "PickleRefused")
 
 #define MLOAD__RESULT_ENUM(code, str) code,
 typedef enum mload_result {
@@ -493,9 +504,20 @@ typedef struct mload_file_desc {
 
 typedef struct mload_file mload_file;
 
+/* The container formats mload_file_open reads (told apart by their first
+   bytes, never by the file name). */
+typedef enum mload_format {
+    MLOAD_FORMAT_SAFETENSORS = 0,
+    MLOAD_FORMAT_PYTORCH = 1 /* torch.save's zip (.bin, .pt, .pth, .ckpt); not under MODELLOAD_NO_PICKLE */
+} mload_format;
+
 /* Opens and fully validates a safetensors file: the 8-byte length and the
    header are read, never the data. On success *out owns a parsed table; on
-   failure *out is NULL, nothing leaks and err (if given) says why. */
+   failure *out is NULL, nothing leaks and err (if given) says why.
+   A file that starts as a zip archive is read as a PyTorch checkpoint
+   (torch.save, torch >= 1.6; docs/pytorch.md): its central directory and
+   its pickle are read (the pickle on a restricted machine that runs no
+   code), never the tensor data; tensors are listed in the same table. */
 MODELLOAD_API mload_result mload_file_open(const mload_file_desc *desc,
                                            mload_file **out, mload_error *err);
 /* Frees the file and closes its source. NULL is ignored. */
@@ -522,10 +544,20 @@ MODELLOAD_API const mload_kv *mload_file_metadata_find(const mload_file *f, cons
 /* 1 when the header had a __metadata__ object (even empty), else 0. */
 MODELLOAD_API int mload_file_has_metadata(const mload_file *f);
 
-/* Header length N as stored in the first 8 bytes. */
+/* Header length N as stored in the first 8 bytes (PyTorch: the size of
+   the pickle, data.pkl). */
 MODELLOAD_API uint64_t mload_file_header_size(const mload_file *f);
-/* Absolute offset of the data buffer: 8 + N. */
+/* Absolute offset of the data buffer: 8 + N (PyTorch: 0; each tensor's
+   offset is absolute anyway). */
 MODELLOAD_API uint64_t mload_file_data_offset(const mload_file *f);
+/* What the file is: safetensors, or a PyTorch checkpoint (torch.save's zip
+   format; docs/pytorch.md). */
+MODELLOAD_API mload_format mload_file_format(const mload_file *f);
+/* A PyTorch tensor that is a non-contiguous view of its storage: its rank
+   strides, in elements (its offset is its first element's); NULL for a
+   row-major tensor, the only kind safetensors has. Reads of a strided
+   tensor gather its elements (views of it are refused). */
+MODELLOAD_API const uint64_t *mload_file_strides(const mload_file *f, const mload_tensor *t);
 /* Total size of the source when it was opened. */
 MODELLOAD_API uint64_t mload_file_size(const mload_file *f);
 
@@ -3634,6 +3666,11 @@ struct mload_file {
     mload__index meta_index;
     int has_meta;
     uint64_t zero_dim;     /* shape storage for scalars */
+    mload_format format;
+    char *names;           /* PyTorch: the tensor names, one arena */
+    size_t names_cap;
+    size_t *stride_of;     /* PyTorch: per tensor, where its strides are in dims (SIZE_MAX: row-major); NULL if none */
+    size_t stride_of_cap;
 };
 
 /* 64-bit seeded hash of a byte string, two 8-byte lanes per step. Not
@@ -3748,6 +3785,8 @@ static void mload__file_free(mload_file *f) {
     mload__free(&a, f->index.slots, (f->index.mask + 1) * sizeof(uint64_t), sizeof(uint64_t));
     mload__free(&a, f->meta, f->meta_cap * sizeof(mload_kv), sizeof(void *));
     mload__free(&a, f->meta_index.slots, (f->meta_index.mask + 1) * sizeof(uint64_t), sizeof(uint64_t));
+    mload__free(&a, f->names, f->names_cap, 1);
+    mload__free(&a, f->stride_of, f->stride_of_cap * sizeof(size_t), sizeof(void *));
     mload__free(&a, f, sizeof(*f), sizeof(void *));
 }
 
@@ -4118,6 +4157,26 @@ static mload_result mload__open_source(const mload_file_desc *desc, mload_file *
     return mload_source_open_path(desc->path, &f->alloc, &f->src, err);
 }
 
+/* Which format the first bytes say: a zip archive is a PyTorch checkpoint
+   (f->format); torch's legacy format is refused by name. */
+static mload_result mload__sniff(mload_file *f, mload_error *err) {
+    static const unsigned char legacy[] = {0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19};
+    unsigned char b[sizeof legacy];
+    uint64_t n;
+    if (f->src.size(f->src.user, &f->file_size) != MLOAD_OK)
+        return mload__fail(err, MLOAD_ERR_IO, MLOAD_NO_OFFSET, NULL, 0, "cannot get the file size");
+    n = f->file_size < sizeof b ? f->file_size : sizeof b;
+    if (n < 4) return MLOAD_OK;
+    if (f->src.read_at(f->src.user, 0, b, MLOAD__CAST(size_t, n)) != MLOAD_OK)
+        return mload__fail(err, MLOAD_ERR_IO, 0, NULL, 0, "cannot read the first bytes");
+    if (b[0] == 'P' && b[1] == 'K' && ((b[2] == 3 && b[3] == 4) || (b[2] == 5 && b[3] == 6))) f->format = MLOAD_FORMAT_PYTORCH;
+    else if (n == sizeof b && memcmp(b, legacy, sizeof b) == 0)
+        return mload__fail(err, MLOAD_ERR_UNSUPPORTED, 0, NULL, 0,
+                           "the legacy PyTorch format (torch.save before torch 1.6, or _use_new_zipfile_serialization=False): "
+                           "re-save it with torch >= 1.6");
+    return MLOAD_OK;
+}
+
 /* Checks 1-3 and reads the header into a NUL-terminated, padded buffer. */
 static mload_result mload__read_header(mload_file *f, mload_error *err) {
     unsigned char lenbuf[8];
@@ -4150,6 +4209,1103 @@ static mload_result mload__read_header(mload_file *f, mload_error *err) {
     return MLOAD_OK;
 }
 
+/* ---- PyTorch checkpoints, read without executing anything ----
+   torch.save (torch >= 1.6) writes a zip: PREFIX/data.pkl (a pickle of the
+   object), PREFIX/data/KEY (one stored entry per storage), PREFIX/byteorder.
+   The pickle runs on a machine that knows only the opcodes and globals
+   torch.save writes for (nested) dicts of tensors: any other opcode or
+   global is refused when it is met, before anything could use it, and no
+   callable is ever called (the allowed ones are recognised by name and
+   their effect is computed here). Memory is bounded by the limits below. */
+#if !defined(MODELLOAD_NO_PICKLE)
+
+#define MLOAD__ZIP_MAX_DIR (MLOAD__CAST(uint64_t, 1) << 28)  /* central directory bytes */
+#define MLOAD__PK_MAX_OBJECTS (MLOAD__CAST(size_t, 1) << 23) /* values one pickle may create */
+#define MLOAD__PK_MAX_STACK (MLOAD__CAST(size_t, 1) << 20)   /* stack entries */
+#define MLOAD__PK_MAX_MARKS 256u                             /* open MARKs (nesting of tuples, lists, dicts) */
+#define MLOAD__PK_MAX_MEMO (MLOAD__CAST(size_t, 1) << 23)    /* memo slots */
+#define MLOAD__PK_MAX_DEPTH 64u                              /* nested dicts of a state dict */
+
+static uint64_t mload__le(const unsigned char *p, unsigned n) {
+    uint64_t v = 0;
+    while (n--) v = (v << 8) | p[n];
+    return v;
+}
+
+/* CRC-32 (zip's), table built per call: used on the few small entries read whole */
+static uint32_t mload__crc32(const unsigned char *p, size_t n) {
+    uint32_t tab[256], c;
+    unsigned i, k;
+    for (i = 0; i < 256; ++i) {
+        for (c = i, k = 0; k < 8; ++k) c = (c & 1u) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+        tab[i] = c;
+    }
+    for (c = 0xFFFFFFFFu; n; --n) c = tab[(c ^ *p++) & 0xFFu] ^ (c >> 8);
+    return c ^ 0xFFFFFFFFu;
+}
+
+/* one central directory entry (the name points into the directory) */
+typedef struct mload__zent {
+    const char *name;
+    size_t name_len;
+    uint64_t csize, usize, lho;
+    uint32_t crc, method, flags;
+} mload__zent;
+
+typedef struct mload__zip {
+    unsigned char *cd;
+    size_t cd_size;
+    mload__zent *ents; /* sorted by name */
+    size_t n, cap;
+} mload__zip;
+
+static void mload__zip_free(const mload_allocator *a, mload__zip *z) {
+    mload__free(a, z->cd, z->cd_size ? z->cd_size : 1, 1);
+    mload__free(a, z->ents, z->cap * sizeof(mload__zent), sizeof(void *));
+    memset(z, 0, sizeof *z);
+}
+
+static mload_result mload__zip_bad(mload_error *err, uint64_t at, const char *what) {
+    return mload__fail(err, MLOAD_ERR_INVALID_ARCHIVE, at, NULL, 0, "zip archive: %s", what);
+}
+
+static int mload__zent_cmp(const void *x, const void *y) {
+    const mload__zent *a = MLOAD__CAST(const mload__zent *, x), *b = MLOAD__CAST(const mload__zent *, y);
+    return mload__name_cmp(a->name, a->name_len, b->name, b->name_len);
+}
+
+static const mload__zent *mload__zip_find(const mload__zip *z, const char *name, size_t len) {
+    size_t lo = 0, hi = z->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = mload__name_cmp(z->ents[mid].name, z->ents[mid].name_len, name, len);
+        if (c == 0) return &z->ents[mid];
+        if (c < 0) lo = mid + 1;
+        else hi = mid;
+    }
+    return NULL;
+}
+
+/* the 32-bit fields replaced by ZIP64's extra field 0x0001 */
+static int mload__zip64_extra(const unsigned char *x, size_t xl, mload__zent *e) {
+    while (xl >= 4) {
+        size_t id = MLOAD__CAST(size_t, mload__le(x, 2)), sz = MLOAD__CAST(size_t, mload__le(x + 2, 2)), at = 0;
+        if (sz > xl - 4) return 0;
+        if (id == 1) {
+            uint64_t *fields[3];
+            int k;
+            fields[0] = &e->usize;
+            fields[1] = &e->csize;
+            fields[2] = &e->lho;
+            for (k = 0; k < 3; ++k) {
+                if (*fields[k] != 0xFFFFFFFFu) continue;
+                if (at + 8 > sz) return 0;
+                *fields[k] = mload__le(x + 4 + at, 8);
+                at += 8;
+            }
+        }
+        x += 4 + sz;
+        xl -= 4 + sz;
+    }
+    return 1;
+}
+
+/* End of central directory (ZIP64 too), then the directory itself. */
+static mload_result mload__zip_open(mload_file *f, mload__zip *z, mload_error *err) {
+    const mload_allocator *a = &f->alloc;
+    uint64_t fs = f->file_size, tl = fs < 65557u ? fs : 65557u, eocd, cd_off, cd_size, count, pos;
+    unsigned char *tail = MLOAD__CAST(unsigned char *, mload__malloc(a, MLOAD__CAST(size_t, tl) + 1, 1));
+    size_t i, k;
+    int found = 0;
+    mload_result r = MLOAD_OK;
+    if (!tail) return mload__oom(err);
+    if (f->src.read_at(f->src.user, fs - tl, tail, MLOAD__CAST(size_t, tl)) != MLOAD_OK) {
+        mload__free(a, tail, MLOAD__CAST(size_t, tl) + 1, 1);
+        return mload__fail(err, MLOAD_ERR_IO, fs - tl, NULL, 0, "cannot read the end of the zip archive");
+    }
+    for (i = tl >= 22 ? MLOAD__CAST(size_t, tl) - 22 : 0, k = tl >= 22; k; --i) { /* the record whose comment ends the file */
+        if (mload__le(tail + i, 4) == 0x06054b50u && i + 22 + mload__le(tail + i + 20, 2) == tl) { found = 1; break; }
+        if (i == 0) break;
+    }
+    if (!found) {
+        mload__free(a, tail, MLOAD__CAST(size_t, tl) + 1, 1);
+        return mload__zip_bad(err, MLOAD_NO_OFFSET, "no end of central directory record (a truncated file?)");
+    }
+    eocd = fs - tl + i;
+    count = mload__le(tail + i + 10, 2);
+    cd_size = mload__le(tail + i + 12, 4);
+    cd_off = mload__le(tail + i + 16, 4);
+    if (mload__le(tail + i + 4, 2) != 0 || mload__le(tail + i + 6, 2) != 0 || mload__le(tail + i + 8, 2) != count)
+        r = mload__zip_bad(err, eocd, "archives split over several disks are not supported");
+    if (r == MLOAD_OK && eocd >= 20) { /* a ZIP64 locator just before */
+        unsigned char loc[20], z64[56];
+        if (f->src.read_at(f->src.user, eocd - 20, loc, 20) != MLOAD_OK) {
+            r = mload__fail(err, MLOAD_ERR_IO, eocd - 20, NULL, 0, "cannot read the zip archive");
+        } else if (mload__le(loc, 4) == 0x07064b50u) {
+            uint64_t zo = mload__le(loc + 8, 8);
+            if (zo > eocd - 20 || eocd - 20 - zo < 56)
+                r = mload__zip_bad(err, eocd - 20, "the ZIP64 end of central directory lies outside the archive");
+            else if (f->src.read_at(f->src.user, zo, z64, 56) != MLOAD_OK)
+                r = mload__fail(err, MLOAD_ERR_IO, zo, NULL, 0, "cannot read the zip archive");
+            else if (mload__le(z64, 4) != 0x06064b50u)
+                r = mload__zip_bad(err, zo, "bad ZIP64 end of central directory signature");
+            else if (mload__le(z64 + 16, 4) != 0 || mload__le(z64 + 20, 4) != 0 || mload__le(z64 + 24, 8) != mload__le(z64 + 32, 8))
+                r = mload__zip_bad(err, zo, "archives split over several disks are not supported");
+            else {
+                count = mload__le(z64 + 32, 8);
+                cd_size = mload__le(z64 + 40, 8);
+                cd_off = mload__le(z64 + 48, 8);
+                eocd = zo;
+            }
+        }
+    }
+    mload__free(a, tail, MLOAD__CAST(size_t, tl) + 1, 1);
+    if (r != MLOAD_OK) return r;
+    if (cd_off > eocd || cd_size > eocd - cd_off) return mload__zip_bad(err, eocd, "the central directory lies outside the archive");
+    if (cd_size > MLOAD__ZIP_MAX_DIR) return mload__zip_bad(err, eocd, "central directory larger than 256 MiB");
+    if (count > cd_size / 46u) return mload__zip_bad(err, eocd, "more entries than the central directory can hold");
+    z->cd_size = MLOAD__CAST(size_t, cd_size);
+    z->cd = MLOAD__CAST(unsigned char *, mload__malloc(a, z->cd_size ? z->cd_size : 1, 1));
+    if (!z->cd || !mload__reserve(a, MLOAD__PCAST(void **, &z->ents), &z->cap, MLOAD__CAST(size_t, count) + 1, sizeof(mload__zent)))
+        return mload__oom(err);
+    if (cd_size && f->src.read_at(f->src.user, cd_off, z->cd, z->cd_size) != MLOAD_OK)
+        return mload__fail(err, MLOAD_ERR_IO, cd_off, NULL, 0, "cannot read the zip central directory");
+    for (pos = 0, k = 0; k < count; ++k) {
+        const unsigned char *h = z->cd + pos;
+        mload__zent *e = &z->ents[z->n];
+        uint64_t nl, xl, cl;
+        if (cd_size - pos < 46 || mload__le(h, 4) != 0x02014b50u) return mload__zip_bad(err, cd_off + pos, "bad central directory entry");
+        nl = mload__le(h + 28, 2);
+        xl = mload__le(h + 30, 2);
+        cl = mload__le(h + 32, 2);
+        if (cd_size - pos - 46 < nl + xl + cl) return mload__zip_bad(err, cd_off + pos, "central directory entry runs past the directory");
+        e->flags = MLOAD__CAST(uint32_t, mload__le(h + 8, 2));
+        e->method = MLOAD__CAST(uint32_t, mload__le(h + 10, 2));
+        e->crc = MLOAD__CAST(uint32_t, mload__le(h + 16, 4));
+        e->csize = mload__le(h + 20, 4);
+        e->usize = mload__le(h + 24, 4);
+        e->lho = mload__le(h + 42, 4);
+        e->name = MLOAD__PCAST(const char *, h + 46);
+        e->name_len = MLOAD__CAST(size_t, nl);
+        if (!mload__zip64_extra(h + 46 + nl, MLOAD__CAST(size_t, xl), e))
+            return mload__zip_bad(err, cd_off + pos, "bad ZIP64 extra field");
+        z->n++;
+        pos += 46 + nl + xl + cl;
+    }
+    qsort(z->ents, z->n, sizeof(mload__zent), mload__zent_cmp);
+    for (i = 1; i < z->n; ++i)
+        if (mload__zent_cmp(&z->ents[i - 1], &z->ents[i]) == 0)
+            return mload__fail(err, MLOAD_ERR_INVALID_ARCHIVE, MLOAD_NO_OFFSET, z->ents[i].name, z->ents[i].name_len,
+                               "zip archive: entry '%S' is given twice", z->ents[i].name, z->ents[i].name_len);
+    return MLOAD_OK;
+}
+
+/* Where entry e's bytes start, checked against its local header. */
+static mload_result mload__zip_data(const mload_file *f, const mload__zent *e, uint64_t *off, mload_error *err) {
+    unsigned char h[30], nb[64];
+    uint64_t nl, xl, at, end, done;
+    if (e->method != 0)
+        return mload__fail(err, MLOAD_ERR_UNSUPPORTED, e->lho, e->name, e->name_len,
+                           "zip entry '%S' is compressed (method %U); torch.save stores entries uncompressed: re-save it",
+                           e->name, e->name_len, MLOAD__CAST(uint64_t, e->method));
+    if (e->flags & 1u)
+        return mload__fail(err, MLOAD_ERR_UNSUPPORTED, e->lho, e->name, e->name_len, "zip entry '%S' is encrypted", e->name, e->name_len);
+    if (e->csize != e->usize)
+        return mload__fail(err, MLOAD_ERR_INVALID_ARCHIVE, e->lho, e->name, e->name_len,
+                           "zip entry '%S': a stored entry's sizes differ", e->name, e->name_len);
+    if (e->lho > f->file_size || f->file_size - e->lho < 30 ||
+        f->src.read_at(f->src.user, e->lho, h, 30) != MLOAD_OK || mload__le(h, 4) != 0x04034b50u)
+        return mload__fail(err, MLOAD_ERR_INVALID_ARCHIVE, e->lho, e->name, e->name_len,
+                           "zip entry '%S': no local header where the directory says", e->name, e->name_len);
+    nl = mload__le(h + 26, 2);
+    xl = mload__le(h + 28, 2);
+    at = e->lho + 30 + nl + xl;
+    if (nl != e->name_len || at > f->file_size || e->usize > f->file_size - at)
+        return mload__fail(err, MLOAD_ERR_INVALID_ARCHIVE, e->lho, e->name, e->name_len,
+                           "zip entry '%S' runs past the end of the archive or disagrees with its local header", e->name, e->name_len);
+    for (done = 0; done < nl; done += end) { /* the local name is the directory's */
+        end = nl - done < sizeof nb ? nl - done : sizeof nb;
+        if (f->src.read_at(f->src.user, e->lho + 30 + done, nb, MLOAD__CAST(size_t, end)) != MLOAD_OK ||
+            memcmp(nb, e->name + done, MLOAD__CAST(size_t, end)) != 0)
+            return mload__fail(err, MLOAD_ERR_INVALID_ARCHIVE, e->lho, e->name, e->name_len,
+                               "zip entry '%S': its local header names another file", e->name, e->name_len);
+    }
+    *off = at;
+    return MLOAD_OK;
+}
+
+/* A small entry read whole (CRC checked) into memory: its size in *n. */
+static mload_result mload__zip_slurp(const mload_file *f, const mload__zent *e, uint64_t limit, unsigned char **out,
+                                     uint64_t *at, mload_error *err) {
+    mload_result r = mload__zip_data(f, e, at, err);
+    unsigned char *p;
+    *out = NULL;
+    if (r != MLOAD_OK) return r;
+    if (e->usize > limit)
+        return mload__fail(err, MLOAD_ERR_INVALID_ARCHIVE, *at, e->name, e->name_len, "zip entry '%S' is larger than %U bytes",
+                           e->name, e->name_len, limit);
+    p = MLOAD__CAST(unsigned char *, mload__malloc(&f->alloc, MLOAD__CAST(size_t, e->usize) + 1, 1));
+    if (!p) return mload__oom(err);
+    p[e->usize] = 0;
+    if (e->usize && f->src.read_at(f->src.user, *at, p, MLOAD__CAST(size_t, e->usize)) != MLOAD_OK) r = MLOAD_ERR_IO;
+    if (r != MLOAD_OK) mload__fail(err, r, *at, e->name, e->name_len, "zip entry '%S': read failed", e->name, e->name_len);
+    else if (mload__crc32(p, MLOAD__CAST(size_t, e->usize)) != e->crc)
+        r = mload__fail(err, MLOAD_ERR_INVALID_ARCHIVE, *at, e->name, e->name_len, "zip entry '%S': CRC-32 mismatch", e->name, e->name_len);
+    if (r != MLOAD_OK) mload__free(&f->alloc, p, MLOAD__CAST(size_t, e->usize) + 1, 1);
+    else *out = p;
+    return r;
+}
+
+/* ---- the restricted pickle machine ---- */
+enum {
+    MLOAD__PK_NONE, MLOAD__PK_BOOL, MLOAD__PK_INT, MLOAD__PK_FLOAT, MLOAD__PK_STR, MLOAD__PK_BYTES, MLOAD__PK_TUPLE,
+    MLOAD__PK_LIST, MLOAD__PK_DICT, MLOAD__PK_GLOBAL, MLOAD__PK_STORAGE, MLOAD__PK_TENSOR
+};
+static const char *const mload__pk_kinds[] = {"None", "bool", "int", "float", "str", "bytes", "tuple",
+                                             "list", "dict", "global", "storage", "tensor"};
+enum { MLOAD__G_ODICT = 1, MLOAD__G_V2, MLOAD__G_V3, MLOAD__G_PARAM, MLOAD__G_PARAM_STATE, MLOAD__G_ENCODE, MLOAD__G_STORAGE, MLOAD__G_DTYPE };
+
+/* the only globals a pickle may name */
+typedef struct mload__pk_allowed { const char *mod, *name; uint8_t gid, dtype; } mload__pk_allowed;
+static const mload__pk_allowed mload__pk_globals[] = {
+    {"collections", "OrderedDict", MLOAD__G_ODICT, 0},
+    {"torch._utils", "_rebuild_tensor_v2", MLOAD__G_V2, 0},
+    {"torch._utils", "_rebuild_tensor_v3", MLOAD__G_V3, 0},
+    {"torch._utils", "_rebuild_parameter", MLOAD__G_PARAM, 0},
+    {"torch._utils", "_rebuild_parameter_with_state", MLOAD__G_PARAM_STATE, 0},
+    {"_codecs", "encode", MLOAD__G_ENCODE, 0},
+    {"torch", "DoubleStorage", MLOAD__G_STORAGE, MLOAD_DTYPE_F64},
+    {"torch", "FloatStorage", MLOAD__G_STORAGE, MLOAD_DTYPE_F32},
+    {"torch", "HalfStorage", MLOAD__G_STORAGE, MLOAD_DTYPE_F16},
+    {"torch", "BFloat16Storage", MLOAD__G_STORAGE, MLOAD_DTYPE_BF16},
+    {"torch", "LongStorage", MLOAD__G_STORAGE, MLOAD_DTYPE_I64},
+    {"torch", "IntStorage", MLOAD__G_STORAGE, MLOAD_DTYPE_I32},
+    {"torch", "ShortStorage", MLOAD__G_STORAGE, MLOAD_DTYPE_I16},
+    {"torch", "CharStorage", MLOAD__G_STORAGE, MLOAD_DTYPE_I8},
+    {"torch", "ByteStorage", MLOAD__G_STORAGE, MLOAD_DTYPE_U8},
+    {"torch", "BoolStorage", MLOAD__G_STORAGE, MLOAD_DTYPE_BOOL},
+    {"torch", "ComplexFloatStorage", MLOAD__G_STORAGE, MLOAD_DTYPE_C64},
+    {"torch", "UntypedStorage", MLOAD__G_STORAGE, MLOAD_DTYPE_INVALID},
+    {"torch.storage", "UntypedStorage", MLOAD__G_STORAGE, MLOAD_DTYPE_INVALID},
+    {"torch", "float64", MLOAD__G_DTYPE, MLOAD_DTYPE_F64},
+    {"torch", "float32", MLOAD__G_DTYPE, MLOAD_DTYPE_F32},
+    {"torch", "float16", MLOAD__G_DTYPE, MLOAD_DTYPE_F16},
+    {"torch", "bfloat16", MLOAD__G_DTYPE, MLOAD_DTYPE_BF16},
+    {"torch", "float8_e4m3fn", MLOAD__G_DTYPE, MLOAD_DTYPE_F8_E4M3},
+    {"torch", "float8_e5m2", MLOAD__G_DTYPE, MLOAD_DTYPE_F8_E5M2},
+    {"torch", "float8_e4m3fnuz", MLOAD__G_DTYPE, MLOAD_DTYPE_F8_E4M3FNUZ},
+    {"torch", "float8_e5m2fnuz", MLOAD__G_DTYPE, MLOAD_DTYPE_F8_E5M2FNUZ},
+    {"torch", "float8_e8m0fnu", MLOAD__G_DTYPE, MLOAD_DTYPE_F8_E8M0},
+    {"torch", "int64", MLOAD__G_DTYPE, MLOAD_DTYPE_I64},
+    {"torch", "int32", MLOAD__G_DTYPE, MLOAD_DTYPE_I32},
+    {"torch", "int16", MLOAD__G_DTYPE, MLOAD_DTYPE_I16},
+    {"torch", "int8", MLOAD__G_DTYPE, MLOAD_DTYPE_I8},
+    {"torch", "uint8", MLOAD__G_DTYPE, MLOAD_DTYPE_U8},
+    {"torch", "uint16", MLOAD__G_DTYPE, MLOAD_DTYPE_U16},
+    {"torch", "uint32", MLOAD__G_DTYPE, MLOAD_DTYPE_U32},
+    {"torch", "uint64", MLOAD__G_DTYPE, MLOAD_DTYPE_U64},
+    {"torch", "bool", MLOAD__G_DTYPE, MLOAD_DTYPE_BOOL},
+    {"torch", "complex64", MLOAD__G_DTYPE, MLOAD_DTYPE_C64}
+};
+
+/* a value: containers hold an edge list; a tensor its storage (ref), shape
+   and stride tuples (head, tail); a storage its key (s), dtype, size in
+   elements of dtype (i) and, once resolved, its entry (ref) and offset (u) */
+typedef struct mload__pv {
+    uint8_t kind, gid, dtype, seen;
+    uint32_t n, head, tail, ref;
+    int64_t i;
+    uint64_t u;
+    const char *s;
+    size_t len;
+} mload__pv;
+typedef struct mload__pe { uint32_t k, v, next; } mload__pe;
+
+typedef struct mload__pk {
+    const mload_allocator *a;
+    const unsigned char *base, *p, *end;
+    uint64_t file_off; /* of the pickle, for error offsets */
+    const unsigned char *op_at;
+    mload__pv *obj; size_t nobj, obj_cap;
+    mload__pe *edge; size_t nedge, edge_cap;
+    uint32_t *stack; size_t sp, stack_cap;
+    size_t marks[MLOAD__PK_MAX_MARKS]; size_t nmarks;
+    uint32_t *memo; size_t memo_cap, memo_used;
+    mload_error *err;
+} mload__pk;
+
+static void mload__pk_free(mload__pk *k) {
+    mload__free(k->a, k->obj, k->obj_cap * sizeof(mload__pv), sizeof(void *));
+    mload__free(k->a, k->edge, k->edge_cap * sizeof(mload__pe), sizeof(void *));
+    mload__free(k->a, k->stack, k->stack_cap * sizeof(uint32_t), sizeof(void *));
+    mload__free(k->a, k->memo, k->memo_cap * sizeof(uint32_t), sizeof(void *));
+}
+
+static uint64_t mload__pk_at(const mload__pk *k) { return k->file_off + MLOAD__CAST(uint64_t, k->op_at - k->base); }
+
+static mload_result mload__pk_bad(mload__pk *k, const char *what) {
+    return mload__fail(k->err, MLOAD_ERR_INVALID_PICKLE, mload__pk_at(k), NULL, 0, "pickle: %s (at pickle byte %U)", what,
+                       MLOAD__CAST(uint64_t, k->op_at - k->base));
+}
+
+/* opcode names, for messages */
+static const char *mload__pk_opname(unsigned op) {
+    static const char low[] = "(MARK\0.STOP\0000POP\0001POP_MARK\0002DUP\0FFLOAT\0IINT\0JBININT\0KBININT1\0LLONG\0MBININT2\0"
+                              "NNONE\0PPERSID\0QBINPERSID\0RREDUCE\0SSTRING\0TBINSTRING\0USHORT_BINSTRING\0VUNICODE\0"
+                              "XBINUNICODE\0aAPPEND\0bBUILD\0cGLOBAL\0dDICT\0}EMPTY_DICT\0eAPPENDS\0gGET\0hBINGET\0iINST\0"
+                              "jLONG_BINGET\0lLIST\0]EMPTY_LIST\0oOBJ\0pPUT\0qBINPUT\0rLONG_BINPUT\0sSETITEM\0tTUPLE\0"
+                              ")EMPTY_TUPLE\0uSETITEMS\0GBINFLOAT\0BBINBYTES\0CSHORT_BINBYTES\0";
+    static const char *const high[] = {"PROTO", "NEWOBJ", "EXT1", "EXT2", "EXT4", "TUPLE1", "TUPLE2", "TUPLE3",
+                                       "NEWTRUE", "NEWFALSE", "LONG1", "LONG4", "SHORT_BINUNICODE", "BINUNICODE8",
+                                       "BINBYTES8", "EMPTY_SET", "ADDITEMS", "FROZENSET", "NEWOBJ_EX", "STACK_GLOBAL",
+                                       "MEMOIZE", "FRAME", "BYTEARRAY8", "NEXT_BUFFER", "READONLY_BUFFER"};
+    const char *s = low;
+    if (op >= 0x80 && op <= 0x98) return high[op - 0x80];
+    for (; s < low + sizeof low - 1; s += strlen(s) + 1)
+        if (MLOAD__CAST(unsigned char, *s) == op) return s + 1;
+    return "unknown";
+}
+
+static mload_result mload__pk_refuse(mload__pk *k, unsigned op, const char *why) {
+    return mload__fail(k->err, MLOAD_ERR_PICKLE_REFUSED, mload__pk_at(k), NULL, 0,
+                       "pickle: opcode %s %s (not something torch.save writes for tensors; nothing was run)", mload__pk_opname(op), why);
+}
+
+/* a new value of `kind`: its id in *id */
+static mload_result mload__pk_new(mload__pk *k, uint8_t kind, uint32_t *id) {
+    if (k->nobj >= MLOAD__PK_MAX_OBJECTS) return mload__pk_bad(k, "more than 8388608 values");
+    if (!mload__reserve(k->a, MLOAD__PCAST(void **, &k->obj), &k->obj_cap, k->nobj + 1, sizeof(mload__pv))) return mload__oom(k->err);
+    memset(&k->obj[k->nobj], 0, sizeof(mload__pv));
+    k->obj[k->nobj].kind = kind;
+    k->obj[k->nobj].head = k->obj[k->nobj].tail = UINT32_MAX;
+    *id = MLOAD__CAST(uint32_t, k->nobj++);
+    return MLOAD_OK;
+}
+
+static mload_result mload__pk_push(mload__pk *k, uint32_t id) {
+    if (k->sp >= MLOAD__PK_MAX_STACK) return mload__pk_bad(k, "stack deeper than 1048576 entries");
+    if (!mload__reserve(k->a, MLOAD__PCAST(void **, &k->stack), &k->stack_cap, k->sp + 1, sizeof(uint32_t))) return mload__oom(k->err);
+    k->stack[k->sp++] = id;
+    return MLOAD_OK;
+}
+
+/* pushes a new value */
+static mload_result mload__pk_make(mload__pk *k, uint8_t kind, int64_t i, const unsigned char *s, size_t len) {
+    uint32_t id;
+    mload_result r = mload__pk_new(k, kind, &id);
+    if (r != MLOAD_OK) return r;
+    k->obj[id].i = i;
+    k->obj[id].s = MLOAD__PCAST(const char *, s);
+    k->obj[id].len = len;
+    return mload__pk_push(k, id);
+}
+
+/* appends (key, value) to container c */
+static mload_result mload__pk_add(mload__pk *k, uint32_t c, uint32_t key, uint32_t val) {
+    mload__pv *o = &k->obj[c];
+    if (k->nedge >= MLOAD__PK_MAX_OBJECTS) return mload__pk_bad(k, "more than 8388608 container items");
+    if (!mload__reserve(k->a, MLOAD__PCAST(void **, &k->edge), &k->edge_cap, k->nedge + 1, sizeof(mload__pe))) return mload__oom(k->err);
+    k->edge[k->nedge].k = key;
+    k->edge[k->nedge].v = val;
+    k->edge[k->nedge].next = UINT32_MAX;
+    if (o->tail != UINT32_MAX) k->edge[o->tail].next = MLOAD__CAST(uint32_t, k->nedge);
+    else o->head = MLOAD__CAST(uint32_t, k->nedge);
+    o->tail = MLOAD__CAST(uint32_t, k->nedge++);
+    o->n++;
+    return MLOAD_OK;
+}
+
+/* the stack from the last MARK: its position in *from, the MARK removed */
+static mload_result mload__pk_pop_mark(mload__pk *k, size_t *from) {
+    if (!k->nmarks) return mload__pk_bad(k, "no MARK to pop to");
+    *from = k->marks[--k->nmarks];
+    return MLOAD_OK;
+}
+
+/* a tuple (or list) of stack[from..sp), popped and replaced by it */
+static mload_result mload__pk_collect(mload__pk *k, uint8_t kind, size_t from) {
+    uint32_t id;
+    size_t i;
+    mload_result r = mload__pk_new(k, kind, &id);
+    for (i = from; i < k->sp && r == MLOAD_OK; ++i) r = mload__pk_add(k, id, UINT32_MAX, k->stack[i]);
+    if (r != MLOAD_OK) return r;
+    k->sp = from;
+    return mload__pk_push(k, id);
+}
+
+/* n bytes of the argument of the current opcode */
+static const unsigned char *mload__pk_take(mload__pk *k, uint64_t n) {
+    const unsigned char *p = k->p;
+    if (n > MLOAD__CAST(uint64_t, k->end - k->p)) return NULL;
+    k->p += n;
+    return p;
+}
+
+static uint32_t mload__pk_item_id(const mload__pk *k, uint32_t c, uint32_t i) { /* item i (< n) of a tuple */
+    uint32_t e = k->obj[c].head;
+    while (i--) e = k->edge[e].next;
+    return k->edge[e].v;
+}
+static mload__pv *mload__pk_item(const mload__pk *k, uint32_t c, uint32_t i) { return &k->obj[mload__pk_item_id(k, c, i)]; }
+
+/* module and name: a global the machine knows, or the refusal naming it */
+static mload_result mload__pk_global(mload__pk *k, unsigned op, const char *mod, size_t ml, const char *name, size_t nl) {
+    size_t i;
+    uint32_t id;
+    mload_result r;
+    for (i = 0; i < sizeof mload__pk_globals / sizeof mload__pk_globals[0]; ++i) {
+        const mload__pk_allowed *g = &mload__pk_globals[i];
+        if (strlen(g->mod) == ml && strlen(g->name) == nl && memcmp(g->mod, mod, ml) == 0 && memcmp(g->name, name, nl) == 0) {
+            if ((r = mload__pk_new(k, MLOAD__PK_GLOBAL, &id)) != MLOAD_OK) return r;
+            k->obj[id].gid = g->gid;
+            k->obj[id].dtype = g->dtype;
+            k->obj[id].s = g->name;
+            k->obj[id].len = nl;
+            return mload__pk_push(k, id);
+        }
+    }
+    return mload__fail(k->err, MLOAD_ERR_PICKLE_REFUSED, mload__pk_at(k), name, nl,
+                       "pickle: opcode %s names global '%S.%S', which is not allowed: only what torch.save writes for "
+                       "tensors is (nothing was run)", mload__pk_opname(op), mod, ml, name, nl);
+}
+
+/* REDUCE: the callable's effect computed here, for the allowed ones only */
+static mload_result mload__pk_reduce(mload__pk *k) {
+    uint32_t fn, args, id;
+    mload__pv *f, *t;
+    mload_result r;
+    if (k->sp < 2 || (k->nmarks && k->marks[k->nmarks - 1] > k->sp - 2)) return mload__pk_bad(k, "REDUCE needs a callable and arguments");
+    args = k->stack[--k->sp];
+    fn = k->stack[--k->sp];
+    f = &k->obj[fn];
+    t = &k->obj[args];
+    if (f->kind != MLOAD__PK_GLOBAL)
+        return mload__fail(k->err, MLOAD_ERR_PICKLE_REFUSED, mload__pk_at(k), NULL, 0,
+                           "pickle: opcode REDUCE of a %s, not of an allowed global (nothing was run)", mload__pk_kinds[f->kind]);
+    if (t->kind != MLOAD__PK_TUPLE) return mload__pk_bad(k, "REDUCE arguments are not a tuple");
+    switch (f->gid) {
+    case MLOAD__G_ODICT: /* OrderedDict(): its items follow (SETITEMS) */
+        if (t->n != 0) return mload__pk_bad(k, "OrderedDict with arguments");
+        if ((r = mload__pk_new(k, MLOAD__PK_DICT, &id)) != MLOAD_OK) return r;
+        return mload__pk_push(k, id);
+    case MLOAD__G_V2: case MLOAD__G_V3: { /* (storage, offset, size, stride, requires_grad, hooks[, metadata | dtype]) */
+        mload__pv *st, *off, *size, *stride, *dt = NULL;
+        if (t->n < 6 || t->n > 7) return mload__pk_bad(k, "_rebuild_tensor with a wrong number of arguments");
+        st = mload__pk_item(k, args, 0);
+        off = mload__pk_item(k, args, 1);
+        size = mload__pk_item(k, args, 2);
+        stride = mload__pk_item(k, args, 3);
+        if (f->gid == MLOAD__G_V3) {
+            if (t->n != 7) return mload__pk_bad(k, "_rebuild_tensor_v3 without a dtype");
+            dt = mload__pk_item(k, args, 6);
+            if (dt->kind != MLOAD__PK_GLOBAL || dt->gid != MLOAD__G_DTYPE) return mload__pk_bad(k, "_rebuild_tensor_v3: bad dtype");
+        }
+        if (st->kind != MLOAD__PK_STORAGE || off->kind != MLOAD__PK_INT || size->kind != MLOAD__PK_TUPLE ||
+            stride->kind != MLOAD__PK_TUPLE)
+            return mload__pk_bad(k, "_rebuild_tensor arguments are not (storage, int, tuple, tuple, ...)");
+        if ((dt == NULL) != (st->dtype != MLOAD_DTYPE_INVALID)) return mload__pk_bad(k, "tensor of an untyped storage without a dtype");
+        {
+            uint32_t sid = mload__pk_item_id(k, args, 0), shp = mload__pk_item_id(k, args, 2), str = mload__pk_item_id(k, args, 3);
+            int64_t soff = off->i;
+            uint8_t dtype = dt ? dt->dtype : st->dtype;
+            if ((r = mload__pk_new(k, MLOAD__PK_TENSOR, &id)) != MLOAD_OK) return r; /* (the table may move) */
+            k->obj[id].ref = sid;
+            k->obj[id].i = soff;
+            k->obj[id].head = shp;
+            k->obj[id].tail = str;
+            k->obj[id].dtype = dtype;
+        }
+        return mload__pk_push(k, id);
+    }
+    case MLOAD__G_PARAM: case MLOAD__G_PARAM_STATE: /* (tensor, requires_grad, hooks[, state]): the tensor */
+        if (t->n < 3 || t->n > 4 || mload__pk_item(k, args, 0)->kind != MLOAD__PK_TENSOR)
+            return mload__pk_bad(k, "_rebuild_parameter arguments are not (tensor, ...)");
+        return mload__pk_push(k, k->edge[t->head].v);
+    case MLOAD__G_ENCODE: { /* _codecs.encode(str, "latin1"): how protocol 2 writes bytes */
+        mload__pv *s, *enc;
+        if (t->n != 2) return mload__pk_bad(k, "_codecs.encode with a wrong number of arguments");
+        s = mload__pk_item(k, args, 0);
+        enc = mload__pk_item(k, args, 1);
+        if (s->kind != MLOAD__PK_STR || enc->kind != MLOAD__PK_STR || enc->len != 6 || memcmp(enc->s, "latin1", 6) != 0)
+            return mload__pk_bad(k, "_codecs.encode of something other than (str, 'latin1')");
+        return mload__pk_make(k, MLOAD__PK_BYTES, 0, MLOAD__PCAST(const unsigned char *, s->s), s->len);
+    }
+    default:
+        return mload__fail(k->err, MLOAD_ERR_PICKLE_REFUSED, mload__pk_at(k), f->s, f->len,
+                           "pickle: opcode REDUCE of global '%S' is not allowed (nothing was run)", f->s, f->len);
+    }
+}
+
+/* BINPERSID: ('storage', storage type, key, location, numel) */
+static mload_result mload__pk_persid(mload__pk *k) {
+    uint32_t pid, id;
+    mload__pv *t, *tag, *ty, *key, *loc, *n;
+    if (k->sp < 1 || (k->nmarks && k->marks[k->nmarks - 1] > k->sp - 1)) return mload__pk_bad(k, "BINPERSID on an empty stack");
+    pid = k->stack[--k->sp];
+    t = &k->obj[pid];
+    if (t->kind != MLOAD__PK_TUPLE || t->n != 5) return mload__pk_bad(k, "persistent id is not a 5-tuple");
+    tag = mload__pk_item(k, pid, 0);
+    ty = mload__pk_item(k, pid, 1);
+    key = mload__pk_item(k, pid, 2);
+    loc = mload__pk_item(k, pid, 3);
+    n = mload__pk_item(k, pid, 4);
+    if (tag->kind != MLOAD__PK_STR || tag->len != 7 || memcmp(tag->s, "storage", 7) != 0 || ty->kind != MLOAD__PK_GLOBAL ||
+        ty->gid != MLOAD__G_STORAGE || key->kind != MLOAD__PK_STR || loc->kind != MLOAD__PK_STR || n->kind != MLOAD__PK_INT || n->i < 0)
+        return mload__pk_bad(k, "persistent id is not ('storage', <storage type>, key, location, size)");
+    {
+        mload_result r = mload__pk_new(k, MLOAD__PK_STORAGE, &id);
+        if (r != MLOAD_OK) return r;
+    }
+    k->obj[id].dtype = mload__pk_item(k, pid, 1)->dtype;
+    k->obj[id].s = mload__pk_item(k, pid, 2)->s;
+    k->obj[id].len = mload__pk_item(k, pid, 2)->len;
+    k->obj[id].i = mload__pk_item(k, pid, 4)->i;
+    k->obj[id].ref = UINT32_MAX;
+    return mload__pk_push(k, id);
+}
+
+static mload_result mload__pk_memo_put(mload__pk *k, uint64_t idx) {
+    if (!k->sp) return mload__pk_bad(k, "memo put on an empty stack");
+    if (idx >= MLOAD__PK_MAX_MEMO) return mload__pk_bad(k, "memo index above 8388608");
+    if (idx >= k->memo_cap) {
+        size_t old = k->memo_cap;
+        if (!mload__reserve(k->a, MLOAD__PCAST(void **, &k->memo), &k->memo_cap, MLOAD__CAST(size_t, idx) + 1, sizeof(uint32_t)))
+            return mload__oom(k->err);
+        memset(k->memo + old, 0xFF, (k->memo_cap - old) * sizeof(uint32_t));
+    }
+    if (k->memo[idx] == UINT32_MAX) k->memo_used++;
+    k->memo[idx] = k->stack[k->sp - 1];
+    return MLOAD_OK;
+}
+
+static mload_result mload__pk_memo_get(mload__pk *k, uint64_t idx) {
+    if (idx >= k->memo_cap || k->memo[idx] == UINT32_MAX) return mload__pk_bad(k, "memo get of an index never put");
+    return mload__pk_push(k, k->memo[idx]);
+}
+
+/* Runs the pickle; the value it returns in *out. */
+static mload_result mload__pk_run(mload__pk *k, uint32_t *out) {
+    size_t from, i;
+    mload_result r = MLOAD_OK;
+    uint32_t id;
+    for (i = 0; i < 3; ++i) /* None, False, True */
+        if ((r = mload__pk_new(k, i ? MLOAD__PK_BOOL : MLOAD__PK_NONE, &id)) != MLOAD_OK) return r;
+    k->obj[2].i = 1;
+    while (r == MLOAD_OK) {
+        const unsigned char *a;
+        unsigned op;
+        k->op_at = k->p;
+        if (k->p >= k->end) return mload__pk_bad(k, "ends without STOP");
+        op = *k->p++;
+        switch (op) {
+        case 0x80: /* PROTO */
+            if (!(a = mload__pk_take(k, 1))) return mload__pk_bad(k, "truncated");
+            if (*a < 2 || *a > 5) return mload__pk_bad(k, "protocol other than 2 to 5");
+            break;
+        case 0x95: /* FRAME: a length hint */
+            if (!mload__pk_take(k, 8)) return mload__pk_bad(k, "truncated");
+            break;
+        case '.': /* STOP */
+            if (k->sp != 1 || k->nmarks) return mload__pk_bad(k, "STOP with a stack of other than one value");
+            *out = k->stack[0];
+            return MLOAD_OK;
+        case '(':
+            if (k->nmarks >= MLOAD__PK_MAX_MARKS) return mload__pk_bad(k, "more than 256 nested MARKs");
+            k->marks[k->nmarks++] = k->sp;
+            break;
+        case '0': /* POP */
+            if (!k->sp || (k->nmarks && k->marks[k->nmarks - 1] == k->sp)) return mload__pk_bad(k, "POP of nothing");
+            k->sp--;
+            break;
+        case '1': /* POP_MARK */
+            if ((r = mload__pk_pop_mark(k, &from)) == MLOAD_OK) k->sp = from;
+            break;
+        case 'N': r = mload__pk_push(k, 0); break;
+        case 0x89: r = mload__pk_push(k, 1); break;
+        case 0x88: r = mload__pk_push(k, 2); break;
+        case 'K': case 'M': case 'J': { /* BININT1, BININT2, BININT */
+            unsigned n = op == 'K' ? 1u : op == 'M' ? 2u : 4u;
+            uint64_t v;
+            if (!(a = mload__pk_take(k, n))) return mload__pk_bad(k, "truncated");
+            v = mload__le(a, n);
+            r = mload__pk_make(k, MLOAD__PK_INT, op == 'J' ? MLOAD__CAST(int64_t, MLOAD__CAST(int32_t, MLOAD__CAST(uint32_t, v))) : MLOAD__CAST(int64_t, v), NULL, 0);
+            break;
+        }
+        case 0x8a: { /* LONG1: little-endian two's complement, at most 8 bytes here */
+            uint64_t v;
+            unsigned n;
+            if (!(a = mload__pk_take(k, 1))) return mload__pk_bad(k, "truncated");
+            n = *a;
+            if (n > 8) return mload__pk_bad(k, "integer wider than 64 bits");
+            if (!(a = mload__pk_take(k, n))) return mload__pk_bad(k, "truncated");
+            v = mload__le(a, n);
+            if (n && n < 8 && (a[n - 1] & 0x80u)) v |= ~MLOAD__CAST(uint64_t, 0) << (8u * n);
+            r = mload__pk_make(k, MLOAD__PK_INT, MLOAD__CAST(int64_t, v), NULL, 0);
+            break;
+        }
+        case 'G': /* BINFLOAT: kept as its bits */
+            if (!(a = mload__pk_take(k, 8))) return mload__pk_bad(k, "truncated");
+            r = mload__pk_make(k, MLOAD__PK_FLOAT, 0, a, 8);
+            break;
+        case 'X': case 0x8c: case 0x8d: case 'B': case 'C': case 0x8e: { /* strings and bytes, pointing into the pickle */
+            unsigned n = (op == 0x8c || op == 'C') ? 1u : (op == 0x8d || op == 0x8e) ? 8u : 4u;
+            uint64_t len;
+            if (!(a = mload__pk_take(k, n))) return mload__pk_bad(k, "truncated");
+            len = mload__le(a, n);
+            if (!(a = mload__pk_take(k, len))) return mload__pk_bad(k, "string runs past the end");
+            r = mload__pk_make(k, (op == 'B' || op == 'C' || op == 0x8e) ? MLOAD__PK_BYTES : MLOAD__PK_STR, 0, a, MLOAD__CAST(size_t, len));
+            break;
+        }
+        case ')': r = mload__pk_collect(k, MLOAD__PK_TUPLE, k->sp); break;
+        case 't': if ((r = mload__pk_pop_mark(k, &from)) == MLOAD_OK) r = mload__pk_collect(k, MLOAD__PK_TUPLE, from); break;
+        case 'l': if ((r = mload__pk_pop_mark(k, &from)) == MLOAD_OK) r = mload__pk_collect(k, MLOAD__PK_LIST, from); break;
+        case 0x85: case 0x86: case 0x87: { /* TUPLE1..3 */
+            size_t n = op - 0x84u;
+            if (k->sp < n || (k->nmarks && k->marks[k->nmarks - 1] > k->sp - n)) return mload__pk_bad(k, "TUPLEn with too few values");
+            r = mload__pk_collect(k, MLOAD__PK_TUPLE, k->sp - n);
+            break;
+        }
+        case ']': r = mload__pk_make(k, MLOAD__PK_LIST, 0, NULL, 0); break;
+        case '}': r = mload__pk_make(k, MLOAD__PK_DICT, 0, NULL, 0); break;
+        case 'a': case 'e': { /* APPEND, APPENDS */
+            size_t to;
+            if (op == 'a') {
+                if (k->sp < 2 || (k->nmarks && k->marks[k->nmarks - 1] > k->sp - 2)) return mload__pk_bad(k, "APPEND needs a list and a value");
+                from = k->sp - 1;
+            } else if ((r = mload__pk_pop_mark(k, &from)) != MLOAD_OK) {
+                break;
+            } else if (from == 0) {
+                return mload__pk_bad(k, "APPENDS without a list");
+            }
+            if (k->obj[k->stack[from - 1]].kind != MLOAD__PK_LIST) return mload__pk_bad(k, "APPEND to something other than a list");
+            for (to = from; to < k->sp && r == MLOAD_OK; ++to) r = mload__pk_add(k, k->stack[from - 1], UINT32_MAX, k->stack[to]);
+            k->sp = from;
+            break;
+        }
+        case 'd': case 's': case 'u': { /* DICT, SETITEM, SETITEMS */
+            size_t to;
+            uint32_t d;
+            if (op == 'd') {
+                if ((r = mload__pk_pop_mark(k, &from)) != MLOAD_OK) break;
+                if ((r = mload__pk_new(k, MLOAD__PK_DICT, &d)) != MLOAD_OK) break;
+            } else {
+                if (op == 's') {
+                    if (k->sp < 3 || (k->nmarks && k->marks[k->nmarks - 1] > k->sp - 3)) return mload__pk_bad(k, "SETITEM needs a dict, a key and a value");
+                    from = k->sp - 2;
+                } else if ((r = mload__pk_pop_mark(k, &from)) != MLOAD_OK) {
+                    break;
+                } else if (from == 0) {
+                    return mload__pk_bad(k, "SETITEMS without a dict");
+                }
+                d = k->stack[from - 1];
+                if (k->obj[d].kind != MLOAD__PK_DICT) return mload__pk_bad(k, "SETITEM on something other than a dict");
+            }
+            if ((k->sp - from) % 2u) return mload__pk_bad(k, "SETITEMS with an odd number of values");
+            for (to = from; to < k->sp && r == MLOAD_OK; to += 2) r = mload__pk_add(k, d, k->stack[to], k->stack[to + 1]);
+            k->sp = from;
+            if (r == MLOAD_OK && op == 'd') r = mload__pk_push(k, d);
+            break;
+        }
+        case 'c': { /* GLOBAL "module\nname\n" */
+            const unsigned char *m = k->p, *e1 = MLOAD__CAST(const unsigned char *, memchr(m, '\n', MLOAD__CAST(size_t, k->end - m))), *e2;
+            if (!e1 || !(e2 = MLOAD__CAST(const unsigned char *, memchr(e1 + 1, '\n', MLOAD__CAST(size_t, k->end - e1 - 1)))))
+                return mload__pk_bad(k, "GLOBAL without two lines");
+            k->p = e2 + 1;
+            r = mload__pk_global(k, op, MLOAD__PCAST(const char *, m), MLOAD__CAST(size_t, e1 - m), MLOAD__PCAST(const char *, e1 + 1),
+                                 MLOAD__CAST(size_t, e2 - e1 - 1));
+            break;
+        }
+        case 0x93: { /* STACK_GLOBAL: module and name from the stack */
+            mload__pv *m, *n;
+            if (k->sp < 2 || (k->nmarks && k->marks[k->nmarks - 1] > k->sp - 2)) return mload__pk_bad(k, "STACK_GLOBAL needs two strings");
+            m = &k->obj[k->stack[k->sp - 2]];
+            n = &k->obj[k->stack[k->sp - 1]];
+            if (m->kind != MLOAD__PK_STR || n->kind != MLOAD__PK_STR) return mload__pk_bad(k, "STACK_GLOBAL needs two strings");
+            k->sp -= 2;
+            r = mload__pk_global(k, op, m->s, m->len, n->s, n->len);
+            break;
+        }
+        case 'R': r = mload__pk_reduce(k); break;
+        case 'Q': r = mload__pk_persid(k); break;
+        case 'b': { /* BUILD: only the attributes of an OrderedDict (a state dict's _metadata), dropped */
+            mload__pv *st, *target;
+            if (k->sp < 2 || (k->nmarks && k->marks[k->nmarks - 1] > k->sp - 2)) return mload__pk_bad(k, "BUILD needs an object and a state");
+            st = &k->obj[k->stack[k->sp - 1]];
+            target = &k->obj[k->stack[k->sp - 2]];
+            if (target->kind != MLOAD__PK_DICT || st->kind != MLOAD__PK_DICT)
+                return mload__pk_refuse(k, op, target->kind != MLOAD__PK_DICT ? "sets the state of something other than a dict"
+                                                                                : "with a state other than a dict");
+            k->sp--;
+            break;
+        }
+        case 'q': case 'r': /* BINPUT, LONG_BINPUT */
+            if (!(a = mload__pk_take(k, op == 'q' ? 1u : 4u))) return mload__pk_bad(k, "truncated");
+            r = mload__pk_memo_put(k, mload__le(a, op == 'q' ? 1u : 4u));
+            break;
+        case 0x94: r = mload__pk_memo_put(k, k->memo_used); break; /* MEMOIZE: index = entries so far */
+        case 'h': case 'j': /* BINGET, LONG_BINGET */
+            if (!(a = mload__pk_take(k, op == 'h' ? 1u : 4u))) return mload__pk_bad(k, "truncated");
+            r = mload__pk_memo_get(k, mload__le(a, op == 'h' ? 1u : 4u));
+            break;
+        default:
+            if (strcmp(mload__pk_opname(op), "unknown") == 0) return mload__pk_bad(k, "unknown opcode");
+            return mload__pk_refuse(k, op, "is not allowed");
+        }
+    }
+    return r;
+}
+
+/* ---- from the unpickled value to the tensor table ---- */
+typedef struct mload__ptrec {
+    size_t name_off, name_len, seq, dims_at, strides_at;
+    uint32_t obj, rank;
+    uint64_t offset, numel, nbytes;
+    mload_dtype dtype;
+} mload__ptrec;
+
+typedef struct mload__ptw {
+    mload__pk *k;
+    char *path; size_t plen, pcap;
+    char *names; size_t nn, ncap;
+    mload__ptrec *recs; size_t nrec, rcap;
+} mload__ptw;
+
+static int mload__ptw_put(const mload_allocator *a, char **buf, size_t *n, size_t *cap, const char *s, size_t len) {
+    if (*n + len + 1 < *n || !mload__reserve(a, MLOAD__PCAST(void **, buf), cap, *n + len + 1, 1)) return 0;
+    if (len) memcpy(*buf + *n, s, len);
+    *n += len;
+    (*buf)[*n] = '\0';
+    return 1;
+}
+
+/* Tensors of dict d (and of the dicts in it), named by their keys joined
+   with dots. Values that are neither are ignored, as are non-string keys. */
+static mload_result mload__ptw_dict(mload__ptw *w, uint32_t d, unsigned depth) {
+    mload__pk *k = w->k;
+    uint32_t e;
+    if (depth > MLOAD__PK_MAX_DEPTH)
+        return mload__fail(k->err, MLOAD_ERR_INVALID_PICKLE, MLOAD_NO_OFFSET, NULL, 0, "pickle: dicts nested deeper than 64");
+    if (k->obj[d].seen)
+        return mload__fail(k->err, MLOAD_ERR_INVALID_PICKLE, MLOAD_NO_OFFSET, w->path, w->plen,
+                           "pickle: the dict at '%S' appears twice (shared or cyclic)", w->path, w->plen);
+    k->obj[d].seen = 1;
+    for (e = k->obj[d].head; e != UINT32_MAX; e = k->edge[e].next) {
+        const mload__pv *key = &k->obj[k->edge[e].k], *val = &k->obj[k->edge[e].v];
+        size_t keep = w->plen;
+        mload_result r = MLOAD_OK;
+        if (key->kind != MLOAD__PK_STR || (val->kind != MLOAD__PK_TENSOR && val->kind != MLOAD__PK_DICT)) continue;
+        if (mload__utf8_check(MLOAD__PCAST(const unsigned char *, key->s), key->len) != key->len)
+            return mload__fail(k->err, MLOAD_ERR_INVALID_PICKLE, MLOAD_NO_OFFSET, NULL, 0, "pickle: a key is not valid UTF-8");
+        if ((w->plen && !mload__ptw_put(k->a, &w->path, &w->plen, &w->pcap, ".", 1)) ||
+            !mload__ptw_put(k->a, &w->path, &w->plen, &w->pcap, key->s, key->len))
+            return mload__oom(k->err);
+        if (val->kind == MLOAD__PK_DICT) {
+            r = mload__ptw_dict(w, k->edge[e].v, depth + 1);
+        } else if (!mload__reserve(k->a, MLOAD__PCAST(void **, &w->recs), &w->rcap, w->nrec + 1, sizeof(mload__ptrec))) {
+            r = mload__oom(k->err);
+        } else {
+            mload__ptrec *rec = &w->recs[w->nrec];
+            memset(rec, 0, sizeof *rec);
+            rec->name_off = w->nn;
+            rec->name_len = w->plen;
+            rec->obj = k->edge[e].v;
+            rec->seq = w->nrec++;
+            if (!mload__ptw_put(k->a, &w->names, &w->nn, &w->ncap, w->path, w->plen)) r = mload__oom(k->err);
+            else w->nn++; /* keep the NUL */
+        }
+        if (r != MLOAD_OK) return r;
+        w->plen = keep;
+    }
+    return MLOAD_OK;
+}
+
+/* the wrappers the original loader unwraps: a dict with no tensor of its
+   own and one of these keys holding a dict */
+static uint32_t mload__pt_unwrap(const mload__pk *k, uint32_t d) {
+    static const char *const keys[] = {"state_dict", "model_state", "module", "model"};
+    unsigned depth;
+    for (depth = 0; depth < 8; ++depth) {
+        uint32_t e, found = UINT32_MAX;
+        size_t w;
+        for (e = k->obj[d].head; e != UINT32_MAX; e = k->edge[e].next)
+            if (k->obj[k->edge[e].v].kind == MLOAD__PK_TENSOR) return d;
+        for (w = 0; w < 4 && found == UINT32_MAX; ++w)
+            for (e = k->obj[d].head; e != UINT32_MAX; e = k->edge[e].next) {
+                const mload__pv *key = &k->obj[k->edge[e].k];
+                if (key->kind == MLOAD__PK_STR && key->len == strlen(keys[w]) && memcmp(key->s, keys[w], key->len) == 0 &&
+                    k->obj[k->edge[e].v].kind == MLOAD__PK_DICT) {
+                    found = k->edge[e].v;
+                    break;
+                }
+            }
+        if (found == UINT32_MAX) return d;
+        d = found;
+    }
+    return d;
+}
+
+static int mload__ptrec_cmp(const void *x, const void *y) {
+    const mload__ptrec *a = MLOAD__CAST(const mload__ptrec *, x), *b = MLOAD__CAST(const mload__ptrec *, y);
+    if (a->offset != b->offset) return a->offset < b->offset ? -1 : 1;
+    return a->seq < b->seq ? -1 : (a->seq > b->seq ? 1 : 0);
+}
+
+/* Where storage s lies: its entry PREFIX + "data/" + key, resolved once. */
+static mload_result mload__pt_storage(mload_file *f, mload__pk *k, const mload__zip *z, const char *prefix, size_t pl,
+                                      mload__pv *s, mload_error *err) {
+    char *nm;
+    const mload__zent *e;
+    uint64_t bytes, es = s->dtype != MLOAD_DTYPE_INVALID ? mload_dtype_bits(MLOAD__CAST(mload_dtype, s->dtype)) / 8u : 1u;
+    mload_result r;
+    if (s->ref != UINT32_MAX) return MLOAD_OK;
+    nm = MLOAD__CAST(char *, mload__malloc(k->a, pl + 5 + s->len + 1, 1));
+    if (!nm) return mload__oom(err);
+    memcpy(nm, prefix, pl);
+    memcpy(nm + pl, "data/", 5);
+    memcpy(nm + pl + 5, s->s, s->len);
+    e = mload__zip_find(z, nm, pl + 5 + s->len);
+    mload__free(k->a, nm, pl + 5 + s->len + 1, 1);
+    if (!e)
+        return mload__fail(err, MLOAD_ERR_INVALID_ARCHIVE, MLOAD_NO_OFFSET, s->s, s->len,
+                           "storage '%S' has no entry %Sdata/%S in the archive", s->s, s->len, prefix, pl, s->s, s->len);
+    if ((r = mload__zip_data(f, e, &s->u, err)) != MLOAD_OK) return r;
+    if (!mload__mul_u64(MLOAD__CAST(uint64_t, s->i), es, &bytes) || bytes != e->usize)
+        return mload__fail(err, MLOAD_ERR_INVALID_ARCHIVE, s->u, s->s, s->len,
+                           "storage '%S' of %U elements does not fill its %U-byte entry", s->s, s->len, MLOAD__CAST(uint64_t, s->i), e->usize);
+    s->ref = MLOAD__CAST(uint32_t, e - z->ents);
+    s->i = MLOAD__CAST(int64_t, bytes); /* from now on: its size in bytes */
+    return MLOAD_OK;
+}
+
+/* One tensor checked against its storage: offset, shape, strides. */
+static mload_result mload__pt_tensor(mload_file *f, mload__pk *k, const mload__zip *z, const char *prefix, size_t pl,
+                                     mload__ptrec *rec, const char *name, uint64_t **pool, size_t *np, size_t *pcap, mload_error *err) {
+    const mload__pv *t = &k->obj[rec->obj], *sh = &k->obj[t->head], *st = &k->obj[t->tail];
+    mload__pv *s = &k->obj[t->ref];
+    uint64_t es, avail, numel = 1, last = MLOAD__CAST(uint64_t, t->i), expect = 1, off;
+    uint32_t d, e1, e2;
+    int contiguous = 1;
+    mload_result r;
+    size_t nl = rec->name_len;
+    if (!mload__dtype_valid(MLOAD__CAST(mload_dtype, t->dtype)) || sh->kind != MLOAD__PK_TUPLE || st->kind != MLOAD__PK_TUPLE ||
+        sh->n != st->n || sh->n > 64 || t->i < 0)
+        return mload__fail(err, MLOAD_ERR_INVALID_PICKLE, MLOAD_NO_OFFSET, name, nl,
+                           "tensor '%S': bad dtype, shape, strides or storage offset", name, nl);
+    if ((r = mload__pt_storage(f, k, z, prefix, pl, s, err)) != MLOAD_OK) return r;
+    es = mload_dtype_bits(MLOAD__CAST(mload_dtype, t->dtype)) / 8u;
+    if (s->dtype != MLOAD_DTYPE_INVALID && s->dtype != t->dtype)
+        return mload__fail(err, MLOAD_ERR_INVALID_PICKLE, MLOAD_NO_OFFSET, name, nl, "tensor '%S': its dtype is not its storage's", name, nl);
+    avail = MLOAD__CAST(uint64_t, s->i) / es;
+    rec->dtype = MLOAD__CAST(mload_dtype, t->dtype);
+    rec->rank = sh->n;
+    rec->dims_at = *np;
+    rec->strides_at = SIZE_MAX;
+    if (!mload__reserve(k->a, MLOAD__PCAST(void **, pool), pcap, *np + 2u * sh->n + 1, sizeof(uint64_t))) return mload__oom(err);
+    for (d = 0, e1 = sh->head, e2 = st->head; d < sh->n; ++d, e1 = k->edge[e1].next, e2 = k->edge[e2].next) {
+        const mload__pv *a = &k->obj[k->edge[e1].v], *b = &k->obj[k->edge[e2].v];
+        if (a->kind != MLOAD__PK_INT || b->kind != MLOAD__PK_INT || a->i < 0 || b->i < 0)
+            return mload__fail(err, MLOAD_ERR_INVALID_PICKLE, MLOAD_NO_OFFSET, name, nl, "tensor '%S': a dim or stride is not a size", name, nl);
+        (*pool)[*np + d] = MLOAD__CAST(uint64_t, a->i);
+        (*pool)[*np + sh->n + d] = MLOAD__CAST(uint64_t, b->i);
+        if (!mload__mul_u64(numel, MLOAD__CAST(uint64_t, a->i), &numel))
+            return mload__fail(err, MLOAD_ERR_VALIDATION_OVERFLOW, MLOAD_NO_OFFSET, name, nl, "tensor '%S': element count overflows", name, nl);
+    }
+    for (d = sh->n; d-- > 0;) { /* the last element's place, and whether the layout is row-major */
+        uint64_t dim = (*pool)[*np + d], str = (*pool)[*np + sh->n + d], step;
+        if (numel && (!mload__mul_u64(dim - 1u, str, &step) || !mload__add_u64(last, step, &last)))
+            return mload__fail(err, MLOAD_ERR_VALIDATION_OVERFLOW, MLOAD_NO_OFFSET, name, nl, "tensor '%S': strides overflow", name, nl);
+        if (dim != 1 && str != expect) contiguous = 0;
+        expect *= dim; /* no overflow: bounded by numel */
+    }
+    if (numel ? last >= avail : MLOAD__CAST(uint64_t, t->i) > avail)
+        return mload__fail(err, MLOAD_ERR_INVALID_OFFSET, MLOAD_NO_OFFSET, name, nl,
+                           "tensor '%S' reaches element %U of a storage of %U", name, nl, last, avail);
+    if (!mload__mul_u64(numel, es, &rec->nbytes))
+        return mload__fail(err, MLOAD_ERR_VALIDATION_OVERFLOW, MLOAD_NO_OFFSET, name, nl, "tensor '%S': byte count overflows", name, nl);
+    off = MLOAD__CAST(uint64_t, t->i) * es; /* < storage bytes */
+    rec->offset = s->u + off;
+    rec->numel = numel;
+    *np += sh->n;
+    if (!contiguous && numel) { /* keep the strides, after the dims */
+        rec->strides_at = *np;
+        *np += sh->n;
+    }
+    return MLOAD_OK;
+}
+
+/* The archive's folder: the one PREFIX with PREFIX "data.pkl" ("" or one
+   folder name and a slash). */
+static const mload__zent *mload__pt_pickle_entry(const mload__zip *z, size_t *pl, mload_error *err) {
+    const mload__zent *found = NULL;
+    size_t i;
+    for (i = 0; i < z->n; ++i) {
+        const mload__zent *e = &z->ents[i];
+        const char *slash;
+        if (e->name_len < 8 || memcmp(e->name + e->name_len - 8, "data.pkl", 8) != 0) continue;
+        slash = MLOAD__CAST(const char *, memchr(e->name, '/', e->name_len - 8));
+        if (e->name_len > 8 && (!slash || slash != e->name + e->name_len - 9)) continue;
+        if (found) {
+            mload__fail(err, MLOAD_ERR_INVALID_ARCHIVE, MLOAD_NO_OFFSET, NULL, 0, "zip archive: more than one data.pkl");
+            return NULL;
+        }
+        found = e;
+    }
+    if (!found) mload__fail(err, MLOAD_ERR_INVALID_ARCHIVE, MLOAD_NO_OFFSET, NULL, 0, "a zip archive without data.pkl: not a PyTorch checkpoint");
+    else *pl = found->name_len - 8;
+    return found;
+}
+
+/* Fills f's table from a torch.save archive. */
+static mload_result mload__torch_open(mload_file *f, mload_error *err) {
+    const mload_allocator *a = &f->alloc;
+    mload__zip z;
+    mload__pk k;
+    mload__ptw w;
+    const mload__zent *pe, *bo;
+    unsigned char *pkl = NULL, *order = NULL;
+    uint64_t at = 0, bo_at = 0, pkl_size = 0, order_size = 0;
+    size_t pl = 0, i, nstrided = 0, dup;
+    uint32_t root = 0;
+    mload_result r;
+    memset(&z, 0, sizeof z);
+    memset(&k, 0, sizeof k);
+    memset(&w, 0, sizeof w);
+    k.a = a;
+    k.err = err;
+    w.k = &k;
+    f->format = MLOAD_FORMAT_PYTORCH;
+    if ((r = mload__zip_open(f, &z, err)) != MLOAD_OK) goto done;
+    if (!(pe = mload__pt_pickle_entry(&z, &pl, err))) { r = err ? err->code : MLOAD_ERR_INVALID_ARCHIVE; goto done; }
+    {
+        char nm[512];
+        if (pl + 9 < sizeof nm) { /* PREFIX "byteorder": "little", when present */
+            memcpy(nm, pe->name, pl);
+            memcpy(nm + pl, "byteorder", 9);
+            if ((bo = mload__zip_find(&z, nm, pl + 9)) != NULL) {
+                if ((r = mload__zip_slurp(f, bo, 16, &order, &bo_at, err)) != MLOAD_OK) goto done;
+                order_size = bo->usize + 1;
+                if (bo->usize != 6 || memcmp(order, "little", 6) != 0) {
+                    r = mload__fail(err, MLOAD_ERR_UNSUPPORTED, bo_at, NULL, 0, "a big-endian PyTorch checkpoint (byteorder is not 'little')");
+                    goto done;
+                }
+            }
+        }
+    }
+    if ((r = mload__zip_slurp(f, pe, MLOAD__MAX_HEADER, &pkl, &at, err)) != MLOAD_OK) goto done;
+    pkl_size = pe->usize;
+    f->header_size = pkl_size;
+    k.base = k.p = pkl;
+    k.end = pkl + pkl_size;
+    k.file_off = at;
+    if ((r = mload__pk_run(&k, &root)) != MLOAD_OK) goto done;
+    if (k.obj[root].kind != MLOAD__PK_DICT) {
+        r = mload__fail(err, MLOAD_ERR_INVALID_PICKLE, at, NULL, 0, "the checkpoint holds a %s, not a dict of tensors",
+                        mload__pk_kinds[k.obj[root].kind]);
+        goto done;
+    }
+    if ((r = mload__ptw_dict(&w, mload__pt_unwrap(&k, root), 0)) != MLOAD_OK) goto done;
+    /* each tensor checked and placed; then file order */
+    for (i = 0; i < w.nrec; ++i) {
+        r = mload__pt_tensor(f, &k, &z, pe->name, pl, &w.recs[i], w.names + w.recs[i].name_off, &f->dims, &f->ndims, &f->dims_cap, err);
+        if (r != MLOAD_OK) goto done;
+        nstrided += w.recs[i].strides_at != SIZE_MAX;
+    }
+    qsort(w.recs, w.nrec, sizeof(mload__ptrec), mload__ptrec_cmp);
+    if (!mload__reserve(a, MLOAD__PCAST(void **, &f->tensors), &f->cap, w.nrec + 1, sizeof(mload_tensor)) ||
+        (nstrided && !mload__reserve(a, MLOAD__PCAST(void **, &f->stride_of), &f->stride_of_cap, w.nrec + 1, sizeof(size_t)))) {
+        r = mload__oom(err);
+        goto done;
+    }
+    f->names = w.names; /* the table's names from now on */
+    f->names_cap = w.ncap;
+    w.names = NULL;
+    for (i = 0; i < w.nrec; ++i) {
+        const mload__ptrec *rec = &w.recs[i];
+        mload_tensor *t = &f->tensors[i];
+        t->name = f->names + rec->name_off;
+        t->name_len = rec->name_len;
+        t->dtype = rec->dtype;
+        t->rank = rec->rank;
+        t->shape = rec->rank ? f->dims + rec->dims_at : &f->zero_dim;
+        t->numel = rec->numel;
+        t->nbytes = rec->nbytes;
+        t->offset = rec->offset;
+        t->file_index = 0;
+        if (f->stride_of) f->stride_of[i] = rec->strides_at;
+    }
+    f->count = w.nrec;
+    if (!mload__index_build(a, &f->index, f->tensors, sizeof(mload_tensor), f->count, NULL, 0, &dup)) {
+        r = mload__oom(err);
+        goto done;
+    }
+    if (dup != SIZE_MAX)
+        r = mload__fail(err, MLOAD_ERR_DUPLICATE_KEY, MLOAD_NO_OFFSET, f->tensors[dup].name, f->tensors[dup].name_len,
+                        "tensor '%S' is given twice", f->tensors[dup].name, f->tensors[dup].name_len);
+done:
+    mload__free(a, pkl, MLOAD__CAST(size_t, pkl_size) + 1, 1);
+    mload__free(a, order, MLOAD__CAST(size_t, order_size), 1);
+    mload__free(a, w.path, w.pcap, 1);
+    mload__free(a, w.names, w.ncap, 1);
+    mload__free(a, w.recs, w.rcap * sizeof(mload__ptrec), sizeof(void *));
+    mload__pk_free(&k);
+    mload__zip_free(a, &z);
+    return r;
+}
+
+#endif /* !MODELLOAD_NO_PICKLE */
+
+/* Elements [first, first + count) of a tensor laid out with strides (a
+   non-contiguous view of its storage), gathered into dst: the storage span
+   those elements touch is read once into a buffer. */
+static void mload__unravel(uint64_t i, const uint64_t *shape, uint32_t rank, uint64_t *idx) {
+    uint32_t d = rank;
+    while (d-- > 0) {
+        idx[d] = i % shape[d];
+        i /= shape[d];
+    }
+}
+static uint64_t mload__stride_next(uint64_t *idx, const uint64_t *shape, const uint64_t *st, uint32_t rank, uint64_t off) {
+    uint32_t d = rank;
+    while (d-- > 0) {
+        if (++idx[d] < shape[d]) return off + st[d];
+        idx[d] = 0;
+        off -= (shape[d] - 1u) * st[d];
+    }
+    return off;
+}
+static mload_result mload__strided_read(const mload_file *f, const mload_tensor *t, const uint64_t *st, uint64_t first,
+                                        uint64_t count, unsigned char *dst, mload_error *err) {
+    uint64_t idx[64], off = 0, lo, hi, i, es = mload_dtype_bits(t->dtype) / 8u, span;
+    uint32_t d;
+    unsigned char *buf;
+    mload_result r = MLOAD_OK;
+    if (!count) return MLOAD_OK;
+    mload__unravel(first, t->shape, t->rank, idx);
+    for (d = 0; d < t->rank; ++d) off += idx[d] * st[d];
+    for (lo = hi = off, i = 1; i < count; ++i) {
+        off = mload__stride_next(idx, t->shape, st, t->rank, off);
+        if (off < lo) lo = off;
+        if (off > hi) hi = off;
+    }
+    span = (hi - lo + 1u) * es; /* inside the storage: checked at open */
+    if (span > SIZE_MAX) return mload__oom(err);
+    buf = MLOAD__CAST(unsigned char *, mload__malloc(&f->alloc, MLOAD__CAST(size_t, span), 64));
+    if (!buf) return mload__oom(err);
+    if (f->src.read_at(f->src.user, t->offset + lo * es, buf, MLOAD__CAST(size_t, span)) != MLOAD_OK) {
+        r = mload__fail(err, MLOAD_ERR_IO, t->offset + lo * es, t->name, t->name_len,
+                        "tensor '%s': reading %U bytes failed (short read: the file may have shrunk)", t->name, span);
+    } else {
+        mload__unravel(first, t->shape, t->rank, idx);
+        for (off = 0, d = 0; d < t->rank; ++d) off += idx[d] * st[d];
+        for (i = 0; i < count; ++i) {
+            memcpy(dst + i * es, buf + (off - lo) * es, MLOAD__CAST(size_t, es));
+            off = mload__stride_next(idx, t->shape, st, t->rank, off);
+        }
+    }
+    mload__free(&f->alloc, buf, MLOAD__CAST(size_t, span), 64);
+    return r;
+}
+
 MODELLOAD_API mload_result mload_file_open(const mload_file_desc *desc, mload_file **out, mload_error *err) {
     mload_file *f;
     mload_result r;
@@ -4175,6 +5331,17 @@ MODELLOAD_API mload_result mload_file_open(const mload_file_desc *desc, mload_fi
     f->index.seed = mload__hash(0x243F6A8885A308D3ull, MLOAD__PCAST(const char *, &f), sizeof(f));
     f->meta_index.seed = f->index.seed;
     if ((r = mload__open_source(desc, f, err)) != MLOAD_OK) goto fail;
+    if ((r = mload__sniff(f, err)) != MLOAD_OK) goto fail;
+    if (f->format == MLOAD_FORMAT_PYTORCH) {
+#if !defined(MODELLOAD_NO_PICKLE)
+        if ((r = mload__torch_open(f, err)) != MLOAD_OK) goto fail;
+        *out = f;
+        return MLOAD_OK;
+#else
+        r = mload__fail(err, MLOAD_ERR_UNSUPPORTED, 0, NULL, 0, "a zip archive (a PyTorch checkpoint?): this build has MODELLOAD_NO_PICKLE");
+        goto fail;
+#endif
+    }
     if ((r = mload__read_header(f, err)) != MLOAD_OK) goto fail;
 
     /* 4 + 5: UTF-8 and JSON in one pass (strings are checked as they are
@@ -4278,12 +5445,20 @@ MODELLOAD_API const mload_kv *mload_file_metadata_find(const mload_file *f, cons
 
 MODELLOAD_API int mload_file_has_metadata(const mload_file *f) { return f ? f->has_meta : 0; }
 MODELLOAD_API uint64_t mload_file_header_size(const mload_file *f) { return f ? f->header_size : 0; }
-MODELLOAD_API uint64_t mload_file_data_offset(const mload_file *f) { return f ? 8u + f->header_size : 0; }
+MODELLOAD_API uint64_t mload_file_data_offset(const mload_file *f) { return f && f->format == MLOAD_FORMAT_SAFETENSORS ? 8u + f->header_size : 0; }
+MODELLOAD_API mload_format mload_file_format(const mload_file *f) { return f ? f->format : MLOAD_FORMAT_SAFETENSORS; }
 MODELLOAD_API uint64_t mload_file_size(const mload_file *f) { return f ? f->file_size : 0; }
 
 static int mload__owns(const mload_file *f, const mload_tensor *t) {
     uintptr_t b = MLOAD__PCAST(uintptr_t, f->tensors), p = MLOAD__PCAST(uintptr_t, t);
     return f->count && p >= b && p < b + f->count * sizeof(mload_tensor) && (p - b) % sizeof(mload_tensor) == 0;
+}
+
+MODELLOAD_API const uint64_t *mload_file_strides(const mload_file *f, const mload_tensor *t) {
+    size_t i;
+    if (!f || !t || !f->stride_of || !mload__owns(f, t)) return NULL;
+    i = f->stride_of[t - f->tensors];
+    return i == SIZE_MAX ? NULL : f->dims + i;
 }
 
 MODELLOAD_API mload_result mload_file_read_bytes(const mload_file *f, const mload_tensor *t, uint64_t byte_begin,
@@ -4297,6 +5472,13 @@ MODELLOAD_API mload_result mload_file_read_bytes(const mload_file *f, const mloa
     if (size > SIZE_MAX)
         return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, t->name, t->name_len, "range too large for this platform");
     if (size == 0) return MLOAD_OK;
+    if (mload_file_strides(f, t)) { /* a non-contiguous view: whole elements, gathered */
+        uint64_t es = mload_dtype_bits(t->dtype) / 8u;
+        if (byte_begin % es || size % es)
+            return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, t->name, t->name_len,
+                               "tensor '%s' is a strided view: ranges must hold whole elements", t->name);
+        return mload__strided_read(f, t, mload_file_strides(f, t), byte_begin / es, size / es, MLOAD__CAST(unsigned char *, dst), err);
+    }
     r = f->src.read_at(f->src.user, t->offset + byte_begin, dst, MLOAD__CAST(size_t, size));
     if (r != MLOAD_OK)
         return mload__fail(err, r == MLOAD_ERR_IO ? MLOAD_ERR_IO : r, t->offset + byte_begin, t->name, t->name_len,
