@@ -5584,6 +5584,7 @@ typedef struct mload__reader {
     const mload_allocator *alloc;
     uint32_t f8;
     int views; /* casts read from source views (MLOAD_CAST_READ_VIEW) */
+    const uint64_t *const *strides; /* per stored tensor: strides of a non-contiguous view, or NULL; NULL if none has */
     unsigned char *scratch;
     size_t scratch_size;
     mload_error *err;
@@ -5611,11 +5612,29 @@ static mload_result mload__stored_pread(const void *ctx, uint64_t byte_off, void
     return MLOAD_OK;
 }
 
+/* a non-contiguous view (PyTorch): gathered, then cast */
+static mload_result mload__read_strided(const mload__reader *rd, const mload_tensor *t, const uint64_t *st, uint64_t first,
+                                        uint64_t count, mload_dtype as, unsigned char *dst) {
+    const mload_file *f = rd->files[t->file_index];
+    size_t bytes = MLOAD__CAST(size_t, count * (mload_dtype_bits(t->dtype) / 8u));
+    unsigned char *tmp;
+    mload_result r;
+    if (as == t->dtype) r = mload__strided_read(f, t, st, first, count, dst, rd->err);
+    else if (!(tmp = MLOAD__CAST(unsigned char *, mload__malloc(rd->alloc, bytes ? bytes : 1, 64)))) r = mload__oom(rd->err);
+    else {
+        if ((r = mload__strided_read(f, t, st, first, count, tmp, rd->err)) == MLOAD_OK) mload__cast(dst, as, tmp, t->dtype, count, rd->f8);
+        mload__free(rd->alloc, tmp, bytes ? bytes : 1, 64);
+    }
+    if (r != MLOAD_OK && rd->err) rd->err->file_index = t->file_index;
+    return r;
+}
+
 /* elements [first, first + count) of stored tensor t into dst as `as` */
 static mload_result mload__read_stored(const mload__reader *rd, const mload_tensor *t, uint64_t first, uint64_t count,
                                        mload_dtype as, unsigned char *dst, unsigned char *scratch, size_t scratch_size) {
     mload__pread_ctx c;
     const mload_source *src = &rd->files[t->file_index]->src;
+    if (rd->strides && rd->strides[t - rd->stored]) return mload__read_strided(rd, t, rd->strides[t - rd->stored], first, count, as, dst);
     if (rd->views && as != t->dtype && src->view) { /* cast straight from the stored bytes */
         uint64_t eb = mload_dtype_bits(t->dtype) / 8u;
         mload_view v;
@@ -6776,6 +6795,7 @@ struct mload_map {
     size_t files_cap, paths_cap; /* grown one after the other: each freed with its own */
     mload_tensor *stored;  /* the files' tensors in name order */
     size_t nstored;
+    const uint64_t **strides; /* per stored tensor: a PyTorch view's strides, or NULL; NULL when none is strided */
     mload_tensor *tensors; /* the name space, name order: `stored` itself without a converter */
     size_t count;
     size_t *recipe_of;     /* recipe of each tensor; NULL: tensor i is recipe i */
@@ -7067,52 +7087,92 @@ static mload_result mload__map_add_index(mload_map *m, const char *path, mload_e
     mload__idx_free(a, &x);
     return r;
 }
-/* A folder: through its index when it holds exactly one
-   *.safetensors.index.json (so that a writer's commit is what readers see,
-   and files the index does not name are ignored); else every
-   *.safetensors file in it, sorted by name. An entry named like a
-   checkpoint file that is not a readable regular file is an error. */
+/* A checkpoint file name: 1 safetensors, 2 its index, 3 a PyTorch file
+   (.bin .pth .pt .ckpt), 4 its index (*.bin.index.json...); else 0. */
+static int mload__ckpt_kind(const char *name) {
+    static const char *const pt[] = {".bin", ".pth", ".pt", ".ckpt"};
+    size_t i;
+    if (mload__ends_with(name, ".safetensors") && strlen(name) > 12) return 1;
+    if (mload__ends_with(name, ".safetensors.index.json") && strlen(name) > 23) return 2;
+#if !defined(MODELLOAD_NO_PICKLE)
+    for (i = 0; i < 4; ++i) {
+        char ix[24];
+        size_t k = strlen(pt[i]);
+        memcpy(ix, pt[i], k);
+        memcpy(ix + k, ".index.json", 12);
+        if (mload__ends_with(name, pt[i]) && strlen(name) > k) return 3;
+        if (mload__ends_with(name, ix) && strlen(name) > k + 11) return 4;
+    }
+#else
+    (void)pt;
+    (void)i;
+#endif
+    return 0;
+}
+
+/* A folder: safetensors first, through its index when it holds exactly
+   one *.safetensors.index.json (so that a writer's commit is what readers
+   see, and files the index does not name are ignored), else every
+   *.safetensors file in it, sorted by name. With none, PyTorch files the
+   same way: exactly one *.bin.index.json (or .pt, .pth, .ckpt), else
+   pytorch_model.bin alone when present (beside it, training_args.bin and
+   the like are not weights), else every .bin .pth .pt .ckpt file. An entry
+   named like a checkpoint file that is not a readable regular file is an
+   error. */
 static mload_result mload__map_add_folder(mload_map *m, const char *dir, mload_error *err) {
     DIR *dh = opendir(dir);
     struct dirent *de;
-    char **names = NULL, *index = NULL;
-    size_t n = 0, cap = 0, i, dl = strlen(dir), nindex = 0;
-    mload_result r = MLOAD_OK, bad = MLOAD_OK;
+    char **names[2] = {NULL, NULL}, *index[2] = {NULL, NULL}, *hf = NULL;
+    size_t n[2] = {0, 0}, cap[2] = {0, 0}, nindex[2] = {0, 0}, i, dl = strlen(dir), use;
+    mload_result r = MLOAD_OK, bad[2] = {MLOAD_OK, MLOAD_OK};
+    int g;
     if (!dh) return mload__fail(err, MLOAD_ERR_CANNOT_OPEN, MLOAD_NO_OFFSET, NULL, 0, "cannot open folder '%s': %s", dir, mload__sys_reason(errno));
     while ((de = readdir(dh)) != NULL && r == MLOAD_OK) {
         size_t nl = strlen(de->d_name);
-        int is_index = nl > 23 && mload__ends_with(de->d_name, ".safetensors.index.json");
+        int kind = mload__ckpt_kind(de->d_name), px = kind > 2; /* px: PyTorch */
         char *full;
         struct stat st;
-        if (!is_index && (nl <= 12 || !mload__ends_with(de->d_name, ".safetensors"))) continue;
+        if (!kind) continue;
         if (!(full = mload__path_join(&m->alloc, dir, dl, de->d_name, nl))) { r = mload__oom(err); break; }
         if (stat(full, &st) != 0 || !S_ISREG(st.st_mode)) { /* a dangling link (a missing blob), a FIFO, a device... */
-            if (!is_index && bad == MLOAD_OK)
-                bad = mload__fail(err, MLOAD_ERR_CANNOT_OPEN, MLOAD_NO_OFFSET, de->d_name, nl,
+            if ((kind == 1 || kind == 3) && bad[px] == MLOAD_OK)
+                bad[px] = mload__fail(err, MLOAD_ERR_CANNOT_OPEN, MLOAD_NO_OFFSET, de->d_name, nl,
                                   "folder entry '%s' is named like a checkpoint file but is not a readable regular file", full);
             mload__strfree(&m->alloc, full);
-        } else if (is_index) {
-            if (nindex++ == 0) index = full;
+        } else if (kind == 2 || kind == 4) {
+            if (nindex[px]++ == 0) index[px] = full;
             else mload__strfree(&m->alloc, full);
-        } else if (mload__reserve(&m->alloc, MLOAD__PCAST(void **, &names), &cap, n + 1, sizeof(char *))) {
-            names[n++] = full;
+        } else if (px && strcmp(de->d_name, "pytorch_model.bin") == 0 && !hf) {
+            hf = full;
+        } else if (mload__reserve(&m->alloc, MLOAD__PCAST(void **, &names[px]), &cap[px], n[px] + 1, sizeof(char *))) {
+            names[px][n[px]++] = full;
         } else {
             mload__strfree(&m->alloc, full);
             r = mload__oom(err);
         }
     }
     closedir(dh);
-    if (r == MLOAD_OK && nindex == 1) r = mload__map_add_index(m, index, err);
-    else if (r == MLOAD_OK && bad != MLOAD_OK) r = bad;
-    else if (r == MLOAD_OK && n == 0)
-        r = mload__fail(err, MLOAD_ERR_NOT_FOUND, MLOAD_NO_OFFSET, NULL, 0, "folder '%s' has no .safetensors file", dir);
-    else if (r == MLOAD_OK) qsort(names, n, sizeof(char *), mload__str_ptr_cmp);
-    for (i = 0; i < n; ++i) {
-        if (r == MLOAD_OK && nindex != 1) r = mload__map_add_path(m, names[i], err);
-        mload__strfree(&m->alloc, names[i]);
+    use = (n[0] || nindex[0]) ? 0 : 1;
+    if (use == 1 && hf && nindex[1] != 1) { /* pytorch_model.bin alone */
+        for (i = 0; i < n[1]; ++i) mload__strfree(&m->alloc, names[1][i]);
+        n[1] = 0;
+        if (r == MLOAD_OK && !mload__reserve(&m->alloc, MLOAD__PCAST(void **, &names[1]), &cap[1], 1, sizeof(char *))) r = mload__oom(err);
+        else if (r == MLOAD_OK) { names[1][n[1]++] = hf; hf = NULL; }
     }
-    mload__strfree(&m->alloc, index);
-    mload__free(&m->alloc, names, cap * sizeof(char *), sizeof(void *));
+    if (r == MLOAD_OK && nindex[use] == 1) r = mload__map_add_index(m, index[use], err);
+    else if (r == MLOAD_OK && bad[use] != MLOAD_OK) r = bad[use];
+    else if (r == MLOAD_OK && n[use] == 0)
+        r = mload__fail(err, MLOAD_ERR_NOT_FOUND, MLOAD_NO_OFFSET, NULL, 0, "folder '%s' has no .safetensors file (nor a PyTorch checkpoint)", dir);
+    else if (r == MLOAD_OK) qsort(names[use], n[use], sizeof(char *), mload__str_ptr_cmp);
+    for (g = 0; g < 2; ++g) {
+        for (i = 0; i < n[g]; ++i) {
+            if (r == MLOAD_OK && MLOAD__CAST(size_t, g) == use && nindex[use] != 1) r = mload__map_add_path(m, names[g][i], err);
+            mload__strfree(&m->alloc, names[g][i]);
+        }
+        mload__strfree(&m->alloc, index[g]);
+        mload__free(&m->alloc, names[g], cap[g] * sizeof(char *), sizeof(void *));
+    }
+    mload__strfree(&m->alloc, hf);
     return r;
 }
 
@@ -7148,6 +7208,7 @@ static void mload__map_free(mload_map *m) {
     mload__free(&a, m->paths, m->paths_cap * sizeof(char *), sizeof(void *));
     if (m->tensors != m->stored) mload__free(&a, m->tensors, (m->count + 1) * sizeof(mload_tensor), sizeof(void *));
     mload__free(&a, m->stored, (m->nstored + 1) * sizeof(mload_tensor), sizeof(void *));
+    mload__free(&a, MLOAD__PCAST(void *, m->strides), m->nstored * sizeof(uint64_t *), sizeof(void *));
     mload__free(&a, m->recipe_of, (m->count + 1) * sizeof(size_t), sizeof(void *));
     mload__free(&a, m->index.slots, m->index.slots ? (m->index.mask + 1) * sizeof(uint64_t) : 0, sizeof(uint64_t));
     mload__recipes_free(&a, &m->rc);
@@ -7195,8 +7256,22 @@ static mload_result mload__map_build(mload_map *m, mload_error *err) {
         return mload__oom(err);
     }
     for (i = 0; i < m->nstored; ++i) {
-        m->stored[i] = m->files[refs[i].file]->tensors[refs[i].idx];
+        const mload_file *f = m->files[refs[i].file];
+        m->stored[i] = f->tensors[refs[i].idx];
         m->stored[i].file_index = refs[i].file;
+        if (f->stride_of && f->stride_of[refs[i].idx] != SIZE_MAX) { /* a non-contiguous view: read by gathering */
+            if (!m->strides) {
+                m->strides = MLOAD__CAST(const uint64_t **, mload__malloc(a, m->nstored * sizeof(uint64_t *), sizeof(void *)));
+                if (!m->strides) {
+                    mload__free(a, refs, (total + 1) * sizeof(mload__mref), sizeof(void *));
+                    return mload__oom(err);
+                }
+                memset(MLOAD__PCAST(void *, m->strides), 0, m->nstored * sizeof(uint64_t *));
+            }
+            m->strides[i] = mload_file_strides(f, &f->tensors[refs[i].idx]);
+        } else if (m->strides) {
+            m->strides[i] = NULL;
+        }
     }
     mload__free(a, refs, (total + 1) * sizeof(mload__mref), sizeof(void *));
     m->tensors = m->stored;
@@ -7213,6 +7288,14 @@ static mload_result mload__map_name_space(mload_map *m, const struct mload_conve
         mload_result r = mload__converter_build(c, m->stored, m->nstored, &m->alloc, &m->rc, &m->tensors, &m->recipe_of,
                                                 &m->count, err);
         if (r != MLOAD_OK) return r;
+        for (i = 0; i < m->count && m->strides; ++i) { /* a strided view under its own name is not direct either */
+            mload_tensor *t = &m->tensors[i];
+            const mload__recipe *v = &m->rc.vts[m->recipe_of ? m->recipe_of[i] : i];
+            if (t->file_index != UINT32_MAX && m->strides[m->rc.pieces[v->piece0].base]) {
+                t->file_index = UINT32_MAX;
+                t->offset = 0;
+            }
+        }
     }
 #else
     if (c) return mload__fail(err, MLOAD_ERR_UNSUPPORTED, MLOAD_NO_OFFSET, NULL, 0, "built with MODELLOAD_NO_CONVERTER");
@@ -7418,6 +7501,7 @@ static mload__reader mload__map_reader(const mload_map *m, unsigned char *scratc
     rd.alloc = &m->alloc;
     rd.f8 = m->f8_overflow;
     rd.views = m->cast_views;
+    rd.strides = m->strides;
     rd.scratch = scratch;
     rd.scratch_size = scratch_size;
     rd.err = err;
@@ -7444,6 +7528,7 @@ static int mload__whole_only(const mload_map *m, const mload_tensor *t) {
 
 MODELLOAD_API int mload_map_is_direct(const mload_map *m, const mload_tensor *t) {
     if (!m || !t || !mload__map_owns(m, t)) return 0;
+    if (m->strides && m->tensors == m->stored && m->strides[t - m->stored]) return 0; /* a PyTorch view: gathered */
     return t->file_index != UINT32_MAX;
 }
 
