@@ -4157,27 +4157,9 @@ static mload_result mload__open_source(const mload_file_desc *desc, mload_file *
     return mload_source_open_path(desc->path, &f->alloc, &f->src, err);
 }
 
-/* Which format the first bytes say: a zip archive is a PyTorch checkpoint
-   (f->format); torch's legacy format is refused by name. */
-static mload_result mload__sniff(mload_file *f, mload_error *err) {
-    static const unsigned char legacy[] = {0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19};
-    unsigned char b[sizeof legacy];
-    uint64_t n;
-    if (f->src.size(f->src.user, &f->file_size) != MLOAD_OK)
-        return mload__fail(err, MLOAD_ERR_IO, MLOAD_NO_OFFSET, NULL, 0, "cannot get the file size");
-    n = f->file_size < sizeof b ? f->file_size : sizeof b;
-    if (n < 4) return MLOAD_OK;
-    if (f->src.read_at(f->src.user, 0, b, MLOAD__CAST(size_t, n)) != MLOAD_OK)
-        return mload__fail(err, MLOAD_ERR_IO, 0, NULL, 0, "cannot read the first bytes");
-    if (b[0] == 'P' && b[1] == 'K' && ((b[2] == 3 && b[3] == 4) || (b[2] == 5 && b[3] == 6))) f->format = MLOAD_FORMAT_PYTORCH;
-    else if (n == sizeof b && memcmp(b, legacy, sizeof b) == 0)
-        return mload__fail(err, MLOAD_ERR_UNSUPPORTED, 0, NULL, 0,
-                           "the legacy PyTorch format (torch.save before torch 1.6, or _use_new_zipfile_serialization=False): "
-                           "re-save it with torch >= 1.6");
-    return MLOAD_OK;
-}
-
-/* Checks 1-3 and reads the header into a NUL-terminated, padded buffer. */
+/* Checks 1-3 and reads the header into a NUL-terminated, padded buffer.
+   A zip archive stops here with f->format set (a PyTorch checkpoint);
+   torch's legacy format is refused by name. */
 static mload_result mload__read_header(mload_file *f, mload_error *err) {
     unsigned char lenbuf[8];
     uint64_t n = 0;
@@ -4190,6 +4172,14 @@ static mload_result mload__read_header(mload_file *f, mload_error *err) {
                            "file has %U bytes, fewer than the 8-byte header length", f->file_size);
     if (f->src.read_at(f->src.user, 0, lenbuf, 8) != MLOAD_OK)
         return mload__fail(err, MLOAD_ERR_IO, 0, NULL, 0, "cannot read the header length");
+    if (lenbuf[0] == 'P' && lenbuf[1] == 'K' && ((lenbuf[2] == 3 && lenbuf[3] == 4) || (lenbuf[2] == 5 && lenbuf[3] == 6))) {
+        f->format = MLOAD_FORMAT_PYTORCH;
+        return MLOAD_OK;
+    }
+    if (memcmp(lenbuf, "\x80\x02\x8a\x0a\x6c\xfc\x9c\x46", 8) == 0) /* PROTO 2, then the LONG1 magic number */
+        return mload__fail(err, MLOAD_ERR_UNSUPPORTED, 0, NULL, 0,
+                           "the legacy PyTorch format (torch.save before torch 1.6, or _use_new_zipfile_serialization=False): "
+                           "re-save it with torch >= 1.6");
     for (i = 7, text = 1; i >= 0; --i) {
         n = (n << 8) | lenbuf[i];
         text &= (lenbuf[i] >= 0x20 && lenbuf[i] < 0x7F) || lenbuf[i] == '\n' || lenbuf[i] == '\r' || lenbuf[i] == '\t';
@@ -5331,7 +5321,7 @@ MODELLOAD_API mload_result mload_file_open(const mload_file_desc *desc, mload_fi
     f->index.seed = mload__hash(0x243F6A8885A308D3ull, MLOAD__PCAST(const char *, &f), sizeof(f));
     f->meta_index.seed = f->index.seed;
     if ((r = mload__open_source(desc, f, err)) != MLOAD_OK) goto fail;
-    if ((r = mload__sniff(f, err)) != MLOAD_OK) goto fail;
+    if ((r = mload__read_header(f, err)) != MLOAD_OK) goto fail;
     if (f->format == MLOAD_FORMAT_PYTORCH) {
 #if !defined(MODELLOAD_NO_PICKLE)
         if ((r = mload__torch_open(f, err)) != MLOAD_OK) goto fail;
@@ -5342,7 +5332,6 @@ MODELLOAD_API mload_result mload_file_open(const mload_file_desc *desc, mload_fi
         goto fail;
 #endif
     }
-    if ((r = mload__read_header(f, err)) != MLOAD_OK) goto fail;
 
     /* 4 + 5: UTF-8 and JSON in one pass (strings are checked as they are
        scanned; everything else must be ASCII JSON). The arrays are
