@@ -4581,7 +4581,7 @@ static mload_result mload__pk_push(mload__pk *k, uint32_t id) {
 
 /* pushes a new value */
 static mload_result mload__pk_make(mload__pk *k, uint8_t kind, int64_t i, const unsigned char *s, size_t len) {
-    uint32_t id;
+    uint32_t id = 0;
     mload_result r = mload__pk_new(k, kind, &id);
     if (r != MLOAD_OK) return r;
     k->obj[id].i = i;
@@ -4614,7 +4614,7 @@ static mload_result mload__pk_pop_mark(mload__pk *k, size_t *from) {
 
 /* a tuple (or list) of stack[from..sp), popped and replaced by it */
 static mload_result mload__pk_collect(mload__pk *k, uint8_t kind, size_t from) {
-    uint32_t id;
+    uint32_t id = 0;
     size_t i;
     mload_result r = mload__pk_new(k, kind, &id);
     for (i = from; i < k->sp && r == MLOAD_OK; ++i) r = mload__pk_add(k, id, UINT32_MAX, k->stack[i]);
@@ -4641,7 +4641,7 @@ static mload__pv *mload__pk_item(const mload__pk *k, uint32_t c, uint32_t i) { r
 /* module and name: a global the machine knows, or the refusal naming it */
 static mload_result mload__pk_global(mload__pk *k, unsigned op, const char *mod, size_t ml, const char *name, size_t nl) {
     size_t i;
-    uint32_t id;
+    uint32_t id = 0;
     mload_result r;
     for (i = 0; i < sizeof mload__pk_globals / sizeof mload__pk_globals[0]; ++i) {
         const mload__pk_allowed *g = &mload__pk_globals[i];
@@ -4775,9 +4775,9 @@ static mload_result mload__pk_memo_get(mload__pk *k, uint64_t idx) {
 
 /* Runs the pickle; the value it returns in *out. */
 static mload_result mload__pk_run(mload__pk *k, uint32_t *out) {
-    size_t from, i;
+    size_t from = 0, i;
     mload_result r = MLOAD_OK;
-    uint32_t id;
+    uint32_t id = 0;
     for (i = 0; i < 3; ++i) /* None, False, True */
         if ((r = mload__pk_new(k, i ? MLOAD__PK_BOOL : MLOAD__PK_NONE, &id)) != MLOAD_OK) return r;
     k->obj[2].i = 1;
@@ -8764,9 +8764,10 @@ static void mload__wb_num5(mload__wbuf *b, size_t v) {
 static char *mload__shard_name(const mload_allocator *a, const char *path, size_t i, size_t nshards, int variant) {
     mload__wbuf nb;
     char *name = NULL;
+    size_t pl = strlen(path);
     memset(&nb, 0, sizeof nb);
     nb.a = a;
-    mload__wb_put(&nb, path, strlen(path) - 12);
+    mload__wb_put(&nb, path, pl > 12 ? pl - 12 : 0); /* less ".safetensors" (checked by the caller) */
     mload__wb_str(&nb, "-");
     mload__wb_num5(&nb, i + 1);
     mload__wb_str(&nb, "-of-");
