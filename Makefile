@@ -100,6 +100,10 @@ $(BUILD)/fuzz_index: tests/fuzz_index.c modelload.h
 	@mkdir -p $(BUILD)
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -DMLOAD_LIBFUZZER -I. $< -o $@ -pthread
 
+$(BUILD)/fuzz_torch: tests/fuzz_torch.c modelload.h
+	@mkdir -p $(BUILD)
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -DMLOAD_LIBFUZZER -I. $< -o $@ -pthread
+
 $(BUILD)/fuzz_rules: tests/fuzz_rules.c modelload.h
 	@mkdir -p $(BUILD)
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -DMLOAD_LIBFUZZER -I. $< -o $@ -pthread
@@ -107,8 +111,9 @@ $(BUILD)/fuzz_rules: tests/fuzz_rules.c modelload.h
 # Each target runs FUZZ_SECONDS on a scratch copy of its corpus; a crash
 # lands in build/fuzz_artifacts/. Copy it into tests/fuzz_corpus/ (or
 # tests/fuzz_index_corpus/) once fixed: `make test` replays both corpora.
-fuzz: $(BUILD)/fuzz_parse $(BUILD)/fuzz_index $(BUILD)/fuzz_rules
-	@mkdir -p $(BUILD)/fuzz_work $(BUILD)/fuzz_index_work $(BUILD)/fuzz_rules_work $(BUILD)/fuzz_artifacts
+fuzz: $(BUILD)/fuzz_parse $(BUILD)/fuzz_index $(BUILD)/fuzz_rules $(BUILD)/fuzz_torch
+	@mkdir -p $(BUILD)/fuzz_work $(BUILD)/fuzz_index_work $(BUILD)/fuzz_rules_work $(BUILD)/fuzz_torch_work $(BUILD)/fuzz_artifacts
+	cp tests/fuzz_torch_corpus/* $(BUILD)/fuzz_torch_work/
 	cp tests/fuzz_corpus/* $(BUILD)/fuzz_work/
 	cp tests/fuzz_index_corpus/* $(BUILD)/fuzz_index_work/
 	cp tests/fuzz_rules_corpus/* $(BUILD)/fuzz_rules_work/
@@ -118,6 +123,8 @@ fuzz: $(BUILD)/fuzz_parse $(BUILD)/fuzz_index $(BUILD)/fuzz_rules
 	    -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=$(BUILD)/fuzz_artifacts/idx- -print_final_stats=1
 	./$(BUILD)/fuzz_rules $(BUILD)/fuzz_rules_work -dict=tests/fuzz_rules.dict -max_len=1024 \
 	    -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=$(BUILD)/fuzz_artifacts/rules- -print_final_stats=1
+	./$(BUILD)/fuzz_torch $(BUILD)/fuzz_torch_work -dict=tests/fuzz_torch.dict -max_len=8192 \
+	    -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=$(BUILD)/fuzz_artifacts/torch- -print_final_stats=1
 
 clean:
 	rm -rf $(BUILD) mload-inspect mload-convert mload-demo

@@ -234,5 +234,10 @@ if "$CC" -std=c99 -O1 -g $SAN -DMLOAD__CHECK_SIZES -I. tests/fuzz_rules.c -o "$B
   ok; echo "rules fuzz corpus: $(tail -n 1 "$T/fr.out")"
 else bad "rules fuzz corpus replay"; tail -n 30 "$T/fr.out" >&2; fi
 
+if "$CC" -std=c99 -O1 -g $SAN -DMLOAD__CHECK_SIZES -I. tests/fuzz_torch.c -o "$B/fuzz_torch_replay" -pthread &&
+   ASAN_OPTIONS=detect_leaks=1 "$B/fuzz_torch_replay" tests/fuzz_torch_corpus > "$T/ft.out" 2>&1; then
+  ok; echo "PyTorch fuzz corpus: $(tail -n 1 "$T/ft.out")"
+else bad "PyTorch fuzz corpus replay"; tail -n 30 "$T/ft.out" >&2; fi
+
 echo "$pass passed, $fail failed, $skip skipped"
 [ "$fail" -eq 0 ]

@@ -104,6 +104,24 @@ def main():
                 if payload is not None and info.filename.endswith("/data.pkl"):
                     data = pickle.dumps(payload, protocol=2)
                 zout.writestr(info.filename.replace("archive/", "evil/"), data)
+    # seeds of tests/fuzz_torch.c: pickles whose storages are "0".."3" of 64 bytes each
+    corpus = os.path.join(OUT, "..", "fuzz_torch_corpus")
+    os.makedirs(corpus, exist_ok=True)
+    x = torch.randn(16, generator=g)
+    seeds = {"plain": {"a": x, "b": torch.arange(32, dtype=torch.int16)},
+             "views": {"t": x.reshape(4, 4).t(), "s": x[2:9:3], "e": torch.arange(8, dtype=torch.float64).expand(3, 8)},
+             "nested": {"state_dict": {"m": {"w": x.reshape(2, 8)}}, "epoch": 1},
+             "dtypes": {"h": torch.randn(32, generator=g).half(), "f8": torch.zeros(64, dtype=torch.float8_e5m2),
+                        "bool": torch.zeros(64, dtype=torch.bool), "bf": torch.ones(32, dtype=torch.bfloat16)},
+             "param": {"p": torch.nn.Parameter(x)}}
+    for name, obj in seeds.items():
+        for proto in (2, 4):
+            buf = io.BytesIO()
+            torch.save(obj, buf, pickle_protocol=proto)
+            z = zipfile.ZipFile(io.BytesIO(buf.getvalue()))
+            pkl = z.read([n for n in z.namelist() if n.endswith("/data.pkl")][0])
+            with open(os.path.join(corpus, "%s-p%d.pkl" % (name, proto)), "wb") as f:
+                f.write(pkl)
     print("torch", torch.__version__, "->", OUT)
 
 
