@@ -86,10 +86,15 @@ $(BUILD)/bench_offload: tests/bench/bench_offload.c modelload.h
 	@mkdir -p $(BUILD)
 	$(CC) -std=c99 -O2 $(STRICT) -I. $< -o $@ -pthread
 
-bench: $(BUILD)/bench_parse $(BUILD)/bench_load $(BUILD)/bench_offload mload-inspect
+$(BUILD)/bench_torch: tests/bench/bench_torch.c modelload.h
+	@mkdir -p $(BUILD)
+	$(CC) -std=c99 -O2 $(STRICT) -I. $< -o $@ -pthread
+
+bench: $(BUILD)/bench_parse $(BUILD)/bench_load $(BUILD)/bench_offload $(BUILD)/bench_torch mload-inspect
 	./$(BUILD)/bench_parse
 	MLOAD_BENCH_MB=$(MLOAD_BENCH_MB) ./$(BUILD)/bench_load
 	./$(BUILD)/bench_offload
+	./$(BUILD)/bench_torch
 	bash tests/bench/bench_inspect.sh ./mload-inspect
 
 $(BUILD)/fuzz_parse: tests/fuzz_parse.c modelload.h

@@ -4222,15 +4222,24 @@ static uint64_t mload__le(const unsigned char *p, unsigned n) {
     return v;
 }
 
-/* CRC-32 (zip's), table built per call: used on the few small entries read whole */
+/* CRC-32 (zip's), eight bytes a step, tables built per call: used on the
+   entries read whole (the pickle) */
 static uint32_t mload__crc32(const unsigned char *p, size_t n) {
-    uint32_t tab[256], c;
+    uint32_t tab[8][256], c;
     unsigned i, k;
     for (i = 0; i < 256; ++i) {
         for (c = i, k = 0; k < 8; ++k) c = (c & 1u) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-        tab[i] = c;
+        tab[0][i] = c;
     }
-    for (c = 0xFFFFFFFFu; n; --n) c = tab[(c ^ *p++) & 0xFFu] ^ (c >> 8);
+    for (i = 0; i < 256; ++i)
+        for (k = 1; k < 8; ++k) tab[k][i] = (tab[k - 1][i] >> 8) ^ tab[0][tab[k - 1][i] & 0xFFu];
+    for (c = 0xFFFFFFFFu; n >= 8; n -= 8, p += 8) {
+        uint32_t lo = c ^ (MLOAD__CAST(uint32_t, p[0]) | MLOAD__CAST(uint32_t, p[1]) << 8 | MLOAD__CAST(uint32_t, p[2]) << 16 |
+                           MLOAD__CAST(uint32_t, p[3]) << 24);
+        c = tab[7][lo & 0xFFu] ^ tab[6][(lo >> 8) & 0xFFu] ^ tab[5][(lo >> 16) & 0xFFu] ^ tab[4][lo >> 24] ^ tab[3][p[4]] ^
+            tab[2][p[5]] ^ tab[1][p[6]] ^ tab[0][p[7]];
+    }
+    for (; n; --n) c = tab[0][(c ^ *p++) & 0xFFu] ^ (c >> 8);
     return c ^ 0xFFFFFFFFu;
 }
 
@@ -4247,11 +4256,17 @@ typedef struct mload__zip {
     size_t cd_size;
     mload__zent *ents; /* sorted by name */
     size_t n, cap;
+    unsigned char *win; /* read-ahead over local headers (MLOAD__ZIP_WIN bytes): one read serves many small entries */
+    uint64_t win_at;
+    size_t win_len;
 } mload__zip;
+#define MLOAD__ZIP_WIN (MLOAD__CAST(size_t, 1) << 17) /* > 30 + the longest name (65535) */
+#define MLOAD__ZIP_AHEAD (MLOAD__CAST(size_t, 1) << 14) /* bytes read at a time */
 
 static void mload__zip_free(const mload_allocator *a, mload__zip *z) {
     mload__free(a, z->cd, z->cd_size ? z->cd_size : 1, 1);
     mload__free(a, z->ents, z->cap * sizeof(mload__zent), sizeof(void *));
+    mload__free(a, z->win, MLOAD__ZIP_WIN, 1);
     memset(z, 0, sizeof *z);
 }
 
@@ -4356,7 +4371,8 @@ static mload_result mload__zip_open(mload_file *f, mload__zip *z, mload_error *e
     if (count > cd_size / 46u) return mload__zip_bad(err, eocd, "more entries than the central directory can hold");
     z->cd_size = MLOAD__CAST(size_t, cd_size);
     z->cd = MLOAD__CAST(unsigned char *, mload__malloc(a, z->cd_size ? z->cd_size : 1, 1));
-    if (!z->cd || !mload__reserve(a, MLOAD__PCAST(void **, &z->ents), &z->cap, MLOAD__CAST(size_t, count) + 1, sizeof(mload__zent)))
+    z->win = MLOAD__CAST(unsigned char *, mload__malloc(a, MLOAD__ZIP_WIN, 1));
+    if (!z->cd || !z->win || !mload__reserve(a, MLOAD__PCAST(void **, &z->ents), &z->cap, MLOAD__CAST(size_t, count) + 1, sizeof(mload__zent)))
         return mload__oom(err);
     if (cd_size && f->src.read_at(f->src.user, cd_off, z->cd, z->cd_size) != MLOAD_OK)
         return mload__fail(err, MLOAD_ERR_IO, cd_off, NULL, 0, "cannot read the zip central directory");
@@ -4390,10 +4406,25 @@ static mload_result mload__zip_open(mload_file *f, mload__zip *z, mload_error *e
     return MLOAD_OK;
 }
 
+/* bytes [at, at + n) of the file (n <= MLOAD__ZIP_WIN) through the
+   read-ahead window; NULL when they are not all in the file or a read fails */
+static const unsigned char *mload__zip_window(const mload_file *f, mload__zip *z, uint64_t at, size_t n) {
+    if (at > f->file_size || f->file_size - at < n) return NULL;
+    if (at < z->win_at || at - z->win_at > z->win_len || z->win_len - (at - z->win_at) < n) {
+        uint64_t len = f->file_size - at, want = n > MLOAD__ZIP_AHEAD ? n : MLOAD__ZIP_AHEAD;
+        if (len > want) len = want;
+        z->win_len = 0;
+        if (f->src.read_at(f->src.user, at, z->win, MLOAD__CAST(size_t, len)) != MLOAD_OK) return NULL;
+        z->win_at = at;
+        z->win_len = MLOAD__CAST(size_t, len);
+    }
+    return z->win + (at - z->win_at);
+}
+
 /* Where entry e's bytes start, checked against its local header. */
-static mload_result mload__zip_data(const mload_file *f, const mload__zent *e, uint64_t *off, mload_error *err) {
-    unsigned char h[30], nb[64];
-    uint64_t nl, xl, at, end, done;
+static mload_result mload__zip_data(const mload_file *f, mload__zip *z, const mload__zent *e, uint64_t *off, mload_error *err) {
+    const unsigned char *h;
+    uint64_t nl, xl, at;
     if (e->method != 0)
         return mload__fail(err, MLOAD_ERR_UNSUPPORTED, e->lho, e->name, e->name_len,
                            "zip entry '%S' is compressed (method %U); torch.save stores entries uncompressed: re-save it",
@@ -4403,31 +4434,27 @@ static mload_result mload__zip_data(const mload_file *f, const mload__zent *e, u
     if (e->csize != e->usize)
         return mload__fail(err, MLOAD_ERR_INVALID_ARCHIVE, e->lho, e->name, e->name_len,
                            "zip entry '%S': a stored entry's sizes differ", e->name, e->name_len);
-    if (e->lho > f->file_size || f->file_size - e->lho < 30 ||
-        f->src.read_at(f->src.user, e->lho, h, 30) != MLOAD_OK || mload__le(h, 4) != 0x04034b50u)
+    h = mload__zip_window(f, z, e->lho, 30 + e->name_len);
+    if (!h || mload__le(h, 4) != 0x04034b50u)
         return mload__fail(err, MLOAD_ERR_INVALID_ARCHIVE, e->lho, e->name, e->name_len,
                            "zip entry '%S': no local header where the directory says", e->name, e->name_len);
     nl = mload__le(h + 26, 2);
     xl = mload__le(h + 28, 2);
     at = e->lho + 30 + nl + xl;
-    if (nl != e->name_len || at > f->file_size || e->usize > f->file_size - at)
+    if (nl != e->name_len || memcmp(h + 30, e->name, e->name_len) != 0)
         return mload__fail(err, MLOAD_ERR_INVALID_ARCHIVE, e->lho, e->name, e->name_len,
-                           "zip entry '%S' runs past the end of the archive or disagrees with its local header", e->name, e->name_len);
-    for (done = 0; done < nl; done += end) { /* the local name is the directory's */
-        end = nl - done < sizeof nb ? nl - done : sizeof nb;
-        if (f->src.read_at(f->src.user, e->lho + 30 + done, nb, MLOAD__CAST(size_t, end)) != MLOAD_OK ||
-            memcmp(nb, e->name + done, MLOAD__CAST(size_t, end)) != 0)
-            return mload__fail(err, MLOAD_ERR_INVALID_ARCHIVE, e->lho, e->name, e->name_len,
-                               "zip entry '%S': its local header names another file", e->name, e->name_len);
-    }
+                           "zip entry '%S': its local header names another file", e->name, e->name_len);
+    if (at > f->file_size || e->usize > f->file_size - at)
+        return mload__fail(err, MLOAD_ERR_INVALID_ARCHIVE, e->lho, e->name, e->name_len,
+                           "zip entry '%S' runs past the end of the archive", e->name, e->name_len);
     *off = at;
     return MLOAD_OK;
 }
 
 /* A small entry read whole (CRC checked) into memory: its size in *n. */
-static mload_result mload__zip_slurp(const mload_file *f, const mload__zent *e, uint64_t limit, unsigned char **out,
-                                     uint64_t *at, mload_error *err) {
-    mload_result r = mload__zip_data(f, e, at, err);
+static mload_result mload__zip_slurp(const mload_file *f, mload__zip *z, const mload__zent *e, uint64_t limit,
+                                     unsigned char **out, uint64_t *at, mload_error *err) {
+    mload_result r = mload__zip_data(f, z, e, at, err);
     unsigned char *p;
     *out = NULL;
     if (r != MLOAD_OK) return r;
@@ -4564,7 +4591,7 @@ static mload_result mload__pk_refuse(mload__pk *k, unsigned op, const char *why)
 /* a new value of `kind`: its id in *id */
 static mload_result mload__pk_new(mload__pk *k, uint8_t kind, uint32_t *id) {
     if (k->nobj >= MLOAD__PK_MAX_OBJECTS) return mload__pk_bad(k, "more than 8388608 values");
-    if (!mload__reserve(k->a, MLOAD__PCAST(void **, &k->obj), &k->obj_cap, k->nobj + 1, sizeof(mload__pv))) return mload__oom(k->err);
+    if (k->nobj >= k->obj_cap && !mload__reserve(k->a, MLOAD__PCAST(void **, &k->obj), &k->obj_cap, k->nobj + 1, sizeof(mload__pv))) return mload__oom(k->err);
     memset(&k->obj[k->nobj], 0, sizeof(mload__pv));
     k->obj[k->nobj].kind = kind;
     k->obj[k->nobj].head = k->obj[k->nobj].tail = UINT32_MAX;
@@ -4574,7 +4601,7 @@ static mload_result mload__pk_new(mload__pk *k, uint8_t kind, uint32_t *id) {
 
 static mload_result mload__pk_push(mload__pk *k, uint32_t id) {
     if (k->sp >= MLOAD__PK_MAX_STACK) return mload__pk_bad(k, "stack deeper than 1048576 entries");
-    if (!mload__reserve(k->a, MLOAD__PCAST(void **, &k->stack), &k->stack_cap, k->sp + 1, sizeof(uint32_t))) return mload__oom(k->err);
+    if (k->sp >= k->stack_cap && !mload__reserve(k->a, MLOAD__PCAST(void **, &k->stack), &k->stack_cap, k->sp + 1, sizeof(uint32_t))) return mload__oom(k->err);
     k->stack[k->sp++] = id;
     return MLOAD_OK;
 }
@@ -4594,7 +4621,7 @@ static mload_result mload__pk_make(mload__pk *k, uint8_t kind, int64_t i, const 
 static mload_result mload__pk_add(mload__pk *k, uint32_t c, uint32_t key, uint32_t val) {
     mload__pv *o = &k->obj[c];
     if (k->nedge >= MLOAD__PK_MAX_OBJECTS) return mload__pk_bad(k, "more than 8388608 container items");
-    if (!mload__reserve(k->a, MLOAD__PCAST(void **, &k->edge), &k->edge_cap, k->nedge + 1, sizeof(mload__pe))) return mload__oom(k->err);
+    if (k->nedge >= k->edge_cap && !mload__reserve(k->a, MLOAD__PCAST(void **, &k->edge), &k->edge_cap, k->nedge + 1, sizeof(mload__pe))) return mload__oom(k->err);
     k->edge[k->nedge].k = key;
     k->edge[k->nedge].v = val;
     k->edge[k->nedge].next = UINT32_MAX;
@@ -5041,7 +5068,7 @@ static int mload__ptrec_cmp(const void *x, const void *y) {
 }
 
 /* Where storage s lies: its entry PREFIX + "data/" + key, resolved once. */
-static mload_result mload__pt_storage(mload_file *f, mload__pk *k, const mload__zip *z, const char *prefix, size_t pl,
+static mload_result mload__pt_storage(mload_file *f, mload__pk *k, mload__zip *z, const char *prefix, size_t pl,
                                       mload__pv *s, mload_error *err) {
     char *nm;
     const mload__zent *e;
@@ -5058,7 +5085,7 @@ static mload_result mload__pt_storage(mload_file *f, mload__pk *k, const mload__
     if (!e)
         return mload__fail(err, MLOAD_ERR_INVALID_ARCHIVE, MLOAD_NO_OFFSET, s->s, s->len,
                            "storage '%S' has no entry %Sdata/%S in the archive", s->s, s->len, prefix, pl, s->s, s->len);
-    if ((r = mload__zip_data(f, e, &s->u, err)) != MLOAD_OK) return r;
+    if ((r = mload__zip_data(f, z, e, &s->u, err)) != MLOAD_OK) return r;
     if (!mload__mul_u64(MLOAD__CAST(uint64_t, s->i), es, &bytes) || bytes != e->usize)
         return mload__fail(err, MLOAD_ERR_INVALID_ARCHIVE, s->u, s->s, s->len,
                            "storage '%S' of %U elements does not fill its %U-byte entry", s->s, s->len, MLOAD__CAST(uint64_t, s->i), e->usize);
@@ -5068,7 +5095,7 @@ static mload_result mload__pt_storage(mload_file *f, mload__pk *k, const mload__
 }
 
 /* One tensor checked against its storage: offset, shape, strides. */
-static mload_result mload__pt_tensor(mload_file *f, mload__pk *k, const mload__zip *z, const char *prefix, size_t pl,
+static mload_result mload__pt_tensor(mload_file *f, mload__pk *k, mload__zip *z, const char *prefix, size_t pl,
                                      mload__ptrec *rec, const char *name, uint64_t **pool, size_t *np, size_t *pcap, mload_error *err) {
     const mload__pv *t = &k->obj[rec->obj], *sh = &k->obj[t->head], *st = &k->obj[t->tail];
     mload__pv *s = &k->obj[t->ref];
@@ -5172,7 +5199,7 @@ static mload_result mload__torch_open(mload_file *f, mload_error *err) {
             memcpy(nm, pe->name, pl);
             memcpy(nm + pl, "byteorder", 9);
             if ((bo = mload__zip_find(&z, nm, pl + 9)) != NULL) {
-                if ((r = mload__zip_slurp(f, bo, 16, &order, &bo_at, err)) != MLOAD_OK) goto done;
+                if ((r = mload__zip_slurp(f, &z, bo, 16, &order, &bo_at, err)) != MLOAD_OK) goto done;
                 order_size = bo->usize + 1;
                 if (bo->usize != 6 || memcmp(order, "little", 6) != 0) {
                     r = mload__fail(err, MLOAD_ERR_UNSUPPORTED, bo_at, NULL, 0, "a big-endian PyTorch checkpoint (byteorder is not 'little')");
@@ -5181,7 +5208,7 @@ static mload_result mload__torch_open(mload_file *f, mload_error *err) {
             }
         }
     }
-    if ((r = mload__zip_slurp(f, pe, MLOAD__MAX_HEADER, &pkl, &at, err)) != MLOAD_OK) goto done;
+    if ((r = mload__zip_slurp(f, &z, pe, MLOAD__MAX_HEADER, &pkl, &at, err)) != MLOAD_OK) goto done;
     pkl_size = pe->usize;
     f->header_size = pkl_size;
     k.base = k.p = pkl;
