@@ -79,7 +79,8 @@
      3. SOURCES         >>sources      the I/O callbacks; memory and file sources; the optional
                                        capabilities: views (mmap) and direct reads (O_DIRECT)
      4. FILE            >>file         UTF-8, the strict JSON reader, the safetensors header parser,
-                                       name tables, file reads
+                                       name tables, file reads; PyTorch checkpoints: the zip reader,
+                                       the restricted pickle machine, strided views (MODELLOAD_NO_PICKLE)
      5. RECIPES         >>recipes      (internal) what a tensor of a map is: pieces of stored tensors
                                        or a transpose, and how one is read
      6. CONVERTER       >>converter    rules text, the callback, the builder of converted recipes
@@ -120,6 +121,8 @@
      MODELLOAD_NO_FINGERPRINT  leave out module 9 (MD5, mload_map_fingerprint)
      MODELLOAD_NO_WRITER       leave out module 10 (mload_write)
      MODELLOAD_NO_OFFLOAD      leave out modules 11-12 (devices, offload manager)
+     MODELLOAD_NO_PICKLE       leave out the PyTorch checkpoint reader (a zip
+                               archive is then MLOAD_ERR_UNSUPPORTED)
      MODELLOAD_CUDA            build the CUDA back end (mload_device_create_cuda):
                                  cc -DMODELLOAD_CUDA -isystem $CUDA_HOME/include ...
                                     -L$CUDA_HOME/lib64 -lcudart
@@ -224,11 +227,11 @@
 #include <stdint.h>
 
 #define MODELLOAD_VERSION_MAJOR 0
-#define MODELLOAD_VERSION_MINOR 3
+#define MODELLOAD_VERSION_MINOR 4
 #define MODELLOAD_VERSION_PATCH 0
 /* single number: major * 10000 + minor * 100 + patch */
 #define MODELLOAD_VERSION (MODELLOAD_VERSION_MAJOR * 10000 + MODELLOAD_VERSION_MINOR * 100 + MODELLOAD_VERSION_PATCH)
-#define MODELLOAD_VERSION_STRING "0.3.0"
+#define MODELLOAD_VERSION_STRING "0.4.0"
 
 #ifndef MODELLOAD_API
 #ifdef MODELLOAD_STATIC
@@ -11895,6 +11898,10 @@ MODELLOAD_API void mload_offload_reset_stats(mload_offload *o) {
 ------------------------------------------------------------------------------
 REVISION HISTORY (every rename with its old name: docs/changelog.md)
 
+  0.4.0  PyTorch checkpoints (.bin .pth .pt .ckpt) through the same file and
+         map: a zip reader and a restricted pickle machine that runs no
+         code (mload_file_format, mload_file_strides, MODELLOAD_NO_PICKLE,
+         InvalidArchive, InvalidPickle, PickleRefused).
   0.3.0  Casts at the speed of memory: AVX2/F16C and AVX-512 kernels picked
          at run time (mload_cast_simd, mload_cast_set_simd, MODELLOAD_NO_SIMD),
          bit-identical to the portable loops; reads that cast in cache-sized
