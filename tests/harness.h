@@ -52,6 +52,15 @@ void th_run(const char *name, void (*fn)(void));
 
 /* ---- helpers shared by the test files (tests/util.c) ---- */
 
+/* A test allocator: bytes and blocks outstanding (by the sizes the library
+   gives to free), frees whose size differs from the allocation's
+   (mismatches); fails allocation number fail_at (-1: never). Zero it, set
+   fail_at, use it (user = the wacct), then wacct_done. */
+typedef struct wacct { long long bytes; long live, calls, fail_at, mismatches; void **ptr; size_t *size, cap; } wacct;
+void *wacct_alloc(size_t size, size_t align, void *user);
+void wacct_free(void *p, size_t size, void *user);
+void wacct_done(wacct *a);
+
 /* A growable byte buffer. */
 typedef struct tbuf { unsigned char *p; size_t n, cap; } tbuf;
 void tbuf_put(tbuf *b, const void *data, size_t n);

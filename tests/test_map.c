@@ -214,50 +214,6 @@ static void test_map_index_ok(void) {
     }
 }
 
-/* A test allocator: bytes and blocks outstanding (by the sizes the library
-   gives to free), frees whose size differs from the allocation's
-   (mismatches); fails allocation number fail_at (-1: never). Zero it, set
-   fail_at, use it, then wacct_done. */
-typedef struct wacct { long long bytes; long live, calls, fail_at, mismatches; void **ptr; size_t *size, cap; } wacct;
-static void *wacct_alloc(size_t size, size_t align, void *user) {
-    wacct *a = (wacct *)user;
-    void *p;
-    if (a->calls++ == a->fail_at) return NULL;
-    if (align < sizeof(void *)) align = sizeof(void *);
-    if (posix_memalign(&p, align, size) != 0) return NULL;
-    if ((size_t)a->live == a->cap) {
-        a->cap = a->cap ? a->cap * 2 : 64;
-        a->ptr = (void **)realloc(a->ptr, a->cap * sizeof(void *));
-        a->size = (size_t *)realloc(a->size, a->cap * sizeof(size_t));
-        if (!a->ptr || !a->size) abort();
-    }
-    a->ptr[a->live] = p;
-    a->size[a->live++] = size;
-    a->bytes += (long long)size;
-    return p;
-}
-static void wacct_free(void *p, size_t size, void *user) {
-    wacct *a = (wacct *)user;
-    long i;
-    for (i = 0; i < a->live && a->ptr[i] != p; ++i) {}
-    if (i == a->live || a->size[i] != size) {
-        a->mismatches++;
-        fprintf(stderr, "  free of %zu bytes: %s\n", size, i == a->live ? "unknown block" : "allocated with another size");
-    }
-    if (i < a->live) {
-        a->ptr[i] = a->ptr[a->live - 1];
-        a->size[i] = a->size[--a->live];
-    }
-    a->bytes -= (long long)size;
-    free(p);
-}
-static void wacct_done(wacct *a) {
-    free(a->ptr);
-    free(a->size);
-    a->ptr = NULL;
-    a->size = NULL;
-    a->cap = 0;
-}
 
 /* index.json and folder opens give every block back with its own size,
    whichever allocation fails (a shard path was freed one byte short) */

@@ -428,7 +428,50 @@ static void t_damaged_files(void) {
     tbuf_free(&c);
 }
 
+/* every allocation of an open failing in turn: OutOfMemory, nothing leaked,
+   every free of the size allocated; then the open succeeds */
+static void t_allocation_failures(void) {
+    static const char *const files[] = {TORCH_DIR "views.pt", TORCH_DIR "module.bin"};
+    size_t i;
+    for (i = 0; i < 2; ++i) {
+        mload_file_desc d;
+        mload_file *f = NULL;
+        mload_error e;
+        wacct acc;
+        mload_result r = MLOAD_ERR_OUT_OF_MEMORY;
+        long k;
+        for (k = 0; k < 2000 && r == MLOAD_ERR_OUT_OF_MEMORY; ++k) {
+            memset(&acc, 0, sizeof acc);
+            memset(&d, 0, sizeof d);
+            acc.fail_at = k;
+            d.path = files[i];
+            d.allocator.alloc = wacct_alloc;
+            d.allocator.free = wacct_free;
+            d.allocator.user = &acc;
+            r = mload_file_open(&d, &f, &e);
+            if (r == MLOAD_OK) {
+                const mload_tensor *t = mload_file_tensor(f, mload_file_count(f) - 1);
+                unsigned char buf[4096];
+                acc.fail_at = -1; /* a strided read allocates too */
+                CHECK(t != NULL && t->nbytes <= sizeof buf);
+                if (t && t->nbytes <= sizeof buf) CHECK_RES(mload_file_read(f, t, buf, sizeof buf, &e), MLOAD_OK);
+                mload_file_close(f);
+            }
+            CHECK(f == NULL || r == MLOAD_OK);
+            wacct_done(&acc);
+            if (acc.bytes != 0 || acc.live != 0 || acc.mismatches != 0) {
+                CHECK(acc.bytes == 0 && acc.live == 0 && acc.mismatches == 0);
+                fprintf(stderr, "  %s, failing allocation %ld: %lld bytes in %ld blocks not returned\n", files[i], k, acc.bytes, acc.live);
+                break;
+            }
+        }
+        CHECK_RES(r, MLOAD_OK);
+        CHECK(k > 10); /* the failures were really exercised */
+    }
+}
+
 void area_torch(void) {
+    RUN(t_allocation_failures);
     RUN(t_fixtures_match_torch);
     RUN(t_file_api);
     RUN(t_strided_in_the_map);
