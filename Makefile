@@ -5,7 +5,8 @@
 #   make examples build the short examples (examples/*.c) into build/examples/
 #   make bench    benchmarks (tests/bench/), ratios against baselines measured in the same run
 #                 (bench_inspect.sh: the inspector's listing against cat)
-#   make fuzz     libFuzzer on the parser for FUZZ_SECONDS (default 60); needs clang
+#   make fuzz     libFuzzer on the parser, index.json, rules and PyTorch checkpoints for
+#                 FUZZ_SECONDS each (default 60); needs clang
 #   make ptx      the CUDA conversion kernel as PTX, checked by ptxas (needs the CUDA toolkit)
 #   make cuda-check  the CUDA back end built with gcc/clang/nvcc and run without a GPU
 #   make demo-cuda   the demo on a GPU; tests/gpu/run.sh: every GPU check and B8
@@ -115,7 +116,8 @@ $(BUILD)/fuzz_rules: tests/fuzz_rules.c modelload.h
 
 # Each target runs FUZZ_SECONDS on a scratch copy of its corpus; a crash
 # lands in build/fuzz_artifacts/. Copy it into tests/fuzz_corpus/ (or
-# tests/fuzz_index_corpus/) once fixed: `make test` replays both corpora.
+# tests/fuzz_index_corpus/, tests/fuzz_rules_corpus/, tests/fuzz_torch_corpus/)
+# once fixed: `make test` replays every corpus.
 fuzz: $(BUILD)/fuzz_parse $(BUILD)/fuzz_index $(BUILD)/fuzz_rules $(BUILD)/fuzz_torch
 	@mkdir -p $(BUILD)/fuzz_work $(BUILD)/fuzz_index_work $(BUILD)/fuzz_rules_work $(BUILD)/fuzz_torch_work $(BUILD)/fuzz_artifacts
 	cp tests/fuzz_torch_corpus/* $(BUILD)/fuzz_torch_work/
