@@ -5230,7 +5230,7 @@ static mload_result mload__torch_open(mload_file *f, mload_error *err) {
         if (r != MLOAD_OK) goto done;
         nstrided += w.recs[i].strides_at != SIZE_MAX;
     }
-    qsort(w.recs, w.nrec, sizeof(mload__ptrec), mload__ptrec_cmp);
+    if (w.nrec) qsort(w.recs, w.nrec, sizeof(mload__ptrec), mload__ptrec_cmp);
     if (!mload__reserve(a, MLOAD__PCAST(void **, &f->tensors), &f->cap, w.nrec + 1, sizeof(mload_tensor)) ||
         (nstrided && !mload__reserve(a, MLOAD__PCAST(void **, &f->stride_of), &f->stride_of_cap, w.nrec + 1, sizeof(size_t)))) {
         r = mload__oom(err);

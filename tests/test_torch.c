@@ -324,6 +324,8 @@ static mload_result open_pickle(const char *pkl, size_t pkl_len, size_t storage,
 
 static void t_hostile_pickles(void) {
     mload_error e;
+    /* an empty dict: a checkpoint with no tensor */
+    CHECK_RES(open_pickle(PK("\x80\x02}."), 0, &e), MLOAD_OK);
     /* a valid one first: the harness builds real checkpoints */
     CHECK_RES(open_pickle(PK("\x80\x02}(X\x01\x00\x00\x00w" PK_V2 "K\x00K\x04\x85K\x01\x85\x89}tRu."), 16, &e), MLOAD_OK);
     CHECK_RES(open_pickle(PK("\x80\x02}(X\x01\x00\x00\x00w" PK_V2 "K\x00K\x04\x85K\x01\x85\x89}tRu."), 12, &e), MLOAD_ERR_INVALID_ARCHIVE);
