@@ -4642,6 +4642,22 @@ static mload_result mload__pk_pop_mark(mload__pk *k, size_t *from) {
     return MLOAD_OK;
 }
 
+/* The values APPEND or SETITEM (single: the last nvals) or APPENDS or
+   SETITEMS (those above the last MARK) add: where they start; the
+   container lies just below. */
+static mload_result mload__pk_items(mload__pk *k, int single, size_t nvals, size_t *from) {
+    mload_result r;
+    if (single) {
+        if (k->sp < nvals + 1 || (k->nmarks && k->marks[k->nmarks - 1] > k->sp - nvals - 1))
+            return mload__pk_bad(k, "APPEND or SETITEM without a container and its values");
+        *from = k->sp - nvals;
+        return MLOAD_OK;
+    }
+    if ((r = mload__pk_pop_mark(k, from)) != MLOAD_OK) return r;
+    if (*from == 0) return mload__pk_bad(k, "APPENDS or SETITEMS without a container");
+    return MLOAD_OK;
+}
+
 /* a tuple (or list) of stack[from..sp), popped and replaced by it */
 static mload_result mload__pk_collect(mload__pk *k, uint8_t kind, size_t from) {
     uint32_t id = 0;
@@ -4889,14 +4905,7 @@ static mload_result mload__pk_run(mload__pk *k, uint32_t *out) {
         case '}': r = mload__pk_make(k, MLOAD__PK_DICT, 0, NULL, 0); break;
         case 'a': case 'e': { /* APPEND, APPENDS */
             size_t to;
-            if (op == 'a') {
-                if (k->sp < 2 || (k->nmarks && k->marks[k->nmarks - 1] > k->sp - 2)) return mload__pk_bad(k, "APPEND needs a list and a value");
-                from = k->sp - 1;
-            } else if ((r = mload__pk_pop_mark(k, &from)) != MLOAD_OK) {
-                break;
-            } else if (from == 0) {
-                return mload__pk_bad(k, "APPENDS without a list");
-            }
+            if ((r = mload__pk_items(k, op == 'a', 1, &from)) != MLOAD_OK) break;
             if (k->obj[k->stack[from - 1]].kind != MLOAD__PK_LIST) return mload__pk_bad(k, "APPEND to something other than a list");
             for (to = from; to < k->sp && r == MLOAD_OK; ++to) r = mload__pk_add(k, k->stack[from - 1], UINT32_MAX, k->stack[to]);
             k->sp = from;
@@ -4909,14 +4918,7 @@ static mload_result mload__pk_run(mload__pk *k, uint32_t *out) {
                 if ((r = mload__pk_pop_mark(k, &from)) != MLOAD_OK) break;
                 if ((r = mload__pk_new(k, MLOAD__PK_DICT, &d)) != MLOAD_OK) break;
             } else {
-                if (op == 's') {
-                    if (k->sp < 3 || (k->nmarks && k->marks[k->nmarks - 1] > k->sp - 3)) return mload__pk_bad(k, "SETITEM needs a dict, a key and a value");
-                    from = k->sp - 2;
-                } else if ((r = mload__pk_pop_mark(k, &from)) != MLOAD_OK) {
-                    break;
-                } else if (from == 0) {
-                    return mload__pk_bad(k, "SETITEMS without a dict");
-                }
+                if ((r = mload__pk_items(k, op == 's', 2, &from)) != MLOAD_OK) break;
                 d = k->stack[from - 1];
                 if (k->obj[d].kind != MLOAD__PK_DICT) return mload__pk_bad(k, "SETITEM on something other than a dict");
             }

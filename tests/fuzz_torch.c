@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "zip_write.h"
 
 static void check(int ok, const char *what) {
     if (!ok) {
@@ -22,62 +23,20 @@ static void check(int ok, const char *what) {
     }
 }
 
-typedef struct zbuf { unsigned char *p; size_t n, cap; } zbuf;
-
-static void zput(zbuf *b, const void *s, size_t n) {
-    if (b->n + n > b->cap) {
-        b->cap = (b->n + n) * 2 + 64;
-        b->p = (unsigned char *)realloc(b->p, b->cap);
-        check(b->p != NULL, "realloc");
-    }
-    if (n) memcpy(b->p + b->n, s, n);
-    b->n += n;
-}
-static void zle(zbuf *b, uint64_t v, int n) {
-    unsigned char x[8];
-    int i;
-    for (i = 0; i < n; ++i) x[i] = (unsigned char)(v >> (8 * i));
-    zput(b, x, (size_t)n);
-}
-static uint32_t zcrc(const unsigned char *p, size_t n) {
-    uint32_t c = 0xFFFFFFFFu;
-    unsigned k;
-    while (n--) {
-        c ^= *p++;
-        for (k = 0; k < 8; ++k) c = (c & 1u) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-    }
-    return c ^ 0xFFFFFFFFu;
-}
-
 /* the archive around a pickle: f/data.pkl and f/data/0..3 */
-static zbuf wrap(const uint8_t *pkl, size_t n) {
+static zw_buf wrap(const uint8_t *pkl, size_t n) {
     static const unsigned char storage[64] = {0x00, 0x3F, 0x80, 0x7F, 0xFF, 0x01, 0x02, 0x03};
     const char *names[5] = {"f/data.pkl", "f/data/0", "f/data/1", "f/data/2", "f/data/3"};
-    zbuf z = {0}, cd = {0};
-    size_t i, cd_at;
-    for (i = 0; i < 5; ++i) {
-        const unsigned char *d = i ? storage : pkl;
-        size_t len = i ? sizeof storage : n, nl = strlen(names[i]), at = z.n;
-        uint32_t crc = zcrc(d, len);
-        zle(&z, 0x04034b50u, 4); zle(&z, 20, 2); zle(&z, 0, 4); zle(&z, 0, 4);
-        zle(&z, crc, 4); zle(&z, len, 4); zle(&z, len, 4); zle(&z, nl, 2); zle(&z, 0, 2);
-        zput(&z, names[i], nl);
-        zput(&z, d, len);
-        zle(&cd, 0x02014b50u, 4); zle(&cd, 20, 2); zle(&cd, 20, 2); zle(&cd, 0, 4); zle(&cd, 0, 4);
-        zle(&cd, crc, 4); zle(&cd, len, 4); zle(&cd, len, 4); zle(&cd, nl, 2); zle(&cd, 0, 4); zle(&cd, 0, 4);
-        zle(&cd, 0, 4); zle(&cd, at, 4);
-        zput(&cd, names[i], nl);
-    }
-    cd_at = z.n;
-    zput(&z, cd.p, cd.n);
-    zle(&z, 0x06054b50u, 4); zle(&z, 0, 4); zle(&z, 5, 2); zle(&z, 5, 2); zle(&z, cd.n, 4); zle(&z, cd_at, 4); zle(&z, 0, 2);
-    free(cd.p);
-    return z;
+    const unsigned char *data[5] = {NULL, storage, storage, storage, storage};
+    size_t len[5] = {0, sizeof storage, sizeof storage, sizeof storage, sizeof storage};
+    data[0] = pkl;
+    len[0] = n;
+    return zw_archive(names, data, len, 5);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    zbuf z = {0};
+    zw_buf z = {0};
     const void *bytes = data;
     size_t n = size;
     mload_map_desc d;

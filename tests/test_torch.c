@@ -4,6 +4,7 @@
 #include "harness.h"
 #include <stdlib.h>
 #include <unistd.h>
+#include "zip_write.h"
 
 #if !defined(MODELLOAD_NO_PICKLE)
 
@@ -253,49 +254,6 @@ static void t_refusals(void) {
 
 /* ---- hostile archives, built here ---- */
 
-static uint32_t crc32_of(const unsigned char *p, size_t n) {
-    uint32_t c = 0xFFFFFFFFu;
-    unsigned k;
-    while (n--) {
-        c ^= *p++;
-        for (k = 0; k < 8; ++k) c = (c & 1u) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-    }
-    return c ^ 0xFFFFFFFFu;
-}
-
-static void put_le(tbuf *b, uint64_t v, int n) {
-    unsigned char x[8];
-    int i;
-    for (i = 0; i < n; ++i) x[i] = (unsigned char)(v >> (8 * i));
-    tbuf_put(b, x, (size_t)n);
-}
-
-/* a stored zip of n entries (names[i] -> data[i] of len[i] bytes) */
-static tbuf make_zip(const char *const *names, const unsigned char *const *data, const size_t *len, int n) {
-    tbuf z = {0}, cd = {0};
-    int i;
-    for (i = 0; i < n; ++i) {
-        size_t nl = strlen(names[i]), at = z.n;
-        uint32_t crc = crc32_of(data[i], len[i]);
-        put_le(&z, 0x04034b50u, 4); put_le(&z, 20, 2); put_le(&z, 0, 2); put_le(&z, 0, 2); put_le(&z, 0, 4);
-        put_le(&z, crc, 4); put_le(&z, len[i], 4); put_le(&z, len[i], 4); put_le(&z, nl, 2); put_le(&z, 0, 2);
-        tbuf_put(&z, names[i], nl);
-        tbuf_put(&z, data[i], len[i]);
-        put_le(&cd, 0x02014b50u, 4); put_le(&cd, 20, 2); put_le(&cd, 20, 2); put_le(&cd, 0, 2); put_le(&cd, 0, 2);
-        put_le(&cd, 0, 4); put_le(&cd, crc, 4); put_le(&cd, len[i], 4); put_le(&cd, len[i], 4); put_le(&cd, nl, 2);
-        put_le(&cd, 0, 2); put_le(&cd, 0, 2); put_le(&cd, 0, 2); put_le(&cd, 0, 2); put_le(&cd, 0, 4); put_le(&cd, at, 4);
-        tbuf_put(&cd, names[i], nl);
-    }
-    {
-        size_t cd_at = z.n;
-        tbuf_put(&z, cd.p, cd.n);
-        put_le(&z, 0x06054b50u, 4); put_le(&z, 0, 2); put_le(&z, 0, 2); put_le(&z, (uint64_t)n, 2); put_le(&z, (uint64_t)n, 2);
-        put_le(&z, cd.n, 4); put_le(&z, cd_at, 4); put_le(&z, 0, 2);
-    }
-    tbuf_free(&cd);
-    return z;
-}
-
 /* a checkpoint of one pickle (given as text with \x escapes) and one
    storage entry "0" of `storage` bytes */
 static mload_result open_pickle(const char *pkl, size_t pkl_len, size_t storage, mload_error *e) {
@@ -303,6 +261,7 @@ static mload_result open_pickle(const char *pkl, size_t pkl_len, size_t storage,
     const char *names[2] = {"ck/data.pkl", "ck/data/0"};
     const unsigned char *data[2];
     size_t len[2];
+    zw_buf zb;
     tbuf z;
     mload_file *f = NULL;
     mload_result r;
@@ -310,7 +269,10 @@ static mload_result open_pickle(const char *pkl, size_t pkl_len, size_t storage,
     data[1] = zeros;
     len[0] = pkl_len;
     len[1] = storage;
-    z = make_zip(names, data, len, 2);
+    zb = zw_archive(names, data, len, 2);
+    z.p = zb.p;
+    z.n = zb.n;
+    z.cap = zb.cap;
     r = open_mem(&z, &f, e);
     CHECK((r == MLOAD_OK) == (f != NULL));
     mload_file_close(f);

@@ -25,6 +25,7 @@
 
 #define BENCH_NAME "bench_torch"
 #include "bench_util.h"
+#include "../zip_write.h"
 
 static char g_dir[4096], g_files[4][4200];
 
@@ -36,54 +37,29 @@ static void cleanup(void) {
     if (g_dir[0]) (void)rmdir(g_dir);
 }
 
-typedef struct buf { unsigned char *p; size_t n, cap; } buf;
-static void put(buf *b, const void *s, size_t n) {
-    if (b->n + n > b->cap) {
-        b->cap = (b->n + n) * 2 + 4096;
-        b->p = (unsigned char *)realloc(b->p, b->cap);
-        if (!b->p) die("out of memory");
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
+#define PUT_LIT(b, lit) zw_put(b, lit, sizeof(lit) - 1)
+static void pk_str(zw_buf *b, const char *s) {
+    zw_put(b, "X", 1);
+    zw_le(b, strlen(s), 4);
+    zw_put(b, s, strlen(s));
 }
-static void le(buf *b, uint64_t v, int n) {
-    unsigned char x[8];
-    int i;
-    for (i = 0; i < n; ++i) x[i] = (unsigned char)(v >> (8 * i));
-    put(b, x, (size_t)n);
-}
-#define PUT_LIT(b, lit) put(b, lit, sizeof(lit) - 1)
-static void pk_str(buf *b, const char *s) {
-    put(b, "X", 1);
-    le(b, strlen(s), 4);
-    put(b, s, strlen(s));
-}
-static void pk_int(buf *b, uint64_t v) {
-    put(b, "J", 1);
-    le(b, v, 4);
-}
-static uint32_t crc32_of(const unsigned char *p, size_t n) {
-    static uint32_t tab[256];
-    uint32_t c;
-    unsigned i, k;
-    if (!tab[1])
-        for (i = 0; i < 256; ++i) {
-            for (c = i, k = 0; k < 8; ++k) c = (c & 1u) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-            tab[i] = c;
-        }
-    for (c = 0xFFFFFFFFu; n; --n) c = tab[(c ^ *p++) & 0xFFu] ^ (c >> 8);
-    return c ^ 0xFFFFFFFFu;
+static void pk_int(zw_buf *b, uint64_t v) {
+    zw_put(b, "J", 1);
+    zw_le(b, v, 4);
 }
 
 typedef struct spec { char name[64]; uint64_t rows, cols; } spec;
 
 /* a torch.save-style archive of F32 tensors (values from `data`, laid end to end) */
 static void write_bin(const char *path, const spec *s, size_t n, const float *data) {
-    buf pk = {0}, cd = {0};
+    zw_buf pk = {0};
+    zw z;
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    uint64_t pos = 0, off = 0;
-    size_t i, count = 0;
+    uint64_t off = 0;
+    size_t i;
     if (fd < 0) die("create %s: %s", path, strerror(errno));
+    memset(&z, 0, sizeof z);
+    z.align = 64;
     PUT_LIT(&pk, "\x80\x02}q\x00(");
     for (i = 0; i < n; ++i) {
         char key[32];
@@ -106,44 +82,28 @@ static void write_bin(const char *path, const spec *s, size_t n, const float *da
         PUT_LIT(&pk, "t\x89" "ccollections\nOrderedDict\n)RtR");
     }
     PUT_LIT(&pk, "u.");
-    for (i = 0; i <= n; ++i) { /* data.pkl, then each storage */
+    for (i = 0; i <= n; ++i) { /* data.pkl, then each storage, 64-byte aligned as torch.save does */
         char name[64];
         const unsigned char *d = i == 0 ? pk.p : (const unsigned char *)(data + off);
         uint64_t len = i == 0 ? pk.n : s[i - 1].rows * s[i - 1].cols * 4;
-        size_t nl, pad;
-        uint32_t crc;
-        buf h = {0};
+        zw_buf h = {0};
         if (i == 0) snprintf(name, sizeof name, "bench/data.pkl");
         else snprintf(name, sizeof name, "bench/data/%zu", i - 1);
-        nl = strlen(name);
-        pad = (size_t)((64 - (pos + 30 + nl + 4) % 64) % 64); /* an "FB" extra field aligns the data to 64 bytes */
-        crc = crc32_of(d, (size_t)len);
-        le(&h, 0x04034b50u, 4); le(&h, 20, 2); le(&h, 0, 4); le(&h, 0, 4); le(&h, crc, 4);
-        le(&h, len, 4); le(&h, len, 4); le(&h, nl, 2); le(&h, 4 + pad, 2);
-        put(&h, name, nl);
-        le(&h, 0x4246, 2); le(&h, pad, 2);
-        { unsigned char z[64] = {0}; put(&h, z, pad); }
+        zw_entry(&z, &h, name, d, len);
         write_all(fd, h.p, h.n, path);
         write_all(fd, d, (size_t)len, path);
-        le(&cd, 0x02014b50u, 4); le(&cd, 20, 2); le(&cd, 20, 2); le(&cd, 0, 4); le(&cd, 0, 4); le(&cd, crc, 4);
-        le(&cd, len, 4); le(&cd, len, 4); le(&cd, nl, 2); le(&cd, 0, 4); le(&cd, 0, 4); le(&cd, 0, 4); le(&cd, pos, 4);
-        put(&cd, name, nl);
-        pos += h.n + len;
         if (i) off += len / 4;
         free(h.p);
-        count++;
     }
+    if (z.pos + z.cd.n > 0xFFFFFFFFu) die("the benchmark archive needs ZIP64: lower MLOAD_BENCH_MB");
     {
-        buf e = {0};
-        le(&e, 0x06054b50u, 4); le(&e, 0, 4); le(&e, count, 2); le(&e, count, 2); le(&e, cd.n, 4); le(&e, pos, 4); le(&e, 0, 2);
-        write_all(fd, cd.p, cd.n, path);
+        zw_buf e = {0};
+        zw_finish(&z, &e);
         write_all(fd, e.p, e.n, path);
         free(e.p);
     }
-    if (pos + cd.n > 0xFFFFFFFFu) die("the benchmark archive needs ZIP64: lower MLOAD_BENCH_MB");
     close(fd);
     free(pk.p);
-    free(cd.p);
 }
 
 static void write_st(const char *path, const spec *s, size_t n, const float *data) {
