@@ -198,6 +198,24 @@ if [ -x "$B/mload-demo" ]; then
   expect_exit 2 "$B/mload-demo" --onload I8
 else bad "mload-demo not built"; fi
 
+# 14. PyTorch checkpoints: listed, refused by name, converted to safetensors
+expect_exit 0 "$INSPECT" tests/torch/nested.pt
+printf 'encoder.layer.0.weight\tF32\t[2,2]\t16\nencoder.layer.1.weight\tF32\t[2]\t8\n' > "$T/want"
+if cmp -s "$T/out" "$T/want"; then ok; else bad "PyTorch listing differs: $(cat "$T/out")"; fi
+expect_exit 1 "$INSPECT" tests/torch/evil.pt
+if grep -q "PickleRefused.*'posix.system'" "$T/err"; then ok; else bad "evil.pt: $(cat "$T/err")"; fi
+if [ -x "$B/mload-convert" ]; then
+  expect_exit 0 "$B/mload-convert" tests/torch/views.pt -o "$T/views.safetensors"
+  expect_exit 0 "$INSPECT" --verify "$T/views.safetensors"
+  sort "$T/out" > "$T/got"
+  "$INSPECT" tests/torch/views.pt.ref.safetensors | sort > "$T/want"
+  if cmp -s "$T/got" "$T/want"; then ok; else bad "converted .pt lists differently: $(cat "$T/got")"; fi
+  for n in transposed bf16_t every_other; do
+    "$INSPECT" --dump "$n" "$T/views.safetensors" > "$T/a.bin" && "$INSPECT" --dump "$n" tests/torch/views.pt.ref.safetensors > "$T/b.bin"
+    if cmp -s "$T/a.bin" "$T/b.bin"; then ok; else bad "converted view $n differs from torch's bytes"; fi
+  done
+else bad "mload-convert not built"; fi
+
 # 13. the tool builds alone with one cc command
 if cc -std=c99 -O2 -I. examples/tools/inspect.c -o "$T/inspect-alone" 2> "$T/err" && "$T/inspect-alone" "$T/a.st" > /dev/null; then ok; else bad "standalone build: $(cat "$T/err")"; fi
 

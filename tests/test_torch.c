@@ -79,7 +79,7 @@ done:
 
 static void t_fixtures_match_torch(void) {
     static const char *const files[] = {"dtypes.pt", "views.pt", "module.bin", "nested.pt", "lightning.ckpt",
-                                        "deepspeed.pth", "parameter.pt", "proto4.pt"};
+                                        "deepspeed.pth", "parameter.pt", "proto4.pt", "zip64.pt"};
     size_t i;
     for (i = 0; i < sizeof files / sizeof files[0]; ++i) {
         char a[256], b[256];

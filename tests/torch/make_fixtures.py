@@ -87,6 +87,19 @@ def main():
     with open(os.path.join(sh, "pytorch_model.bin.index.json"), "w") as f:
         json.dump({"metadata": {"total_size": 4 * 20 + 2 * 8}, "weight_map": wm}, f, indent=2)
     write_ref(os.path.join(OUT, "sharded.ref.safetensors"), {**s1, **s2})
+    # ZIP64: dtypes.pt repacked with every record in its 64-bit form (zipfile's
+    # limits lowered), the same prefix and bytes
+    src = zipfile.ZipFile(os.path.join(OUT, "dtypes.pt"))
+    old = (zipfile.ZIP64_LIMIT, zipfile.ZIP_FILECOUNT_LIMIT)
+    zipfile.ZIP64_LIMIT, zipfile.ZIP_FILECOUNT_LIMIT = 1, 1
+    try:
+        with zipfile.ZipFile(os.path.join(OUT, "zip64.pt"), "w", zipfile.ZIP_STORED, allowZip64=True) as zout:
+            for info in src.infolist():
+                with zout.open(info.filename, "w", force_zip64=True) as w:
+                    w.write(src.read(info.filename))
+    finally:
+        zipfile.ZIP64_LIMIT, zipfile.ZIP_FILECOUNT_LIMIT = old
+    write_ref(os.path.join(OUT, "zip64.pt.ref.safetensors"), d)
     # the legacy (pre-1.6) format: refused by name
     save("legacy.pt", {"w": torch.ones(2)}, None, _use_new_zipfile_serialization=False)
     # a checkpoint whose pickle would run code under torch.load: data.pkl replaced
