@@ -231,6 +231,47 @@ static void t_write_and_fingerprint(void) {
     remove(out);
 }
 
+#if !defined(MODELLOAD_NO_OFFLOAD)
+/* the offload manager streams a checkpoint's tensors, strided views among
+   them, to a device: the bytes there are torch's */
+static void t_offload_units(void) {
+    static const char *const names[] = {"transposed", "rows", "bf16_t", "head.weight"};
+    mload_error e;
+    mload_map *m = open_map(TORCH_DIR "views.pt", &e), *r = open_map(TORCH_DIR "views.pt.ref.safetensors", &e);
+    mload_device dev;
+    mload_offload_desc od;
+    mload_offload *o = NULL;
+    uint32_t unit = 0;
+    const mload_unit_tensor *t = NULL;
+    uint64_t n = 0, i;
+    memset(&dev, 0, sizeof dev);
+    memset(&od, 0, sizeof od);
+    CHECK(m && r);
+    CHECK_RES(mload_device_create_host(&dev, &e), MLOAD_OK);
+    od.map = m;
+    od.device = dev;
+    od.device_budget = 1 << 20;
+    if (m && r && mload_offload_create(&od, &o, &e) == MLOAD_OK) {
+        CHECK_RES(mload_offload_add_unit_list(o, "u", names, 4, NULL, &unit, &e), MLOAD_OK);
+        CHECK_RES(mload_offload_acquire(o, unit, &t, &n, &e), MLOAD_OK);
+        CHECK_EQ_U64(n, 4);
+        for (i = 0; i < n && t; ++i) {
+            uint64_t size = 0;
+            void *want = read_all(r, mload_map_find(r, t[i].tensor->name), t[i].dtype, &size);
+            CHECK(want && size == t[i].nbytes && memcmp(want, t[i].data, (size_t)size) == 0);
+            mload_map_free_buffer(r, want, size);
+        }
+        mload_offload_release(o, unit);
+    } else {
+        CHECK(0);
+    }
+    mload_offload_destroy(o);
+    mload_device_destroy(&dev);
+    mload_map_close(m);
+    mload_map_close(r);
+}
+#endif
+
 static void expect_fail(const char *path, mload_result want, const char *needle) {
     mload_file_desc d;
     mload_file *f = NULL;
@@ -442,6 +483,9 @@ void area_torch(void) {
     RUN(t_strided_converted);
     RUN(t_sharded_and_folders);
     RUN(t_write_and_fingerprint);
+#if !defined(MODELLOAD_NO_OFFLOAD)
+    RUN(t_offload_units);
+#endif
     RUN(t_refusals);
     RUN(t_hostile_pickles);
     RUN(t_nesting_limits);
