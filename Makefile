@@ -100,19 +100,19 @@ bench: $(BUILD)/bench_parse $(BUILD)/bench_load $(BUILD)/bench_offload $(BUILD)/
 
 $(BUILD)/fuzz_parse: tests/fuzz_parse.c modelload.h
 	@mkdir -p $(BUILD)
-	clang -g -O1 -fsanitize=fuzzer,address,undefined -DMLOAD_LIBFUZZER -I. $< -o $@
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -DMLOAD_LIBFUZZER -I. $< -o $@
 
 $(BUILD)/fuzz_index: tests/fuzz_index.c modelload.h
 	@mkdir -p $(BUILD)
-	clang -g -O1 -fsanitize=fuzzer,address,undefined -DMLOAD_LIBFUZZER -I. $< -o $@ -pthread
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -DMLOAD_LIBFUZZER -I. $< -o $@ -pthread
 
 $(BUILD)/fuzz_torch: tests/fuzz_torch.c modelload.h
 	@mkdir -p $(BUILD)
-	clang -g -O1 -fsanitize=fuzzer,address,undefined -DMLOAD_LIBFUZZER -I. $< -o $@ -pthread
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -DMLOAD_LIBFUZZER -I. $< -o $@ -pthread
 
 $(BUILD)/fuzz_rules: tests/fuzz_rules.c modelload.h
 	@mkdir -p $(BUILD)
-	clang -g -O1 -fsanitize=fuzzer,address,undefined -DMLOAD_LIBFUZZER -I. $< -o $@ -pthread
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -DMLOAD_LIBFUZZER -I. $< -o $@ -pthread
 
 # Each target runs FUZZ_SECONDS on a scratch copy of its corpus; a crash
 # lands in build/fuzz_artifacts/. Copy it into tests/fuzz_corpus/ (or

@@ -4,7 +4,7 @@
    time in the pickle machine. A file that opens is read whole, by ranges
    and through a map, and checked for consistency.
 
-   libFuzzer:  clang -g -O1 -fsanitize=fuzzer,address,undefined -DMLOAD_LIBFUZZER \
+   libFuzzer:  clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -DMLOAD_LIBFUZZER \
                    -I. tests/fuzz_torch.c -o build/fuzz_torch -pthread
    replay:     cc -g -I. tests/fuzz_torch.c -o build/fuzz_torch_replay -pthread
                build/fuzz_torch_replay FILE_OR_DIR... */
