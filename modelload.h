@@ -682,6 +682,31 @@ typedef enum mload_cast_read {
                                  without views, and refused views, copy. */
 } mload_cast_read;
 
+/* A LoRA adapter merged into the map's tensors on read (docs/lora.md).
+   Layouts recognised by name: PEFT/diffusers (MODULE.lora_A.weight,
+   MODULE.lora_B.weight), kohya/sd-scripts (lora_unet_..., lora_te_...:
+   MODULE.lora_down.weight, MODULE.lora_up.weight, MODULE.alpha, with
+   underscores standing for the dots of the base names) and older diffusers
+   (MODULE.lora.down.weight, MODULE.lora.up.weight). A pair (A: down,
+   rank x ..., B: up, out x rank) adds scale * alpha / rank * (B A) to the
+   base tensor MODULE.weight, linear (2-D) or convolution (4-D, 1x1 or kxk
+   down), accumulated in F32 and then converted to the dtype read. */
+#define MLOAD_LORA_LENIENT 1u /* adapter tensors matching no base tensor or layout are counted, not an error */
+typedef struct mload_lora {
+    const char *path;       /* the adapter: a file (safetensors or PyTorch), a folder or an index.json */
+    double scale;           /* the user's scale; 0 adds nothing (set it: 1.0 is the adapter as trained) */
+    double alpha;           /* alpha of pairs without a .alpha tensor (PEFT keeps it in adapter_config.json); 0 = their rank */
+    const struct mload_converter *converter; /* optional: renames over the target names MODULE.weight
+                                                (kohya: the MODULE after lora_unet_ / lora_te_..., underscores kept) */
+    uint32_t flags;         /* MLOAD_LORA_LENIENT */
+} mload_lora;
+
+typedef struct mload_lora_info {
+    uint64_t pairs;               /* pairs merged into base tensors */
+    uint64_t unmatched;           /* adapter tensors left out (lenient mode) */
+    const char *first_unmatched;  /* the first of them, or NULL; lives until the map is closed */
+} mload_lora_info;
+
 typedef struct mload_map_desc {
     /* each path is a .safetensors file, a folder (through its index when it
        holds exactly one *.safetensors.index.json, else every *.safetensors
@@ -708,6 +733,10 @@ typedef struct mload_map_desc {
     const struct mload_model_entry *models;
     uint64_t model_count;
     mload_cast_read cast_read;      /* where reads that cast take the stored bytes from */
+    /* optional: LoRA adapters merged on read into the (converted) name
+       space, in this order; the adapter files stay open with the map */
+    const mload_lora *loras;
+    uint64_t lora_count;
 } mload_map_desc;
 
 /* Opens every file (headers only) and builds the name space. Index checks:
@@ -753,6 +782,9 @@ MODELLOAD_API mload_f8_overflow mload_map_f8_overflow(const mload_map *m);
 MODELLOAD_API uint64_t mload_map_declared_size(const mload_map *m);
 /* 1 when an index.json gave metadata.total_size, else 0. */
 MODELLOAD_API int mload_map_has_declared_size(const mload_map *m);
+/* What adapter i of mload_map_desc.loras did: pairs merged, tensors left
+   out (lenient mode). MLOAD_ERR_INVALID_ARGUMENT when i >= lora_count. */
+MODELLOAD_API mload_result mload_map_lora_info(const mload_map *m, uint64_t i, mload_lora_info *out);
 
 /* Reads tensor t (from this map) into dst, converted to dtype `as`
    (MLOAD_DTYPE_INVALID = as stored) with the map's f8_overflow.
@@ -5539,7 +5571,16 @@ typedef struct mload__recipe {
     uint64_t numel;
     size_t piece0, npieces;
     size_t child;
+    size_t term0, nterms; /* nterms > 0: recipe `child` plus these LoRA terms (a merge) */
 } mload__recipe;
+
+/* one LoRA pair merged into a recipe: scale * (B A), A and B read as F32 from their adapter map */
+typedef struct mload__lterm {
+    const mload_map *am;
+    const mload_tensor *a, *b;
+    uint64_t rank;
+    float scale;
+} mload__lterm;
 
 /* The recipes of a name space and the pools they point into (names: those
    of converted tensors). */
@@ -5548,6 +5589,7 @@ typedef struct mload__recipes {
     mload__piece *pieces; size_t np, p_cap;
     uint64_t *dims; size_t nd, d_cap;
     char *names; size_t nn, n_cap;
+    mload__lterm *terms; size_t nt, t_cap;
 } mload__recipes;
 
 static void mload__recipes_free(const mload_allocator *a, mload__recipes *rc) {
@@ -5555,6 +5597,7 @@ static void mload__recipes_free(const mload_allocator *a, mload__recipes *rc) {
     mload__free(a, rc->pieces, rc->p_cap * sizeof(mload__piece), sizeof(void *));
     mload__free(a, rc->dims, rc->d_cap * sizeof(uint64_t), sizeof(void *));
     mload__free(a, rc->names, rc->n_cap, 1);
+    mload__free(a, rc->terms, rc->t_cap * sizeof(mload__lterm), sizeof(void *));
     memset(rc, 0, sizeof(*rc));
 }
 
@@ -5774,11 +5817,83 @@ static mload_result mload__read_transpose(const mload__reader *rd, const mload__
     return r;
 }
 
+/* A LoRA merge: rows of the child read as F32 a block at a time, each
+   term's scale * B[rows] A added row by row, the block converted out. A is
+   read whole and B's rows once per call. */
+#define MLOAD__MERGE_BLOCK (MLOAD__CAST(uint64_t, 1) << 16) /* F32 elements per block */
+static mload_result mload__read_merged(const mload__reader *rd, const mload__recipe *v, uint64_t first, uint64_t count,
+                                       mload_dtype as, unsigned char *dst, const mload_tensor *pub) {
+    const mload__recipe *c = &rd->rc->vts[v->child];
+    const mload__lterm *terms = rd->rc->terms + v->term0;
+    uint64_t rows = rd->rc->dims[v->dims], rest = rows ? v->numel / rows : 0, r0, r1, b0, nrb, ab = mload_dtype_bits(as);
+    size_t t, wn = 0, whn = 0, *an, *bn;
+    float *w = NULL, *whole = NULL, **A, **B;
+    mload_result r = MLOAD_OK;
+    if (count == 0 || rest == 0) return MLOAD_OK;
+    r0 = first / rest;
+    r1 = (first + count - 1) / rest + 1;
+    nrb = rest >= MLOAD__MERGE_BLOCK || ab < 8 ? 1 : MLOAD__MERGE_BLOCK / rest; /* sub-byte outputs: one block */
+    if (ab < 8 || nrb > r1 - r0) nrb = r1 - r0;
+    A = MLOAD__CAST(float **, mload__malloc(rd->alloc, 2 * v->nterms * (sizeof(float *) + sizeof(size_t)), sizeof(void *)));
+    if (!A) return mload__oom(rd->err);
+    memset(A, 0, 2 * v->nterms * (sizeof(float *) + sizeof(size_t)));
+    B = A + v->nterms;
+    an = MLOAD__PCAST(size_t *, B + v->nterms);
+    bn = an + v->nterms;
+    for (t = 0; t < v->nterms && r == MLOAD_OK; ++t) { /* A whole, B's rows r0..r1 */
+        const mload__lterm *l = &terms[t];
+        an[t] = MLOAD__CAST(size_t, l->a->numel) * 4u;
+        bn[t] = MLOAD__CAST(size_t, (r1 - r0) * l->rank) * 4u;
+        A[t] = MLOAD__CAST(float *, mload__malloc(rd->alloc, an[t] ? an[t] : 1, 64));
+        B[t] = MLOAD__CAST(float *, mload__malloc(rd->alloc, bn[t] ? bn[t] : 1, 64));
+        if (!A[t] || !B[t]) r = mload__oom(rd->err);
+        else if ((r = mload_map_read(l->am, l->a, MLOAD_DTYPE_F32, A[t], an[t], rd->err)) == MLOAD_OK)
+            r = mload_map_read_range(l->am, l->b, r0 * l->rank, (r1 - r0) * l->rank, MLOAD_DTYPE_F32, B[t], bn[t], rd->err);
+    }
+    wn = MLOAD__CAST(size_t, nrb * rest) * 4u;
+    if (r == MLOAD_OK && !(w = MLOAD__CAST(float *, mload__malloc(rd->alloc, wn, 64)))) r = mload__oom(rd->err);
+    if (r == MLOAD_OK && c->transpose) { /* a child read whole only */
+        whn = MLOAD__CAST(size_t, c->numel) * 4u;
+        if (!(whole = MLOAD__CAST(float *, mload__malloc(rd->alloc, whn, 64)))) r = mload__oom(rd->err);
+        else r = mload__read_recipe(rd, v->child, 0, c->numel, MLOAD_DTYPE_F32, MLOAD__PCAST(unsigned char *, whole), pub);
+    }
+    for (b0 = r0; b0 < r1 && r == MLOAD_OK; b0 += nrb) {
+        uint64_t b1 = b0 + nrb < r1 ? b0 + nrb : r1, i, k, j, lo, hi;
+        if (whole) memcpy(w, whole + b0 * rest, MLOAD__CAST(size_t, (b1 - b0) * rest) * 4u);
+        else if ((r = mload__read_recipe(rd, v->child, b0 * rest, (b1 - b0) * rest, MLOAD_DTYPE_F32, MLOAD__PCAST(unsigned char *, w), pub)) != MLOAD_OK)
+            break;
+        for (t = 0; t < v->nterms; ++t)
+            for (i = b0; i < b1; ++i) {
+                const float *brow = B[t] + (i - r0) * terms[t].rank;
+                float *wrow = w + (i - b0) * rest;
+                for (k = 0; k < terms[t].rank; ++k) {
+                    const float *arow = A[t] + k * rest;
+                    float sk = terms[t].scale * brow[k];
+                    if (sk != 0.0f)
+                        for (j = 0; j < rest; ++j) wrow[j] += sk * arow[j];
+                }
+            }
+        lo = first > b0 * rest ? first : b0 * rest;
+        hi = first + count < b1 * rest ? first + count : b1 * rest;
+        mload__cast(dst + (lo - first) * ab / 8u, as, MLOAD__PCAST(const unsigned char *, w + (lo - b0 * rest)), MLOAD_DTYPE_F32,
+                    hi - lo, rd->f8);
+    }
+    for (t = 0; t < v->nterms; ++t) {
+        mload__free(rd->alloc, A[t], an[t] ? an[t] : 1, 64);
+        mload__free(rd->alloc, B[t], bn[t] ? bn[t] : 1, 64);
+    }
+    mload__free(rd->alloc, A, 2 * v->nterms * (sizeof(float *) + sizeof(size_t)), sizeof(void *));
+    mload__free(rd->alloc, w, wn, 64);
+    mload__free(rd->alloc, whole, whn, 64);
+    return r;
+}
+
 /* elements [first, first + count) of recipe vi as `as` into dst; pub names
    the tensor in errors */
 static mload_result mload__read_recipe(const mload__reader *rd, size_t vi, uint64_t first, uint64_t count, mload_dtype as,
                                        unsigned char *dst, const mload_tensor *pub) {
     const mload__recipe *v = &rd->rc->vts[vi];
+    if (v->nterms) return mload__read_merged(rd, v, first, count, as, dst, pub);
     if (!v->transpose) return mload__read_pieces(rd, v, first, count, as, dst);
     if (first != 0 || count != v->numel)
         return mload__fail(rd->err, MLOAD_ERR_UNSUPPORTED, MLOAD_NO_OFFSET, pub ? pub->name : NULL, pub ? pub->name_len : 0,
@@ -6827,6 +6942,9 @@ struct mload_map {
     uint32_t threads, f8_overflow, dup_policy;
     int cast_views; /* desc.cast_read == MLOAD_CAST_READ_VIEW */
     uint64_t model;        /* the matched models entry, or UINT64_MAX */
+    mload_map **loras;     /* the adapters' maps (desc.loras), open until close */
+    mload_lora_info *lora_info;
+    uint64_t nloras;
 };
 
 
@@ -7233,6 +7351,9 @@ static void mload__map_free(mload_map *m) {
     mload__free(&a, m->recipe_of, (m->count + 1) * sizeof(size_t), sizeof(void *));
     mload__free(&a, m->index.slots, m->index.slots ? (m->index.mask + 1) * sizeof(uint64_t) : 0, sizeof(uint64_t));
     mload__recipes_free(&a, &m->rc);
+    for (i = 0; i < m->nloras; ++i) mload_map_close(m->loras[i]);
+    mload__free(&a, m->loras, m->nloras * sizeof(mload_map *), sizeof(void *));
+    mload__free(&a, m->lora_info, m->nloras * sizeof(mload_lora_info), sizeof(void *));
     mload__free(&a, m, sizeof(*m), sizeof(void *));
 }
 
@@ -7370,6 +7491,387 @@ static mload_result mload__map_match(mload_map *m, const mload_map_desc *desc, c
 MODELLOAD_API uint64_t mload_map_model(const mload_map *m) { return m ? m->model : UINT64_MAX; }
 #endif
 
+/* ---- LoRA adapters: pairs recognised by name, matched to base tensors,
+   merged on read (mload__read_merged) ---- */
+enum { MLOAD__LORA_A, MLOAD__LORA_B, MLOAD__LORA_ALPHA };
+enum { MLOAD__LORA_PEFT = 1, MLOAD__LORA_KOHYA, MLOAD__LORA_OLD };
+typedef struct mload__lent { const char *module; size_t mlen; int layout, role; const mload_tensor *t; } mload__lent;
+typedef struct mload__lpair { const char *module; size_t mlen; int layout; const mload_tensor *a, *b, *alpha; } mload__lpair;
+typedef struct mload__lmatch { size_t base; mload__lterm term; size_t order; } mload__lmatch;
+
+static int mload__lent_cmp(const void *x, const void *y) {
+    const mload__lent *a = MLOAD__CAST(const mload__lent *, x), *b = MLOAD__CAST(const mload__lent *, y);
+    int c = mload__name_cmp(a->module, a->mlen, b->module, b->mlen);
+    return c ? c : (a->layout != b->layout ? (a->layout < b->layout ? -1 : 1) : (a->role < b->role ? -1 : a->role > b->role));
+}
+static int mload__lmatch_cmp(const void *x, const void *y) {
+    const mload__lmatch *a = MLOAD__CAST(const mload__lmatch *, x), *b = MLOAD__CAST(const mload__lmatch *, y);
+    if (a->base != b->base) return a->base < b->base ? -1 : 1;
+    return a->order < b->order ? -1 : (a->order > b->order);
+}
+
+/* an adapter tensor's layout, role and module (its name less the suffix); 0 when none fits */
+static int mload__lora_classify(const mload_tensor *t, mload__lent *e) {
+    static const struct { const char *suffix; int layout, role; } kinds[] = {
+        {".lora_A.weight", MLOAD__LORA_PEFT, MLOAD__LORA_A},     {".lora_B.weight", MLOAD__LORA_PEFT, MLOAD__LORA_B},
+        {".lora_down.weight", MLOAD__LORA_KOHYA, MLOAD__LORA_A}, {".lora_up.weight", MLOAD__LORA_KOHYA, MLOAD__LORA_B},
+        {".alpha", MLOAD__LORA_KOHYA, MLOAD__LORA_ALPHA},        {".lora.down.weight", MLOAD__LORA_OLD, MLOAD__LORA_A},
+        {".lora.up.weight", MLOAD__LORA_OLD, MLOAD__LORA_B}};
+    size_t i;
+    for (i = 0; i < sizeof kinds / sizeof kinds[0]; ++i) {
+        size_t k = strlen(kinds[i].suffix);
+        if (t->name_len > k && memcmp(t->name + t->name_len - k, kinds[i].suffix, k) == 0) {
+            e->module = t->name;
+            e->mlen = t->name_len - k;
+            e->layout = kinds[i].layout;
+            e->role = kinds[i].role;
+            e->t = t;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* the base tensor name a pair targets, before rules: MODULE.weight; kohya:
+   MODULE less lora_unet_ / lora_te_ / ... (underscores kept); old
+   diffusers: X.processor.Y_lora -> X.Y */
+static size_t mload__lora_target(const mload__lpair *p, char *out, size_t cap) {
+    static const char *const kohya[] = {"lora_unet_", "lora_te1_", "lora_te2_", "lora_te_", "lora_transformer_", "lora_"};
+    const char *s = p->module;
+    size_t n = p->mlen, i, k;
+    if (p->layout == MLOAD__LORA_KOHYA)
+        for (i = 0; i < sizeof kohya / sizeof kohya[0]; ++i) {
+            k = strlen(kohya[i]);
+            if (n > k && memcmp(s, kohya[i], k) == 0) { s += k; n -= k; break; }
+        }
+    if (n + 8 > cap) return 0;
+    memcpy(out, s, n);
+    if (p->layout == MLOAD__LORA_OLD && n > 5 && memcmp(out + n - 5, "_lora", 5) == 0) {
+        size_t j;
+        for (j = 0; j + 11 <= n - 5; ++j)
+            if (memcmp(out + j, ".processor.", 11) == 0) { /* X.processor.Y_lora -> X.Y */
+                memmove(out + j + 1, out + j + 11, n - 5 - (j + 11));
+                n = n - 5 - 10;
+                break;
+            }
+    }
+    memcpy(out + n, ".weight", 8);
+    return n + 7;
+}
+
+/* the name with dots as underscores (kohya's spelling of base names) */
+static void mload__underscored(const char *s, size_t n, char *out) {
+    size_t i;
+    for (i = 0; i < n; ++i) out[i] = s[i] == '.' ? '_' : s[i];
+}
+
+typedef struct mload__uref { const char *name; size_t len; size_t idx; } mload__uref; /* an underscored base name */
+static int mload__uref_cmp(const void *x, const void *y) {
+    const mload__uref *a = MLOAD__CAST(const mload__uref *, x), *b = MLOAD__CAST(const mload__uref *, y);
+    return mload__name_cmp(a->name, a->len, b->name, b->len);
+}
+
+/* base tensor named `name` (exactly; kohya: by its underscored spelling):
+   its index, SIZE_MAX when none, SIZE_MAX - 1 when several spell so */
+static size_t mload__lora_base(const mload_map *m, const mload__uref *u, const char *name, size_t len, int kohya) {
+    const mload_tensor *t = mload_map_find_n(m, name, len);
+    size_t lo = 0, hi = m->count;
+    if (t) return MLOAD__CAST(size_t, t - m->tensors);
+    if (!kohya || !u) return SIZE_MAX;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (mload__name_cmp(u[mid].name, u[mid].len, name, len) < 0) lo = mid + 1;
+        else hi = mid;
+    }
+    if (lo == m->count || mload__name_cmp(u[lo].name, u[lo].len, name, len) != 0) return SIZE_MAX;
+    if (lo + 1 < m->count && mload__name_cmp(u[lo + 1].name, u[lo + 1].len, name, len) == 0) return SIZE_MAX - 1;
+    return u[lo].idx;
+}
+
+/* a pair against its base tensor: shapes, ranks, dtypes */
+static mload_result mload__lora_check(const mload__lpair *p, const mload_tensor *base, mload_error *err) {
+    const mload_tensor *a = p->a, *b = p->b;
+    uint32_t d;
+    if (mload_dtype_kind(a->dtype) != MLOAD_KIND_FLOAT || mload_dtype_kind(b->dtype) != MLOAD_KIND_FLOAT ||
+        mload_dtype_kind(base->dtype) != MLOAD_KIND_FLOAT)
+        return mload__fail(err, MLOAD_ERR_UNSUPPORTED, MLOAD_NO_OFFSET, a->name, a->name_len,
+                           "LoRA '%S' or its base '%S' is not a floating-point tensor", a->name, a->name_len, base->name, base->name_len);
+    if (a->rank < 2 || b->rank != a->rank || b->shape[1] != a->shape[0])
+        return mload__fail(err, MLOAD_ERR_SHAPE_MISMATCH, MLOAD_NO_OFFSET, a->name, a->name_len,
+                           "LoRA '%S' (rank %U) and '%S' (rank %U) do not make a pair", a->name, a->name_len,
+                           a->rank ? a->shape[0] : 0, b->name, b->name_len, b->rank >= 2 ? b->shape[1] : 0);
+    if ((base->rank != 2 && base->rank != 4) || base->rank != a->rank || b->shape[0] != base->shape[0])
+        return mload__fail(err, MLOAD_ERR_SHAPE_MISMATCH, MLOAD_NO_OFFSET, a->name, a->name_len,
+                           "LoRA '%S' x '%S' does not fit base tensor '%S'", b->name, b->name_len, a->name, a->name_len,
+                           base->name, base->name_len);
+    for (d = 1; d < base->rank; ++d)
+        if (a->shape[d] != base->shape[d] || (d >= 2 && b->shape[d] != 1))
+            return mload__fail(err, MLOAD_ERR_SHAPE_MISMATCH, MLOAD_NO_OFFSET, a->name, a->name_len,
+                               "LoRA '%S' x '%S' does not fit base tensor '%S'", b->name, b->name_len, a->name, a->name_len,
+                               base->name, base->name_len);
+    return MLOAD_OK;
+}
+
+/* Adapter li: opened, its pairs found, named and checked; each match appended to *mt. */
+static mload_result mload__lora_pairs(mload_map *m, const mload_lora *lo, uint64_t li, mload__lmatch **mt, size_t *nmt,
+                                      size_t *mcap, const mload__uref *u, mload_error *err) {
+    const mload_allocator *a = &m->alloc;
+    mload_map_desc d;
+    mload_map *am = NULL;
+    mload__lent *ents = NULL;
+    mload__lpair *pairs = NULL;
+    mload_tensor *fake = NULL, *conv = NULL;
+    size_t *conv_of = NULL, nconv = 0, ne = 0, np = 0, i, j, fake_n = 0;
+    char *names = NULL;
+    size_t names_cap = 0, names_n = 0;
+    mload__recipes rc;
+    mload_lora_info *info = &m->lora_info[li];
+    int lenient = (lo->flags & MLOAD_LORA_LENIENT) != 0;
+    mload_result r = MLOAD_OK;
+    memset(&rc, 0, sizeof rc);
+    memset(&d, 0, sizeof d);
+    if (!lo->path) return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "LoRA %U: no path", li);
+    d.paths = &lo->path;
+    d.path_count = 1;
+    d.allocator = m->alloc;
+    if ((r = mload_map_open(&d, &am, err)) != MLOAD_OK) return r;
+    m->loras[li] = am;
+    ents = MLOAD__CAST(mload__lent *, mload__malloc(a, (am->count + 1) * sizeof(mload__lent), sizeof(void *)));
+    pairs = MLOAD__CAST(mload__lpair *, mload__malloc(a, (am->count + 1) * sizeof(mload__lpair), sizeof(void *)));
+    if (!ents || !pairs) { r = mload__oom(err); goto done; }
+#define MLOAD__LORA_LEFT(nm, nl, ...)                                                                              \
+    do {                                                                                                           \
+        if (!lenient) { r = mload__fail(err, __VA_ARGS__); goto done; }                                            \
+        if (!info->unmatched++) info->first_unmatched = (nm);                                                      \
+        (void)(nl);                                                                                                \
+    } while (0)
+    for (i = 0; i < am->count; ++i) {
+        const mload_tensor *t = &am->tensors[i];
+        if (mload__lora_classify(t, &ents[ne])) ne++;
+        else MLOAD__LORA_LEFT(t->name, t->name_len, MLOAD_ERR_NOT_FOUND, MLOAD_NO_OFFSET, t->name, t->name_len,
+                              "LoRA tensor '%S' is in no known layout (lora_A/lora_B, lora_down/lora_up/alpha, lora.down/lora.up)",
+                              t->name, t->name_len);
+    }
+    qsort(ents, ne, sizeof(mload__lent), mload__lent_cmp);
+    for (i = 0; i < ne; i = j) { /* a module's entries: A, B, alpha */
+        mload__lpair *p = &pairs[np];
+        memset(p, 0, sizeof *p);
+        p->module = ents[i].module;
+        p->mlen = ents[i].mlen;
+        p->layout = ents[i].layout;
+        for (j = i; j < ne && ents[j].layout == p->layout && mload__name_cmp(ents[j].module, ents[j].mlen, p->module, p->mlen) == 0; ++j) {
+            const mload_tensor **slot = ents[j].role == MLOAD__LORA_A ? &p->a : ents[j].role == MLOAD__LORA_B ? &p->b : &p->alpha;
+            *slot = ents[j].t;
+        }
+        if (p->a && p->b) { np++; continue; }
+        MLOAD__LORA_LEFT(ents[i].t->name, ents[i].t->name_len, MLOAD_ERR_NOT_FOUND, MLOAD_NO_OFFSET, ents[i].t->name,
+                         ents[i].t->name_len, "LoRA '%S' has no %s", ents[i].t->name, ents[i].t->name_len,
+                         p->a ? "up (B) half" : "down (A) half");
+    }
+    /* target names, through the converter when given: fake tensors named MODULE.weight */
+    fake = MLOAD__CAST(mload_tensor *, mload__malloc(a, (np + 1) * sizeof(mload_tensor), sizeof(void *)));
+    if (!fake) { r = mload__oom(err); goto done; }
+    for (i = 0; i < np; ++i) {
+        char tmp[4096];
+        size_t n = mload__lora_target(&pairs[i], tmp, sizeof tmp);
+        if (!n || !mload__reserve(a, MLOAD__PCAST(void **, &names), &names_cap, names_n + n + 1, 1)) { r = n ? mload__oom(err) : mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, pairs[i].module, pairs[i].mlen, "LoRA module name too long"); goto done; }
+        memcpy(names + names_n, tmp, n + 1);
+        memset(&fake[i], 0, sizeof(mload_tensor));
+        fake[i].name = MLOAD__PCAST(const char *, names_n); /* an offset until the arena stops moving */
+        fake[i].name_len = n;
+        fake[i].dtype = MLOAD_DTYPE_F32;
+        fake[i].shape = &pairs[i].a->numel;
+        fake[i].rank = 1;
+        fake[i].numel = pairs[i].a->numel;
+        fake[i].nbytes = pairs[i].a->numel * 4u;
+        fake[i].file_index = UINT32_MAX;
+        names_n += n + 1;
+    }
+    fake_n = np;
+    for (i = 0; i < np; ++i) fake[i].name = names + MLOAD__PCAST(size_t, fake[i].name);
+    conv = fake;
+    nconv = np;
+#if !defined(MODELLOAD_NO_CONVERTER)
+    if (lo->converter && np) {
+        if (!mload__recipes_stored(a, &rc, fake, np)) { r = mload__oom(err); goto done; }
+        if ((r = mload__converter_build(lo->converter, fake, np, a, &rc, &conv, &conv_of, &nconv, err)) != MLOAD_OK) goto done;
+    }
+#else
+    if (lo->converter) { r = mload__fail(err, MLOAD_ERR_UNSUPPORTED, MLOAD_NO_OFFSET, NULL, 0, "built with MODELLOAD_NO_CONVERTER"); goto done; }
+#endif
+    for (i = 0; i < nconv; ++i) { /* each target: its pair, its base tensor */
+        size_t pi = i, bi;
+        const mload__lpair *p;
+        const mload_tensor *base;
+        double alpha;
+        float scale;
+        if (conv != fake) {
+            const mload__recipe *v = &rc.vts[conv_of ? conv_of[i] : i];
+            if (v->transpose || v->npieces != 1 || rc.pieces[v->piece0].base == MLOAD__ZERO_PIECE) {
+                r = mload__fail(err, MLOAD_ERR_INVALID_CONVERTER, MLOAD_NO_OFFSET, conv[i].name, conv[i].name_len,
+                                "LoRA rules may only rename, not compute '%S'", conv[i].name, conv[i].name_len);
+                goto done;
+            }
+            pi = rc.pieces[v->piece0].base;
+        }
+        p = &pairs[pi];
+        {
+            size_t ul = conv[i].name_len;
+            char *un = MLOAD__CAST(char *, mload__malloc(a, ul + 1, 1));
+            if (!un) { r = mload__oom(err); goto done; }
+            mload__underscored(conv[i].name, ul, un);
+            bi = mload__lora_base(m, u, p->layout == MLOAD__LORA_KOHYA ? un : conv[i].name, ul, p->layout == MLOAD__LORA_KOHYA);
+            if (bi >= SIZE_MAX - 1 && p->layout == MLOAD__LORA_KOHYA) { /* the exact name first */
+                size_t exact = mload__lora_base(m, NULL, conv[i].name, ul, 0);
+                if (exact != SIZE_MAX) bi = exact;
+            }
+            mload__free(a, un, ul + 1, 1);
+        }
+        if (bi == SIZE_MAX - 1) {
+            r = mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, p->a->name, p->a->name_len,
+                            "LoRA '%S' matches several base tensors", p->a->name, p->a->name_len);
+            goto done;
+        }
+        if (bi == SIZE_MAX) {
+            MLOAD__LORA_LEFT(p->a->name, p->a->name_len, MLOAD_ERR_NOT_FOUND, MLOAD_NO_OFFSET, p->a->name, p->a->name_len,
+                             "LoRA '%S' matches no base tensor (looked for '%S')", p->a->name, p->a->name_len, conv[i].name,
+                             conv[i].name_len);
+            continue;
+        }
+        base = &m->tensors[bi];
+        if ((r = mload__lora_check(p, base, err)) != MLOAD_OK) {
+            if (!lenient) goto done;
+            r = MLOAD_OK;
+            if (!info->unmatched++) info->first_unmatched = p->a->name;
+            continue;
+        }
+        alpha = lo->alpha > 0 ? lo->alpha : MLOAD__CAST(double, p->a->shape[0]);
+        if (p->alpha) {
+            float al = 0;
+            if (p->alpha->numel != 1 || (r = mload_map_read(am, p->alpha, MLOAD_DTYPE_F32, &al, 4, err)) != MLOAD_OK) {
+                if (r == MLOAD_OK)
+                    r = mload__fail(err, MLOAD_ERR_SHAPE_MISMATCH, MLOAD_NO_OFFSET, p->alpha->name, p->alpha->name_len,
+                                    "LoRA alpha '%S' is not a scalar", p->alpha->name, p->alpha->name_len);
+                goto done;
+            }
+            alpha = al;
+        }
+        scale = MLOAD__CAST(float, lo->scale * alpha / MLOAD__CAST(double, p->a->shape[0]));
+        if (!mload__reserve(a, MLOAD__PCAST(void **, mt), mcap, *nmt + 1, sizeof(mload__lmatch))) { r = mload__oom(err); goto done; }
+        (*mt)[*nmt].base = bi;
+        (*mt)[*nmt].order = *nmt;
+        (*mt)[*nmt].term.am = am;
+        (*mt)[*nmt].term.a = p->a;
+        (*mt)[*nmt].term.b = p->b;
+        (*mt)[*nmt].term.rank = p->a->shape[0];
+        (*mt)[*nmt].term.scale = scale;
+        (*nmt)++;
+        info->pairs++;
+    }
+#undef MLOAD__LORA_LEFT
+done:
+    if (conv != fake) mload__free(a, conv, (nconv + 1) * sizeof(mload_tensor), sizeof(void *));
+    mload__free(a, conv_of, (nconv + 1) * sizeof(size_t), sizeof(void *));
+    mload__recipes_free(a, &rc);
+    mload__free(a, fake, (fake_n + 1) * sizeof(mload_tensor), sizeof(void *));
+    mload__free(a, names, names_cap, 1);
+    mload__free(a, ents, (am->count + 1) * sizeof(mload__lent), sizeof(void *));
+    mload__free(a, pairs, (am->count + 1) * sizeof(mload__lpair), sizeof(void *));
+    return r;
+}
+
+/* The adapters: opened, matched, and each base tensor they touch becomes a
+   merge recipe over its own (no longer direct). */
+static mload_result mload__map_loras(mload_map *m, const mload_lora *loras, uint64_t n, mload_error *err) {
+    const mload_allocator *a = &m->alloc;
+    mload__lmatch *mt = NULL;
+    mload__uref *u = NULL;
+    char *ubuf = NULL;
+    size_t nmt = 0, mcap = 0, i, j, ulen = 0;
+    mload_result r = MLOAD_OK;
+    if (!loras) return mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, NULL, 0, "lora_count without loras");
+    m->loras = MLOAD__CAST(mload_map **, mload__malloc(a, MLOAD__CAST(size_t, n) * sizeof(mload_map *), sizeof(void *)));
+    m->lora_info = MLOAD__CAST(mload_lora_info *, mload__malloc(a, MLOAD__CAST(size_t, n) * sizeof(mload_lora_info), sizeof(void *)));
+    if (!m->loras || !m->lora_info) {
+        mload__free(a, m->loras, MLOAD__CAST(size_t, n) * sizeof(mload_map *), sizeof(void *));
+        mload__free(a, m->lora_info, MLOAD__CAST(size_t, n) * sizeof(mload_lora_info), sizeof(void *));
+        m->loras = NULL;
+        m->lora_info = NULL;
+        return mload__oom(err);
+    }
+    memset(m->loras, 0, MLOAD__CAST(size_t, n) * sizeof(mload_map *));
+    memset(m->lora_info, 0, MLOAD__CAST(size_t, n) * sizeof(mload_lora_info));
+    m->nloras = n;
+    /* the base names spelled with underscores, sorted (kohya) */
+    for (i = 0; i < m->count; ++i) ulen += m->tensors[i].name_len;
+    u = MLOAD__CAST(mload__uref *, mload__malloc(a, (m->count + 1) * sizeof(mload__uref), sizeof(void *)));
+    ubuf = MLOAD__CAST(char *, mload__malloc(a, ulen + 1, 1));
+    if (!u || !ubuf) { r = mload__oom(err); goto done; }
+    for (i = 0, ulen = 0; i < m->count; ++i) {
+        mload__underscored(m->tensors[i].name, m->tensors[i].name_len, ubuf + ulen);
+        u[i].name = ubuf + ulen;
+        u[i].len = m->tensors[i].name_len;
+        u[i].idx = i;
+        ulen += m->tensors[i].name_len;
+    }
+    qsort(u, m->count, sizeof(mload__uref), mload__uref_cmp);
+    for (i = 0; i < n && r == MLOAD_OK; ++i) {
+        r = mload__lora_pairs(m, &loras[i], i, &mt, &nmt, &mcap, u, err);
+        if (r != MLOAD_OK && err) err->file_index = MLOAD__CAST(uint32_t, i);
+    }
+    if (r != MLOAD_OK || nmt == 0) goto done;
+    if (m->tensors == m->stored) { /* the name space gets its own table: merged tensors are not direct */
+        mload_tensor *t = MLOAD__CAST(mload_tensor *, mload__malloc(a, (m->count + 1) * sizeof(mload_tensor), sizeof(void *)));
+        size_t *of = MLOAD__CAST(size_t *, mload__malloc(a, (m->count + 1) * sizeof(size_t), sizeof(void *)));
+        if (!t || !of) {
+            mload__free(a, t, (m->count + 1) * sizeof(mload_tensor), sizeof(void *));
+            mload__free(a, of, (m->count + 1) * sizeof(size_t), sizeof(void *));
+            r = mload__oom(err);
+            goto done;
+        }
+        memcpy(t, m->stored, m->count * sizeof(mload_tensor));
+        for (i = 0; i < m->count; ++i) of[i] = i;
+        m->tensors = t;
+        m->recipe_of = of;
+    }
+    qsort(mt, nmt, sizeof(mload__lmatch), mload__lmatch_cmp);
+    for (i = 0; i < nmt && r == MLOAD_OK; i = j) { /* one merge recipe per base tensor */
+        mload_tensor *t = &m->tensors[mt[i].base];
+        mload__recipe v;
+        size_t vi;
+        for (j = i; j < nmt && mt[j].base == mt[i].base; ++j) {}
+        if (!mload__reserve(a, MLOAD__PCAST(void **, &m->rc.terms), &m->rc.t_cap, m->rc.nt + (j - i), sizeof(mload__lterm))) {
+            r = mload__oom(err);
+            break;
+        }
+        v = m->rc.vts[m->recipe_of[mt[i].base]];
+        v.child = m->recipe_of[mt[i].base];
+        v.transpose = 0;
+        v.npieces = 0;
+        v.dtype = t->dtype;
+        v.src_dtype = MLOAD_DTYPE_F32;
+        v.term0 = m->rc.nt;
+        v.nterms = j - i;
+        for (; i < j; ++i) m->rc.terms[m->rc.nt++] = mt[i].term;
+        if ((vi = mload__recipe_add(a, &m->rc, &v)) == SIZE_MAX) { r = mload__oom(err); break; }
+        m->recipe_of[mt[j - 1].base] = vi;
+        t->file_index = UINT32_MAX;
+        t->offset = 0;
+        i = j;
+    }
+done:
+    mload__free(a, mt, mcap * sizeof(mload__lmatch), sizeof(void *));
+    mload__free(a, u, (m->count + 1) * sizeof(mload__uref), sizeof(void *));
+    mload__free(a, ubuf, ulen + 1, 1);
+    return r;
+}
+
+MODELLOAD_API mload_result mload_map_lora_info(const mload_map *m, uint64_t i, mload_lora_info *out) {
+    if (!m || !out || i >= m->nloras) return MLOAD_ERR_INVALID_ARGUMENT;
+    *out = m->lora_info[i];
+    return MLOAD_OK;
+}
+
 MODELLOAD_API mload_result mload_map_open(const mload_map_desc *desc, mload_map **out, mload_error *err) {
     mload_map *m;
     mload_result r = MLOAD_OK;
@@ -7418,6 +7920,7 @@ MODELLOAD_API mload_result mload_map_open(const mload_map_desc *desc, mload_map 
     if (r == MLOAD_OK) r = mload__map_build(m, err);
     if (r == MLOAD_OK) r = mload__map_match(m, desc, &conv, err);
     if (r == MLOAD_OK) r = mload__map_name_space(m, conv, err);
+    if (r == MLOAD_OK && desc->lora_count) r = mload__map_loras(m, desc->loras, desc->lora_count, err);
     if (r != MLOAD_OK) {
         mload__map_free(m);
         return r;

@@ -30,10 +30,11 @@ void area_map(void);
 void area_converter(void);
 void area_offload(void);
 void area_torch(void);
+void area_lora(void);
 
 static const struct { const char *name; void (*fn)(void); } areas[] = {
     {"dtype", area_dtype}, {"json", area_json},       {"format", area_format}, {"read", area_read},
-    {"fixtures", area_fixtures}, {"cast", area_cast}, {"cast_kernel", area_cast_kernel}, {"map", area_map}, {"converter", area_converter}, {"offload", area_offload}, {"torch", area_torch},
+    {"fixtures", area_fixtures}, {"cast", area_cast}, {"cast_kernel", area_cast_kernel}, {"map", area_map}, {"converter", area_converter}, {"offload", area_offload}, {"torch", area_torch}, {"lora", area_lora},
 };
 
 /* unit [AREA...]: every area, or only those named */

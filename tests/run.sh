@@ -94,7 +94,7 @@ compile "multi-file link" "$CC" -std=c99 $STRICT -I. "$T/impl_only.c" "$T/user.c
 echo "compile checks: $pass passed, $fail failed"
 
 # ---- 2. unit tests, plain and sanitized ---------------------------------------
-SRCS="tests/main.c tests/util.c tests/impl.c tests/test_dtype.c tests/test_json.c tests/test_format.c tests/test_read.c tests/test_fixtures.c tests/test_cast.c tests/test_cast_kernel.c tests/test_map.c tests/test_converter.c tests/test_offload.c tests/test_torch.c"
+SRCS="tests/main.c tests/util.c tests/impl.c tests/test_dtype.c tests/test_json.c tests/test_format.c tests/test_read.c tests/test_fixtures.c tests/test_cast.c tests/test_cast_kernel.c tests/test_map.c tests/test_converter.c tests/test_offload.c tests/test_torch.c tests/test_lora.c"
 if "$CC" -std=c99 -O2 -g $STRICT -Wno-conversion -Itests -I. $SRCS -o "$B/unit" -lm -pthread; then
   "$B/unit" > "$T/unit.out" 2> "$T/unit.err"; rc=$?
   cat "$T/unit.err" >&2
