@@ -216,6 +216,22 @@ if [ -x "$B/mload-convert" ]; then
   done
 else bad "mload-convert not built"; fi
 
+# 15. LoRA: mload-convert --lora writes what mload-inspect --lora --dump reads; an adapter matching nothing is exit 1
+if [ -x "$B/mload-convert" ]; then
+  expect_exit 0 "$B/mload-convert" tests/lora/base.safetensors --lora tests/lora/peft_r4.safetensors:0.5 \
+    --lora tests/lora/kohya_r4.safetensors:1.5 -o "$T/merged.safetensors"
+  for n in lin.weight conv.weight lin_bf16.weight; do
+    "$INSPECT" --lora tests/lora/peft_r4.safetensors:0.5 --lora tests/lora/kohya_r4.safetensors:1.5 --dump "$n" \
+      tests/lora/base.safetensors > "$T/a.bin" && "$INSPECT" --dump "$n" "$T/merged.safetensors" > "$T/b.bin" &&
+      "$INSPECT" --dump "$n" tests/lora/base.safetensors > "$T/c.bin"
+    if cmp -s "$T/a.bin" "$T/b.bin" && ! cmp -s "$T/a.bin" "$T/c.bin"; then ok; else bad "LoRA merge of $n: converted and inspected differ"; fi
+  done
+  expect_exit 1 "$INSPECT" --lora tests/lora/nomatch.safetensors tests/lora/base.safetensors
+  if grep -q "NotFound.*nothing.lora_A.weight" "$T/err"; then ok; else bad "LoRA mismatch: $(cat "$T/err")"; fi
+  expect_exit 0 "$B/mload-convert" tests/lora/base.safetensors --lora tests/lora/peft_r4.safetensors --lora-alpha 8 -o "$T/x.safetensors"
+  expect_exit 1 "$INSPECT" --lora tests/lora/peft_r1.safetensors --dump lin.weight tests/lora/base.safetensors # its names need rules
+else bad "mload-convert not built"; fi
+
 # 13. the tool builds alone with one cc command
 if cc -std=c99 -O2 -I. examples/tools/inspect.c -o "$T/inspect-alone" 2> "$T/err" && "$T/inspect-alone" "$T/a.st" > /dev/null; then ok; else bad "standalone build: $(cat "$T/err")"; fi
 

@@ -40,8 +40,8 @@
 #include <sys/stat.h> /* stat: is PATH a folder */
 
 static void usage(void) {
-    fprintf(stderr, "usage: mload-inspect [--convert RULES.txt] [--metadata] [--verify] [--json] PATH\n"
-                    "       mload-inspect [--convert RULES.txt] --dump NAME [--as DTYPE] PATH\n");
+    fprintf(stderr, "usage: mload-inspect [--convert RULES.txt] [--lora FILE[:SCALE]]... [--metadata] [--verify] [--json] PATH\n"
+                    "       mload-inspect [--convert RULES.txt] [--lora FILE[:SCALE]]... [--lora-alpha A] --dump NAME [--as DTYPE] PATH\n");
 }
 
 /* ---- output ---------------------------------------------------------------
@@ -432,6 +432,9 @@ int main(int argc, char **argv) {
     mload_map *m;
     mload_error e;
     listing l;
+    mload_lora *loras = (mload_lora *)calloc((size_t)argc, sizeof(mload_lora));
+    uint32_t nlora = 0, k;
+    double alpha = 0;
 
     for (i = 1; i < argc; ++i) {
         if (strcmp(argv[i], "--metadata") == 0) want_meta = 1;
@@ -440,6 +443,17 @@ int main(int argc, char **argv) {
         else if (strcmp(argv[i], "--dump") == 0 && i + 1 < argc) dump_name = argv[++i];
         else if (strcmp(argv[i], "--as") == 0 && i + 1 < argc) as_name = argv[++i];
         else if (strcmp(argv[i], "--convert") == 0 && i + 1 < argc) rules_path = argv[++i];
+        else if (strcmp(argv[i], "--lora") == 0 && i + 1 < argc && loras) { /* FILE, or FILE:SCALE (default 1) */
+            char *spec = argv[++i], *colon = strrchr(spec, ':'), *end = NULL;
+            loras[nlora].scale = colon ? strtod(colon + 1, &end) : 1.0;
+            if (colon && end != colon + 1 && *end == '\0') *colon = '\0';
+            else loras[nlora].scale = 1.0; /* the ':' belongs to the path */
+            loras[nlora++].path = spec;
+        } else if (strcmp(argv[i], "--lora-alpha") == 0 && i + 1 < argc) {
+            char *end;
+            alpha = strtod(argv[++i], &end);
+            if (*end || alpha <= 0) { usage(); return 2; }
+        }
         else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) { usage(); return 0; }
         else if (strcmp(argv[i], "--") == 0 && i + 1 < argc && !path) path = argv[++i];
         else if (argv[i][0] == '-' && argv[i][1] != '\0') {
@@ -454,6 +468,9 @@ int main(int argc, char **argv) {
     memset(&d, 0, sizeof d);
     d.paths = &path;
     d.path_count = 1;
+    for (k = 0; k < nlora; ++k) loras[k].alpha = alpha;
+    d.loras = loras;
+    d.lora_count = nlora;
     if (rules_path) {
         FILE *fp = fopen(rules_path, "rb");
         char *text = NULL;
@@ -488,9 +505,10 @@ int main(int argc, char **argv) {
         d.converter = &conv;
     }
     memset(&l, 0, sizeof l);
-    if (!rules_path && !dump_name && !verify && is_one_file(path)) { /* the listing of one file: no map */
+    if (!rules_path && !nlora && !dump_name && !verify && is_one_file(path)) { /* the listing of one file: no map */
         mload_file_desc fd;
         mload_file *f;
+        free(loras);
         memset(&fd, 0, sizeof fd);
         fd.path = path;
         if (mload_file_open(&fd, &f, &e) != MLOAD_OK) {
@@ -504,10 +522,12 @@ int main(int argc, char **argv) {
         mload_file_close(f);
         return finish_output();
     }
-    if (mload_map_open(&d, &m, &e) != MLOAD_OK) {
+    i = mload_map_open(&d, &m, &e) != MLOAD_OK;
+    free(loras); /* the map keeps nothing of the descs */
+    if (i) {
         mload_rules_destroy(rules);
         rc = report(path, &e);
-        return e.code == MLOAD_ERR_NOT_FOUND ? 2 : rc; /* a folder without checkpoints */
+        return e.code == MLOAD_ERR_NOT_FOUND && !nlora ? 2 : rc; /* a folder without checkpoints */
     }
     mload_rules_destroy(rules); /* the map keeps nothing of it */
     if (dump_name) {
