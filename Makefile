@@ -91,11 +91,16 @@ $(BUILD)/bench_torch: tests/bench/bench_torch.c modelload.h
 	@mkdir -p $(BUILD)
 	$(CC) -std=c99 -O2 $(STRICT) -I. $< -o $@ -pthread
 
-bench: $(BUILD)/bench_parse $(BUILD)/bench_load $(BUILD)/bench_offload $(BUILD)/bench_torch mload-inspect
+$(BUILD)/bench_lora: tests/bench/bench_lora.c modelload.h
+	@mkdir -p $(BUILD)
+	$(CC) -std=c99 -O2 $(STRICT) -I. $< -o $@ -pthread
+
+bench: $(BUILD)/bench_parse $(BUILD)/bench_load $(BUILD)/bench_offload $(BUILD)/bench_torch $(BUILD)/bench_lora mload-inspect
 	./$(BUILD)/bench_parse
 	MLOAD_BENCH_MB=$(MLOAD_BENCH_MB) ./$(BUILD)/bench_load
 	./$(BUILD)/bench_offload
 	./$(BUILD)/bench_torch
+	./$(BUILD)/bench_lora
 	bash tests/bench/bench_inspect.sh ./mload-inspect
 
 $(BUILD)/fuzz_parse: tests/fuzz_parse.c modelload.h

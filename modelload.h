@@ -5817,6 +5817,26 @@ static mload_result mload__read_transpose(const mload__reader *rd, const mload__
     return r;
 }
 
+/* w (nrows x rest) += sb (nrows x rank, the scaled B rows) x A (rank x
+   rest): columns in tiles of 1024 so that A's tile row stays in L1 while
+   it is added to every row of the block; each element takes its terms in
+   k order, so every tiling gives the same bits (no FMA contraction). */
+MLOAD__VECTORIZE static void mload__merge_block(float *w, uint64_t nrows, uint64_t rest, const float *A, const float *sb,
+                                                uint64_t rank) {
+    uint64_t j0, k, i, j;
+    for (j0 = 0; j0 < rest; j0 += 1024) {
+        uint64_t jn = rest - j0 < 1024 ? rest - j0 : 1024;
+        for (k = 0; k < rank; ++k) {
+            const float *ar = A + k * rest + j0;
+            for (i = 0; i < nrows; ++i) {
+                float sk = sb[i * rank + k], *wr = w + i * rest + j0;
+                if (sk != 0.0f)
+                    for (j = 0; j < jn; ++j) wr[j] += sk * ar[j];
+            }
+        }
+    }
+}
+
 /* A LoRA merge: rows of the child read as F32 a block at a time, each
    term's scale * B[rows] A added row by row, the block converted out. A is
    read whole and B's rows once per call. */
@@ -5847,8 +5867,12 @@ static mload_result mload__read_merged(const mload__reader *rd, const mload__rec
         A[t] = MLOAD__CAST(float *, mload__malloc(rd->alloc, an[t] ? an[t] : 1, 64));
         B[t] = MLOAD__CAST(float *, mload__malloc(rd->alloc, bn[t] ? bn[t] : 1, 64));
         if (!A[t] || !B[t]) r = mload__oom(rd->err);
-        else if ((r = mload_map_read(l->am, l->a, MLOAD_DTYPE_F32, A[t], an[t], rd->err)) == MLOAD_OK)
-            r = mload_map_read_range(l->am, l->b, r0 * l->rank, (r1 - r0) * l->rank, MLOAD_DTYPE_F32, B[t], bn[t], rd->err);
+        else if ((r = mload_map_read(l->am, l->a, MLOAD_DTYPE_F32, A[t], an[t], rd->err)) == MLOAD_OK &&
+                 (r = mload_map_read_range(l->am, l->b, r0 * l->rank, (r1 - r0) * l->rank, MLOAD_DTYPE_F32, B[t], bn[t], rd->err)) ==
+                     MLOAD_OK) {
+            size_t q;
+            for (q = 0; q < bn[t] / 4u; ++q) B[t][q] *= l->scale; /* scale * B[i][k], as the element-wise order wants */
+        }
     }
     wn = MLOAD__CAST(size_t, nrb * rest) * 4u;
     if (r == MLOAD_OK && !(w = MLOAD__CAST(float *, mload__malloc(rd->alloc, wn, 64)))) r = mload__oom(rd->err);
@@ -5858,21 +5882,12 @@ static mload_result mload__read_merged(const mload__reader *rd, const mload__rec
         else r = mload__read_recipe(rd, v->child, 0, c->numel, MLOAD_DTYPE_F32, MLOAD__PCAST(unsigned char *, whole), pub);
     }
     for (b0 = r0; b0 < r1 && r == MLOAD_OK; b0 += nrb) {
-        uint64_t b1 = b0 + nrb < r1 ? b0 + nrb : r1, i, k, j, lo, hi;
+        uint64_t b1 = b0 + nrb < r1 ? b0 + nrb : r1, lo, hi;
         if (whole) memcpy(w, whole + b0 * rest, MLOAD__CAST(size_t, (b1 - b0) * rest) * 4u);
         else if ((r = mload__read_recipe(rd, v->child, b0 * rest, (b1 - b0) * rest, MLOAD_DTYPE_F32, MLOAD__PCAST(unsigned char *, w), pub)) != MLOAD_OK)
             break;
         for (t = 0; t < v->nterms; ++t)
-            for (i = b0; i < b1; ++i) {
-                const float *brow = B[t] + (i - r0) * terms[t].rank;
-                float *wrow = w + (i - b0) * rest;
-                for (k = 0; k < terms[t].rank; ++k) {
-                    const float *arow = A[t] + k * rest;
-                    float sk = terms[t].scale * brow[k];
-                    if (sk != 0.0f)
-                        for (j = 0; j < rest; ++j) wrow[j] += sk * arow[j];
-                }
-            }
+            mload__merge_block(w, b1 - b0, rest, A[t], B[t] + (b0 - r0) * terms[t].rank, terms[t].rank);
         lo = first > b0 * rest ? first : b0 * rest;
         hi = first + count < b1 * rest ? first + count : b1 * rest;
         mload__cast(dst + (lo - first) * ab / 8u, as, MLOAD__PCAST(const unsigned char *, w + (lo - b0 * rest)), MLOAD_DTYPE_F32,
