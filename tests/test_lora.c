@@ -254,7 +254,48 @@ static void t_write_merged(void) {
     remove(out);
 }
 
+#if !defined(MODELLOAD_NO_OFFLOAD)
+/* an offload unit over a map with an adapter holds the merged weights */
+static void t_offload_merged(void) {
+    static const char *const names[] = {"lin.weight", "conv.weight"};
+    mload_error e;
+    mload_lora l = lora("kohya_r4", 1.0, 0.0);
+    mload_map *m = open_with(&l, 1, &e);
+    mload_device dev;
+    mload_offload_desc od;
+    mload_offload *o = NULL;
+    uint32_t unit = 0;
+    const mload_unit_tensor *t = NULL;
+    uint64_t n = 0, i;
+    memset(&dev, 0, sizeof dev);
+    memset(&od, 0, sizeof od);
+    CHECK(m != NULL);
+    CHECK_RES(mload_device_create_host(&dev, &e), MLOAD_OK);
+    od.map = m;
+    od.device = dev;
+    od.device_budget = 1 << 20;
+    if (m && mload_offload_create(&od, &o, &e) == MLOAD_OK) {
+        CHECK_RES(mload_offload_add_unit_list(o, "u", names, 2, NULL, &unit, &e), MLOAD_OK);
+        CHECK_RES(mload_offload_acquire(o, unit, &t, &n, &e), MLOAD_OK);
+        for (i = 0; i < n && t; ++i) {
+            float *want = read_f32(m, t[i].tensor);
+            CHECK(want && t[i].dtype == MLOAD_DTYPE_F32 && memcmp(want, t[i].data, (size_t)t[i].nbytes) == 0);
+            free(want);
+        }
+        mload_offload_release(o, unit);
+    } else {
+        CHECK(0);
+    }
+    mload_offload_destroy(o);
+    mload_device_destroy(&dev);
+    mload_map_close(m);
+}
+#endif
+
 void area_lora(void) {
+#if !defined(MODELLOAD_NO_OFFLOAD)
+    RUN(t_offload_merged);
+#endif
     RUN(t_layouts_and_ranks);
     RUN(t_errors);
     RUN(t_write_merged);
