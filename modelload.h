@@ -86,7 +86,7 @@
      6. CONVERTER       >>converter    rules text, the callback, the builder of converted recipes
                                        (rename, concat, chunk, slice, transpose, cast, zeros...)
      7. MAP             >>map          files, folders and index.json of sharded checkpoints; the name
-                                       space; reads, ranges, rows; views
+                                       space; LoRA adapters merged on read; reads, ranges, rows; views
      8. BULK LOADS AND BINDING >>bulk  threaded loads (progress, cancel, O_DIRECT bounce buffers);
                                        binding a program's parameters
      9. FINGERPRINT     >>fingerprint  MD5 and the model fingerprint
@@ -12421,7 +12421,8 @@ REVISION HISTORY (every rename with its old name: docs/changelog.md)
   0.4.0  PyTorch checkpoints (.bin .pth .pt .ckpt) through the same file and
          map: a zip reader and a restricted pickle machine that runs no
          code (mload_file_format, mload_file_strides, MODELLOAD_NO_PICKLE,
-         InvalidArchive, InvalidPickle, PickleRefused).
+         InvalidArchive, InvalidPickle, PickleRefused). LoRA adapters
+         merged on read (mload_lora, mload_map_lora_info).
   0.3.0  Casts at the speed of memory: AVX2/F16C and AVX-512 kernels picked
          at run time (mload_cast_simd, mload_cast_set_simd, MODELLOAD_NO_SIMD),
          bit-identical to the portable loops; reads that cast in cache-sized
