@@ -61,6 +61,16 @@ void *wacct_alloc(size_t size, size_t align, void *user);
 void wacct_free(void *p, size_t size, void *user);
 void wacct_done(wacct *a);
 
+/* Writes every tensor of m (as the map reads it) with mload_write to
+   /tmp/mload_TAG_PID.safetensors, whose path goes to out. */
+mload_result write_map_copy(const mload_map *m, const char *tag, char *out, size_t cap, mload_error *e);
+#if !defined(MODELLOAD_NO_OFFLOAD)
+/* Acquires one unit of the n named tensors of m on the host device: the
+   number of its tensors whose bytes differ from ref's read of the same name
+   in the unit's dtype (a missing tensor counts), or -1 when a step failed. */
+long host_unit_mismatches(const mload_map *m, const char *const *names, uint64_t n, const mload_map *ref);
+#endif
+
 /* A growable byte buffer. */
 typedef struct tbuf { unsigned char *p; size_t n, cap; } tbuf;
 void tbuf_put(tbuf *b, const void *data, size_t n);

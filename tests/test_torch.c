@@ -208,23 +208,12 @@ static void t_write_and_fingerprint(void) {
     mload_error e;
     mload_map *m = open_map(TORCH_DIR "views.pt", &e), *r = open_map(TORCH_DIR "views.pt.ref.safetensors", &e);
     char fa[33], fb[33], out[256];
-    mload_write_tensor *w;
-    uint64_t i, n;
     CHECK(m && r);
     if (!m || !r) { mload_map_close(m); mload_map_close(r); return; }
     CHECK_RES(mload_map_fingerprint(m, fa, &e), MLOAD_OK);
     CHECK_RES(mload_map_fingerprint(r, fb, &e), MLOAD_OK);
     CHECK(strcmp(fa, fb) == 0);
-    n = mload_map_count(m);
-    w = (mload_write_tensor *)calloc((size_t)n, sizeof *w);
-    for (i = 0; i < n; ++i) {
-        w[i].name = mload_map_tensor(m, i)->name;
-        w[i].map = m;
-        w[i].src = mload_map_tensor(m, i);
-    }
-    snprintf(out, sizeof out, "/tmp/mload_torch_%d.safetensors", (int)getpid());
-    CHECK_RES(mload_write(out, w, n, NULL, &e), MLOAD_OK);
-    free(w);
+    CHECK_RES(write_map_copy(m, "torch", out, sizeof out, &e), MLOAD_OK);
     mload_map_close(m);
     mload_map_close(r);
     check_against_ref(out, TORCH_DIR "views.pt.ref.safetensors");
@@ -238,35 +227,8 @@ static void t_offload_units(void) {
     static const char *const names[] = {"transposed", "rows", "bf16_t", "head.weight"};
     mload_error e;
     mload_map *m = open_map(TORCH_DIR "views.pt", &e), *r = open_map(TORCH_DIR "views.pt.ref.safetensors", &e);
-    mload_device dev;
-    mload_offload_desc od;
-    mload_offload *o = NULL;
-    uint32_t unit = 0;
-    const mload_unit_tensor *t = NULL;
-    uint64_t n = 0, i;
-    memset(&dev, 0, sizeof dev);
-    memset(&od, 0, sizeof od);
     CHECK(m && r);
-    CHECK_RES(mload_device_create_host(&dev, &e), MLOAD_OK);
-    od.map = m;
-    od.device = dev;
-    od.device_budget = 1 << 20;
-    if (m && r && mload_offload_create(&od, &o, &e) == MLOAD_OK) {
-        CHECK_RES(mload_offload_add_unit_list(o, "u", names, 4, NULL, &unit, &e), MLOAD_OK);
-        CHECK_RES(mload_offload_acquire(o, unit, &t, &n, &e), MLOAD_OK);
-        CHECK_EQ_U64(n, 4);
-        for (i = 0; i < n && t; ++i) {
-            uint64_t size = 0;
-            void *want = read_all(r, mload_map_find(r, t[i].tensor->name), t[i].dtype, &size);
-            CHECK(want && size == t[i].nbytes && memcmp(want, t[i].data, (size_t)size) == 0);
-            mload_map_free_buffer(r, want, size);
-        }
-        mload_offload_release(o, unit);
-    } else {
-        CHECK(0);
-    }
-    mload_offload_destroy(o);
-    mload_device_destroy(&dev);
+    if (m && r) CHECK_EQ_U64(host_unit_mismatches(m, names, 4, r), 0);
     mload_map_close(m);
     mload_map_close(r);
 }

@@ -159,3 +159,58 @@ void wacct_done(wacct *a) {
     a->size = NULL;
     a->cap = 0;
 }
+
+/* every tensor of m written by mload_write (harness.h) */
+mload_result write_map_copy(const mload_map *m, const char *tag, char *out, size_t cap, mload_error *e) {
+    uint64_t i, n = mload_map_count(m);
+    mload_write_tensor *w = (mload_write_tensor *)calloc((size_t)n + 1, sizeof *w);
+    mload_result r;
+    if (!w) return MLOAD_ERR_OUT_OF_MEMORY;
+    for (i = 0; i < n; ++i) {
+        w[i].name = mload_map_tensor(m, i)->name;
+        w[i].name_len = mload_map_tensor(m, i)->name_len;
+        w[i].map = m;
+        w[i].src = mload_map_tensor(m, i);
+    }
+    snprintf(out, cap, "/tmp/mload_%s_%d.safetensors", tag, (int)getpid());
+    r = mload_write(out, w, n, NULL, e);
+    free(w);
+    return r;
+}
+
+#if !defined(MODELLOAD_NO_OFFLOAD)
+/* one unit on the host device against ref's reads (harness.h) */
+long host_unit_mismatches(const mload_map *m, const char *const *names, uint64_t n, const mload_map *ref) {
+    mload_device dev;
+    mload_offload_desc od;
+    mload_offload *o = NULL;
+    mload_error e;
+    uint32_t unit = 0;
+    const mload_unit_tensor *t = NULL;
+    uint64_t nt = 0, i;
+    long bad = -1;
+    memset(&dev, 0, sizeof dev);
+    memset(&od, 0, sizeof od);
+    od.map = m;
+    od.device_budget = 1 << 20;
+    if (mload_device_create_host(&dev, &e) == MLOAD_OK && (od.device = dev, mload_offload_create(&od, &o, &e)) == MLOAD_OK &&
+        mload_offload_add_unit_list(o, "u", names, n, NULL, &unit, &e) == MLOAD_OK &&
+        mload_offload_acquire(o, unit, &t, &nt, &e) == MLOAD_OK) {
+        for (bad = nt == n ? 0 : 1, i = 0; i < nt; ++i) {
+            void *want = NULL;
+            uint64_t size = 0;
+            const mload_tensor *rt = mload_map_find_n(ref, t[i].tensor->name, t[i].tensor->name_len);
+            if (!rt || mload_map_read_alloc(ref, rt, t[i].dtype, &want, &size, &e) != MLOAD_OK || size != t[i].nbytes ||
+                memcmp(want, t[i].data, (size_t)size) != 0)
+                bad++;
+            mload_map_free_buffer(ref, want, size);
+        }
+        mload_offload_release(o, unit);
+    } else {
+        fprintf(stderr, "  offload set-up: %s\n", e.message);
+    }
+    mload_offload_destroy(o);
+    mload_device_destroy(&dev);
+    return bad;
+}
+#endif

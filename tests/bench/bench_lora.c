@@ -47,18 +47,6 @@ static void write1(const char *path, const char *const *names, const mload_dtype
     if (mload_write(path, w, n, NULL, &e) != MLOAD_OK) die("write %s: %s", path, e.message);
 }
 
-static mload_map *open_map(const char *path, const mload_lora *l) {
-    mload_map_desc d;
-    mload_map *m = NULL;
-    mload_error e;
-    memset(&d, 0, sizeof d);
-    d.paths = &path;
-    d.path_count = 1;
-    d.loras = l;
-    d.lora_count = l ? 1 : 0;
-    if (mload_map_open(&d, &m, &e) != MLOAD_OK) die("open %s: %s", path, e.message);
-    return m;
-}
 
 static uint64_t time_read(const mload_map *m, const char *name, float *dst, int bulk) {
     const mload_tensor *t = mload_map_find(m, name);
@@ -127,8 +115,8 @@ int main(void) {
     memset(&l, 0, sizeof l);
     l.path = g_files[1];
     l.scale = 1.0;
-    plain = open_map(g_files[0], NULL);
-    merged = open_map(g_files[0], &l);
+    plain = bench_open_map(g_files[0], NULL, 0);
+    merged = bench_open_map(g_files[0], &l, 1);
     memset(dst, 0, (size_t)N * N * 4);
     printf("\nB9 LoRA merged on read (4096 x 4096 base, PEFT rank 64, warm page cache, F32 out, median of %zu)\n", reps);
     printf("  %-44s %10s %10s %8s\n", "", "plain", "merged", "ratio");

@@ -127,25 +127,15 @@ static void write_st(const char *path, const spec *s, size_t n, const float *dat
     free(shapes);
 }
 
-static mload_map *open_map(const char *path) {
-    mload_map_desc d;
-    mload_map *m = NULL;
-    mload_error e;
-    memset(&d, 0, sizeof d);
-    d.paths = &path;
-    d.path_count = 1;
-    if (mload_map_open(&d, &m, &e) != MLOAD_OK) die("open %s: %s", path, e.message);
-    return m;
-}
 
 static uint64_t time_list(const char *path) {
     uint64_t t0 = now_ns();
-    mload_map_close(open_map(path));
+    mload_map_close(bench_open_map(path, NULL, 0));
     return now_ns() - t0;
 }
 
 static uint64_t time_load(const char *path, void *dst, uint32_t threads) {
-    mload_map *m = open_map(path);
+    mload_map *m = bench_open_map(path, NULL, 0);
     uint64_t n = mload_map_count(m), i, off = 0, t0;
     mload_load_item *it = (mload_load_item *)xmalloc((size_t)n * sizeof *it);
     mload_load_opts o;

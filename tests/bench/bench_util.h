@@ -136,4 +136,20 @@ static inline void make_tmpdir(char *dir, size_t cap, const char *name) {
     if (!mkdtemp(dir)) die("mkdtemp '%s': %s", dir, strerror(errno));
 }
 
+#ifdef MODELLOAD_H
+/* a map over one path, with n LoRA adapters (l may be NULL); exits on failure */
+static inline mload_map *bench_open_map(const char *path, const mload_lora *l, uint64_t n) {
+    mload_map_desc d;
+    mload_map *m = NULL;
+    mload_error e;
+    memset(&d, 0, sizeof d);
+    d.paths = &path;
+    d.path_count = 1;
+    d.loras = l;
+    d.lora_count = n;
+    if (mload_map_open(&d, &m, &e) != MLOAD_OK) die("open %s: %s", path, e.message);
+    return m;
+}
+#endif
+
 #endif
