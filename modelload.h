@@ -5818,23 +5818,63 @@ static mload_result mload__read_transpose(const mload__reader *rd, const mload__
 }
 
 /* w (nrows x rest) += sb (nrows x rank, the scaled B rows) x A (rank x
-   rest): columns in tiles of 1024 so that A's tile row stays in L1 while
-   it is added to every row of the block; each element takes its terms in
-   k order, so every tiling gives the same bits (no FMA contraction). */
-MLOAD__VECTORIZE static void mload__merge_block(float *w, uint64_t nrows, uint64_t rest, const float *A, const float *sb,
-                                                uint64_t rank) {
+   rest), columns [j_begin, rest): each element takes its terms in k order
+   as a multiply then an add (no FMA), so every kernel and every tiling
+   gives the same bits. The C loops tile columns by 1024 so that A's tile
+   row stays in L1 while it is added to every row; the AVX2 kernel keeps a
+   4 x 16 block of w in registers across all k. */
+MLOAD__VECTORIZE static void mload__merge_rows(float *w, uint64_t nrows, uint64_t j_begin, uint64_t rest, const float *A,
+                                               const float *sb, uint64_t rank) {
     uint64_t j0, k, i, j;
-    for (j0 = 0; j0 < rest; j0 += 1024) {
+    for (j0 = j_begin; j0 < rest; j0 += 1024) {
         uint64_t jn = rest - j0 < 1024 ? rest - j0 : 1024;
         for (k = 0; k < rank; ++k) {
             const float *ar = A + k * rest + j0;
             for (i = 0; i < nrows; ++i) {
                 float sk = sb[i * rank + k], *wr = w + i * rest + j0;
-                if (sk != 0.0f)
-                    for (j = 0; j < jn; ++j) wr[j] += sk * ar[j];
+                for (j = 0; j < jn; ++j) wr[j] += sk * ar[j];
             }
         }
     }
+}
+
+#if MLOAD__X86_SIMD
+MLOAD__AVX2 static void mload__merge_avx2(float *w, uint64_t nrows, uint64_t rest, const float *A, const float *sb, uint64_t rank) {
+    uint64_t i, j, k, r, jend = rest / 16u * 16u;
+    for (i = 0; i + 4 <= nrows; i += 4) {
+        for (j = 0; j < jend; j += 16) {
+            __m256 c[8];
+            for (r = 0; r < 4; ++r) {
+                c[2 * r] = _mm256_loadu_ps(w + (i + r) * rest + j);
+                c[2 * r + 1] = _mm256_loadu_ps(w + (i + r) * rest + j + 8);
+            }
+            for (k = 0; k < rank; ++k) {
+                __m256 a0 = _mm256_loadu_ps(A + k * rest + j), a1 = _mm256_loadu_ps(A + k * rest + j + 8);
+                for (r = 0; r < 4; ++r) {
+                    __m256 sk = _mm256_set1_ps(sb[(i + r) * rank + k]);
+                    c[2 * r] = _mm256_add_ps(c[2 * r], _mm256_mul_ps(sk, a0));
+                    c[2 * r + 1] = _mm256_add_ps(c[2 * r + 1], _mm256_mul_ps(sk, a1));
+                }
+            }
+            for (r = 0; r < 4; ++r) {
+                _mm256_storeu_ps(w + (i + r) * rest + j, c[2 * r]);
+                _mm256_storeu_ps(w + (i + r) * rest + j + 8, c[2 * r + 1]);
+            }
+        }
+        if (jend < rest) mload__merge_rows(w + i * rest, 4, jend, rest, A, sb + i * rank, rank);
+    }
+    if (i < nrows) mload__merge_rows(w + i * rest, nrows - i, 0, rest, A, sb + i * rank, rank);
+}
+#endif
+
+static void mload__merge_block(float *w, uint64_t nrows, uint64_t rest, const float *A, const float *sb, uint64_t rank) {
+#if MLOAD__X86_SIMD
+    if (mload__simd() >= MLOAD_SIMD_AVX2) {
+        mload__merge_avx2(w, nrows, rest, A, sb, rank);
+        return;
+    }
+#endif
+    mload__merge_rows(w, nrows, 0, rest, A, sb, rank);
 }
 
 /* A LoRA merge: rows of the child read as F32 a block at a time, each

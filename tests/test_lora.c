@@ -92,6 +92,15 @@ static void check_case(const char *name, const mload_lora *l, uint64_t nl) {
                 for (k = 0; k < t->numel && memcmp(got, base, (size_t)t->numel * 4) != 0; ++k) {}
                 CHECK(memcmp(got, base, (size_t)t->numel * 4) != 0); /* the adapter changed something */
             }
+            { /* the portable loops give the SIMD kernel's bits */
+                mload_simd was = mload_cast_simd();
+                float *again;
+                mload_cast_set_simd(MLOAD_SIMD_PORTABLE);
+                again = read_f32(m, t);
+                mload_cast_set_simd(was);
+                CHECK(again && memcmp(again, got, (size_t)t->numel * 4) == 0);
+                free(again);
+            }
             /* a range, rows and a bulk load in two pieces: the whole read's values */
             CHECK_RES(mload_map_read_range(m, t, first, count, MLOAD_DTYPE_F32, part, count * 4, &e), MLOAD_OK);
             CHECK(memcmp(part, got + first, (size_t)count * 4) == 0);
