@@ -5823,7 +5823,16 @@ static mload_result mload__read_transpose(const mload__reader *rd, const mload__
    gives the same bits. The C loops tile columns by 1024 so that A's tile
    row stays in L1 while it is added to every row; the AVX2 kernel keeps a
    4 x 16 block of w in registers across all k. */
-MLOAD__VECTORIZE static void mload__merge_rows(float *w, uint64_t nrows, uint64_t j_begin, uint64_t rest, const float *A,
+/* no contraction of the multiply and the add into an FMA: GCC fuses across
+   statements under its default -ffp-contract=fast, so it is told per
+   function; clang fuses within one expression only, so the two are
+   separate statements */
+#if defined(__GNUC__) && !defined(__clang__)
+#define MLOAD__NO_CONTRACT __attribute__((optimize("fp-contract=off")))
+#else
+#define MLOAD__NO_CONTRACT
+#endif
+MLOAD__VECTORIZE MLOAD__NO_CONTRACT static void mload__merge_rows(float *w, uint64_t nrows, uint64_t j_begin, uint64_t rest, const float *A,
                                                const float *sb, uint64_t rank) {
     uint64_t j0, k, i, j;
     for (j0 = j_begin; j0 < rest; j0 += 1024) {
@@ -5832,14 +5841,17 @@ MLOAD__VECTORIZE static void mload__merge_rows(float *w, uint64_t nrows, uint64_
             const float *ar = A + k * rest + j0;
             for (i = 0; i < nrows; ++i) {
                 float sk = sb[i * rank + k], *wr = w + i * rest + j0;
-                for (j = 0; j < jn; ++j) wr[j] += sk * ar[j];
+                for (j = 0; j < jn; ++j) {
+                    float p = sk * ar[j];
+                    wr[j] += p;
+                }
             }
         }
     }
 }
 
 #if MLOAD__X86_SIMD
-MLOAD__AVX2 static void mload__merge_avx2(float *w, uint64_t nrows, uint64_t rest, const float *A, const float *sb, uint64_t rank) {
+__attribute__((target("avx2"))) MLOAD__NO_CONTRACT static void mload__merge_avx2(float *w, uint64_t nrows, uint64_t rest, const float *A, const float *sb, uint64_t rank) {
     uint64_t i, j, k, r, jend = rest / 16u * 16u;
     for (i = 0; i + 4 <= nrows; i += 4) {
         for (j = 0; j < jend; j += 16) {
@@ -5851,9 +5863,9 @@ MLOAD__AVX2 static void mload__merge_avx2(float *w, uint64_t nrows, uint64_t res
             for (k = 0; k < rank; ++k) {
                 __m256 a0 = _mm256_loadu_ps(A + k * rest + j), a1 = _mm256_loadu_ps(A + k * rest + j + 8);
                 for (r = 0; r < 4; ++r) {
-                    __m256 sk = _mm256_set1_ps(sb[(i + r) * rank + k]);
-                    c[2 * r] = _mm256_add_ps(c[2 * r], _mm256_mul_ps(sk, a0));
-                    c[2 * r + 1] = _mm256_add_ps(c[2 * r + 1], _mm256_mul_ps(sk, a1));
+                    __m256 sk = _mm256_set1_ps(sb[(i + r) * rank + k]), p0 = _mm256_mul_ps(sk, a0), p1 = _mm256_mul_ps(sk, a1);
+                    c[2 * r] = _mm256_add_ps(c[2 * r], p0); /* target avx2 without fma: never fused */
+                    c[2 * r + 1] = _mm256_add_ps(c[2 * r + 1], p1);
                 }
             }
             for (r = 0; r < 4; ++r) {
