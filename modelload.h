@@ -4583,6 +4583,7 @@ typedef struct mload__pk {
     uint32_t *stack; size_t sp, stack_cap;
     size_t marks[MLOAD__PK_MAX_MARKS]; size_t nmarks;
     uint32_t *memo; size_t memo_cap, memo_used;
+    uint32_t small[256]; /* the value of each int 0..255 once made (ints never change), else UINT32_MAX */
     mload_error *err;
 } mload__pk;
 
@@ -4650,6 +4651,15 @@ static mload_result mload__pk_make(mload__pk *k, uint8_t kind, int64_t i, const 
     k->obj[id].s = MLOAD__PCAST(const char *, s);
     k->obj[id].len = len;
     return mload__pk_push(k, id);
+}
+
+/* pushes an int: the ones 0..255 (dims, strides, offsets) are shared */
+static mload_result mload__pk_int(mload__pk *k, int64_t v) {
+    mload_result r;
+    if (v < 0 || v > 255) return mload__pk_make(k, MLOAD__PK_INT, v, NULL, 0);
+    if (k->small[v] != UINT32_MAX) return mload__pk_push(k, k->small[v]);
+    if ((r = mload__pk_make(k, MLOAD__PK_INT, v, NULL, 0)) == MLOAD_OK) k->small[v] = k->stack[k->sp - 1];
+    return r;
 }
 
 /* appends (key, value) to container c */
@@ -4896,7 +4906,7 @@ static mload_result mload__pk_run(mload__pk *k, uint32_t *out) {
             uint64_t v;
             if (!(a = mload__pk_take(k, n))) return mload__pk_bad(k, "truncated");
             v = mload__le(a, n);
-            r = mload__pk_make(k, MLOAD__PK_INT, op == 'J' ? MLOAD__CAST(int64_t, MLOAD__CAST(int32_t, MLOAD__CAST(uint32_t, v))) : MLOAD__CAST(int64_t, v), NULL, 0);
+            r = mload__pk_int(k, op == 'J' ? MLOAD__CAST(int64_t, MLOAD__CAST(int32_t, MLOAD__CAST(uint32_t, v))) : MLOAD__CAST(int64_t, v));
             break;
         }
         case 0x8a: { /* LONG1: little-endian two's complement, at most 8 bytes here */
@@ -4908,7 +4918,7 @@ static mload_result mload__pk_run(mload__pk *k, uint32_t *out) {
             if (!(a = mload__pk_take(k, n))) return mload__pk_bad(k, "truncated");
             v = mload__le(a, n);
             if (n && n < 8 && (a[n - 1] & 0x80u)) v |= ~MLOAD__CAST(uint64_t, 0) << (8u * n);
-            r = mload__pk_make(k, MLOAD__PK_INT, MLOAD__CAST(int64_t, v), NULL, 0);
+            r = mload__pk_int(k, MLOAD__CAST(int64_t, v));
             break;
         }
         case 'G': /* BINFLOAT: kept as its bits */
@@ -5226,6 +5236,7 @@ static mload_result mload__torch_open(mload_file *f, mload_error *err) {
     memset(&w, 0, sizeof w);
     k.a = a;
     k.err = err;
+    memset(k.small, 0xFF, sizeof k.small);
     w.k = &k;
     f->format = MLOAD_FORMAT_PYTORCH;
     if ((r = mload__zip_open(f, &z, err)) != MLOAD_OK) goto done;
