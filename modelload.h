@@ -5117,18 +5117,18 @@ static int mload__ptrec_cmp(const void *x, const void *y) {
 /* Where storage s lies: its entry PREFIX + "data/" + key, resolved once. */
 static mload_result mload__pt_storage(mload_file *f, mload__pk *k, mload__zip *z, const char *prefix, size_t pl,
                                       mload__pv *s, mload_error *err) {
-    char *nm;
+    char stack[256], *nm = stack; /* the usual names fit: no allocation per storage */
     const mload__zent *e;
     uint64_t bytes, es = s->dtype != MLOAD_DTYPE_INVALID ? mload_dtype_bits(MLOAD__CAST(mload_dtype, s->dtype)) / 8u : 1u;
+    size_t nl = pl + 5 + s->len;
     mload_result r;
     if (s->ref != UINT32_MAX) return MLOAD_OK;
-    nm = MLOAD__CAST(char *, mload__malloc(k->a, pl + 5 + s->len + 1, 1));
-    if (!nm) return mload__oom(err);
+    if (nl > sizeof stack && !(nm = MLOAD__CAST(char *, mload__malloc(k->a, nl, 1)))) return mload__oom(err);
     memcpy(nm, prefix, pl);
     memcpy(nm + pl, "data/", 5);
     memcpy(nm + pl + 5, s->s, s->len);
-    e = mload__zip_find(z, nm, pl + 5 + s->len);
-    mload__free(k->a, nm, pl + 5 + s->len + 1, 1);
+    e = mload__zip_find(z, nm, nl);
+    if (nm != stack) mload__free(k->a, nm, nl, 1);
     if (!e)
         return mload__fail(err, MLOAD_ERR_INVALID_ARCHIVE, MLOAD_NO_OFFSET, s->s, s->len,
                            "storage '%S' has no entry %Sdata/%S in the archive", s->s, s->len, prefix, pl, s->s, s->len);
@@ -7612,8 +7612,9 @@ static int mload__lora_classify(const mload_tensor *t, mload__lent *e) {
 
 /* the base tensor name a pair targets, before rules: MODULE.weight; kohya:
    MODULE less lora_unet_ / lora_te_ / ... (underscores kept); old
-   diffusers: X.processor.Y_lora -> X.Y */
-static size_t mload__lora_target(const mload__lpair *p, char *out, size_t cap) {
+   diffusers: X.processor.Y_lora -> X.Y. Written to out (room for the
+   module + 8 bytes, NUL-terminated); returns its length. */
+static size_t mload__lora_target(const mload__lpair *p, char *out) {
     static const char *const kohya[] = {"lora_unet_", "lora_te1_", "lora_te2_", "lora_te_", "lora_transformer_", "lora_"};
     const char *s = p->module;
     size_t n = p->mlen, i, k;
@@ -7622,7 +7623,6 @@ static size_t mload__lora_target(const mload__lpair *p, char *out, size_t cap) {
             k = strlen(kohya[i]);
             if (n > k && memcmp(s, kohya[i], k) == 0) { s += k; n -= k; break; }
         }
-    if (n + 8 > cap) return 0;
     memcpy(out, s, n);
     if (p->layout == MLOAD__LORA_OLD && n > 5 && memcmp(out + n - 5, "_lora", 5) == 0) {
         size_t j;
@@ -7699,9 +7699,9 @@ static mload_result mload__lora_pairs(mload_map *m, const mload_lora *lo, uint64
     mload__lent *ents = NULL;
     mload__lpair *pairs = NULL;
     mload_tensor *fake = NULL, *conv = NULL;
-    size_t *conv_of = NULL, nconv = 0, ne = 0, np = 0, i, j, fake_n = 0;
-    char *names = NULL;
-    size_t names_cap = 0, names_n = 0;
+    size_t *conv_of = NULL, nconv = 0, ne = 0, np = 0, i, j;
+    char *names = NULL, *un = NULL; /* the target names; one underscored name at a time */
+    size_t names_cap = 1, names_n = 0, un_cap = 0;
     mload__recipes rc;
     mload_lora_info *info = &m->lora_info[li];
     int lenient = (lo->flags & MLOAD_LORA_LENIENT) != 0;
@@ -7747,15 +7747,14 @@ static mload_result mload__lora_pairs(mload_map *m, const mload_lora *lo, uint64
                          p->a ? "up (B) half" : "down (A) half");
     }
     /* target names, through the converter when given: fake tensors named MODULE.weight */
+    for (i = 0; i < np; ++i) names_cap += pairs[i].mlen + 8u; /* a target is at most its module + ".weight" */
     fake = MLOAD__CAST(mload_tensor *, mload__malloc(a, (np + 1) * sizeof(mload_tensor), sizeof(void *)));
-    if (!fake) { r = mload__oom(err); goto done; }
+    names = MLOAD__CAST(char *, mload__malloc(a, names_cap, 1));
+    if (!fake || !names) { r = mload__oom(err); goto done; }
     for (i = 0; i < np; ++i) {
-        char tmp[4096];
-        size_t n = mload__lora_target(&pairs[i], tmp, sizeof tmp);
-        if (!n || !mload__reserve(a, MLOAD__PCAST(void **, &names), &names_cap, names_n + n + 1, 1)) { r = n ? mload__oom(err) : mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, pairs[i].module, pairs[i].mlen, "LoRA module name too long"); goto done; }
-        memcpy(names + names_n, tmp, n + 1);
+        size_t n = mload__lora_target(&pairs[i], names + names_n);
         memset(&fake[i], 0, sizeof(mload_tensor));
-        fake[i].name = MLOAD__PCAST(const char *, names_n); /* an offset until the arena stops moving */
+        fake[i].name = names + names_n;
         fake[i].name_len = n;
         fake[i].dtype = MLOAD_DTYPE_F32;
         fake[i].shape = &pairs[i].a->numel;
@@ -7765,8 +7764,6 @@ static mload_result mload__lora_pairs(mload_map *m, const mload_lora *lo, uint64
         fake[i].file_index = UINT32_MAX;
         names_n += n + 1;
     }
-    fake_n = np;
-    for (i = 0; i < np; ++i) fake[i].name = names + MLOAD__PCAST(size_t, fake[i].name);
     conv = fake;
     nconv = np;
 #if !defined(MODELLOAD_NO_CONVERTER)
@@ -7795,15 +7792,13 @@ static mload_result mload__lora_pairs(mload_map *m, const mload_lora *lo, uint64
         p = &pairs[pi];
         {
             size_t ul = conv[i].name_len;
-            char *un = MLOAD__CAST(char *, mload__malloc(a, ul + 1, 1));
-            if (!un) { r = mload__oom(err); goto done; }
+            if (!mload__reserve(a, MLOAD__PCAST(void **, &un), &un_cap, ul + 1, 1)) { r = mload__oom(err); goto done; }
             mload__underscored(conv[i].name, ul, un);
             bi = mload__lora_base(m, u, p->layout == MLOAD__LORA_KOHYA ? un : conv[i].name, ul, p->layout == MLOAD__LORA_KOHYA);
-            if (bi >= SIZE_MAX - 1 && p->layout == MLOAD__LORA_KOHYA) { /* the exact name first */
+            if (bi >= SIZE_MAX - 1 && p->layout == MLOAD__LORA_KOHYA) { /* none or several spelled so: the name as it is */
                 size_t exact = mload__lora_base(m, NULL, conv[i].name, ul, 0);
                 if (exact != SIZE_MAX) bi = exact;
             }
-            mload__free(a, un, ul + 1, 1);
         }
         if (bi == SIZE_MAX - 1) {
             r = mload__fail(err, MLOAD_ERR_INVALID_ARGUMENT, MLOAD_NO_OFFSET, p->a->name, p->a->name_len,
@@ -7851,8 +7846,9 @@ done:
     if (conv != fake) mload__free(a, conv, (nconv + 1) * sizeof(mload_tensor), sizeof(void *));
     mload__free(a, conv_of, (nconv + 1) * sizeof(size_t), sizeof(void *));
     mload__recipes_free(a, &rc);
-    mload__free(a, fake, (fake_n + 1) * sizeof(mload_tensor), sizeof(void *));
+    mload__free(a, fake, (np + 1) * sizeof(mload_tensor), sizeof(void *));
     mload__free(a, names, names_cap, 1);
+    mload__free(a, un, un_cap, 1);
     mload__free(a, ents, (am->count + 1) * sizeof(mload__lent), sizeof(void *));
     mload__free(a, pairs, (am->count + 1) * sizeof(mload__lpair), sizeof(void *));
     return r;
@@ -7935,7 +7931,6 @@ static mload_result mload__map_loras(mload_map *m, const mload_lora *loras, uint
         m->recipe_of[mt[j - 1].base] = vi;
         t->file_index = UINT32_MAX;
         t->offset = 0;
-        i = j;
     }
 done:
     mload__free(a, mt, mcap * sizeof(mload__lmatch), sizeof(void *));
