@@ -259,7 +259,9 @@ static void t_refusals(void) {
 
 /* a checkpoint of one pickle (given as text with \x escapes) and one
    storage entry "0" of `storage` bytes */
-static mload_result open_pickle(const char *pkl, size_t pkl_len, size_t storage, mload_error *e) {
+/* (when it opens, its tensors must be exactly the nwant names of want) */
+static mload_result open_pickle_names(const char *pkl, size_t pkl_len, size_t storage, const char *const *want, size_t nwant,
+                                      mload_error *e) {
     static unsigned char zeros[256];
     const char *names[2] = {"ck/data.pkl", "ck/data/0"};
     const unsigned char *data[2];
@@ -278,9 +280,17 @@ static mload_result open_pickle(const char *pkl, size_t pkl_len, size_t storage,
     z.cap = zb.cap;
     r = open_mem(&z, &f, e);
     CHECK((r == MLOAD_OK) == (f != NULL));
+    if (f && want) {
+        size_t i;
+        CHECK_EQ_U64(mload_file_count(f), nwant);
+        for (i = 0; i < nwant; ++i) CHECK(mload_file_find(f, want[i]) != NULL);
+    }
     mload_file_close(f);
     tbuf_free(&z);
     return r;
+}
+static mload_result open_pickle(const char *pkl, size_t pkl_len, size_t storage, mload_error *e) {
+    return open_pickle_names(pkl, pkl_len, storage, NULL, 0, e);
 }
 #define PK(lit) lit, sizeof(lit) - 1
 
@@ -330,6 +340,19 @@ static void t_hostile_pickles(void) {
     CHECK_RES(open_pickle(PK("\x80\x02}q\x00(X\x01\x00\x00\x00" "a}q\x01X\x01\x00\x00\x00" "bh\x01u."), 0, &e), MLOAD_ERR_INVALID_PICKLE);
     /* a tensor's storage named but absent */
     CHECK_RES(open_pickle(PK("\x80\x02}(X\x01\x00\x00\x00w" PK_V2 "K\x00K\x04\x85K\x01\x85\x89}tRu."), 0, &e), MLOAD_ERR_INVALID_ARCHIVE);
+}
+
+/* the wrappers the original unwraps (a dict with no tensor of its own), and a
+   dict that has a tensor of its own, which is not unwrapped */
+static void t_wrappers(void) {
+    static const char *const w[] = {"w"}, *const both[] = {"w2", "model.w"};
+    mload_error e;
+    CHECK_RES(open_pickle_names(PK("\x80\x02}(X\x0b\x00\x00\x00model_state}(X\x01\x00\x00\x00w" PK_V2 "K\x00K\x04\x85K\x01\x85\x89}tRuu."),
+                                16, w, 1, &e), MLOAD_OK);
+    CHECK_RES(open_pickle_names(PK("\x80\x02}(X\x05\x00\x00\x00" "epochK\x01X\x05\x00\x00\x00model}(X\x01\x00\x00\x00w" PK_V2
+                                   "K\x00K\x04\x85K\x01\x85\x89}tRuu."), 16, w, 1, &e), MLOAD_OK);
+    CHECK_RES(open_pickle_names(PK("\x80\x02}(X\x02\x00\x00\x00w2" PK_V2 "K\x00K\x04\x85K\x01\x85\x89}tRX\x05\x00\x00\x00model}(X\x01\x00\x00\x00w"
+                                   PK_V2 "K\x00K\x04\x85K\x01\x85\x89}tRuu."), 16, both, 2, &e), MLOAD_OK);
 }
 
 static void t_nesting_limits(void) {
@@ -450,6 +473,7 @@ void area_torch(void) {
 #endif
     RUN(t_refusals);
     RUN(t_hostile_pickles);
+    RUN(t_wrappers);
     RUN(t_nesting_limits);
     RUN(t_damaged_files);
 }
